@@ -1,0 +1,18 @@
+"""Command-line interface: a thin Typer shell over the core packages.
+
+Each sibling module registers the commands of one domain step on :data:`app`.
+"""
+
+from __future__ import annotations
+
+from cryoneuro.cli._app import app, console, emit_json, user_errors
+from cryoneuro.cli import probe_cmd as _probe_cmd  # noqa: F401  (registers `probe`)
+from cryoneuro.cli import simulate_cmd as _simulate_cmd  # noqa: F401  (registers `simulate`)
+from cryoneuro.cli import evaluate_cmd as _evaluate_cmd  # noqa: F401  (score, analyse, meta)
+
+__all__ = ["app", "console", "emit_json", "main", "user_errors"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

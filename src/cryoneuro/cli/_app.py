@@ -1,0 +1,93 @@
+"""The Typer application and the conventions every command follows.
+
+Commands live in sibling modules (one per domain step) and register themselves on ``app``.
+Conventions (design.md §3): every computing command takes ``--json`` and then prints exactly
+one JSON object on stdout; human output goes through Rich; user mistakes
+(:class:`~cryoneuro.errors.CryoneuroError`) become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+from rich.console import Console
+
+from cryoneuro import __version__
+from cryoneuro.errors import CryoneuroError
+
+app = typer.Typer(
+    name="cryoneuro",
+    help="Simulate, plan, record and evaluate percutaneous cryoablation of peripheral neuromas.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Human-facing output; progress bars and messages go to stderr so that --json stays clean.
+console = Console(stderr=True)
+out = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn a :class:`CryoneuroError` into a one-line message and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CryoneuroError as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            typer.echo(f"cryoneuro: error: {message}", err=True)
+            raise typer.Exit(code=exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: map them to null so every consumer can parse the output."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def emit_json(payload: Any) -> None:
+    """Print one JSON object on stdout and nothing else."""
+    text = json.dumps(_finite(json.loads(json.dumps(payload, default=_json_default))), indent=2)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"cryoneuro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """Simulate, plan, record and evaluate percutaneous cryoablation of peripheral neuromas."""
