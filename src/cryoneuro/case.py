@@ -1,0 +1,304 @@
+"""The case file (TOML): domain, tissue, probes, protocol and outputs — validated at the edge.
+
+The minimal homogeneous form is the contract of design.md §3::
+
+    [domain]
+    size_mm = [40, 40, 50]
+    voxel_mm = 0.5
+    tissue = "muscle"                 # or a table of properties, optionally with base = "..."
+    body_temperature_c = 37
+
+    [[probes]]
+    tip_mm = [20, 20, 15]             # domain coordinates, mm
+    direction = [0, 0, 1]             # from the tip towards the handle
+    diameter_mm = 1.5
+    active_length_mm = 10
+    tip_temperature_c = -150          # or tip_trace_c = [[0, 37], [20, -150]]; or gas = "argon"
+
+    [protocol]
+    phases = [{ freeze_s = 300 }]     # also { thaw_s = 60, mode = "passive" | "active" }
+
+Every mistake (unknown key, wrong type, NaN, negative duration, probe outside the domain, voxel
+too coarse for the probe) is a :class:`~cryoneuro.errors.CaseFileError` whose one-line message
+names the field.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cryoneuro.errors import CaseFileError, CryoneuroError
+from cryoneuro.thermal.geometry import Grid, ProbeGeometry
+from cryoneuro.thermal.solver import Phase, TemperatureSchedule, ThermalModel, constant, trace
+from cryoneuro.tissue import ThermalProperties, tissue_from_mapping
+
+Vec3 = tuple[float, float, float]
+Positive = Annotated[float, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class TissueTable(_Strict):
+    """Custom tissue properties (volumetric, SI); ``base`` starts from a library tissue."""
+
+    base: str | None = None
+    k_unfrozen: Positive | None = None
+    k_frozen: Positive | None = None
+    c_unfrozen: Positive | None = None
+    c_frozen: Positive | None = None
+    latent: Annotated[float, Field(ge=0)] | None = None
+    t_liquidus: float | None = None
+    t_solidus: float | None = None
+    perfusion: Annotated[float, Field(ge=0)] | None = None
+    metabolism: Annotated[float, Field(ge=0)] | None = None
+
+
+class DomainSpec(_Strict):
+    size_mm: Vec3
+    voxel_mm: Positive
+    tissue: str | TissueTable = "muscle"
+    body_temperature_c: float = 37.0
+    boundary: Literal["body", "adiabatic"] = "body"
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "DomainSpec":
+        if any(s <= 0 for s in self.size_mm):
+            raise ValueError("size_mm must be three positive lengths")
+        return self
+
+
+class ProbeSpec(_Strict):
+    name: str | None = None
+    model: str | None = None  # a probe catalogue entry; fills diameter, length and gas
+    tip_mm: Vec3
+    direction: Vec3 = (0.0, 0.0, 1.0)
+    diameter_mm: Positive | None = None
+    active_length_mm: Positive | None = None
+    tip_temperature_c: float | None = None
+    tip_trace_c: list[tuple[float, float]] | None = None
+    gas: str | None = None
+    supply_bar: Positive | None = None
+    exhaust_bar: Positive | None = None
+    precooled: bool = True
+
+    @model_validator(mode="after")
+    def _one_drive(self) -> "ProbeSpec":
+        given = [k for k in ("tip_temperature_c", "tip_trace_c", "gas") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of tip_temperature_c, tip_trace_c, gas (got {given})")
+        if not given and self.model is None:
+            raise ValueError("give tip_temperature_c, tip_trace_c or gas (or a catalogue model)")
+        if self.tip_temperature_c is not None and not -273.15 < self.tip_temperature_c < 100:
+            raise ValueError(f"tip_temperature_c = {self.tip_temperature_c} is not a probe "
+                             "temperature in C (between -273.15 and 100)")
+        return self
+
+
+class PhaseSpec(_Strict):
+    freeze_s: Positive | None = None
+    thaw_s: Positive | None = None
+    mode: Literal["passive", "active"] = "passive"
+    tip_temperature_c: float | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "PhaseSpec":
+        if (self.freeze_s is None) == (self.thaw_s is None):
+            raise ValueError("each phase needs exactly one of freeze_s or thaw_s")
+        if self.freeze_s is not None and self.tip_temperature_c is not None:
+            raise ValueError("tip_temperature_c in a phase is for active thaw; set freeze "
+                             "temperatures on the probe")
+        return self
+
+    def to_phase(self) -> Phase:
+        if self.freeze_s is not None:
+            return Phase("freeze", self.freeze_s)
+        return Phase(f"thaw-{self.mode}", float(self.thaw_s), self.tip_temperature_c)  # type: ignore[arg-type]
+
+
+class ProtocolSpec(_Strict):
+    phases: list[PhaseSpec] = Field(min_length=1)
+
+
+class OutputSpec(_Strict):
+    isotherms_c: list[float] = Field(default_factory=lambda: [0.0, -20.0, -40.0])
+    points: dict[str, Vec3] = Field(default_factory=dict)
+    sample_interval_s: Positive = 0.25
+
+
+class Case(_Strict):
+    """A validated case file."""
+
+    domain: DomainSpec
+    probes: list[ProbeSpec] = Field(min_length=1)
+    protocol: ProtocolSpec
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    # -- conversion to the engine's objects -------------------------------------------------
+    def tissue(self) -> ThermalProperties:
+        spec = self.domain.tissue
+        if isinstance(spec, str):
+            return tissue_from_mapping(spec)
+        return tissue_from_mapping(spec.model_dump(exclude_none=True), name="custom")
+
+    def grid(self) -> Grid:
+        return Grid.from_size(self.domain.size_mm, self.domain.voxel_mm)
+
+    def probe_geometries(self) -> list[ProbeGeometry]:
+        out = []
+        for i, p in enumerate(self.probes):
+            diameter, length = p.diameter_mm, p.active_length_mm
+            if p.model is not None:
+                cat = _catalogue_model(p.model, i)
+                diameter = diameter or cat.diameter_mm
+                length = length or cat.active_length_mm
+            if diameter is None or length is None:
+                raise CaseFileError(f"probes[{i}]: give diameter_mm and active_length_mm (or a "
+                                    "catalogue model)")
+            out.append(ProbeGeometry(tuple(p.tip_mm), tuple(p.direction), diameter, length,
+                                     name=p.name or f"probes[{i}]"))
+        return out
+
+    def probe_schedules(self) -> list[TemperatureSchedule]:
+        out = []
+        for i, p in enumerate(self.probes):
+            if p.tip_temperature_c is not None:
+                out.append(constant(p.tip_temperature_c))
+            elif p.tip_trace_c is not None:
+                times, temps = zip(*p.tip_trace_c) if p.tip_trace_c else ((), ())
+                out.append(trace(times, temps))
+            else:
+                out.append(constant(gas_tip_temperature(p, i)))
+        return out
+
+    def model(self) -> ThermalModel:
+        grid = self.grid()
+        probes = self.probe_geometries()
+        for i, probe in enumerate(probes):
+            _check_inside(grid, probe, i)
+        return ThermalModel(
+            grid=grid,
+            labels=np.zeros(grid.shape, dtype=np.uint8),
+            materials=[self.tissue()],
+            probes=probes,
+            probe_temperature=self.probe_schedules(),
+            body_temperature_c=self.domain.body_temperature_c,
+            boundary=self.domain.boundary,
+        )
+
+    def phases(self) -> list[Phase]:
+        return [ph.to_phase() for ph in self.protocol.phases]
+
+
+def _catalogue_model(name: str, index: int):
+    from cryoneuro import probe as probe_physics
+
+    try:
+        return probe_physics.get_probe_model(name)
+    except CryoneuroError as exc:
+        raise CaseFileError(f"probes[{index}].model: {exc}") from None
+
+
+def gas_tip_temperature(spec: ProbeSpec, index: int) -> float:
+    """Steady tip temperature from the gas model (``cryoneuro probe``)."""
+    from cryoneuro import probe as probe_physics
+
+    gas = spec.gas
+    if gas is None and spec.model is not None:
+        gas = _catalogue_model(spec.model, index).gas
+    kwargs: dict[str, Any] = {"precooled": spec.precooled}
+    if spec.supply_bar is not None:
+        kwargs["supply_bar"] = spec.supply_bar
+    if spec.exhaust_bar is not None:
+        kwargs["exhaust_bar"] = spec.exhaust_bar
+    try:
+        state = probe_physics.tip_state(gas, **kwargs)
+    except CryoneuroError as exc:
+        raise CaseFileError(f"probes[{index}].gas: {exc}") from None
+    if state.warms:
+        raise CaseFileError(f"probes[{index}].gas = '{gas}' warms on expansion and cannot "
+                            "freeze; use argon, nitrogen, nitrous-oxide or carbon-dioxide")
+    return float(state.tip_temperature_c)
+
+
+def _check_inside(grid: Grid, probe: ProbeGeometry, index: int) -> None:
+    a_pt, b_pt = probe.segment_mm
+    tip = np.asarray(probe.tip_mm)
+    lo = np.asarray(grid.origin_mm)
+    hi = lo + np.asarray(grid.size_mm)
+    for label, point in (("tip_mm", tip), ("end of the active part", b_pt)):
+        if np.any(point < lo) or np.any(point > hi):
+            where = [round(float(v), 3) for v in point]
+            raise CaseFileError(
+                f"probes[{index}].{'tip_mm' if label == 'tip_mm' else 'active_length_mm'}: "
+                f"the {label} {where} mm is outside the domain (0..{list(grid.size_mm)} mm); "
+                "move the probe or enlarge domain.size_mm"
+            )
+    if probe.diameter_mm < grid.voxel_mm:
+        raise CaseFileError(
+            f"domain.voxel_mm = {grid.voxel_mm} is too coarse for probes[{index}] "
+            f"(diameter {probe.diameter_mm} mm); use voxel_mm <= {probe.diameter_mm:g}"
+        )
+
+
+def _format_validation(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ""
+    for part in err.get("loc", ()):
+        if isinstance(part, int):
+            loc += f"[{part}]"
+        elif part and not str(part).startswith(("function-", "tagged-union")) and part not in (
+            "str", "TissueTable", "tuple[float, float]"
+        ):
+            loc += ("." if loc else "") + str(part)
+    msg = err.get("msg", "invalid value")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key (check the spelling; see docs/case-file.md)"
+    elif err.get("type") == "finite_number":
+        msg = "must be a finite number (NaN and inf are not allowed)"
+    msg = msg.removeprefix("Value error, ")
+    value = err.get("input")
+    shown = "" if err.get("type") in ("missing",) or isinstance(value, dict) else f" (got {value!r})"
+    return f"{source}: {loc or 'case'}: {msg}{shown}"
+
+
+def parse_case(data: dict[str, Any], source: str = "case") -> Case:
+    try:
+        return Case.model_validate(data)
+    except ValidationError as exc:
+        raise CaseFileError(_format_validation(exc, source)) from None
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a case file; every problem becomes a one-line CaseFileError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CaseFileError(f"{path}: no such case file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseFileError(f"{path}: cannot read the case file ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseFileError(f"{path}: not valid TOML ({exc})") from None
+    _reject_non_finite(data, path.name)
+    return parse_case(data, path.name)
+
+
+def _reject_non_finite(value: Any, source: str, where: str = "") -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CaseFileError(f"{source}: {where or 'case'}: must be a finite number (got {value})")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _reject_non_finite(v, source, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _reject_non_finite(v, source, f"{where}[{i}]")

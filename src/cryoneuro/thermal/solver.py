@@ -1,0 +1,346 @@
+"""Protocol stepping: freeze / passive thaw / active thaw phases on the 3D bioheat model.
+
+A :class:`ThermalModel` describes the problem (grid, per-voxel materials, probes and how they
+are driven); :func:`simulate` runs a protocol on it and returns a :class:`ThermalResult` with the
+final temperature, the minimum temperature each voxel reached, the time each voxel spent at or
+below each threshold, temperature histories at named points and the heat each probe drew.
+
+Probe boundary per phase:
+
+* ``freeze``: the active surface is held at the probe's tip temperature, a constant or a
+  function of the time since the start of that freeze phase (a measured trace, or the gas
+  model's steady tip temperature);
+* ``thaw-passive``: the gas stops; the active surface becomes adiabatic;
+* ``thaw-active``: the surface is held at the thaw temperature (helium thaw; 20 °C default, a
+  parameter).
+
+Outer faces of the domain are held at body temperature (the far field) or are adiabatic.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numba
+import numpy as np
+
+from cryoneuro.errors import InputError
+from cryoneuro.thermal import kernels
+from cryoneuro.thermal.geometry import ACTIVE, INSULATED, Grid, ProbeGeometry, ProbeRaster, rasterise_probes
+from cryoneuro.tissue import ThermalProperties
+
+TemperatureSchedule = Callable[[float], float]
+
+PHASE_KINDS = ("freeze", "thaw-passive", "thaw-active")
+#: Fraction of the explicit stability limit used as the time step.
+CFL_SAFETY = 0.9
+#: Default thaw temperature of an active (helium) thaw, °C. Helium J–T warming alone gives only
+#: a few kelvin (see ``cryoneuro probe helium``); devices add heating to reach roughly room to
+#: body temperature at the tip, so 20 °C is a conservative default.
+DEFAULT_ACTIVE_THAW_C = 20.0
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of a protocol."""
+
+    kind: str
+    duration_s: float
+    temperature_c: float | None = None  # thaw-active only
+
+    def __post_init__(self) -> None:
+        if self.kind not in PHASE_KINDS:
+            raise InputError(f"phase kind '{self.kind}' is not one of {PHASE_KINDS}")
+        if not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise InputError(f"phase duration must be a positive number of seconds (got {self.duration_s})")
+
+
+def constant(value_c: float) -> TemperatureSchedule:
+    return lambda _t: value_c
+
+
+def trace(times_s: Sequence[float], temperatures_c: Sequence[float]) -> TemperatureSchedule:
+    """Piecewise-linear schedule through measured points (held constant beyond the ends)."""
+    t = np.asarray(times_s, dtype=float)
+    y = np.asarray(temperatures_c, dtype=float)
+    if t.ndim != 1 or len(t) < 1 or len(t) != len(y) or np.any(np.diff(t) <= 0):
+        raise InputError("tip_trace_c must be [[t_s, T_c], ...] with strictly increasing times")
+    return lambda s: float(np.interp(s, t, y))
+
+
+@dataclass
+class ThermalModel:
+    """The problem: grid, per-voxel material index, materials, probes and their drive."""
+
+    grid: Grid
+    labels: np.ndarray  # uint8 index into ``materials`` for each voxel
+    materials: list[ThermalProperties]
+    probes: list[ProbeGeometry]
+    probe_temperature: list[TemperatureSchedule]
+    body_temperature_c: float = 37.0
+    boundary: str = "body"  # "body" (Dirichlet at body temperature) or "adiabatic"
+    dirichlet_faces: tuple[bool, ...] | None = None  # overrides ``boundary`` per face
+    source_w_m3: np.ndarray | None = None  # optional volumetric heat source (tests, heaters)
+    initial_temperature_c: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.labels.shape != self.grid.shape:
+            raise InputError(f"label map shape {self.labels.shape} does not match the grid {self.grid.shape}")
+        if len(self.probe_temperature) != len(self.probes):
+            raise InputError("give one temperature schedule per probe")
+        if self.labels.size and int(self.labels.max()) >= len(self.materials):
+            raise InputError(f"label {int(self.labels.max())} has no material (only {len(self.materials)} given)")
+        if self.boundary not in ("body", "adiabatic"):
+            raise InputError(f"domain.boundary must be 'body' or 'adiabatic' (got '{self.boundary}')")
+        self.labels = np.ascontiguousarray(self.labels, dtype=np.uint8)
+
+    def faces(self) -> np.ndarray:
+        if self.dirichlet_faces is not None:
+            return np.asarray(self.dirichlet_faces, dtype=np.bool_)
+        return np.full(6, self.boundary == "body", dtype=np.bool_)
+
+
+@dataclass
+class ThermalResult:
+    """What a simulation produced (temperatures in °C, times in s)."""
+
+    model: ThermalModel
+    raster: ProbeRaster
+    temperature_c: np.ndarray
+    min_temperature_c: np.ndarray
+    thresholds_c: np.ndarray
+    time_below_s: np.ndarray  # (n_thresholds, *grid.shape)
+    point_names: list[str]
+    point_times_s: np.ndarray
+    point_temperatures_c: np.ndarray  # (n_times, n_points)
+    probe_heat_j: np.ndarray  # heat drawn by each probe over the protocol
+    enthalpy_change_j: float
+    time_step_s: float
+    steps: int
+    wall_time_s: float
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def grid(self) -> Grid:
+        return self.model.grid
+
+    @property
+    def tissue_mask(self) -> np.ndarray:
+        """Voxels that are tissue (not probe, not shaft)."""
+        return self.raster.kind == 0
+
+    def time_below(self, threshold_c: float) -> np.ndarray:
+        idx = np.flatnonzero(np.isclose(self.thresholds_c, threshold_c))
+        if not len(idx):
+            raise InputError(f"no time-below record for {threshold_c} C; add it to output.isotherms_c")
+        return self.time_below_s[idx[0]]
+
+
+def stable_time_step(model: ThermalModel, raster: ProbeRaster) -> float:
+    """Largest stable forward-Euler step (s) over the materials present.
+
+    ``dt <= C_min dx^2 / (k_max S + w_b dx^2)`` where ``S`` is the largest per-cell sum of face
+    multipliers: 6 in the bulk, up to 7 at a Dirichlet outer face, more beside a probe
+    (``1/theta`` up to 2 per probe face).
+    """
+    dx = model.grid.voxel_mm * 1e-3
+    present = np.unique(model.labels[raster.kind == 0]) if (raster.kind == 0).any() else []
+    s_max = max(raster.max_face_sum, 7.0 if model.faces().any() else 6.0)
+    dt = math.inf
+    for m in present:
+        p = model.materials[int(m)]
+        c_min = min(p.c_frozen, p.c_unfrozen)
+        k_max = max(p.k_frozen, p.k_unfrozen)
+        dt = min(dt, c_min * dx * dx / (k_max * s_max + p.perfusion * dx * dx))
+    return CFL_SAFETY * dt
+
+
+def simulate(
+    model: ThermalModel,
+    protocol: Sequence[Phase],
+    *,
+    thresholds_c: Sequence[float] = (0.0, -20.0, -40.0),
+    points_mm: dict[str, Sequence[float]] | None = None,
+    sample_interval_s: float = 0.25,
+    max_time_step_s: float | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> ThermalResult:
+    """Run ``protocol`` on ``model``; see the module docstring for the boundary conditions."""
+    if not protocol:
+        raise InputError("protocol.phases is empty; add at least one { freeze_s = ... }")
+    started = time.perf_counter()
+    grid = model.grid
+    raster = rasterise_probes(grid, model.probes)
+    state = _State(model, raster)
+    kind = raster.kind
+    dx = grid.voxel_mm * 1e-3
+    inv_dx2 = 1.0 / (dx * dx)
+
+    thresholds = np.asarray(sorted({float(x) for x in thresholds_c}, reverse=True))
+    t_min = state.interior(state.t_old).copy()
+    below = np.zeros((len(thresholds), *grid.shape), dtype=np.float32)
+    names = list((points_mm or {}).keys())
+    coords = np.array([points_mm[n] for n in names], dtype=float) if names else np.zeros((0, 3))
+    for name, c in zip(names, coords):
+        if not grid.contains(c):
+            raise InputError(f"output point '{name}' {list(c)} is outside the domain")
+    sample_t: list[float] = [0.0]
+    sample_T: list[np.ndarray] = [_sample_points(state.interior(state.t_old), grid, coords)]
+    h_start = state.tissue_enthalpy()
+
+    dt_stable = stable_time_step(model, raster)
+    if max_time_step_s is not None:
+        dt_stable = min(dt_stable, max_time_step_s)
+    use_source = model.source_w_m3 is not None
+    source = state.pad(model.source_w_m3, 0.0) if use_source else np.zeros((1, 1, 1))
+    n_probes = len(model.probes)
+    heat = np.zeros(n_probes)
+    probe_temp = np.zeros(n_probes)
+    total_s = sum(p.duration_s for p in protocol)
+    elapsed = 0.0
+    steps = 0
+    since_sample = 0.0
+    dt_used = dt_stable
+
+    for phase_no, phase in enumerate(protocol):
+        n = max(1, math.ceil(phase.duration_s / dt_stable))
+        dt = phase.duration_s / n
+        dt_used = min(dt_used, dt)
+        on = np.full(n_probes, phase.kind != "thaw-passive")
+        label = f"{phase.kind} {phase_no + 1}/{len(protocol)}"
+        for step in range(n):
+            t_phase = step * dt
+            for p in range(n_probes):
+                if phase.kind == "freeze":
+                    probe_temp[p] = model.probe_temperature[p](t_phase + 0.5 * dt)
+                elif phase.kind == "thaw-active":
+                    probe_temp[p] = (phase.temperature_c if phase.temperature_c is not None
+                                     else DEFAULT_ACTIVE_THAW_C)
+            state.step(dt, inv_dx2, source, use_source, probe_temp, on, heat)
+            steps += 1
+            elapsed += dt
+            since_sample += dt
+            if since_sample >= sample_interval_s - 1e-12 or step == n - 1:
+                state.fill_probe_cells(probe_temp, on)
+                t_now = state.interior(state.t_old)
+                kernels.record(t_now, kind, t_min, below, thresholds, since_sample)
+                sample_t.append(elapsed)
+                sample_T.append(_sample_points(t_now, grid, coords))
+                since_sample = 0.0
+                if progress is not None:
+                    progress(min(elapsed / total_s, 1.0), label)
+    insulated = kind == INSULATED
+    t_min[insulated] = np.nan
+    final = state.interior(state.t_old).copy()
+    final[insulated] = np.nan
+    voxel_m3 = dx**3
+    return ThermalResult(
+        model=model,
+        raster=raster,
+        temperature_c=final,
+        min_temperature_c=t_min,
+        thresholds_c=thresholds,
+        time_below_s=below,
+        point_names=names,
+        point_times_s=np.asarray(sample_t),
+        point_temperatures_c=np.asarray(sample_T).reshape(len(sample_t), len(names)),
+        probe_heat_j=heat * voxel_m3,
+        enthalpy_change_j=(state.tissue_enthalpy() - h_start) * voxel_m3,
+        time_step_s=dt_used,
+        steps=steps,
+        wall_time_s=time.perf_counter() - started,
+        phases=list(protocol),
+    )
+
+
+class _State:
+    """Padded working arrays (one ghost layer) and the operations on them."""
+
+    def __init__(self, model: ThermalModel, raster: ProbeRaster) -> None:
+        grid = model.grid
+        self.mat = kernels.material_table(model.materials, model.body_temperature_c)
+        self.probe_material = len(model.materials)
+        self.inner = (slice(1, -1),) * 3
+        kind = raster.kind
+        self.free = kind == 0
+        lab = np.full(tuple(n + 2 for n in grid.shape), self.probe_material, dtype=np.uint8)
+        lab_in = model.labels.copy()
+        lab_in[~self.free] = self.probe_material
+        lab[self.inner] = lab_in
+        self.lab = lab
+        t0 = np.full(grid.shape, float(model.body_temperature_c))
+        if model.initial_temperature_c is not None:
+            t0[...] = model.initial_temperature_c
+        self.t_old = self.pad(t0, float(model.body_temperature_c))
+        self.h = np.empty_like(self.t_old)
+        kernels.enthalpy_from_temperature(self.t_old, lab, self.mat, self.h)
+        self.k_old = np.empty_like(self.t_old)
+        kernels.conductivity_field(self.t_old, lab, self.mat, self.k_old)
+        faces = model.faces()
+        for f in range(6):
+            axis, end = divmod(f, 2)
+            sl = [slice(None)] * 3
+            sl[axis] = -1 if end else 0
+            self.k_old[tuple(sl)] = kernels.K_WALL if faces[f] else 0.0
+        self.t_new = self.t_old.copy()
+        self.k_new = self.k_old.copy()
+        self.n_chunks = min(max(1, grid.shape[0] // 4), 2 * numba.get_num_threads())
+        self.raster = raster
+        self.cells = raster.boundary_cells + 1  # padded indices
+        self.members = [np.nonzero(raster.probe_index == p) for p in range(len(model.probes))]
+        self.owners = []
+        for p in range(len(model.probes)):
+            touches = (raster.boundary_probe == p).any(axis=1)
+            self.owners.append(tuple((raster.boundary_cells[touches] + 1).T))
+
+    def pad(self, a: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full(tuple(n + 2 for n in a.shape), fill, dtype=np.float64)
+        out[self.inner] = a
+        return out
+
+    def interior(self, a: np.ndarray) -> np.ndarray:
+        return a[self.inner]
+
+    def tissue_enthalpy(self) -> float:
+        return float(self.interior(self.h)[self.free].sum())
+
+    def step(self, dt, inv_dx2, source, use_source, probe_temp, on, heat) -> None:
+        kernels.diffuse_step(self.h, self.t_old, self.k_old, self.t_new, self.k_new, self.lab,
+                             self.mat, dt, inv_dx2, source, use_source,
+                             self.n_chunks)
+        if len(self.cells):
+            kernels.probe_faces(self.h, self.t_old, self.k_old, self.t_new, self.k_new,
+                                self.lab, self.mat, self.cells, self.raster.boundary_inv_theta,
+                                self.raster.boundary_probe, probe_temp, on, dt, inv_dx2, heat)
+        self.t_old, self.t_new = self.t_new, self.t_old
+        self.k_old, self.k_new = self.k_new, self.k_old
+
+    def fill_probe_cells(self, probe_temp: np.ndarray, on: np.ndarray) -> None:
+        """Give attached cells the probe's temperature; during a passive thaw, the mean of the
+        tissue touching it (a metal needle equilibrates with its surroundings)."""
+        hl = self.mat[self.probe_material, kernels.HL]
+        tl = self.mat[self.probe_material, kernels.TL]
+        cu = self.mat[self.probe_material, kernels.CU]
+        for p, members in enumerate(self.members):
+            if on[p]:
+                value = probe_temp[p]
+            elif len(self.owners[p][0]):
+                value = float(np.mean(self.t_old[self.owners[p]]))
+            else:
+                continue
+            idx = tuple(c + 1 for c in members)
+            self.t_old[idx] = value
+            self.h[idx] = hl + cu * (value - tl)
+
+
+def _sample_points(t: np.ndarray, grid: Grid, coords: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of the temperature at the given points (mm)."""
+    if len(coords) == 0:
+        return np.zeros(0)
+    from scipy.ndimage import map_coordinates
+
+    idx = (coords - np.asarray(grid.origin_mm)) / grid.voxel_mm - 0.5
+    return map_coordinates(t, idx.T, order=1, mode="nearest")
