@@ -7,7 +7,12 @@ linear interpolation along each grid axis, so extents are not quantised to the v
 * ``diameter_mm``: the largest extent perpendicular to the first probe's axis (the larger of the
   extents along the two axes ``u, v`` of the probe frame);
 * ``length_mm``: the extent along the first probe's axis;
-* ``volume_ml``: voxel count times voxel volume.
+* ``volume_ml``: the sum over voxels of the fraction of each voxel below the level. A voxel
+  the surface crosses contributes ``clip(1/2 - d / w, 0, 1)`` with ``d = (T - T_iso)/|grad T|``
+  its centre's signed distance to the surface and ``w = h (|n_x| + |n_y| + |n_z|)`` the voxel's
+  width along the surface normal ``n`` (a planar surface through the voxel, linearised); whole
+  voxels count 1. Plain voxel counting has a staircase noise of a few per cent on a 0.5 ml
+  iceball at 0.5 mm voxels.
 
 These are the definitions of the ``simulate`` JSON contract (design.md §3).
 """
@@ -61,7 +66,7 @@ def isotherm_metrics(
     valid = (kind != INSULATED) & np.isfinite(field)
     inside = (field <= level) & valid
     n_inside = int(inside.sum())
-    volume_ml = n_inside * grid.voxel_mm**3 * 1e-3
+    volume_ml = subvoxel_volume_mm3(field, grid.voxel_mm, level, valid) * 1e-3
     if n_inside == 0:
         return {"volume_ml": 0.0, "diameter_mm": 0.0, "length_mm": 0.0}
     pts = isosurface_points(field, grid, level, valid)
@@ -72,3 +77,23 @@ def isotherm_metrics(
         "diameter_mm": float(max(extent[0], extent[1])),
         "length_mm": float(extent[2]),
     }
+
+
+def subvoxel_volume_mm3(field: np.ndarray, voxel_mm: float, level: float, valid: np.ndarray) -> float:
+    """Volume (mm³) of ``field <= level`` with partial voxels at the surface (module docstring)."""
+    inside = (field <= level) & valid
+    filled = np.where(valid, field, level + 1e3)
+    near = np.zeros_like(inside)
+    for axis in range(3):
+        for sign in (-1, 1):
+            near |= inside != np.roll(inside, sign, axis=axis)
+    near &= valid
+    idx = np.nonzero(near)
+    gx, gy, gz = (np.gradient(filled, voxel_mm, axis=a)[idx] for a in range(3))
+    gnorm = np.sqrt(gx * gx + gy * gy + gz * gz)
+    ok = gnorm > 0
+    width = voxel_mm * (np.abs(gx) + np.abs(gy) + np.abs(gz)) / np.where(ok, gnorm, 1.0)
+    dist = (filled[idx] - level) / np.where(ok, gnorm, 1.0)
+    frac = np.where(ok, np.clip(0.5 - dist / width, 0.0, 1.0), inside[idx].astype(float))
+    whole = int((inside & ~near).sum())
+    return (whole + float(frac.sum())) * voxel_mm**3

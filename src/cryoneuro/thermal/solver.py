@@ -83,8 +83,10 @@ class ThermalModel:
     body_temperature_c: float = 37.0
     boundary: str = "body"  # "body" (Dirichlet at body temperature) or "adiabatic"
     dirichlet_faces: tuple[bool, ...] | None = None  # overrides ``boundary`` per face
+    wall_temperature_c: tuple[float, ...] | None = None  # per face; default body temperature
     source_w_m3: np.ndarray | None = None  # optional volumetric heat source (tests, heaters)
     initial_temperature_c: np.ndarray | None = None
+    insulated_shaft: bool = False  # see geometry.rasterise_probes
 
     def __post_init__(self) -> None:
         if self.labels.shape != self.grid.shape:
@@ -173,7 +175,7 @@ def simulate(
         raise InputError("protocol.phases is empty; add at least one { freeze_s = ... }")
     started = time.perf_counter()
     grid = model.grid
-    raster = rasterise_probes(grid, model.probes)
+    raster = rasterise_probes(grid, model.probes, insulated_shaft=model.insulated_shaft)
     state = _State(model, raster)
     kind = raster.kind
     dx = grid.voxel_mm * 1e-3
@@ -280,11 +282,13 @@ class _State:
         self.k_old = np.empty_like(self.t_old)
         kernels.conductivity_field(self.t_old, lab, self.mat, self.k_old)
         faces = model.faces()
+        walls = model.wall_temperature_c or (float(model.body_temperature_c),) * 6
         for f in range(6):
             axis, end = divmod(f, 2)
             sl = [slice(None)] * 3
             sl[axis] = -1 if end else 0
             self.k_old[tuple(sl)] = kernels.K_WALL if faces[f] else 0.0
+            self.t_old[tuple(sl)] = walls[f]
         self.t_new = self.t_old.copy()
         self.k_new = self.k_old.copy()
         self.n_chunks = min(max(1, grid.shape[0] // 4), 2 * numba.get_num_threads())
