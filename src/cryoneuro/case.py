@@ -144,9 +144,12 @@ class Case(_Strict):
     # -- conversion to the engine's objects -------------------------------------------------
     def tissue(self) -> ThermalProperties:
         spec = self.domain.tissue
-        if isinstance(spec, str):
-            return tissue_from_mapping(spec)
-        return tissue_from_mapping(spec.model_dump(exclude_none=True), name="custom")
+        try:
+            if isinstance(spec, str):
+                return tissue_from_mapping(spec)
+            return tissue_from_mapping(spec.model_dump(exclude_none=True), name="custom")
+        except CryoneuroError as exc:
+            raise CaseFileError(f"domain.tissue: {exc}") from None
 
     def grid(self) -> Grid:
         return Grid.from_size(self.domain.size_mm, self.domain.voxel_mm)
@@ -162,8 +165,11 @@ class Case(_Strict):
             if diameter is None or length is None:
                 raise CaseFileError(f"probes[{i}]: give diameter_mm and active_length_mm (or a "
                                     "catalogue model)")
-            out.append(ProbeGeometry(tuple(p.tip_mm), tuple(p.direction), diameter, length,
-                                     name=p.name or f"probes[{i}]"))
+            try:
+                out.append(ProbeGeometry(tuple(p.tip_mm), tuple(p.direction), diameter, length,
+                                         name=f"probes[{i}]"))
+            except CryoneuroError as exc:
+                raise CaseFileError(str(exc)) from None
         return out
 
     def probe_schedules(self) -> list[TemperatureSchedule]:
