@@ -35,7 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cryoneuro.errors import CaseFileError, CryoneuroError
 from cryoneuro.thermal.geometry import Grid, ProbeGeometry
-from cryoneuro.thermal.solver import Phase, TemperatureSchedule, ThermalModel, constant, trace
+from cryoneuro.thermal.solver import (
+    DEFAULT_TIME_STEP_S,
+    Phase,
+    TemperatureSchedule,
+    ThermalModel,
+    constant,
+    trace,
+)
 from cryoneuro.tissue import ThermalProperties, tissue_from_mapping
 
 Vec3 = tuple[float, float, float]
@@ -133,6 +140,12 @@ class OutputSpec(_Strict):
     sample_interval_s: Positive = 0.25
 
 
+class SolverSpec(_Strict):
+    scheme: Literal["rkl2", "euler"] = "rkl2"
+    time_step_s: Annotated[float, Field(gt=0, le=10)] = DEFAULT_TIME_STEP_S
+    insulated_shaft: bool = False
+
+
 class Case(_Strict):
     """A validated case file."""
 
@@ -140,6 +153,17 @@ class Case(_Strict):
     probes: list[ProbeSpec] = Field(min_length=1)
     protocol: ProtocolSpec
     output: OutputSpec = Field(default_factory=OutputSpec)
+    solver: SolverSpec = Field(default_factory=SolverSpec)
+
+    def simulate_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`cryoneuro.thermal.simulate`."""
+        return {
+            "thresholds_c": self.output.isotherms_c,
+            "points_mm": dict(self.output.points),
+            "sample_interval_s": self.output.sample_interval_s,
+            "scheme": self.solver.scheme,
+            "time_step_s": self.solver.time_step_s,
+        }
 
     # -- conversion to the engine's objects -------------------------------------------------
     def tissue(self) -> ThermalProperties:
@@ -197,6 +221,7 @@ class Case(_Strict):
             probe_temperature=self.probe_schedules(),
             body_temperature_c=self.domain.body_temperature_c,
             boundary=self.domain.boundary,
+            insulated_shaft=self.solver.insulated_shaft,
         )
 
     def phases(self) -> list[Phase]:

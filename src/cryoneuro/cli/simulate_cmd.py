@@ -37,8 +37,7 @@ def simulate_cmd(
     levels = case.output.isotherms_c
     with progress_bar(not quiet) as bar:
         task = bar.add_task("simulating", total=1.0)
-        result = simulate(model, case.phases(), thresholds_c=levels, points_mm=dict(case.output.points),
-                          sample_interval_s=case.output.sample_interval_s,
+        result = simulate(model, case.phases(), **case.simulate_options(),
                           progress=lambda f, label: bar.update(task, completed=f, description=label))
     summary = summarise(result, levels)
     summary["case"] = str(case_file)

@@ -113,20 +113,28 @@ def conductivity_field(temp, lab, mat, out):
 
 
 @njit(parallel=True, cache=True)
-def diffuse_step(h, t_old, k_old, t_new, k_new, lab, mat, dt, inv_dx2, source,
-                 use_source, n_chunks):
-    """One forward-Euler step on padded arrays (one ghost layer on every side).
+def stage(h_out, h1, h2, h0, m0, t_old, k_old, t_new, k_new, lab, mat, c1, c2, c0, cl, cm,
+          inv_dx2, source, use_source, extra, store_rate, n_chunks):
+    """One explicit stage on padded arrays (one ghost layer on every side)::
+
+        h_out = c1 h1 + cl L(T, k)                                   (extra = False)
+        h_out = c1 h1 + c2 h2 + c0 h0 + cl L(T, k) + cm m0           (extra = True)
+
+    with ``L`` the conduction + Pennes + source rate evaluated from ``t_old``/``k_old`` (the
+    temperatures and conductivities of ``h1``). Forward Euler is ``c1 = 1, cl = dt``; the
+    Runge–Kutta–Legendre stages of ``rkl.py`` use the rest. ``store_rate`` also writes ``L``
+    to ``m0``. ``h_out`` may alias ``h1`` or ``h2`` (each cell reads only its own entries).
 
     Ghost cells carry the outer boundary: a Dirichlet face has the wall temperature and
     conductivity ``K_WALL``; an adiabatic face conductivity 0. Probe and shaft voxels have the
     probe material (conductivity 0), so no flux crosses their faces here and they keep their
-    enthalpy; ``probe_faces`` adds the probe's own flux.
+    enthalpy; ``probe_rates`` gives the probe's own flux.
 
     Each face flux is computed once and handed to the cell on its other side (a register for
     z, a row buffer for y, a plane buffer for x): half the divisions of a naive stencil, and
     exactly conservative. The x range is split into ``n_chunks`` slabs run in parallel.
     """
-    nx, ny, nz = h.shape
+    nx, ny, nz = h_out.shape
     ni = nx - 2
     for c in prange(n_chunks):
         i0 = 1 + (ni * c) // n_chunks
@@ -157,48 +165,69 @@ def diffuse_step(h, t_old, k_old, t_new, k_new, lab, mat, dt, inv_dx2, source,
                     rate = acc * inv_dx2 + fl * (mat[m, SINK] - mat[m, PERF] * ti)
                     if use_source:
                         rate += source[i, j, k]
-                    hn = h[i, j, k] + dt * rate
-                    h[i, j, k] = hn
+                    hn = c1 * h1[i, j, k] + cl * rate
+                    if extra:
+                        hn += c2 * h2[i, j, k] + c0 * h0[i, j, k] + cm * m0[i, j, k]
+                    if store_rate:
+                        m0[i, j, k] = rate
+                    h_out[i, j, k] = hn
                     tn = temperature_of(hn, mat, m)
                     t_new[i, j, k] = tn
                     k_new[i, j, k] = conductivity(tn, mat, m)
 
 
 @njit(cache=True)
-def probe_faces(h, t_old, k_old, t_new, k_new, lab, mat, cells, inv_theta, which, probe_temp,
-                probe_on, dt, inv_dx2, heat_out):
-    """Add the ghost-fluid flux from the probe surface to the free cells beside it.
+def probe_rates(t, k, cells, inv_theta, which, probe_temp, probe_on, inv_dx2, out, per_probe):
+    """Ghost-fluid flux from the probe surfaces into the free cells beside them (W/m³).
 
     For a face at ``theta * dx`` from the cell centre the flux per unit volume is
-    ``k_i (T_probe - T_i) / (theta dx^2)``. ``cells`` are indices into the padded arrays.
-    ``heat_out[p]`` accumulates the heat drawn by probe ``p`` (J/m³ of one voxel; the caller
-    multiplies by the voxel volume).
+    ``k_i (T_probe - T_i) / (theta dx^2)``. ``cells`` are indices into the padded arrays;
+    ``out[n]`` gets cell n's total, ``per_probe[p]`` the sum over cells of probe p's share.
     """
+    per_probe[:] = 0.0
     for n in range(cells.shape[0]):
         i = cells[n, 0]
         j = cells[n, 1]
-        k = cells[n, 2]
-        ti = t_old[i, j, k]
-        ki = k_old[i, j, k]
-        added = 0.0
+        kk = cells[n, 2]
+        ti = t[i, j, kk]
+        ki = k[i, j, kk]
+        total = 0.0
         for f in range(6):
             p = which[n, f]
             if p >= 0 and probe_on[p]:
                 q = ki * (probe_temp[p] - ti) * inv_theta[n, f] * inv_dx2
-                added += q
-                heat_out[p] -= q * dt
-        if added != 0.0:
-            m = lab[i, j, k]
-            hn = h[i, j, k] + dt * added
-            h[i, j, k] = hn
+                total += q
+                per_probe[p] += q
+        out[n] = total
+
+
+@njit(cache=True)
+def add_probe_rates(h, t, k, lab, mat, cells, rates, coef, m0, store):
+    """``h += coef * rates`` at the probe-side cells (and into ``m0`` if ``store``); refresh
+    their temperature and conductivity."""
+    for n in range(cells.shape[0]):
+        i = cells[n, 0]
+        j = cells[n, 1]
+        kk = cells[n, 2]
+        if store:
+            m0[i, j, kk] += rates[n]
+        if rates[n] != 0.0:
+            m = lab[i, j, kk]
+            hn = h[i, j, kk] + coef * rates[n]
+            h[i, j, kk] = hn
             tn = temperature_of(hn, mat, m)
-            t_new[i, j, k] = tn
-            k_new[i, j, k] = conductivity(tn, mat, m)
+            t[i, j, kk] = tn
+            k[i, j, kk] = conductivity(tn, mat, m)
 
 
 @njit(parallel=True, cache=True)
-def record(t, kind, t_min, below, thresholds, dt_since):
-    """Update the running minimum and the time spent at or below each threshold."""
+def record(t, t_prev, kind, t_min, below, thresholds, dt_since):
+    """Update the running minimum and the time spent at or below each threshold.
+
+    Between two samples the temperature is taken to vary linearly, so the time below a
+    threshold is resolved within a sample interval (a crossing contributes the fraction of
+    the interval on the cold side). ``t_prev`` is then set to ``t``.
+    """
     nx, ny, nz = t.shape
     nthr = thresholds.shape[0]
     for i in prange(nx):
@@ -206,9 +235,15 @@ def record(t, kind, t_min, below, thresholds, dt_since):
             for k in range(nz):
                 if kind[i, j, k] == 2:
                     continue
-                ti = t[i, j, k]
-                if ti < t_min[i, j, k]:
-                    t_min[i, j, k] = ti
+                b = t[i, j, k]
+                a = t_prev[i, j, k]
+                if b < t_min[i, j, k]:
+                    t_min[i, j, k] = b
                 for q in range(nthr):
-                    if ti <= thresholds[q]:
+                    thr = thresholds[q]
+                    if a <= thr and b <= thr:
                         below[q, i, j, k] += dt_since
+                    elif a <= thr or b <= thr:
+                        f = (thr - a) / (b - a)
+                        below[q, i, j, k] += dt_since * (f if a <= thr else 1.0 - f)
+                t_prev[i, j, k] = b

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 from cryoneuro.errors import InputError
-from cryoneuro.thermal import kernels
+from cryoneuro.thermal import kernels, rkl
 from cryoneuro.thermal.geometry import ACTIVE, INSULATED, Grid, ProbeGeometry, ProbeRaster, rasterise_probes
 from cryoneuro.tissue import ThermalProperties
 
@@ -37,6 +37,11 @@ TemperatureSchedule = Callable[[float], float]
 PHASE_KINDS = ("freeze", "thaw-passive", "thaw-active")
 #: Fraction of the explicit stability limit used as the time step.
 CFL_SAFETY = 0.9
+#: Default RKL2 step (s). Measured against forward Euler at the stability limit (docs/thermal.md,
+#: "time-step convergence"): muscle (mushy range 7 K), 300 s freeze: < 0.005 mm for 0.25-4 s
+#: steps; gel (mushy range 0.5 K), 40 s freeze: 0.005 mm at 0.5 s but 0.08 mm at 1 s and 0.8 mm
+#: at 2 s — a sharp latent-heat front is what limits the step, so 0.5 s is the default.
+DEFAULT_TIME_STEP_S = 0.5
 #: Default thaw temperature of an active (helium) thaw, °C. Helium J–T warming alone gives only
 #: a few kelvin (see ``cryoneuro probe helium``); devices add heating to reach roughly room to
 #: body temperature at the tip, so 20 °C is a conservative default.
@@ -123,6 +128,7 @@ class ThermalResult:
     time_step_s: float
     steps: int
     wall_time_s: float
+    operator_evaluations: int = 0
     phases: list[Phase] = field(default_factory=list)
 
     @property
@@ -168,9 +174,21 @@ def simulate(
     points_mm: dict[str, Sequence[float]] | None = None,
     sample_interval_s: float = 0.25,
     max_time_step_s: float | None = None,
+    scheme: str = "rkl2",
+    time_step_s: float = DEFAULT_TIME_STEP_S,
     progress: Callable[[float, str], None] | None = None,
 ) -> ThermalResult:
-    """Run ``protocol`` on ``model``; see the module docstring for the boundary conditions."""
+    """Run ``protocol`` on ``model``; see the module docstring for the boundary conditions.
+
+    ``scheme="rkl2"`` (default) takes steps of ``time_step_s`` by Runge–Kutta–Legendre super
+    time stepping (``rkl.py``); ``"euler"`` takes forward-Euler steps at the stability limit
+    (or ``max_time_step_s`` if smaller). Records are sampled every ``sample_interval_s`` or
+    every step, whichever is longer.
+    """
+    if scheme not in ("rkl2", "euler"):
+        raise InputError(f"scheme must be 'rkl2' or 'euler' (got '{scheme}')")
+    if not (math.isfinite(time_step_s) and time_step_s > 0):
+        raise InputError(f"time_step_s must be positive (got {time_step_s})")
     if not protocol:
         raise InputError("protocol.phases is empty; add at least one { freeze_s = ... }")
     started = time.perf_counter()
@@ -183,6 +201,7 @@ def simulate(
 
     thresholds = np.asarray(sorted({float(x) for x in thresholds_c}, reverse=True))
     t_min = state.interior(state.t_old).copy()
+    t_prev = t_min.copy()
     below = np.zeros((len(thresholds), *grid.shape), dtype=np.float32)
     names = list((points_mm or {}).keys())
     coords = np.array([points_mm[n] for n in names], dtype=float) if names else np.zeros((0, 3))
@@ -205,30 +224,42 @@ def simulate(
     elapsed = 0.0
     steps = 0
     since_sample = 0.0
+    evaluations = 0
     dt_used = dt_stable
 
     for phase_no, phase in enumerate(protocol):
-        n = max(1, math.ceil(phase.duration_s / dt_stable))
-        dt = phase.duration_s / n
-        dt_used = min(dt_used, dt)
+        if scheme == "rkl2":
+            schedule = rkl.step_schedule(phase.duration_s, time_step_s, dt_stable)
+        else:
+            n = max(1, math.ceil(phase.duration_s / dt_stable))
+            schedule = [phase.duration_s / n] * n
+        n = len(schedule)
+        dt_used = max(dt_used, max(schedule)) if phase_no else max(schedule)
+        t_phase = 0.0
         on = np.full(n_probes, phase.kind != "thaw-passive")
         label = f"{phase.kind} {phase_no + 1}/{len(protocol)}"
-        for step in range(n):
-            t_phase = step * dt
+        for step, dt in enumerate(schedule):
             for p in range(n_probes):
                 if phase.kind == "freeze":
                     probe_temp[p] = model.probe_temperature[p](t_phase + 0.5 * dt)
                 elif phase.kind == "thaw-active":
                     probe_temp[p] = (phase.temperature_c if phase.temperature_c is not None
                                      else DEFAULT_ACTIVE_THAW_C)
-            state.step(dt, inv_dx2, source, use_source, probe_temp, on, heat)
+            if scheme == "rkl2":
+                stages = rkl.stages_for(dt, dt_stable)
+                state.step_rkl(dt, stages, inv_dx2, source, use_source, probe_temp, on, heat)
+                evaluations += stages
+            else:
+                state.step(dt, inv_dx2, source, use_source, probe_temp, on, heat)
+                evaluations += 1
             steps += 1
+            t_phase += dt
             elapsed += dt
             since_sample += dt
             if since_sample >= sample_interval_s - 1e-12 or step == n - 1:
                 state.fill_probe_cells(probe_temp, on)
                 t_now = state.interior(state.t_old)
-                kernels.record(t_now, kind, t_min, below, thresholds, since_sample)
+                kernels.record(t_now, t_prev, kind, t_min, below, thresholds, since_sample)
                 sample_t.append(elapsed)
                 sample_T.append(_sample_points(t_now, grid, coords))
                 since_sample = 0.0
@@ -254,6 +285,7 @@ def simulate(
         time_step_s=dt_used,
         steps=steps,
         wall_time_s=time.perf_counter() - started,
+        operator_evaluations=evaluations,
         phases=list(protocol),
     )
 
@@ -294,6 +326,10 @@ class _State:
         self.n_chunks = min(max(1, grid.shape[0] // 4), 2 * numba.get_num_threads())
         self.raster = raster
         self.cells = raster.boundary_cells + 1  # padded indices
+        self.prates = np.zeros(len(self.cells))
+        self.per_probe = np.zeros(len(model.probes))
+        self.spare: list | None = None
+        self.m0: np.ndarray | None = None
         self.members = [np.nonzero(raster.probe_index == p) for p in range(len(model.probes))]
         self.owners = []
         for p in range(len(model.probes)):
@@ -311,16 +347,70 @@ class _State:
     def tissue_enthalpy(self) -> float:
         return float(self.interior(self.h)[self.free].sum())
 
+    def _probe(self, t, k, probe_temp, on, inv_dx2) -> None:
+        kernels.probe_rates(t, k, self.cells, self.raster.boundary_inv_theta,
+                            self.raster.boundary_probe, probe_temp, on, inv_dx2, self.prates,
+                            self.per_probe)
+
     def step(self, dt, inv_dx2, source, use_source, probe_temp, on, heat) -> None:
-        kernels.diffuse_step(self.h, self.t_old, self.k_old, self.t_new, self.k_new, self.lab,
-                             self.mat, dt, inv_dx2, source, use_source,
-                             self.n_chunks)
-        if len(self.cells):
-            kernels.probe_faces(self.h, self.t_old, self.k_old, self.t_new, self.k_new,
-                                self.lab, self.mat, self.cells, self.raster.boundary_inv_theta,
-                                self.raster.boundary_probe, probe_temp, on, dt, inv_dx2, heat)
+        """Forward Euler: ``H += dt L(H)``; ``heat`` gets the heat each probe drew (J/m³)."""
+        n_cells = len(self.cells)
+        if n_cells:
+            self._probe(self.t_old, self.k_old, probe_temp, on, inv_dx2)
+        kernels.stage(self.h, self.h, self.h, self.h, self.h, self.t_old, self.k_old,
+                      self.t_new, self.k_new, self.lab, self.mat, 1.0, 0.0, 0.0, dt, 0.0,
+                      inv_dx2, source, use_source, False, False, self.n_chunks)
+        if n_cells:
+            kernels.add_probe_rates(self.h, self.t_new, self.k_new, self.lab, self.mat, self.cells,
+                                    self.prates, dt, self.h, False)
+            heat -= dt * self.per_probe
         self.t_old, self.t_new = self.t_new, self.t_old
         self.k_old, self.k_new = self.k_new, self.k_old
+
+    def step_rkl(self, tau, n_stages, inv_dx2, source, use_source, probe_temp, on, heat) -> None:
+        """One RKL2 super-step of length ``tau`` in ``n_stages`` stages (see rkl.py).
+
+        The probe heat follows the same linear recurrence as the stages, so the energy account
+        stays exact."""
+        if self.spare is None:
+            self.spare = [(np.empty_like(self.h), self.t_old.copy(), self.k_old.copy())
+                          for _ in range(2)]
+            self.m0 = np.zeros_like(self.h)
+        coef = rkl.coefficients(n_stages)
+        n_cells = len(self.cells)
+        y0 = (self.h, self.t_old, self.k_old)
+        bufs = [y0, self.spare[0], self.spare[1]]
+        # stage 1: Y1 = Y0 + mu~1 tau L(Y0), storing M0 = L(Y0)
+        if n_cells:
+            self._probe(y0[1], y0[2], probe_temp, on, inv_dx2)
+        q0 = self.per_probe.copy()
+        mut1 = coef[0][2]
+        a = bufs[1]
+        kernels.stage(a[0], y0[0], y0[0], y0[0], self.m0, y0[1], y0[2], a[1], a[2], self.lab,
+                      self.mat, 1.0, 0.0, 0.0, mut1 * tau, 0.0, inv_dx2, source, use_source,
+                      False, True, self.n_chunks)
+        if n_cells:
+            kernels.add_probe_rates(a[0], a[1], a[2], self.lab, self.mat, self.cells, self.prates,
+                                    mut1 * tau, self.m0, True)
+        e_prev2, e_prev1 = np.zeros_like(q0), mut1 * tau * q0
+        prev2, prev1 = y0, a
+        for j in range(2, n_stages + 1):
+            mu, nu, mut, gmt = coef[j - 1]
+            out = bufs[2] if j == 2 else prev2
+            if n_cells:
+                self._probe(prev1[1], prev1[2], probe_temp, on, inv_dx2)
+            kernels.stage(out[0], prev1[0], prev2[0], y0[0], self.m0, prev1[1], prev1[2], out[1],
+                          out[2], self.lab, self.mat, mu, nu, 1.0 - mu - nu, mut * tau, gmt * tau,
+                          inv_dx2, source, use_source, True, False, self.n_chunks)
+            if n_cells:
+                kernels.add_probe_rates(out[0], out[1], out[2], self.lab, self.mat, self.cells,
+                                        self.prates, mut * tau, self.m0, False)
+            e_new = mu * e_prev1 + nu * e_prev2 + mut * tau * self.per_probe + gmt * tau * q0
+            e_prev2, e_prev1 = e_prev1, e_new
+            prev2, prev1 = prev1, out
+        heat -= e_prev1
+        self.spare = [b for b in bufs if b is not prev1]
+        self.h, self.t_old, self.k_old = prev1
 
     def fill_probe_cells(self, probe_temp: np.ndarray, on: np.ndarray) -> None:
         """Give attached cells the probe's temperature; during a passive thaw, the mean of the

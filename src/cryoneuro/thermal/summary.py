@@ -46,6 +46,8 @@ def summarise(result: ThermalResult, levels_c: Sequence[float]) -> dict[str, Any
         "grid": {"shape": list(result.grid.shape), "voxel_mm": result.grid.voxel_mm},
         "solver": {
             "time_step_s": result.time_step_s,
+            "scheme": "rkl2" if result.operator_evaluations != result.steps else "euler",
+            "operator_evaluations": result.operator_evaluations,
             "steps": result.steps,
             "wall_time_s": round(result.wall_time_s, 3),
             "cell_updates_per_s": result.grid.n_cells * result.steps / max(result.wall_time_s, 1e-9),
