@@ -143,7 +143,7 @@ class OutputSpec(_Strict):
 class SolverSpec(_Strict):
     scheme: Literal["rkl2", "euler"] = "rkl2"
     time_step_s: Annotated[float, Field(gt=0, le=10)] = DEFAULT_TIME_STEP_S
-    insulated_shaft: bool = False
+    insulated_shaft: bool = True
 
 
 class Case(_Strict):

@@ -130,9 +130,13 @@ class ProbeGeometry:
         return math.pi * a * a * (length - a) + 2.0 / 3.0 * math.pi * a**3
 
     def active_sdf(self, x, y, z) -> np.ndarray:
-        """Signed distance (mm) to the active capsule surface: negative inside."""
-        a_pt, b_pt = self.segment_mm
-        return _capsule_sdf(x, y, z, a_pt, b_pt, self.radius_mm)
+        """Signed distance (mm) to the active surface: negative inside.
+
+        The active part is the capsule cut flat at the end of the active length (where the
+        shaft takes over): ``max(capsule, s - L)``, a lower bound of the Euclidean distance
+        that is exact on the cylinder and the tip, so sphere tracing still converges.
+        """
+        return _active_sdf(x, y, z, self)
 
     def axial_and_radial(self, x, y, z) -> tuple[np.ndarray, np.ndarray]:
         """Coordinate along the axis from the tip (mm) and distance from the axis (mm)."""
@@ -151,6 +155,14 @@ class ProbeGeometry:
         u /= np.linalg.norm(u)
         v = np.cross(w, u)
         return np.vstack([u, v, w])
+
+
+def _active_sdf(x, y, z, probe: "ProbeGeometry") -> np.ndarray:
+    a_pt, b_pt = probe.segment_mm
+    u = probe.unit
+    p = np.asarray(probe.tip_mm, dtype=float)
+    s = (x - p[0]) * u[0] + (y - p[1]) * u[1] + (z - p[2]) * u[2]
+    return np.maximum(_capsule_sdf(x, y, z, a_pt, b_pt, probe.radius_mm), s - probe.active_length_mm)
 
 
 def _capsule_sdf(x, y, z, a_pt: np.ndarray, b_pt: np.ndarray, radius: float) -> np.ndarray:
@@ -193,15 +205,13 @@ class ProbeRaster:
 _FACES = ((0, -1), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1))
 
 
-def rasterise_probes(grid: Grid, probes: list[ProbeGeometry], *, insulated_shaft: bool = False) -> ProbeRaster:
-    """Mark attached (and, if asked, insulated-shaft) cells; compute ghost-fluid face distances.
+def rasterise_probes(grid: Grid, probes: list[ProbeGeometry], *, insulated_shaft: bool = True) -> ProbeRaster:
+    """Mark attached and insulated-shaft cells; compute ghost-fluid face distances.
 
-    By default the shaft is thermally *transparent*: it neither cools nor blocks conduction.
-    A voxelised adiabatic shaft (``insulated_shaft=True``) adds a staircase error that made the
-    0 C iceball length of an oblique probe differ from an aligned one by 0.5 mm at 0.5 mm
-    voxels, while the choice itself moves the length by about 0.25 mm (both measured with
-    ``tests/test_thermal_engine.py``-style runs, see docs/thermal.md); the shaft's own volume is
-    under 2 % of a clinical iceball.
+    The shaft (beyond the active length, radius ``a``) is adiabatic by default: its voxels
+    (centre inside the shaft cylinder) take no part in conduction. ``insulated_shaft=False``
+    makes it thermally transparent instead (tissue conducts through it), which lengthens the
+    iceball along the shaft by about 0.35 mm on the design.md §3 case (docs/thermal.md).
     """
     h = grid.voxel_mm
     x, y, z = grid.centres_mm()
@@ -278,7 +288,7 @@ def _ray_theta(
     hit = np.zeros(len(start), dtype=bool)
     for _ in range(64):
         p = start + t[:, None] * step[None, :]
-        d = _capsule_sdf(p[:, 0], p[:, 1], p[:, 2], a_pt, b_pt, probe.radius_mm)
+        d = _active_sdf(p[:, 0], p[:, 1], p[:, 2], probe)
         hit |= d < 1e-7 * h
         t = np.where(hit, t, t + np.maximum(d, 0.0))
         if np.all(hit | (t > MAX_THETA * h)):

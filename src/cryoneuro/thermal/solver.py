@@ -91,7 +91,7 @@ class ThermalModel:
     wall_temperature_c: tuple[float, ...] | None = None  # per face; default body temperature
     source_w_m3: np.ndarray | None = None  # optional volumetric heat source (tests, heaters)
     initial_temperature_c: np.ndarray | None = None
-    insulated_shaft: bool = False  # see geometry.rasterise_probes
+    insulated_shaft: bool = True  # see geometry.rasterise_probes
 
     def __post_init__(self) -> None:
         if self.labels.shape != self.grid.shape:
