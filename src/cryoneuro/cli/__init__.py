@@ -9,6 +9,7 @@ from cryoneuro.cli._app import app, console, emit_json, user_errors
 from cryoneuro.cli import probe_cmd as _probe_cmd  # noqa: F401  (registers `probe`)
 from cryoneuro.cli import simulate_cmd as _simulate_cmd  # noqa: F401  (registers `simulate`)
 from cryoneuro.cli import evaluate_cmd as _evaluate_cmd  # noqa: F401  (score, analyse, meta)
+from cryoneuro.cli import demo_cmd as _demo_cmd  # noqa: F401  (demo)
 
 __all__ = ["app", "console", "emit_json", "main", "user_errors"]
 

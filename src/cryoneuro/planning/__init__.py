@@ -1,0 +1,1 @@
+"""Image-guided planning: trajectory, placement, the Plan model and its report."""
