@@ -100,3 +100,15 @@ def test_simulate_json_contract_and_outputs(tmp_path):
     for key in ("slices_min", "slices_final", "point_histories", "fields", "summary"):
         assert Path(data["files"][key]).is_file()
     assert json.loads((out / "summary.json").read_text())["isotherms"] == data["isotherms"]
+
+
+def test_gas_driven_probe_takes_the_gas_model_tip_temperature(tmp_path):
+    """A probe given as `gas = "argon"` (recuperated) is held at argon's exhaust saturation
+    temperature at 1 atm, -185.8 C (design.md §1, CoolProp), within 0.2 K; helium, which warms
+    on expansion, is refused with a message naming the field."""
+    text = GOOD.replace("tip_temperature_c = -150", 'gas = "argon"')
+    case = load_case(_write(tmp_path, text))
+    assert case.probe_schedules()[0](10.0) == pytest.approx(-185.8, abs=0.2)
+    bad = _write(tmp_path, GOOD.replace("tip_temperature_c = -150", 'gas = "helium"'))
+    result = runner.invoke(app, ["simulate", str(bad), "--json"])
+    assert result.exit_code == 2 and "probes[0].gas" in result.stderr and "warms" in result.stderr
