@@ -1,0 +1,80 @@
+"""Planning pieces: the Plan model round-trips; the trajectory check finds what the needle
+crosses, measured against a hand-built anatomy whose distances are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cryoneuro.errors import GeometryError, InputError
+from cryoneuro.planning.plan import Plan, ProbePlacement, ProtocolPhase
+from cryoneuro.planning.trajectory import assess_trajectory, tip_for_target
+from cryoneuro.thermal import Grid
+
+NAMES = {1: "skin", 2: "fat", 3: "metatarsal", 4: "digital_artery", 5: "neuroma"}
+AVOID = {"bone": ["metatarsal"], "artery": ["digital_artery"]}
+
+
+@pytest.fixture(scope="module")
+def block():
+    """A 40 mm cube: a body (z < 30 mm) with 1 mm of skin on top, fat below, a bone slab at
+    x < 10 mm, an artery (radius 1 mm) along y at x = 26, z = 15, and a neuroma at the centre."""
+    grid = Grid.from_size((40, 40, 40), 0.5)
+    x, y, z = grid.centres_mm()
+    lab = np.zeros(grid.shape, np.int16)
+    body = np.broadcast_to(z < 30, grid.shape)
+    lab[body] = 2
+    lab[np.broadcast_to((z >= 29) & (z < 30), grid.shape)] = 1
+    lab[np.broadcast_to((x < 10) & (z < 29), grid.shape)] = 3
+    lab[np.broadcast_to((x - 26) ** 2 + (z - 15) ** 2 < 1.0, grid.shape)] = 4
+    lab[(x - 20) ** 2 + (y - 20) ** 2 + (z - 15) ** 2 < 9.0] = 5
+    return grid, lab
+
+
+def test_vertical_path_through_skin_is_clean_and_measures_clearance(block):
+    grid, lab = block
+    rep = assess_trajectory((20, 20, 38), (20, 20, 15), lab, grid, NAMES, avoid=AVOID)
+    assert rep.ok, rep.violations
+    assert [p[0] for p in rep.path][:3] == ["air", "skin", "fat"]
+    assert rep.depth_mm == pytest.approx(30 - 15, abs=0.3)  # skin surface at z = 30
+    # the artery axis is 6 mm away at the tip depth: clearance = 6 - 1 (radius), +- a voxel
+    assert rep.clearance_mm["artery"] == pytest.approx(5.0, abs=0.5)
+    assert rep.clearance_mm["bone"] == pytest.approx(10.0, abs=0.5)
+    assert rep.angle_to_skin_normal_deg == pytest.approx(0.0, abs=5.0)
+    assert rep.warnings == []
+
+
+def test_path_through_bone_or_artery_is_a_violation(block):
+    grid, lab = block
+    rep = assess_trajectory((2, 20, 38), (8, 20, 15), lab, grid, NAMES, avoid=AVOID)
+    assert not rep.ok and any("bone" in v for v in rep.violations)
+    rep = assess_trajectory((32, 20, 38), (26, 20, 12), lab, grid, NAMES, avoid=AVOID)
+    assert any("artery" in v for v in rep.violations)
+
+
+def test_entry_inside_the_body_and_close_passes(block):
+    grid, lab = block
+    rep = assess_trajectory((20, 20, 25), (20, 20, 15), lab, grid, NAMES, avoid=AVOID)
+    assert any("not 'skin'" in v for v in rep.violations)
+    rep = assess_trajectory((23.5, 20, 38), (23.5, 20, 15), lab, grid, NAMES, avoid=AVOID)
+    assert rep.ok and any("artery" in w for w in rep.warnings)  # 1.5 mm from the artery
+    with pytest.raises(GeometryError):
+        assess_trajectory((20, 20, 15.1), (20, 20, 15), lab, grid, NAMES)
+
+
+def test_tip_for_target_centres_the_active_length():
+    tip = tip_for_target((0, 0, 30), (0, 0, 10), 10.0)
+    assert np.allclose(tip, (0, 0, 5))
+
+
+def test_plan_round_trips_through_json_and_rejects_garbage(tmp_path):
+    plan = Plan(case="t", probes=[ProbePlacement(name="A", tip_mm=(1, 2, 3), direction=(0, 0, 1),
+                                                 diameter_mm=1.47, active_length_mm=10)],
+                protocol=[ProtocolPhase(kind="freeze", duration_s=150)],
+                nerve={"complete_block": True}, relief={"median_days": 95.0})
+    path = plan.save(tmp_path / "plan.json")
+    assert Plan.load(path) == plan
+    with pytest.raises(InputError):
+        Plan.from_json('{"case": 3}')
+    with pytest.raises(InputError):
+        Plan.load(tmp_path / "missing.json")
