@@ -1,0 +1,1 @@
+"""Exports: tidy CSV tables, REDCap, FHIR bundle and a de-identified extract."""

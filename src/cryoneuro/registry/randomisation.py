@@ -1,0 +1,140 @@
+"""Concealed, stratified permuted-block randomisation for RCTs.
+
+The list for each (study, site) stratum is generated server-side when the site joins the
+study, from an HMAC of the randomisation secret, so nobody can predict the next allocation
+from earlier ones without the secret. Block sizes are random multiples of the arm-ratio sum
+(1:1 → blocks of 2 and 4). An allocation is revealed only to an enrolled, eligible,
+consented participant, and exactly one slot is consumed per participant: the stratum row is
+locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cryoneuro.registry.audit import acting
+from cryoneuro.registry.auth import WRITE_ROLES, Actor
+from cryoneuro.registry.errors import RandomisationError
+from cryoneuro.registry.models import (
+    Participant,
+    RandomisationSlot,
+    RandomisationStratum,
+    Study,
+    StudyDesign,
+    utcnow,
+)
+from cryoneuro.registry.settings import RegistrySettings
+
+BLOCK_MULTIPLIERS = (1, 2)
+BLOCKS_PER_EXTENSION = 25
+
+
+def permuted_block(secret: bytes, study_id: int, site_id: int, block_number: int,
+                   arms: Sequence[tuple[str, int]]) -> list[str]:
+    """One block of arm codes, deterministic given the secret and its position."""
+    digest = hmac.new(secret, f"{study_id}:{site_id}:{block_number}".encode(),
+                      hashlib.sha256).digest()
+    rng = random.Random(int.from_bytes(digest, "big"))
+    multiplier = rng.choice(BLOCK_MULTIPLIERS)
+    block = [code for code, ratio in arms for _ in range(ratio * multiplier)]
+    rng.shuffle(block)
+    return block
+
+
+def _extend(session: Session, settings: RegistrySettings, study: Study,
+            stratum: RandomisationStratum, n_blocks: int = BLOCKS_PER_EXTENSION) -> None:
+    arms = [(arm.code, arm.ratio) for arm in study.arms]
+    if len(arms) < 2:
+        raise RandomisationError(f"study {study.code} needs at least two arms to randomise")
+    sequence = session.scalar(
+        select(RandomisationSlot.sequence).where(RandomisationSlot.stratum_id == stratum.id)
+        .order_by(RandomisationSlot.sequence.desc()).limit(1)) or 0
+    secret = settings.randomisation_seed_secret()
+    for block_number in range(stratum.blocks_generated + 1, stratum.blocks_generated + n_blocks + 1):
+        block = permuted_block(secret, study.id, stratum.site_id, block_number, arms)
+        for code in block:
+            sequence += 1
+            session.add(RandomisationSlot(stratum_id=stratum.id, sequence=sequence,
+                                          block_number=block_number, block_size=len(block),
+                                          arm_code=code))
+    stratum.blocks_generated += n_blocks
+
+
+def generate_list(session: Session, settings: RegistrySettings, study: Study,
+                  site_id: int) -> RandomisationStratum:
+    """Create the stratum and its first blocks (called when a site joins an RCT)."""
+    stratum = RandomisationStratum(study_id=study.id, site_id=site_id, blocks_generated=0,
+                                   allocations=0)
+    session.add(stratum)
+    session.flush()
+    _extend(session, settings, study, stratum)
+    return stratum
+
+
+def is_eligible(participant: Participant, study: Study) -> bool:
+    """Consented (not withdrawn), all inclusion criteria met and no exclusion present."""
+    consent_ok = any(c.consented and c.withdrawal_date is None for c in participant.consents)
+    answers = {a.criterion_code: a.answer for a in participant.eligibility}
+    for criterion in study.criteria:
+        answer = answers.get(criterion.code)
+        if answer is None:
+            return False
+        if (criterion.kind == "inclusion") != answer:
+            return False
+    return consent_ok
+
+
+def randomise(session: Session, settings: RegistrySettings, actor: Actor,
+              participant_id: int) -> str:
+    """Allocate the next concealed slot of the participant's stratum; return the arm code."""
+    actor.require(WRITE_ROLES, "randomise")
+    participant = session.get(Participant, participant_id)
+    if participant is None:
+        raise RandomisationError("no such participant")
+    actor.require_site(participant.site_id)
+    study = session.get(Study, participant.study_id)
+    assert study is not None
+    if study.design != StudyDesign.rct:
+        raise RandomisationError(f"study {study.code} is a case series: nothing to randomise")
+    if participant.status != "enrolled":
+        raise RandomisationError("only enrolled participants can be randomised")
+    if not is_eligible(participant, study):
+        raise RandomisationError("participant is not eligible or has not consented")
+    stratum = session.scalars(
+        select(RandomisationStratum)
+        .where(RandomisationStratum.study_id == study.id,
+               RandomisationStratum.site_id == participant.site_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if stratum is None:
+        raise RandomisationError("no randomisation list for this site: add the site to the study")
+    session.refresh(participant)  # re-read under the lock: a parallel request may have won
+    if participant.arm_code is not None:
+        raise RandomisationError(f"participant {participant.study_number} is already randomised")
+    slot = session.scalars(
+        select(RandomisationSlot).where(RandomisationSlot.stratum_id == stratum.id,
+                                        RandomisationSlot.sequence == stratum.allocations + 1)
+    ).one_or_none()
+    with acting(session, actor, reason="randomisation"):
+        if slot is None:
+            _extend(session, settings, study, stratum)
+            session.flush()
+            slot = session.scalars(
+                select(RandomisationSlot).where(
+                    RandomisationSlot.stratum_id == stratum.id,
+                    RandomisationSlot.sequence == stratum.allocations + 1)).one()
+        now = utcnow()
+        slot.participant_id = participant.id
+        slot.allocated_at = now
+        slot.allocated_by = actor.username
+        stratum.allocations += 1
+        participant.arm_code = slot.arm_code
+        participant.randomised_at = now
+    return slot.arm_code

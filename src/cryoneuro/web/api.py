@@ -1,0 +1,224 @@
+"""JSON API (OpenAPI at /docs): thin routes over the registry services.
+
+Every route depends on :func:`api_actor` (login + CSRF header for writes) except login; role
+and site checks are in the services, so the API and the pages cannot disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from cryoneuro.registry import audit
+from cryoneuro.registry.auth import authenticate
+from cryoneuro.registry.exports import deidentified, fhir, redcap, tidy
+from cryoneuro.registry.randomisation import randomise
+from cryoneuro.registry.schemas import (
+    AdverseEventIn,
+    EditIn,
+    EnrolmentIn,
+    FollowUpIn,
+    LoginIn,
+    ProcedureIn,
+    ReinterventionIn,
+    WithdrawalIn,
+)
+from cryoneuro.registry.services import clinical, participants
+from cryoneuro.registry.services.dashboard import dashboard
+from cryoneuro.registry.services.yellow_card import yellow_card_summary
+from cryoneuro.web.deps import ApiActor, SessionDep, SettingsDep, csrf_token
+
+router = APIRouter(prefix="/api", tags=["registry"])
+MAX_ID = 2**31 - 1
+
+
+def _id(value: int, field: str = "participant_id") -> int:
+    from cryoneuro.registry.errors import NotFoundError
+
+    if not 0 < value <= MAX_ID:
+        raise NotFoundError(f"no record with {field} {value}")
+    return value
+
+
+@router.post("/login")
+def login(body: LoginIn, request: Request, session: SessionDep) -> dict:
+    """Start a session; returns the CSRF token to send as X-CSRF-Token on writes."""
+    user = authenticate(session, body.username, body.password)
+    request.session.clear()
+    request.session["user_id"] = user.id
+    return {"username": user.username, "role": user.role, "csrf_token": csrf_token(request)}
+
+
+@router.post("/logout")
+def logout(request: Request, actor: ApiActor) -> dict:
+    request.session.clear()
+    return {"ok": True}
+
+
+@router.get("/participants")
+def list_all(session: SessionDep, actor: ApiActor) -> list:
+    return [{"id": p.id, "study_number": p.study_number, "status": p.status,
+             "site_id": p.site_id} for p in participants.list_participants(session, actor)]
+
+
+@router.post("/participants", status_code=201)
+def enrol(body: EnrolmentIn, session: SessionDep,
+          settings: SettingsDep,
+          actor: ApiActor) -> dict:
+    participant = participants.enrol(session, settings, actor, body)
+    session.commit()
+    return {"id": participant.id, "study_number": participant.study_number}
+
+
+@router.get("/participants/{participant_id}")
+def read(participant_id: int, session: SessionDep,
+         settings: SettingsDep,
+         actor: ApiActor) -> dict:
+    participant = participants.get_participant(session, actor, _id(participant_id))
+    return participants.participant_summary(session, settings, actor, participant)
+
+
+@router.post("/participants/{participant_id}/randomise")
+def randomise_participant(participant_id: int, session: SessionDep,
+                          settings: SettingsDep,
+                          actor: ApiActor) -> dict:
+    arm = randomise(session, settings, actor, _id(participant_id))
+    session.commit()
+    return {"participant_id": participant_id, "arm_code": arm}
+
+
+@router.post("/participants/{participant_id}/withdraw")
+def withdraw(participant_id: int, body: WithdrawalIn, session: SessionDep,
+             actor: ApiActor) -> dict:
+    participant = participants.withdraw(session, actor, _id(participant_id),
+                                        body.withdrawal_date, body.reason)
+    session.commit()
+    return {"id": participant.id, "status": participant.status}
+
+
+@router.post("/participants/{participant_id}/procedures", status_code=201)
+def add_procedure(participant_id: int, body: ProcedureIn,
+                  session: SessionDep,
+                  actor: ApiActor) -> dict:
+    row = clinical.record_procedure(session, actor, _id(participant_id), body)
+    session.commit()
+    return {"id": row.id, "predicted_relief_days": row.predicted_relief_days}
+
+
+@router.post("/participants/{participant_id}/visits", status_code=201)
+def add_visit(participant_id: int, body: FollowUpIn, session: SessionDep,
+              actor: ApiActor) -> dict:
+    row = clinical.record_followup(session, actor, _id(participant_id), body)
+    session.commit()
+    return {"id": row.id, "answers": row.answers, "scores": row.scores}
+
+
+@router.post("/participants/{participant_id}/adverse-events", status_code=201)
+def add_adverse_event(participant_id: int, body: AdverseEventIn,
+                      session: SessionDep,
+                      actor: ApiActor) -> dict:
+    row = clinical.report_adverse_event(session, actor, _id(participant_id), body)
+    session.commit()
+    return {"id": row.id, "yellow_card": yellow_card_summary(session, actor, row.id)}
+
+
+@router.post("/participants/{participant_id}/reinterventions", status_code=201)
+def add_reintervention(participant_id: int, body: ReinterventionIn,
+                       session: SessionDep,
+                       actor: ApiActor) -> dict:
+    row = clinical.record_reintervention(session, actor, _id(participant_id), body)
+    session.commit()
+    return {"id": row.id}
+
+
+@router.patch("/records/{table}/{row_id}")
+def edit(table: str, row_id: int, body: EditIn, session: SessionDep,
+         actor: ApiActor) -> dict:
+    """Edit listed fields of a record; ``reason`` is required and audited."""
+    clinical.edit_record(session, actor, table[:60], _id(row_id, "row_id"), body.changes,
+                         body.reason)
+    session.commit()
+    return {"ok": True}
+
+
+@router.get("/adverse-events/{event_id}/yellow-card")
+def yellow_card(event_id: int, session: SessionDep,
+                actor: ApiActor) -> dict:
+    return yellow_card_summary(session, actor, _id(event_id, "event_id"))
+
+
+@router.get("/dashboard")
+def dashboard_counts(session: SessionDep,
+                     actor: ApiActor) -> dict:
+    return dashboard(session, actor)
+
+
+@router.get("/audit")
+def audit_list(session: SessionDep, actor: ApiActor,
+               table: Annotated[str | None, Query(max_length=60)] = None,
+               row_id: Annotated[str | None, Query(max_length=60)] = None,
+               limit: Annotated[int, Query(ge=1, le=10000)] = 500) -> list[dict[str, Any]]:
+    return [{c: (getattr(e, c).isoformat() if c == "occurred_at" else getattr(e, c))
+             for c in audit.AUDIT_COLUMNS}
+            for e in audit.list_audit(session, actor, table=table, row_id=row_id, limit=limit)]
+
+
+def _csv(text: str, filename: str) -> Response:
+    return PlainTextResponse(text, media_type="text/csv",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/exports/audit.csv")
+def audit_export(session: SessionDep,
+                 actor: ApiActor) -> Response:
+    return _csv(audit.audit_csv(session, actor), "audit.csv")
+
+
+@router.get("/exports/tidy/{table}.csv")
+def tidy_export(table: str, session: SessionDep,
+                actor: ApiActor) -> Response:
+    from cryoneuro.registry.errors import NotFoundError
+
+    if table not in tidy.TABLES:
+        raise NotFoundError(f"no table '{table[:40]}'; tables: {', '.join(tidy.TABLES)}")
+    return _csv(tidy.to_csv(tidy.tidy_tables(session, actor)[table], tidy.TABLES[table]),
+                f"{table}.csv")
+
+
+@router.get("/exports/tidy.zip")
+def tidy_zip(session: SessionDep, actor: ApiActor) -> Response:
+    return Response(tidy.zip_tables(tidy.tidy_tables(session, actor)),
+                    media_type="application/zip",
+                    headers={"Content-Disposition": 'attachment; filename="tidy.zip"'})
+
+
+@router.get("/exports/deidentified.zip")
+def deid_zip(session: SessionDep,
+             settings: SettingsDep,
+             actor: ApiActor) -> Response:
+    tables = deidentified.deidentified_tables(session, settings, actor)
+    return Response(tidy.zip_tables(tables, deidentified.DEID_TABLES),
+                    media_type="application/zip",
+                    headers={"Content-Disposition": 'attachment; filename="deidentified.zip"'})
+
+
+@router.get("/exports/redcap/dictionary.csv")
+def redcap_dictionary(actor: ApiActor) -> Response:
+    from cryoneuro.registry.auth import EXPORT_ROLES
+
+    actor.require(EXPORT_ROLES, "export data")
+    return _csv(redcap.dictionary_csv(), "redcap_dictionary.csv")
+
+
+@router.get("/exports/redcap/records.csv")
+def redcap_records(session: SessionDep,
+                   actor: ApiActor) -> Response:
+    return _csv(redcap.records_csv(session, actor), "redcap_records.csv")
+
+
+@router.get("/exports/fhir.json")
+def fhir_bundle(session: SessionDep,
+                actor: ApiActor) -> Response:
+    return Response(fhir.bundle_json(session, actor), media_type="application/fhir+json")

@@ -1,0 +1,95 @@
+"""Application factory: settings, database, middleware and error translation.
+
+Errors a user can cause become 4xx with a message naming the field; nothing they can send
+should produce a 500 (see tests/registry/test_registry_api.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from cryoneuro.registry.db import make_engine, make_sessionmaker
+from cryoneuro.registry.errors import AuthenticationError, RegistryError, RegistryInputError
+from cryoneuro.registry.settings import RegistrySettings, get_settings
+
+HERE = Path(__file__).parent
+MAX_BODY_BYTES = 4_000_000
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api")
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="cryoneuro registry",
+                  description="Research registry for cryoablation of peripheral neuromas "
+                              "(NICE HTG652: research only).", version="1")
+    engine = make_engine(settings.db_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_sessionmaker(engine)
+    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key,
+                       session_cookie="cryoneuro_session", max_age=settings.session_max_age_s,
+                       same_site="strict", https_only=settings.https_only_cookies)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse({"detail": "request body too large (limit 4 MB)",
+                                 "field": "body"}, status_code=413)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(RegistryError)
+    async def registry_error(request: Request, exc: RegistryError) -> Response:
+        if isinstance(exc, AuthenticationError) and _wants_html(request):
+            return RedirectResponse("/login", status_code=303)
+        field = exc.field if isinstance(exc, RegistryInputError) else None
+        if _wants_html(request):
+            from cryoneuro.web.pages import error_page
+
+            return error_page(request, exc.status_code, str(exc), field)
+        return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg"))[:300]}
+                  for e in exc.errors()[:20]]
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        if _wants_html(request):
+            from cryoneuro.web.pages import error_page
+
+            return error_page(request, 422, first["message"], first["field"])
+        return JSONResponse({"detail": f"{first['field']}: {first['message']}",
+                             "field": first["field"], "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return JSONResponse({"detail": str(exc.detail), "field": None},
+                            status_code=exc.status_code)
+
+    from cryoneuro.web import api, pages
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app

@@ -1,0 +1,212 @@
+"""Server-rendered pages: login, dashboard, enrol, participant, procedure, follow-up,
+adverse event (with the Yellow Card-ready summary), audit and exports.
+
+Every form carries the session's CSRF token; every POST checks it before doing anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from cryoneuro.registry import audit
+from cryoneuro.registry.auth import WRITE_ROLES, Actor, authenticate
+from cryoneuro.registry.errors import AuthenticationError, RegistryInputError
+from cryoneuro.registry.randomisation import randomise
+from cryoneuro.registry.services import clinical, participants
+from cryoneuro.registry.services.dashboard import dashboard
+from cryoneuro.registry.services.yellow_card import yellow_card_summary, yellow_card_text
+from cryoneuro.web import page_forms
+from cryoneuro.web.app import HERE
+from cryoneuro.web.deps import PageActor, SessionDep, SettingsDep, check_csrf, csrf_token
+from cryoneuro.web.forms import fill, input_error, nest, validate
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("actor", None)
+    context["csrf_token"] = csrf_token(request)
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str, field: str | None) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status, message=message,
+                  field=field)
+
+
+async def posted(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return render(request, "login.html", error="")
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, session: SessionDep) -> Response:
+    data = await posted(request)
+    try:
+        user = authenticate(session, data.get("username", "")[:80], data.get("password", "")[:200])
+    except AuthenticationError as exc:
+        return render(request, "login.html", status=401, error=str(exc))
+    token = request.session.get("csrf")
+    request.session.clear()
+    request.session["user_id"] = user.id
+    request.session["csrf"] = token
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await posted(request)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, session: SessionDep,
+         actor: PageActor) -> HTMLResponse:
+    return render(request, "dashboard.html", actor=actor, board=dashboard(session, actor),
+                  participants=participants.list_participants(session, actor),
+                  can_write=actor.role in WRITE_ROLES)
+
+
+@router.api_route("/enrol", methods=["GET", "POST"], response_class=HTMLResponse)
+async def enrol(request: Request, session: SessionDep,
+                settings: SettingsDep,
+                actor: PageActor) -> Response:
+    actor.require(WRITE_ROLES, "enrol participants")
+    flat = await posted(request) if request.method == "POST" else {}
+    study_code = flat.get("study_code") or request.query_params.get("study", "")
+    fields, study_code = page_forms.enrolment_fields(session, actor, study_code[:40])
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        data, errors = validate(page_forms.EnrolmentIn, nest(flat, {"consented"}))
+        if data is not None:
+            try:
+                participant = participants.enrol(session, settings, actor, data)
+                session.commit()
+                return RedirectResponse(f"/participants/{participant.id}", status_code=303)
+            except RegistryInputError as exc:
+                errors = input_error(exc)
+    general = fill(fields, flat, errors)
+    return render(request, "form.html", status=422 if errors else 200, actor=actor,
+                  title=f"Enrol a participant ({study_code})", fields=fields, general=general,
+                  action=f"/enrol?study={study_code}", submit="Enrol")
+
+
+@router.get("/participants/{participant_id}", response_class=HTMLResponse)
+def participant_page(participant_id: int, request: Request,
+                     session: SessionDep,
+                     settings: SettingsDep,
+                     actor: PageActor) -> HTMLResponse:
+    p = participants.get_participant(session, actor, participant_id)
+    study = clinical.study_of(session, p)
+    return render(request, "participant.html", actor=actor, p=p, study=study,
+                  summary=participants.participant_summary(session, settings, actor, p),
+                  can_write=actor.role in WRITE_ROLES)
+
+
+@router.post("/participants/{participant_id}/randomise")
+async def randomise_page(participant_id: int, request: Request,
+                         session: SessionDep,
+                         settings: SettingsDep,
+                         actor: PageActor) -> Response:
+    await posted(request)
+    randomise(session, settings, actor, participant_id)
+    session.commit()
+    return RedirectResponse(f"/participants/{participant_id}", status_code=303)
+
+
+async def _clinical_form(request: Request, session: Session, actor: Actor, participant_id: int,
+                         kind: str) -> Response:
+    p = participants.get_participant(session, actor, participant_id)
+    actor.require_write(p.site_id)
+    spec = page_forms.CLINICAL_FORMS[kind]
+    flat = await posted(request) if request.method == "POST" else {}
+    fields = spec.fields(session, p, flat)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        prepared_errors: dict[str, str] = {}
+        prepared = spec.prepare(nest(flat, spec.checkboxes), prepared_errors)
+        data, errors = validate(spec.schema, prepared)
+        errors = {**errors, **prepared_errors}
+        if data is not None and not errors:
+            try:
+                row = spec.save(session, actor, p.id, data)
+                session.commit()
+                return RedirectResponse(spec.next_url(p, row), status_code=303)
+            except RegistryInputError as exc:
+                errors = input_error(exc)
+    general = fill(fields, flat, errors)
+    return render(request, "form.html", status=422 if errors else 200, actor=actor,
+                  title=f"{spec.title} — {p.study_number}", fields=fields, general=general,
+                  action=str(request.url.path), submit=spec.submit)
+
+
+@router.api_route("/participants/{participant_id}/procedure", methods=["GET", "POST"],
+                  response_class=HTMLResponse)
+async def procedure_page(participant_id: int, request: Request,
+                         session: SessionDep,
+                         actor: PageActor) -> Response:
+    return await _clinical_form(request, session, actor, participant_id, "procedure")
+
+
+@router.api_route("/participants/{participant_id}/followup", methods=["GET", "POST"],
+                  response_class=HTMLResponse)
+async def followup_page(participant_id: int, request: Request,
+                        session: SessionDep,
+                        actor: PageActor) -> Response:
+    return await _clinical_form(request, session, actor, participant_id, "followup")
+
+
+@router.api_route("/participants/{participant_id}/adverse-event", methods=["GET", "POST"],
+                  response_class=HTMLResponse)
+async def adverse_event_page(participant_id: int, request: Request,
+                             session: SessionDep,
+                             actor: PageActor) -> Response:
+    return await _clinical_form(request, session, actor, participant_id, "adverse_event")
+
+
+@router.api_route("/participants/{participant_id}/reintervention", methods=["GET", "POST"],
+                  response_class=HTMLResponse)
+async def reintervention_page(participant_id: int, request: Request, session: SessionDep,
+                              actor: PageActor) -> Response:
+    return await _clinical_form(request, session, actor, participant_id, "reintervention")
+
+
+@router.get("/adverse-events/{event_id}", response_class=HTMLResponse)
+def adverse_event_summary(event_id: int, request: Request,
+                          session: SessionDep,
+                          actor: PageActor) -> HTMLResponse:
+    summary = yellow_card_summary(session, actor, event_id)
+    return render(request, "yellow_card.html", actor=actor, summary=summary,
+                  text=yellow_card_text(summary))
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, session: SessionDep,
+               actor: PageActor) -> HTMLResponse:
+    entries = audit.list_audit(session, actor, limit=500)
+    return render(request, "audit.html", actor=actor, entries=entries, dumps=json.dumps)
+
+
+@router.get("/exports", response_class=HTMLResponse)
+def exports_page(request: Request, actor: PageActor) -> HTMLResponse:
+    from cryoneuro.registry.auth import EXPORT_ROLES
+    from cryoneuro.registry.exports.tidy import TABLES
+
+    actor.require(EXPORT_ROLES, "export data")
+    return render(request, "exports.html", actor=actor, tables=list(TABLES),
+                  today=dt.date.today().isoformat())

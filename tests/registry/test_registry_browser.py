@@ -1,0 +1,149 @@
+"""End to end in real headless Chromium: log in, enrol → randomise → procedure → follow-up
+(with a field error first) → adverse event (Yellow Card summary) → export.
+
+Uses Debian's chromium (/usr/bin/chromium) through Playwright; never downloads a browser.
+Under CI a missing browser fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+from registry_helpers import PASSWORD
+
+CHROMIUM = Path(os.environ.get("CRYONEURO_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def browser_page():
+    problem = ""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "the playwright Python package is not installed"
+    if not problem and not CHROMIUM.exists():
+        problem = f"{CHROMIUM} not found (apt-get install chromium)"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser test cannot run: {problem}")
+        pytest.skip(problem)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> None:
+    page, base = browser_page, live_server.url
+    today = dt.date.today()
+    page.goto(base + "/")
+    assert page.url.endswith("/login")
+    page.fill("#username", "nurse")
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(base + "/")
+    assert page.inner_text("#total-participants") == "0"
+
+    # Enrol
+    page.click("text=Enrol a participant")
+    page.wait_for_url("**/enrol")
+    page.select_option("[name=site_code]", "RBH")
+    page.fill("[name=nhs_number]", "943 476 5919")
+    page.select_option("[name=sex]", "female")
+    page.fill("[name=age_at_enrolment_years]", "61")
+    page.fill("[name=enrolment_date]", (today - dt.timedelta(days=40)).isoformat())
+    page.fill("[name=consent_date]", (today - dt.timedelta(days=41)).isoformat())
+    page.check("[name=consented]")
+    for criterion in ("adult", "confirmed_neuroma", "pain_3_months"):
+        page.check(f"[name='eligibility.{criterion}'][value=true]")
+    for criterion in ("coagulopathy", "local_infection", "cold_disorder"):
+        page.check(f"[name='eligibility.{criterion}'][value=false]")
+    page.select_option("[name='neuroma.neuroma_type']", "mortons")
+    page.fill("[name='neuroma.anatomical_site']", "third web space")
+    page.fill("[name='neuroma.size_mm']", "7")
+    page.click("#submit")
+    page.wait_for_url("**/participants/*")
+    assert page.inner_text("#study-number") == "MORTON-RBH-0001"
+    assert "9434765919" not in page.content()  # data entry never sees the NHS number
+
+    # Randomise (allocation only after enrolment)
+    assert page.inner_text("#allocation") == "not yet randomised"
+    page.click("#randomise")
+    page.wait_for_load_state()
+    assert page.inner_text("#allocation") in ("cryo", "steroid")
+
+    # Procedure with a stored plan
+    page.click("#record-procedure")
+    page.fill("[name=procedure_date]", (today - dt.timedelta(days=35)).isoformat())
+    page.select_option("[name=imaging_modality]", "ultrasound")
+    page.select_option("[name=anaesthesia]", "local")
+    page.fill("[name=device_name]", "IceSphere 1.5")
+    page.fill("[name=manufacturer]", "Boston Scientific")
+    page.fill("[name=device_lot]", "LOT-7781")
+    page.select_option("[name=gas]", "argon")
+    page.fill("[name=operator]", "Dr Example")
+    page.fill("[name=plan]", json.dumps({"predicted_relief_days": 210}))
+    page.click("#submit")
+    page.wait_for_url("**/participants/*")
+    assert "LOT-7781" in page.inner_text("#procedures")
+    assert "210" in page.inner_text("#procedures")
+
+    # Follow-up: an out-of-range answer is shown beside its field, then corrected
+    page.click("#record-followup")
+    page.select_option("[name=visit_code]", "m1")
+    page.fill("[name=visit_date]", (today - dt.timedelta(days=3)).isoformat())
+    page.fill("[name='answers.nrs.pain']", "11")
+    page.click("#submit")
+    error = page.locator("[id='error-answers.nrs.pain']")
+    assert "between 0 and 10" in error.inner_text()
+    page.fill("[name='answers.nrs.pain']", "2")
+    page.click("#submit")
+    page.wait_for_url("**/participants/*")
+    assert "m1" in page.inner_text("#visits")
+
+    # Adverse event → Yellow Card-ready summary
+    page.click("#report-ae")
+    page.fill("[name=onset_date]", (today - dt.timedelta(days=30)).isoformat())
+    page.select_option("[name=category]", "infection")
+    page.fill("[name=description]", "Superficial cellulitis at the puncture site")
+    page.select_option("[name=severity]", "mild")
+    page.check("[name=serious][value=false]")
+    page.select_option("[name=relatedness]", "probable")
+    page.select_option("[name=outcome]", "recovered")
+    page.check("[name=device_incident]")
+    page.click("#submit")
+    page.wait_for_url("**/adverse-events/*")
+    card = page.inner_text("#yellow-card-text")
+    for expected in ("IceSphere 1.5", "Boston Scientific", "LOT-7781", "infection",
+                     "recovered", "61", "female", "MORTON-RBH-0001"):
+        assert expected in card
+    assert "9434765919" not in page.content()
+
+    # Export, as the statistician
+    page.click("text=Log out")
+    page.wait_for_url("**/login")
+    page.fill("#username", "stats")
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(base + "/")
+    assert page.inner_text("#total-adverse_events") == "1"
+    page.click("text=Exports")
+    with page.expect_download() as info:
+        page.click("#export-adverse_events")
+    path = tmp_path / "adverse_events.csv"
+    info.value.save_as(path)
+    text = path.read_text()
+    assert text.startswith("participant_id,event_id,onset_date")
+    assert "MORTON-RBH-0001" in text and "infection" in text

@@ -1,0 +1,32 @@
+"""CLI contract: `cryoneuro db upgrade`, `cryoneuro user add` (serve is exercised by the
+browser and durability tests, which start it as a subprocess)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from cryoneuro.cli import registry_cmd  # noqa: F401  (registers the commands)
+from cryoneuro.cli._app import app
+
+
+def test_db_upgrade_and_user_add(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    result = runner.invoke(app, ["db", "upgrade", "--db", url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["revision"] == "0001"
+    result = runner.invoke(app, ["user", "add", "alice", "--role", "administrator", "--db", url,
+                                 "--password", "long enough pw", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["role"] == "administrator"
+    result = runner.invoke(app, ["user", "add", "alice", "--role", "administrator", "--db", url,
+                                 "--password", "long enough pw"])
+    assert result.exit_code == 2 and "exists" in result.output
+    result = runner.invoke(app, ["user", "add", "bob", "--role", "king", "--db", url,
+                                 "--password", "long enough pw"])
+    assert result.exit_code == 2 and "role must be one of" in result.output
+    result = runner.invoke(app, ["user", "add", "bob", "--role", "monitor", "--site", "NOPE",
+                                 "--db", url, "--password", "long enough pw"])
+    assert result.exit_code == 2 and "no site" in result.output

@@ -1,0 +1,130 @@
+"""Exports: tidy CSV, REDCap dictionary/records, FHIR bundle, de-identified extract."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import zipfile
+
+from registry_helpers import adverse_event, enrolment, followup, login, procedure
+
+from cryoneuro.registry.exports.deidentified import DEID_TABLES
+from cryoneuro.registry.exports.redcap import DICTIONARY_COLUMNS
+from cryoneuro.registry.exports.tidy import TABLES
+
+
+def _populate(client) -> int:
+    h = login(client, "nurse")
+    pid = client.post("/api/participants", json=enrolment(), headers=h).json()["id"]
+    client.post(f"/api/participants/{pid}/randomise", headers=h)
+    for url, body in [("procedures", procedure()), ("visits", followup()),
+                      ("adverse-events", adverse_event(description="=HYPERLINK(\"x\")"))]:
+        assert client.post(f"/api/participants/{pid}/{url}", json=body,
+                           headers=h).status_code == 201
+    return pid
+
+
+def _rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_tidy_tables(client) -> None:
+    _populate(client)
+    login(client, "stats")
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/api/exports/tidy.zip").content))
+    assert sorted(archive.namelist()) == sorted(f"{t}.csv" for t in TABLES)
+    for table, columns in TABLES.items():
+        text = archive.read(f"{table}.csv").decode()
+        assert text.splitlines()[0].split(",") == columns
+    participants = _rows(archive.read("participants.csv").decode())
+    assert participants[0]["participant_id"] == "MORTON-RBH-0001"
+    assert participants[0]["arm"] in ("cryo", "steroid")
+    visits = _rows(archive.read("visits.csv").decode())
+    assert visits[0]["days_since_procedure"] == "88"
+    scores = _rows(archive.read("scores.csv").decode())
+    assert {"instrument": "nrs", "measure": "pain", "value": "3"}.items() <= scores[0].items() or \
+        any(r["instrument"] == "nrs" and r["value"] == "3" for r in scores)
+    events = _rows(archive.read("adverse_events.csv").decode())
+    assert events[0]["description"].startswith("'=")  # no spreadsheet formula injection
+    single = client.get("/api/exports/tidy/procedures.csv")
+    assert single.headers["content-type"].startswith("text/csv")
+    assert _rows(single.text)[0]["device_lot"] == "LOT-42A"
+    assert "9434765919" not in archive.read("participants.csv").decode()
+
+
+def test_deidentified_export_shifts_dates_and_drops_identifiers(client) -> None:
+    _populate(client)
+    login(client, "stats")
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/api/exports/deidentified.zip").content))
+    people = _rows(archive.read("participants.csv").decode())
+    procs = _rows(archive.read("procedures.csv").decode())
+    visits = _rows(archive.read("visits.csv").decode())
+    assert list(people[0]) == DEID_TABLES["participants"]
+    assert not people[0]["participant_id"].startswith("MORTON")
+    assert "operator" not in procs[0] and "description" not in _rows(
+        archive.read("adverse_events.csv").decode())[0]
+    true_enrolment = dt.date.fromisoformat(enrolment()["enrolment_date"])
+    shifted = dt.date.fromisoformat(people[0]["enrolment_date"])
+    # intervals are kept, calendar dates are not (offset ≠ 0 for this participant and secret)
+    interval = (dt.date.fromisoformat(visits[0]["visit_date"])
+                - dt.date.fromisoformat(procs[0]["procedure_date"])).days
+    assert interval == 88
+    assert abs((shifted - true_enrolment).days) <= 180
+    whole = b"".join(archive.read(n) for n in archive.namelist()).decode()
+    for secret in ("9434765919", "MORTON-RBH-0001", "Dr Example", "Cellulitis", "HYPERLINK"):
+        assert secret not in whole
+
+
+def test_deidentified_offsets_vary_by_participant(registry) -> None:
+    from cryoneuro.registry.exports.deidentified import date_offset_days
+
+    offsets = {date_offset_days(registry.settings, i) for i in range(1, 50)}
+    assert len(offsets) > 30 and all(-180 <= o <= 180 for o in offsets)
+
+
+def test_redcap_dictionary_and_records(client) -> None:
+    _populate(client)
+    login(client, "monitor")
+    dictionary = client.get("/api/exports/redcap/dictionary.csv").text
+    rows = _rows(dictionary)
+    assert list(rows[0]) == DICTIONARY_COLUMNS
+    assert rows[0]["Variable / Field Name"] == "record_id"
+    names = {r["Variable / Field Name"] for r in rows}
+    assert {"moxfq_q16", "eq5d5l_vas", "nrs_pain", "category"} <= names
+    records = _rows(client.get("/api/exports/redcap/records.csv").text)
+    instruments = [r["redcap_repeat_instrument"] for r in records]
+    assert instruments == ["", "procedure", "followup", "adverse_event"]
+    assert records[2]["nrs_pain"] == "3"
+    assert records[3]["category"] == "3"  # infection is the 3rd safety category
+    # every exported column is defined in the dictionary (or is a REDCap system column)
+    system = {"redcap_repeat_instrument", "redcap_repeat_instance"}
+    forms = {r["Form Name"] for r in rows}
+    for column in records[0]:
+        assert column in names | system | {f"{f}_complete" for f in forms}
+
+
+def test_fhir_bundle_validates(client) -> None:
+    _populate(client)
+    login(client, "investigator")
+    response = client.get("/api/exports/fhir.json")
+    assert response.status_code == 200
+    bundle = json.loads(response.text)
+    from fhir.resources.R4B.bundle import Bundle
+
+    Bundle.model_validate(bundle)
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds.count("QuestionnaireResponse") == 1 and "Observation" in kinds
+    qr = bundle["entry"][0]["resource"]
+    assert qr["subject"]["identifier"]["value"] == "MORTON-RBH-0001"
+    assert "9434765919" not in response.text
+
+
+def test_data_entry_cannot_export(client) -> None:
+    _populate(client)
+    login(client, "nurse")
+    for url in ("/api/exports/tidy.zip", "/api/exports/deidentified.zip",
+                "/api/exports/redcap/records.csv", "/api/exports/fhir.json",
+                "/api/exports/audit.csv"):
+        assert client.get(url).status_code == 403, url
