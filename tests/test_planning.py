@@ -78,3 +78,34 @@ def test_plan_round_trips_through_json_and_rejects_garbage(tmp_path):
         Plan.from_json('{"case": 3}')
     with pytest.raises(InputError):
         Plan.load(tmp_path / "missing.json")
+
+
+def test_report_renders_every_section_and_escapes_input(tmp_path):
+    """The HTML names the verdict, isotherms, nerve, safety and relief, embeds the images, and
+    escapes text that came from a user (a case name with markup); the PDF is a real PDF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cryoneuro.planning.plan import Isotherm
+    from cryoneuro.planning.report import write_report
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    img = tmp_path / "overlay.png"
+    fig.savefig(img)
+    plt.close(fig)
+    plan = Plan(case="<script>alert(1)</script>", probes=[ProbePlacement(
+        name="A", tip_mm=(1, 2, 3), direction=(0, 0, 1), diameter_mm=1.47, active_length_mm=10)],
+        protocol=[ProtocolPhase(kind="freeze", duration_s=150)],
+        isotherms={"-20": Isotherm(volume_ml=1.2, diameter_mm=12.3, length_mm=17.0)},
+        nerve={"complete_block": True, "blocked_length_mm": 6.5}, coverage={"fraction_below_-20": 0.97},
+        safety=[{"structure": "skin", "min_temperature_c": 12.0, "ok": True}],
+        relief={"median_days": 94.0}, feasible=False, reasons=["skin reaches -3 C"])
+    files = write_report(plan, tmp_path, {"overlay": img})
+    page = files["html"].read_text()
+    for text in ("Not feasible", "skin reaches -3 C", "12.3", "blocked length", "median days", "data:image/png;base64"):
+        assert text in page
+    assert "<script>alert(1)</script>" not in page
+    assert files["pdf"].read_bytes().startswith(b"%PDF")

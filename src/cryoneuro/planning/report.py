@@ -1,0 +1,145 @@
+"""The plan report: one self-contained HTML page (images embedded) and a PDF of the same.
+
+What a clinician checks before freezing, in order: is the plan feasible and why not; the
+iceball on the image along and across the probe; the nerve injury profile; target coverage;
+the margin of every adjacent structure; the predicted duration of relief; the needle path;
+and, for reproducibility, every input and the software version.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, select_autoescape
+
+from cryoneuro.planning.plan import Plan
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>cryoneuro plan — {{ plan.case }}</title>
+<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1a1a1a;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.2rem;border-bottom:2px solid #0057b8;padding-bottom:.2rem;margin-top:2rem}
+.verdict{padding:.8rem 1rem;border-radius:6px;font-weight:600;margin:1rem 0}
+.ok{background:#e7f6ec;border:1px solid #2e7d32}.no{background:#fdecea;border:1px solid #c62828}
+.warn{background:#fff8e1;border:1px solid #f9a825;padding:.5rem 1rem;border-radius:6px}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
+th{background:#f2f5fa}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #ddd;border-radius:4px}
+.small{color:#555;font-size:.85rem} pre{background:#f6f8fa;padding:.8rem;overflow:auto;font-size:.8rem}
+</style></head><body>
+<h1>Cryoablation plan — {{ plan.case }}</h1>
+<div class="small">cryoneuro {{ plan.software_version }} · plan schema {{ plan.schema_version }} · {{ plan.created_at.strftime("%Y-%m-%d %H:%M UTC") }} · research use only (NICE HTG652)</div>
+<div class="verdict {{ 'ok' if plan.feasible else 'no' }}">
+{% if plan.feasible %}Feasible: complete nerve block predicted with all adjacent structures within their limits.
+{% else %}Not feasible as planned:<ul>{% for r in plan.reasons %}<li>{{ r }}</li>{% endfor %}</ul>{% endif %}
+</div>
+{% if plan.warnings %}<div class="warn"><b>Warnings</b><ul>{% for w in plan.warnings %}<li>{{ w }}</li>{% endfor %}</ul></div>{% endif %}
+
+<h2>Iceball on the image</h2>
+{% for name, src in images.items() %}<p><img src="{{ src }}" alt="{{ name }}"></p>{% endfor %}
+<table><tr><th>isotherm</th><th>diameter (mm)</th><th>length (mm)</th><th>volume (ml)</th></tr>
+{% for level, m in plan.isotherms.items() %}<tr><td>{{ level }} °C</td><td>{{ "%.1f"|format(m.diameter_mm) }}</td><td>{{ "%.1f"|format(m.length_mm) }}</td><td>{{ "%.2f"|format(m.volume_ml) }}</td></tr>{% endfor %}
+</table>
+
+<h2>Nerve</h2>
+<table>{% for k, v in plan.nerve.items() if v is not mapping and v is not sequence or v is string %}<tr><td>{{ k|replace("_", " ") }}</td><td>{{ fmt(v) }}</td></tr>{% endfor %}</table>
+
+<h2>Target coverage</h2>
+<table>{% for k, v in plan.coverage.items() %}<tr><td>{{ k|replace("_", " ") }}</td><td>{{ fmt(v) }}</td></tr>{% endfor %}</table>
+
+<h2>Adjacent structures</h2>
+<table><tr>{% for k in safety_columns %}<th>{{ k|replace("_", " ") }}</th>{% endfor %}</tr>
+{% for row in plan.safety %}<tr>{% for k in safety_columns %}<td>{{ fmt(row.get(k)) }}</td>{% endfor %}</tr>{% endfor %}</table>
+
+<h2>Predicted relief</h2>
+<table>{% for k, v in plan.relief.items() %}<tr><td>{{ k|replace("_", " ") }}</td><td>{{ fmt(v) }}</td></tr>{% endfor %}</table>
+
+<h2>Probes, protocol and needle path</h2>
+<table><tr><th>probe</th><th>tip (mm)</th><th>direction</th><th>diameter (mm)</th><th>active length (mm)</th><th>tip temperature</th></tr>
+{% for p in plan.probes %}<tr><td>{{ p.name }}</td><td>{{ vec(p.tip_mm) }}</td><td>{{ vec(p.direction) }}</td><td>{{ p.diameter_mm }}</td><td>{{ p.active_length_mm }}</td><td>{{ fmt(p.tip_temperature_c) }} °C{% if p.gas %} ({{ p.gas }}){% endif %}</td></tr>{% endfor %}</table>
+<p>{% for ph in plan.protocol %}{{ ph.kind }} {{ "%g"|format(ph.duration_s) }} s{% if not loop.last %} → {% endif %}{% endfor %}</p>
+{% for t in plan.trajectories %}<p>Entry {{ vec(t.entry_mm) }} → tip {{ vec(t.tip_mm) }}: depth {{ "%.1f"|format(t.depth_mm) }} mm{% if t.angle_to_skin_normal_deg is not none %}, {{ "%.0f"|format(t.angle_to_skin_normal_deg) }}° from the skin normal{% endif %}; passes {{ t.path|map(attribute=0)|join(" → ") }}.
+{% for v in t.violations %}<br><b>✗ {{ v }}</b>{% endfor %}{% for w in t.warnings %}<br>⚠ {{ w }}{% endfor %}</p>{% endfor %}
+
+<h2>Inputs (for reproducibility)</h2>
+<pre>{{ inputs }}</pre>
+</body></html>
+"""
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_fmt(v) for v in value)
+    return html.escape(str(value))
+
+
+def _embed(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def write_report(plan: Plan, out_dir: str | Path, images: dict[str, Path]) -> dict[str, Path]:
+    """Write ``report.html`` (images embedded) and ``report.pdf``; returns their paths."""
+    import json
+
+    out = Path(out_dir)
+    env = Environment(autoescape=select_autoescape(default=True))
+    columns: list[str] = []
+    for row in plan.safety:
+        columns += [k for k in row if k not in columns]
+    page = env.from_string(_TEMPLATE).render(
+        plan=plan, images={k: _embed(Path(p)) for k, p in images.items() if Path(p).is_file()},
+        fmt=_fmt, vec=lambda v: "(" + ", ".join(f"{x:.1f}" for x in v) + ")",
+        safety_columns=columns, inputs=json.dumps(plan.inputs, indent=2, default=str),
+    )
+    html_path = out / "report.html"
+    tmp = html_path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(html_path)
+    return {"html": html_path, "pdf": _write_pdf(plan, out / "report.pdf", images)}
+
+
+def _write_pdf(plan: Plan, path: Path, images: dict[str, Path]) -> Path:
+    """A PDF of the same content: a summary page, then one page per image (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    lines = [f"Cryoablation plan — {plan.case}", f"cryoneuro {plan.software_version}, "
+             f"{plan.created_at:%Y-%m-%d %H:%M} UTC — research use only", "",
+             "FEASIBLE" if plan.feasible else "NOT FEASIBLE: " + "; ".join(plan.reasons)]
+    lines += [f"warning: {w}" for w in plan.warnings]
+    lines += ["", "Isotherms (diameter x length, volume):"]
+    lines += [f"  {lv} C: {m.diameter_mm:.1f} x {m.length_mm:.1f} mm, {m.volume_ml:.2f} ml" for lv, m in plan.isotherms.items()]
+    for title, section in (("Nerve", plan.nerve), ("Coverage", plan.coverage), ("Relief", plan.relief)):
+        lines += ["", f"{title}:"] + [f"  {k.replace('_', ' ')}: {_fmt(v)}" for k, v in section.items()
+                                      if not isinstance(v, dict)]
+    lines += ["", "Adjacent structures:"] + ["  " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items()) for row in plan.safety]
+    tmp = path.with_suffix(".pdf.tmp")
+    with PdfPages(tmp) as pdf:
+        fig = plt.figure(figsize=(8.27, 11.69))
+        fig.text(0.06, 0.96, "\n".join(html.unescape(s) for s in lines), va="top", family="monospace", fontsize=8)
+        pdf.savefig(fig)
+        plt.close(fig)
+        for name, p in images.items():
+            if Path(p).is_file():
+                fig = plt.figure(figsize=(11.69, 8.27))
+                ax = fig.add_axes((0, 0, 1, 1))
+                ax.imshow(mpimg.imread(p))
+                ax.axis("off")
+                pdf.savefig(fig)
+                plt.close(fig)
+    tmp.replace(path)
+    return path
