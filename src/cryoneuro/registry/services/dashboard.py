@@ -31,7 +31,7 @@ def visit_status(definition: VisitDefinition, day0: dt.date, done: bool,
 def dashboard(session: Session, actor: Actor, today: dt.date | None = None) -> dict[str, Any]:
     """Counts per study and site plus the list of visits due or overdue at the actor's sites."""
     today = today or dt.date.today()
-    participants = list_participants(session, actor)
+    participants = list_participants(session, actor, with_records=True)
     studies = {s.id: s for s in session.query(Study)}
     sites = {s.id: s for s in session.query(Site)}
     recruitment: Counter[tuple[str, str]] = Counter()

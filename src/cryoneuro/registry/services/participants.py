@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from cryoneuro.registry.audit import acting
 from cryoneuro.registry.auth import Actor
@@ -137,8 +137,13 @@ def find_by_study_number(session: Session, actor: Actor, study_number: str) -> P
     return participant
 
 
-def list_participants(session: Session, actor: Actor) -> list[Participant]:
+def list_participants(session: Session, actor: Actor, *, with_records: bool = False) -> list[Participant]:
+    """The participants the actor may see; ``with_records`` loads their procedures, visits
+    and adverse events in three batched queries (not three per participant)."""
     query = select(Participant).order_by(Participant.id)
+    if with_records:
+        query = query.options(selectinload(Participant.procedures), selectinload(Participant.visits),
+                              selectinload(Participant.adverse_events))
     if not actor.all_sites:
         query = query.where(Participant.site_id.in_(actor.site_ids or {-1}))
     return list(session.scalars(query))

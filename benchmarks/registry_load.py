@@ -1,0 +1,223 @@
+"""Registry load test (issue 7): many concurrent users entering follow-up data into a
+registry of 10,000 participants on PostgreSQL, over loopback only.
+
+    .venv/bin/python benchmarks/registry_load.py                       # starts its own PostgreSQL
+    .venv/bin/python benchmarks/registry_load.py --db postgresql://…   # an existing server
+    .venv/bin/python benchmarks/registry_load.py --participants 2000 --requests 600   # quicker
+
+It seeds the participants through the service layer (audit trail included), starts
+`cryoneuro serve` on 127.0.0.1, and runs a bounded number of requests from concurrent API
+clients (each its own login session): 90 % follow-up visit entries, 10 % dashboard reads.
+It reports throughput and latency percentiles to stdout (Markdown) and
+benchmarks/results/registry_load.json. Traffic never leaves the loopback interface, and the
+run stops by itself after ``--requests`` requests or ``--max-seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PASSWORD = "load-test-password-1"
+VISITS = ["m1", "m3", "m6", "m12"]  # the demo studies' follow-up schedule
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_postgres() -> tuple[str, callable]:
+    """A throwaway cluster in a temp dir (as .ci/run does); returns its URL and a stopper."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    if not bins:
+        raise SystemExit("PostgreSQL server binaries not found; install Debian's postgresql or pass --db")
+    pgbin, base, port = bins[-1], Path(tempfile.mkdtemp()), _free_port()
+    prefix = []
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(prefix + [str(pgbin / "initdb"), "-D", str(base / "data"), "-U", "postgres",
+                             "--auth=trust", "-E", "UTF8"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(prefix + [str(pgbin / "pg_ctl"), "-D", str(base / "data"), "-l", str(base / "log"), "-w",
+                             "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, stdout=subprocess.DEVNULL)
+
+    def stop() -> None:
+        subprocess.run(prefix + [str(pgbin / "pg_ctl"), "-D", str(base / "data"), "-m", "fast", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
+
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
+
+
+def seed(url: str, participants: int) -> dict[str, list[int]]:
+    """Migrate, create the demo studies/users and enrol ``participants`` (half per site)."""
+    import datetime as dt
+
+    from cryoneuro.registry.auth import Actor
+    from cryoneuro.registry.db import make_engine, make_sessionmaker
+    from cryoneuro.registry.demo import seed_demo
+    from cryoneuro.registry.migrate import upgrade
+    from cryoneuro.registry.models import User
+    from cryoneuro.registry.nhs import nhs_check_digit
+    from cryoneuro.registry.schemas import EnrolmentIn
+    from cryoneuro.registry.services import participants as svc
+    from cryoneuro.registry.services.setup import DEFAULT_CRITERIA
+    from cryoneuro.registry.settings import RegistrySettings
+
+    upgrade(url)
+    settings = RegistrySettings(db_url=url, secret_key="load-secret", randomisation_secret="load-rand")
+    factory = make_sessionmaker(make_engine(url))
+    users = seed_demo(factory, settings, PASSWORD)
+    ids: dict[str, list[int]] = {"RBH": [], "LTH": []}
+    today = dt.date.today()
+    # an eligible participant: inclusion criteria met, exclusion criteria absent
+    eligibility = {c["code"]: c["kind"] == "inclusion" for c in DEFAULT_CRITERIA}
+    n, made = 0, 0
+    with factory() as session:
+        actor = Actor.from_user(session.get(User, users["admin"]))
+    while made < participants:
+        with factory() as session, session.begin():
+            for _ in range(min(500, participants - made)):
+                nine = f"999{n:06d}"
+                n += 1
+                check = nhs_check_digit(nine)
+                if check is None:
+                    continue
+                site = "RBH" if made % 2 == 0 else "LTH"
+                body = EnrolmentIn(
+                    study_code="STUMP", site_code=site, nhs_number=nine + str(check), sex="male",
+                    age_at_enrolment_years=60, enrolment_date=today - dt.timedelta(days=400),
+                    consent_date=today - dt.timedelta(days=401), consent_form_version="v1", consented=True,
+                    eligibility=eligibility, neuroma={"neuroma_type": "stump", "anatomical_site": "tibial nerve",
+                                             "laterality": "left", "size_mm": 9.0, "prior_treatments": []})
+                ids[site].append(svc.enrol(session, settings, actor, body).id)
+                made += 1
+    return ids
+
+
+async def _login(client) -> dict[str, str]:
+    r = await client.post("/api/login", json={"username": "nurse", "password": PASSWORD})
+    return {"X-CSRF-Token": r.json()["csrf_token"]}
+
+
+async def _user(client, headers, ids: list[int], budget: list[int], latencies: list[tuple[str, float, int]],
+                deadline: float, errors: list[str]):
+    import datetime as dt
+
+    rng = random.Random(id(client))
+    while budget[0] > 0 and time.monotonic() < deadline:
+        budget[0] -= 1
+        t0 = time.perf_counter()
+        if rng.random() < 0.1:
+            resp = await client.get("/api/dashboard")
+            kind = "dashboard"
+        else:
+            pid = rng.choice(ids)
+            body = {"visit_code": rng.choice(VISITS), "visit_date": (dt.date.today() - dt.timedelta(days=3)).isoformat(),
+                    "answers": {"nrs": {"pain": rng.randint(0, 10)}}}
+            resp = await client.post(f"/api/participants/{pid}/visits", json=body, headers=headers)
+            kind = "follow-up"
+        latencies.append((kind, time.perf_counter() - t0, resp.status_code))
+        if resp.status_code == 422 and len(errors) < 3:
+            errors.append(resp.text[:300])
+
+
+async def load(base_url: str, ids: list[int], users: int, requests: int, max_seconds: float):
+    import httpx
+
+    latencies: list[tuple[str, float, int]] = []
+    errors: list[str] = []
+    budget = [requests]
+    clients = [httpx.AsyncClient(base_url=base_url, timeout=30.0) for _ in range(users)]
+    # log every user in first (argon2 hashing is deliberately slow), then time the data entry
+    headers = await asyncio.gather(*(_login(c) for c in clients))
+    deadline = time.monotonic() + max_seconds
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(_user(c, h, ids, budget, latencies, deadline, errors) for c, h in zip(clients, headers)))
+        if errors:
+            print("sample 422 responses:", *errors, sep="\n", file=sys.stderr)
+    finally:
+        for c in clients:
+            await c.aclose()
+    return latencies, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="PostgreSQL URL (default: start a throwaway cluster)")
+    parser.add_argument("--participants", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=20, help="concurrent API clients")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--max-seconds", type=float, default=180.0)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "registry_load.json")
+    args = parser.parse_args(argv)
+
+    stop = None
+    url = args.db
+    if url is None:
+        url, stop = start_postgres()
+    server = None
+    try:
+        t0 = time.perf_counter()
+        ids = seed(url, args.participants)
+        seed_s = time.perf_counter() - t0
+        port = _free_port()
+        env = {**os.environ, "CRYONEURO_SECRET_KEY": "load-secret", "CRYONEURO_RANDOMISATION_SECRET": "load-rand"}
+        server = subprocess.Popen([sys.executable, "-m", "cryoneuro.cli", "serve", "--db", url, "--host", "127.0.0.1",
+                                   "--port", str(port), "--no-upgrade"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        lat, wall = asyncio.run(load(base, ids["RBH"], args.users, args.requests, args.max_seconds))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        if stop is not None:
+            stop()
+    ms = np.array([x[1] for x in lat]) * 1e3
+    codes = [x[2] for x in lat]
+    report = {
+        "participants": args.participants, "users": args.users, "requests": len(lat), "seed_seconds": seed_s,
+        "wall_seconds": wall, "throughput_per_s": len(lat) / wall,
+        "latency_ms": {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+                       "p99": float(np.percentile(ms, 99)), "max": float(ms.max())},
+        "status": {str(c): codes.count(c) for c in sorted(set(codes))},
+        "p95_ms_by_kind": {k: float(np.percentile([x[1] * 1e3 for x in lat if x[0] == k], 95))
+                           for k in sorted({x[0] for x in lat})},
+        "server_errors": sum(c >= 500 for c in codes),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"| participants | concurrent users | requests | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | 5xx |\n"
+          f"|---|---|---|---|---|---|---|---|\n| {args.participants} | {args.users} | {len(lat)} | "
+          f"{report['throughput_per_s']:.0f} | {report['latency_ms']['p50']:.0f} | {report['latency_ms']['p95']:.0f} | "
+          f"{report['latency_ms']['p99']:.0f} | {report['server_errors']} |\n(seeding took {seed_s:.0f} s; "
+          f"status codes {report['status']}; p95 by kind {report['p95_ms_by_kind']})")
+    return 0 if report["server_errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
