@@ -201,6 +201,14 @@ TISSUES: dict[str, ThermalProperties] = {
         source="water/ice, CRC Handbook; 98 % water agar gel",
     ),
 }
+# Air around the body: its real conductivity (0.026 W/m/K, CRC Handbook) makes the skin surface
+# nearly adiabatic. Its heat capacity is raised to tissue scale (1 MJ/m³/K instead of 1.2 kJ) so
+# that it does not set the explicit time step; with this conductivity the heat air stores or
+# passes is negligible either way. No latent heat, no perfusion.
+TISSUES["air"] = ThermalProperties(
+    name="air", k_unfrozen=0.026, k_frozen=0.026, c_unfrozen=1.0e6, c_frozen=1.0e6, latent=0.0,
+    t_liquidus=-150.0, t_solidus=-151.0, source="CRC Handbook (air k); capacity raised, see comment",
+)
 TISSUES["tendon_ligament"] = replace(TISSUES["tendon"], name="tendon_ligament")
 TISSUES["gel_phantom"] = replace(TISSUES["gel"], name="gel_phantom")
 

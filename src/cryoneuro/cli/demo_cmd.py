@@ -1,8 +1,8 @@
-"""`cryoneuro demo`: the README's first command — a bundled case, end to end."""
+"""`cryoneuro demo`: the README's first command — plan a Morton's neuroma cryoablation on the
+bundled forefoot phantom, end to end."""
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
 import typer
@@ -13,27 +13,44 @@ from cryoneuro.cli._app import app, emit_json, out, user_errors
 @app.command("demo")
 @user_errors
 def demo_cmd(
-    out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Where to write the results."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
+    out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Where to write the plan and its report."),
+    phantom: str = typer.Option("morton", "--phantom", help="morton (forefoot) or stump (transtibial)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the plan as one JSON object and nothing else."),
 ) -> None:
-    """Simulate the bundled design case (one 1.5 mm probe at -150 C in muscle, 300 s) and write
-    its isotherm images and summary."""
-    from cryoneuro.case import load_case
-    from cryoneuro.cli.simulate_cmd import progress_bar, write_outputs
-    from cryoneuro.thermal import simulate
-    from cryoneuro.thermal.summary import summarise
+    """Plan a cryoablation on a bundled phantom: candidate placements and cryogens, full 3D
+    simulation of each, nerve block, skin and artery safety, predicted relief, HTML/PDF report."""
+    from cryoneuro.anatomy.phantoms import amputation_stump, morton_forefoot
+    from cryoneuro.cli.simulate_cmd import progress_bar
+    from cryoneuro.errors import InputError
+    from cryoneuro.planning.pipeline import plan_phantom
 
-    case_path = Path(str(files("cryoneuro") / "data" / "cases" / "homogeneous_muscle.toml"))
-    case = load_case(case_path)
+    makers = {"morton": morton_forefoot, "stump": amputation_stump}
+    if phantom not in makers:
+        raise InputError(f"--phantom must be one of {sorted(makers)} (got '{phantom}')")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
     with progress_bar(not json_output) as bar:
-        task = bar.add_task("simulating", total=1.0)
-        result = simulate(case.model(), case.phases(), **case.simulate_options(),
-                          progress=lambda f, label: bar.update(task, completed=f, description=label))
-    summary = summarise(result, case.output.isotherms_c)
-    summary["files"] = write_outputs(result, summary, out_dir, case.output.isotherms_c)
+        task = bar.add_task("planning", total=1.0)
+        plan = plan_phantom(makers[phantom](), out_dir,
+                            progress=lambda f, label: bar.update(task, completed=f, description=label))
     if json_output:
-        emit_json(summary)
+        emit_json(plan.model_dump(mode="json"))
         return
-    for level, m in summary["isotherms"].items():
-        out.print(f"{level:>4} °C isotherm: {m['diameter_mm']:.1f} mm × {m['length_mm']:.1f} mm, {m['volume_ml']:.2f} ml")
-    out.print(f"Images and summary in [bold]{out_dir}[/bold] (open {out_dir / 'isotherms_min.png'})")
+    verdict = "[green]feasible[/green]" if plan.feasible else "[red]not feasible[/red]: " + "; ".join(plan.reasons)
+    p = plan.probes[0]
+    out.print(f"Plan for {plan.case}: {verdict}")
+    out.print(f"  probe {p.diameter_mm} mm, {p.active_length_mm:g} mm active, {p.gas} at {p.tip_temperature_c:.1f} °C; "
+              + " → ".join(f"{ph.kind} {ph.duration_s:g} s" for ph in plan.protocol))
+    out.print(f"  nerve: complete block {plan.nerve.get('complete_block')}, blocked {plan.nerve.get('blocked_length_mm', 0):.1f} mm, "
+              f"neurotmesis risk {plan.nerve.get('neurotmesis_risk')}")
+    skin = next((s for s in plan.safety if s["structure"] == "skin"), None)
+    if skin:
+        out.print(f"  skin minimum {skin['min_temperature_c']:.1f} °C (limit 0 °C)")
+    if plan.relief:
+        out.print(f"  predicted return of pain: median {plan.relief['median_days']:.0f} days "
+                  f"({plan.relief['interval_days'][0]:.0f}–{plan.relief['interval_days'][1]:.0f})")
+    for w in plan.warnings:
+        out.print(f"  [yellow]warning[/yellow]: {w}")
+    out.print(f"Report: [bold]{plan.files['report_html']}[/bold] (PDF beside it); plan: {out_dir / 'plan.json'}")

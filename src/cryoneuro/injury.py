@@ -1,0 +1,261 @@
+"""Nerve and tissue injury from the thermal history: grades, nerve profile, coverage, safety.
+
+All functions are pure over arrays indexed [x, y, z] on a :class:`~cryoneuro.thermal.Grid`
+(cell-centred, mm). Temperatures are °C (usually ``ThermalResult.min_temperature_c``).
+
+Thresholds (defaults; all are parameters):
+
+* Nerve (Sunderland classification): minimum temperature above about −20 °C → 1st degree,
+  neurapraxia (transient conduction block); −20 to −100 °C → 2nd degree, axonotmesis (axons
+  undergo Wallerian degeneration, endo-/peri-/epineurium intact, regeneration along the tubes);
+  colder than about −100 °C → risk of 3rd degree and worse, neurotmesis. Source: Ilfeld,
+  Preciado & Trescot 2016, Expert Rev Med Devices 13:713 (table of temperature vs. injury), as
+  summarised in the cryoneurolysis literature; −55 °C gave axonotmesis with intact sheaths in
+  rat sciatic nerve (Hsu & Stevenson 2015, Muscle Nerve 51:268). A **complete block** requires
+  the *whole* cross-section (its warmest point) to reach the axonotmesis threshold.
+* Tissue lethal ice: −20 to −40 °C for cell death (Gage & Baust 1998, Cryobiology 37:171);
+  coverage is reported at both.
+* Skin: stay above 0 °C (no freezing → no cold injury/frostbite of skin). Arteries: flowing
+  blood is a heat source that protects the wall; reported, not forbidden. Bone: reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from cryoneuro.errors import InputError
+from cryoneuro.thermal.geometry import Grid
+
+NEURAPRAXIA_C = -20.0  # warmer than this: 1st degree only (Ilfeld et al. 2016)
+NEUROTMESIS_C = -100.0  # colder than this: risk of 3rd degree or worse (Ilfeld et al. 2016)
+LETHAL_C = (-20.0, -40.0)  # tissue lethal-ice band (Gage & Baust 1998)
+SKIN_SAFE_C = 0.0
+
+
+def sunderland_grade(min_temperature_c: np.ndarray | float, axonotmesis_c: float = NEURAPRAXIA_C,
+                     neurotmesis_c: float = NEUROTMESIS_C) -> np.ndarray:
+    """Per-voxel grade: 0 none (above 0 °C), 1 neurapraxia, 2 axonotmesis, 3 neurotmesis risk.
+
+    Grade 1 is given for any temperature ≤ 0 °C but warmer than ``axonotmesis_c``; 2 for
+    ``neurotmesis_c < T ≤ axonotmesis_c``; 3 for ``T ≤ neurotmesis_c``.
+    """
+    t = np.asarray(min_temperature_c, float)
+    g = np.zeros(t.shape, np.int8)
+    g[t <= 0.0] = 1
+    g[t <= axonotmesis_c] = 2
+    g[t <= neurotmesis_c] = 3
+    return g
+
+
+def _interp(field_c: np.ndarray, grid: Grid, pts: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of a cell-centred field at points (N, 3) mm."""
+    idx = (pts - np.asarray(grid.origin_mm)) / grid.voxel_mm - 0.5
+    return ndimage.map_coordinates(field_c, idx.T, order=1, mode="nearest")
+
+
+def resample_polyline(points_mm: np.ndarray, step_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stations every ``step_mm`` along a polyline: (positions N×3, arc length N, unit tangents N×3)."""
+    p = np.asarray(points_mm, float)
+    if p.ndim != 2 or p.shape[1] != 3 or len(p) < 2:
+        raise InputError(f"nerve centreline must be an N×3 polyline with N ≥ 2 (got shape {p.shape})")
+    if not step_mm > 0:
+        raise InputError(f"station spacing must be positive (got {step_mm} mm)")
+    seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
+    keep = np.concatenate([[True], seg > 1e-9])
+    p, seg = p[keep], seg[seg > 1e-9]
+    s_nodes = np.concatenate([[0.0], np.cumsum(seg)])
+    s = np.arange(0.0, s_nodes[-1] + 1e-9, step_mm)
+    pos = np.stack([np.interp(s, s_nodes, p[:, a]) for a in range(3)], axis=1)
+    k = np.clip(np.searchsorted(s_nodes, s, side="right") - 1, 0, len(seg) - 1)
+    tang = (p[k + 1] - p[k]) / seg[k, None]
+    return pos, s, tang
+
+
+@dataclass
+class NerveInjuryProfile:
+    """Temperatures along a nerve and the derived block.
+
+    Arrays per station (arc length ``s_mm`` from the first centreline point):
+    ``warmest_c`` — the warmest minimum temperature over the cross-section (what decides a
+    complete block), ``coldest_c`` — the coldest, ``grade`` — Sunderland grade of the station
+    (1 unless the whole section reached ``axonotmesis_c`` → 2; 3 if any point ≤ ``neurotmesis_c``).
+    """
+
+    s_mm: np.ndarray
+    warmest_c: np.ndarray
+    coldest_c: np.ndarray
+    grade: np.ndarray
+    axonotmesis_c: float
+    neurotmesis_c: float
+    step_mm: float
+    blocked: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.blocked = self.warmest_c <= self.axonotmesis_c
+
+    @property
+    def complete_block(self) -> bool:
+        return bool(self.blocked.any())
+
+    @property
+    def neurotmesis_risk(self) -> bool:
+        return bool((self.coldest_c <= self.neurotmesis_c).any())
+
+    @property
+    def blocked_length_mm(self) -> float:
+        """Length of the longest run of blocked stations (count × step)."""
+        runs = _runs(self.blocked)
+        return float(max((b - a) * self.step_mm for a, b in runs)) if runs else 0.0
+
+    @property
+    def lesion_distal_end_mm(self) -> float | None:
+        """Arc length of the most distal blocked station (regrowth starts here), or None."""
+        i = np.flatnonzero(self.blocked)
+        return float(self.s_mm[i[-1]]) if i.size else None
+
+    def summary(self) -> dict:
+        return {"complete_block": self.complete_block, "blocked_length_mm": self.blocked_length_mm,
+                "neurotmesis_risk": self.neurotmesis_risk, "lesion_distal_end_mm": self.lesion_distal_end_mm,
+                "warmest_min_c": float(np.nanmin(self.warmest_c)), "coldest_min_c": float(np.nanmin(self.coldest_c))}
+
+    def plot(self, ax=None):
+        """Warmest/coldest minimum temperature vs arc length, threshold bands, blocked segment."""
+        import matplotlib.pyplot as plt
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        lo = min(float(np.nanmin(self.coldest_c)), self.neurotmesis_c) - 10
+        ax.axhspan(self.axonotmesis_c, 0, color="gold", alpha=0.15, label="neurapraxia")
+        ax.axhspan(self.neurotmesis_c, self.axonotmesis_c, color="tab:blue", alpha=0.12, label="axonotmesis")
+        ax.axhspan(lo, self.neurotmesis_c, color="tab:red", alpha=0.12, label="neurotmesis risk")
+        for a, b in _runs(self.blocked):
+            ax.axvspan(self.s_mm[a], self.s_mm[b - 1], color="tab:green", alpha=0.25)
+        ax.plot(self.s_mm, self.warmest_c, label="warmest in section")
+        ax.plot(self.s_mm, self.coldest_c, "--", label="coldest in section")
+        ax.set(xlabel="arc length along nerve (mm)", ylabel="minimum temperature (°C)", ylim=(lo, 40))
+        ax.legend(fontsize=7, loc="lower right")
+        return ax
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def nerve_profile(min_temperature_c: np.ndarray, grid: Grid, nerve_mask: np.ndarray, centreline_mm: np.ndarray,
+                  step_mm: float = 0.25, radius_mm: float | None = None, axonotmesis_c: float = NEURAPRAXIA_C,
+                  neurotmesis_c: float = NEUROTMESIS_C, sample_mm: float | None = None) -> NerveInjuryProfile:
+    """Sample cross-sections perpendicular to the centreline every ``step_mm``.
+
+    At each station a disc of points (spacing ``sample_mm``, default voxel/2) in the plane normal to
+    the local tangent, out to ``radius_mm`` (default: 3× the largest nerve-mask distance transform),
+    is interpolated (trilinear) and kept where it falls inside ``nerve_mask`` (nearest voxel). The
+    station's warmest/coldest minimum temperatures are taken over the kept points (NaN if none).
+    """
+    if min_temperature_c.shape != grid.shape or nerve_mask.shape != grid.shape:
+        raise InputError(f"temperature {min_temperature_c.shape} / nerve mask {nerve_mask.shape} "
+                         f"do not match the grid {grid.shape}")
+    if not nerve_mask.any():
+        raise InputError("nerve mask is empty")
+    h = grid.voxel_mm
+    if radius_mm is None:
+        radius_mm = 3.0 * float(ndimage.distance_transform_edt(nerve_mask, sampling=h).max()) + h
+    ds = sample_mm or h / 2
+    pos, s, tang = resample_polyline(centreline_mm, step_mm)
+    r = np.arange(-radius_mm, radius_mm + 1e-9, ds)
+    a, b = np.meshgrid(r, r, indexing="ij")
+    disc = a.ravel()[a.ravel() ** 2 + b.ravel() ** 2 <= radius_mm ** 2], b.ravel()[a.ravel() ** 2 + b.ravel() ** 2 <= radius_mm ** 2]
+    warm, cold = np.full(len(s), np.nan), np.full(len(s), np.nan)
+    lo = np.asarray(grid.origin_mm)
+    for i, (p, t) in enumerate(zip(pos, tang)):
+        u = np.cross(t, [1.0, 0, 0] if abs(t[0]) < 0.9 else [0, 1.0, 0])
+        u /= np.linalg.norm(u)
+        v = np.cross(t, u)
+        pts = p + disc[0][:, None] * u + disc[1][:, None] * v
+        ijk = np.floor((pts - lo) / h).astype(int)
+        ok = np.all((ijk >= 0) & (ijk < np.asarray(grid.shape)), axis=1)
+        ijk, pts = ijk[ok], pts[ok]
+        inside = nerve_mask[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
+        if inside.any():
+            vals = _interp(min_temperature_c, grid, pts[inside])
+            warm[i], cold[i] = vals.max(), vals.min()
+    grade = np.where(cold <= neurotmesis_c, 3, np.where(warm <= axonotmesis_c, 2, 1)).astype(np.int8)
+    return NerveInjuryProfile(s, warm, cold, grade, axonotmesis_c, neurotmesis_c, step_mm)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Fraction of a target's volume at or below each threshold, and its temperature range."""
+
+    volume_ml: float
+    fractions: dict[float, float]
+    min_c: float
+    max_c: float
+
+
+def target_coverage(min_temperature_c: np.ndarray, grid: Grid, target_mask: np.ndarray,
+                    thresholds_c: tuple[float, ...] = LETHAL_C) -> Coverage:
+    """Coverage of a target (e.g. the neuroma): ``fraction(T_min ≤ θ)`` for each θ."""
+    if not target_mask.any():
+        raise InputError("target mask is empty")
+    t = min_temperature_c[target_mask]
+    return Coverage(volume_ml=float(target_mask.sum() * grid.voxel_mm ** 3 / 1000.0),
+                    fractions={float(th): float((t <= th).mean()) for th in thresholds_c},
+                    min_c=float(t.min()), max_c=float(t.max()))
+
+
+@dataclass(frozen=True)
+class StructureSafety:
+    """Minimum temperature in a structure, margin to its safety limit, isotherm distances."""
+
+    name: str
+    min_c: float
+    limit_c: float | None
+    margin_c: float | None
+    distance_mm: dict[float, float]
+    warning: str | None
+
+
+def isotherm_distance_mm(min_temperature_c: np.ndarray, grid: Grid, mask: np.ndarray, isotherm_c: float) -> float:
+    """Closest distance (mm) from the region ``T_min ≤ isotherm_c`` to a structure (0 if they overlap, inf if no ice)."""
+    ice = min_temperature_c <= isotherm_c
+    if not ice.any():
+        return float("inf")
+    if (ice & mask).any():
+        return 0.0
+    d = ndimage.distance_transform_edt(~ice, sampling=grid.voxel_mm)
+    return float(d[mask].min())
+
+
+def structure_safety(min_temperature_c: np.ndarray, grid: Grid, structures: dict[str, np.ndarray],
+                     limits_c: dict[str, float | None] | None = None,
+                     isotherms_c: tuple[float, ...] = (0.0, -20.0)) -> list[StructureSafety]:
+    """Safety report for named structures (skin, artery, bone, other nerves …).
+
+    ``limits_c`` gives the temperature each structure must stay above (default: skin 0 °C,
+    other nerves −20 °C (no axonotmesis), artery/bone ``None`` = report only). A structure whose
+    minimum is at or below its limit gets a one-line warning.
+    """
+    default = {"skin": SKIN_SAFE_C, "nerve": NEURAPRAXIA_C}
+    out = []
+    for name, mask in structures.items():
+        if not mask.any():
+            continue
+        lim = (limits_c or {}).get(name, next((v for k, v in default.items() if k in name.lower()), None))
+        tmin = float(min_temperature_c[mask].min())
+        margin = None if lim is None else tmin - lim
+        dist = {th: isotherm_distance_mm(min_temperature_c, grid, mask, th) for th in isotherms_c}
+        warn = None
+        if lim is not None and tmin <= lim:
+            warn = f"{name}: reached {tmin:.1f} °C, at or below its limit {lim:.0f} °C"
+        elif lim is None and tmin <= 0.0:
+            warn = f"{name}: frozen (minimum {tmin:.1f} °C); reported, no limit set"
+        out.append(StructureSafety(name, tmin, lim, margin, dist, warn))
+    return out
+
+
+def warnings(safety: list[StructureSafety]) -> list[str]:
+    """The one-line warnings of a safety report."""
+    return [s.warning for s in safety if s.warning]

@@ -1,0 +1,207 @@
+"""Plan a cryoablation on a labelled anatomy, end to end.
+
+anatomy → region of interest → candidate placements (needle along the approach, active part
+shifted along it, freeze durations) → full 3D simulation of each → nerve block, target coverage
+and adjacent-structure safety → the best feasible candidate → relief prediction, trajectory
+check, pictures, Plan and report.
+
+Choice rule: a candidate is feasible when the whole nerve cross-section reaches the
+axonotmesis threshold somewhere (complete block) and the skin stays above 0 °C; among feasible
+candidates the one with the largest skin margin wins (ties: shorter freeze). If none is
+feasible the plan says so and why, and keeps the candidate that came closest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cryoneuro import injury, regrowth
+from cryoneuro.errors import GeometryError
+from cryoneuro.anatomy.phantoms import Phantom
+from cryoneuro.planning.plan import Isotherm, Plan, ProbePlacement, ProtocolPhase, TrajectorySummary
+from cryoneuro.planning.trajectory import assess_trajectory, tip_for_target
+from cryoneuro.thermal import Phase, ProbeGeometry, ThermalModel, constant, simulate
+from cryoneuro.thermal.summary import isotherms
+
+#: 17G argon probe class (design.md §1: 17G ≈ 1.47 mm) with a 10 mm active zone (sphere class).
+PROBE_DIAMETER_MM = 1.47
+ACTIVE_LENGTH_MM = 10.0
+#: Candidate protocols: two freeze cycles with a 30 s passive thaw (Prologo 2017 used two
+#: freeze–thaw cycles; Cazzato 2016 a 150 s freeze); shorter freezes keep the skin safe in a
+#: forefoot 25 mm thick.
+FREEZE_S = (60.0, 120.0)
+THAW_S = 30.0
+#: Shifts of the active part's centre along the needle relative to the target (mm).
+SHIFTS_MM = (0.0, 2.0)
+#: Lateral offsets of the needle from the target centre (mm, along x): through the neuroma, or
+#: beside it so the nerve is not pierced and its coldest point stays above the neurotmesis range.
+OFFSETS_MM = (0.0, -2.5, 2.5)
+#: Cryogens tried: nitrous oxide (recuperated tip -88.5 C, the handheld cryoneurolysis class,
+#: which cannot reach the neurotmesis range) and argon (-185.8 C).
+GASES = ("nitrous-oxide", "argon")
+
+
+@dataclass
+class Candidate:
+    offset_mm: float
+    shift_mm: float
+    freeze_s: float
+    result: object
+    profile: injury.NerveInjuryProfile
+    safety: list
+    skin_margin_c: float
+    trajectory: object
+    gas: str = "argon"
+    tip_c: float = -185.8
+
+    @property
+    def feasible(self) -> bool:
+        return self.profile.complete_block and self.skin_margin_c > 0 and self.trajectory.ok
+
+    def rank(self) -> tuple:
+        """Feasible first; then no neurotmesis risk, the largest skin margin, the shortest freeze."""
+        return (self.feasible, not self.profile.neurotmesis_risk, self.profile.complete_block,
+                min(self.skin_margin_c, 50.0), -self.freeze_s)
+
+
+def _roi(phantom: Phantom, half_mm: float = 14.0):
+    """Resample the anatomy to a box around the neuroma (full height), 0.5 mm voxels."""
+    anat = phantom.anatomy
+    grid = anat.grid()
+    neuroma = anat.labels == phantom.neuroma_label
+    centre = np.array([grid.axis_mm(a)[np.nonzero(neuroma)[a]].mean() for a in range(3)])
+    lo_full, hi_full = anat.bounds_mm()
+    lo = np.maximum(lo_full, centre - half_mm)
+    hi = np.minimum(hi_full, centre + half_mm)
+    lo[2], hi[2] = lo_full[2], hi_full[2]
+    return anat.resample_to(grid.voxel_mm, (lo, hi)), centre
+
+
+def plan_phantom(phantom: Phantom, out_dir: str | Path, *, gases=GASES, offsets_mm=OFFSETS_MM,
+                 shifts_mm=SHIFTS_MM, freezes_s=FREEZE_S, procedure_date: dt.date | None = None,
+                 progress: Callable[[float, str], None] | None = None) -> Plan:
+    """Plan the phantom's neuroma with a dorsal (or, for a stump, the phantom's) approach."""
+    from cryoneuro import probe as probe_physics
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    anat, target = _roi(phantom)
+    tissue_map = {**phantom.tissue_map, "background": "air"}
+    grid, labels, materials = anat.to_model_inputs(tissue_map)
+    names = anat.label_names
+    lab = anat.labels
+    nerve_mask = np.isin(lab, [phantom.nerve_label, phantom.neuroma_label])
+    target_mask = lab == phantom.neuroma_label
+    structures = {"skin": lab == phantom.skin_label, "artery": np.isin(lab, phantom.artery_labels),
+                  "bone": np.isin(lab, phantom.bone_labels)}
+    tips = {g: probe_physics.tip_state(g).tip_temperature_c for g in gases}
+
+    # approach: vertical, from above the target (dorsal for the forefoot)
+    top = grid.origin_mm[2] + grid.size_mm[2] - 0.25
+    avoid = {"bone": [names[v] for v in phantom.bone_labels], "artery": [names[v] for v in phantom.artery_labels]}
+    candidates: list[Candidate] = []
+    total = len(offsets_mm) * len(shifts_mm) * len(freezes_s) * len(tips)
+    done = 0
+    for offset in offsets_mm:
+        aim = target + np.array([offset, 0.0, 0.0])
+        entry = np.array([aim[0], aim[1], top])
+        direction = (entry - aim) / np.linalg.norm(entry - aim)  # tip → handle
+        for shift in shifts_mm:
+            tip = tip_for_target(entry, aim + shift * direction, ACTIVE_LENGTH_MM)
+            traj = assess_trajectory(entry, tip, lab, grid, names, skin=names[phantom.skin_label], avoid=avoid)
+            geometry = ProbeGeometry(tuple(tip), tuple(direction), PROBE_DIAMETER_MM, ACTIVE_LENGTH_MM, name="probe 1")
+            for (gas, tip_c), freeze in ((g, f) for g in tips.items() for f in freezes_s):
+                done += 1
+                if progress:
+                    progress(done / total, f"candidate {done}/{total}")
+                if not traj.ok:
+                    continue  # the needle cannot go there: no need to simulate it
+                model = ThermalModel(grid, labels, materials, [geometry], [constant(tip_c)])
+                protocol = [Phase("freeze", freeze), Phase("thaw-passive", THAW_S), Phase("freeze", freeze)]
+                res = simulate(model, protocol)
+                tissue = res.tissue_mask
+                prof = injury.nerve_profile(res.min_temperature_c, grid, nerve_mask & tissue, phantom.centreline_mm)
+                safety = injury.structure_safety(res.min_temperature_c, grid,
+                                                 {k: m & tissue for k, m in structures.items()})
+                skin = next((s for s in safety if s.name == "skin"), None)
+                candidates.append(Candidate(offset, shift, freeze, res, prof, safety,
+                                            skin.margin_c if skin else np.inf, traj, gas, tip_c))
+    if not candidates:
+        raise GeometryError(f"{phantom.name}: every candidate needle path crosses bone or an artery")
+    best = max(candidates, key=Candidate.rank)
+    return _assemble(phantom, anat, best, candidates, target_mask, names, lab, best.tip_c, out,
+                     procedure_date, structures)
+
+
+def _assemble(phantom, anat, best: Candidate, candidates, target_mask, names, lab, tip_c, out: Path,
+              procedure_date, structures) -> Plan:
+    from cryoneuro.planning.figures import plot_plan_overlays
+    from cryoneuro.planning.report import write_report
+
+    res = best.result
+    grid = res.grid
+    probe = res.model.probes[0]
+    cov = injury.target_coverage(res.min_temperature_c, grid, target_mask & res.tissue_mask)
+    structures = {k: m & res.tissue_mask for k, m in structures.items()}
+    reasons = []
+    if not best.profile.complete_block:
+        reasons.append("no candidate freezes the whole nerve cross-section to the axonotmesis threshold "
+                       f"({injury.NEURAPRAXIA_C:g} °C)")
+    if best.profile.complete_block and not best.skin_margin_c > 0:
+        reasons.append(f"the skin reaches {best.skin_margin_c:.1f} °C (limit 0 °C) with the smallest iceball that "
+                       "blocks the nerve: protect the skin (warm saline) or change the approach")
+    relief = {}
+    if best.profile.lesion_distal_end_mm is not None:
+        dist = regrowth.distance_along_centreline(phantom.centreline_mm, best.profile.lesion_distal_end_mm,
+                                                  phantom.end_organ_mm)
+        relief = regrowth.predict_relief(max(dist, 0.1), procedure_date=procedure_date).as_dict()
+    traj = best.trajectory
+    overlay = plot_plan_overlays(res, anat.image, {"nerve": np.isin(lab, [phantom.nerve_label]),
+                                                   "target": target_mask, **structures}, out / "plan_overlay.png",
+                                 title=f"{phantom.name}: planned iceball (minimum temperature)")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
+    best.profile.plot(ax=ax)
+    fig.savefig(out / "nerve_profile.png", dpi=110)
+    plt.close(fig)
+    warn = injury.warnings(best.safety) + traj.warnings
+    plan = Plan(
+        case=phantom.name,
+        inputs={"phantom": phantom.name, "notes": phantom.notes, "voxel_mm": grid.voxel_mm,
+                "grid_shape": list(grid.shape), "tip_temperature_c": tip_c,
+                "candidates": [{"gas": c.gas, "offset_mm": c.offset_mm, "shift_mm": c.shift_mm, "freeze_s": c.freeze_s,
+                                "complete_block": c.profile.complete_block,
+                                "neurotmesis_risk": c.profile.neurotmesis_risk,
+                                "skin_margin_c": round(float(c.skin_margin_c), 2)} for c in candidates]},
+        probes=[ProbePlacement(name=probe.name, tip_mm=tuple(float(v) for v in probe.tip_mm),
+                               direction=tuple(float(v) for v in probe.unit), diameter_mm=probe.diameter_mm,
+                               active_length_mm=probe.active_length_mm, tip_temperature_c=tip_c, gas=best.gas)],
+        protocol=[ProtocolPhase(kind=p.kind, duration_s=p.duration_s, temperature_c=p.temperature_c)
+                  for p in res.phases],
+        trajectories=[TrajectorySummary(**{k: getattr(traj, k) for k in TrajectorySummary.model_fields})],
+        isotherms={k: Isotherm(**v) for k, v in isotherms(res, [0, -20, -40]).items()},
+        min_tissue_temperature_c=float(np.nanmin(res.min_temperature_c[res.tissue_mask])),
+        nerve=best.profile.summary(),
+        coverage={"target_volume_ml": cov.volume_ml, **{f"fraction_at_or_below_{k:g}_c": v
+                                                         for k, v in cov.fractions.items()},
+                  "min_temperature_c": cov.min_c, "max_temperature_c": cov.max_c},
+        safety=[{"structure": s.name, "min_temperature_c": s.min_c, "limit_c": s.limit_c, "margin_c": s.margin_c,
+                 "distance_from_0c_mm": s.distance_mm.get(0.0), "distance_from_-20c_mm": s.distance_mm.get(-20.0)}
+                for s in best.safety],
+        relief=relief, feasible=not reasons, reasons=reasons, warnings=warn,
+    )
+    files = write_report(plan, out, {"overlay": overlay, "nerve profile": out / "nerve_profile.png"})
+    plan.files = {"report_html": str(files["html"]), "report_pdf": str(files["pdf"]),
+                  "overlay": str(overlay), "nerve_profile": str(out / "nerve_profile.png")}
+    plan.save(out / "plan.json")
+    write_report(plan, out, {"overlay": overlay, "nerve profile": out / "nerve_profile.png"})
+    return plan

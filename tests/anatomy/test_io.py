@@ -1,0 +1,149 @@
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from cryoneuro.anatomy import (
+    AlignmentError,
+    Anatomy,
+    ImageReadError,
+    LabelMapError,
+    SpacingError,
+    UltrasoundPlane,
+    load_anatomy,
+    read_label_table,
+)
+from cryoneuro.errors import InputError
+
+
+def _write(path, arr, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=None):
+    img = sitk.GetImageFromArray(arr.transpose(2, 1, 0))
+    img.SetSpacing(spacing)
+    img.SetOrigin(origin)
+    if direction is not None:
+        img.SetDirection(direction)
+    sitk.WriteImage(img, str(path))
+    return path
+
+
+@pytest.fixture
+def pair(tmp_path):
+    lab = np.zeros((10, 12, 8), np.uint8)
+    lab[3:6, 4:8, 2:5] = 1
+    lab[6:8, 4:8, 2:5] = 2
+    img = np.where(lab > 0, 40.0, -100.0).astype(np.float32)
+    _write(tmp_path / "img.nii.gz", img, (0.5, 0.5, 0.5), (10.0, -5.0, 3.0))
+    _write(tmp_path / "lab.nrrd", lab, (0.5, 0.5, 0.5), (10.0, -5.0, 3.0))
+    (tmp_path / "names.json").write_text(json.dumps({"1": "neuroma", "2": "muscle"}))
+    return tmp_path
+
+
+def test_load_roundtrip_and_axes(pair):
+    a = load_anatomy(pair / "lab.nrrd", pair / "img.nii.gz", pair / "names.json", required_labels=("neuroma",))
+    assert a.labels.shape == (10, 12, 8) and a.labels[4, 5, 3] == 1 and a.image[4, 5, 3] == 40
+    g, mat, materials = a.to_model_inputs()
+    assert g.origin_mm == (9.75, -5.25, 2.75) and g.voxel_mm == 0.5
+    assert mat.dtype == np.uint8 and {m.name for m in materials} >= {"nerve", "muscle"}
+
+
+def test_label_tables(tmp_path):
+    (tmp_path / "a.ctbl").write_text("# Slicer\n0 background 0 0 0 0\n1 neuroma 255 0 0 255\n")
+    (tmp_path / "b.txt").write_text('# ITK-SNAP\n    0     0    0    0        0  0  0    "Clear Label"\n'
+                                   '    1   255    0    0        1  1  1    "plantar fat"\n')
+    (tmp_path / "c.toml").write_text('skin = 3\n')
+    assert read_label_table(tmp_path / "a.ctbl")[1] == "neuroma"
+    assert read_label_table(tmp_path / "b.txt")[1] == "plantar fat"
+    assert read_label_table(tmp_path / "c.toml") == {3: "skin"}
+
+
+def test_corrupt_file(tmp_path):
+    p = tmp_path / "bad.nii.gz"
+    p.write_bytes(b"\x1f\x8b not really a nifti")
+    with pytest.raises(ImageReadError) as e:
+        load_anatomy(p)
+    assert "bad.nii.gz" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("kw", [{"spacing": (0.6, 0.5, 0.5)}, {"origin": (11.0, -5.0, 3.0)}])
+def test_misaligned(pair, kw):
+    lab = np.zeros((10, 12, 8), np.uint8)
+    lab[1, 1, 1] = 1
+    args = {"spacing": (0.5, 0.5, 0.5), "origin": (10.0, -5.0, 3.0)} | kw
+    _write(pair / "lab2.nii.gz", lab, **args)
+    with pytest.raises(AlignmentError, match="lab2"):
+        load_anatomy(pair / "lab2.nii.gz", pair / "img.nii.gz")
+
+
+def test_missing_and_nonint_labels(pair):
+    with pytest.raises(LabelMapError, match="nerve"):
+        load_anatomy(pair / "lab.nrrd", label_names=pair / "names.json", required_labels=("nerve",))
+    _write(pair / "f.nii.gz", np.full((4, 4, 4), 0.5, np.float32))
+    with pytest.raises(LabelMapError, match="non-integer"):
+        load_anatomy(pair / "f.nii.gz")
+
+
+def test_unmapped_and_anisotropic(pair):
+    a = load_anatomy(pair / "lab.nrrd", label_names={"1": "neuroma", "2": "mystery"})
+    with pytest.raises(LabelMapError, match="mystery"):
+        a.to_model_inputs()
+    assert len(a.to_model_inputs(default_tissue="muscle")[2]) >= 2
+    b = Anatomy(labels=a.labels, label_names=a.label_names, spacing_mm=(0.5, 0.5, 1.0))
+    with pytest.raises(SpacingError):
+        b.grid()
+    with pytest.raises(SpacingError):
+        Anatomy(labels=a.labels, label_names={}, spacing_mm=(0.5, 0.0, 0.5))
+    assert b.resample_to(0.5).labels.shape == (10, 12, 16)
+
+
+def test_oblique_resample():
+    lab = np.zeros((20, 20, 20), np.uint8)
+    lab[8:12, 8:12, 8:12] = 1
+    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    a = Anatomy(labels=lab, label_names={1: "neuroma"}, spacing_mm=(1, 1, 1), direction=rot)
+    r = a.resample_to(0.5)
+    assert r.is_axis_aligned
+    vol = r.labels.sum() * 0.125
+    assert abs(vol - 64) < 10  # 4 mm cube survives the rotation
+    assert isinstance(r.grid().voxel_mm, float)
+
+
+def test_ultrasound_plane(tmp_path):
+    us = UltrasoundPlane((0.1, 0.2), (1.0, 2.0, 3.0), (1, 0, 0), (0, 0, 1))
+    np.testing.assert_allclose(us.to_physical(10, 5), [2.0, 2.0, 4.0])
+    with pytest.raises(InputError):
+        UltrasoundPlane((0.1, 0.2), (0, 0, 0), (1, 0, 0), (1, 0, 0))
+    from cryoneuro.anatomy import read_ultrasound
+    p = tmp_path / "f.png"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((30, 40), np.uint8)), str(p))
+    with pytest.raises(SpacingError):
+        read_ultrasound(p)
+    assert read_ultrasound(p, pixel_spacing_mm=(0.1, 0.1)).pixel.shape == (30, 40)
+
+
+def test_dicom_series(tmp_path):
+    arr = (np.arange(4 * 5 * 3).reshape(4, 5, 3) % 7).astype(np.int16)
+    vol = sitk.GetImageFromArray(arr.transpose(2, 1, 0))
+    vol.SetSpacing((0.5, 0.5, 0.5))
+    w = sitk.ImageFileWriter()
+    w.KeepOriginalImageUIDOn()
+    for k in range(3):
+        sl = vol[:, :, k]
+        for tag, val in {"0020|000e": "1.2.826.0.1.3680043.2.1125.1", "0020|0032": f"0\\0\\{k * 0.5}",
+                         "0020|0037": "1\\0\\0\\0\\1\\0", "0028|0030": "0.5\\0.5", "0020|0013": str(k),
+                         "0008|0060": "CT"}.items():
+            sl.SetMetaData(tag, val)
+        w.SetFileName(str(tmp_path / f"s{k}.dcm"))
+        w.Execute(sl)
+    a = load_anatomy(tmp_path)
+    assert a.labels.shape == (4, 5, 3) and np.array_equal(a.labels, arr)
+    assert np.allclose(a.spacing_mm, 0.5)
+    with pytest.raises(ImageReadError, match="no DICOM"):
+        load_anatomy(_empty(tmp_path))
+
+
+def _empty(tmp_path):
+    d = tmp_path / "empty"
+    d.mkdir()
+    return d
