@@ -36,3 +36,56 @@ def test_a_plan_that_freezes_the_skin_says_so(tmp_path):
     assert not plan.feasible
     assert any("skin" in r for r in plan.reasons)
     assert "Not feasible" in (tmp_path / "report.html").read_text()
+
+
+def _anatomy_case(tmp_path, **overrides) -> "Path":
+    ph = morton_forefoot(tmp_path / "ph")
+    names = ph.anatomy.label_names
+    centre = ", ".join(f"[{x:g}, {y:g}, {z:g}]" for x, y, z in ph.centreline_mm)
+    text = f"""
+[anatomy]
+labels = "ph/labels.nii.gz"
+image = "ph/image.nii.gz"
+label_names = "ph/labels.json"
+[structures]
+target = "{names[ph.neuroma_label]}"
+nerve = "{names[ph.nerve_label]}"
+skin = "{overrides.get('skin', names[ph.skin_label])}"
+arteries = ["{names[ph.artery_labels[0]]}"]
+bones = ["metatarsal"]
+[nerve]
+centreline_mm = [{centre}]
+end_organ_mm = [{', '.join(f'{v:g}' for v in ph.end_organ_mm)}]
+[plan]
+gases = ["nitrous-oxide"]
+offsets_mm = [0]
+shifts_mm = [2]
+freezes_s = [60]
+"""
+    path = tmp_path / "case.toml"
+    path.write_text(text)
+    return path
+
+
+def test_plan_command_on_an_anatomy_case_file(tmp_path):
+    """`cryoneuro plan CASE.toml` reads NIfTI images and a label table written to disk and gives
+    the same feasible plan as the in-memory phantom."""
+    from typer.testing import CliRunner
+
+    from cryoneuro.cli import app
+
+    result = CliRunner().invoke(app, ["plan", str(_anatomy_case(tmp_path)), "--out", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["feasible"] and plan["nerve"]["complete_block"]
+
+
+def test_plan_command_names_a_missing_label(tmp_path):
+    from typer.testing import CliRunner
+
+    from cryoneuro.cli import app
+
+    result = CliRunner().invoke(app, ["plan", str(_anatomy_case(tmp_path, skin="epidermis")), "--out",
+                                      str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 2 and "epidermis" in result.stderr and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
