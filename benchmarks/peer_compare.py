@@ -12,7 +12,15 @@ import os
 
 import numpy as np
 
-from cryoneuro.thermal import Grid, Phase, ProbeGeometry, ThermalModel, constant, isotherm_metrics, simulate
+from cryoneuro.thermal import (
+    Grid,
+    Phase,
+    ProbeGeometry,
+    ThermalModel,
+    constant,
+    isotherm_metrics,
+    simulate,
+)
 from cryoneuro.thermal.axisymmetric import solve_axisymmetric
 from cryoneuro.thermal.geometry import rasterise_probes
 from cryoneuro.thermal.summary import isotherms

@@ -38,7 +38,7 @@ def test_a_plan_that_freezes_the_skin_says_so(tmp_path):
     assert "Not feasible" in (tmp_path / "report.html").read_text()
 
 
-def _anatomy_case(tmp_path, **overrides) -> "Path":
+def _anatomy_case(tmp_path, **overrides):
     ph = morton_forefoot(tmp_path / "ph")
     names = ph.anatomy.label_names
     centre = ", ".join(f"[{x:g}, {y:g}, {z:g}]" for x, y, z in ph.centreline_mm)

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cryoneuro.thermal import Grid, Phase, ProbeGeometry, ThermalModel, constant, simulate
-from cryoneuro.thermal import analytic
+from cryoneuro.thermal import Grid, Phase, ProbeGeometry, ThermalModel, analytic, constant, simulate
 from cryoneuro.thermal.summary import isotherms
 from cryoneuro.tissue import get_tissue
 

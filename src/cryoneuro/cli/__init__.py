@@ -5,14 +5,14 @@ Each sibling module registers the commands of one domain step on :data:`app`.
 
 from __future__ import annotations
 
-from cryoneuro.cli._app import app, console, emit_json, user_errors
-from cryoneuro.cli import probe_cmd as _probe_cmd  # noqa: F401  (registers `probe`)
-from cryoneuro.cli import simulate_cmd as _simulate_cmd  # noqa: F401  (registers `simulate`)
-from cryoneuro.cli import evaluate_cmd as _evaluate_cmd  # noqa: F401  (score, analyse, meta)
 from cryoneuro.cli import demo_cmd as _demo_cmd  # noqa: F401  (demo)
+from cryoneuro.cli import evaluate_cmd as _evaluate_cmd  # noqa: F401  (score, analyse, meta)
 from cryoneuro.cli import plan_cmd as _plan_cmd  # noqa: F401  (plan)
+from cryoneuro.cli import probe_cmd as _probe_cmd  # noqa: F401  (registers `probe`)
 from cryoneuro.cli import registry_cmd as _registry_cmd  # noqa: F401  (serve, db, user)
+from cryoneuro.cli import simulate_cmd as _simulate_cmd  # noqa: F401  (registers `simulate`)
 from cryoneuro.cli import sweep_cmd as _sweep_cmd  # noqa: F401  (sweep)
+from cryoneuro.cli._app import app, console, emit_json, user_errors
 
 __all__ = ["app", "console", "emit_json", "main", "user_errors"]
 

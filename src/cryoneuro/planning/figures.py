@@ -62,8 +62,7 @@ def plot_plan_overlays(result: ThermalResult, image: np.ndarray | None, structur
                         linewidths=1.8, linestyles="--")
         ax.clabel(cs, fmt=lambda x: f"{x:g} °C", fontsize=8)
         if label == "along the probe":
-            r, length = probe.radius_mm, probe.active_length_mm
-            ax.plot([0, 0], [-0.5 * length, a[-1]], color="#00e5ff", lw=2.5, solid_capstyle="butt")
+            ax.plot([0, 0], [-0.5 * probe.active_length_mm, a[-1]], color="#00e5ff", lw=2.5, solid_capstyle="butt")
         else:
             ax.add_patch(plt.Circle((0, 0), probe.radius_mm, color="#00e5ff"))
         ax.set_title(label, fontsize=10)

@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 
 from cryoneuro import injury, regrowth
-from cryoneuro.errors import GeometryError
 from cryoneuro.anatomy.phantoms import Phantom
+from cryoneuro.errors import GeometryError
 from cryoneuro.planning.plan import Isotherm, Plan, ProbePlacement, ProtocolPhase, TrajectorySummary
 from cryoneuro.planning.trajectory import assess_trajectory, tip_for_target
 from cryoneuro.thermal import Phase, ProbeGeometry, ThermalModel, constant, simulate

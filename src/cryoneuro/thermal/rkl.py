@@ -25,7 +25,6 @@ import math
 
 import numpy as np
 
-
 #: Step-size ramp at the start of every phase: a change of boundary condition (probe switched on,
 #: off or to thaw) excites fast modes that RKL2 damps poorly, so the first step is a few explicit
 #: limits long and steps then grow geometrically.

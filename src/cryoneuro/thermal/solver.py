@@ -29,7 +29,7 @@ import numpy as np
 
 from cryoneuro.errors import InputError
 from cryoneuro.thermal import kernels, rkl
-from cryoneuro.thermal.geometry import ACTIVE, INSULATED, Grid, ProbeGeometry, ProbeRaster, rasterise_probes
+from cryoneuro.thermal.geometry import INSULATED, Grid, ProbeGeometry, ProbeRaster, rasterise_probes
 from cryoneuro.tissue import ThermalProperties
 
 TemperatureSchedule = Callable[[float], float]
