@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     stop = None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     url = args.db
     if url is None:
         url, stop = start_postgres()
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "CRYONEURO_SECRET_KEY": "load-secret", "CRYONEURO_RANDOMISATION_SECRET": "load-rand"}
         server = subprocess.Popen([sys.executable, "-m", "cryoneuro.cli", "serve", "--db", url, "--host", "127.0.0.1",
                                    "--port", str(port), "--no-upgrade"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=subprocess.DEVNULL, stderr=open(args.out.with_suffix(".server.log"), "w"))
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
