@@ -99,7 +99,7 @@ def test_simulate_json_contract_and_outputs(tmp_path):
     assert data["points"]["near"]["min_temperature_c"] < 0
     for key in ("slices_min", "slices_final", "point_histories", "fields", "summary"):
         assert Path(data["files"][key]).is_file()
-    assert json.loads((out / "summary.json").read_text())["isotherms"] == data["isotherms"]
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["isotherms"] == data["isotherms"]
 
 
 def test_gas_driven_probe_takes_the_gas_model_tip_temperature(tmp_path):

@@ -22,10 +22,10 @@ def test_nitrous_oxide_probe_beside_the_web_blocks_the_nerve_and_spares_the_skin
     assert plan.coverage["fraction_at_or_below_-20_c"] > 0.9
     assert plan.relief["median_days"] > 7.0  # at least the Wallerian delay
     assert Plan.load(tmp_path / "plan.json") == plan
-    page = (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Feasible" in page and "data:image/png;base64" in page
     assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
-    json.loads((tmp_path / "plan.json").read_text())
+    json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
 
 
 def test_a_plan_that_freezes_the_skin_says_so(tmp_path):
@@ -35,7 +35,7 @@ def test_a_plan_that_freezes_the_skin_says_so(tmp_path):
                         shifts_mm=(0.0,), freezes_s=(120.0,))
     assert not plan.feasible
     assert any("skin" in r for r in plan.reasons)
-    assert "Not feasible" in (tmp_path / "report.html").read_text()
+    assert "Not feasible" in (tmp_path / "report.html").read_text(encoding="utf-8")
 
 
 def _anatomy_case(tmp_path, **overrides):

@@ -104,7 +104,7 @@ def test_report_renders_every_section_and_escapes_input(tmp_path):
         safety=[{"structure": "skin", "min_temperature_c": 12.0, "ok": True}],
         relief={"median_days": 94.0}, feasible=False, reasons=["skin reaches -3 C"])
     files = write_report(plan, tmp_path, {"overlay": img})
-    page = files["html"].read_text()
+    page = files["html"].read_text(encoding="utf-8")
     for text in ("Not feasible", "skin reaches -3 C", "12.3", "blocked length", "median days", "data:image/png;base64"):
         assert text in page
     assert "<script>alert(1)</script>" not in page

@@ -174,7 +174,7 @@ class LiveServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("server exited: " + self.log.read_text()[-2000:])
+                raise RuntimeError("server exited: " + self.log.read_text(encoding="utf-8")[-2000:])
             try:
                 if httpx.get(self.url + "/login", timeout=1).status_code == 200:
                     return

@@ -144,6 +144,6 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
         page.click("#export-adverse_events")
     path = tmp_path / "adverse_events.csv"
     info.value.save_as(path)
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     assert text.startswith("participant_id,event_id,onset_date")
     assert "MORTON-RBH-0001" in text and "infection" in text

@@ -73,7 +73,7 @@ class Phantom:
 def load_phantom(directory: str | Path) -> Phantom:
     """Read a phantom written by :meth:`Phantom.write`."""
     d = Path(directory)
-    meta = json.loads((d / "phantom.json").read_text())
+    meta = json.loads((d / "phantom.json").read_text(encoding="utf-8"))
     anat = load_anatomy(d / "labels.nii.gz", d / "image.nii.gz", d / "labels.json")
     return Phantom(name=meta["name"], anatomy=anat, neuroma_label=meta["neuroma_label"],
                    nerve_label=meta["nerve_label"], artery_labels=meta["artery_labels"],
