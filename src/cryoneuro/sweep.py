@@ -67,20 +67,15 @@ def set_path(data: dict, path: str, value: float) -> None:
     existing table), so a typo is an error rather than a silently ignored key."""
     steps = _steps(path)
     node: Any = data
-    for i, step in enumerate(steps[:-1]):
+    for step in steps[:-1]:
         try:
-            node = node[step]
+            child = node[step]
         except (KeyError, IndexError, TypeError):
             raise InputError(f"--vary path '{path}': the case has no '{step}'") from None
-        if isinstance(node, str) and steps[i + 1] in ("k_unfrozen", "k_frozen", "c_unfrozen", "c_frozen",
-                                                      "latent", "perfusion", "metabolism", "t_liquidus",
-                                                      "t_solidus"):
-            # a library tissue named by string: vary one of its properties via a base table
-            parent = data
-            for s in steps[:i]:
-                parent = parent[s]
-            parent[step] = {"base": node}
-            node = parent[step]
+        if isinstance(child, str):
+            # a library tissue named by string: vary one of its properties through a base table
+            child = node[step] = {"base": child}
+        node = child
     last = steps[-1]
     if isinstance(node, dict):
         node[last] = value

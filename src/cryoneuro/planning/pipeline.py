@@ -86,7 +86,8 @@ class _Level:
     """The anatomy on one grid (screening at 1 mm, confirmation at 0.5 mm) and its masks."""
 
     def __init__(self, phantom: Phantom, anat, voxel_mm: float, bounds):
-        anat = anat.resample_to(voxel_mm, bounds)
+        if tuple(anat.spacing_mm) != (voxel_mm,) * 3:  # the region of interest may already be on this grid
+            anat = anat.resample_to(voxel_mm, bounds)
         self.anat = anat
         self.grid, self.labels, self.materials = anat.to_model_inputs({**phantom.tissue_map, "background": "air"})
         lab = anat.labels
@@ -169,7 +170,7 @@ def plan_phantom(phantom: Phantom, out_dir: str | Path, *, gases=GASES, offsets_
 def _assemble(phantom, anat, best: Candidate, candidates, target_mask, names, lab, tip_c, out: Path,
               procedure_date, structures) -> Plan:
     from cryoneuro.planning.figures import plot_plan_overlays
-    from cryoneuro.planning.report import write_report
+    from cryoneuro.planning.report import REPORT_HTML, REPORT_PDF, write_report
 
     res = best.result
     grid = res.grid
@@ -227,8 +228,7 @@ def _assemble(phantom, anat, best: Candidate, candidates, target_mask, names, la
                 for s in best.safety],
         relief=relief, feasible=not reasons, reasons=reasons, warnings=warn,
     )
-    files = write_report(plan, out, {"overlay": overlay, "nerve profile": out / "nerve_profile.png"})
-    plan.files = {"report_html": str(files["html"]), "report_pdf": str(files["pdf"]),
+    plan.files = {"report_html": str(out / REPORT_HTML), "report_pdf": str(out / REPORT_PDF),
                   "overlay": str(overlay), "nerve_profile": str(out / "nerve_profile.png")}
     plan.save(out / "plan.json")
     write_report(plan, out, {"overlay": overlay, "nerve profile": out / "nerve_profile.png"})

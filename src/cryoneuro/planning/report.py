@@ -71,6 +71,10 @@ img{max-width:100%;border:1px solid #ddd;border-radius:4px}
 """
 
 
+#: File names of the report inside its folder (known before it is written, so a plan can list them).
+REPORT_HTML, REPORT_PDF = "report.html", "report.pdf"
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -101,11 +105,11 @@ def write_report(plan: Plan, out_dir: str | Path, images: dict[str, Path]) -> di
         fmt=_fmt, vec=lambda v: "(" + ", ".join(f"{x:.1f}" for x in v) + ")",
         safety_columns=columns, inputs=json.dumps(plan.inputs, indent=2, default=str),
     )
-    html_path = out / "report.html"
+    html_path = out / REPORT_HTML
     tmp = html_path.with_suffix(".html.tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(html_path)
-    return {"html": html_path, "pdf": _write_pdf(plan, out / "report.pdf", images)}
+    return {"html": html_path, "pdf": _write_pdf(plan, out / REPORT_PDF, images)}
 
 
 def _write_pdf(plan: Plan, path: Path, images: dict[str, Path]) -> Path:

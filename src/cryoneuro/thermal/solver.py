@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numba
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 from cryoneuro.errors import InputError
 from cryoneuro.thermal import kernels, rkl
@@ -225,7 +226,7 @@ def simulate(
     steps = 0
     since_sample = 0.0
     evaluations = 0
-    dt_used = dt_stable
+    dt_used = 0.0  # the longest step taken
 
     for phase_no, phase in enumerate(protocol):
         if scheme == "rkl2":
@@ -234,7 +235,7 @@ def simulate(
             n = max(1, math.ceil(phase.duration_s / dt_stable))
             schedule = [phase.duration_s / n] * n
         n = len(schedule)
-        dt_used = max(dt_used, max(schedule)) if phase_no else max(schedule)
+        dt_used = max(dt_used, max(schedule))
         t_phase = 0.0
         on = np.full(n_probes, phase.kind != "thaw-passive")
         label = f"{phase.kind} {phase_no + 1}/{len(protocol)}"
@@ -434,7 +435,5 @@ def _sample_points(t: np.ndarray, grid: Grid, coords: np.ndarray) -> np.ndarray:
     """Trilinear interpolation of the temperature at the given points (mm)."""
     if len(coords) == 0:
         return np.zeros(0)
-    from scipy.ndimage import map_coordinates
-
     idx = (coords - np.asarray(grid.origin_mm)) / grid.voxel_mm - 0.5
     return map_coordinates(t, idx.T, order=1, mode="nearest")
