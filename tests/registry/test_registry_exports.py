@@ -128,3 +128,28 @@ def test_data_entry_cannot_export(client) -> None:
                 "/api/exports/redcap/records.csv", "/api/exports/fhir.json",
                 "/api/exports/audit.csv"):
         assert client.get(url).status_code == 403, url
+
+
+def test_tidy_export_is_read_by_the_analysis_package(client, tmp_path) -> None:
+    # one format, two users: what the registry writes, cryoneuro.analysis reads unchanged
+    from cryoneuro.analysis.outcomes import outcome_values
+    from cryoneuro.analysis.tidy import load_tidy
+
+    pid = _populate(client)
+    baseline = followup(visit_code="baseline", answers={"nrs": {"pain": 7}},
+                        visit_date=(dt.date.today() - dt.timedelta(days=97)).isoformat())
+    assert client.post(f"/api/participants/{pid}/visits", json=baseline,
+                       headers=login(client, "nurse")).status_code == 201
+    login(client, "stats")
+    path = tmp_path / "tidy.zip"
+    path.write_bytes(client.get("/api/exports/tidy.zip").content)
+    data = load_tidy(path)
+    assert list(data.participants["participant_id"]) == ["MORTON-RBH-0001"]
+    assert data.design == "rct"
+    assert data.procedures["days_since_procedure"].tolist() == [0]
+    # scored by cryoneuro.instruments when the registry saved the visit
+    pain = data.scores[(data.scores["instrument"] == "nrs") & (data.scores["kind"] == "score")]
+    assert sorted(pain["value"].astype(float)) == [3.0, 7.0]
+    change = outcome_values(data, "pain")
+    assert change[["visit_code", "day", "baseline", "value", "change"]].values.tolist() == [
+        ["m3", 88, 7.0, 3.0, -4.0]]

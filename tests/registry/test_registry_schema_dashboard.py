@@ -48,7 +48,7 @@ def test_dashboard_lists_due_and_overdue_visits(registry) -> None:
     with registry.factory() as session:
         board = dashboard(session, nurse)
         # procedure 90 days ago: 2 weeks and 1 month windows closed, 3 months open
-        assert {v["visit_code"] for v in board["visits_overdue"]} == {"w2", "m1"}
+        assert {v["visit_code"] for v in board["visits_overdue"]} == {"baseline", "w2", "m1"}
         assert {v["visit_code"] for v in board["visits_due"]} == {"m3"}
         assert board["recruitment"] == [{"study": "MORTON", "site": "RBH", "participants": 1}]
         assert dashboard(session, registry.actor("leedsnurse"))["totals"]["participants"] == 0

@@ -5,11 +5,13 @@ Each sibling module registers the commands of one domain step on :data:`app`.
 
 from __future__ import annotations
 
+from cryoneuro.cli import analyse_cmd as _analyse_cmd  # noqa: F401  (analyse)
 from cryoneuro.cli import demo_cmd as _demo_cmd  # noqa: F401  (demo)
-from cryoneuro.cli import evaluate_cmd as _evaluate_cmd  # noqa: F401  (score, analyse, meta)
+from cryoneuro.cli import meta_cmd as _meta_cmd  # noqa: F401  (meta)
 from cryoneuro.cli import plan_cmd as _plan_cmd  # noqa: F401  (plan)
 from cryoneuro.cli import probe_cmd as _probe_cmd  # noqa: F401  (registers `probe`)
 from cryoneuro.cli import registry_cmd as _registry_cmd  # noqa: F401  (serve, db, user)
+from cryoneuro.cli import score_cmd as _score_cmd  # noqa: F401  (score)
 from cryoneuro.cli import simulate_cmd as _simulate_cmd  # noqa: F401  (registers `simulate`)
 from cryoneuro.cli import sweep_cmd as _sweep_cmd  # noqa: F401  (sweep)
 from cryoneuro.cli._app import app, console, emit_json, user_errors

@@ -1,5 +1,8 @@
 """The tidy tables the analysis package reads: one row per observation, one CSV per table.
 
+The format is defined once, in :mod:`cryoneuro.analysis.tidy` (docs/tidy-format.md); this
+module fills it from the database.
+
 Participants are named only by their study number (``participant_id``); dates are ISO and
 each event carries ``days_since_procedure`` (day 0 = first cryoablation) for survival and
 longitudinal models.
@@ -16,26 +19,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cryoneuro.analysis.tidy import TABLES as ANALYSIS_TABLES
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
 from cryoneuro.registry.models import Participant, Site, Study
 from cryoneuro.registry.services.participants import list_participants
 
-TABLES: dict[str, list[str]] = {
-    "participants": ["participant_id", "study", "site", "design", "arm", "sex",
-                     "age_at_enrolment_years", "enrolment_date", "status", "neuroma_type",
-                     "neuroma_site", "laterality", "neuroma_size_mm", "prior_treatments"],
-    "procedures": ["participant_id", "procedure_id", "procedure_date", "imaging_modality",
-                   "anaesthesia", "device_name", "manufacturer", "device_lot", "probe_model",
-                   "gas", "protocol", "operator", "predicted_relief_days", "has_plan"],
-    "visits": ["participant_id", "visit_id", "visit_code", "visit_date", "days_since_procedure"],
-    "scores": ["participant_id", "visit_code", "visit_date", "days_since_procedure",
-               "instrument", "kind", "measure", "value"],
-    "adverse_events": ["participant_id", "event_id", "onset_date", "days_since_procedure",
-                       "category", "severity", "serious", "relatedness", "outcome",
-                       "device_incident", "procedure_id", "description"],
-    "reinterventions": ["participant_id", "reintervention_id", "reintervention_date",
-                        "days_since_procedure", "kind", "description"],
-}
+#: Column names come from the analysis package's schema: one definition, two users.
+TABLES: dict[str, list[str]] = ANALYSIS_TABLES
 
 
 def _days(day0: dt.date | None, date: dt.date) -> int | None:
@@ -74,6 +64,7 @@ def participant_rows(session: Session, participant: Participant,
     for p in participant.procedures:
         rows["procedures"].append({
             "participant_id": pid, "procedure_id": p.id, "procedure_date": p.procedure_date,
+            "days_since_procedure": _days(day0, p.procedure_date),
             "imaging_modality": p.imaging_modality, "anaesthesia": p.anaesthesia,
             "device_name": p.device_name, "manufacturer": p.manufacturer,
             "device_lot": p.device_lot, "probe_model": p.probe_model, "gas": p.gas,

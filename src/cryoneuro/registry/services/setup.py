@@ -27,6 +27,9 @@ from cryoneuro.registry.settings import RegistrySettings
 
 #: A default follow-up schedule (days after the procedure, windows) for neuroma studies.
 DEFAULT_VISITS: list[dict[str, Any]] = [
+    {"code": "baseline", "label": "Baseline (before the procedure)", "day": 0,
+     "window_before_days": 60, "window_after_days": 0,
+     "instruments": ["nrs", "eq5d5l", "moxfq"]},
     {"code": "w2", "label": "2 weeks", "day": 14, "window_before_days": 3, "window_after_days": 7,
      "instruments": ["nrs"]},
     {"code": "m1", "label": "1 month", "day": 30, "window_before_days": 7, "window_after_days": 14,

@@ -1,0 +1,228 @@
+"""Randomised comparison (intention to treat) and the participant flow (CONSORT / PROCESS).
+
+Primary analysis — a mixed model for repeated measures (MMRM) of the change from baseline:
+
+    change_ij = β0 + β_base·baseline_i + Σ_v γ_v·[visit=v] + Σ_v δ_v·[visit=v]·[arm_i=treated]
+                + b_i + ε_ij,        b_i ~ N(0, σ_b²),  ε_ij ~ N(0, σ²)
+
+fitted by REML with statsmodels ``MixedLM`` (a participant random intercept, i.e. compound
+symmetry). δ_v is the treatment effect at visit v with a Wald 95 % CI. Every randomised
+participant with a baseline and at least one follow-up value is analysed in the arm allocated
+(intention to treat); missing visits are handled by the likelihood under missing-at-random,
+as in Mallinckrodt et al. 2008 (Drug Inf J 42:303). statsmodels has no unstructured residual
+covariance for MixedLM; the random-intercept structure is the stated compromise, and an
+ANCOVA at each visit (OLS, change ~ baseline + arm; Vickers & Altman 2001 BMJ 323:1123) is
+reported beside it as a second method.
+
+Flow: counts for the CONSORT 2025 diagram (assessed, excluded, randomised, allocated,
+received, lost, discontinued, analysed) or, for a case series, the PROCESS 2023 equivalent.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import pandas as pd
+
+from cryoneuro.analysis.outcomes import outcome_values
+from cryoneuro.analysis.tidy import TidyData
+from cryoneuro.errors import InputError
+
+_CONTROL = re.compile(r"sham|control|placebo|usual|standard|steroid|injection|surgery|waitlist",
+                      re.IGNORECASE)
+
+
+def arms(data: TidyData, control: str | None = None) -> tuple[str, str]:
+    """(treated, control) arm codes; the control is named or recognised by its name."""
+    present = sorted(set(data.participants["arm"].dropna()) - {""})
+    if len(present) != 2:
+        raise InputError(f"an RCT analysis needs exactly two arms in participants.arm, found "
+                         f"{len(present)} ({', '.join(present) or 'none'})")
+    if control is None:
+        named = [a for a in present if _CONTROL.search(a)]
+        if len(named) != 1:
+            raise InputError(f"cannot tell the control arm among {', '.join(present)}; "
+                             "give it with --control ARM")
+        control = named[0]
+    if control not in present:
+        raise InputError(f"--control '{control}' is not an arm; arms are {', '.join(present)}")
+    return next(a for a in present if a != control), control
+
+
+def _itt_frame(data: TidyData, outcome: str, control: str, score_rows=None) -> pd.DataFrame:
+    frame = outcome_values(data, outcome, score_rows).dropna(subset=["baseline", "change"])
+    frame = frame[frame["arm"] != "all"].copy()
+    frame["treated"] = (frame["arm"] != control).astype(float)
+    frame["visit"] = frame["visit_code"].astype(str)
+    return frame
+
+
+def mmrm(data: TidyData, outcome: str = "pain", control: str | None = None,
+         score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Treatment effect (treated − control) on the change from baseline at every visit."""
+    import statsmodels.formula.api as smf
+
+    treated_arm, control = arms(data, control)
+    frame = _itt_frame(data, outcome, control, score_rows)
+    visits = [v for v in frame.groupby("visit")["day"].median().sort_values().index
+              if frame.loc[frame["visit"] == v, "treated"].nunique() == 2]
+    frame = frame[frame["visit"].isin(visits)]
+    if frame["participant_id"].nunique() < 4 or not visits:
+        raise InputError(f"too few randomised participants with baseline and follow-up "
+                         f"'{outcome}' values for a mixed model")
+    # one indicator column per visit × treated, so every coefficient is one visit's effect
+    terms = []
+    for i, visit in enumerate(visits):
+        frame[f"v{i}"] = (frame["visit"] == visit).astype(float)
+        frame[f"t{i}"] = frame[f"v{i}"] * frame["treated"]
+        terms.append(f"t{i}")
+    formula = "change ~ baseline + C(visit) + " + " + ".join(terms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter; checked below
+        fit = smf.mixedlm(formula, frame, groups=frame["participant_id"]).fit(reml=True)
+    ci = fit.conf_int()
+    rows = []
+    for i, visit in enumerate(visits):
+        name = f"t{i}"
+        n_visit = frame[frame["visit"] == visit].groupby("treated").size()
+        rows.append({"outcome": outcome, "visit": visit,
+                     "months": round(float(frame.loc[frame["visit"] == visit, "day"].median())
+                                     / 30.4375, 1),
+                     "comparison": f"{treated_arm} − {control}", "method": "MMRM",
+                     "n_treated": int(n_visit.get(1.0, 0)), "n_control": int(n_visit.get(0.0, 0)),
+                     "effect": float(fit.params[name]), "ci_lower": float(ci.loc[name, 0]),
+                     "ci_upper": float(ci.loc[name, 1]), "p_value": float(fit.pvalues[name]),
+                     "converged": bool(fit.converged),
+                     "participants": int(frame["participant_id"].nunique())})
+    return pd.DataFrame(rows)
+
+
+def ancova(data: TidyData, outcome: str = "pain", control: str | None = None,
+           score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Second method: OLS of change on baseline and arm, separately at each visit."""
+    import statsmodels.formula.api as smf
+
+    treated_arm, control = arms(data, control)
+    frame = _itt_frame(data, outcome, control, score_rows)
+    rows = []
+    for visit, group in sorted(frame.groupby("visit"), key=lambda g: g[1]["day"].median()):
+        if group["treated"].nunique() < 2 or len(group) < 4:
+            continue
+        fit = smf.ols("change ~ baseline + treated", group).fit()
+        lo, hi = fit.conf_int().loc["treated"]
+        rows.append({"outcome": outcome, "visit": visit,
+                     "months": round(float(group["day"].median()) / 30.4375, 1),
+                     "comparison": f"{treated_arm} − {control}", "method": "ANCOVA",
+                     "n_treated": int((group["treated"] == 1).sum()),
+                     "n_control": int((group["treated"] == 0).sum()),
+                     "effect": float(fit.params["treated"]), "ci_lower": float(lo),
+                     "ci_upper": float(hi), "p_value": float(fit.pvalues["treated"])})
+    return pd.DataFrame(rows)
+
+
+def flow(data: TidyData, primary_visit: str | None, outcome: str = "pain",
+         score_rows: pd.DataFrame | None = None) -> dict:
+    """Participant-flow counts for the CONSORT (RCT) or PROCESS (case series) diagram."""
+    people = data.participants
+    status = people["status"].fillna("enrolled")
+    values = outcome_values(data, outcome, score_rows)
+    with_baseline = set(values.dropna(subset=["baseline"])["participant_id"])
+    followed = set(values.dropna(subset=["baseline", "value"])["participant_id"])
+    at_primary = set(values[(values["visit_code"] == primary_visit)].dropna(
+        subset=["baseline", "value"])["participant_id"]) if primary_visit else set()
+    treated = set(data.procedures["participant_id"])
+    counts = {"assessed": len(people), "excluded": int((status == "screen_failed").sum()),
+              "primary_visit": primary_visit, "arms": {}}
+    included = people[status != "screen_failed"]
+    counts["enrolled"] = len(included)
+    for arm, group in included.groupby(included["arm"].fillna("").replace("", "all")):
+        ids = set(group["participant_id"])
+        s = status.loc[group.index]
+        counts["arms"][arm] = {
+            "allocated": len(ids), "received": len(ids & treated) if treated else len(ids),
+            "lost_to_follow_up": int((s == "lost_to_follow_up").sum()),
+            "discontinued": int((s == "withdrawn").sum()),
+            "analysed_itt": len(ids & followed & with_baseline),
+            "with_primary_visit": len(ids & at_primary)}
+    return counts
+
+
+def flow_figure(counts: dict, rct: bool):
+    """The CONSORT 2025 (or PROCESS) flow diagram drawn with matplotlib."""
+    import matplotlib.pyplot as plt
+
+    arms = list(counts["arms"])
+    width = max(len(arms), 1)
+    fig, ax = plt.subplots(figsize=(4.2 + 3.2 * width, 6.4))
+    ax.set_axis_off()
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, 5)
+
+    def box(x: float, y: float, text: str, colour: str = "#f2f5fa") -> None:
+        ax.text(x, y, text, ha="center", va="center", fontsize=8.5, wrap=True,
+                bbox={"boxstyle": "round,pad=0.5", "fc": colour, "ec": "#0057b8"})
+
+    def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "color": "0.3"})
+
+    mid = width / 2
+    box(mid, 4.6, f"Assessed for eligibility (n = {counts['assessed']})")
+    side = mid + 0.3 * width
+    arrow(mid, 4.05, side - 0.12 * width, 4.05)
+    box(side, 4.05, f"Excluded (n = {counts['excluded']})", "#fff8e1")
+    arrow(mid, 4.45, mid, 3.75)
+    box(mid, 3.6, ("Randomised" if rct else "Enrolled and treated") + f" (n = {counts['enrolled']})")
+    for i, arm in enumerate(arms):
+        a = counts["arms"][arm]
+        x = i + 0.5
+        arrow(mid, 3.45, x, 2.95)
+        box(x, 2.7, (f"Allocated to {arm} (n = {a['allocated']})\n" if rct else
+                     f"{arm}: enrolled (n = {a['allocated']})\n") +
+            f"received the procedure (n = {a['received']})")
+        arrow(x, 2.45, x, 1.95)
+        box(x, 1.7, f"Lost to follow-up (n = {a['lost_to_follow_up']})\n"
+                    f"Discontinued (n = {a['discontinued']})")
+        arrow(x, 1.45, x, 0.95)
+        primary = counts["primary_visit"] or "primary visit"
+        box(x, 0.6, f"Analysed, ITT mixed model (n = {a['analysed_itt']})\n"
+                    f"with {primary} outcome (n = {a['with_primary_visit']})")
+    fig.tight_layout()
+    return fig
+
+
+def effect_figure(tables: list[pd.DataFrame], label: str):
+    """Treatment effect with 95 % CI per visit, both methods side by side."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for offset, table in zip((-0.15, 0.15), tables):
+        if table.empty:
+            continue
+        ax.errorbar(table["months"] + offset, table["effect"],
+                    yerr=[table["effect"] - table["ci_lower"], table["ci_upper"] - table["effect"]],
+                    marker="o", capsize=3, ls="none", label=table["method"].iloc[0])
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xlabel("months after cryoablation")
+    ax.set_ylabel(f"difference in change, {label}")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def primary_visit(data: TidyData, requested: str | None = None) -> str | None:
+    """The requested visit, else the 3-month visit, else the first at or after 1 month."""
+    from cryoneuro.analysis.outcomes import visit_order
+
+    order = visit_order(data)
+    codes = list(order["visit_code"])
+    if requested is not None:
+        if requested not in codes:
+            raise InputError(f"--primary-visit '{requested}' is not a visit code in the data "
+                             f"({', '.join(codes)})")
+        return requested
+    if "m3" in codes:
+        return "m3"
+    later = order[order["median_day"] >= 28]
+    return str(later["visit_code"].iloc[0]) if len(later) else (codes[-1] if codes else None)

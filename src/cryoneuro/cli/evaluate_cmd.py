@@ -1,1 +1,0 @@
-"""Placeholder: commands are registered here by their owner module."""

@@ -1,0 +1,98 @@
+"""`cryoneuro meta [DATA.csv] --out DIR`: random-effects meta-analysis of the published evidence.
+
+A thin shell over :mod:`cryoneuro.analysis.meta`: parse options, run, print a Rich summary or
+one JSON object (design.md §3), and write the HTML/PDF/CSV report when ``--out`` is given.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cryoneuro.cli._app import app, console, emit_json, out, user_errors
+from cryoneuro.errors import InputError
+
+
+def _fmt(value: float | None, proportion: bool) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{100 * value:.1f} %" if proportion else f"{value:.2f}"
+
+
+@app.command("meta")
+@user_errors
+def meta_cmd(
+    data: Path = typer.Argument(None, help="Evidence CSV (default: the bundled data set).",
+                                show_default=False),
+    out_dir: Path = typer.Option(None, "--out", help="Write meta.html, meta.pdf, tables/, "
+                                 "figures/ here."),
+    outcome: list[str] = typer.Option(None, "--outcome", help="pain, pain_nrs, pain_vas, "
+                                      "pain_md, responder or complication (repeatable; default: "
+                                      "every outcome in the file)."),
+    method: str = typer.Option("both", "--method", help="Random-effects τ² estimator: dl, pm or "
+                               "both."),
+    r: float = typer.Option(0.5, "--r", help="Pre/post correlation used to impute a missing SD "
+                            "of the change."),
+    r_sensitivity: str = typer.Option("0.2,0.5,0.8", "--r-sensitivity",
+                                      help="Comma-separated r values for the sensitivity table."),
+    include_unverified: bool = typer.Option(False, "--include-unverified",
+                                            help="Also pool rows not verified against the "
+                                            "abstract."),
+    proportion_scale: str = typer.Option("logit", "--proportion-scale",
+                                         help="logit (default) or ft (Freeman–Tukey)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and "
+                                     "nothing else."),
+) -> None:
+    """Pool the published evidence (DerSimonian–Laird and Paule–Mandel random effects)."""
+    from cryoneuro.analysis.meta import METHODS, parse_r_grid, run_meta, write_meta_report
+
+    method = method.strip().lower()
+    if method not in ("dl", "pm", "both"):
+        raise InputError(f"--method '{method}': use dl, pm or both")
+    methods = METHODS if method == "both" else (method,)
+    result = run_meta(data, outcomes=outcome or None, methods=methods, r=r,
+                      r_grid=parse_r_grid(r_sensitivity), include_unverified=include_unverified,
+                      transform=proportion_scale.strip().lower())
+    payload = result.to_dict()
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"--out {out_dir}: exists and is not a directory; give a folder")
+        if not json_output:
+            console.print(f"[dim]writing report to {out_dir} …[/dim]")
+        written = write_meta_report(result, out_dir)
+        payload["files"] = {"html": str(written["html"]), "pdf": str(written["pdf"])}
+    if json_output:
+        emit_json(payload)
+        return
+    table = Table(title="Evidence synthesis (cryoablation of peripheral neuromas)")
+    for col in ("outcome", "method", "k", "estimate [95 % CI]", "95 % PI", "τ²", "I²"):
+        table.add_column(col, justify="left" if col in ("outcome", "method") else "right",
+                         no_wrap=col.startswith(("estimate", "outcome")))
+    not_pooled = []
+    for name, res in result.outcomes.items():
+        if not res.pooled:
+            not_pooled.append(f"{name}: {res.reason}")
+            continue
+        prop = res.kind == "proportion"
+        for m, p in res.pooled.items():
+            d = res.display.get(m, {})
+            est = d.get("estimate_proportion", p.estimate)
+            lo = d.get("ci_lower_proportion", p.ci_lower)
+            hi = d.get("ci_upper_proportion", p.ci_upper)
+            pil = d.get("pi_lower_proportion", p.pi_lower)
+            piu = d.get("pi_upper_proportion", p.pi_upper)
+            table.add_row(name, m.upper(), str(p.k),
+                          f"{_fmt(est, prop)} [{_fmt(lo, prop)}, {_fmt(hi, prop)}]",
+                          "–" if math.isnan(pil) else f"{_fmt(pil, prop)}, {_fmt(piu, prop)}",
+                          f"{p.tau2:.3g}", f"{100 * p.i2:.0f} %")
+    out.print(table)
+    for line in not_pooled:
+        out.print(f"[dim]not pooled — {line}[/dim]")
+    out.print(f"[dim]pain: mean change (points, negative = less pain); r = {result.r:g}; "
+              f"{'all rows' if include_unverified else 'verified rows only'}; "
+              "research use only (NICE HTG652)[/dim]")
+    if out_dir is not None:
+        out.print(f"report: {payload['files']['html']}")
