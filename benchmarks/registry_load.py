@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20, help="concurrent API clients")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=180.0)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "registry_load.json")
     args = parser.parse_args(argv)
 
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         port = _free_port()
         env = {**os.environ, "CRYONEURO_SECRET_KEY": "load-secret", "CRYONEURO_RANDOMISATION_SECRET": "load-rand"}
         server = subprocess.Popen([sys.executable, "-m", "cryoneuro.cli", "serve", "--db", url, "--host", "127.0.0.1",
-                                   "--port", str(port), "--no-upgrade"], env=env,
+                                   "--port", str(port), "--no-upgrade", "--workers", str(args.workers)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=open(args.out.with_suffix(".server.log"), "w"))
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ms = np.array([x[1] for x in lat]) * 1e3
     codes = [x[2] for x in lat]
     report = {
-        "participants": args.participants, "users": args.users, "requests": len(lat), "seed_seconds": seed_s,
+        "participants": args.participants, "users": args.users, "server_workers": args.workers,
+        "requests": len(lat), "seed_seconds": seed_s,
         "wall_seconds": wall, "throughput_per_s": len(lat) / wall,
         "latency_ms": {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
                        "p99": float(np.percentile(ms, 99)), "max": float(ms.max())},

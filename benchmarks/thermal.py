@@ -100,8 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     simulate(small, [Phase("freeze", 2.0), Phase("thaw-passive", 1.0)])
     simulate(small, [Phase("freeze", 2.0)], scheme="euler")
     rows = {}
-    for label, kw in (("cryoneuro rkl2 (default, 0.5 s)", {"scheme": "rkl2"}),
-                      ("cryoneuro forward Euler", {"scheme": "euler"})):
+    from cryoneuro.thermal.backends import gpu_available
+
+    configs = [("cryoneuro rkl2 (default, 0.5 s)", {"scheme": "rkl2", "backend": "numba"}),
+               ("cryoneuro forward Euler", {"scheme": "euler", "backend": "numba"}),
+               # the GPU code run through NumPy on the CPU: what the GPU backend computes
+               ("cryoneuro rkl2, array backend on CPU (NumPy)", {"scheme": "rkl2",
+                                                                  "backend": "array"})]
+    if gpu_available():
+        simulate(small, [Phase("freeze", 2.0)], backend="cupy")  # warm CuPy's kernels
+        configs.append(("cryoneuro rkl2, GPU (CuPy)", {"scheme": "rkl2", "backend": "cupy"}))
+    for label, kw in configs:
         rows[label] = run_engine(model, PROTOCOL, **kw)
         rows[label]["bandwidth_fraction"] = rows[label]["traffic_gb_s"] / bandwidth
         print(f"{label}: {rows[label]['wall_time_s']:.1f} s", file=sys.stderr)

@@ -144,6 +144,8 @@ class SolverSpec(_Strict):
     scheme: Literal["rkl2", "euler"] = "rkl2"
     time_step_s: Annotated[float, Field(gt=0, le=10)] = DEFAULT_TIME_STEP_S
     insulated_shaft: bool = True
+    #: auto = a GPU through CuPy when present, else Numba on the CPU (thermal/backends.py)
+    backend: Literal["auto", "numba", "array", "cupy"] = "auto"
 
 
 class Case(_Strict):
@@ -163,6 +165,7 @@ class Case(_Strict):
             "sample_interval_s": self.output.sample_interval_s,
             "scheme": self.solver.scheme,
             "time_step_s": self.solver.time_step_s,
+            "backend": self.solver.backend,
         }
 
     # -- conversion to the engine's objects -------------------------------------------------

@@ -30,18 +30,33 @@ def serve(db: str | None = DB_OPTION,
           host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
           port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
           upgrade: bool = typer.Option(True, "--upgrade/--no-upgrade",
-                                       help="Apply database migrations first.")) -> None:
+                                       help="Apply database migrations first."),
+          workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                      help="Server processes (PostgreSQL: one per core).")
+          ) -> None:
     """Run the registry web app (research use only, NICE HTG652)."""
+    import os
+
     import uvicorn
 
+    from cryoneuro.errors import InputError
     from cryoneuro.registry.migrate import upgrade as run_upgrade
     from cryoneuro.web import create_app
 
     settings = _settings(db)
+    if workers > 1 and settings.db_url.startswith("sqlite"):
+        raise InputError("--workers > 1 needs PostgreSQL: SQLite allows one writer at a time")
     if upgrade:
         run_upgrade(settings.db_url)
-    console.print(f"cryoneuro registry on http://{host}:{port} (database {settings.db_url})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    console.print(f"cryoneuro registry on http://{host}:{port} (database {settings.db_url}, "
+                  f"{workers} worker{'s' if workers > 1 else ''})")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    # Worker processes build the app from the environment (same settings, passed by name).
+    os.environ["CRYONEURO_DB_URL"] = settings.db_url
+    uvicorn.run("cryoneuro.web.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="warning")
 
 
 @db_app.command("upgrade")

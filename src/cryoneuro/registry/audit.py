@@ -17,17 +17,48 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry.auth import AUDIT_ROLES, Actor
-from cryoneuro.registry.errors import AuditTamperError, ReasonForChangeRequiredError
+from cryoneuro.registry.errors import (
+    AuditTamperError,
+    ConflictError,
+    ReasonForChangeRequiredError,
+)
 from cryoneuro.registry.models import AuditEntry, Base, utcnow
 
 REDACTED = "[redacted]"
 
 
 class RegistrySession(Session):
-    """Session whose flushes write the audit trail."""
+    """Session whose flushes write the audit trail.
+
+    A unique-constraint violation at flush or commit becomes a :class:`ConflictError` (409):
+    two requests can pass a service's duplicate check at the same moment (say, the same
+    follow-up visit entered twice), and the database's constraint then stops the second —
+    a conflict the user can resolve, not a server error. Found by benchmarks/registry_load.py.
+    """
+
+    def flush(self, objects: Any = None) -> None:
+        try:
+            super().flush(objects)
+        except IntegrityError as exc:
+            self._conflict(exc)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except IntegrityError as exc:
+            self._conflict(exc)
+
+    def _conflict(self, exc: IntegrityError) -> None:
+        orig = exc.orig
+        if type(orig).__name__ != "UniqueViolation" and "UNIQUE constraint failed" not in str(orig):
+            raise exc
+        self.rollback()
+        raise ConflictError("this record was saved by another request at the same moment; "
+                            "reload to see it") from None
 
 
 @contextmanager

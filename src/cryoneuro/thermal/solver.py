@@ -29,7 +29,7 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from cryoneuro.errors import InputError
-from cryoneuro.thermal import kernels, rkl
+from cryoneuro.thermal import backends, kernels, rkl
 from cryoneuro.thermal.geometry import INSULATED, Grid, ProbeGeometry, ProbeRaster, rasterise_probes
 from cryoneuro.tissue import ThermalProperties
 
@@ -178,13 +178,16 @@ def simulate(
     scheme: str = "rkl2",
     time_step_s: float = DEFAULT_TIME_STEP_S,
     progress: Callable[[float, str], None] | None = None,
+    backend: str = "auto",
 ) -> ThermalResult:
     """Run ``protocol`` on ``model``; see the module docstring for the boundary conditions.
 
     ``scheme="rkl2"`` (default) takes steps of ``time_step_s`` by Runge–Kutta–Legendre super
     time stepping (``rkl.py``); ``"euler"`` takes forward-Euler steps at the stability limit
     (or ``max_time_step_s`` if smaller). Records are sampled every ``sample_interval_s`` or
-    every step, whichever is longer.
+    every step, whichever is longer. ``backend`` (``backends.py``): ``"auto"`` runs on a GPU
+    through CuPy when one is present and on the CPU (Numba) otherwise; ``"array"`` forces the
+    GPU code on the CPU through NumPy (for testing it).
     """
     if scheme not in ("rkl2", "euler"):
         raise InputError(f"scheme must be 'rkl2' or 'euler' (got '{scheme}')")
@@ -195,29 +198,34 @@ def simulate(
     started = time.perf_counter()
     grid = model.grid
     raster = rasterise_probes(grid, model.probes, insulated_shaft=model.insulated_shaft)
-    state = _State(model, raster)
+    kern = backends.get_kernels(backend)
+    state = _State(model, raster, kern)
+    xp = kern.xp
     kind = raster.kind
+    kind_dev = kern.to_device(kind)
     dx = grid.voxel_mm * 1e-3
     inv_dx2 = 1.0 / (dx * dx)
 
     thresholds = np.asarray(sorted({float(x) for x in thresholds_c}, reverse=True))
     t_min = state.interior(state.t_old).copy()
     t_prev = t_min.copy()
-    below = np.zeros((len(thresholds), *grid.shape), dtype=np.float32)
+    below = xp.zeros((len(thresholds), *grid.shape), dtype=np.float32)
+    thresholds_dev = kern.to_device(thresholds)
     names = list((points_mm or {}).keys())
     coords = np.array([points_mm[n] for n in names], dtype=float) if names else np.zeros((0, 3))
     for name, c in zip(names, coords):
         if not grid.contains(c):
             raise InputError(f"output point '{name}' {list(c)} is outside the domain")
     sample_t: list[float] = [0.0]
-    sample_T: list[np.ndarray] = [_sample_points(state.interior(state.t_old), grid, coords)]
+    sample_T: list[np.ndarray] = [_sample_points(state.interior(state.t_old), grid, coords, kern)]
     h_start = state.tissue_enthalpy()
 
     dt_stable = stable_time_step(model, raster)
     if max_time_step_s is not None:
         dt_stable = min(dt_stable, max_time_step_s)
     use_source = model.source_w_m3 is not None
-    source = state.pad(model.source_w_m3, 0.0) if use_source else np.zeros((1, 1, 1))
+    source = kern.to_device(state.pad(model.source_w_m3, 0.0) if use_source
+                            else np.zeros((1, 1, 1)))
     n_probes = len(model.probes)
     heat = np.zeros(n_probes)
     probe_temp = np.zeros(n_probes)
@@ -260,16 +268,18 @@ def simulate(
             if since_sample >= sample_interval_s - 1e-12 or step == n - 1:
                 state.fill_probe_cells(probe_temp, on)
                 t_now = state.interior(state.t_old)
-                kernels.record(t_now, t_prev, kind, t_min, below, thresholds, since_sample)
+                kern.record(t_now, t_prev, kind_dev, t_min, below, thresholds_dev, since_sample)
                 sample_t.append(elapsed)
-                sample_T.append(_sample_points(t_now, grid, coords))
+                sample_T.append(_sample_points(t_now, grid, coords, kern))
                 since_sample = 0.0
                 if progress is not None:
                     progress(min(elapsed / total_s, 1.0), label)
     insulated = kind == INSULATED
+    t_min = np.array(kern.to_host(t_min))
     t_min[insulated] = np.nan
-    final = state.interior(state.t_old).copy()
+    final = np.array(kern.to_host(state.interior(state.t_old)))
     final[insulated] = np.nan
+    below = np.asarray(kern.to_host(below))
     voxel_m3 = dx**3
     return ThermalResult(
         model=model,
@@ -294,7 +304,9 @@ def simulate(
 class _State:
     """Padded working arrays (one ghost layer) and the operations on them."""
 
-    def __init__(self, model: ThermalModel, raster: ProbeRaster) -> None:
+    def __init__(self, model: ThermalModel, raster: ProbeRaster,
+                 kern: backends.NumbaKernels | backends.ArrayKernels | None = None) -> None:
+        self.kern = kern = kern or backends.NumbaKernels()
         grid = model.grid
         self.mat = kernels.material_table(model.materials, model.body_temperature_c)
         self.probe_material = len(model.materials)
@@ -336,8 +348,20 @@ class _State:
         for p in range(len(model.probes)):
             touches = (raster.boundary_probe == p).any(axis=1)
             self.owners.append(tuple((raster.boundary_cells[touches] + 1).T))
+        self.mat_host = self.mat
+        self.inv_theta, self.which = raster.boundary_inv_theta, raster.boundary_probe
+        if kern.name != "numba":  # the working arrays live on the backend's device
+            dev = kern.to_device
+            for name in ("lab", "mat", "h", "t_old", "k_old", "t_new", "k_new", "prates",
+                         "cells", "free", "inv_theta", "which"):
+                setattr(self, name, dev(getattr(self, name)))
+            self.members = [tuple(dev(c + 1) for c in m) for m in self.members]
+            self.owners = [tuple(dev(c) for c in o) for o in self.owners]
+        else:
+            self.members = [tuple(c + 1 for c in m) for m in self.members]
 
     def pad(self, a: np.ndarray, fill: float) -> np.ndarray:
+        """A host array with one ghost layer (moved to the device by the caller if needed)."""
         out = np.full(tuple(n + 2 for n in a.shape), fill, dtype=np.float64)
         out[self.inner] = a
         return out
@@ -349,20 +373,19 @@ class _State:
         return float(self.interior(self.h)[self.free].sum())
 
     def _probe(self, t, k, probe_temp, on, inv_dx2) -> None:
-        kernels.probe_rates(t, k, self.cells, self.raster.boundary_inv_theta,
-                            self.raster.boundary_probe, probe_temp, on, inv_dx2, self.prates,
-                            self.per_probe)
+        self.kern.probe_rates(t, k, self.cells, self.inv_theta, self.which, probe_temp, on,
+                              inv_dx2, self.prates, self.per_probe)
 
     def step(self, dt, inv_dx2, source, use_source, probe_temp, on, heat) -> None:
         """Forward Euler: ``H += dt L(H)``; ``heat`` gets the heat each probe drew (J/m³)."""
         n_cells = len(self.cells)
         if n_cells:
             self._probe(self.t_old, self.k_old, probe_temp, on, inv_dx2)
-        kernels.stage(self.h, self.h, self.h, self.h, self.h, self.t_old, self.k_old,
+        self.kern.stage(self.h, self.h, self.h, self.h, self.h, self.t_old, self.k_old,
                       self.t_new, self.k_new, self.lab, self.mat, 1.0, 0.0, 0.0, dt, 0.0,
                       inv_dx2, source, use_source, False, False, self.n_chunks)
         if n_cells:
-            kernels.add_probe_rates(self.h, self.t_new, self.k_new, self.lab, self.mat, self.cells,
+            self.kern.add_probe_rates(self.h, self.t_new, self.k_new, self.lab, self.mat, self.cells,
                                     self.prates, dt, self.h, False)
             heat -= dt * self.per_probe
         self.t_old, self.t_new = self.t_new, self.t_old
@@ -374,9 +397,10 @@ class _State:
         The probe heat follows the same linear recurrence as the stages, so the energy account
         stays exact."""
         if self.spare is None:
-            self.spare = [(np.empty_like(self.h), self.t_old.copy(), self.k_old.copy())
+            xp = self.kern.xp
+            self.spare = [(xp.empty_like(self.h), self.t_old.copy(), self.k_old.copy())
                           for _ in range(2)]
-            self.m0 = np.zeros_like(self.h)
+            self.m0 = xp.zeros_like(self.h)
         coef = rkl.coefficients(n_stages)
         n_cells = len(self.cells)
         y0 = (self.h, self.t_old, self.k_old)
@@ -387,11 +411,11 @@ class _State:
         q0 = self.per_probe.copy()
         mut1 = coef[0][2]
         a = bufs[1]
-        kernels.stage(a[0], y0[0], y0[0], y0[0], self.m0, y0[1], y0[2], a[1], a[2], self.lab,
+        self.kern.stage(a[0], y0[0], y0[0], y0[0], self.m0, y0[1], y0[2], a[1], a[2], self.lab,
                       self.mat, 1.0, 0.0, 0.0, mut1 * tau, 0.0, inv_dx2, source, use_source,
                       False, True, self.n_chunks)
         if n_cells:
-            kernels.add_probe_rates(a[0], a[1], a[2], self.lab, self.mat, self.cells, self.prates,
+            self.kern.add_probe_rates(a[0], a[1], a[2], self.lab, self.mat, self.cells, self.prates,
                                     mut1 * tau, self.m0, True)
         e_prev2, e_prev1 = np.zeros_like(q0), mut1 * tau * q0
         prev2, prev1 = y0, a
@@ -400,11 +424,11 @@ class _State:
             out = bufs[2] if j == 2 else prev2
             if n_cells:
                 self._probe(prev1[1], prev1[2], probe_temp, on, inv_dx2)
-            kernels.stage(out[0], prev1[0], prev2[0], y0[0], self.m0, prev1[1], prev1[2], out[1],
+            self.kern.stage(out[0], prev1[0], prev2[0], y0[0], self.m0, prev1[1], prev1[2], out[1],
                           out[2], self.lab, self.mat, mu, nu, 1.0 - mu - nu, mut * tau, gmt * tau,
                           inv_dx2, source, use_source, True, False, self.n_chunks)
             if n_cells:
-                kernels.add_probe_rates(out[0], out[1], out[2], self.lab, self.mat, self.cells,
+                self.kern.add_probe_rates(out[0], out[1], out[2], self.lab, self.mat, self.cells,
                                         self.prates, mut * tau, self.m0, False)
             e_new = mu * e_prev1 + nu * e_prev2 + mut * tau * self.per_probe + gmt * tau * q0
             e_prev2, e_prev1 = e_prev1, e_new
@@ -416,24 +440,25 @@ class _State:
     def fill_probe_cells(self, probe_temp: np.ndarray, on: np.ndarray) -> None:
         """Give attached cells the probe's temperature; during a passive thaw, the mean of the
         tissue touching it (a metal needle equilibrates with its surroundings)."""
-        hl = self.mat[self.probe_material, kernels.HL]
-        tl = self.mat[self.probe_material, kernels.TL]
-        cu = self.mat[self.probe_material, kernels.CU]
+        hl = self.mat_host[self.probe_material, kernels.HL]
+        tl = self.mat_host[self.probe_material, kernels.TL]
+        cu = self.mat_host[self.probe_material, kernels.CU]
         for p, members in enumerate(self.members):
             if on[p]:
                 value = probe_temp[p]
             elif len(self.owners[p][0]):
-                value = float(np.mean(self.t_old[self.owners[p]]))
+                value = float(self.t_old[self.owners[p]].mean())
             else:
                 continue
-            idx = tuple(c + 1 for c in members)
-            self.t_old[idx] = value
-            self.h[idx] = hl + cu * (value - tl)
+            self.t_old[members] = value
+            self.h[members] = hl + cu * (value - tl)
 
 
-def _sample_points(t: np.ndarray, grid: Grid, coords: np.ndarray) -> np.ndarray:
+def _sample_points(t: np.ndarray, grid: Grid, coords: np.ndarray, kern=None) -> np.ndarray:
     """Trilinear interpolation of the temperature at the given points (mm)."""
     if len(coords) == 0:
         return np.zeros(0)
+    if kern is not None:
+        t = kern.to_host(t)
     idx = (coords - np.asarray(grid.origin_mm)) / grid.voxel_mm - 0.5
     return map_coordinates(t, idx.T, order=1, mode="nearest")

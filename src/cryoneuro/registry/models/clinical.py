@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    Index,
     Boolean,
     CheckConstraint,
     Date,
@@ -42,7 +43,9 @@ class Participant(CreatedMixin, Base):
     """A pseudonymised participant: ``study_number`` is the only id used outside the site."""
 
     __tablename__ = "participant"
-    __table_args__ = (CheckConstraint(check_in("sex", Sex), name="sex"),)
+    __table_args__ = (CheckConstraint(check_in("sex", Sex), name="sex"),
+                      # the dashboard and site-scoped lists filter by site and status
+                      Index("ix_participant_site_status", "site_id", "status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
@@ -133,6 +136,8 @@ class Procedure(CreatedMixin, Base):
     __table_args__ = (
         CheckConstraint(check_in("imaging_modality", ImagingModality), name="imaging"),
         CheckConstraint(check_in("anaesthesia", Anaesthesia), name="anaesthesia"),
+        # day 0 of every participant (first procedure) without a sort per query
+        Index("ix_procedure_participant_date", "participant_id", "procedure_date"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
