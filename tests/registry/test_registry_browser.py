@@ -1,5 +1,7 @@
 """End to end in real headless Chromium: log in, enrol → randomise → procedure → follow-up
-(with a field error first) → adverse event (Yellow Card summary) → export.
+(with a field error first) → adverse event (Yellow Card summary) → edit with a reason → export
+→ the edit in the audit trail; and the plan bundle upload with the Niivue viewer (WebGL2 on
+SwiftShader) and its no-WebGL fallback.
 
 Uses Debian's chromium (/usr/bin/chromium) through Playwright; never downloads a browser.
 Under CI a missing browser fails the test instead of skipping it.
@@ -131,6 +133,18 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
         assert expected in card
     assert "9434765919" not in page.content()
 
+    # Edit the neuroma: the reason for change is required, then lands in the audit trail
+    page.goto(base + "/")
+    page.click("text=MORTON-RBH-0001")
+    page.click("[id^=edit-neuroma-]")
+    page.fill("[name=size_mm]", "8.5")
+    page.click("#submit")
+    assert "reason for change is required" in page.inner_text("[id='error-reason']")
+    page.fill("[name=reason]", "size re-measured on MRI")
+    page.click("#submit")
+    page.wait_for_url("**/participants/*")
+    assert "8.5 mm" in page.inner_text("#neuromas")
+
     # Export, as the statistician
     page.click("text=Log out")
     page.wait_for_url("**/login")
@@ -147,3 +161,119 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
     text = path.read_text(encoding="utf-8")
     assert text.startswith("participant_id,event_id,onset_date")
     assert "MORTON-RBH-0001" in text and "infection" in text
+
+    # The monitor sees the edit, with its reason and old/new values, in the audit trail
+    page.click("text=Log out")
+    page.wait_for_url("**/login")
+    page.fill("#username", "monitor")
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(base + "/")
+    page.click("text=Audit trail")
+    row = page.locator("table.audit tr", has_text="size re-measured on MRI")
+    assert row.count() == 1
+    assert "neuroma" in row.inner_text() and "8.5" in row.inner_text() and "7.0" in row.inner_text()
+
+
+#: WebGL2 in headless Chromium without a GPU: ANGLE on SwiftShader (software). Chromium 120+
+#: also wants --enable-unsafe-swiftshader before it hands WebGL to SwiftShader.
+WEBGL_ARGS = ["--headless", "--no-sandbox", "--use-gl=angle", "--use-angle=swiftshader",
+              "--enable-unsafe-swiftshader", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def webgl_browser():
+    problem = ""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "the playwright Python package is not installed"
+    if not problem and not CHROMIUM.exists():
+        problem = f"{CHROMIUM} not found (apt-get install chromium)"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser test cannot run: {problem}")
+        pytest.skip(problem)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=WEBGL_ARGS,
+                                     headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _log_in(page, base: str, username: str) -> None:
+    page.goto(base + "/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(base + "/")
+
+
+def test_plan_bundle_upload_and_niivue_viewer(live_server, webgl_browser, tmp_path) -> None:
+    from plan_bundle_helpers import MEDIAN_DAYS, make_bundle
+    from registry_helpers import enrolment, procedure
+
+    from cryoneuro.registry.schemas import EnrolmentIn, ProcedureIn
+    from cryoneuro.registry.services import clinical, participants
+
+    reg = live_server.registry
+    nurse = reg.actor("nurse")
+    with reg.factory() as session:
+        p = participants.enrol(session, reg.settings, nurse,
+                               EnrolmentIn.model_validate(enrolment()))
+        body = procedure()
+        body.pop("plan")
+        proc = clinical.record_procedure(session, nurse, p.id, ProcedureIn.model_validate(body))
+        session.commit()
+        proc_id, participant_id = proc.id, p.id
+    bundle = tmp_path / "plan_bundle.zip"
+    bundle.write_bytes(make_bundle(tmp_path / "plan"))
+
+    base = live_server.url
+    context = webgl_browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    _log_in(page, base, "nurse")
+    page.goto(f"{base}/participants/{participant_id}")
+    page.click(".procedure-link")
+    page.wait_for_url(f"**/procedures/{proc_id}")
+    page.set_input_files("#bundle", str(bundle))
+    page.click("#upload-bundle")
+    page.wait_for_selector("#plan-viewer[data-state=loaded]")
+    assert page.evaluate("window.cryoneuroViewer.volumes.length") == 2
+    assert page.get_attribute("#plan-viewer", "data-volumes") == "2"
+    assert page.evaluate("window.cryoneuroViewer.volumes[1].cal_min") == 0.5
+    assert page.evaluate("window.cryoneuroViewer.volumes[0].dims.slice(1, 4)") == [20, 20, 20]
+    # the crosshair sits on the probe tip: the iceball's coldest label there
+    tip_vox = page.evaluate("window.cryoneuroViewer.frac2vox(window.cryoneuroViewer.scene.crosshairPos)")
+    assert page.evaluate(f"window.cryoneuroViewer.volumes[1].getValue({tip_vox[0]}, {tip_vox[1]}, {tip_vox[2]})") == 3
+    assert f"{MEDIAN_DAYS:.0f}" in page.inner_text("#predicted-relief")
+    assert page.is_visible("#viewer-legend") and not page.is_visible("#viewer-fallback")
+    # the report opens, styled but with its script blocked by the CSP
+    with context.expect_page() as info:
+        page.click("#plan-report")
+    report = info.value
+    report.wait_for_load_state()
+    assert "Plan report: synthetic" in report.inner_text("h1")
+    assert report.title() != "ran"
+    assert errors == []
+    context.close()
+
+    # no WebGL2 → the fallback message instead of a blank canvas
+    context = webgl_browser.new_context()
+    context.add_init_script("""(() => { const get = HTMLCanvasElement.prototype.getContext;
+      HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
+        return kind === 'webgl2' ? null : get.call(this, kind, ...rest); }; })()""")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    _log_in(page, base, "monitor")
+    page.goto(f"{base}/procedures/{proc_id}")
+    page.wait_for_selector("#plan-viewer[data-state=no-webgl]")
+    assert "needs WebGL2" in page.inner_text("#viewer-fallback")
+    assert page.locator("#bundle").count() == 0  # monitors are read-only
+    context.close()

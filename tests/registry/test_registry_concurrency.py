@@ -73,3 +73,16 @@ def test_a_non_unique_integrity_error_is_not_disguised(registry) -> None:
                                 enrolment_date=dt.date.today()))
         session.flush()
     assert not issubclass(ConflictError, IntegrityError)
+
+
+def test_oversized_bodies_are_refused_and_headers_set(client) -> None:
+    # the ASGI middleware (web/middleware.py): 413 before the body is read, headers always
+    big = client.post("/api/login", content=b"x" * 10, headers={"content-length": "5000000",
+                                                                 "content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["field"] == "body"
+    bad = client.post("/api/login", content=b"{}", headers={"content-length": "12abc"})
+    assert bad.status_code == 413
+    for response in (big, client.get("/login"), client.get("/api/dashboard")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"

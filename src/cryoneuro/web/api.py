@@ -6,13 +6,13 @@ and site checks are in the services, so the API and the pages cannot disagree.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import StringConstraints
 
 from cryoneuro.registry import audit
-from cryoneuro.registry.auth import authenticate
 from cryoneuro.registry.exports import deidentified, fhir, redcap, tidy
 from cryoneuro.registry.randomisation import randomise
 from cryoneuro.registry.schemas import (
@@ -23,14 +23,21 @@ from cryoneuro.registry.schemas import (
     LoginIn,
     ProcedureIn,
     ReinterventionIn,
+    Strict,
     WithdrawalIn,
 )
-from cryoneuro.registry.services import clinical, participants
-from cryoneuro.registry.services.dashboard import dashboard
+from cryoneuro.registry.services import clinical, participants, plan_files
+from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
 from cryoneuro.registry.services.yellow_card import yellow_card_summary
 from cryoneuro.web.deps import ApiActor, SessionDep, SettingsDep, csrf_token
 
 router = APIRouter(prefix="/api", tags=["registry"])
+
+
+class WithdrawalPatchIn(WithdrawalIn):
+    """PATCH /api/participants/{id}: the only status change allowed is withdrawal."""
+
+    status: Literal["withdrawn"]
 MAX_ID = 2**31 - 1
 
 
@@ -45,7 +52,9 @@ def _id(value: int, field: str = "participant_id") -> int:
 @router.post("/login")
 def login(body: LoginIn, request: Request, session: SessionDep) -> dict:
     """Start a session; returns the CSRF token to send as X-CSRF-Token on writes."""
-    user = authenticate(session, body.username, body.password)
+    from cryoneuro.web.pages import limited_authenticate
+
+    user = limited_authenticate(request, session, body.username, body.password)
     request.session.clear()
     request.session["user_id"] = user.id
     return {"username": user.username, "role": user.role, "csrf_token": csrf_token(request)}
@@ -155,6 +164,12 @@ def dashboard_counts(session: SessionDep,
     return dashboard(session, actor)
 
 
+@router.get("/dashboard/outcomes")
+def dashboard_outcomes(session: SessionDep, actor: ApiActor) -> list[dict[str, Any]]:
+    """Per study: mean NRS pain by visit with 95 % CI per arm; recruitment per site."""
+    return outcome_summary(session, actor)
+
+
 @router.get("/audit")
 def audit_list(session: SessionDep, actor: ApiActor,
                table: Annotated[str | None, Query(max_length=60)] = None,
@@ -222,3 +237,113 @@ def redcap_records(session: SessionDep,
 def fhir_bundle(session: SessionDep,
                 actor: ApiActor) -> Response:
     return Response(fhir.bundle_json(session, actor), media_type="application/fhir+json")
+
+
+def _file_info(row: Any) -> dict[str, Any]:
+    return {"name": row.name, "media_type": row.media_type, "size": row.size,
+            "sha256": row.sha256, "created_at": row.created_at.isoformat() if row.created_at else None,
+            "created_by": row.created_by,
+            "url": f"/api/procedures/{row.procedure_id}/files/{row.name}"}
+
+
+@router.post("/procedures/{procedure_id}/plan-bundle", status_code=201)
+async def upload_plan_bundle(procedure_id: int, session: SessionDep, actor: ApiActor,
+                             bundle: Annotated[UploadFile, File(description="plan_bundle.zip")],
+                             reason: Annotated[str, Form(max_length=1000)] = "") -> dict:
+    """Attach a plan bundle (.zip, multipart field ``bundle``); sets the procedure's plan and
+    predicted relief from plan.json. Replacing a bundle needs ``reason``."""
+    content = await bundle.read(plan_files.MAX_BUNDLE_BYTES + 1)
+    rows = plan_files.attach_bundle(session, actor, _id(procedure_id, "procedure_id"), content,
+                                    reason)
+    session.commit()
+    procedure, _ = plan_files.get_procedure(session, actor, procedure_id)
+    return {"procedure_id": procedure_id, "files": [_file_info(r) for r in rows],
+            "predicted_relief_days": procedure.predicted_relief_days}
+
+
+@router.get("/procedures/{procedure_id}/files")
+def plan_file_list(procedure_id: int, session: SessionDep, actor: ApiActor) -> list[dict]:
+    return [_file_info(r) for r in plan_files.list_files(session, actor,
+                                                         _id(procedure_id, "procedure_id"))]
+
+
+@router.get("/procedures/{procedure_id}/files/{name}")
+def plan_file(procedure_id: int, name: str, session: SessionDep, actor: ApiActor) -> Response:
+    from cryoneuro.web.procedure_pages import file_response
+
+    return file_response(plan_files.get_file(session, actor, _id(procedure_id, "procedure_id"),
+                                             name))
+
+
+def _patch(session: Any, actor: Any, table: str, row_id: int, body: EditIn,
+           field: str) -> dict:
+    row = clinical.edit_record(session, actor, table, _id(row_id, field), body.changes,
+                               body.reason)
+    session.commit()
+    values = {k: getattr(row, k) for k in clinical.EDITABLE[table][1]}
+    return {"id": row.id, **{k: v.isoformat() if hasattr(v, "isoformat") else v
+                             for k, v in values.items()},
+            **({"scores": row.scores} if table == "followup_visit" else {})}
+
+
+@router.patch("/neuromas/{neuroma_id}")
+def edit_neuroma(neuroma_id: int, body: EditIn, session: SessionDep, actor: ApiActor) -> dict:
+    """Edit a neuroma's details: ``{"changes": {...}, "reason": "..."}`` (reason audited)."""
+    return _patch(session, actor, "neuroma", neuroma_id, body, "neuroma_id")
+
+
+@router.patch("/procedures/{procedure_id}")
+def edit_procedure(procedure_id: int, body: EditIn, session: SessionDep,
+                   actor: ApiActor) -> dict:
+    """Edit a procedure (device, lot, dates, …); the plan changes only through a bundle."""
+    return _patch(session, actor, "procedure", procedure_id, body, "procedure_id")
+
+
+@router.patch("/visits/{visit_id}")
+def edit_visit(visit_id: int, body: EditIn, session: SessionDep, actor: ApiActor) -> dict:
+    """Correct a visit: ``changes.answers`` replaces the answers (re-validated, re-scored)."""
+    return _patch(session, actor, "followup_visit", visit_id, body, "visit_id")
+
+
+@router.patch("/adverse-events/{event_id}")
+def edit_adverse_event(event_id: int, body: EditIn, session: SessionDep,
+                       actor: ApiActor) -> dict:
+    return _patch(session, actor, "adverse_event", event_id, body, "event_id")
+
+
+@router.patch("/participants/{participant_id}")
+def patch_participant(participant_id: int, body: WithdrawalPatchIn, session: SessionDep,
+                      actor: ApiActor) -> dict:
+    """Withdraw a participant: ``{"status": "withdrawn", "withdrawal_date", "reason"}``."""
+    participant = participants.withdraw(session, actor, _id(participant_id),
+                                        body.withdrawal_date, body.reason)
+    session.commit()
+    return {"id": participant.id, "status": participant.status}
+
+
+class ResetIn(Strict):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+@router.post("/users/{user_id}/reset-link", status_code=201)
+def issue_reset_link(user_id: int, request: Request, session: SessionDep,
+                     settings: SettingsDep, actor: ApiActor) -> dict:
+    """Administrators: a one-time password reset link for a user (copy it to them)."""
+    from cryoneuro.registry.auth import RESET_MAX_AGE_S
+    from cryoneuro.registry.services import accounts
+    from cryoneuro.web.account_pages import reset_url
+
+    token = accounts.issue_reset_token(session, settings, actor, _id(user_id, "user_id"))
+    session.commit()
+    return {"url": reset_url(request, token), "token": token, "expires_in_s": RESET_MAX_AGE_S}
+
+
+@router.post("/password-reset")
+def password_reset(body: ResetIn, session: SessionDep, settings: SettingsDep) -> dict:
+    """Set a new password with a reset token (no log-in: the signed token is the credential)."""
+    from cryoneuro.registry.services import accounts
+
+    user = accounts.reset_password(session, settings, body.token, body.password)
+    session.commit()
+    return {"username": user.username, "ok": True}

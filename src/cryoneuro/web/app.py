@@ -16,12 +16,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from cryoneuro.registry.auth import LoginRateLimitedError, LoginRateLimiter
 from cryoneuro.registry.db import make_engine, make_sessionmaker
 from cryoneuro.registry.errors import AuthenticationError, RegistryError, RegistryInputError
 from cryoneuro.registry.settings import RegistrySettings, get_settings
+from cryoneuro.web.middleware import LimitsAndHeaders
 
 HERE = Path(__file__).parent
 MAX_BODY_BYTES = 4_000_000
+#: Plan-bundle uploads (50 MB zip, services/plan_files.py) plus multipart overhead.
+MAX_UPLOAD_BODY_BYTES = 51 * 1024 * 1024
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -43,32 +47,29 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_sessionmaker(engine)
+    app.state.login_limiter = LoginRateLimiter()
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key,
                        session_cookie="cryoneuro_session", max_age=settings.session_max_age_s,
                        same_site="strict", https_only=settings.https_only_cookies)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse({"detail": "request body too large (limit 4 MB)",
-                                 "field": "body"}, status_code=413)
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(LimitsAndHeaders, limit_bytes=MAX_BODY_BYTES,
+                       upload_limit_bytes=MAX_UPLOAD_BODY_BYTES)
 
     @app.exception_handler(RegistryError)
     async def registry_error(request: Request, exc: RegistryError) -> Response:
         if isinstance(exc, AuthenticationError) and _wants_html(request):
             return RedirectResponse("/login", status_code=303)
         field = exc.field if isinstance(exc, RegistryInputError) else None
+        headers = ({"Retry-After": str(exc.retry_after)}
+                   if isinstance(exc, LoginRateLimitedError) else {})
         if _wants_html(request):
             from cryoneuro.web.pages import error_page
 
-            return error_page(request, exc.status_code, str(exc), field)
-        return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.status_code)
+            response = error_page(request, exc.status_code, str(exc), field)
+            response.headers.update(headers)
+            return response
+        return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.status_code,
+                            headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -87,9 +88,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc.detail), "field": None},
                             status_code=exc.status_code)
 
-    from cryoneuro.web import api, pages
+    from cryoneuro.web import account_pages, api, edit_pages, pages, procedure_pages
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(procedure_pages.router)
+    app.include_router(edit_pages.router)
+    app.include_router(account_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

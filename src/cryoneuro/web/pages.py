@@ -16,11 +16,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry import audit
-from cryoneuro.registry.auth import WRITE_ROLES, Actor, authenticate
+from cryoneuro.registry.auth import WRITE_ROLES, Actor, LoginRateLimitedError, authenticate
 from cryoneuro.registry.errors import AuthenticationError, RegistryInputError
 from cryoneuro.registry.randomisation import randomise
 from cryoneuro.registry.services import clinical, participants
-from cryoneuro.registry.services.dashboard import dashboard
+from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
 from cryoneuro.registry.services.yellow_card import yellow_card_summary, yellow_card_text
 from cryoneuro.web import page_forms
 from cryoneuro.web.app import HERE
@@ -48,6 +48,25 @@ async def posted(request: Request) -> dict[str, Any]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+def client_ip(request: Request) -> str:
+    """The peer address (behind a proxy, configure uvicorn's --forwarded-allow-ips)."""
+    return request.client.host if request.client else "unknown"
+
+
+def limited_authenticate(request: Request, session: Session, username: str, password: str):
+    """:func:`authenticate` behind the app's login rate limiter (429 after N failures)."""
+    limiter = request.app.state.login_limiter
+    ip = client_ip(request)
+    limiter.check(username, ip)
+    try:
+        user = authenticate(session, username, password)
+    except AuthenticationError:
+        limiter.failure(username, ip)
+        raise
+    limiter.success(username)
+    return user
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
     return render(request, "login.html", error="")
@@ -56,8 +75,13 @@ def login_form(request: Request) -> HTMLResponse:
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, session: SessionDep) -> Response:
     data = await posted(request)
+    username = data.get("username", "")[:80]
     try:
-        user = authenticate(session, data.get("username", "")[:80], data.get("password", "")[:200])
+        user = limited_authenticate(request, session, username, data.get("password", "")[:200])
+    except LoginRateLimitedError as exc:
+        response = render(request, "login.html", status=429, error=str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except AuthenticationError as exc:
         return render(request, "login.html", status=401, error=str(exc))
     token = request.session.get("csrf")
@@ -77,9 +101,12 @@ async def logout(request: Request) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: SessionDep,
          actor: PageActor) -> HTMLResponse:
+    from cryoneuro.web import charts
+
+    outcomes = outcome_summary(session, actor)
     return render(request, "dashboard.html", actor=actor, board=dashboard(session, actor),
                   participants=participants.list_participants(session, actor),
-                  can_write=actor.role in WRITE_ROLES)
+                  can_write=actor.role in WRITE_ROLES, outcomes=outcomes, charts=charts)
 
 
 @router.api_route("/enrol", methods=["GET", "POST"], response_class=HTMLResponse)

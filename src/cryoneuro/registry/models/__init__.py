@@ -27,6 +27,7 @@ from cryoneuro.registry.models.clinical import (
     Procedure,
     Reintervention,
 )
+from cryoneuro.registry.models.files import PlanFile  # noqa: F401
 from cryoneuro.registry.models.study import (
     EligibilityCriterion,
     Site,

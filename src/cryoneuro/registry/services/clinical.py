@@ -130,11 +130,18 @@ def record_reintervention(session: Session, actor: Actor, participant_id: int,
 
 EDITABLE: dict[str, tuple[type[Base], frozenset[str]]] = {
     "adverse_event": (AdverseEvent, frozenset({"outcome", "severity", "serious", "relatedness",
-                                               "description", "category", "device_incident"})),
+                                               "description", "category", "device_incident",
+                                               "onset_date"})),
     "procedure": (Procedure, frozenset({"device_lot", "protocol", "operator", "probe_model",
-                                        "predicted_relief_days"})),
-    "neuroma": (Neuroma, frozenset({"anatomical_site", "laterality", "size_mm"})),
+                                        "predicted_relief_days", "procedure_date",
+                                        "imaging_modality", "anaesthesia", "device_name",
+                                        "manufacturer", "gas"})),
+    "neuroma": (Neuroma, frozenset({"anatomical_site", "laterality", "size_mm", "neuroma_type",
+                                    "prior_treatments"})),
+    "followup_visit": (FollowUpVisit, frozenset({"visit_date", "answers"})),
 }
+#: Date fields that must stay between enrolment and tomorrow when edited.
+_DATES = {"procedure_date", "onset_date", "visit_date"}
 
 
 def edit_record(session: Session, actor: Actor, table: str, row_id: int,
@@ -142,6 +149,8 @@ def edit_record(session: Session, actor: Actor, table: str, row_id: int,
     """Change listed fields of one record; the reason goes into the audit trail."""
     if table not in EDITABLE:
         raise RegistryInputError(f"records of '{table[:40]}' cannot be edited here", "table")
+    if table == "followup_visit":
+        return edit_followup(session, actor, row_id, changes, reason)
     model, allowed = EDITABLE[table]
     row = session.get(model, row_id) if valid_id(row_id) else None
     if row is None:
@@ -166,11 +175,57 @@ def edit_record(session: Session, actor: Actor, table: str, row_id: int,
     except ValidationError as exc:
         err = exc.errors()[0]
         raise RegistryInputError(err["msg"], "changes." + ".".join(map(str, err["loc"]))) from None
-    with acting(session, actor, reason=reason):
+    for key in changes:
+        if key in _DATES:
+            _not_before_enrolment(participant, getattr(merged, key), f"changes.{key}")
+    with acting(session, actor, reason=reason.strip()):
         for key in changes:
             value = getattr(merged, key)
             setattr(row, key, value.value if hasattr(value, "value") else value)
     return row
+
+
+def edit_followup(session: Session, actor: Actor, visit_id: int, changes: dict[str, Any],
+                  reason: str) -> FollowUpVisit:
+    """Correct a visit's date and/or answers; answers are re-validated and re-scored.
+
+    ``changes["answers"]`` replaces the visit's answers as a whole (instrument → items), so a
+    correction that drops an item or instrument is possible; the audit entry keeps the old
+    answers and scores.
+    """
+    visit = session.get(FollowUpVisit, visit_id) if valid_id(visit_id) else None
+    if visit is None:
+        raise NotFoundError(f"no followup_visit with id {visit_id}")
+    participant = get_participant(session, actor, visit.participant_id)
+    actor.require_write(participant.site_id)
+    if not reason or len(reason.strip()) < 3:
+        raise RegistryInputError("a reason for change is required", "reason")
+    for key in changes:
+        if key not in EDITABLE["followup_visit"][1]:
+            raise RegistryInputError(f"field '{key[:40]}' cannot be edited", f"changes.{key[:40]}")
+    visit_date = visit.visit_date
+    if "visit_date" in changes:
+        raw = changes["visit_date"]
+        try:
+            visit_date = raw if isinstance(raw, dt.date) else dt.date.fromisoformat(str(raw)[:20])
+        except ValueError:
+            raise RegistryInputError("not a date (YYYY-MM-DD)", "changes.visit_date") from None
+        _not_before_enrolment(participant, visit_date, "changes.visit_date")
+    answers, scores = visit.answers, visit.scores
+    if "answers" in changes:
+        raw_answers = changes["answers"]
+        if not isinstance(raw_answers, dict) or len(raw_answers) > 20:
+            raise RegistryInputError("answers must map instruments to items", "changes.answers")
+        answers = validate_answers(raw_answers)
+        if not answers:
+            raise RegistryInputError("at least one instrument must be answered", "answers")
+        scores = score_answers(answers)
+    with acting(session, actor, reason=reason.strip()):
+        visit.visit_date = visit_date
+        if answers != visit.answers:
+            visit.answers = answers
+            visit.scores = scores
+    return visit
 
 
 def study_of(session: Session, participant: Participant) -> Study:

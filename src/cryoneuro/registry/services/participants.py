@@ -111,6 +111,10 @@ def withdraw(session: Session, actor: Actor, participant_id: int, withdrawal_dat
         raise ConflictError(f"{participant.study_number} has already withdrawn")
     if withdrawal_date < participant.enrolment_date:
         raise RegistryInputError("withdrawal is before enrolment", "withdrawal_date")
+    if withdrawal_date > dt.date.today() + dt.timedelta(days=1):
+        raise RegistryInputError("date is in the future", "withdrawal_date")
+    if not reason or len(reason.strip()) < 3:
+        raise RegistryInputError("a reason for withdrawal is required", "reason")
     with acting(session, actor, reason=reason):
         participant.status = "withdrawn"
         for consent in participant.consents:

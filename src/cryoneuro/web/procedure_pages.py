@@ -1,0 +1,106 @@
+"""The procedure page: details, the plan bundle (upload, files, report link) and the Niivue
+viewer of the planned iceball; and the route that serves a stored plan file.
+
+Files are served only to users who may read the participant (site-scoped like every
+participant route), with a Content-Security-Policy per file kind: the stored report.html may
+show its inline styles and data: images but can run no script, load nothing, submit nothing
+and cannot be framed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from cryoneuro.registry.auth import WRITE_ROLES, Actor
+from cryoneuro.registry.errors import RegistryInputError
+from cryoneuro.registry.models import Procedure
+from cryoneuro.registry.services import plan_files
+from cryoneuro.web.deps import PageActor, SessionDep, check_csrf
+
+router = APIRouter(include_in_schema=False)
+
+REPORT_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+              "sandbox; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+DATA_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
+PDF_CSP = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def file_response(row: Any) -> Response:
+    """A stored plan file with its media type and a CSP suited to its kind."""
+    csp = REPORT_CSP if row.name.endswith(".html") else (
+        PDF_CSP if row.name.endswith(".pdf") else DATA_CSP)
+    inline = row.name.endswith((".html", ".pdf", ".json"))
+    disposition = f'{"inline" if inline else "attachment"}; filename="{row.name}"'
+    return Response(row.content, media_type=row.media_type,
+                    headers={"Content-Security-Policy": csp, "Content-Disposition": disposition,
+                             "X-Content-SHA256": row.sha256})
+
+
+def _viewer(procedure: Procedure, names: set[str]) -> dict[str, Any] | None:
+    if "image.nii.gz" not in names:
+        return None
+    base = f"/procedures/{procedure.id}/files/"
+    target = None
+    probes = (procedure.plan or {}).get("probes") or []
+    tip = probes[0].get("tip_mm") if probes and isinstance(probes[0], dict) else None
+    if isinstance(tip, list) and len(tip) == 3 and all(isinstance(v, int | float) for v in tip):
+        # plan coordinates are LPS mm; the NIfTI world (and Niivue) is RAS
+        target = f"{-float(tip[0]):.3f},{-float(tip[1]):.3f},{float(tip[2]):.3f}"
+    overlay = ("iceball_labels.nii.gz" if "iceball_labels.nii.gz" in names else None)
+    return {"image": base + "image.nii.gz", "overlay": base + overlay if overlay else "",
+            "target": target or ""}
+
+
+def render_procedure(request: Request, session: Any, actor: Actor, procedure_id: int,
+                     status: int = 200, errors: dict[str, str] | None = None) -> HTMLResponse:
+    from cryoneuro.web.pages import render
+
+    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    files = plan_files.list_files(session, actor, procedure.id)
+    names = {f.name for f in files}
+    plan = procedure.plan or {}
+    relief = plan.get("relief") if isinstance(plan.get("relief"), dict) else {}
+    return render(request, "procedure.html", status=status, actor=actor, x=procedure,
+                  p=participant, files=files, names=names, plan=plan, relief=relief,
+                  viewer=_viewer(procedure, names), errors=errors or {},
+                  can_write=actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
+                  max_mb=plan_files.MAX_BUNDLE_BYTES // 2**20)
+
+
+@router.get("/procedures/{procedure_id}", response_class=HTMLResponse)
+def procedure_page(procedure_id: int, request: Request, session: SessionDep,
+                   actor: PageActor) -> HTMLResponse:
+    return render_procedure(request, session, actor, procedure_id)
+
+
+@router.post("/procedures/{procedure_id}/plan-bundle", response_class=HTMLResponse)
+async def upload_bundle(procedure_id: int, request: Request, session: SessionDep,
+                        actor: PageActor) -> Response:
+    form = await request.form(max_files=2, max_fields=10)
+    check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
+    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    actor.require_write(participant.site_id)
+    upload = form.get("bundle")
+    content = b""
+    if isinstance(upload, UploadFile):
+        content = await upload.read(plan_files.MAX_BUNDLE_BYTES + 1)
+    reason = form.get("reason")
+    try:
+        plan_files.attach_bundle(session, actor, procedure.id, content,
+                                 reason if isinstance(reason, str) else "")
+        session.commit()
+    except RegistryInputError as exc:
+        session.rollback()
+        return render_procedure(request, session, actor, procedure_id, status=422,
+                                errors={exc.field or "bundle": str(exc)})
+    return RedirectResponse(f"/procedures/{procedure.id}", status_code=303)
+
+
+@router.get("/procedures/{procedure_id}/files/{name}")
+def procedure_file(procedure_id: int, name: str, session: SessionDep,
+                   actor: PageActor) -> Response:
+    return file_response(plan_files.get_file(session, actor, procedure_id, name))
