@@ -110,50 +110,61 @@ def seed(url: str, participants: int) -> dict[str, list[int]]:
 
 
 async def _login(client) -> dict[str, str]:
-    r = await client.post("/api/login", json={"username": "nurse", "password": PASSWORD})
-    return {"X-CSRF-Token": r.json()["csrf_token"]}
+    async with client.post("/api/login", json={"username": "nurse", "password": PASSWORD}) as r:
+        return {"X-CSRF-Token": (await r.json())["csrf_token"]}
 
 
 async def _user(client, headers, ids: list[int], budget: list[int], latencies: list[tuple[str, float, int]],
-                deadline: float, errors: list[str]):
+                deadline: float, errors: list[str], think_s: float, seed: int):
     import datetime as dt
 
-    rng = random.Random(id(client))
+    rng = random.Random(seed)
     while budget[0] > 0 and time.monotonic() < deadline:
         budget[0] -= 1
+        if think_s > 0:  # a user reads and types between submissions (exponential think time)
+            await asyncio.sleep(rng.expovariate(1.0 / think_s))
         t0 = time.perf_counter()
         if rng.random() < 0.1:
-            resp = await client.get("/api/dashboard")
+            async with client.get("/api/dashboard") as resp:
+                await resp.read()
             kind = "dashboard"
         else:
             pid = rng.choice(ids)
             body = {"visit_code": rng.choice(VISITS), "visit_date": (dt.date.today() - dt.timedelta(days=3)).isoformat(),
                     "answers": {"nrs": {"pain": rng.randint(0, 10)}}}
-            resp = await client.post(f"/api/participants/{pid}/visits", json=body, headers=headers)
+            async with client.post(f"/api/participants/{pid}/visits", json=body, headers=headers) as resp:
+                text = await resp.text()
             kind = "follow-up"
-        latencies.append((kind, time.perf_counter() - t0, resp.status_code))
-        if resp.status_code == 422 and len(errors) < 3:
-            errors.append(resp.text[:300])
+            if resp.status == 422 and len(errors) < 3:
+                errors.append(text[:300])
+        latencies.append((kind, time.perf_counter() - t0, resp.status))
 
 
-async def load(base_url: str, ids: list[int], users: int, requests: int, max_seconds: float):
-    import httpx
+async def load(base_url: str, ids: list[int], users: int, requests: int, max_seconds: float,
+               think_s: float = 0.0):
+    """Concurrent users, each an aiohttp session with its own cookies (aiohttp rather than
+    httpx: the load generator shares the 2-core machine with the server, and aiohttp needs
+    a fraction of httpx's CPU per request, so more of the machine measures the server)."""
+    import aiohttp
 
     latencies: list[tuple[str, float, int]] = []
     errors: list[str] = []
     budget = [requests]
-    clients = [httpx.AsyncClient(base_url=base_url, timeout=30.0) for _ in range(users)]
-    # log every user in first (argon2 hashing is deliberately slow), then time the data entry
-    headers = await asyncio.gather(*(_login(c) for c in clients))
-    deadline = time.monotonic() + max_seconds
-    t0 = time.perf_counter()
+    timeout = aiohttp.ClientTimeout(total=30.0)
+    clients = [aiohttp.ClientSession(base_url=base_url, timeout=timeout,
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(users)]
     try:
-        await asyncio.gather(*(_user(c, h, ids, budget, latencies, deadline, errors) for c, h in zip(clients, headers)))
+        # log every user in first (argon2 hashing is deliberately slow), then time the data entry
+        headers = await asyncio.gather(*(_login(c) for c in clients))
+        deadline = time.monotonic() + max_seconds
+        t0 = time.perf_counter()
+        await asyncio.gather(*(_user(c, h, ids, budget, latencies, deadline, errors, think_s, n)
+                               for n, (c, h) in enumerate(zip(clients, headers))))
         if errors:
             print("sample 422 responses:", *errors, sep="\n", file=sys.stderr)
     finally:
         for c in clients:
-            await c.aclose()
+            await c.close()
     return latencies, time.perf_counter() - t0
 
 
@@ -167,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=180.0)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--think-s", type=float, default=0.0,
+                        help="mean think time between a user's requests (0 = back to back)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "registry_load.json")
     args = parser.parse_args(argv)
 
@@ -192,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                     break
             except OSError:
                 time.sleep(0.2)
-        lat, wall = asyncio.run(load(base, ids["RBH"], args.users, args.requests, args.max_seconds))
+        lat, wall = asyncio.run(load(base, ids["RBH"], args.users, args.requests, args.max_seconds,
+                                     args.think_s))
     finally:
         if server is not None:
             server.terminate()
@@ -203,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     codes = [x[2] for x in lat]
     report = {
         "participants": args.participants, "users": args.users, "server_workers": args.workers,
+        "think_s": args.think_s,
         "requests": len(lat), "seed_seconds": seed_s,
         "wall_seconds": wall, "throughput_per_s": len(lat) / wall,
         "latency_ms": {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
@@ -213,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_errors": sum(c >= 500 for c in codes),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(f"| participants | concurrent users | requests | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | 5xx |\n"
           f"|---|---|---|---|---|---|---|---|\n| {args.participants} | {args.users} | {len(lat)} | "
           f"{report['throughput_per_s']:.0f} | {report['latency_ms']['p50']:.0f} | {report['latency_ms']['p95']:.0f} | "

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "peer": peer,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(markdown(report))
     return 0
 

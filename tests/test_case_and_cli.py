@@ -39,7 +39,7 @@ runner = CliRunner()
 
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "case.toml"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     return path
 
 

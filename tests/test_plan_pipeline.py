@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from cryoneuro.anatomy.phantoms import morton_forefoot
 from cryoneuro.planning.pipeline import plan_phantom
 from cryoneuro.planning.plan import Plan
@@ -26,6 +28,20 @@ def test_nitrous_oxide_probe_beside_the_web_blocks_the_nerve_and_spares_the_skin
     assert "Feasible" in page and "data:image/png;base64" in page
     assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
     json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
+    # the bundle the registry stores with the procedure passes the registry's own checks,
+    # and its iceball labels agree with the plan's coverage of the target
+    from cryoneuro.registry.services.plan_files import validate_bundle
+
+    bundle = validate_bundle((tmp_path / "plan_bundle.zip").read_bytes())
+    assert {"plan.json", "report.html", "report.pdf", "image.nii.gz", "min_temperature.nii.gz",
+            "iceball_labels.nii.gz"} == set(bundle.files)
+    assert bundle.predicted_relief_days == plan.relief["median_days"]
+    import nibabel as nib
+
+    labels = np.asarray(nib.load(tmp_path / "iceball_labels.nii.gz").dataobj)
+    tmin = np.asarray(nib.load(tmp_path / "min_temperature.nii.gz").dataobj)
+    assert labels.shape == tmin.shape
+    assert ((labels >= 2) == (tmin <= -20.0)).all()
 
 
 def test_a_plan_that_freezes_the_skin_says_so(tmp_path):
@@ -63,7 +79,7 @@ shifts_mm = [2]
 freezes_s = [60]
 """
     path = tmp_path / "case.toml"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     return path
 
 

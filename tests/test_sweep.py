@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import tomllib
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,25 +55,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_runs_on_a_separately_started_scheduler():
-    """`dask scheduler` + `dask worker` started as separate processes on loopback."""
+@contextmanager
+def separate_scheduler(n_workers: int = 1):
+    """`dask scheduler` + `dask worker` started as separate processes on loopback; yields the
+    scheduler address (shared by tests/test_sweep_plan.py and tests/test_cohort.py)."""
+    from dask.distributed import Client
+
     port = _free_port()
-    dask = shutil.which("dask", path=str(__import__("pathlib").Path(sys.executable).parent))
+    dask = shutil.which("dask", path=str(Path(sys.executable).parent))
     assert dask, "the dask command-line tool is missing from the environment"
+    address = f"tcp://127.0.0.1:{port}"
     sched = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                               "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = None
     try:
         time.sleep(3)
-        worker = subprocess.Popen([dask, "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+        worker = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", str(n_workers),
                                    "--no-dashboard", "--host", "127.0.0.1"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        remote = run_sweep(CASE, VARY, samples=4, seed=5, scheduler=f"tcp://127.0.0.1:{port}")
+        with Client(address, timeout="20s") as c:
+            c.wait_for_workers(n_workers, timeout=60)
+        yield address
     finally:
         for proc in (worker, sched):
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=20)
+
+
+def test_runs_on_a_separately_started_scheduler():
+    """`dask scheduler` + `dask worker` started as separate processes on loopback."""
+    with separate_scheduler() as address:
+        remote = run_sweep(CASE, VARY, samples=4, seed=5, scheduler=address)
     local = run_sweep(CASE, VARY, samples=4, seed=5, workers=1)
     pd.testing.assert_frame_equal(remote, local)
 
@@ -84,6 +99,10 @@ def test_bad_variations_are_one_line_errors(tmp_path):
     with pytest.raises(InputError):
         set_path({"domain": {}}, "domian.voxel_mm", 1.0)
     case = tmp_path / "c.toml"
-    case.write_text("[domain]\nsize_mm = [16, 16, 20]\n")
+    case.write_text("[domain]\nsize_mm = [16, 16, 20]\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["sweep", str(case), "--vary", "nope.x=1:2", "--samples", "2", "--json"])
     assert result.exit_code == 2 and "nope" in result.stderr and result.stdout == ""
+    result = CliRunner().invoke(app, ["sweep", "--samples", "2", "--json"])
+    assert result.exit_code == 2 and "case file" in result.stderr and result.stdout == ""
+    result = CliRunner().invoke(app, ["sweep", str(case), "--samples", "2", "--json"])
+    assert result.exit_code == 2 and "--vary" in result.stderr

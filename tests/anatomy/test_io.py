@@ -35,7 +35,7 @@ def pair(tmp_path):
     img = np.where(lab > 0, 40.0, -100.0).astype(np.float32)
     _write(tmp_path / "img.nii.gz", img, (0.5, 0.5, 0.5), (10.0, -5.0, 3.0))
     _write(tmp_path / "lab.nrrd", lab, (0.5, 0.5, 0.5), (10.0, -5.0, 3.0))
-    (tmp_path / "names.json").write_text(json.dumps({"1": "neuroma", "2": "muscle"}))
+    (tmp_path / "names.json").write_text(json.dumps({"1": "neuroma", "2": "muscle"}), encoding="utf-8")
     return tmp_path
 
 
@@ -48,10 +48,10 @@ def test_load_roundtrip_and_axes(pair):
 
 
 def test_label_tables(tmp_path):
-    (tmp_path / "a.ctbl").write_text("# Slicer\n0 background 0 0 0 0\n1 neuroma 255 0 0 255\n")
+    (tmp_path / "a.ctbl").write_text("# Slicer\n0 background 0 0 0 0\n1 neuroma 255 0 0 255\n", encoding="utf-8")
     (tmp_path / "b.txt").write_text('# ITK-SNAP\n    0     0    0    0        0  0  0    "Clear Label"\n'
-                                   '    1   255    0    0        1  1  1    "plantar fat"\n')
-    (tmp_path / "c.toml").write_text('skin = 3\n')
+                                   '    1   255    0    0        1  1  1    "plantar fat"\n', encoding="utf-8")
+    (tmp_path / "c.toml").write_text('skin = 3\n', encoding="utf-8")
     assert read_label_table(tmp_path / "a.ctbl")[1] == "neuroma"
     assert read_label_table(tmp_path / "b.txt")[1] == "plantar fat"
     assert read_label_table(tmp_path / "c.toml") == {3: "skin"}

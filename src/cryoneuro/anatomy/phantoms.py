@@ -60,13 +60,13 @@ class Phantom:
         d = Path(out_dir)
         d.mkdir(parents=True, exist_ok=True)
         write_anatomy(self.anatomy, d / "image.nii.gz", d / "labels.nii.gz")
-        (d / "labels.json").write_text(json.dumps({str(k): v for k, v in self.anatomy.label_names.items()}, indent=1))
+        (d / "labels.json").write_text(json.dumps({str(k): v for k, v in self.anatomy.label_names.items()}, indent=1), encoding="utf-8")
         meta = {"name": self.name, "neuroma_label": self.neuroma_label, "nerve_label": self.nerve_label,
                 "artery_labels": self.artery_labels, "skin_label": self.skin_label, "bone_labels": self.bone_labels,
                 "centreline_mm": np.round(self.centreline_mm, 4).tolist(),
                 "end_organ_mm": np.round(self.end_organ_mm, 4).tolist(), "notes": self.notes,
                 "tissue_map": self.tissue_map, "coordinates": "phantom frame, mm, origin at the volume corner"}
-        (d / "phantom.json").write_text(json.dumps(meta, indent=1))
+        (d / "phantom.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         return d
 
 

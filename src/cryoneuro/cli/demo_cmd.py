@@ -15,6 +15,9 @@ from cryoneuro.cli._app import app, emit_json, out, user_errors
 def demo_cmd(
     out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Where to write the plan and its report."),
     phantom: str = typer.Option("morton", "--phantom", help="morton (forefoot) or stump (transtibial)."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Screen the candidates on this running dask scheduler."),
+    workers: int = typer.Option(None, "--workers", help="Screen the candidates on a local Dask cluster of N workers "
+                                "(default: in process). The plan is the same either way."),
     json_output: bool = typer.Option(False, "--json", help="Print the plan as one JSON object and nothing else."),
 ) -> None:
     """Plan a cryoablation on a bundled phantom: candidate placements and cryogens, full 3D
@@ -27,13 +30,15 @@ def demo_cmd(
     makers = {"morton": morton_forefoot, "stump": amputation_stump}
     if phantom not in makers:
         raise InputError(f"--phantom must be one of {sorted(makers)} (got '{phantom}')")
+    if workers is not None and workers < 1:
+        raise InputError("--workers must be at least 1")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
     with progress_bar(not json_output) as bar:
         task = bar.add_task("planning", total=1.0)
-        plan = plan_phantom(makers[phantom](), out_dir,
+        plan = plan_phantom(makers[phantom](), out_dir, scheduler=scheduler, workers=workers,
                             progress=lambda f, label: bar.update(task, completed=f, description=label))
     if json_output:
         emit_json(plan.model_dump(mode="json"))

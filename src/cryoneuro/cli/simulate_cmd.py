@@ -84,7 +84,7 @@ def write_outputs(result, summary: dict, out_dir: Path, levels) -> dict[str, str
     files["fields"] = str(arrays)
     summary_path = out_dir / "summary.json"
     tmp = summary_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**summary, "files": files}, indent=2, default=float))
+    tmp.write_text(json.dumps({**summary, "files": files}, indent=2, default=float), encoding="utf-8")
     tmp.replace(summary_path)  # atomic: never a half-written summary
     files["summary"] = str(summary_path)
     return files

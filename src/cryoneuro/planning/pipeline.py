@@ -14,9 +14,10 @@ feasible the plan says so and why, and keeps the candidate that came closest.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
@@ -69,8 +70,12 @@ class Candidate:
                 min(self.skin_margin_c, 50.0), -self.freeze_s)
 
 
-def _roi(phantom: Phantom, half_mm: float = 14.0):
-    """Resample the anatomy to a box around the neuroma (full height), 0.5 mm voxels."""
+def region_of_interest(phantom: Phantom, half_mm: float = 14.0):
+    """Resample the anatomy to a box around the neuroma (full height), 0.5 mm voxels.
+
+    Deterministic in the phantom alone, so a saved plan's grid can be rebuilt exactly
+    (:mod:`cryoneuro.planning.replay`). Returns (anatomy, neuroma centre in mm).
+    """
     anat = phantom.anatomy
     grid = anat.grid()
     neuroma = anat.labels == phantom.neuroma_label
@@ -82,8 +87,19 @@ def _roi(phantom: Phantom, half_mm: float = 14.0):
     return anat.resample_to(grid.voxel_mm, (lo, hi)), centre
 
 
-class _Level:
-    """The anatomy on one grid (screening at 1 mm, confirmation at 0.5 mm) and its masks."""
+_roi = region_of_interest  # the historical private name
+
+
+def protocol(freeze_s: float, thaw_s: float = THAW_S) -> list[Phase]:
+    """The planned protocol: freeze, passive thaw, freeze (two freeze–thaw cycles)."""
+    return [Phase("freeze", freeze_s), Phase("thaw-passive", thaw_s), Phase("freeze", freeze_s)]
+
+
+class Level:
+    """The anatomy on one grid (screening at 1 mm, confirmation at 0.5 mm) and its masks.
+
+    Picklable (arrays and dataclasses only), so a Dask worker can evaluate candidates on it.
+    """
 
     def __init__(self, phantom: Phantom, anat, voxel_mm: float, bounds):
         if tuple(anat.spacing_mm) != (voxel_mm,) * 3:  # the region of interest may already be on this grid
@@ -97,17 +113,86 @@ class _Level:
         self.structures = {"skin": lab == phantom.skin_label, "artery": np.isin(lab, phantom.artery_labels),
                            "bone": np.isin(lab, phantom.bone_labels)}
 
-    def evaluate(self, phantom, spec: tuple, traj) -> Candidate:
-        offset, shift, gas, tip_c, freeze, geometry = spec
-        model = ThermalModel(self.grid, self.labels, self.materials, [geometry], [constant(tip_c)])
-        res = simulate(model, [Phase("freeze", freeze), Phase("thaw-passive", THAW_S), Phase("freeze", freeze)])
+    def model(self, geometry: ProbeGeometry, tip_c: float, materials=None) -> ThermalModel:
+        """The thermal model of one probe placement (``materials`` overrides the tissue table)."""
+        return ThermalModel(self.grid, self.labels, list(materials or self.materials), [geometry], [constant(tip_c)])
+
+    def judge(self, res, centreline_mm) -> tuple[injury.NerveInjuryProfile, list, float]:
+        """Nerve profile, adjacent-structure safety and the skin margin (°C) of a simulation."""
         tissue = res.tissue_mask
-        prof = injury.nerve_profile(res.min_temperature_c, self.grid, self.nerve & tissue, phantom.centreline_mm)
+        prof = injury.nerve_profile(res.min_temperature_c, self.grid, self.nerve & tissue, centreline_mm)
         safety = injury.structure_safety(res.min_temperature_c, self.grid,
                                          {k: m & tissue for k, m in self.structures.items()})
         skin = next((x for x in safety if x.name == "skin"), None)
-        return Candidate(offset, shift, freeze, res, prof, safety, skin.margin_c if skin else np.inf, traj,
-                         gas, tip_c)
+        return prof, safety, skin.margin_c if skin else np.inf
+
+    def evaluate(self, phantom, spec: tuple, traj) -> Candidate:
+        offset, shift, gas, tip_c, freeze, geometry = spec
+        res = simulate(self.model(geometry, tip_c), protocol(freeze))
+        prof, safety, margin = self.judge(res, phantom.centreline_mm)
+        return Candidate(offset, shift, freeze, res, prof, safety, margin, traj, gas, tip_c)
+
+
+_Level = Level  # the historical private name
+
+
+def relief_for(phantom: Phantom, profile: injury.NerveInjuryProfile, procedure_date: dt.date | None = None) -> dict:
+    """Predicted relief (regrowth from the lesion's distal end to the end organ), or {} without a block."""
+    if profile.lesion_distal_end_mm is None:
+        return {}
+    dist = regrowth.distance_along_centreline(phantom.centreline_mm, profile.lesion_distal_end_mm,
+                                              phantom.end_organ_mm)
+    return regrowth.predict_relief(max(dist, 0.1), procedure_date=procedure_date).as_dict()
+
+
+@dataclass
+class _Centreline:
+    """The part of a phantom a screening task needs (keeps what goes to a Dask worker small)."""
+
+    centreline_mm: np.ndarray
+
+
+def _screen_task(level: Level, centreline_mm: np.ndarray, spec: tuple) -> Candidate:
+    """One screening simulation on a Dask worker: one Numba thread (one core per worker, as in
+    :func:`cryoneuro.sweep.run_sample`); the thermal result stays on the worker (only the
+    verdict comes back), the trajectory is attached by the caller."""
+    import numba
+
+    numba.set_num_threads(1)
+    cand = level.evaluate(_Centreline(centreline_mm), spec, None)
+    cand.result = None
+    return cand
+
+
+def _screen(coarse: Level, phantom: Phantom, specs: list, client, progress, total: int) -> list:
+    """Screen every candidate on the coarse level, in process or through a Dask client.
+
+    Each candidate is an independent deterministic simulation (the stencil has no reductions
+    across cells), so the verdicts do not depend on where or in which order they ran.
+    """
+    screened = []
+    if client is None:
+        for n, (spec, traj) in enumerate(specs, start=1):
+            screened.append((coarse.evaluate(phantom, spec, traj), spec, traj))
+            if progress:
+                progress(n / total, f"screening {n}/{len(specs)} (1 mm)")
+        return screened
+    import uuid
+
+    from dask.distributed import as_completed
+
+    token = uuid.uuid4().hex[:12]
+    [level_f] = client.scatter([coarse], broadcast=True)
+    futures = {client.submit(_screen_task, level_f, phantom.centreline_mm, spec, key=f"screen-{token}-{i}",
+                             retries=2, pure=False): i for i, (spec, _) in enumerate(specs)}
+    done: dict[int, Candidate] = {}
+    for n, fut in enumerate(as_completed(futures), start=1):
+        i = futures[fut]
+        done[i] = fut.result()
+        done[i].trajectory = specs[i][1]
+        if progress:
+            progress(n / total, f"screening {n}/{len(specs)} (1 mm, Dask)")
+    return [(done[i], spec, traj) for i, (spec, traj) in enumerate(specs)]
 
 
 #: Screening grid (mm) and how many of the best screened candidates are confirmed at 0.5 mm.
@@ -117,21 +202,32 @@ CONFIRM_TOP = 3
 
 def plan_phantom(phantom: Phantom, out_dir: str | Path, *, gases=GASES, offsets_mm=OFFSETS_MM,
                  shifts_mm=SHIFTS_MM, freezes_s=FREEZE_S, procedure_date: dt.date | None = None,
-                 progress: Callable[[float, str], None] | None = None) -> Plan:
+                 progress: Callable[[float, str], None] | None = None, client: Any = None,
+                 scheduler: str | None = None, workers: int | None = None) -> Plan:
     """Plan the phantom's neuroma with a vertical (dorsal) approach.
 
     Every candidate is screened on a 1 mm grid (a reduced model: ~8x fewer voxels and 4x longer
     steps), the best ``CONFIRM_TOP`` are re-simulated at 0.5 mm, and the choice is made on the
     confirmed results only.
+
+    Screening runs in process by default; with a Dask ``client``, a ``scheduler`` address, or
+    ``workers`` (a local cluster of that many single-threaded workers) the candidates are
+    screened in parallel there. The Plan is the same either way (only ``created_at`` differs).
     """
+    if client is None and (scheduler or workers):
+        from cryoneuro.sweep import dask_client
+
+        with dask_client(scheduler=scheduler, workers=workers or 2) as own:
+            return plan_phantom(phantom, out_dir, gases=gases, offsets_mm=offsets_mm, shifts_mm=shifts_mm,
+                                freezes_s=freezes_s, procedure_date=procedure_date, progress=progress, client=own)
     from cryoneuro import probe as probe_physics
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    anat, target = _roi(phantom)
+    anat, target = region_of_interest(phantom)
     bounds = anat.bounds_mm()
-    fine = _Level(phantom, anat, 0.5, bounds)
-    coarse = _Level(phantom, anat, SCREEN_VOXEL_MM, bounds)
+    fine = Level(phantom, anat, 0.5, bounds)
+    coarse = Level(phantom, anat, SCREEN_VOXEL_MM, bounds)
     names = fine.anat.label_names
     tips = {g: probe_physics.tip_state(g).tip_temperature_c for g in gases}
     top = fine.grid.origin_mm[2] + fine.grid.size_mm[2] - 0.25
@@ -151,11 +247,7 @@ def plan_phantom(phantom: Phantom, out_dir: str | Path, *, gases=GASES, offsets_
     if not specs:
         raise GeometryError(f"{phantom.name}: every candidate needle path crosses bone or an artery")
     total = len(specs) + min(CONFIRM_TOP, len(specs))
-    screened = []
-    for n, (spec, traj) in enumerate(specs, start=1):
-        screened.append((coarse.evaluate(phantom, spec, traj), spec, traj))
-        if progress:
-            progress(n / total, f"screening {n}/{len(specs)} (1 mm)")
+    screened = _screen(coarse, phantom, specs, client, progress, total)
     screened.sort(key=lambda item: item[0].rank(), reverse=True)
     confirmed = []
     for n, (_, spec, traj) in enumerate(screened[:CONFIRM_TOP], start=1):
@@ -184,11 +276,7 @@ def _assemble(phantom, anat, best: Candidate, candidates, target_mask, names, la
     if best.profile.complete_block and not best.skin_margin_c > 0:
         reasons.append(f"the skin reaches {best.skin_margin_c:.1f} °C (limit 0 °C) with the smallest iceball that "
                        "blocks the nerve: protect the skin (warm saline) or change the approach")
-    relief = {}
-    if best.profile.lesion_distal_end_mm is not None:
-        dist = regrowth.distance_along_centreline(phantom.centreline_mm, best.profile.lesion_distal_end_mm,
-                                                  phantom.end_organ_mm)
-        relief = regrowth.predict_relief(max(dist, 0.1), procedure_date=procedure_date).as_dict()
+    relief = relief_for(phantom, best.profile, procedure_date)
     traj = best.trajectory
     overlay = plot_plan_overlays(res, anat.image, {"nerve": np.isin(lab, [phantom.nerve_label]),
                                                    "target": target_mask, **structures}, out / "plan_overlay.png",
@@ -228,8 +316,15 @@ def _assemble(phantom, anat, best: Candidate, candidates, target_mask, names, la
                 for s in best.safety],
         relief=relief, feasible=not reasons, reasons=reasons, warnings=warn,
     )
+    # the image and iceball as NIfTI for viewers (the registry's Niivue view), then one bundle
+    from cryoneuro.planning.volumes import BUNDLE_NAME, bundle_plan, write_plan_volumes
+
+    volumes = write_plan_volumes(out, anat.image, res.min_temperature_c, grid)
     plan.files = {"report_html": str(out / REPORT_HTML), "report_pdf": str(out / REPORT_PDF),
-                  "overlay": str(overlay), "nerve_profile": str(out / "nerve_profile.png")}
+                  "overlay": str(overlay), "nerve_profile": str(out / "nerve_profile.png"),
+                  **{name.removesuffix(".nii.gz"): str(path) for name, path in volumes.items()},
+                  "bundle": str(out / BUNDLE_NAME)}
     plan.save(out / "plan.json")
     write_report(plan, out, {"overlay": overlay, "nerve profile": out / "nerve_profile.png"})
+    bundle_plan(out)
     return plan
