@@ -5,7 +5,8 @@ registry of 10,000 participants on PostgreSQL, over loopback only.
     .venv/bin/python benchmarks/registry_load.py --db postgresql://…   # an existing server
     .venv/bin/python benchmarks/registry_load.py --participants 2000 --requests 600   # quicker
 
-It seeds the participants through the service layer (audit trail included), starts
+It seeds the participants, each with a procedure 30–390 days ago, through the service layer
+(audit trail included), starts
 `cryoneuro serve` on 127.0.0.1, and runs a bounded number of requests from concurrent API
 clients (each its own login session): 90 % follow-up visit entries, 10 % dashboard reads.
 It reports throughput and latency percentiles to stdout (Markdown) and
@@ -73,7 +74,8 @@ def seed(url: str, participants: int) -> dict[str, list[int]]:
     from cryoneuro.registry.migrate import upgrade
     from cryoneuro.registry.models import User
     from cryoneuro.registry.nhs import nhs_check_digit
-    from cryoneuro.registry.schemas import EnrolmentIn
+    from cryoneuro.registry.schemas import EnrolmentIn, ProcedureIn
+    from cryoneuro.registry.services import clinical
     from cryoneuro.registry.services import participants as svc
     from cryoneuro.registry.services.setup import DEFAULT_CRITERIA
     from cryoneuro.registry.settings import RegistrySettings
@@ -104,7 +106,14 @@ def seed(url: str, participants: int) -> dict[str, list[int]]:
                     consent_date=today - dt.timedelta(days=401), consent_form_version="v1", consented=True,
                     eligibility=eligibility, neuroma={"neuroma_type": "stump", "anatomical_site": "tibial nerve",
                                              "laterality": "left", "size_mm": 9.0, "prior_treatments": []})
-                ids[site].append(svc.enrol(session, settings, actor, body).id)
+                pid = svc.enrol(session, settings, actor, body).id
+                ids[site].append(pid)
+                # a cryoablation 30–390 days ago: day 0 of the visit schedule, so the dashboard
+                # computes due and overdue windows for every participant, as in a live registry
+                clinical.record_procedure(session, actor, pid, ProcedureIn(
+                    procedure_date=today - dt.timedelta(days=30 + made % 361),
+                    imaging_modality="ultrasound", anaesthesia="local", device_name="generic",
+                    manufacturer="n/a", device_lot="L1", gas="nitrous-oxide", operator="IR"))
                 made += 1
     return ids
 

@@ -52,3 +52,43 @@ def test_dashboard_lists_due_and_overdue_visits(registry) -> None:
         assert {v["visit_code"] for v in board["visits_due"]} == {"m3"}
         assert board["recruitment"] == [{"study": "MORTON", "site": "RBH", "participants": 1}]
         assert dashboard(session, registry.actor("leedsnurse"))["totals"]["participants"] == 0
+        # long lists are cut to the most urgent, with the totals kept
+        short = dashboard(session, nurse, limit=2)
+        assert short["totals"]["visits_overdue"] == 3
+        assert [v["visit_code"] for v in short["visits_overdue"]] == ["baseline", "w2"]
+
+
+def test_vectorised_windows_equal_visit_status_for_every_participant() -> None:
+    # the dashboard evaluates windows with NumPy; visit_status is the rule written out per visit
+    import random
+    from types import SimpleNamespace
+
+    from cryoneuro.registry.services.dashboard import _open_windows
+
+    rng = random.Random(3)
+    visits = [VisitDefinition(code=c, label=c, day=d, window_before_days=b, window_after_days=a)
+              for c, d, b, a in (("baseline", 0, 60, 0), ("w2", 14, 3, 7), ("m1", 30, 7, 14),
+                                 ("m3", 91, 14, 21), ("m12", 365, 30, 30))]
+    studies = {1: SimpleNamespace(visits=visits), 2: SimpleNamespace(visits=visits[1:3])}
+    today = dt.date(2026, 11, 25)
+    followed, done = [], {}
+    for pid in range(1, 400):
+        day0 = today - dt.timedelta(days=rng.randint(-20, 500))
+        followed.append((pid, rng.choice([1, 2]), f"P{pid}", day0))
+        done[pid] = {v.code for v in visits if rng.random() < 0.3}
+    expected = {"due": set(), "overdue": set()}
+    for pid, study_id, _, day0 in followed:
+        for v in studies[study_id].visits:
+            state, opens, closes = visit_status(v, day0, v.code in done[pid], today)
+            if state in expected:
+                expected[state].add((pid, v.code, opens.isoformat(), closes.isoformat()))
+    due, overdue, n_due, n_overdue = _open_windows(followed, studies, done, today, limit=10_000)
+    got = {"due": {(x["participant_id"], x["visit_code"], x["window_opens"], x["window_closes"])
+                   for x in due},
+           "overdue": {(x["participant_id"], x["visit_code"], x["window_opens"], x["window_closes"])
+                       for x in overdue}}
+    assert got == expected
+    assert (n_due, n_overdue) == (len(expected["due"]), len(expected["overdue"]))
+    assert len(expected["due"]) > 10 and len(expected["overdue"]) > 100
+    # the most urgent first: overdue sorted by the date the window closed
+    assert [x["window_closes"] for x in overdue] == sorted(x["window_closes"] for x in overdue)
