@@ -115,6 +115,13 @@ def _open_windows(followed: list, studies: dict[int, Study], done: dict[int, set
     day0 = np.array([row[3].toordinal() for row in followed], dtype=np.int64)
     number = {row[0]: row[2] for row in followed}
     now = today.toordinal()
+    # visits done, as one sorted id array per visit code (a vectorised membership test)
+    by_code: dict[str, list[int]] = {}
+    for pid, codes in done.items():
+        for code in codes:
+            by_code.setdefault(code, []).append(pid)
+    done_by_code = {code: np.array(ids, dtype=np.int64) for code, ids in by_code.items()}
+    empty = np.zeros(0, dtype=np.int64)
     kinds, rows, defs, opens_all, closes_all = [], [], [], [], []
     for study_id in np.unique(study_ids):
         in_study = np.flatnonzero(study_ids == study_id)
@@ -122,8 +129,7 @@ def _open_windows(followed: list, studies: dict[int, Study], done: dict[int, set
             target = day0[in_study] + definition.day
             opens = target - definition.window_before_days
             closes = target + definition.window_after_days
-            have = np.fromiter((definition.code in done.get(int(p), ()) for p in pids[in_study]),
-                               dtype=bool, count=len(in_study))
+            have = np.isin(pids[in_study], done_by_code.get(definition.code, empty))
             state = np.where(have, 0, np.where(now > closes, 2, np.where(now >= opens, 1, 0)))
             keep = state > 0
             kinds.append(state[keep])
