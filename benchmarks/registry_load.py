@@ -2,13 +2,16 @@
 registry of 10,000 participants on PostgreSQL, over loopback only.
 
     .venv/bin/python benchmarks/registry_load.py                       # starts its own PostgreSQL
+    .venv/bin/python benchmarks/registry_load.py --users 20 --think-s 0 --requests 3000 \
+        --out benchmarks/results/registry_load_stress.json              # saturation
     .venv/bin/python benchmarks/registry_load.py --db postgresql://…   # an existing server
     .venv/bin/python benchmarks/registry_load.py --participants 2000 --requests 600   # quicker
 
 It seeds the participants, each with a procedure 30–390 days ago, through the service layer
 (audit trail included), starts
 `cryoneuro serve` on 127.0.0.1, and runs a bounded number of requests from concurrent API
-clients (each its own login session): 90 % follow-up visit entries, 10 % dashboard reads.
+users (each its own login session; exponential think time between requests, mean
+``--think-s``): 90 % follow-up visit entries, 10 % dashboard reads.
 It reports throughput and latency percentiles to stdout (Markdown) and
 benchmarks/results/registry_load.json. Traffic never leaves the loopback interface, and the
 run stops by itself after ``--requests`` requests or ``--max-seconds``.
@@ -183,12 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="PostgreSQL URL (default: start a throwaway cluster)")
     parser.add_argument("--participants", type=int, default=10_000)
-    parser.add_argument("--users", type=int, default=20, help="concurrent API clients")
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=100, help="concurrent API users")
+    parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--max-seconds", type=float, default=180.0)
-    parser.add_argument("--workers", type=int, default=1, help="server processes")
-    parser.add_argument("--think-s", type=float, default=0.0,
-                        help="mean think time between a user's requests (0 = back to back)")
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--think-s", type=float, default=2.0,
+                        help="mean think time between a user's requests (0 = back to back: "
+                             "a saturation test)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "registry_load.json")
     args = parser.parse_args(argv)
 
