@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryoneuro._json import json_safe
 from cryoneuro.errors import InputError
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
@@ -468,12 +469,5 @@ def write_plan_sweep(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path
 
 
 def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
+    """See :func:`cryoneuro._json.json_safe` (the one implementation)."""
+    return json_safe(value)

@@ -9,6 +9,7 @@ Under CI a missing browser fails the test instead of skipping it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -22,8 +23,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture
-def browser_page():
+@contextlib.contextmanager
+def _chromium(args: list[str]):
+    """Debian's Chromium through Playwright; a missing browser fails under CI, skips locally."""
     problem = ""
     try:
         from playwright.sync_api import sync_playwright
@@ -36,7 +38,16 @@ def browser_page():
             pytest.fail(f"browser test cannot run: {problem}")
         pytest.skip(problem)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page():
+    with _chromium(ARGS) as browser:
         context = browser.new_context(accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(15_000)
@@ -44,7 +55,6 @@ def browser_page():
             yield page
         finally:
             context.close()
-            browser.close()
 
 
 def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> None:
@@ -184,24 +194,8 @@ WEBGL_ARGS = ["--headless", "--no-sandbox", "--use-gl=angle", "--use-angle=swift
 
 @pytest.fixture
 def webgl_browser():
-    problem = ""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        problem = "the playwright Python package is not installed"
-    if not problem and not CHROMIUM.exists():
-        problem = f"{CHROMIUM} not found (apt-get install chromium)"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser test cannot run: {problem}")
-        pytest.skip(problem)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=WEBGL_ARGS,
-                                     headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with _chromium(WEBGL_ARGS) as browser:
+        yield browser
 
 
 def _log_in(page, base: str, username: str) -> None:

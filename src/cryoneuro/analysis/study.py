@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryoneuro._json import json_safe
 from cryoneuro.analysis import outcomes as oc
 from cryoneuro.analysis import rct, safety, survival
 from cryoneuro.analysis.report import Figure, Section, Table, write_report
@@ -198,15 +199,5 @@ def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = 
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf → None, numpy scalars → Python."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
+    """JSON-safe copy (NaN/inf → None, NumPy scalars → Python)."""
+    return json_safe(value)

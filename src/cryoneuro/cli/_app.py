@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import sys
 from typing import Any, Callable, TypeVar
 
@@ -18,6 +17,7 @@ import typer
 from rich.console import Console
 
 from cryoneuro import __version__
+from cryoneuro._json import json_safe
 from cryoneuro.errors import CryoneuroError
 
 app = typer.Typer(
@@ -62,13 +62,7 @@ def _json_default(value: Any) -> Any:
 
 def _finite(value: Any) -> Any:
     """JSON has no NaN/inf: map them to null so every consumer can parse the output."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    return json_safe(value)
 
 
 def emit_json(payload: Any) -> None:
