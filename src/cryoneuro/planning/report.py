@@ -137,7 +137,7 @@ def _write_pdf(plan: Plan, path: Path, images: dict[str, Path]) -> Path:
         fig.text(0.06, 0.96, "\n".join(html.unescape(s) for s in lines), va="top", family="monospace", fontsize=8)
         pdf.savefig(fig)
         plt.close(fig)
-        for name, p in images.items():
+        for p in images.values():
             if Path(p).is_file():
                 fig = plt.figure(figsize=(11.69, 8.27))
                 ax = fig.add_axes((0, 0, 1, 1))
