@@ -111,6 +111,13 @@ def _finish(name: str, names: list[str], lab: np.ndarray, rng: np.random.Generat
                    origin_mm=(VOXEL_MM / 2,) * 3, image=hu.astype(np.float32), source=name)
 
 
+#: Web space to the tip of a lesser toe along its proper digital nerve (mm): the farthest skin
+#: the common digital nerve supplies, where regrowing axons end. Adult lesser-toe length,
+#: proximal + middle + distal phalanx with soft tissue, ≈ 40–50 mm (*check* against an
+#: anatomical series); the phantom's toes stop at the web, so this stretch lies outside it.
+TOE_LENGTH_MM = 45.0
+
+
 def _skin(body: np.ndarray, thickness_mm: float) -> np.ndarray:
     return body & (ndimage.distance_transform_edt(body, sampling=VOXEL_MM) <= thickness_mm)
 
@@ -168,8 +175,9 @@ def morton_forefoot(out_dir: str | Path | None = None, seed: int = 0) -> Phantom
     rng = np.random.default_rng(seed)
     ph = Phantom("morton_forefoot", _finish("morton_forefoot", names, lab, rng), L["neuroma"], L["digital_nerve"],
                  [L["digital_artery"]], L["skin"], [L["metatarsal"], L["metatarsal_marrow"], L["phalanx"]],
-                 centre, np.array([nx, 35.0, 11.0]),
-                 notes="3rd intermetatarsal space; end organ = 3rd web space (nearest territory of the nerve)")
+                 centre, np.array([nx + 4.5, 35.0 + TOE_LENGTH_MM, 12.0]),
+                 notes="3rd intermetatarsal space; end organ = tip of the 4th toe's medial side, "
+                       f"{TOE_LENGTH_MM:g} mm beyond the web (outside the volume)")
     if out_dir is not None:
         ph.write(out_dir)
     return ph
