@@ -15,7 +15,6 @@ does not import the registry: the CLI reads the registry and hands plans over as
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -188,13 +187,7 @@ def plot_then_vs_now(table: pd.DataFrame, path: Path) -> Path:
 
 def write_outputs(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> dict[str, str]:
     """``cohort.parquet``, ``cohort.csv``, ``summary.json``, ``then_vs_now.png``."""
-    from cryoneuro.sweep import _json_safe
+    from cryoneuro.sweep import write_results
 
-    files = {"parquet": out_dir / "cohort.parquet", "csv": out_dir / "cohort.csv",
-             "summary": out_dir / "summary.json", "plot": out_dir / "then_vs_now.png"}
-    table.to_parquet(files["parquet"], index=False)
-    table.to_csv(files["csv"], index=False)
-    plot_then_vs_now(table, files["plot"])
-    summary["files"] = {k: str(v) for k, v in files.items()}
-    files["summary"].write_text(json.dumps(_json_safe(summary), indent=2), encoding="utf-8")
-    return summary["files"]
+    return write_results(table, summary, out_dir, "cohort", "then_vs_now.png",
+                         lambda path: plot_then_vs_now(table, path))

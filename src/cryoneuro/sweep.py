@@ -454,20 +454,22 @@ def plot_plan_sweep(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     return path
 
 
-def write_plan_sweep(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> dict[str, str]:
-    """``sweep.parquet``, ``sweep.csv``, ``summary.json``, ``uncertainty.png`` in ``out_dir``."""
-    files = {"parquet": out_dir / "sweep.parquet", "csv": out_dir / "sweep.csv",
-             "summary": out_dir / "summary.json", "plot": out_dir / "uncertainty.png"}
+def write_results(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path, stem: str,
+                  plot_name: str, plot: Callable[[Path], Any]) -> dict[str, str]:
+    """``<stem>.parquet``, ``<stem>.csv``, the plot and ``summary.json`` (which lists them all)."""
+    files = {"parquet": out_dir / f"{stem}.parquet", "csv": out_dir / f"{stem}.csv",
+             "summary": out_dir / "summary.json", "plot": out_dir / plot_name}
     table.to_parquet(files["parquet"], index=False)
     table.to_csv(files["csv"], index=False)
-    plot_plan_sweep(table, files["plot"], title=f"{summary.get('plan', '')}: {len(table)} samples at "
-                                                 f"{summary.get('voxel_mm')} mm")
+    plot(files["plot"])
     names = {k: str(v) for k, v in files.items()}
     summary["files"] = names
-    files["summary"].write_text(json.dumps(_json_safe(summary), indent=2), encoding="utf-8")
+    files["summary"].write_text(json.dumps(json_safe(summary), indent=2), encoding="utf-8")
     return names
 
 
-def _json_safe(value: Any) -> Any:
-    """See :func:`cryoneuro._json.json_safe` (the one implementation)."""
-    return json_safe(value)
+def write_plan_sweep(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> dict[str, str]:
+    """``sweep.parquet``, ``sweep.csv``, ``summary.json``, ``uncertainty.png`` in ``out_dir``."""
+    title = f"{summary.get('plan', '')}: {len(table)} samples at {summary.get('voxel_mm')} mm"
+    return write_results(table, summary, out_dir, "sweep", "uncertainty.png",
+                         lambda path: plot_plan_sweep(table, path, title=title))

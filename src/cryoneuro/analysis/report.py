@@ -72,7 +72,8 @@ img{max-width:100%;border:1px solid #ddd;border-radius:4px}
 """
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary name, then rename: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
@@ -112,7 +113,7 @@ def write_report(out_dir: str | Path, title: str, sections: list[Section], *, su
         for item in section.items:
             if isinstance(item, Table):
                 path = out / "tables" / f"{item.name}.csv"
-                _atomic_write(path, item.frame.to_csv(index=False).encode("utf-8"))
+                atomic_write(path, item.frame.to_csv(index=False).encode("utf-8"))
                 written[f"table:{item.name}"] = path
                 items.append({"kind": "table", "name": item.name, "title": item.title,
                               "note": item.note, "html": _format_frame(item.frame)})
@@ -121,7 +122,7 @@ def write_report(out_dir: str | Path, title: str, sections: list[Section], *, su
                 item.figure.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
                 png = buffer.getvalue()
                 path = out / "figures" / f"{item.name}.png"
-                _atomic_write(path, png)
+                atomic_write(path, png)
                 written[f"figure:{item.name}"] = path
                 items.append({"kind": "figure", "title": item.title, "caption": item.caption,
                               "src": "data:image/png;base64," + base64.b64encode(png).decode()})
@@ -130,7 +131,7 @@ def write_report(out_dir: str | Path, title: str, sections: list[Section], *, su
     page = Environment(autoescape=select_autoescape(default=True)).from_string(_TEMPLATE).render(
         title=title, subtitle=subtitle, version=__version__, created=created, sections=rendered)
     html_path = out / f"{stem}.html"
-    _atomic_write(html_path, page.encode("utf-8"))
+    atomic_write(html_path, page.encode("utf-8"))
     written["html"] = html_path
 
     pdf_path = out / f"{stem}.pdf"

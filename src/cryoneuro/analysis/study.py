@@ -26,7 +26,7 @@ import pandas as pd
 from cryoneuro._json import json_safe
 from cryoneuro.analysis import outcomes as oc
 from cryoneuro.analysis import rct, safety, survival
-from cryoneuro.analysis.report import Figure, Section, Table, write_report
+from cryoneuro.analysis.report import Figure, Section, Table, atomic_write, write_report
 from cryoneuro.analysis.tidy import TidyData
 from cryoneuro.errors import InputError
 
@@ -192,12 +192,5 @@ def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = 
     paths = write_report(out, "Study analysis — cryoablation of neuromas", sections,
                          subtitle=f"{data.source} · {design.replace('_', ' ')}", stem="analysis")
     results["files"] = {k: str(v) for k, v in paths.items()}
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(_plain(results), indent=2), encoding="utf-8")
-    tmp.replace(out / "results.json")
+    atomic_write(out / "results.json", json.dumps(json_safe(results), indent=2).encode("utf-8"))
     return results
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy (NaN/inf → None, NumPy scalars → Python)."""
-    return json_safe(value)

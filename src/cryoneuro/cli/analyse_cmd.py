@@ -71,10 +71,8 @@ def analyse_cmd(
                               task, completed=_STEPS.index(msg) if msg in _STEPS else 0,
                               description=msg))
         bar.update(task, completed=len(_STEPS), description="done")
-    from cryoneuro.analysis.study import _plain
-
     if json_output:
-        emit_json(_plain(results))
+        emit_json(results)
         return
     _summary(results)
 

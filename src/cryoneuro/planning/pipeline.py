@@ -87,8 +87,6 @@ def region_of_interest(phantom: Phantom, half_mm: float = 14.0):
     return anat.resample_to(grid.voxel_mm, (lo, hi)), centre
 
 
-_roi = region_of_interest  # the historical private name
-
 
 def protocol(freeze_s: float, thaw_s: float = THAW_S) -> list[Phase]:
     """The planned protocol: freeze, passive thaw, freeze (two freeze–thaw cycles)."""
@@ -132,8 +130,6 @@ class Level:
         prof, safety, margin = self.judge(res, phantom.centreline_mm)
         return Candidate(offset, shift, freeze, res, prof, safety, margin, traj, gas, tip_c)
 
-
-_Level = Level  # the historical private name
 
 
 def relief_for(phantom: Phantom, profile: injury.NerveInjuryProfile, procedure_date: dt.date | None = None) -> dict:
