@@ -275,6 +275,9 @@ class PlanUncertainty:
       half the samples run warmer (heat load) and half at the nominal tip;
     * multipliers (perfusion, unfrozen and frozen conductivity, freeze duration): log-uniform on
       ``[lo, hi]`` (symmetric in ratio: 0.5:2 halves as often as it doubles); ``(1, 1)`` fixed.
+
+    The defaults are illustrative scenario values, not measured distributions: set them from
+    the placement accuracy and tissue variability of your own setting.
     """
 
     position_sd_mm: float = 1.0
