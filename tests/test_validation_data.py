@@ -24,13 +24,16 @@ REQUIRED = [
     "id", "source", "device", "device_class", "gas", "probe_diameter_mm", "active_length_mm",
     "n_probes", "layout", "spacing_mm", "medium", "medium_temperature_c", "freeze_s", "isotherm_c",
     "quantity", "measured_value", "unit", "uncertainty", "source_sentence", "verified", "role",
-    "notes",
+    "notes", "setting", "distance_mm",
 ]
 DEVICE_CLASSES = {
     "argon-2.4mm", "argon-1.7mm", "argon-17G-sphere", "argon-17G-rod", "argon-17G-seed",
     "argon-17G-other", "n2o-handheld", "co2", "other",
 }
 ROLES = {"calibration", "validation", "context"}
+SETTINGS = {
+    "phantom", "ex_vivo", "in_vivo", "in_vitro_TEM", "in_vitro_dish", "manufacturer_spec",
+}
 # quantity -> allowed units and the plausible range of the value in that unit
 QUANTITIES = {
     "diameter": ({"mm"}, (0.5, 200.0)),
@@ -90,6 +93,7 @@ def test_vocabularies(rows):
     for r in rows:
         assert r["device_class"] in DEVICE_CLASSES, f"{r['id']}: device_class {r['device_class']!r}"
         assert r["role"] in ROLES, f"{r['id']}: role {r['role']!r}"
+        assert r["setting"] in SETTINGS, f"{r['id']}: setting {r['setting']!r}"
         assert r["quantity"] in QUANTITIES, f"{r['id']}: quantity {r['quantity']!r}"
         units, _ = QUANTITIES[r["quantity"]]
         assert r["unit"] in units, f"{r['id']}: unit {r['unit']!r} for {r['quantity']}"
@@ -143,6 +147,7 @@ def test_calibration_rows_are_single_probe_diameters_read_first_hand(rows):
         assert r["quantity"] == "diameter" and r["unit"] == "mm", r["id"]
         assert r["verified"] == "yes", f"{r['id']}: a calibration figure must be verified"
         assert r["medium_temperature_c"], r["id"]
+        assert r["setting"] == "phantom", f"{r['id']}: calibrate on phantom data only"
 
 
 def test_littrup_single_probe_is_the_argon_24_calibration_figure(rows):
@@ -180,10 +185,11 @@ def test_phantom_media_table():
         assert m["unit"].strip(), f"{m['medium']}/{m['property']}: no unit"
 
 
-def test_every_medium_used_by_a_simulated_row_has_properties(rows):
+def test_every_phantom_medium_used_by_a_simulated_row_has_properties(rows):
+    # in-vivo / ex-vivo rows take their properties from the tissue library, not from this table
     media = {m["medium"].split()[0].lower() for m in _rows(MEDIA)}
     for r in rows:
-        if r["role"] == "context":
+        if r["role"] == "context" or r["setting"] != "phantom":
             continue
         base = r["medium"].split()[0].lower()
         assert base in media, f"{r['id']}: medium {r['medium']!r} has no row in phantom_media.csv"
