@@ -13,7 +13,8 @@ The minimal homogeneous form is the contract of design.md §3::
     direction = [0, 0, 1]             # from the tip towards the handle
     diameter_mm = 1.5
     active_length_mm = 10
-    tip_temperature_c = -150          # or tip_trace_c = [[0, 37], [20, -150]]; or gas = "argon"
+    tip_temperature_c = -150          # or tip_trace_c = [[0, 37], [20, -150]]; or gas = "argon";
+                                      # or model = "argon-2.4mm-class" (the device model)
 
     [protocol]
     phases = [{ freeze_s = 300 }]     # also { thaw_s = 60, mode = "passive" | "active" }
@@ -95,6 +96,19 @@ class ProbeSpec(_Strict):
     supply_bar: Positive | None = None
     exhaust_bar: Positive | None = None
     precooled: bool = True
+    #: "device": the wall temperature emerges from the device energy balance (probe.device_drive;
+    #: default for a catalogue model); "held": held at tip_temperature_c / the trace / the gas's
+    #: no-load boiling point (default otherwise).
+    drive: Literal["device", "held"] | None = None
+    mass_flow_g_s: Positive | None = None
+    h_gas_w_m2k: Positive | None = None
+    thaw_power_w: Positive | None = None
+
+    def uses_device(self) -> bool:
+        if self.drive is not None:
+            return self.drive == "device"
+        return self.tip_temperature_c is None and self.tip_trace_c is None and (
+            self.model is not None or self.mass_flow_g_s is not None)
 
     @model_validator(mode="after")
     def _one_drive(self) -> "ProbeSpec":
@@ -103,6 +117,13 @@ class ProbeSpec(_Strict):
             raise ValueError(f"give only one of tip_temperature_c, tip_trace_c, gas (got {given})")
         if not given and self.model is None:
             raise ValueError("give tip_temperature_c, tip_trace_c or gas (or a catalogue model)")
+        if self.drive == "device" and (self.tip_temperature_c is not None
+                                       or self.tip_trace_c is not None):
+            raise ValueError("drive = 'device' takes its temperature from the device; remove "
+                             "tip_temperature_c / tip_trace_c or set drive = 'held'")
+        if self.drive == "device" and self.model is None and (self.gas is None
+                                                             or self.mass_flow_g_s is None):
+            raise ValueError("drive = 'device' needs a catalogue model, or gas and mass_flow_g_s")
         if self.tip_temperature_c is not None and not -273.15 < self.tip_temperature_c < 100:
             raise ValueError(f"tip_temperature_c = {self.tip_temperature_c} is not a probe "
                              "temperature in C (between -273.15 and 100)")
@@ -211,11 +232,39 @@ class Case(_Strict):
                 out.append(constant(gas_tip_temperature(p, i)))
         return out
 
+    def probe_devices(self) -> list:
+        """The device drive of each probe that uses one (None for held probes)."""
+        out = []
+        for i, p in enumerate(self.probes):
+            out.append(device_drive_for(p, i) if p.uses_device() else None)
+        return out
+
+    def validity_warnings(self) -> list[str]:
+        """Where the case uses a model outside its validated range (shown with the results)."""
+        from cryoneuro import probe as probe_physics
+
+        out: list[str] = []
+        freezes = [ph.freeze_s for ph in self.protocol.phases if ph.freeze_s is not None]
+        tissue = self.tissue()
+        for i, p in enumerate(self.probes):
+            if p.uses_device():
+                m = _device_model(p, i)
+                out += [f"probes[{i}]: {w}" for w in probe_physics.validity_warnings(
+                    m, freeze_s=freezes, perfused=tissue.perfusion > 0, medium=tissue.name)]
+            elif p.gas is not None or (p.model is not None and p.tip_temperature_c is None
+                                       and p.tip_trace_c is None):
+                out.append(f"probes[{i}]: surface held at the gas's no-load boiling point, the "
+                           "coldest the probe can be; real probes run warmer under heat load "
+                           "and this overestimates the iceball (Littrup 2009: about 2x the "
+                           "lethal diameter) — name a catalogue model for the device model")
+        return out
+
     def model(self) -> ThermalModel:
         grid = self.grid()
         probes = self.probe_geometries()
         for i, probe in enumerate(probes):
             _check_inside(grid, probe, i)
+        devices = self.probe_devices()
         return ThermalModel(
             grid=grid,
             labels=np.zeros(grid.shape, dtype=np.uint8),
@@ -225,6 +274,7 @@ class Case(_Strict):
             body_temperature_c=self.domain.body_temperature_c,
             boundary=self.domain.boundary,
             insulated_shaft=self.solver.insulated_shaft,
+            probe_devices=devices if any(d is not None for d in devices) else None,
         )
 
     def phases(self) -> list[Phase]:
@@ -238,6 +288,40 @@ def _catalogue_model(name: str, index: int):
         return probe_physics.get_probe_model(name)
     except CryoneuroError as exc:
         raise CaseFileError(f"probes[{index}].model: {exc}") from None
+
+
+def _device_model(spec: ProbeSpec, index: int):
+    """The catalogue entry a device-driven probe uses (an ad hoc one for gas + mass flow)."""
+    from cryoneuro import probe as probe_physics
+
+    if spec.model is not None:
+        m = _catalogue_model(spec.model, index)
+    else:
+        m = probe_physics.ProbeModel(
+            name=f"probes[{index}] ({spec.gas})", device_class="user-defined", gauge="",
+            diameter_mm=spec.diameter_mm or 0.0, active_length_mm=spec.active_length_mm or 0.0,
+            gas=spec.gas or "", status="user-defined")
+    changes = {k: v for k, v in (("diameter_mm", spec.diameter_mm),
+                                 ("active_length_mm", spec.active_length_mm),
+                                 ("gas", spec.gas)) if v is not None}
+    if changes:
+        from dataclasses import replace
+
+        m = replace(m, **changes)
+    return m
+
+
+def device_drive_for(spec: ProbeSpec, index: int):
+    """The :class:`~cryoneuro.thermal.drive.DeviceDrive` of a device-driven probe."""
+    from cryoneuro import probe as probe_physics
+
+    try:
+        return probe_physics.device_drive(
+            _device_model(spec, index), supply_bar=spec.supply_bar, mass_flow=spec.mass_flow_g_s,
+            h_gas_w_m2k=spec.h_gas_w_m2k, thaw_power_w=spec.thaw_power_w,
+            name=f"probes[{index}]")
+    except CryoneuroError as exc:
+        raise CaseFileError(f"probes[{index}]: {exc}") from None
 
 
 def gas_tip_temperature(spec: ProbeSpec, index: int) -> float:

@@ -431,15 +431,60 @@ def tip_state(gas: str, supply_bar: float | None = None, exhaust_bar: float = AT
     )
 
 
+# --- device energy balance: mass flow and cooling capacity ---------------------------------------
+
+#: Effective J–T discharge area as a fraction of the probe's cross-section (π d²/4). The one
+#: fitted parameter of the device model, shared by every catalogue entry: fitted by
+#: ``cryoneuro validate --calibrate`` (``cryoneuro.validation.calibrate``) on the calibration
+#: row of data/validation/measured_iceballs.csv (Littrup 2009, single 2.4 mm argon probe,
+#: −30 °C diameter 12 mm at 15 min in 39 °C agar). See docs/validation.md.
+DISCHARGE_FRACTION = 0.00214
+
+
+@cache
+def choked_mass_flux(gas: str, supply_bar: float | None = None,
+                     supply_temperature_c: float = 20.0, exhaust_bar: float = ATM_BAR) -> float:
+    """Critical (choked) mass flux through an ideal nozzle, kg/m²/s.
+
+    Isentropic expansion from the supply state ``(h0, s0)``; the throat state maximises
+    ``G(p) = ρ(p, s0) √(2 (h0 − h(p, s0)))`` over throat pressures between the exhaust pressure
+    (or just above the triple point) and the supply pressure — the homogeneous equilibrium
+    model, which covers a flashing liquid supply (N2O, CO2 cartridges) as well as a gas
+    (Moody 1965 / Henry & Fauske 1971 discuss its limits for short nozzles). Real-fluid
+    properties from CoolProp, as for :func:`tip_state`.
+    """
+    from CoolProp.CoolProp import PropsSI
+    from scipy.optimize import minimize_scalar
+
+    g, p_s, p_e, t_s, h0, label = _resolve(gas, supply_bar, exhaust_bar, supply_temperature_c,
+                                           "liquid")
+    fluid = g.coolprop
+    if label.startswith("saturated"):  # a cylinder in equilibrium, drawn as liquid
+        s0 = _cp("S", "T", t_s + _K, "Q", 0, fluid)
+    else:
+        s0 = _cp("S", "T", t_s + _K, "P", p_s * 1e5, fluid)
+
+    def flux(p_pa: float) -> float:
+        h = PropsSI("H", "P", p_pa, "S", s0, fluid)
+        rho = PropsSI("D", "P", p_pa, "S", s0, fluid)
+        return rho * math.sqrt(max(2.0 * (h0 - h), 0.0))
+
+    lo = max(p_e * 1e5, 1.05 * _limits(fluid)["ptriple"])
+    res = minimize_scalar(lambda p: -flux(p), bounds=(lo, 0.999 * p_s * 1e5), method="bounded",
+                          options={"xatol": 10.0})
+    return float(-res.fun)
+
+
 # --- probe catalogue ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ProbeModel:
-    """A class of cryoprobe (generic, not a vendor product); lengths in mm.
+    """A class of cryoprobe (generic, not a vendor product); lengths in mm, pressures in bar.
 
     ``active_length_mm`` is the freezing length the thermal engine uses when a case names the
     model without its own ``active_length_mm``; where no source gives it, the value is a
-    planning assumption and ``notes`` says so.
+    planning assumption and ``notes`` says so. ``status``: ``calibrated``,
+    ``scaled-validated`` or ``scaled`` (data/devices.toml explains each).
     """
 
     name: str
@@ -448,62 +493,30 @@ class ProbeModel:
     diameter_mm: float
     active_length_mm: float
     gas: str
-    thaw_gas: str | None
+    thaw_gas: str | None = None
+    supply_bar: float | None = None
+    h_gas_w_m2k: float = 5000.0
+    status: str = "scaled"
     typical_iceball: str | None = None
     sources: str = ""
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["mass_flow_g_s"] = mass_flow_g_s(self)
+        d["cooling_capacity_w"] = cooling_capacity_w(self)
+        return d
 
 
-CATALOGUE: dict[str, ProbeModel] = {
-    m.name: m
-    for m in (
-        ProbeModel(
-            "argon-17G-sphere-class", "argon/helium J-T needle, near-spherical iceball", "17G",
-            1.47, 10.0, "argon", "helium",
-            typical_iceball="37 ± 4 × 32 ± 3 mm (manufacturer, 0 °C isotherm in gel); "
-                            "lung cohort 25.3 × 16.0 mm",
-            sources="design.md §1 (IceSphere manufacturer data; lung cohort)",
-            notes="e.g. IceSphere (Boston Scientific/Galil); used for phantom-limb neuromas, "
-                  "2 freeze–thaw cycles (Prologo 2017). Active length 10 mm is an assumption."),
-        ProbeModel(
-            "argon-17G-seed-class", "argon/helium J-T needle, short iceball", "17G",
-            1.47, 20.0, "argon", "helium",
-            sources="Cazzato 2016, CVIR 39:1491 (2 cm active tip, 150 s freeze + short thaw)",
-            notes="e.g. IceSeed (Boston Scientific/Galil); Morton's neuroma series."),
-        ProbeModel(
-            "argon-17G-rod-class", "argon/helium J-T needle, elongated iceball", "17G",
-            1.47, 30.0, "argon", "helium",
-            notes="e.g. IceRod (Boston Scientific/Galil). Active length 30 mm is an assumption; "
-                  "set active_length_mm from the instructions for use."),
-        ProbeModel(
-            "argon-13G-2.4mm-class", "argon/helium J-T probe, 2.4 mm", "13G",
-            2.4, 40.0, "argon", "helium",
-            typical_iceball="gel, 15 min: -30 °C lethal-ice diameter 12 mm (1 probe), "
-                            "33/41/49 mm for 2/3/4 probes",
-            sources="Littrup 2009, JVIR 20:1343 (agar at 39 °C)",
-            notes="Active length 40 mm is an assumption."),
-        ProbeModel(
-            "argon-1.5mm-generic", "generic argon J-T needle", "~17G",
-            1.5, 10.0, "argon", "helium",
-            notes="Matches the case-file example (1.5 mm, 10 mm active); for teaching and tests."),
-        ProbeModel(
-            "n2o-handheld-27G-x3-class", "handheld N2O cryoneurolysis device, three 27G tips",
-            "27G", 0.41, 6.9, "nitrous-oxide", None,
-            sources="Hsu & Stevenson 2015, Muscle Nerve 51:268 (prototype tip -55 °C)",
-            notes="e.g. iovera°-class. Three parallel tips: model each as a probe. The measured "
-                  "tip (-55 °C) is warmer than the N2O boiling point (-88.5 °C) because of heat "
-                  "load. Active length 6.9 mm is an assumption; no active thaw gas."),
-        ProbeModel(
-            "co2-probe-class", "CO2 J-T probe (dry-ice tip)", "~13G",
-            2.5, 10.0, "carbon-dioxide", None,
-            notes="Generic CO2 probe class (older Joule-Thomson surgical cryoprobes); tip "
-                  "limited to -78.5 °C by sublimation at 1 atm. Diameter and active length are "
-                  "assumptions."),
-    )
-}
+def _load_catalogue() -> dict[str, ProbeModel]:
+    import tomllib
+    from importlib.resources import files
+
+    data = tomllib.loads(files("cryoneuro").joinpath("data/devices.toml").read_text("utf-8"))
+    return {d["name"]: ProbeModel(**d) for d in data["device"]}
+
+
+CATALOGUE: dict[str, ProbeModel] = _load_catalogue()
 
 
 def get_probe_model(name: str) -> ProbeModel:
@@ -513,3 +526,77 @@ def get_probe_model(name: str) -> ProbeModel:
         if key.lower() == model_name.lower():
             return model
     raise InputError(f"probe model: unknown model '{name}'; choose one of {', '.join(CATALOGUE)}")
+
+
+def mass_flow_g_s(model: ProbeModel, supply_bar: float | None = None,
+                  discharge_fraction: float | None = None) -> float:
+    """Gas mass flow of a catalogue probe, g/s: ``κ (π d²/4) G*(gas, p_supply)``.
+
+    ``κ`` is :data:`DISCHARGE_FRACTION` unless given; ``G*`` is :func:`choked_mass_flux`.
+    """
+    kappa = DISCHARGE_FRACTION if discharge_fraction is None else discharge_fraction
+    area_m2 = math.pi * (model.diameter_mm * 1e-3) ** 2 / 4.0
+    p = model.supply_bar if supply_bar is None else supply_bar
+    return kappa * area_m2 * choked_mass_flux(model.gas, p) * 1e3
+
+
+def cooling_capacity_w(model: ProbeModel, supply_bar: float | None = None,
+                       discharge_fraction: float | None = None) -> float:
+    """Most heat the probe's gas can absorb, W: mass flow × ``cooling_power_w_per_g_s`` of the
+    precooled J–T model at the supply pressure."""
+    p = model.supply_bar if supply_bar is None else supply_bar
+    q = tip_state(model.gas, p).cooling_power_w_per_g_s
+    return mass_flow_g_s(model, supply_bar, discharge_fraction) * q
+
+
+def device_drive(model: ProbeModel | str, *, supply_bar: float | None = None,
+                 mass_flow: float | None = None, h_gas_w_m2k: float | None = None,
+                 active_length_mm: float | None = None, discharge_fraction: float | None = None,
+                 thaw_power_w: float | None = None, thaw_limit_c: float = 37.0,
+                 name: str = "probe"):
+    """The :class:`~cryoneuro.thermal.drive.DeviceDrive` of a catalogue probe.
+
+    Gas temperature: the precooled no-load tip of :func:`tip_state` at the supply pressure;
+    capacity: ``mass_flow`` (g/s; default :func:`mass_flow_g_s`) × the cooling per unit mass
+    flow; gas-side conductance: ``h_gas × π d L`` over the active length.
+    """
+    from cryoneuro.thermal.drive import DeviceDrive
+
+    m = get_probe_model(model) if isinstance(model, str) else model
+    p = m.supply_bar if supply_bar is None else supply_bar
+    state = tip_state(m.gas, p)
+    if state.warms:
+        raise InputError(f"{name}: {m.gas} warms on expansion and cannot drive a freeze")
+    flow = mass_flow_g_s(m, p, discharge_fraction) if mass_flow is None else mass_flow
+    h = m.h_gas_w_m2k if h_gas_w_m2k is None else h_gas_w_m2k
+    length = m.active_length_mm if active_length_mm is None else active_length_mm
+    area = math.pi * m.diameter_mm * 1e-3 * length * 1e-3
+    return DeviceDrive(gas_temperature_c=state.tip_temperature_c,
+                       capacity_w=flow * state.cooling_power_w_per_g_s,
+                       gas_conductance_w_per_k=h * area, thaw_power_w=thaw_power_w,
+                       thaw_limit_c=thaw_limit_c, name=name)
+
+
+#: Where the device model has been checked against measured ice (docs/validation.md): the
+#: held-out figures are 15-minute single freezes of 1.7 and 2.4 mm argon probes (1–4 probes at
+#: 20 mm) in unperfused agar at 39 °C (Littrup 2009).
+VALIDATED_FREEZE_S = (900.0, 900.0)
+VALIDATED_STATUSES = ("calibrated", "scaled-validated")
+
+
+def validity_warnings(model: ProbeModel, *, freeze_s: list[float], perfused: bool,
+                      medium: str) -> list[str]:
+    """Plain-language notes where a use of the device model leaves its validated range."""
+    out = []
+    if model.status not in VALIDATED_STATUSES:
+        out.append(f"device '{model.name}' is scaled from the 2.4 mm calibration, not validated "
+                   "against measured ice of its own class (docs/validation.md)")
+    lo, hi = VALIDATED_FREEZE_S
+    odd = [f for f in freeze_s if not lo <= f <= hi]
+    if odd:
+        out.append(f"freeze of {', '.join(f'{f:g}' for f in odd)} s: the device model is validated "
+                   f"at {lo / 60:g}-minute freezes only")
+    if perfused or medium not in ("gel", "gel_phantom"):
+        out.append(f"medium '{medium}': the device model is validated in unperfused agar "
+                   "phantoms only; perfused tissue adds heat load it has not been checked against")
+    return out

@@ -10,18 +10,18 @@ from cryoneuro.errors import InputError
 
 
 def _catalogue(json_output: bool) -> None:
-    from cryoneuro.probe import CATALOGUE
+    from cryoneuro.probe import CATALOGUE, cooling_capacity_w, mass_flow_g_s
 
     if json_output:
         emit_json([m.to_dict() for m in CATALOGUE.values()])
         return
     table = Table(title="Probe catalogue (generic device classes)")
     table.add_column("name", no_wrap=True)
-    for col in ("gauge", "Ø mm", "active mm", "gas", "thaw"):
-        table.add_column(col, justify="right" if "mm" in col else "left")
+    for col in ("status", "gauge", "Ø mm", "active mm", "gas", "flow g/s", "capacity W"):
+        table.add_column(col, justify="right" if ("mm" in col or " " in col) else "left")
     for m in CATALOGUE.values():
-        table.add_row(m.name, m.gauge, f"{m.diameter_mm:g}", f"{m.active_length_mm:g}", m.gas,
-                      m.thaw_gas or "-")
+        table.add_row(m.name, m.status, m.gauge, f"{m.diameter_mm:g}", f"{m.active_length_mm:g}",
+                      m.gas, f"{mass_flow_g_s(m):.3f}", f"{cooling_capacity_w(m):.1f}")
     out.print(table)
     out.print("[dim]sources, published iceballs and assumptions: cryoneuro probes --json[/dim]")
 

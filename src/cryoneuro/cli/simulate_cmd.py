@@ -41,6 +41,7 @@ def simulate_cmd(
                           progress=lambda f, label: bar.update(task, completed=f, description=label))
     summary = summarise(result, levels)
     summary["case"] = str(case_file)
+    summary["warnings"] = case.validity_warnings()
     if out_dir is not None:
         summary["files"] = write_outputs(result, summary, out_dir, levels)
     if json_output:
@@ -54,6 +55,12 @@ def simulate_cmd(
     out.print(table)
     out.print(f"minimum tissue temperature {summary['min_temperature_c']:.1f} °C; "
               f"{result.steps} steps of {result.time_step_s * 1e3:.1f} ms in {result.wall_time_s:.1f} s")
+    for p in summary["probes"]:
+        if p["wall_temperature_end_of_freeze_c"] is not None:
+            out.print(f"{p['name']}: {p['drive']} drive, wall {p['wall_temperature_end_of_freeze_c']:.1f} °C "
+                      f"at the end of the freeze, mean cooling {p['mean_cooling_during_freezes_w']:.1f} W")
+    for w in summary["warnings"]:
+        out.print(f"[yellow]outside the validated range:[/yellow] {w}")
     if out_dir is not None:
         out.print(f"outputs in [bold]{out_dir}[/bold]")
 

@@ -30,8 +30,13 @@ from cryoneuro.thermal import Phase, ProbeGeometry, ThermalModel, constant, simu
 from cryoneuro.thermal.summary import isotherms
 
 #: 17G argon probe class (design.md §1: 17G ≈ 1.47 mm) with a 10 mm active zone (sphere class).
+PROBE_MODEL = "argon-17G-sphere-class"
 PROBE_DIAMETER_MM = 1.47
 ACTIVE_LENGTH_MM = 10.0
+#: How the probe wall is driven: "device" (the device energy balance of the catalogue model,
+#: run with each candidate gas; docs/probe.md) or "held" (held at the gas's no-load boiling
+#: point: the coldest possible probe, which overestimates the iceball).
+DRIVE = "device"
 #: Candidate protocols: two freeze cycles with a 30 s passive thaw (Prologo 2017 used two
 #: freeze–thaw cycles; Cazzato 2016 a 150 s freeze); shorter freezes keep the skin safe in a
 #: forefoot 25 mm thick.
@@ -59,6 +64,7 @@ class Candidate:
     trajectory: object
     gas: str = "argon"
     tip_c: float = -185.8
+    device: object = None  # the DeviceDrive, or None for a held wall
 
     @property
     def feasible(self) -> bool:
@@ -111,9 +117,11 @@ class Level:
         self.structures = {"skin": lab == phantom.skin_label, "artery": np.isin(lab, phantom.artery_labels),
                            "bone": np.isin(lab, phantom.bone_labels)}
 
-    def model(self, geometry: ProbeGeometry, tip_c: float, materials=None) -> ThermalModel:
-        """The thermal model of one probe placement (``materials`` overrides the tissue table)."""
-        return ThermalModel(self.grid, self.labels, list(materials or self.materials), [geometry], [constant(tip_c)])
+    def model(self, geometry: ProbeGeometry, tip_c: float, materials=None, device=None) -> ThermalModel:
+        """The thermal model of one probe placement (``materials`` overrides the tissue table;
+        ``device``: a DeviceDrive that replaces the held temperature)."""
+        return ThermalModel(self.grid, self.labels, list(materials or self.materials), [geometry], [constant(tip_c)],
+                            probe_devices=None if device is None else [device])
 
     def judge(self, res, centreline_mm) -> tuple[injury.NerveInjuryProfile, list, float]:
         """Nerve profile, adjacent-structure safety and the skin margin (°C) of a simulation."""
@@ -125,10 +133,33 @@ class Level:
         return prof, safety, skin.margin_c if skin else np.inf
 
     def evaluate(self, phantom, spec: tuple, traj) -> Candidate:
-        offset, shift, gas, tip_c, freeze, geometry = spec
-        res = simulate(self.model(geometry, tip_c), protocol(freeze))
+        offset, shift, gas, tip_c, freeze, geometry, device = spec
+        res = simulate(self.model(geometry, tip_c, device=device), protocol(freeze))
         prof, safety, margin = self.judge(res, phantom.centreline_mm)
-        return Candidate(offset, shift, freeze, res, prof, safety, margin, traj, gas, tip_c)
+        return Candidate(offset, shift, freeze, res, prof, safety, margin, traj, gas, tip_c, device)
+
+
+def probe_model_for(gas: str, model_name: str = PROBE_MODEL):
+    """The catalogue probe run with ``gas`` (its default supply pressure when not its own gas)."""
+    from dataclasses import replace
+
+    from cryoneuro import probe as probe_physics
+
+    m = probe_physics.get_probe_model(model_name)
+    if probe_physics.canonical_gas(gas).name != m.gas:
+        m = replace(m, gas=probe_physics.canonical_gas(gas).name, supply_bar=None,
+                    status="scaled")
+    return m
+
+
+def device_for(gas: str, model_name: str = PROBE_MODEL, tip_offset_c: float = 0.0):
+    """The DeviceDrive of the planner's probe with ``gas`` (``tip_offset_c`` warms its gas)."""
+    from dataclasses import replace
+
+    from cryoneuro import probe as probe_physics
+
+    dev = probe_physics.device_drive(probe_model_for(gas, model_name), name="probe 1")
+    return replace(dev, gas_temperature_c=dev.gas_temperature_c + max(tip_offset_c, 0.0)) if tip_offset_c else dev
 
 
 
@@ -199,7 +230,7 @@ CONFIRM_TOP = 3
 def plan_phantom(phantom: Phantom, out_dir: str | Path, *, gases=GASES, offsets_mm=OFFSETS_MM,
                  shifts_mm=SHIFTS_MM, freezes_s=FREEZE_S, procedure_date: dt.date | None = None,
                  progress: Callable[[float, str], None] | None = None, client: Any = None,
-                 scheduler: str | None = None, workers: int | None = None) -> Plan:
+                 scheduler: str | None = None, workers: int | None = None, drive: str = DRIVE) -> Plan:
     """Plan the phantom's neuroma with a vertical (dorsal) approach.
 
     Every candidate is screened on a 1 mm grid (a reduced model: ~8x fewer voxels and 4x longer
@@ -209,13 +240,19 @@ def plan_phantom(phantom: Phantom, out_dir: str | Path, *, gases=GASES, offsets_
     Screening runs in process by default; with a Dask ``client``, a ``scheduler`` address, or
     ``workers`` (a local cluster of that many single-threaded workers) the candidates are
     screened in parallel there. The Plan is the same either way (only ``created_at`` differs).
+
+    ``drive="device"`` (default) drives the probe by the device energy balance of
+    :data:`PROBE_MODEL` run with each gas; ``"held"`` holds it at the gas's boiling point.
     """
+    if drive not in ("device", "held"):
+        raise GeometryError(f"drive must be 'device' or 'held' (got '{drive}')")
     if client is None and (scheduler or workers):
         from cryoneuro.sweep import dask_client
 
         with dask_client(scheduler=scheduler, workers=workers or 2) as own:
             return plan_phantom(phantom, out_dir, gases=gases, offsets_mm=offsets_mm, shifts_mm=shifts_mm,
-                                freezes_s=freezes_s, procedure_date=procedure_date, progress=progress, client=own)
+                                freezes_s=freezes_s, procedure_date=procedure_date, progress=progress, client=own,
+                                drive=drive)
     from cryoneuro import probe as probe_physics
 
     out = Path(out_dir)
@@ -226,6 +263,7 @@ def plan_phantom(phantom: Phantom, out_dir: str | Path, *, gases=GASES, offsets_
     coarse = Level(phantom, anat, SCREEN_VOXEL_MM, bounds)
     names = fine.anat.label_names
     tips = {g: probe_physics.tip_state(g).tip_temperature_c for g in gases}
+    devices = {g: device_for(g) if drive == "device" else None for g in gases}
     top = fine.grid.origin_mm[2] + fine.grid.size_mm[2] - 0.25
     avoid = {"bone": [names[v] for v in phantom.bone_labels], "artery": [names[v] for v in phantom.artery_labels]}
     specs = []
@@ -239,7 +277,8 @@ def plan_phantom(phantom: Phantom, out_dir: str | Path, *, gases=GASES, offsets_
             if not traj.ok:
                 continue  # the needle cannot go there: no need to simulate it
             geometry = ProbeGeometry(tuple(tip), tuple(direction), PROBE_DIAMETER_MM, ACTIVE_LENGTH_MM, name="probe 1")
-            specs += [((offset, shift, g, t, f, geometry), traj) for g, t in tips.items() for f in freezes_s]
+            specs += [((offset, shift, g, t, f, geometry, devices[g]), traj) for g, t in tips.items()
+                      for f in freezes_s]
     if not specs:
         raise GeometryError(f"{phantom.name}: every candidate needle path crosses bone or an artery")
     total = len(specs) + min(CONFIRM_TOP, len(specs))
@@ -287,17 +326,35 @@ def _assemble(phantom, anat, best: Candidate, candidates, target_mask, names, la
     fig.savefig(out / "nerve_profile.png", dpi=110)
     plt.close(fig)
     warn = injury.warnings(best.safety) + traj.warnings
+    from cryoneuro import probe as probe_physics
+    from cryoneuro.thermal.summary import probe_summary
+
+    probe_state = probe_summary(res)[0]
+    model_used = probe_model_for(best.gas)
+    if best.device is not None:
+        perfused = any(m.perfusion > 0 for m in res.model.materials)
+        warn += [f"device model: {w}" for w in probe_physics.validity_warnings(
+            model_used, freeze_s=[p.duration_s for p in res.phases if p.kind == "freeze"],
+            perfused=perfused, medium="tissue")]
+    else:
+        warn.append("probe wall held at the gas's no-load boiling point: the coldest possible probe; "
+                    "this overestimates the iceball (docs/validation.md)")
     plan = Plan(
         case=phantom.name,
         inputs={"phantom": phantom.name, "notes": phantom.notes, "voxel_mm": grid.voxel_mm,
                 "grid_shape": list(grid.shape), "tip_temperature_c": tip_c,
+                "drive": "held" if best.device is None else "device", "device": model_used.name,
                 "screened_at_1mm": [{"gas": c.gas, "offset_mm": c.offset_mm, "shift_mm": c.shift_mm, "freeze_s": c.freeze_s,
                                 "complete_block": c.profile.complete_block,
                                 "neurotmesis_risk": c.profile.neurotmesis_risk,
                                 "skin_margin_c": round(float(c.skin_margin_c), 2)} for c in candidates]},
         probes=[ProbePlacement(name=probe.name, tip_mm=tuple(float(v) for v in probe.tip_mm),
                                direction=tuple(float(v) for v in probe.unit), diameter_mm=probe.diameter_mm,
-                               active_length_mm=probe.active_length_mm, tip_temperature_c=tip_c, gas=best.gas)],
+                               active_length_mm=probe.active_length_mm, tip_temperature_c=tip_c, gas=best.gas,
+                               device=model_used.name if best.device is not None else None,
+                               drive="held" if best.device is None else "device",
+                               wall_temperature_end_c=probe_state["wall_temperature_end_of_freeze_c"],
+                               mean_cooling_w=round(probe_state["mean_cooling_during_freezes_w"], 3))],
         protocol=[ProtocolPhase(kind=p.kind, duration_s=p.duration_s, temperature_c=p.temperature_c)
                   for p in res.phases],
         trajectories=[TrajectorySummary(**{k: getattr(traj, k) for k in TrajectorySummary.model_fields})],

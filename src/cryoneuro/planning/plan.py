@@ -29,8 +29,12 @@ class ProbePlacement(_Model):
     direction: tuple[float, float, float]
     diameter_mm: float
     active_length_mm: float
-    tip_temperature_c: float | None = None
+    tip_temperature_c: float | None = None  # held: the wall temperature; device: the gas's
     gas: str | None = None
+    device: str | None = None  # catalogue model whose energy balance drove the wall
+    drive: str | None = None  # "device" | "held" (None: held, plans before the device model)
+    wall_temperature_end_c: float | None = None  # at the end of the last freeze
+    mean_cooling_w: float | None = None
 
 
 class ProtocolPhase(_Model):

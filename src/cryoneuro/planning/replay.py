@@ -175,7 +175,9 @@ def replay(plan: Plan | str, perturbation: Perturbation | None = None, *, voxel_
     ctx = context or context_for(plan, voxel_mm)
     level, phantom = ctx.level, ctx.phantom
     offset = np.asarray(p.tip_offset_mm, float)
-    geoms, temps, applied = [], [], []
+    from cryoneuro.planning.pipeline import device_for
+
+    geoms, temps, applied, devices = [], [], [], []
     for pr in ctx.plan.probes:
         if pr.tip_temperature_c is None:
             raise InputError(f"plan '{ctx.plan.case}': probe '{pr.name}' has no tip temperature")
@@ -184,9 +186,12 @@ def replay(plan: Plan | str, perturbation: Perturbation | None = None, *, voxel_
                                    pr.diameter_mm, pr.active_length_mm, name=pr.name))
         temps.append(constant(tip_c))
         applied.append(tip_c)
+        devices.append(device_for(pr.gas or "argon", pr.device, p.tip_temperature_offset_c)
+                       if pr.drive == "device" and pr.device else None)
     phases = [Phase(ph.kind, ph.duration_s * (p.freeze_scale if ph.kind == "freeze" else 1.0), ph.temperature_c)
               for ph in ctx.plan.protocol]
-    model = ThermalModel(level.grid, level.labels, _scaled_materials(level.materials, p), geoms, temps)
+    model = ThermalModel(level.grid, level.labels, _scaled_materials(level.materials, p), geoms, temps,
+                         probe_devices=devices if any(d is not None for d in devices) else None)
     res = simulate(model, phases)
     prof, safety, _ = level.judge(res, phantom.centreline_mm)
     cov = injury.target_coverage(res.min_temperature_c, level.grid, level.target & res.tissue_mask)

@@ -59,8 +59,8 @@ img{max-width:100%;border:1px solid #ddd;border-radius:4px}
 <table>{% for k, v in plan.relief.items() %}<tr><td>{{ k|replace("_", " ") }}</td><td>{{ fmt(v) }}</td></tr>{% endfor %}</table>
 
 <h2>Probes, protocol and needle path</h2>
-<table><tr><th>probe</th><th>tip (mm)</th><th>direction</th><th>diameter (mm)</th><th>active length (mm)</th><th>tip temperature</th></tr>
-{% for p in plan.probes %}<tr><td>{{ p.name }}</td><td>{{ vec(p.tip_mm) }}</td><td>{{ vec(p.direction) }}</td><td>{{ p.diameter_mm }}</td><td>{{ p.active_length_mm }}</td><td>{{ fmt(p.tip_temperature_c) }} °C{% if p.gas %} ({{ p.gas }}){% endif %}</td></tr>{% endfor %}</table>
+<table><tr><th>probe</th><th>device</th><th>tip (mm)</th><th>direction</th><th>diameter (mm)</th><th>active length (mm)</th><th>probe wall</th></tr>
+{% for p in plan.probes %}<tr><td>{{ p.name }}</td><td>{% if p.device %}{{ p.device }} ({{ p.gas }}, device model){% else %}{{ p.gas or "" }} (held temperature){% endif %}</td><td>{{ vec(p.tip_mm) }}</td><td>{{ vec(p.direction) }}</td><td>{{ p.diameter_mm }}</td><td>{{ p.active_length_mm }}</td><td>{% if p.drive == "device" %}{{ fmt(p.wall_temperature_end_c) }} °C at the end of the freeze (gas {{ fmt(p.tip_temperature_c) }} °C; mean cooling {{ fmt(p.mean_cooling_w) }} W){% else %}held at {{ fmt(p.tip_temperature_c) }} °C{% endif %}</td></tr>{% endfor %}</table>
 <p>{% for ph in plan.protocol %}{{ ph.kind }} {{ "%g"|format(ph.duration_s) }} s{% if not loop.last %} → {% endif %}{% endfor %}</p>
 {% for t in plan.trajectories %}<p>Entry {{ vec(t.entry_mm) }} → tip {{ vec(t.tip_mm) }}: depth {{ "%.1f"|format(t.depth_mm) }} mm{% if t.angle_to_skin_normal_deg is not none %}, {{ "%.0f"|format(t.angle_to_skin_normal_deg) }}° from the skin normal{% endif %}; passes {{ t.path|map(attribute=0)|join(" → ") }}.
 {% for v in t.violations %}<br><b>✗ {{ v }}</b>{% endfor %}{% for w in t.warnings %}<br>⚠ {{ w }}{% endfor %}</p>{% endfor %}

@@ -22,7 +22,10 @@ Method (deliberately different from the 3D explicit Cartesian engine):
   from its centre to the surface along the grid line (Shortley–Weller style). A grid face lies
   exactly on ``r = a`` and on ``z = z_tip + L_a``. The shaft above is excluded (adiabatic).
   During a passive thaw the active surface is adiabatic too (the probe's own heat capacity is
-  neglected).
+  neglected). With a :class:`~cryoneuro.thermal.drive.DeviceDrive` the surface temperature of
+  each step solves the device's wall energy balance on the state at the start of the step
+  (in Kirchhoff form, ``Σ g (u_i − u(T_w)) = min(hA (T_w − T_gas), Q_max)``, by Brent's
+  method) — the same model as the 3D engine, reached by a different discretisation.
 
 Equation (Pennes bioheat with phase change; design.md §1)::
 
@@ -44,7 +47,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import NDArray
 
+from scipy.optimize import brentq
+
 from cryoneuro.errors import GeometryError, InputError
+from cryoneuro.thermal.drive import DeviceDrive
 from cryoneuro.tissue import ThermalProperties
 
 __all__ = [
@@ -483,6 +489,8 @@ class AxisymmetricResult:
     final_wall_temperature_c: float | None
     min_wall_temperature_c: float | None
     body_temperature_c: float
+    #: wall temperature used in each step (°C; NaN while the surface was adiabatic)
+    wall_temperature_c: NDArray | None = None
     _mesh: _Mesh = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
@@ -505,7 +513,8 @@ class AxisymmetricResult:
 def _run(mesh: _Mesh, tissue: ThermalProperties, phases: list[Phase],
          tip: float | Callable[[float], float], dt_s: float, body_c: float,
          isotherms_c: Sequence[float], points_mm: Sequence[tuple[float, float]],
-         sink_w_per_m: float | None = None) -> AxisymmetricResult:
+         sink_w_per_m: float | None = None,
+         device: DeviceDrive | None = None) -> AxisymmetricResult:
     if not (math.isfinite(dt_s) and dt_s > 0):
         raise InputError(f"dt_s must be > 0 (got {dt_s})")
     mat = _Material(tissue, body_c)
@@ -517,7 +526,7 @@ def _run(mesh: _Mesh, tissue: ThermalProperties, phases: list[Phase],
     wall_clock = time.perf_counter()
     u = np.full(mesh.n, float(mat.u_of_t(body_c)))
     e0 = float(np.sum(mesh.vol * mat.enthalpy(mat.t_of_u(u))))
-    t_min = np.full(mesh.n, body_c)
+    t_min = np.full(mesh.n, float(body_c))
     q_probe = q_outer = q_src = q_sink = 0.0
     pts = np.asarray(points_mm, dtype=float).reshape(-1, 2) * MM
     if len(pts) and not (np.all(pts[:, 0] >= 0) and np.all(pts[:, 0] <= mesh.rf[-1])
@@ -527,6 +536,7 @@ def _run(mesh: _Mesh, tissue: ThermalProperties, phases: list[Phase],
                          f"{mesh.zf[-1] / MM} mm)")
     hist_t, hist_v = [0.0], [np.full(len(pts), body_c)]
     t_now, steps, wall, wall_min = 0.0, 0, None, None
+    wall_trace: list[float] = []
     zero = np.zeros(mesh.n)
 
     def tip_at(ts: float) -> float:
@@ -543,6 +553,9 @@ def _run(mesh: _Mesh, tissue: ThermalProperties, phases: list[Phase],
                 dt = t_end - t_now
             wall = (tip_at(t_now + dt) if ph.kind == "freeze"
                     else ph.temperature_c if ph.kind == "thaw-active" else None)
+            if device is not None and wall is not None:
+                wall = _device_wall(mesh.g_probe, mat, u, device, ph.kind, ph.temperature_c)
+            wall_trace.append(math.nan if wall is None else wall)
             g_probe = zero if wall is None else mesh.g_probe
             u_wall = 0.0 if wall is None else float(mat.u_of_t(wall))
             guess = u + (u - u_prev) * (dt / dt_prev) if u_prev is not None else None
@@ -576,7 +589,33 @@ def _run(mesh: _Mesh, tissue: ThermalProperties, phases: list[Phase],
         wall_time_s=time.perf_counter() - wall_clock, steps=steps,
         newton_iterations=stepper.newton_iterations, factorizations=stepper.factorizations,
         final_wall_temperature_c=wall, min_wall_temperature_c=wall_min, body_temperature_c=body_c,
-        _mesh=mesh)
+        wall_temperature_c=np.asarray(wall_trace), _mesh=mesh)
+
+
+def _device_wall(g_probe: NDArray, mat: _Material, u: NDArray, device: DeviceDrive,
+                 kind: str, thaw_limit_c: float | None) -> float:
+    """Wall temperature of a device-driven probe on the state ``u`` (see the module docstring)."""
+    g_sum = float(np.sum(g_probe))
+    if g_sum <= 0.0:
+        return device.gas_temperature_c
+    u_bar = float(np.sum(g_probe * u)) / g_sum
+    t_bar = float(mat.t_of_u(np.asarray([u_bar]))[0])
+    u_wall = lambda t: float(mat.u_of_t(np.asarray([t]))[0])  # noqa: E731
+
+    if kind == "freeze":
+        t_gas = device.gas_temperature_c
+        if t_bar <= t_gas:
+            return t_gas
+
+        def balance(t: float) -> float:
+            gas = min(device.gas_conductance_w_per_k * (t - t_gas), device.capacity_w)
+            return g_sum * (u_bar - u_wall(t)) - gas
+        return float(brentq(balance, t_gas, t_bar, xtol=1e-6))
+    limit = device.thaw_limit_c if thaw_limit_c is None else thaw_limit_c
+    if device.thaw_power_w is None or t_bar >= limit:
+        return limit
+    heat = lambda t: g_sum * (u_wall(t) - u_bar) - device.thaw_power_w  # noqa: E731
+    return float(brentq(heat, t_bar, limit, xtol=1e-6)) if heat(limit) > 0 else limit
 
 
 def _interpolate(mesh: _Mesh, full: NDArray, pts: NDArray) -> NDArray:
@@ -624,8 +663,12 @@ def solve_axisymmetric(
     max_cell_mm: float = 1.0,
     isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
     points_mm: Sequence[tuple[float, float]] = (),
+    device: DeviceDrive | None = None,
 ) -> AxisymmetricResult:
     """Freeze/thaw protocol around one probe on the axis ``r = 0`` (design.md §3 geometry).
+
+    ``device``: drive the wall by the device energy balance instead of holding it at
+    ``tip_temperature_c`` (which is then ignored; see the module docstring).
 
     Probe: tip point at ``z = tip_z_mm``, direction +z; radius ``a = probe_diameter_mm/2``;
     active surface = capsule of points within ``a`` of the segment ``[tip + a, tip +
@@ -663,8 +706,9 @@ def solve_axisymmetric(
     zf = _axis_faces(z0, z1, z_b, z_tip - margin, z_b + margin, h, growth,
                      max(max_cell_mm * MM, h))
     mesh = _Mesh(rf, zf, _Geometry("capsule", a, z_tip, z_b), adiabatic_z=False)
-    return _run(mesh, tissue, phases, tip_temperature_c, dt_s, body_temperature_c, isotherms_c,
-                points_mm)
+    tip = device.gas_temperature_c if device is not None else tip_temperature_c
+    return _run(mesh, tissue, phases, tip, dt_s, body_temperature_c, isotherms_c,
+                points_mm, device=device)
 
 
 def solve_line_sink(

@@ -14,6 +14,12 @@ Probe boundary per phase:
 * ``thaw-active``: the surface is held at the thaw temperature (helium thaw; 20 °C default, a
   parameter).
 
+A probe with a :class:`~cryoneuro.thermal.drive.DeviceDrive` (``ThermalModel.probe_devices``)
+is not held at a given temperature: at the start of every step its wall temperature comes from
+the energy balance of the device (gas-side heat transfer, limited by the gas flow's cooling
+capacity; see ``drive.py``), evaluated on the current tissue state. The wall temperature each
+probe had is recorded (``ThermalResult.probe_wall_temperature_c``).
+
 Outer faces of the domain are held at body temperature (the far field) or are adiabatic.
 """
 
@@ -30,6 +36,7 @@ from scipy.ndimage import map_coordinates
 
 from cryoneuro.errors import InputError
 from cryoneuro.thermal import backends, kernels, rkl
+from cryoneuro.thermal.drive import DeviceDrive
 from cryoneuro.thermal.geometry import INSULATED, Grid, ProbeGeometry, ProbeRaster, rasterise_probes
 from cryoneuro.tissue import ThermalProperties
 
@@ -93,8 +100,12 @@ class ThermalModel:
     source_w_m3: np.ndarray | None = None  # optional volumetric heat source (tests, heaters)
     initial_temperature_c: np.ndarray | None = None
     insulated_shaft: bool = True  # see geometry.rasterise_probes
+    #: per probe: a device energy balance that replaces the held temperature (None: held)
+    probe_devices: list[DeviceDrive | None] | None = None
 
     def __post_init__(self) -> None:
+        if self.probe_devices is not None and len(self.probe_devices) != len(self.probes):
+            raise InputError("give one device drive (or None) per probe")
         if self.labels.shape != self.grid.shape:
             raise InputError(f"label map shape {self.labels.shape} does not match the grid {self.grid.shape}")
         if len(self.probe_temperature) != len(self.probes):
@@ -131,6 +142,8 @@ class ThermalResult:
     wall_time_s: float
     operator_evaluations: int = 0
     phases: list[Phase] = field(default_factory=list)
+    #: wall temperature of each probe at the sample times (NaN while the probe is off)
+    probe_wall_temperature_c: np.ndarray | None = None
 
     @property
     def grid(self) -> Grid:
@@ -218,6 +231,8 @@ def simulate(
             raise InputError(f"output point '{name}' {list(c)} is outside the domain")
     sample_t: list[float] = [0.0]
     sample_T: list[np.ndarray] = [_sample_points(state.interior(state.t_old), grid, coords, kern)]
+    devices = model.probe_devices or [None] * len(model.probes)
+    sample_wall: list[np.ndarray] = [np.full(len(model.probes), np.nan)]
     h_start = state.tissue_enthalpy()
 
     dt_stable = stable_time_step(model, raster)
@@ -254,6 +269,15 @@ def simulate(
                 elif phase.kind == "thaw-active":
                     probe_temp[p] = (phase.temperature_c if phase.temperature_c is not None
                                      else DEFAULT_ACTIVE_THAW_C)
+            if phase.kind != "thaw-passive" and any(d is not None for d in devices):
+                g_w_k, t_eff = state.wall_conductance(inv_dx2)
+                for p, dev in enumerate(devices):
+                    if dev is None:
+                        continue
+                    if phase.kind == "freeze":
+                        probe_temp[p] = dev.freeze_wall_c(g_w_k[p], t_eff[p])
+                    else:
+                        probe_temp[p] = dev.thaw_wall_c(g_w_k[p], t_eff[p], probe_temp[p])
             if scheme == "rkl2":
                 stages = rkl.stages_for(dt, dt_stable)
                 state.step_rkl(dt, stages, inv_dx2, source, use_source, probe_temp, on, heat)
@@ -271,6 +295,7 @@ def simulate(
                 kern.record(t_now, t_prev, kind_dev, t_min, below, thresholds_dev, since_sample)
                 sample_t.append(elapsed)
                 sample_T.append(_sample_points(t_now, grid, coords, kern))
+                sample_wall.append(np.where(on, probe_temp, np.nan))
                 since_sample = 0.0
                 if progress is not None:
                     progress(min(elapsed / total_s, 1.0), label)
@@ -298,6 +323,7 @@ def simulate(
         wall_time_s=time.perf_counter() - started,
         operator_evaluations=evaluations,
         phases=list(protocol),
+        probe_wall_temperature_c=np.asarray(sample_wall).reshape(len(sample_t), n_probes),
     )
 
 
@@ -375,6 +401,23 @@ class _State:
     def _probe(self, t, k, probe_temp, on, inv_dx2) -> None:
         self.kern.probe_rates(t, k, self.cells, self.inv_theta, self.which, probe_temp, on,
                               inv_dx2, self.prates, self.per_probe)
+
+    def wall_conductance(self, inv_dx2: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per probe: tissue-side conductance ``G`` (W/K) of its ghost-fluid faces and the
+        conductance-weighted tissue temperature ``T_eff`` (°C) on the current state.
+
+        The ghost-fluid flux is linear in the wall temperature, ``q(T_w) = G'T_w − S``; two
+        evaluations (``T_w`` = 0 and 1) give ``G'`` and ``S``; ``G = G' dx³``,
+        ``T_eff = S / G'``."""
+        n = len(self.per_probe)
+        on = np.ones(n, dtype=np.bool_)
+        self._probe(self.t_old, self.k_old, np.zeros(n), on, inv_dx2)
+        q0 = self.per_probe.copy()
+        self._probe(self.t_old, self.k_old, np.ones(n), on, inv_dx2)
+        g_prime = self.per_probe - q0
+        safe = np.where(g_prime > 0, g_prime, 1.0)
+        t_eff = np.where(g_prime > 0, -q0 / safe, np.nan)
+        return g_prime / inv_dx2 ** 1.5, t_eff
 
     def step(self, dt, inv_dx2, source, use_source, probe_temp, on, heat) -> None:
         """Forward Euler: ``H += dt L(H)``; ``heat`` gets the heat each probe drew (J/m³)."""

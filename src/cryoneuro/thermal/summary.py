@@ -42,6 +42,7 @@ def summarise(result: ThermalResult, levels_c: Sequence[float]) -> dict[str, Any
         "final_isotherms": isotherms(result, levels_c, field="final"),
         "min_temperature_c": float(tmin.min()) if tmin.size else None,
         "probe_heat_j": [float(q) for q in result.probe_heat_j],
+        "probes": probe_summary(result),
         "points": points,
         "grid": {"shape": list(result.grid.shape), "voxel_mm": result.grid.voxel_mm},
         "solver": {
@@ -53,3 +54,42 @@ def summarise(result: ThermalResult, levels_c: Sequence[float]) -> dict[str, Any
             "cell_updates_per_s": result.grid.n_cells * result.steps / max(result.wall_time_s, 1e-9),
         },
     }
+
+
+def probe_summary(result: ThermalResult) -> list[dict[str, Any]]:
+    """Per probe: how it was driven, the wall temperature it ran at, the mean cooling power."""
+    devices = result.model.probe_devices or [None] * len(result.model.probes)
+    walls = result.probe_wall_temperature_c
+    freeze_s = sum(p.duration_s for p in result.phases if p.kind == "freeze") or 1.0
+    out = []
+    for i, (geom, dev) in enumerate(zip(result.model.probes, devices)):
+        w = walls[:, i] if walls is not None else np.array([np.nan])
+        finite = w[np.isfinite(w)]
+        out.append({
+            "name": geom.name,
+            "drive": "held" if dev is None else "device",
+            "wall_temperature_end_of_freeze_c": _last_freeze_wall(result, i),
+            "wall_temperature_min_c": float(finite.min()) if finite.size else None,
+            "heat_drawn_j": float(result.probe_heat_j[i]),
+            "mean_cooling_during_freezes_w": float(result.probe_heat_j[i] / freeze_s),
+            **({} if dev is None else {"gas_temperature_c": dev.gas_temperature_c,
+                                       "capacity_w": dev.capacity_w}),
+        })
+    return out
+
+
+def _last_freeze_wall(result: ThermalResult, probe: int) -> float | None:
+    """Wall temperature at the end of the last freeze phase (None if there was none)."""
+    walls = result.probe_wall_temperature_c
+    if walls is None:
+        return None
+    t_end, end = 0.0, None
+    for ph in result.phases:
+        t_end += ph.duration_s
+        if ph.kind == "freeze":
+            end = t_end
+    if end is None:
+        return None
+    k = int(np.searchsorted(result.point_times_s, end - 1e-9))
+    k = min(k, len(result.point_times_s) - 1)
+    return float(walls[k, probe])
