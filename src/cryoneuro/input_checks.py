@@ -33,7 +33,7 @@ MAX_PROTOCOL_S = 24 * 3600.0
 MAX_SOLVER_STEPS = 2_000_000
 #: Most recorded values: (samples over the protocol) x (1 + output points). Samples are taken
 #: every ``sample_interval_s`` (or every step, if longer), so this bounds the point histories.
-#: The default 0.25 s over 24 h gives 345 600 samples: 57 points fit.
+#: The default 0.25 s over 24 h gives 345 602 samples: 56 points fit.
 MAX_RECORDED_VALUES = 20_000_000
 #: Most isotherms (each adds a float32 time-below field, 4 bytes per cell).
 MAX_ISOTHERMS = 16
