@@ -309,3 +309,16 @@ freezes_s = FREEZE
         result = runner.invoke(app, ["plan", str(path), "--out", str(tmp_path / "o"), "--json"])
         assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert expected in result.stderr and "missing.nii.gz" not in result.stderr
+
+
+def test_out_of_memory_within_the_cell_limit_is_one_line(tmp_path, monkeypatch):
+    """A grid under solver.max_cells that still exceeds this machine's memory: the engine's
+    MemoryError becomes one line naming the domain fields (simulated here by the allocation
+    raising MemoryError)."""
+    import cryoneuro.thermal as thermal
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(thermal, "simulate", out_of_memory)
+    _cli_refuses(_write(tmp_path, GOOD), "domain: not enough memory for 40,960 cells")

@@ -18,9 +18,11 @@ The minimal homogeneous form is the contract of design.md §3::
     [protocol]
     phases = [{ freeze_s = 300 }]     # also { thaw_s = 60, mode = "passive" | "active" }
 
-Every mistake (unknown key, wrong type, NaN, negative duration, probe outside the domain, voxel
-too coarse for the probe) is a :class:`~cryoneuro.errors.CaseFileError` whose one-line message
-names the field.
+Every mistake (unknown key, wrong type — a boolean is never a number —, NaN, negative duration,
+a temperature out of range, probe outside the domain or on its face, voxel too coarse for the
+probe, a grid, protocol or record beyond the limits of :mod:`cryoneuro.input_checks`) is a
+:class:`~cryoneuro.errors.CaseFileError` whose one-line message names the field; the limits are
+checked by :func:`check_case` on the numbers alone, before anything is allocated.
 """
 
 from __future__ import annotations
