@@ -135,8 +135,8 @@ def _cli_refuses(path: Path, expected: str) -> str:
         ("{ freeze_s = 20 }", "{ freeze_s = 1e9 }", "protocol.phases: the protocol lasts 1e+09 s; the limit is 86400 s"),
         ("[output]", "[solver]\nmax_cells = 1000\n[output]", "40,960 cells; the limit is 1,000 (solver.max_cells"),
         ("[output]", "[solver]\ntime_step_s = 0.00001\n[output]", "solver.time_step_s = 1e-05 s over 35 s"),
-        ("points = {", "sample_interval_s = 1e-6\npoints = {", "output.sample_interval_s = 1e-06 s over 35 s with 1 points "
-                                                             "records 70000008 values; the limit is 20000000"),
+        ("points = {", "sample_interval_s = 1e-6\npoints = {",
+         "output.sample_interval_s = 1e-06 s over 35 s with 1 points records 70000008 values; the limit is 20000000"),
         # temperatures
         ("body_temperature_c = 37", "body_temperature_c = 1000", "domain.body_temperature_c = 1000 C is outside 0..45 C"),
         ("body_temperature_c = 37", "body_temperature_c = -50", "domain.body_temperature_c = -50 C is outside 0..45 C"),
@@ -157,8 +157,8 @@ def _cli_refuses(path: Path, expected: str) -> str:
         ("[output]", "[output]\nisotherms_c = [0, 0]", "output.isotherms_c [0.0, 0.0] lists an isotherm twice"),
         ("[output]", "[output]\nisotherms_c = [0, 40]", "output.isotherms_c[1] = 40 C must be above -273.15 C and below"),
         # geometry: the tip on a face (was a divide-by-zero warning) and a capsule leaving the box
-        ("tip_mm = [8, 8, 5]", "tip_mm = [8, 8, 0]", "probes[0].tip_mm: the probe's tip (radius 0.75 mm) comes within "
-                                                     "one voxel (0.5 mm) of the domain's z min face"),
+        ("tip_mm = [8, 8, 5]", "tip_mm = [8, 8, 0]",
+         "probes[0].tip_mm: the probe's tip (radius 0.75 mm) comes within one voxel (0.5 mm) of the domain's z min face"),
         ("tip_mm = [8, 8, 5]", "tip_mm = [15.5, 8, 5]", "of the domain's x max face"),
         ("direction = [0, 0, 1]", "direction = [1, 0, 0]", "probes[0].active_length_mm: the probe's end of the active part"),
         ("near = [9.5, 8, 9]", "near = [9.5, 8, 90]", "output.points.near [9.5, 8.0, 90.0] mm is outside the domain"),
@@ -190,6 +190,15 @@ def test_input_hygiene_one_line_naming_the_field(tmp_path, old, new, expected):
         probe = text[text.index("[[probes]]"):text.index("[protocol]")]
         text = text.replace(probe, probe + probe.replace("[8, 8, 5]", "[5, 8, 5]"), 1)
     _cli_refuses(_write(tmp_path, text), expected)
+
+
+def test_probe_count_is_bounded(tmp_path):
+    """33 probes (MAX_PROBES is 32: one distance field per probe while rasterising, int8 probe
+    index) are refused naming the section; 32 are read."""
+    probe = GOOD[GOOD.index("[[probes]]"):GOOD.index("[protocol]")]
+    many = GOOD.replace(probe, probe * 33, 1)
+    _cli_refuses(_write(tmp_path, many), "probes: 33 probes; the limit is 32")
+    assert len(load_case(_write(tmp_path, GOOD.replace(probe, probe * 32, 1))).probes) == 32
 
 
 def test_limits_are_checked_before_anything_is_allocated(tmp_path, monkeypatch):
@@ -315,7 +324,7 @@ def test_out_of_memory_within_the_cell_limit_is_one_line(tmp_path, monkeypatch):
     """A grid under solver.max_cells that still exceeds this machine's memory: the engine's
     MemoryError becomes one line naming the domain fields (simulated here by the allocation
     raising MemoryError)."""
-    import cryoneuro.thermal as thermal
+    from cryoneuro import thermal
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import math
 import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from cryoneuro import input_checks as limits
 from cryoneuro.errors import CaseFileError, CryoneuroError
@@ -372,6 +373,8 @@ def _case_problems(case: Case):
         yield (f"domain.size_mm {list(dom.size_mm)} at domain.voxel_mm = {dom.voxel_mm:g} gives "
                f"{cells:,} cells; the limit is {solver.max_cells:,} (solver.max_cells, about "
                f"{solver.max_cells * 190 / 1e9:.1f} GB); use larger voxels or a smaller domain")
+    if len(case.probes) > limits.MAX_PROBES:
+        yield f"probes: {len(case.probes)} probes; the limit is {limits.MAX_PROBES}"
     phases = case.protocol.phases
     total = sum(ph.freeze_s or ph.thaw_s or 0.0 for ph in phases)
     problem = limits.check_protocol(total, out.sample_interval_s, len(phases), len(out.points))
@@ -440,7 +443,7 @@ def _probe_problems(case: Case, body: float):
             continue
         times = [t for t, _ in p.tip_trace_c]
         temps = [c for _, c in p.tip_trace_c]
-        if times[0] < 0 or any(b <= a for a, b in zip(times, times[1:])):
+        if times[0] < 0 or any(b <= a for a, b in pairwise(times)):
             yield f"{field}: times must start at 0 s or later and increase strictly (got {times})"
         for k, c in enumerate(temps):
             if not limits.ABSOLUTE_ZERO_C < c <= limits.MAX_PROBE_TEMPERATURE_C:

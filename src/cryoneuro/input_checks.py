@@ -35,6 +35,9 @@ MAX_SOLVER_STEPS = 2_000_000
 #: every ``sample_interval_s`` (or every step, if longer), so this bounds the point histories.
 #: The default 0.25 s over 24 h gives 345 602 samples: 56 points fit.
 MAX_RECORDED_VALUES = 20_000_000
+#: Most probes. The rasteriser keeps one float64 distance field per probe (8 bytes per cell each)
+#: and indexes probes with int8; clinical arrays use up to about a dozen probes.
+MAX_PROBES = 32
 #: Most isotherms (each adds a float32 time-below field, 4 bytes per cell).
 MAX_ISOTHERMS = 16
 #: Baseline (body / bath) temperature range, °C. The upper bound is where protein denaturation
@@ -52,7 +55,7 @@ MAX_PROBE_TEMPERATURE_C = 60.0
 
 def cells_for(size_mm, voxel_mm: float) -> int:
     """Cells of a domain (the same rounding as :meth:`Grid.from_size`), computed without arrays."""
-    return math.prod(max(0, int(round(float(s) / float(voxel_mm)))) for s in size_mm)
+    return math.prod(max(0, round(float(s) / float(voxel_mm))) for s in size_mm)
 
 
 def recorded_values(total_s: float, sample_interval_s: float, n_phases: int, n_points: int) -> int:
@@ -64,6 +67,8 @@ def recorded_values(total_s: float, sample_interval_s: float, n_phases: int, n_p
 
 def check_protocol(total_s: float, sample_interval_s: float, n_phases: int, n_points: int) -> str | None:
     """Why a protocol is refused (a sentence naming the field), or None."""
+    if not (math.isfinite(sample_interval_s) and sample_interval_s > 0):
+        return f"output.sample_interval_s must be a positive number of seconds (got {sample_interval_s})"
     if total_s > MAX_PROTOCOL_S:
         return (f"protocol.phases: the protocol lasts {total_s:g} s; the limit is {MAX_PROTOCOL_S:g} s "
                 f"({MAX_PROTOCOL_S / 3600:g} h); shorten the phases")
@@ -78,7 +83,7 @@ def check_protocol(total_s: float, sample_interval_s: float, n_phases: int, n_po
 
 def _round_up(x: float) -> str:
     """A short number not below ``x`` (for 'use at least ...' advice)."""
-    digits = 3 - int(math.floor(math.log10(abs(x)))) if x > 0 else 3
+    digits = 3 - math.floor(math.log10(abs(x))) if x > 0 else 3
     scale = 10.0 ** digits
     return f"{math.ceil(x * scale) / scale:g}"
 

@@ -8,8 +8,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cryoneuro.cli._app import app, console, emit_json, out, user_errors
 from cryoneuro import input_checks as limits
+from cryoneuro.cli._app import app, console, emit_json, out, user_errors
 from cryoneuro.errors import CaseFileError, InputError
 
 
