@@ -331,3 +331,9 @@ def test_out_of_memory_within_the_cell_limit_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(thermal, "simulate", out_of_memory)
     _cli_refuses(_write(tmp_path, GOOD), "domain: not enough memory for 40,960 cells")
+
+
+def test_empty_probe_list_with_a_freeze_is_refused(tmp_path):
+    """A freeze with no probe would simulate nothing: `probes = []` is refused, naming probes."""
+    probe = GOOD[GOOD.index("[[probes]]"):GOOD.index("[protocol]")]
+    _cli_refuses(_write(tmp_path, "probes = []\n" + GOOD.replace(probe, "")), "probes: List should have at least 1 item")
