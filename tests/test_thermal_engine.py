@@ -115,3 +115,19 @@ def test_time_below_threshold_and_point_history_agree():
     from_history = np.sum(np.diff(res.point_times_s)[trace[1:] <= -20.0])
     assert from_history > 5.0
     assert res.time_below(-20.0)[i, j, k] == pytest.approx(from_history, abs=0.26)
+
+
+def test_isotherm_volume_of_a_flat_voxel_has_no_zero_division():
+    """One voxel at -10 C amid 0 C, level -5 C: the cold voxel's central-difference gradient
+    is zero, so it counts whole (no 0/0 warning); each neighbour is 1 voxel from the level
+    (gradient 5 C/voxel, 5 C above the level) and contributes nothing: 1 voxel in all."""
+    import warnings
+
+    from cryoneuro.thermal.isotherms import subvoxel_volume_mm3
+
+    field = np.zeros((7, 7, 7))
+    field[3, 3, 3] = -10.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vol = subvoxel_volume_mm3(field, 0.5, -5.0, np.ones_like(field, dtype=bool))
+    assert vol == pytest.approx(0.5**3)

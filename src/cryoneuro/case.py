@@ -19,21 +19,25 @@ The minimal homogeneous form is the contract of design.md §3::
     [protocol]
     phases = [{ freeze_s = 300 }]     # also { thaw_s = 60, mode = "passive" | "active" }
 
-Every mistake (unknown key, wrong type, NaN, negative duration, probe outside the domain, voxel
-too coarse for the probe) is a :class:`~cryoneuro.errors.CaseFileError` whose one-line message
-names the field.
+Every mistake (unknown key, wrong type — a boolean is never a number —, NaN, negative duration,
+a temperature out of range, probe outside the domain or on its face, voxel too coarse for the
+probe, a grid, protocol or record beyond the limits of :mod:`cryoneuro.input_checks`) is a
+:class:`~cryoneuro.errors.CaseFileError` whose one-line message names the field; the limits are
+checked by :func:`check_case` on the numbers alone, before anything is allocated.
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from cryoneuro import input_checks as limits
 from cryoneuro.errors import CaseFileError, CryoneuroError
 from cryoneuro.thermal.geometry import Grid, ProbeGeometry
 from cryoneuro.thermal.solver import (
@@ -50,7 +54,7 @@ Vec3 = tuple[float, float, float]
 Positive = Annotated[float, Field(gt=0)]
 
 
-class _Strict(BaseModel):
+class _Strict(limits.StrictKinds):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
@@ -167,6 +171,8 @@ class SolverSpec(_Strict):
     insulated_shaft: bool = True
     #: auto = a GPU through CuPy when present, else Numba on the CPU (thermal/backends.py)
     backend: Literal["auto", "numba", "array", "cupy"] = "auto"
+    #: largest grid allowed (input_checks.MAX_CELLS); raise it on a machine with more memory
+    max_cells: Annotated[int, Field(gt=0)] = limits.MAX_CELLS
 
 
 class Case(_Strict):
@@ -367,7 +373,10 @@ def _check_inside(grid: Grid, probe: ProbeGeometry, index: int) -> None:
 
 
 def _format_validation(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
+    # The most specific error: for a union such as ``str | TissueTable`` given a table, the
+    # table's field error (domain.tissue.latent), not the string arm's "valid string".
+    errors = exc.errors()
+    err = max(errors, key=lambda e: len(e.get("loc", ())))
     loc = ""
     for part in err.get("loc", ()):
         if isinstance(part, int):
@@ -383,15 +392,18 @@ def _format_validation(exc: ValidationError, source: str) -> str:
         msg = "must be a finite number (NaN and inf are not allowed)"
     msg = msg.removeprefix("Value error, ")
     value = err.get("input")
-    shown = "" if err.get("type") in ("missing",) or isinstance(value, dict) else f" (got {value!r})"
+    shown = ("" if err.get("type") in ("missing", "wrong_kind") or isinstance(value, dict)
+             else f" (got {value!r})")
     return f"{source}: {loc or 'case'}: {msg}{shown}"
 
 
 def parse_case(data: dict[str, Any], source: str = "case") -> Case:
     try:
-        return Case.model_validate(data)
+        case = Case.model_validate(data)
     except ValidationError as exc:
         raise CaseFileError(_format_validation(exc, source)) from None
+    check_case(case, source)
+    return case
 
 
 def load_case(path: str | Path) -> Case:
@@ -420,3 +432,132 @@ def _reject_non_finite(value: Any, source: str, where: str = "") -> None:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _reject_non_finite(v, source, f"{where}[{i}]")
+
+
+# -- checks across fields, on numbers alone: nothing is allocated before they pass -----------
+def check_case(case: Case, source: str = "case") -> None:
+    """Refuse a case that is valid field by field but too large or impossible as a whole
+    (limits in :mod:`cryoneuro.input_checks`); the first problem, on one line naming the field."""
+    try:
+        problem = next(_case_problems(case), None)
+    except CryoneuroError as exc:  # a catalogue model, a tissue table or the grid rounding
+        problem = str(exc)
+    if problem is not None:
+        raise CaseFileError(f"{source}: {problem}")
+
+
+def _case_problems(case: Case):
+    dom, out, solver = case.domain, case.output, case.solver
+    # size: cells, duration, steps and records, before the grid or any field exists
+    if dom.voxel_mm < limits.MIN_VOXEL_MM:
+        yield (f"domain.voxel_mm = {dom.voxel_mm:g} mm is below the smallest voxel, "
+               f"{limits.MIN_VOXEL_MM:g} mm; use larger voxels")
+    cells = limits.cells_for(dom.size_mm, dom.voxel_mm)
+    if cells > solver.max_cells:
+        yield (f"domain.size_mm {list(dom.size_mm)} at domain.voxel_mm = {dom.voxel_mm:g} gives "
+               f"{cells:,} cells; the limit is {solver.max_cells:,} (solver.max_cells, about "
+               f"{solver.max_cells * 190 / 1e9:.1f} GB); use larger voxels or a smaller domain")
+    if len(case.probes) > limits.MAX_PROBES:
+        yield f"probes: {len(case.probes)} probes; the limit is {limits.MAX_PROBES}"
+    phases = case.protocol.phases
+    total = sum(ph.freeze_s or ph.thaw_s or 0.0 for ph in phases)
+    problem = limits.check_protocol(total, out.sample_interval_s, len(phases), len(out.points))
+    if problem:
+        yield problem
+    if solver.scheme == "rkl2" and total / solver.time_step_s > limits.MAX_SOLVER_STEPS:
+        yield (f"solver.time_step_s = {solver.time_step_s:g} s over {total:g} s is "
+               f"{math.ceil(total / solver.time_step_s):,} steps; the limit is "
+               f"{limits.MAX_SOLVER_STEPS:,}; use time_step_s >= {total / limits.MAX_SOLVER_STEPS:.3g}")
+    # temperatures
+    body = dom.body_temperature_c
+    lo, hi = limits.BODY_TEMPERATURE_RANGE_C
+    if not lo <= body <= hi:
+        yield (f"domain.body_temperature_c = {body:g} C is outside {lo:g}..{hi:g} C (tissue in vivo "
+               "30-42 C; ex vivo tissue and gel phantoms at room or bath temperature)")
+    liquidus = case.tissue().t_liquidus
+    if body <= liquidus:
+        yield (f"domain.body_temperature_c = {body:g} C is not above the tissue's liquidus "
+               f"({liquidus:g} C): the model starts from unfrozen tissue")
+    if not any(ph.freeze_s is not None for ph in phases):
+        yield "protocol.phases: no freeze phase; add { freeze_s = ... }"
+    for j, ph in enumerate(phases):
+        field = f"protocol.phases[{j}].tip_temperature_c"
+        if ph.thaw_s is not None and ph.mode == "passive" and ph.tip_temperature_c is not None:
+            yield f"{field} applies only to mode = \"active\" (a passive thaw has no probe temperature)"
+        if ph.mode == "active" and ph.tip_temperature_c is not None and not (
+                0.0 < ph.tip_temperature_c <= limits.MAX_PROBE_TEMPERATURE_C):
+            yield (f"{field} = {ph.tip_temperature_c:g} C is outside 0..{limits.MAX_PROBE_TEMPERATURE_C:g} C "
+                   "(an active thaw warms the probe above 0 C; thaw devices reach room to body temperature)")
+    yield from _probe_problems(case, body)
+    # outputs
+    levels = out.isotherms_c
+    if len(levels) > limits.MAX_ISOTHERMS:
+        yield f"output.isotherms_c: {len(levels)} isotherms; the limit is {limits.MAX_ISOTHERMS}"
+    if len(set(levels)) != len(levels):
+        yield f"output.isotherms_c {levels} lists an isotherm twice"
+    for k, level in enumerate(levels):
+        if not limits.ABSOLUTE_ZERO_C < level < body:
+            yield (f"output.isotherms_c[{k}] = {level:g} C must be above {limits.ABSOLUTE_ZERO_C} C and "
+                   f"below domain.body_temperature_c ({body:g} C)")
+    grid = case.grid()  # a Grid is a shape and a voxel size: no arrays
+    for name, point in out.points.items():
+        if not grid.contains(np.asarray(point)):
+            yield (f"output.points.{name} {list(point)} mm is outside the domain "
+                   f"(0..{list(grid.size_mm)} mm)")
+    for i, probe in enumerate(case.probe_geometries()):
+        _check_inside(grid, probe, i)
+        problem = _clearance_problem(grid, probe, i)
+        if problem:
+            yield problem
+
+
+def _probe_problems(case: Case, body: float):
+    names = [p.name for p in case.probes if p.name is not None]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        yield f"probes: the name '{name}' is given to more than one probe"
+    for i, p in enumerate(case.probes):
+        if p.tip_temperature_c is not None and p.tip_temperature_c >= body:
+            yield (f"probes[{i}].tip_temperature_c = {p.tip_temperature_c:g} C is not below "
+                   f"domain.body_temperature_c ({body:g} C); a freezing probe must be colder than the tissue")
+        if p.tip_trace_c is None:
+            continue
+        field = f"probes[{i}].tip_trace_c"
+        if not p.tip_trace_c:
+            yield f"{field} is empty; give [[t_s, T_c], ...]"
+            continue
+        times = [t for t, _ in p.tip_trace_c]
+        temps = [c for _, c in p.tip_trace_c]
+        if times[0] < 0 or any(b <= a for a, b in pairwise(times)):
+            yield f"{field}: times must start at 0 s or later and increase strictly (got {times})"
+        for k, c in enumerate(temps):
+            if not limits.ABSOLUTE_ZERO_C < c <= limits.MAX_PROBE_TEMPERATURE_C:
+                yield (f"{field}[{k}]: {c:g} C is outside {limits.ABSOLUTE_ZERO_C}.."
+                       f"{limits.MAX_PROBE_TEMPERATURE_C:g} C")
+        if min(temps) >= body:
+            yield f"{field} never goes below domain.body_temperature_c ({body:g} C): it would not freeze"
+
+
+def _clearance_problem(grid: Grid, probe: ProbeGeometry, index: int) -> str | None:
+    """The active surface (hemispherical tip + cylinder, radius a) must keep at least one voxel of
+    tissue between itself and every outer face: a surface on a face would hold a body-temperature
+    boundary cell next to a probe cell (an infinite gradient), which is no model of tissue.
+
+    The active solid is the convex hull of the tip sphere (centre A = tip + a d) and the end disc
+    (centre B = tip + L d, normal d), so it lies in the box iff both do; the disc reaches
+    ``a sqrt(1 - d_i^2)`` along axis i."""
+    a, h = probe.radius_mm, grid.voxel_mm
+    lo = np.asarray(grid.origin_mm) + h
+    hi = np.asarray(grid.origin_mm) + np.asarray(grid.size_mm) - h
+    centre_a, centre_b = probe.segment_mm
+    disc = a * np.sqrt(np.clip(1.0 - probe.unit**2, 0.0, 1.0))
+    for part, centre, reach, field in (("tip", centre_a, np.full(3, a), "tip_mm"),
+                                       ("end of the active part", centre_b, disc, "active_length_mm")):
+        low, high = centre - reach, centre + reach
+        if np.all(low >= lo - 1e-9) and np.all(high <= hi + 1e-9):
+            continue
+        axis = int(np.argmax(np.maximum(lo - low, high - hi)))
+        face = "min" if lo[axis] - low[axis] >= high[axis] - hi[axis] else "max"
+        return (f"probes[{index}].{field}: the probe's {part} (radius {a:g} mm) comes within one voxel "
+                f"({h:g} mm) of the domain's {'xyz'[axis]} {face} face; keep the active surface at least "
+                f"{h:g} mm inside (move the probe or enlarge domain.size_mm)")
+    return None

@@ -147,3 +147,18 @@ def _empty(tmp_path):
     d = tmp_path / "empty"
     d.mkdir()
     return d
+
+
+def test_resample_refuses_too_many_cells_before_allocating():
+    """A 20 mm image resampled to 0.02 mm voxels would be 1e9 cells (input_checks.MAX_CELLS is
+    64 M) and to 0.005 mm below the smallest voxel: refused with the source named, not a
+    MemoryError (SimpleITK would allocate the reference grid first)."""
+    from cryoneuro.anatomy.io import SpacingError
+
+    a = Anatomy(labels=np.zeros((20, 20, 20), np.uint8), label_names={0: "background"}, spacing_mm=(1, 1, 1),
+                source="tiny.nii.gz")
+    with pytest.raises(SpacingError, match=r"tiny.nii.gz: resampling to 0.02 mm voxels gives 1,000,000,000 cells"):
+        a.resample_to(0.02)
+    with pytest.raises(SpacingError, match="of at least 0.01 mm"):
+        a.resample_to(0.005)
+    assert a.resample_to(0.25).labels.shape == (80, 80, 80)  # 512 000 cells: fine

@@ -14,6 +14,7 @@ direction matrix other than identity) are resampled to an axis-aligned grid by
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import SimpleITK as sitk
 
 from cryoneuro.anatomy.labels import DEFAULT_TISSUE_MAP, read_label_table
 from cryoneuro.errors import InputError
+from cryoneuro.input_checks import MAX_CELLS, MIN_VOXEL_MM
 from cryoneuro.thermal.geometry import Grid
 from cryoneuro.tissue import ThermalProperties, get_tissue
 
@@ -107,6 +109,11 @@ class Anatomy:
         check_spacing((voxel_mm,) * 3, self.source)
         lo, hi = (self.bounds_mm() if bounds_mm is None else (np.asarray(bounds_mm[0], float), np.asarray(bounds_mm[1], float)))
         shape = np.maximum(1, np.round((hi - lo) / voxel_mm).astype(int))
+        cells = math.prod(int(n) for n in shape)
+        if cells > MAX_CELLS or voxel_mm < MIN_VOXEL_MM:  # before SimpleITK allocates the grid
+            raise SpacingError(f"{self.source}: resampling to {voxel_mm:g} mm voxels gives {cells:,} cells; "
+                               f"the limit is {MAX_CELLS:,} cells of at least {MIN_VOXEL_MM:g} mm "
+                               "(cryoneuro.input_checks); crop the image or check its voxel spacing")
         ref = sitk.Image([int(s) for s in shape], sitk.sitkUInt8)
         ref.SetSpacing((float(voxel_mm),) * 3)
         ref.SetOrigin(tuple(float(v) for v in lo + voxel_mm / 2))

@@ -34,15 +34,16 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from cryoneuro.cli._app import app, emit_json, out, user_errors
 from cryoneuro.errors import CaseFileError
+from cryoneuro.input_checks import MAX_PROTOCOL_S, StrictKinds
 
 Vec3 = tuple[float, float, float]
 
 
-class _S(BaseModel):
+class _S(StrictKinds):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -96,6 +97,7 @@ def load_anatomy_case(path: Path):
         case = AnatomyCase.model_validate(data)
     except ValidationError as exc:
         raise CaseFileError(_format_validation(exc, path.name)) from None
+    _check_plan_limits(case.plan, path.name)  # before the images are read
     base = path.parent
     names = case.anatomy.label_names
     names = str(base / names) if isinstance(names, str) else names
@@ -114,6 +116,19 @@ def load_anatomy_case(path: Path):
                       end_organ_mm=np.asarray(case.nerve.end_organ_mm),
                       tissue_map={**DEFAULT_TISSUE_MAP, **case.anatomy.tissue_map})
     return phantom, case.plan
+
+
+def _check_plan_limits(plan: PlanSpec, source: str) -> None:
+    """Each candidate runs freeze, passive thaw, freeze (planning.pipeline.protocol): refuse a
+    freeze whose protocol exceeds input_checks.MAX_PROTOCOL_S."""
+    from cryoneuro.planning.pipeline import THAW_S
+
+    longest = (MAX_PROTOCOL_S - THAW_S) / 2
+    for i, freeze in enumerate(plan.freezes_s):
+        if freeze > longest:
+            raise CaseFileError(f"{source}: plan.freezes_s[{i}] = {freeze:g} s; the protocol (two freezes "
+                                f"and a {THAW_S:g} s thaw) must last at most {MAX_PROTOCOL_S:g} s, so a "
+                                f"freeze at most {longest:g} s")
 
 
 @app.command("plan")

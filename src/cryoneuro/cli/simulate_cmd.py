@@ -8,8 +8,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cryoneuro import input_checks as limits
 from cryoneuro.cli._app import app, console, emit_json, out, user_errors
-from cryoneuro.errors import InputError
+from cryoneuro.errors import CaseFileError, InputError
 
 
 def progress_bar(enabled: bool = True) -> Progress:
@@ -32,13 +33,19 @@ def simulate_cmd(
     from cryoneuro.thermal import simulate
     from cryoneuro.thermal.summary import summarise
 
-    case = load_case(case_file)
-    model = case.model()
+    case = load_case(case_file)  # refuses too large a grid or protocol before allocating
     levels = case.output.isotherms_c
-    with progress_bar(not quiet) as bar:
-        task = bar.add_task("simulating", total=1.0)
-        result = simulate(model, case.phases(), **case.simulate_options(),
-                          progress=lambda f, label: bar.update(task, completed=f, description=label))
+    try:
+        model = case.model()
+        with progress_bar(not quiet) as bar:
+            task = bar.add_task("simulating", total=1.0)
+            result = simulate(model, case.phases(), **case.simulate_options(),
+                              progress=lambda f, label: bar.update(task, completed=f, description=label))
+    except MemoryError:  # within solver.max_cells, but more than this machine has
+        cells = limits.cells_for(case.domain.size_mm, case.domain.voxel_mm)
+        raise CaseFileError(f"{case_file.name}: domain: not enough memory for {cells:,} cells (about "
+                            f"{cells * 190 / 1e9:.1f} GB); use larger domain.voxel_mm or a smaller "
+                            "domain.size_mm") from None
     summary = summarise(result, levels)
     summary["case"] = str(case_file)
     summary["warnings"] = case.validity_warnings()

@@ -94,6 +94,7 @@ def subvoxel_volume_mm3(field: np.ndarray, voxel_mm: float, level: float, valid:
     ok = gnorm > 0
     width = voxel_mm * (np.abs(gx) + np.abs(gy) + np.abs(gz)) / np.where(ok, gnorm, 1.0)
     dist = (filled[idx] - level) / np.where(ok, gnorm, 1.0)
-    frac = np.where(ok, np.clip(0.5 - dist / width, 0.0, 1.0), inside[idx].astype(float))
+    # (a flat field has no surface to place: such voxels count whole or not at all)
+    frac = np.where(ok, np.clip(0.5 - dist / np.where(ok, width, 1.0), 0.0, 1.0), inside[idx].astype(float))
     whole = int((inside & ~near).sum())
     return (whole + float(frac.sum())) * voxel_mm**3

@@ -34,6 +34,7 @@ import numba
 import numpy as np
 from scipy.ndimage import map_coordinates
 
+from cryoneuro import input_checks
 from cryoneuro.errors import InputError
 from cryoneuro.thermal import backends, kernels, rkl
 from cryoneuro.thermal.drive import DeviceDrive
@@ -208,6 +209,10 @@ def simulate(
         raise InputError(f"time_step_s must be positive (got {time_step_s})")
     if not protocol:
         raise InputError("protocol.phases is empty; add at least one { freeze_s = ... }")
+    too_long = input_checks.check_protocol(sum(p.duration_s for p in protocol), sample_interval_s,
+                                           len(protocol), len(points_mm or {}))
+    if too_long:  # before anything is allocated (input_checks.py)
+        raise InputError(too_long)
     started = time.perf_counter()
     grid = model.grid
     raster = rasterise_probes(grid, model.probes, insulated_shaft=model.insulated_shaft)
@@ -238,6 +243,10 @@ def simulate(
     dt_stable = stable_time_step(model, raster)
     if max_time_step_s is not None:
         dt_stable = min(dt_stable, max_time_step_s)
+    n_steps = sum(p.duration_s for p in protocol) / (dt_stable if scheme == "euler" else time_step_s)
+    if n_steps > input_checks.MAX_SOLVER_STEPS:  # the step schedule is a list of this length
+        raise InputError(f"solver.scheme = '{scheme}' would take {n_steps:.3g} steps (limit "
+                         f"{input_checks.MAX_SOLVER_STEPS:,}); use 'rkl2', larger voxels or a shorter protocol")
     use_source = model.source_w_m3 is not None
     source = kern.to_device(state.pad(model.source_w_m3, 0.0) if use_source
                             else np.zeros((1, 1, 1)))
