@@ -258,11 +258,15 @@ class Case(_Strict):
                 out += [f"probes[{i}]: {w}" for w in probe_physics.validity_warnings(
                     m, freeze_s=freezes, perfused=tissue.perfusion > 0, medium=tissue.name)]
             elif p.gas is not None or (p.model is not None and p.tip_temperature_c is None
-                                       and p.tip_trace_c is None):
+                                       and p.tip_trace_c is None):  # held at the boiling point
                 out.append(f"probes[{i}]: surface held at the gas's no-load boiling point, the "
                            "coldest the probe can be; real probes run warmer under heat load "
                            "and this overestimates the iceball (Littrup 2009: about 2x the "
                            "lethal diameter) — name a catalogue model for the device model")
+        if sum(p.uses_device() for p in self.probes) >= 3:
+            out.append("arrays of 3 or more device probes: the held-out 3- and 4-probe "
+                       "lethal diameters of Littrup 2009 were under-predicted by 4.7 and 9.5 mm "
+                       "(docs/validation.md)")
         return out
 
     def model(self) -> ThermalModel:

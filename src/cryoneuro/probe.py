@@ -483,8 +483,8 @@ class ProbeModel:
 
     ``active_length_mm`` is the freezing length the thermal engine uses when a case names the
     model without its own ``active_length_mm``; where no source gives it, the value is a
-    planning assumption and ``notes`` says so. ``status``: ``calibrated``,
-    ``scaled-validated`` or ``scaled`` (data/devices.toml explains each).
+    planning assumption and ``notes`` says so. ``status``: ``calibrated`` or
+    ``scaled`` (data/devices.toml explains each).
     """
 
     name: str
@@ -581,7 +581,7 @@ def device_drive(model: ProbeModel | str, *, supply_bar: float | None = None,
 #: held-out figures are 15-minute single freezes of 1.7 and 2.4 mm argon probes (1–4 probes at
 #: 20 mm) in unperfused agar at 39 °C (Littrup 2009).
 VALIDATED_FREEZE_S = (900.0, 900.0)
-VALIDATED_STATUSES = ("calibrated", "scaled-validated")
+VALIDATED_STATUSES = ("calibrated",)
 
 
 def validity_warnings(model: ProbeModel, *, freeze_s: list[float], perfused: bool,
@@ -591,6 +591,11 @@ def validity_warnings(model: ProbeModel, *, freeze_s: list[float], perfused: boo
     if model.status not in VALIDATED_STATUSES:
         out.append(f"device '{model.name}' is scaled from the 2.4 mm calibration, not validated "
                    "against measured ice of its own class (docs/validation.md)")
+        if model.diameter_mm < 2.4:
+            out.append("held-out data show the scaling gives smaller probes too little cooling "
+                       "(1.7 mm: predicted lethal diameter 59 % of the 2.4 mm probe's, measured "
+                       "84 %): the real iceball is likely LARGER than shown — check skin and "
+                       "artery margins against a held-wall run (drive = \"held\")")
     lo, hi = VALIDATED_FREEZE_S
     odd = [f for f in freeze_s if not lo <= f <= hi]
     if odd:
