@@ -46,7 +46,10 @@ def demo_cmd(
     verdict = "[green]feasible[/green]" if plan.feasible else "[red]not feasible[/red]: " + "; ".join(plan.reasons)
     p = plan.probes[0]
     out.print(f"Plan for {plan.case}: {verdict}")
-    out.print(f"  probe {p.diameter_mm} mm, {p.active_length_mm:g} mm active, {p.gas} at {p.tip_temperature_c:.1f} °C; "
+    wall = (f"device model {p.device}: wall {p.wall_temperature_end_c:.1f} °C at the end of the freeze "
+            f"(gas {p.tip_temperature_c:.1f} °C, {p.mean_cooling_w:.1f} W)" if p.drive == "device"
+            else f"held at {p.tip_temperature_c:.1f} °C")
+    out.print(f"  probe {p.diameter_mm} mm, {p.active_length_mm:g} mm active, {p.gas}, {wall}; "
               + " → ".join(f"{ph.kind} {ph.duration_s:g} s" for ph in plan.protocol))
     out.print(f"  nerve: complete block {plan.nerve.get('complete_block')}, blocked {plan.nerve.get('blocked_length_mm', 0):.1f} mm, "
               f"neurotmesis risk {plan.nerve.get('neurotmesis_risk')}")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import typer
@@ -72,6 +72,8 @@ class PlanSpec(_S):
     offsets_mm: list[float] = Field(default_factory=lambda: [0.0, -2.5, 2.5])
     shifts_mm: list[float] = Field(default_factory=lambda: [0.0, 2.0])
     freezes_s: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [60.0, 120.0])
+    #: "device": the catalogue probe's energy balance (default); "held": wall at the gas's boiling point
+    drive: Literal["device", "held"] = "device"
 
 
 class AnatomyCase(_S):
@@ -146,7 +148,7 @@ def plan_cmd(
     with progress_bar(not json_output) as bar:
         task = bar.add_task("planning", total=1.0)
         plan = plan_phantom(phantom, out_dir, gases=tuple(spec.gases), offsets_mm=tuple(spec.offsets_mm),
-                            shifts_mm=tuple(spec.shifts_mm), freezes_s=tuple(spec.freezes_s),
+                            shifts_mm=tuple(spec.shifts_mm), freezes_s=tuple(spec.freezes_s), drive=spec.drive,
                             progress=lambda f, label: bar.update(task, completed=f, description=label))
     if json_output:
         emit_json(plan.model_dump(mode="json"))
