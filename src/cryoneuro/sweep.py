@@ -367,7 +367,10 @@ def _wilson(k: int, n: int) -> list[float]:
     from statsmodels.stats.proportion import proportion_confint
 
     lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
-    return [float(lo), float(hi)]
+    # the Wilson interval always contains k/n; at k = n (or 0) its bound equals p up to rounding
+    # (0.9999999999999998 < 1.0), which made error bars negative: clamp the round-off only
+    p = k / n
+    return [float(min(lo, p)), float(max(hi, p))]
 
 
 def _distribution(x: pd.Series) -> dict[str, float | None]:
@@ -464,10 +467,11 @@ def write_results(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path, s
              "summary": out_dir / "summary.json", "plot": out_dir / plot_name}
     table.to_parquet(files["parquet"], index=False)
     table.to_csv(files["csv"], index=False)
-    plot(files["plot"])
     names = {k: str(v) for k, v in files.items()}
     summary["files"] = names
+    # the results are on disk before any plot is drawn: a plotting failure loses no numbers
     files["summary"].write_text(json.dumps(json_safe(summary), indent=2), encoding="utf-8")
+    plot(files["plot"])
     return names
 
 
