@@ -77,11 +77,16 @@ def _median_iqr(values: pd.Series) -> str:
     return f"{med:.1f} ({q1:.1f}–{q3:.1f})"
 
 
-def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = None,
-            control: str | None = None, progress: Callable[[str], None] | None = None
-            ) -> dict[str, Any]:
-    """Run every analysis the data support; write the report; return the headline results."""
+def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | None = None,
+            control: str | None = None, progress: Callable[[str], None] | None = None,
+            duplicates: str = "refuse") -> dict[str, Any]:
+    """Check the data (:func:`cryoneuro.analysis.validate.check`), run every analysis the data
+    support, write the report and return the headline results."""
+    from cryoneuro.analysis.validate import Checked, check
+
     step = progress or (lambda _msg: None)
+    checked = data if isinstance(data, Checked) else check(data, duplicates=duplicates)
+    data = checked.data
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     design = data.design
@@ -98,6 +103,18 @@ def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = 
     results: dict[str, Any] = {"design": design, "source": data.source, "primary_visit": primary,
                                "pain_outcome": pain}
     sections: list[Section] = []
+
+    exclusions = checked.table()
+    results["exclusions"] = exclusions.to_dict(orient="records")
+    sections.append(Section(
+        "Data checks and exclusions",
+        "Every table passed the checks of cryoneuro.analysis.validate (instrument ranges, one row "
+        "per participant and visit, one baseline on or before day 0, follow-up after day 0, "
+        "arms and sites given, days present). "
+        + (f"{len(exclusions)} row(s) below are left out of, or derived for, an analysis by the "
+           "stated rule." if len(exclusions) else "Nothing was excluded or derived."),
+        [Table("exclusions", "Exclusions and derivations", exclusions)] if len(exclusions)
+        else []))
 
     step("participant flow")
     counts = rct.flow(data, primary, pain, scores)

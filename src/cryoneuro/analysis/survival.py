@@ -57,8 +57,16 @@ def recurrence_times(data: TidyData, outcome: str = "pain", threshold: float = 0
 
 
 def reintervention_times(data: TidyData) -> pd.DataFrame:
-    """participant_id, arm, duration (days), event (1 = re-intervention)."""
-    treated = data.participants[data.participants["status"].fillna("") != "screen_failed"]
+    """participant_id, arm, duration (days), event (1 = re-intervention).
+
+    The population is the safety population (:func:`cryoneuro.analysis.safety.exposed`), so a
+    control arm without ``procedures`` rows keeps its participants. Censoring is at the last
+    contact after day 0; a participant with no contact after day 0 contributes nothing to a
+    Kaplan–Meier estimate and is left out (listed by :func:`cryoneuro.analysis.validate.check`).
+    """
+    from cryoneuro.analysis.safety import exposed
+
+    people = exposed(data)
     contact = pd.concat([
         data.visits[["participant_id", "days_since_procedure"]],
         data.scores[["participant_id", "days_since_procedure"]],
@@ -66,13 +74,8 @@ def reintervention_times(data: TidyData) -> pd.DataFrame:
         data.reinterventions[["participant_id", "days_since_procedure"]]])
     last = contact.groupby("participant_id")["days_since_procedure"].max()
     first_event = data.reinterventions.groupby("participant_id")["days_since_procedure"].min()
-    has_procedure = set(data.procedures["participant_id"])
     rows = []
-    for _, p in treated.iterrows():
-        pid = p["participant_id"]
-        if has_procedure and pid not in has_procedure:
-            continue
-        arm = p["arm"] if isinstance(p["arm"], str) and p["arm"] else "all"
+    for pid, arm in zip(people["participant_id"], people["arm"]):
         if pid in first_event.index and pd.notna(first_event[pid]):
             rows.append((pid, arm, float(first_event[pid]), 1))
         elif pid in last.index and pd.notna(last[pid]) and last[pid] > 0:

@@ -105,7 +105,8 @@ def generate(spec: SyntheticStudy | None = None) -> TidyData:
                       for _ in range(5)]
                 for instrument, measure, value in (
                         ("nrs", "pain", pain),
-                        ("eq5d5l", "index_england", round(1 - 0.09 * pain + rng.normal(0, .05), 3)),
+                        ("eq5d5l", "index_england", round(float(np.clip(
+                            1 - 0.09 * pain + rng.normal(0, .05), -0.285, 1.0)), 3)),
                         ("eq5d5l", "vas", int(np.clip(90 - 6 * pain + rng.normal(0, 8), 0, 100))),
                         ("moxfq", "walking_standing", round(float(np.clip(
                             10 * pain + rng.normal(0, 8), 0, 100)), 1)),

@@ -30,6 +30,10 @@ def analyse_cmd(
                                   help="Analyse a generated study instead: rct or case-series "
                                        "(its tables are written to OUT/data)."),
     seed: int = typer.Option(1, "--seed", help="Seed of the --synthetic study."),
+    duplicates: str = typer.Option("refuse", "--duplicates",
+                                   help="refuse (default) or drop-identical: drop rows that repeat "
+                                        "another row in every column, listed in the report; "
+                                        "conflicting duplicates are always refused."),
     schema: bool = typer.Option(False, "--schema", help="Print the tidy format and exit."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
 ) -> None:
@@ -57,16 +61,19 @@ def analyse_cmd(
 
     from cryoneuro.analysis import rct
     from cryoneuro.analysis.study import analyse
+    from cryoneuro.analysis.validate import check
     from cryoneuro.cli.simulate_cmd import progress_bar
 
-    # check the options against the data before the bar starts, so an error stays one line
+    # check the data and the options before the bar starts, so an error stays one line
+    checked = check(dataset, duplicates=duplicates.strip().lower().replace("-", "_"))
+    dataset = checked.data
     rct.primary_visit(dataset, primary_visit)
     if dataset.design == "rct":
         rct.arms(dataset, control)
 
     with progress_bar(not json_output) as bar:
         task = bar.add_task("analysing", total=len(_STEPS))
-        results = analyse(dataset, out_dir, primary_visit=primary_visit, control=control,
+        results = analyse(checked, out_dir, primary_visit=primary_visit, control=control,
                           progress=lambda msg: bar.update(
                               task, completed=_STEPS.index(msg) if msg in _STEPS else 0,
                               description=msg))
