@@ -1,18 +1,19 @@
 """Randomised comparison (intention to treat) and the participant flow (CONSORT / PROCESS).
 
-Primary analysis — a mixed model for repeated measures (MMRM) of the change from baseline:
+Primary analysis — a mixed model for repeated measures (MMRM) of the change from baseline
+(:mod:`cryoneuro.analysis.mmrm`):
 
-    change_ij = β0 + β_base·baseline_i + Σ_v γ_v·[visit=v] + Σ_v δ_v·[visit=v]·[arm_i=treated]
-                + b_i + ε_ij,        b_i ~ N(0, σ_b²),  ε_ij ~ N(0, σ²)
+    change_ij = Σ_v γ_v·[visit=v] + β_base·baseline_i + Σ_s α_s·[site_i=s]
+                + Σ_v δ_v·[visit=v]·[arm_i=treated] + ε_ij,     ε_i ~ N(0, Σ)
 
-fitted by REML with statsmodels ``MixedLM`` (a participant random intercept, i.e. compound
-symmetry). δ_v is the treatment effect at visit v with a Wald 95 % CI. Every randomised
-participant with a baseline and at least one follow-up value is analysed in the arm allocated
-(intention to treat); missing visits are handled by the likelihood under missing-at-random,
-as in Mallinckrodt et al. 2008 (Drug Inf J 42:303). statsmodels has no unstructured residual
-covariance for MixedLM; the random-intercept structure is the stated compromise, and an
-ANCOVA at each visit (OLS, change ~ baseline + arm; Vickers & Altman 2001 BMJ 323:1123) is
-reported beside it as a second method.
+with an unstructured T × T covariance Σ across visits by default (compound symmetry or AR(1)
+on request), fitted by REML. δ_v is the treatment effect at visit v, with a t-based 95 % CI on
+Satterthwaite degrees of freedom. Every randomised participant with a baseline and at least one
+follow-up value is analysed in the arm allocated (intention to treat); missing visits are
+handled by the likelihood under missing at random (Mallinckrodt et al. 2008, Drug Inf J
+42:303). Site, the stratification factor, is a covariate when there is more than one (EMA
+Guideline on adjustment for baseline covariates, 2015). An ANCOVA at each visit (OLS,
+change ~ baseline + arm; Vickers & Altman 2001 BMJ 323:1123) is reported beside it.
 
 Flow: counts for the CONSORT 2025 diagram (assessed, excluded, randomised, allocated,
 received, lost, discontinued, analysed) or, for a case series, the PROCESS 2023 equivalent.
@@ -21,7 +22,6 @@ received, lost, discontinued, analysed) or, for a case series, the PROCESS 2023 
 from __future__ import annotations
 
 import re
-import warnings
 
 import pandas as pd
 
@@ -59,41 +59,54 @@ def _itt_frame(data: TidyData, outcome: str, control: str, score_rows=None) -> p
 
 
 def mmrm(data: TidyData, outcome: str = "pain", control: str | None = None,
-         score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Treatment effect (treated − control) on the change from baseline at every visit."""
-    import statsmodels.formula.api as smf
+         score_rows: pd.DataFrame | None = None, covariance: str = "us") -> pd.DataFrame:
+    """Treatment effect (treated − control) on the change from baseline at every visit.
+
+    :func:`cryoneuro.analysis.mmrm.fit_mmrm` with fixed effects visit, visit × arm, baseline and
+    site (when there is more than one), the within-participant covariance ``covariance`` (us,
+    cs or ar1), REML, and per-visit contrasts with Satterthwaite degrees of freedom.
+    """
+    import numpy as np
+
+    from cryoneuro.analysis.mmrm import STRUCTURES, fit_mmrm
 
     treated_arm, control = arms(data, control)
     frame = _itt_frame(data, outcome, control, score_rows)
     visits = [v for v in frame.groupby("visit")["day"].median().sort_values().index
               if frame.loc[frame["visit"] == v, "treated"].nunique() == 2]
-    frame = frame[frame["visit"].isin(visits)]
+    frame = frame[frame["visit"].isin(visits)].reset_index(drop=True)
     if frame["participant_id"].nunique() < 4 or not visits:
         raise InputError(f"too few randomised participants with baseline and follow-up "
                          f"'{outcome}' values for a mixed model")
-    # one indicator column per visit × treated, so every coefficient is one visit's effect
-    terms = []
-    for i, visit in enumerate(visits):
-        frame[f"v{i}"] = (frame["visit"] == visit).astype(float)
-        frame[f"t{i}"] = frame[f"v{i}"] * frame["treated"]
-        terms.append(f"t{i}")
-    formula = "change ~ baseline + C(visit) + " + " + ".join(terms)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence chatter; checked below
-        fit = smf.mixedlm(formula, frame, groups=frame["participant_id"]).fit(reml=True)
-    ci = fit.conf_int()
+    site = frame["participant_id"].map(
+        data.participants.set_index("participant_id")["site"]).fillna("")
+    sites = sorted(set(site) - {""})
+    columns: dict[str, np.ndarray] = {"(Intercept)": np.ones(len(frame)),
+                                      "baseline": frame["baseline"].to_numpy(float)}
+    for name in sites[1:]:
+        columns[f"site {name}"] = (site == name).to_numpy(float)
+    for visit in visits[1:]:
+        columns[f"visit {visit}"] = (frame["visit"] == visit).to_numpy(float)
+    for visit in visits:
+        columns[f"{treated_arm} at {visit}"] = ((frame["visit"] == visit)
+                                                & (frame["treated"] == 1)).to_numpy(float)
+    rank = {v: i for i, v in enumerate(visits)}
+    fit = fit_mmrm(frame["change"].to_numpy(float), np.column_stack(list(columns.values())),
+                   frame["participant_id"].to_numpy(), frame["visit"].map(rank).to_numpy(),
+                   len(visits), list(columns), covariance)  # type: ignore[arg-type]
     rows = []
-    for i, visit in enumerate(visits):
-        name = f"t{i}"
+    for visit in visits:
+        c = fit.contrast(f"{treated_arm} at {visit}")
         n_visit = frame[frame["visit"] == visit].groupby("treated").size()
         rows.append({"outcome": outcome, "visit": visit,
                      "months": round(float(frame.loc[frame["visit"] == visit, "day"].median())
                                      / 30.4375, 1),
-                     "comparison": f"{treated_arm} − {control}", "method": "MMRM",
+                     "comparison": f"{treated_arm} − {control}",
+                     "method": f"MMRM ({STRUCTURES[covariance]})",
                      "n_treated": int(n_visit.get(1.0, 0)), "n_control": int(n_visit.get(0.0, 0)),
-                     "effect": float(fit.params[name]), "ci_lower": float(ci.loc[name, 0]),
-                     "ci_upper": float(ci.loc[name, 1]), "p_value": float(fit.pvalues[name]),
-                     "converged": bool(fit.converged),
+                     "effect": c.estimate, "se": c.se, "df": c.df, "ci_lower": c.ci_lower,
+                     "ci_upper": c.ci_upper, "p_value": c.p, "converged": fit.converged,
+                     "note": fit.message, "sites_adjusted": len(sites) > 1,
                      "participants": int(frame["participant_id"].nunique())})
     return pd.DataFrame(rows)
 

@@ -7,7 +7,8 @@ One call, :func:`analyse`, runs every analysis the data support and writes ``ana
    characteristics of participants, neuromas and procedures;
 2. pain, quality of life and mobility: change from baseline with 95 % CIs at every visit,
    short and long term; responder rates at 30 % and 50 % with exact CIs;
-3. for an RCT, the intention-to-treat treatment effect (MMRM, with ANCOVA beside it);
+3. for an RCT, the intention-to-treat treatment effect (MMRM with unstructured covariance and
+   Satterthwaite df, :mod:`cryoneuro.analysis.mmrm`, with ANCOVA beside it);
 4. Kaplan–Meier time to pain recurrence and to re-intervention;
 5. safety outcomes by NICE category with exact CIs;
 6. calibration of the plans' predicted relief against observed recurrence.
@@ -79,7 +80,7 @@ def _median_iqr(values: pd.Series) -> str:
 
 def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | None = None,
             control: str | None = None, progress: Callable[[str], None] | None = None,
-            duplicates: str = "refuse") -> dict[str, Any]:
+            duplicates: str = "refuse", covariance: str = "us") -> dict[str, Any]:
     """Check the data (:func:`cryoneuro.analysis.validate.check`), run every analysis the data
     support, write the report and return the headline results."""
     from cryoneuro.analysis.validate import Checked, check
@@ -149,15 +150,19 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
 
     if is_rct:
         step("mixed model (ITT)")
-        mm = rct.mmrm(data, pain, control, scores)
+        from cryoneuro.analysis.mmrm import STRUCTURES
+
+        mmrm_label = STRUCTURES[covariance]
+        mm = rct.mmrm(data, pain, control, scores, covariance=covariance)
         an = rct.ancova(data, pain, control, scores)
         both = pd.concat([mm, an], ignore_index=True)
         results["treatment_effect"] = both.to_dict(orient="records")
         sections.append(Section(
             "Randomised comparison (intention to treat)",
             "Difference between arms in the change from baseline; negative favours the treated "
-            "arm for pain. MMRM: REML mixed model with visit, visit × arm and baseline, "
-            "participant random intercept; ANCOVA at each visit as a second method.",
+            "arm for pain. MMRM: visit, visit × arm, baseline and site as fixed effects, "
+            f"{mmrm_label} covariance across visits, REML, 95 % CI on Satterthwaite degrees of "
+            "freedom; ANCOVA at each visit as a second method.",
             [Table("treatment_effect", "Treatment effect on pain", both),
              Figure("treatment_effect", "Treatment effect on pain (95 % CI)",
                     rct.effect_figure([mm, an], oc.OUTCOMES[pain].label))]))

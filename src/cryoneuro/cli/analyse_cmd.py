@@ -34,6 +34,9 @@ def analyse_cmd(
                                    help="refuse (default) or drop-identical: drop rows that repeat "
                                         "another row in every column, listed in the report; "
                                         "conflicting duplicates are always refused."),
+    covariance: str = typer.Option("us", "--covariance",
+                                   help="MMRM covariance across visits: us (unstructured, "
+                                        "default), cs (compound symmetry) or ar1."),
     schema: bool = typer.Option(False, "--schema", help="Print the tidy format and exit."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
 ) -> None:
@@ -65,6 +68,9 @@ def analyse_cmd(
     from cryoneuro.cli.simulate_cmd import progress_bar
 
     # check the data and the options before the bar starts, so an error stays one line
+    covariance = covariance.strip().lower()
+    if covariance not in ("us", "cs", "ar1"):
+        raise InputError(f"--covariance '{covariance}': use us, cs or ar1")
     checked = check(dataset, duplicates=duplicates.strip().lower().replace("-", "_"))
     dataset = checked.data
     rct.primary_visit(dataset, primary_visit)
@@ -74,6 +80,7 @@ def analyse_cmd(
     with progress_bar(not json_output) as bar:
         task = bar.add_task("analysing", total=len(_STEPS))
         results = analyse(checked, out_dir, primary_visit=primary_visit, control=control,
+                          covariance=covariance,
                           progress=lambda msg: bar.update(
                               task, completed=_STEPS.index(msg) if msg in _STEPS else 0,
                               description=msg))
