@@ -26,7 +26,7 @@ import pandas as pd
 
 from cryoneuro._json import json_safe
 from cryoneuro.analysis import outcomes as oc
-from cryoneuro.analysis import rct, safety, survival
+from cryoneuro.analysis import effects, rct, safety, survival
 from cryoneuro.analysis.report import Figure, Section, Table, atomic_write, write_report
 from cryoneuro.analysis.tidy import TidyData
 from cryoneuro.errors import InputError
@@ -80,7 +80,8 @@ def _median_iqr(values: pd.Series) -> str:
 
 def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | None = None,
             control: str | None = None, progress: Callable[[str], None] | None = None,
-            duplicates: str = "refuse", covariance: str = "us") -> dict[str, Any]:
+            duplicates: str = "refuse", covariance: str = "us", report: bool = True
+            ) -> dict[str, Any]:
     """Check the data (:func:`cryoneuro.analysis.validate.check`), run every analysis the data
     support, write the report and return the headline results."""
     from cryoneuro.analysis.validate import Checked, check
@@ -166,11 +167,27 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
             [Table("treatment_effect", "Treatment effect on pain", both),
              Figure("treatment_effect", "Treatment effect on pain (95 % CI)",
                     rct.effect_figure([mm, an], oc.OUTCOMES[pain].label))]))
+        step("between-arm effects, every outcome")
+        others = [code for code in available if code != pain]
+        secondary = effects.continuous(data, scores, control, covariance, others)
+        resp = effects.responders(data, scores, control, pain)
+        results["secondary_effects"] = secondary.to_dict(orient="records")
+        results["responder_effects"] = resp.to_dict(orient="records")
+        sections.append(Section(
+            "Between-arm effects for every outcome",
+            "Continuous outcomes: the same MMRM as the primary analysis (see each row for "
+            "which direction favours the treated arm). Responders: risk difference with "
+            "Newcombe's hybrid score 95 % CI and the conditional odds ratio with its exact "
+            "95 % CI (Fisher).",
+            [Table("secondary_effects", "Quality of life, foot function and mobility: "
+                   "treated − control", secondary),
+             Table("responder_effects", "Pain responders: treated − control", resp)]))
 
     step("time to recurrence and re-intervention")
     recurrence = survival.recurrence_times(data, pain, score_rows=scores)
     km_items: list[Table | Figure] = []
     results["survival"] = {}
+    hazard_rows: list[dict[str, Any]] = []
     for name, times, title in (("recurrence", recurrence, "pain recurrence"),
                                ("reintervention", survival.reintervention_times(data),
                                 "re-intervention")):
@@ -180,8 +197,19 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
         km_items += [Table(f"km_{name}", f"Time to {title}", table,
                            "Kaplan–Meier (lifelines); median with 95 % CI; free-of-event "
                            "probability at 3, 6 and 12 months"),
-                     Figure(f"km_{name}", f"Time to {title}", fig)]
+                     Table(f"at_risk_{name}", f"Numbers at risk: {title}",
+                           survival.at_risk(times)),
+                     Figure(f"km_{name}", f"Time to {title}", fig,
+                            "numbers at risk below the axis")]
         results["survival"][name] = table.to_dict(orient="records")
+        if is_rct:
+            hr = effects.hazard_ratio(times, *rct.arms(data, control), title)
+            hazard_rows.append(hr)
+    if hazard_rows:
+        hazards = pd.DataFrame(hazard_rows)
+        results["hazard_ratios"] = hazards.to_dict(orient="records")
+        km_items.append(Table("hazard_ratios", "Hazard ratios (Cox, treated / control)", hazards,
+                              "lifelines CoxPHFitter, Efron ties, Wald 95 % CI"))
     sections.append(Section(
         "Duration of relief", "Recurrence: relief ends between the last visit with a 30 % pain "
         "reduction and the first without; times are the midpoints of those intervals.",
@@ -190,9 +218,16 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
     step("safety")
     safety_rows = safety.safety_table(data)
     results["safety"] = safety_rows.to_dict(orient="records")
-    sections.append(Section("Safety (NICE HTG652 categories)", "", [
-        Table("safety", "Participants with at least one event", safety_rows,
-              "exact Clopper–Pearson 95 % CI; further interventions include re-interventions")]))
+    safety_items = [Table("safety", "Participants with at least one event", safety_rows,
+                          "exact Clopper–Pearson 95 % CI; further interventions include "
+                          "re-interventions")]
+    if is_rct:
+        safety_diff = effects.safety(safety_rows, *rct.arms(data, control))
+        results["safety_effects"] = safety_diff.to_dict(orient="records")
+        safety_items.append(Table("safety_effects", "Safety: treated − control", safety_diff,
+                                  "risk difference with Newcombe hybrid score 95 % CI; risk "
+                                  "ratio with Koopman score 95 % CI; Fisher's exact p"))
+    sections.append(Section("Safety (NICE HTG652 categories)", "", safety_items))
 
     step("calibration of predicted relief")
     treated_arm = rct.arms(data, control)[0] if is_rct else None
@@ -211,6 +246,11 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
                             cal_summary.get("note", ""), cal_items))
 
     step("writing the report")
+    if not report:  # results only (programmatic use: simulation, power checks)
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+        return results
     paths = write_report(out, "Study analysis — cryoablation of neuromas", sections,
                          subtitle=f"{data.source} · {design.replace('_', ' ')}", stem="analysis")
     results["files"] = {k: str(v) for k, v in paths.items()}
