@@ -80,7 +80,8 @@ def _median_iqr(values: pd.Series) -> str:
 
 def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | None = None,
             control: str | None = None, progress: Callable[[str], None] | None = None,
-            duplicates: str = "refuse", covariance: str = "us", report: bool = True
+            duplicates: str = "refuse", covariance: str = "us", report: bool = True,
+            unit_costs: dict[str, float] | None = None, bootstrap: int = 2000, seed: int = 1
             ) -> dict[str, Any]:
     """Check the data (:func:`cryoneuro.analysis.validate.check`), run every analysis the data
     support, write the report and return the headline results."""
@@ -228,6 +229,32 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
                                   "risk difference with Newcombe hybrid score 95 % CI; risk "
                                   "ratio with Koopman score 95 % CI; Fisher's exact p"))
     sections.append(Section("Safety (NICE HTG652 categories)", "", safety_items))
+
+    if unit_costs is not None:
+        step("cost-utility")
+        if not is_rct:
+            raise InputError("--economics compares two arms; the data are a case series")
+        from cryoneuro.analysis import economics
+
+        cu = economics.cost_utility(data, scores, unit_costs, *rct.arms(data, control),
+                                    n_bootstrap=bootstrap, seed=seed)
+        results["cost_utility"] = cu.summary
+        plane, curve = economics.figures(cu)
+        summary = pd.DataFrame([{"quantity": k, "value": v} for k, v in cu.summary.items()])
+        items: list[Table | Figure] = [
+            Table("cost_utility", "Cost-utility (NHS perspective)", summary,
+                  "QALYs by AUC of the EQ-5D-5L index, baseline-adjusted by OLS; costs from "
+                  "the unit-cost table; NMB at £20,000 and £30,000 per QALY; percentile 95 % "
+                  f"intervals from {bootstrap} bootstrap replicates (seed {seed})"),
+            Figure("ce_plane", "Cost-effectiveness plane", plane),
+            Figure("ceac", "Cost-effectiveness acceptability curve", curve),
+            Table("qaly_costs", "QALYs and costs per participant", cu.per_participant)]
+        if cu.excluded:
+            items.append(Table("cost_utility_excluded", "Left out of the cost-utility analysis",
+                               pd.DataFrame(cu.excluded)))
+        results["cost_utility_excluded"] = cu.excluded
+        sections.append(Section("Cost-utility (NICE reference case, within trial)",
+                                economics.__doc__.split("\n\n")[1].replace("\n", " "), items))
 
     step("calibration of predicted relief")
     treated_arm = rct.arms(data, control)[0] if is_rct else None

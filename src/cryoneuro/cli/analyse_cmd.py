@@ -11,7 +11,7 @@ from cryoneuro.cli._app import app, emit_json, out, user_errors
 from cryoneuro.errors import InputError
 
 _STEPS = ["scoring", "participant flow", "change from baseline", "mixed model (ITT)",
-          "between-arm effects, every outcome",
+          "between-arm effects, every outcome", "cost-utility",
           "time to recurrence and re-intervention", "safety", "calibration of predicted relief",
           "writing the report"]
 
@@ -30,7 +30,8 @@ def analyse_cmd(
     synthetic: str = typer.Option(None, "--synthetic",
                                   help="Analyse a generated study instead: rct or case-series "
                                        "(its tables are written to OUT/data)."),
-    seed: int = typer.Option(1, "--seed", help="Seed of the --synthetic study."),
+    seed: int = typer.Option(1, "--seed", help="Seed of the --synthetic study and of the "
+                                               "cost-utility bootstrap."),
     duplicates: str = typer.Option("refuse", "--duplicates",
                                    help="refuse (default) or drop-identical: drop rows that repeat "
                                         "another row in every column, listed in the report; "
@@ -38,6 +39,11 @@ def analyse_cmd(
     covariance: str = typer.Option("us", "--covariance",
                                    help="MMRM covariance across visits: us (unstructured, "
                                         "default), cs (compound symmetry) or ar1."),
+    economics: Path = typer.Option(None, "--economics",
+                                   help="Unit-cost CSV (item, unit_cost_gbp, source): add the "
+                                        "cost-utility analysis (QALYs, ICER, NMB, CEAC)."),
+    bootstrap: int = typer.Option(2000, "--bootstrap",
+                                  help="Bootstrap replicates of the cost-utility analysis."),
     schema: bool = typer.Option(False, "--schema", help="Print the tidy format and exit."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
 ) -> None:
@@ -72,6 +78,13 @@ def analyse_cmd(
     covariance = covariance.strip().lower()
     if covariance not in ("us", "cs", "ar1"):
         raise InputError(f"--covariance '{covariance}': use us, cs or ar1")
+    unit_costs = None
+    if economics is not None:
+        from cryoneuro.analysis.economics import load_unit_costs
+
+        if bootstrap < 100:
+            raise InputError(f"--bootstrap {bootstrap}: use at least 100 replicates")
+        unit_costs = load_unit_costs(economics)
     checked = check(dataset, duplicates=duplicates.strip().lower().replace("-", "_"))
     dataset = checked.data
     rct.primary_visit(dataset, primary_visit)
@@ -81,7 +94,8 @@ def analyse_cmd(
     with progress_bar(not json_output) as bar:
         task = bar.add_task("analysing", total=len(_STEPS))
         results = analyse(checked, out_dir, primary_visit=primary_visit, control=control,
-                          covariance=covariance,
+                          covariance=covariance, unit_costs=unit_costs, bootstrap=bootstrap,
+                          seed=seed,
                           progress=lambda msg: bar.update(
                               task, completed=_STEPS.index(msg) if msg in _STEPS else 0,
                               description=msg))
