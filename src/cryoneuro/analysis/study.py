@@ -32,8 +32,9 @@ from cryoneuro.analysis.tidy import TidyData
 from cryoneuro.errors import InputError
 
 
-def characteristics(data: TidyData) -> pd.DataFrame:
-    """Baseline characteristics per arm (PROCESS 2023 items: patient, lesion, procedure)."""
+def characteristics(data: TidyData, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Baseline characteristics per arm (PROCESS 2023 items: patient, lesion, procedure), and
+    the baseline value of every outcome (mean (SD), n) — CONSORT item 15."""
     people = data.participants[data.participants["status"].fillna("") != "screen_failed"].copy()
     people["arm"] = people["arm"].fillna("").replace("", "all")
     procedures = data.procedures.drop_duplicates("participant_id").set_index("participant_id")
@@ -61,7 +62,26 @@ def characteristics(data: TidyData) -> pd.DataFrame:
                 g["participant_id"].map(procedures[c]) == v))
     add("procedure planned with cryoneuro", lambda g: _count(
         g["participant_id"].map(procedures["has_plan"]).fillna(False).astype(bool)))
+    if scores is not None:
+        base = scores[scores["visit_code"] == "baseline"]
+        for outcome in oc.OUTCOMES.values():
+            rows_o = base[(base["instrument"] == outcome.instrument)
+                          & (base["measure"] == outcome.measure)]
+            if rows_o.empty:
+                continue
+            value = pd.to_numeric(rows_o["value"], errors="coerce")
+            by_pid = pd.Series(value.to_numpy(), index=rows_o["participant_id"])
+            add(f"baseline {outcome.label}: mean (SD), n",
+                lambda g, v=by_pid: _mean_sd(v.reindex(g["participant_id"])))
     return pd.DataFrame(rows)
+
+
+def _mean_sd(values: pd.Series) -> str:
+    x = pd.to_numeric(values, errors="coerce").dropna()
+    if x.empty:
+        return "–"
+    sd = f"{x.std(ddof=1):.2f}" if len(x) > 1 else "–"
+    return f"{x.mean():.2f} ({sd}), {len(x)}"
 
 
 def _count(mask: pd.Series) -> str:
@@ -128,7 +148,7 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
         f"{counts['enrolled']} enrolled of {counts['assessed']} assessed. Primary visit: "
         f"{primary}."), [Figure("flow", flow_name, rct.flow_figure(counts, is_rct)),
                          Table("characteristics", "Baseline characteristics",
-                               characteristics(data))]))
+                               characteristics(data, scores))]))
 
     step("change from baseline")
     efficacy: list[Table | Figure] = []
