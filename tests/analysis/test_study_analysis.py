@@ -225,3 +225,6 @@ def test_rct_report_has_between_arm_effects_for_every_outcome(tmp_path):
     hazards = {h["endpoint"]: h for h in results["hazard_ratios"]}
     assert hazards["pain recurrence"]["hazard_ratio"] < 1  # relief lasts longer when treated
     assert results["treatment_effect"][0]["df"] > 0
+    # estimands: the MI table at the primary visit and the composite responders are there
+    assert {row["delta"] for row in results["multiple_imputation"]} >= {0.0}
+    assert len(results["composite_responders"]) == 3

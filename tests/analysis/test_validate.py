@@ -194,6 +194,11 @@ def test_a_control_arm_without_procedure_rows_keeps_its_denominators(trial):
     assert set(table.loc[table["arm"] == "sham", "exposed"]) == {10}
     times = survival.reintervention_times(data)
     assert (times["arm"] == "sham").sum() == 10
+    # the CONSORT flow says the sham arm's treatment is not recorded, rather than "0 received"
+    from cryoneuro.analysis.rct import flow
+
+    arms = flow(data, "m3")["arms"]
+    assert arms["sham"]["received"] is None and arms["cryoablation"]["received"] == 10
     # in the arm whose procedures are recorded, a participant without one is left out, listed
     first = min(set(trial.procedures["participant_id"]) - sham)
     fewer = from_frames(participants=trial.participants, procedures=trial.procedures[

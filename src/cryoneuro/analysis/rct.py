@@ -152,8 +152,11 @@ def flow(data: TidyData, primary_visit: str | None, outcome: str = "pain",
     for arm, group in included.groupby(included["arm"].fillna("").replace("", "all")):
         ids = set(group["participant_id"])
         s = status.loc[group.index]
+        # an arm without any procedures rows (e.g. surgery) has its treatment unrecorded here:
+        # "received" is unknown (None), not 0
+        received = len(ids & treated) if ids & treated else (None if treated else len(ids))
         counts["arms"][arm] = {
-            "allocated": len(ids), "received": len(ids & treated) if treated else len(ids),
+            "allocated": len(ids), "received": received,
             "lost_to_follow_up": int((s == "lost_to_follow_up").sum()),
             "discontinued": int((s == "withdrawn").sum()),
             "analysed_itt": len(ids & followed & with_baseline),
@@ -192,7 +195,8 @@ def flow_figure(counts: dict, rct: bool):
         arrow(mid, 3.45, x, 2.95)
         box(x, 2.7, (f"Allocated to {arm} (n = {a['allocated']})\n" if rct else
                      f"{arm}: enrolled (n = {a['allocated']})\n") +
-            f"received the procedure (n = {a['received']})")
+            (f"received the procedure (n = {a['received']})" if a["received"] is not None
+             else "treatment not recorded in procedures"))
         arrow(x, 2.45, x, 1.95)
         box(x, 1.7, f"Lost to follow-up (n = {a['lost_to_follow_up']})\n"
                     f"Discontinued (n = {a['discontinued']})")

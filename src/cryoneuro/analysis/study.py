@@ -17,6 +17,7 @@ One call, :func:`analyse`, runs every analysis the data support and writes ``ana
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,39 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
             [Table("treatment_effect", "Treatment effect on pain", both),
              Figure("treatment_effect", "Treatment effect on pain (95 % CI)",
                     rct.effect_figure([mm, an], oc.OUTCOMES[pain].label))]))
+        step("estimands and sensitivity")
+        from cryoneuro.analysis import estimands
+
+        est_items: list[Table | Figure] = []
+        if primary is not None:
+            try:
+                tipping = estimands.tipping_point(data, scores, control, primary, pain,
+                                                  seed=seed)
+            except InputError as exc:
+                results["tipping_point_note"] = str(exc)
+            else:
+                results["multiple_imputation"] = tipping.to_dict(orient="records")
+                point = tipping["tipping_point"].iloc[0]
+                est_items.append(Table(
+                    "tipping_point", f"Multiple imputation at {primary} with delta adjustment",
+                    tipping, "50 imputations within arm (Bayesian regression on baseline, "
+                    f"seed {seed}), ANCOVA, Rubin's rules with Barnard–Rubin df; δ worsens the "
+                    "treated arm's imputed values; tipping point = first δ whose CI reaches 0"
+                    + (f": {point:.2f} points" if math.isfinite(point) else
+                       ": none (the CI includes 0 at δ = 0, or never within the δ range)")))
+        composite = estimands.composite_responders(data, scores, control, pain)
+        results["composite_responders"] = composite.to_dict(orient="records")
+        est_items.append(Table("composite_responders", "Responders (≥ 30 %), composite strategy",
+                               composite, "re-intervention on or before the visit = failure; "
+                               "missing = non-responder; denominators: all randomised"))
+        sections.append(Section(
+            "Estimands and sensitivity (ICH E9(R1))",
+            "Primary estimand: treatment-policy for re-intervention (values after it used as "
+            "observed), hypothetical for withdrawal and loss to follow-up (MMRM under missing "
+            "at random). Sensitivity: multiple imputation with a tipping-point delta "
+            "adjustment (missing not at random); responders with a composite strategy.",
+            est_items))
+
         step("between-arm effects, every outcome")
         others = [code for code in available if code != pain]
         secondary = effects.continuous(data, scores, control, covariance, others)

@@ -11,6 +11,7 @@ from cryoneuro.cli._app import app, emit_json, out, user_errors
 from cryoneuro.errors import InputError
 
 _STEPS = ["scoring", "participant flow", "change from baseline", "mixed model (ITT)",
+          "estimands and sensitivity",
           "between-arm effects, every outcome", "cost-utility",
           "time to recurrence and re-intervention", "safety", "calibration of predicted relief",
           "writing the report"]
