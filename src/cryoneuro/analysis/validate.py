@@ -293,9 +293,10 @@ def _check_scores(data: TidyData) -> None:
             item = inst.item(measure)
             for value in pd.unique(values[given]):
                 try:
-                    # the instrument's own preparation first (EQ-5D-5L: a profile → 5 items)
-                    answers = inst.prepare(code, {measure: value}) if inst.prepare else \
-                        {measure: value}
+                    # a text item is expanded by the instrument's own preparation first
+                    # (EQ-5D-5L: a profile → its 5 items); other items are checked as they are
+                    answers = inst.prepare(code, {measure: value}) \
+                        if inst.prepare and item.kind == "text" else {measure: value}
                     for name, answer in answers.items():
                         check_item(code, inst.item(name) if name != measure else item, answer)
                 except InputError as exc:
