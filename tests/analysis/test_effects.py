@@ -71,3 +71,33 @@ def test_numbers_at_risk_are_counted_by_hand():
     table = survival.at_risk(times, days=(0, 91, 182, 365)).set_index("arm")
     assert list(table.loc["a"]) == [4, 3, 2, 1]   # 91 is still at risk on day 91
     assert list(table.loc["b"]) == [3, 1, 0, 0]
+
+
+def test_subgroup_interaction_f_test_by_hand():
+    import numpy as np
+    from scipy import stats
+
+    from cryoneuro.analysis.outcomes import outcome_values, scored
+    from cryoneuro.analysis.synthetic import SyntheticStudy, generate
+
+    data = generate(SyntheticStudy(n_per_arm=30, seed=12))
+    scores = scored(data)
+    table, tests = effects.subgroups(data, scores, None, "m3")
+    site = tests.set_index("factor").loc["site"]
+    v = outcome_values(data, "pain", scores).query("visit_code == 'm3'").dropna(
+        subset=["baseline", "change"])
+    level = v["participant_id"].map(data.participants.set_index("participant_id")["site"])
+    t = (v["arm"] == "cryoablation").to_numpy(float)
+    dummies = [(level == s).to_numpy(float) for s in sorted(set(level))[1:]]
+    base = [np.ones(len(v)), v["baseline"].to_numpy(float), t, *dummies]
+    X0 = np.column_stack(base)
+    X1 = np.column_stack(base + [t * d for d in dummies])
+    y = v["change"].to_numpy(float)
+    rss0 = np.sum((y - X0 @ np.linalg.lstsq(X0, y, rcond=None)[0]) ** 2)
+    rss1 = np.sum((y - X1 @ np.linalg.lstsq(X1, y, rcond=None)[0]) ** 2)
+    q, df_den = len(dummies), len(y) - X1.shape[1]
+    f = (rss0 - rss1) / q / (rss1 / df_den)
+    assert site["interaction_F"] == pytest.approx(f, rel=1e-10)
+    assert site["interaction_p"] == pytest.approx(stats.f.sf(f, q, df_den), rel=1e-8)
+    # within-level effects: one row per site level, each with both arms
+    assert set(table.query("factor == 'site'")["level"]) == set(level)

@@ -144,3 +144,79 @@ def hazard_ratio(times: pd.DataFrame, treated_arm: str, control_arm: str, endpoi
                 "ci_lower": float(summary["exp(coef) lower 95%"]),
                 "ci_upper": float(summary["exp(coef) upper 95%"]), "p": float(summary["p"])})
     return out
+
+
+SUBGROUP_FACTORS = {"site": "site", "sex": "sex", "neuroma_type": "neuroma type"}
+
+
+def subgroups(data: TidyData, scores: pd.DataFrame, control: str | None, visit: str,
+              outcome: str = "pain", min_per_arm: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Treatment effect at one visit within subgroups, and the treatment × subgroup test.
+
+    Within each level: ANCOVA change ~ baseline + treated. Interaction: the F test comparing
+    change ~ baseline + treated + level with change ~ baseline + treated × level (OLS,
+    statsmodels ``compare_f_test``); a factor is examined when at least two of its levels have
+    ``min_per_arm`` participants per arm. Subgroups are exploratory: the interaction p, not
+    the within-level CIs, says whether the effect differs.
+    """
+    import statsmodels.formula.api as smf
+
+    treated_arm, control_arm = rct.arms(data, control)
+    values = oc.outcome_values(data, outcome, scores).dropna(subset=["baseline", "change"])
+    frame = values[(values["visit_code"] == visit)
+                   & values["arm"].isin([treated_arm, control_arm])].copy()
+    frame["treated"] = (frame["arm"] == treated_arm).astype(float)
+    people = data.participants.set_index("participant_id")
+    effects_rows, tests = [], []
+    for column, label in SUBGROUP_FACTORS.items():
+        frame["level"] = frame["participant_id"].map(people[column]).fillna("")
+        counts = frame[frame["level"] != ""].groupby(["level", "treated"]).size().unstack(
+            fill_value=0)
+        levels = [lvl for lvl in counts.index
+                  if counts.shape[1] == 2 and counts.loc[lvl].min() >= min_per_arm]
+        if len(levels) < 2:
+            continue
+        sub = frame[frame["level"].isin(levels)]
+        for level in levels:
+            group = sub[sub["level"] == level]
+            fit = smf.ols("change ~ baseline + treated", group).fit()
+            lo, hi = fit.conf_int().loc["treated"]
+            effects_rows.append({"factor": label, "level": level, "visit": visit,
+                                 "n_treated": int(group["treated"].sum()),
+                                 "n_control": int((1 - group["treated"]).sum()),
+                                 "effect": float(fit.params["treated"]), "ci_lower": float(lo),
+                                 "ci_upper": float(hi)})
+        full = smf.ols("change ~ baseline + treated * C(level)", sub).fit()
+        reduced = smf.ols("change ~ baseline + treated + C(level)", sub).fit()
+        f, p, df = full.compare_f_test(reduced)
+        tests.append({"factor": label, "levels": len(levels), "visit": visit,
+                      "interaction_F": float(f), "df_num": int(df), "df_den": int(full.df_resid),
+                      "interaction_p": float(p)})
+    return pd.DataFrame(effects_rows), pd.DataFrame(tests)
+
+
+def subgroup_figure(table: pd.DataFrame, tests: pd.DataFrame, overall: float, label: str):
+    """Forest plot of the within-subgroup effects, with each factor's interaction p."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 0.4 * (len(table) + 2 * len(tests)) + 1.4))
+    y, ticks, names = 0.0, [], []
+    p_of = dict(zip(tests["factor"], tests["interaction_p"]))
+    for factor, group in table.groupby("factor", sort=False):
+        ticks.append(y)
+        names.append(f"{factor} (interaction p = {p_of[factor]:.2g})")
+        y -= 1
+        for _, row in group.iterrows():
+            ax.plot([row["ci_lower"], row["ci_upper"]], [y, y], color="#333")
+            ax.plot([row["effect"]], [y], "s", color="#0057b8")
+            ticks.append(y)
+            names.append(f"   {row['level']} ({row['n_treated']}/{row['n_control']})")
+            y -= 1
+        y -= 0.5
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.axvline(overall, color="#c62828", ls="--", lw=0.8, label="overall (MMRM)")
+    ax.set_yticks(ticks, names, fontsize=8)
+    ax.set_xlabel(f"treatment effect, {label} (95 % CI)")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

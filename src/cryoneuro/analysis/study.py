@@ -222,6 +222,23 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
             "adjustment (missing not at random); responders with a composite strategy.",
             est_items))
 
+        if primary is not None:
+            sub_table, sub_tests = effects.subgroups(data, scores, control, primary, pain)
+            if len(sub_tests):
+                results["subgroups"] = sub_table.to_dict(orient="records")
+                results["subgroup_interactions"] = sub_tests.to_dict(orient="records")
+                overall = float(mm.loc[mm["visit"] == primary, "effect"].iloc[0]) \
+                    if (mm["visit"] == primary).any() else 0.0
+                est_items += [
+                    Table("subgroup_interactions", f"Treatment × subgroup interaction at "
+                          f"{primary} (exploratory)", sub_tests,
+                          "F test of the interaction terms in an ANCOVA"),
+                    Table("subgroups", "Effect within subgroups", sub_table,
+                          "ANCOVA within each level; levels with ≥ 3 participants per arm"),
+                    Figure("subgroups", "Subgroup forest plot",
+                           effects.subgroup_figure(sub_table, sub_tests, overall,
+                                                   oc.OUTCOMES[pain].label))]
+
         step("between-arm effects, every outcome")
         others = [code for code in available if code != pain]
         secondary = effects.continuous(data, scores, control, covariance, others)
