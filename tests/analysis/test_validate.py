@@ -227,3 +227,18 @@ def test_measure_ranges_come_from_the_instruments_and_match_their_descriptions()
     assert measure_range("nrs", "pain") == (0.0, 10.0)
     assert measure_range("moxfq", "walking_standing") == (0.0, 100.0)
     assert measure_range("eq5d5l", "profile") is None
+
+
+def test_consort_flow_counts_reasons():
+    from cryoneuro.analysis.rct import flow
+
+    data = generate(SyntheticStudy(n_per_arm=20, screen_failures=5, dropout_per_visit=0.1,
+                                   seed=8))
+    counts = flow(data, "m3")
+    people = data.participants
+    failed = people[people["status"] == "screen_failed"]["status_reason"]
+    assert counts["excluded_reasons"] == failed.value_counts().to_dict()
+    assert sum(counts["excluded_reasons"].values()) == counts["excluded"] == 5
+    for arm, a in counts["arms"].items():
+        lost = people[(people["arm"] == arm) & (people["status"] == "lost_to_follow_up")]
+        assert sum(a["lost_reasons"].values()) == a["lost_to_follow_up"] == len(lost)

@@ -145,7 +145,13 @@ def flow(data: TidyData, primary_visit: str | None, outcome: str = "pain",
     at_primary = set(values[(values["visit_code"] == primary_visit)].dropna(
         subset=["baseline", "value"])["participant_id"]) if primary_visit else set()
     treated = set(data.procedures["participant_id"])
+    reason = people["status_reason"].fillna("").str.strip().replace("", "reason not given")
+
+    def reasons(mask: pd.Series) -> dict[str, int]:
+        return {str(k): int(v) for k, v in reason[mask].value_counts().items()}
+
     counts = {"assessed": len(people), "excluded": int((status == "screen_failed").sum()),
+              "excluded_reasons": reasons(status == "screen_failed"),
               "primary_visit": primary_visit, "arms": {}}
     included = people[status != "screen_failed"]
     counts["enrolled"] = len(included)
@@ -158,7 +164,10 @@ def flow(data: TidyData, primary_visit: str | None, outcome: str = "pain",
         counts["arms"][arm] = {
             "allocated": len(ids), "received": received,
             "lost_to_follow_up": int((s == "lost_to_follow_up").sum()),
+            "lost_reasons": reasons(status.index.isin(group.index) & (status == "lost_to_follow_up")),
             "discontinued": int((s == "withdrawn").sum()),
+            "discontinued_reasons": reasons(status.index.isin(group.index)
+                                            & (status == "withdrawn")),
             "analysed_itt": len(ids & followed & with_baseline),
             "with_primary_visit": len(ids & at_primary)}
     return counts
@@ -186,7 +195,8 @@ def flow_figure(counts: dict, rct: bool):
     box(mid, 4.6, f"Assessed for eligibility (n = {counts['assessed']})")
     side = mid + 0.3 * width
     arrow(mid, 4.05, side - 0.12 * width, 4.05)
-    box(side, 4.05, f"Excluded (n = {counts['excluded']})", "#fff8e1")
+    box(side, 4.05, f"Excluded (n = {counts['excluded']})"
+        + _reason_lines(counts.get("excluded_reasons", {})), "#fff8e1")
     arrow(mid, 4.45, mid, 3.75)
     box(mid, 3.6, ("Randomised" if rct else "Enrolled and treated") + f" (n = {counts['enrolled']})")
     for i, arm in enumerate(arms):
@@ -198,14 +208,25 @@ def flow_figure(counts: dict, rct: bool):
             (f"received the procedure (n = {a['received']})" if a["received"] is not None
              else "treatment not recorded in procedures"))
         arrow(x, 2.45, x, 1.95)
-        box(x, 1.7, f"Lost to follow-up (n = {a['lost_to_follow_up']})\n"
-                    f"Discontinued (n = {a['discontinued']})")
+        box(x, 1.7, f"Lost to follow-up (n = {a['lost_to_follow_up']})"
+                    + _reason_lines(a.get("lost_reasons", {}))
+                    + f"\nDiscontinued (n = {a['discontinued']})"
+                    + _reason_lines(a.get("discontinued_reasons", {})))
         arrow(x, 1.45, x, 0.95)
         primary = counts["primary_visit"] or "primary visit"
         box(x, 0.6, f"Analysed, ITT mixed model (n = {a['analysed_itt']})\n"
                     f"with {primary} outcome (n = {a['with_primary_visit']})")
     fig.tight_layout()
     return fig
+
+
+def _reason_lines(reasons: dict[str, int], most: int = 3) -> str:
+    """Up to ``most`` reasons as indented lines ("  • lost contact: 3"), the rest summed."""
+    items = sorted(reasons.items(), key=lambda kv: -kv[1])
+    lines = [f"\n  • {name[:34]}: {n}" for name, n in items[:most]]
+    if len(items) > most:
+        lines.append(f"\n  • other reasons: {sum(n for _, n in items[most:])}")
+    return "".join(lines)
 
 
 def effect_figure(tables: list[pd.DataFrame], label: str):

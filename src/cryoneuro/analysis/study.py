@@ -299,6 +299,15 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
         safety_items.append(Table("safety_effects", "Safety: treated − control", safety_diff,
                                   "risk difference with Newcombe hybrid score 95 % CI; risk "
                                   "ratio with Koopman score 95 % CI; Fisher's exact p"))
+    if len(data.adverse_events):
+        arm_of = data.participants.set_index("participant_id")["arm"].fillna("")
+        listing = data.adverse_events.assign(arm=data.adverse_events["participant_id"].map(arm_of))
+        listing = listing[["participant_id", "arm", "days_since_procedure", "category",
+                           "severity", "serious", "relatedness", "outcome", "device_incident",
+                           "description"]].sort_values(["arm", "participant_id",
+                                                        "days_since_procedure"])
+        safety_items.append(Table("adverse_event_listing", "Adverse event listing", listing,
+                                  "every adverse event, by arm, participant and onset day"))
     sections.append(Section("Safety (NICE HTG652 categories)", "", safety_items))
 
     if unit_costs is not None:

@@ -71,7 +71,9 @@ def generate(spec: SyntheticStudy | None = None) -> TidyData:
         number += 1
         participants.append({"participant_id": f"P{number:04d}", "design": spec.design,
                              "status": "screen_failed", "site": spec.sites[0],
-                             "study": "SYN"})
+                             "study": "SYN", "status_reason": (
+                                 "not meeting inclusion criteria", "declined to participate"
+                             )[number % 2]})
     for arm in arms:
         treated = arm == spec.arms[0]
         for _ in range(spec.n_per_arm):
@@ -130,6 +132,8 @@ def generate(spec: SyntheticStudy | None = None) -> TidyData:
                 "arm": arm if rct else "", "sex": str(rng.choice(["female", "male"], p=[.7, .3])),
                 "age_at_enrolment_years": int(rng.integers(30, 76)),
                 "enrolment_date": (start - dt.timedelta(days=14)).isoformat(), "status": status,
+                "status_reason": {"lost_to_follow_up": "no contact after two reminders",
+                                  "withdrawn": "withdrew consent"}.get(status, ""),
                 "neuroma_type": spec.neuroma_type, "neuroma_site": "third web space",
                 "laterality": str(rng.choice(["left", "right"])),
                 "neuroma_size_mm": round(float(rng.normal(6.5, 1.5)), 1),

@@ -60,6 +60,8 @@ SCHEMA: dict[str, list[Column]] = {
         _c("enrolment_date", "date", False, "date of enrolment (consent)"),
         _c("status", "str", False,
            "screen_failed, enrolled, withdrawn, lost_to_follow_up or completed"),
+        _c("status_reason", "str", False,
+           "why screen-failed, withdrawn or lost (shown in the CONSORT diagram)"),
         _c("neuroma_type", "str", False, "morton, stump or traumatic"),
         _c("neuroma_site", "str", False, "anatomical site, e.g. third web space"),
         _c("laterality", "str", False, "left, right"),
