@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
 from scipy.stats import norm
 from typer.testing import CliRunner
 

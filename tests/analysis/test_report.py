@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cryoneuro.analysis.report import PDF_WIDTH, _pdf_table, _format_frame, column_label
+from cryoneuro.analysis.report import PDF_WIDTH, _format_frame, _pdf_table, column_label
 
 
 def test_a_wide_long_table_is_printed_whole_within_the_page_width():

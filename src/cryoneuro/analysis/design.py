@@ -50,8 +50,8 @@ def _check(name: str, value: float, lo: float, hi: float) -> None:
 
 def _finish(design: str, n: float, alpha: float, sided: str, power: float, dropout: float,
             assumptions: str) -> SampleSize:
-    analysed = int(math.ceil(n - 1e-9))
-    recruited = int(math.ceil(analysed / (1.0 - dropout) - 1e-9))
+    analysed = math.ceil(n - 1e-9)
+    recruited = math.ceil(analysed / (1.0 - dropout) - 1e-9)
     return SampleSize(design, analysed, recruited, 2 * recruited, alpha, sided, power, dropout,
                       assumptions)
 

@@ -29,6 +29,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 from cryoneuro.analysis import outcomes as oc
 from cryoneuro.analysis import rct
 from cryoneuro.analysis.tidy import TidyData
+from cryoneuro.errors import InputError
 
 
 def risk_difference(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
@@ -64,11 +65,7 @@ def continuous(data: TidyData, scores: pd.DataFrame, control: str | None, covari
     for code in outcomes:
         try:
             table = rct.mmrm(data, code, control, scores, covariance=covariance)
-        except Exception as exc:  # noqa: BLE001 - a secondary outcome that cannot be modelled
-            from cryoneuro.errors import InputError
-
-            if not isinstance(exc, InputError):
-                raise
+        except InputError as exc:  # a secondary outcome too sparse to model: said, not hidden
             tables.append(pd.DataFrame([{"outcome": code, "note": str(exc)}]))
             continue
         table.insert(1, "label", oc.OUTCOMES[code].label)

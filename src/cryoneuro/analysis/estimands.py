@@ -64,7 +64,7 @@ def rubin(estimates: np.ndarray, variances: np.ndarray, df_complete: float
 
 def _ancova(y: np.ndarray, base: np.ndarray, treated: np.ndarray) -> tuple[float, float, int]:
     X = np.column_stack([np.ones_like(y), base, treated])
-    beta, rss, *_ = np.linalg.lstsq(X, y, rcond=None)
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
     df = len(y) - 3
     sigma2 = float(np.sum((y - X @ beta) ** 2)) / df
     cov = sigma2 * np.linalg.inv(X.T @ X)
@@ -174,7 +174,7 @@ def composite_responders(data: TidyData, scores: pd.DataFrame, control: str | No
             continue
         rd, lo, hi = risk_difference(k1, n1, k2, n2)
         or_, or_lo, or_hi, p = odds_ratio(k1, n1, k2, n2)
-        rows.append({"visit": visit, "threshold_percent": int(round(threshold * 100)),
+        rows.append({"visit": visit, "threshold_percent": round(threshold * 100),
                      "responders_treated": f"{k1}/{n1}", "responders_control": f"{k2}/{n2}",
                      "risk_difference": rd, "rd_ci_lower": lo, "rd_ci_upper": hi,
                      "odds_ratio": or_, "or_ci_lower": or_lo, "or_ci_upper": or_hi,

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from cryoneuro._json import json_safe
-from cryoneuro.analysis import outcomes as oc
 from cryoneuro.analysis import effects, rct, safety, survival
+from cryoneuro.analysis import outcomes as oc
 from cryoneuro.analysis.report import Figure, Section, Table, atomic_write, write_report
 from cryoneuro.analysis.tidy import TidyData
 from cryoneuro.errors import InputError

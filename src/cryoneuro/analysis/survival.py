@@ -88,10 +88,9 @@ def kaplan_meier(times: pd.DataFrame, label: str, at_days: tuple[int, ...] = (91
     """Median time with 95 % CI and survival at fixed days per arm; and the KM figure."""
     import matplotlib.pyplot as plt
     from lifelines import KaplanMeierFitter
+    from lifelines.plotting import add_at_risk_counts
     from lifelines.statistics import logrank_test
     from lifelines.utils import median_survival_times
-
-    from lifelines.plotting import add_at_risk_counts
 
     groups = list(times.groupby("arm"))
     fig, ax = plt.subplots(figsize=(6.4, 4.2 + 0.35 * len(groups)))
