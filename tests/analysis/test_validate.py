@@ -242,3 +242,12 @@ def test_consort_flow_counts_reasons():
     for arm, a in counts["arms"].items():
         lost = people[(people["arm"] == arm) & (people["status"] == "lost_to_follow_up")]
         assert sum(a["lost_reasons"].values()) == a["lost_to_follow_up"] == len(lost)
+
+
+def test_a_status_spelled_differently_is_refused_not_miscounted(tmp_path, trial):
+    i = int(trial.participants.index[trial.participants["status"] == "completed"][0])
+    folder = _folder(tmp_path, trial,
+                     lambda f: f.assign(status=f["status"].where(f.index != i, "Withdrawn")),
+                     table="participants")
+    _refused(folder, file="participants.csv", row=i + 2, column="status",
+             words="not one of screen_failed")

@@ -147,7 +147,8 @@ def _check_participants(data: TidyData) -> None:
     people = data.participants
     for column, allowed in (("status", STATUSES), ("design", DESIGNS)):
         values = people[column]
-        bad = values.notna() & ~values.fillna("").str.lower().isin(allowed)
+        # exact words: the analysis compares them exactly ("Withdrawn" would not count)
+        bad = values.notna() & ~values.fillna("").isin(allowed)
         if bad.any():
             label = people.index[bad][0]
             raise InputError(f"{_where(data, 'participants', label, column)}: "
