@@ -91,3 +91,26 @@ def test_compound_symmetry_equals_a_random_intercept_model():
     assert fit.sigma[0, 1] == pytest.approx(float(mixed.cov_re.iloc[0, 0]), rel=1e-4)
     assert fit.contrast("visitm3:armcryo").estimate == pytest.approx(
         mixed.params["C(v)[m3]:cryo"], abs=1e-4)
+
+
+def test_a_non_converged_unstructured_fit_falls_back_and_says_so(monkeypatch):
+    from cryoneuro.analysis import mmrm as mmrm_module
+    from cryoneuro.analysis import rct
+    from cryoneuro.analysis.synthetic import SyntheticStudy, generate
+
+    real = mmrm_module.fit_mmrm
+
+    def us_fails(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        if args[-1] == "us":
+            fit.converged, fit.message = False, "forced for the test"
+        return fit
+
+    monkeypatch.setattr(mmrm_module, "fit_mmrm", us_fails)
+    data = generate(SyntheticStudy(n_per_arm=15, seed=2,
+                                   visits={"baseline": -7, "m1": 30, "m3": 91}))
+    table = rct.mmrm(data, "pain")
+    assert table["method"].eq("MMRM (first-order autoregressive)").all()
+    assert table["converged"].all()
+    assert "unstructured did not converge (forced for the test)" in table["note"].iloc[0]
+    assert "fallback: first-order autoregressive" in table["note"].iloc[0]

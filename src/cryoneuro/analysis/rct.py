@@ -7,7 +7,8 @@ Primary analysis — a mixed model for repeated measures (MMRM) of the change fr
                 + Σ_v δ_v·[visit=v]·[arm_i=treated] + ε_ij,     ε_i ~ N(0, Σ)
 
 with an unstructured T × T covariance Σ across visits by default (compound symmetry or AR(1)
-on request), fitted by REML. δ_v is the treatment effect at visit v, with a t-based 95 % CI on
+on request), fitted by REML; if it does not converge, AR(1) and then compound symmetry are
+fitted instead (a pre-specified fallback, named in the table's method and note). δ_v is the treatment effect at visit v, with a t-based 95 % CI on
 Satterthwaite degrees of freedom. Every randomised participant with a baseline and at least one
 follow-up value is analysed in the arm allocated (intention to treat); missing visits are
 handled by the likelihood under missing at random (Mallinckrodt et al. 2008, Drug Inf J
@@ -28,6 +29,9 @@ import pandas as pd
 from cryoneuro.analysis.outcomes import outcome_values
 from cryoneuro.analysis.tidy import TidyData
 from cryoneuro.errors import InputError
+
+#: Covariance structures tried, in order, when the requested one does not converge.
+FALLBACK = ("us", "ar1", "cs")
 
 _CONTROL = re.compile(r"sham|control|placebo|usual|standard|steroid|injection|surgery|waitlist",
                       re.IGNORECASE)
@@ -91,9 +95,18 @@ def mmrm(data: TidyData, outcome: str = "pain", control: str | None = None,
         columns[f"{treated_arm} at {visit}"] = ((frame["visit"] == visit)
                                                 & (frame["treated"] == 1)).to_numpy(float)
     rank = {v: i for i, v in enumerate(visits)}
-    fit = fit_mmrm(frame["change"].to_numpy(float), np.column_stack(list(columns.values())),
-                   frame["participant_id"].to_numpy(), frame["visit"].map(rank).to_numpy(),
-                   len(visits), list(columns), covariance)  # type: ignore[arg-type]
+    # pre-specified fallback (stated in the report): when the requested covariance does not
+    # converge, the next simpler one in FALLBACK is fitted, and the note says so
+    tried: list[str] = []
+    for structure in [covariance, *[s for s in FALLBACK if s != covariance]]:
+        fit = fit_mmrm(frame["change"].to_numpy(float), np.column_stack(list(columns.values())),
+                       frame["participant_id"].to_numpy(), frame["visit"].map(rank).to_numpy(),
+                       len(visits), list(columns), structure)  # type: ignore[arg-type]
+        if fit.converged:
+            break
+        tried.append(f"{STRUCTURES[structure]} did not converge ({fit.message})")
+    note = "; ".join(tried + ([f"fallback: {STRUCTURES[fit.structure]}"] if tried and
+                              fit.converged else []))
     rows = []
     for visit in visits:
         c = fit.contrast(f"{treated_arm} at {visit}")
@@ -102,11 +115,11 @@ def mmrm(data: TidyData, outcome: str = "pain", control: str | None = None,
                      "months": round(float(frame.loc[frame["visit"] == visit, "day"].median())
                                      / 30.4375, 1),
                      "comparison": f"{treated_arm} − {control}",
-                     "method": f"MMRM ({STRUCTURES[covariance]})",
+                     "method": f"MMRM ({STRUCTURES[fit.structure]})",
                      "n_treated": int(n_visit.get(1.0, 0)), "n_control": int(n_visit.get(0.0, 0)),
                      "effect": c.estimate, "se": c.se, "df": c.df, "ci_lower": c.ci_lower,
                      "ci_upper": c.ci_upper, "p_value": c.p, "converged": fit.converged,
-                     "note": fit.message, "sites_adjusted": len(sites) > 1,
+                     "note": note, "sites_adjusted": len(sites) > 1,
                      "participants": int(frame["participant_id"].nunique())})
     return pd.DataFrame(rows)
 
