@@ -129,3 +129,32 @@ def test_yi_vi_file_with_a_bad_cell_names_line_and_column(tmp_path):
     result = CliRunner().invoke(app, ["meta", str(path)])
     assert result.exit_code == 2
     assert "line 3, column 'vi'" in result.stderr
+
+
+@pytest.mark.parametrize("mods", ["ablat", "ablat + year"])
+def test_meta_regression_equals_metafor(effects, mods):
+    from cryoneuro.analysis.meta import meta_regression
+
+    ref = pd.read_csv(REF / "meta_regression.csv").query("mods == @mods")
+    moderators = pd.read_csv(REF / "meta_bcg_moderators.csv")[[m.strip()
+                                                               for m in mods.split("+")]]
+    d = effects[effects["dataset"] == "bcg_RR"]
+    fit = meta_regression(d["yi"], d["vi"], moderators)
+    assert fit.tau2 == pytest.approx(ref["tau2"].iloc[0], abs=TOL)
+    np.testing.assert_allclose(fit.beta, ref["estimate"], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(fit.se, ref["se"], rtol=1e-6)
+    assert fit.qe == pytest.approx(ref["QE"].iloc[0], rel=1e-9)
+    assert fit.qm == pytest.approx(ref["QM"].iloc[0], rel=1e-6)
+    assert 100 * fit.r2 == pytest.approx(ref["R2"].iloc[0], rel=1e-6)
+
+
+def test_generic_file_with_a_moderator_column(tmp_path):
+    counts = pd.read_csv(REF / "meta_bcg_counts.csv")
+    counts["ablat"] = pd.read_csv(REF / "meta_bcg_moderators.csv")["ablat"]
+    path = tmp_path / "bcg.csv"
+    counts.to_csv(path, index=False)
+    reg = analyse_effects(path, "RR", moderators=["ablat"]).outcomes["effects"].regression
+    ref = pd.read_csv(REF / "meta_regression.csv").query("mods == 'ablat'")
+    assert reg.beta[1] == pytest.approx(ref["estimate"].iloc[1], rel=1e-6)
+    with pytest.raises(Exception, match="not a column"):
+        analyse_effects(path, "RR", moderators=["latitude"])

@@ -333,6 +333,81 @@ def pool(effect: Sequence[float], variance: Sequence[float], method: str = "dl",
     return out
 
 
+@dataclass
+class MetaRegression:
+    """Mixed-effects meta-regression y = Xβ + u + e, u ~ N(0, τ²), e ~ N(0, vᵢ), REML τ²."""
+
+    names: list[str]
+    beta: np.ndarray
+    se: np.ndarray
+    tau2: float
+    qe: float
+    qe_df: int
+    qe_p: float
+    qm: float
+    qm_df: int
+    qm_p: float
+    r2: float
+
+    def table(self) -> pd.DataFrame:
+        z = self.beta / self.se
+        return pd.DataFrame({"term": self.names, "estimate": self.beta, "se": self.se,
+                             "z": z, "p": 2 * stats.norm.sf(np.abs(z)),
+                             "ci_lower": self.beta - Z975 * self.se,
+                             "ci_upper": self.beta + Z975 * self.se})
+
+
+def _projection(tau2: float, y: np.ndarray, v: np.ndarray, X: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P = W − WX(XᵀWX)⁻¹XᵀW with W = diag(1/(v + τ²)); also β̂ and (XᵀWX)⁻¹."""
+    w = 1.0 / (v + tau2)
+    xtwx_inv = np.linalg.inv(X.T @ (w[:, None] * X))
+    beta = xtwx_inv @ X.T @ (w * y)
+    WX = w[:, None] * X
+    P = np.diag(w) - WX @ xtwx_inv @ WX.T
+    return P, beta, xtwx_inv
+
+
+def meta_regression(effect: Sequence[float], variance: Sequence[float],
+                    moderators: pd.DataFrame) -> MetaRegression:
+    """REML mixed-effects meta-regression (as metafor ``rma(yi, vi, mods = ~ …)``).
+
+    τ² is the root of the REML score ``yᵀP²y − tr(P) = 0`` (Viechtbauer 2005; bracketing root
+    finder as for the intercept-only model; 0 when the score at 0 is ≤ 0). Wald z tests of
+    β; QE = residual heterogeneity yᵀP(0)y on k − p df; QM = β̂ᵀcov⁻¹β̂ over the moderators on
+    p − 1 df; pseudo-R² = (τ²_RE − τ²_ME)/τ²_RE, truncated at 0 (metafor's definition).
+    """
+    y = np.asarray(effect, dtype=float)
+    v = np.asarray(variance, dtype=float)
+    mods = moderators.apply(pd.to_numeric, errors="coerce")
+    if mods.isna().any().any():
+        bad = mods.columns[mods.isna().any()][0]
+        raise InputError(f"moderator '{bad}' has a missing or non-numeric value; every study "
+                         "needs a number")
+    X = np.column_stack([np.ones(len(y)), mods.to_numpy(float)])
+    k, p = X.shape
+    if k <= p + 1:
+        raise InputError(f"{k} studies cannot support {p - 1} moderator(s) (need k > p + 1)")
+
+    def score(t: float) -> float:
+        P = _projection(t, y, v, X)[0]
+        Py = P @ y
+        return float(Py @ Py - np.trace(P))
+
+    tau2 = 0.0 if score(0.0) <= 0 else _decreasing_root(score, "meta-regression REML")
+    P0 = _projection(0.0, y, v, X)[0]
+    _, beta, cov = _projection(tau2, y, v, X)
+    se = np.sqrt(np.diag(cov))
+    qe = float(y @ P0 @ y)
+    b = beta[1:]
+    qm = float(b @ np.linalg.solve(cov[1:, 1:], b))
+    tau2_re = tau2_estimate(y, v, "reml")
+    r2 = max(0.0, (tau2_re - tau2) / tau2_re) if tau2_re > 0 else 0.0
+    return MetaRegression(["intercept", *map(str, moderators.columns)], beta, se, tau2, qe,
+                          k - p, float(stats.chi2.sf(qe, k - p)), qm, p - 1,
+                          float(stats.chi2.sf(qm, p - 1)), r2)
+
+
 # --------------------------------------------------------------------------- analysis
 
 
@@ -351,6 +426,7 @@ class OutcomeResult:
     transform: str = ""
     reason: str = ""                 # why nothing was pooled (k < 2)
     axis_label: str = ""             # forest-plot axis (generic effects name their measure)
+    regression: Any = None           # MetaRegression when moderators were given
 
     @property
     def k(self) -> int:
@@ -386,6 +462,12 @@ class MetaResult:
                 entry[method] = {**p.to_dict(), **res.display.get(method, {})}
             if res.reason:
                 entry["reason"] = res.reason
+            if res.regression is not None:
+                reg = res.regression
+                entry["meta_regression"] = {
+                    "coefficients": reg.table().to_dict(orient="records"), "tau2": reg.tau2,
+                    "QE": reg.qe, "QE_df": reg.qe_df, "QE_p": reg.qe_p, "QM": reg.qm,
+                    "QM_df": reg.qm_df, "QM_p": reg.qm_p, "R2": reg.r2}
             entry["studies"] = [] if res.studies.empty else [
                 {"study": s, "n": int(n), "effect": float(yv), "variance": float(vv)}
                 for s, n, yv, vv in zip(res.studies["study"], res.studies["n"],
@@ -743,8 +825,12 @@ def load_effects(path: str | Path, measure: str | None) -> tuple[pd.DataFrame, s
 
 
 def analyse_effects(path: str | Path, measure: str | None = None,
-                    methods: Sequence[str] = METHODS) -> MetaResult:
-    """Pool a generic effects file (yi/vi or 2×2 counts); ratios are shown back on exp scale."""
+                    methods: Sequence[str] = METHODS, moderators: Sequence[str] = ()
+                    ) -> MetaResult:
+    """Pool a generic effects file (yi/vi or 2×2 counts); ratios are shown back on exp scale.
+
+    ``moderators`` names numeric columns of the same file for a REML meta-regression.
+    """
     studies, measure = load_effects(path, measure)
     scale, nat_label, exp = MEASURES[measure]
     kind = "ratio" if exp else "generic"
@@ -767,6 +853,13 @@ def analyse_effects(path: str | Path, measure: str | None = None,
         se=se, estimate=back(studies["y"]), ci_lower=back(studies["y"] - Z975 * se),
         ci_upper=back(studies["y"] + Z975 * se),
         **{f"weight_{m}": p.weights for m, p in res.pooled.items()})
+    if moderators:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        raw.columns = [str(c).strip() for c in raw.columns]
+        missing = [m for m in moderators if m not in raw.columns]
+        if missing:
+            raise InputError(f"--moderator '{missing[0]}' is not a column of {path}")
+        res.regression = meta_regression(studies["y"], studies["v"], raw[list(moderators)])
     return MetaResult(data=str(path), r=math.nan, r_grid=(), methods=tuple(methods),
                       include_unverified=True, transform=f"{scale}", outcomes={"effects": res},
                       counts={"studies": len(studies), "rows": len(studies),
@@ -963,6 +1056,14 @@ def build_sections(result: MetaResult) -> list[Any]:
             items.append(Figure(f"forest_{name}", f"Forest plot — {res.label}", forest_plot(res),
                                 f"Squares: study estimates sized by random-effects weight; "
                                 f"diamonds: pooled estimates. {cap}.{pi}"))
+            if res.regression is not None:
+                reg = res.regression
+                items.append(Table(f"{name}_meta_regression", "Meta-regression (REML)",
+                                   reg.table(),
+                                   f"residual τ² = {reg.tau2:.3g}; QE = {reg.qe:.2f} (df "
+                                   f"{reg.qe_df}, p = {reg.qe_p:.2g}); QM = {reg.qm:.2f} (df "
+                                   f"{reg.qm_df}, p = {reg.qm_p:.2g}); pseudo-R² = "
+                                   f"{100 * reg.r2:.0f} %"))
             if res.sensitivity is not None and not res.sensitivity.empty:
                 items.append(Table(f"{name}_r_sensitivity", "Sensitivity to the pre/post "
                                    "correlation r", res.sensitivity,

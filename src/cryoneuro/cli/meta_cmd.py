@@ -36,6 +36,8 @@ def meta_cmd(
                                "reml, a comma list, both (dl,pm) or all."),
     measure: str = typer.Option(None, "--measure", help="Generic input (a CSV with yi,vi / "
                                 "yi,sei / ai,bi,ci,di / ai,n1i,ci,n2i): RR, OR, RD or GEN."),
+    moderator: list[str] = typer.Option(None, "--moderator", help="Generic input: a numeric "
+                                        "column for a REML meta-regression (repeatable)."),
     r: float = typer.Option(0.5, "--r", help="Pre/post correlation used to impute a missing SD "
                             "of the change."),
     r_sensitivity: str = typer.Option("0.2,0.5,0.8", "--r-sensitivity",
@@ -64,10 +66,10 @@ def meta_cmd(
     if not methods or any(m not in METHODS for m in methods):
         raise InputError(f"--method '{method}': use dl, pm, reml, a comma list, both or all")
     if data is not None and data.is_file() and is_generic(data):
-        result = analyse_effects(data, measure, methods)
+        result = analyse_effects(data, measure, methods, moderator or ())
     else:
-        if measure is not None:
-            raise InputError("--measure applies to a generic effects file (columns yi,vi or 2×2 "
+        if measure is not None or moderator:
+            raise InputError("--measure and --moderator apply to a generic effects file (columns yi,vi or 2×2 "
                              "counts ai,bi,ci,di); the evidence CSV has its own outcomes")
         result = run_meta(data, outcomes=outcome or None, methods=methods, r=r,
                           r_grid=parse_r_grid(r_sensitivity),

@@ -73,3 +73,16 @@ write.csv(do.call(rbind, rres), "meta_random_results.csv", row.names = FALSE)
 writeLines(sprintf('{"R": "%s", "metafor": "%s", "script": "meta_metafor.R"}',
                    paste(R.version$major, R.version$minor, sep = "."),
                    as.character(packageVersion("metafor"))), "meta_versions.json")
+
+# Meta-regression (mixed effects, REML) on dat.bcg: log RR ~ absolute latitude (+ year)
+es <- escalc(measure = "RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
+mr <- list()
+for (mods in c("ablat", "ablat + year")) {
+  fit <- rma(yi, vi, mods = as.formula(paste("~", mods)), data = es, method = "REML",
+             control = ctrl)
+  mr[[mods]] <- data.frame(mods = mods, term = rownames(fit$beta), estimate = as.numeric(fit$beta),
+                           se = fit$se, tau2 = fit$tau2, QE = fit$QE, QM = fit$QM, R2 = fit$R2)
+}
+write.csv(do.call(rbind, mr), "meta_regression.csv", row.names = FALSE)
+write.csv(data.frame(study = paste(dat.bcg$author, dat.bcg$year), ablat = dat.bcg$ablat,
+                     year = dat.bcg$year), "meta_bcg_moderators.csv", row.names = FALSE)
