@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from cryoneuro.analysis.meta import analyse_effects, effect_2x2, pool, tau2_estimate
 from cryoneuro.cli import app
+from cryoneuro.errors import InputError
 
 REF = Path(__file__).resolve().parents[1] / "data" / "r_reference"
 TOL = 1e-6
@@ -156,5 +157,5 @@ def test_generic_file_with_a_moderator_column(tmp_path):
     reg = analyse_effects(path, "RR", moderators=["ablat"]).outcomes["effects"].regression
     ref = pd.read_csv(REF / "meta_regression.csv").query("mods == 'ablat'")
     assert reg.beta[1] == pytest.approx(ref["estimate"].iloc[1], rel=1e-6)
-    with pytest.raises(Exception, match="not a column"):
+    with pytest.raises(InputError, match="not a column"):
         analyse_effects(path, "RR", moderators=["latitude"])
