@@ -251,3 +251,18 @@ def test_a_status_spelled_differently_is_refused_not_miscounted(tmp_path, trial)
                      table="participants")
     _refused(folder, file="participants.csv", row=i + 2, column="status",
              words="not one of screen_failed")
+
+
+def test_arms_and_sites_outside_the_protocol_lists_are_refused(tmp_path, trial):
+    folder = _folder(tmp_path, trial)
+    data = load_tidy(folder)
+    check(data, arms=("cryoablation", "sham"), sites=("S01", "S02", "S03"))
+    first = int(data.participants.index[data.participants["status"] != "screen_failed"][0])
+    with pytest.raises(InputError) as info:
+        check(data, arms=("cryoablation", "surgery"))
+    assert "participants.csv, row" in str(info.value) and "column arm" in str(info.value)
+    with pytest.raises(InputError, match=f"row {first + 2}, column site"):
+        check(data, sites=("S99",))
+    result = CliRunner().invoke(app, ["analyse", str(folder), "--out", str(tmp_path / "o"),
+                                      "--arms", "cryoablation,surgery"])
+    assert result.exit_code == 2 and "declared arms" in result.stderr

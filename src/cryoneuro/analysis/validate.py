@@ -10,7 +10,8 @@ the report can list them. No value is ever changed or dropped silently.
 
 Rules (docs/tidy-format.md, "Checks before analysis"):
 
-1. ``participants``: ``status`` and ``design`` are one of the allowed words; in a randomised
+1. ``participants``: ``status`` and ``design`` are one of the allowed words; arms and sites
+   are among the protocol's lists when given (``--arms``, ``--sites``); in a randomised
    trial every participant who is not a screen failure has an ``arm``; when any participant
    has a ``site`` every participant in the analysis has one (site is a model covariate).
 2. ``scores``: the instrument is registered in :mod:`cryoneuro.instruments`; a raw answer
@@ -141,6 +142,21 @@ def measure_range(instrument: str, measure: str) -> tuple[float, float] | None:
 
 
 # ----------------------------------------------------------------------- checks
+
+
+def _check_known(data: TidyData, column: str, known: tuple[str, ...] | None) -> None:
+    """Every participant's arm (or site) is one the protocol declares, when declared."""
+    if not known:
+        return
+    people = data.participants
+    values = people[column].fillna("")
+    active = people["status"].fillna("") != "screen_failed"
+    bad = active & (values != "") & ~values.isin(known)
+    if bad.any():
+        label = people.index[bad][0]
+        raise InputError(f"{_where(data, 'participants', label, column)}: '{_show(values[label])}'"
+                         f" is not one of the declared {column}s ({', '.join(known)}); correct "
+                         f"the value or the --{column}s list")
 
 
 def _check_participants(data: TidyData) -> None:
@@ -329,12 +345,19 @@ def _check_scores(data: TidyData) -> None:
                              "value")
 
 
-def check(data: TidyData, *, duplicates: Duplicates = "refuse") -> Checked:
-    """Refuse what cannot be analysed; return the data (days derived) and the listed exclusions."""
+def check(data: TidyData, *, duplicates: Duplicates = "refuse",
+          arms: tuple[str, ...] | None = None, sites: tuple[str, ...] | None = None) -> Checked:
+    """Refuse what cannot be analysed; return the data (days derived) and the listed exclusions.
+
+    ``arms`` and ``sites``, when given (the protocol's lists), must contain every participant's
+    arm and site.
+    """
     if duplicates not in ("refuse", "drop_identical"):
         raise InputError(f"--duplicates '{duplicates}': use refuse or drop-identical")
     exclusions: list[Exclusion] = []
     _check_participants(data)
+    _check_known(data, "arm", arms)
+    _check_known(data, "site", sites)
     visits = _duplicates(data, "visits", ["participant_id", "visit_code"], duplicates, exclusions)
     scores = _duplicates(data, "scores", ["participant_id", "visit_code", "instrument", "kind",
                                           "measure"], duplicates, exclusions)

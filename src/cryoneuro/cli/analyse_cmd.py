@@ -37,6 +37,10 @@ def analyse_cmd(
                                    help="refuse (default) or drop-identical: drop rows that repeat "
                                         "another row in every column, listed in the report; "
                                         "conflicting duplicates are always refused."),
+    arms: str = typer.Option(None, "--arms", help="The protocol's arm codes, comma-separated: "
+                             "any other arm in the data is refused."),
+    sites: str = typer.Option(None, "--sites", help="The protocol's site codes, comma-separated: "
+                              "any other site in the data is refused."),
     covariance: str = typer.Option("us", "--covariance",
                                    help="MMRM covariance across visits: us (unstructured, "
                                         "default), cs (compound symmetry) or ar1."),
@@ -86,7 +90,11 @@ def analyse_cmd(
         if bootstrap < 100:
             raise InputError(f"--bootstrap {bootstrap}: use at least 100 replicates")
         unit_costs = load_unit_costs(economics)
-    checked = check(dataset, duplicates=duplicates.strip().lower().replace("-", "_"))
+    def codes(text: str | None) -> tuple[str, ...] | None:
+        return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
+
+    checked = check(dataset, duplicates=duplicates.strip().lower().replace("-", "_"),
+                    arms=codes(arms), sites=codes(sites))
     dataset = checked.data
     rct.primary_visit(dataset, primary_visit)
     if dataset.design == "rct":
