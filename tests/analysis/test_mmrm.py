@@ -114,3 +114,22 @@ def test_a_non_converged_unstructured_fit_falls_back_and_says_so(monkeypatch):
     assert table["converged"].all()
     assert "unstructured did not converge (forced for the test)" in table["note"].iloc[0]
     assert "fallback: first-order autoregressive" in table["note"].iloc[0]
+
+
+@pytest.mark.parametrize("data", ["mmrm_data_complete.csv", "mmrm_data_dropout.csv"])
+def test_kenward_roger_equals_pbkrtest_for_compound_symmetry(data):
+    # R pbkrtest (vcovAdj, get_Lb_ddf) on lmer(... + (1 | id)): the same covariance as cs
+    ref = pd.read_csv(REF / "mmrm_kr.csv").query("data == @data")
+    frame = pd.read_csv(REF / data)
+    X, names = _design(frame)
+    fit = fit_mmrm(frame["change"].to_numpy(), X, frame["id"].to_numpy(),
+                   frame["vnum"].to_numpy() - 1, 4, names, "cs")
+    for _, row in ref.iterrows():
+        c = fit.contrast(row["term"], df_method="kenward-roger")
+        assert c.se == pytest.approx(row["se_kr"], rel=1e-6), row["term"]
+        assert c.df == pytest.approx(row["df_kr"], rel=1e-6), row["term"]
+    # with dropouts KR inflates the SE and lowers the df relative to Satterthwaite
+    if data.endswith("dropout.csv"):
+        kr = fit.contrast("visitm3:armcryo", df_method="kenward-roger")
+        sw = fit.contrast("visitm3:armcryo")
+        assert kr.se > sw.se and kr.df < sw.df

@@ -25,7 +25,9 @@ Missing visits are handled by the likelihood (missing at random).
 Inference for a contrast cᵀβ: SE = √(cᵀΦc) and Satterthwaite's degrees of freedom
 ``ν = 2(cᵀΦc)² / (gᵀAg)``, g = ∂(cᵀΦ(θ)c)/∂θ (analytic: ∂Φ/∂θ_k = Φ XᵀV⁻¹V_kV⁻¹X Φ), A = the inverse
 observed information of θ = 2·H⁻¹ with H the Hessian of −2ℓ_R (as ``mmrm`` and ``lmerTest``); the CI
-uses t(ν). Kenward–Roger is not implemented. Checked against R (tests/data/r_reference/).
+uses t(ν). Kenward–Roger (adjusted covariance and df) is available for us and cs
+(:meth:`MMRMFit.contrast` with ``df_method="kenward-roger"``). Checked against R
+(tests/data/r_reference/).
 """
 
 from __future__ import annotations
@@ -70,15 +72,26 @@ class MMRMFit:
     n_obs: int
     message: str = ""
     _dphi: np.ndarray | None = field(default=None, repr=False)
+    _kr: tuple | None = field(default=None, repr=False)
+    _kr_source: object = field(default=None, repr=False)
     _theta_cov: np.ndarray | None = field(default=None, repr=False)
 
-    def contrast(self, c: np.ndarray | str, level: float = 0.95) -> Contrast:
-        """Estimate, SE, Satterthwaite df, t, p and CI of cᵀβ (c a vector or a coefficient name)."""
+    def contrast(self, c: np.ndarray | str, level: float = 0.95,
+                 df_method: str = "satterthwaite") -> Contrast:
+        """Estimate, SE, df, t, p and CI of cᵀβ (c a vector or a coefficient name).
+
+        ``df_method``: ``satterthwaite`` (SE from Φ) or ``kenward-roger`` (SE from the
+        adjusted covariance Φ_A, df from Kenward & Roger 1997; us and cs only).
+        """
         if isinstance(c, str):
             vec = np.zeros(len(self.names))
             vec[self.names.index(c)] = 1.0
             c = vec
         c = np.asarray(c, dtype=float)
+        if df_method == "kenward-roger":
+            return self._kenward_roger(c, level)
+        if df_method != "satterthwaite":
+            raise InputError(f"df method '{df_method}': use satterthwaite or kenward-roger")
         estimate = float(c @ self.beta)
         var = float(c @ self.cov_beta @ c)
         grad = np.einsum("p,kpq,q->k", c, self._dphi, c)
@@ -91,7 +104,60 @@ class MMRMFit:
                         estimate - q * se, estimate + q * se)
 
 
+    def _kenward_roger(self, c: np.ndarray, level: float) -> Contrast:
+        """Kenward & Roger (1997, Biometrics 53:983) for one contrast (ℓ = 1).
+
+        With the covariance written linearly in its parameters (us: the distinct entries of Σ;
+        cs: σ_b² J + σ_e² I) the second-derivative term R vanishes, and with Pₖ = −Mₖ,
+        Mₖ = Σᵢ XᵢᵀΣᵢ⁻¹Σₖ,ᵢΣᵢ⁻¹Xᵢ, Qₖₗ = Σᵢ XᵢᵀΣᵢ⁻¹Σₖ,ᵢΣᵢ⁻¹Σₗ,ᵢΣᵢ⁻¹Xᵢ and W the inverse of the
+        REML expected information ½[Σᵢ tr(Σᵢ⁻¹Σₖ,ᵢΣᵢ⁻¹Σₗ,ᵢ) − 2 tr(ΦQₖₗ) + tr(ΦMₖΦMₗ)]:
+        Φ_A = Φ + 2Φ[Σₖₗ Wₖₗ(Qₖₗ − MₖΦMₗ)]Φ; A₁ = A₂ = Σₖₗ Wₖₗ aₖaₗ with
+        aₖ = cᵀΦMₖΦc / cᵀΦc; then B, g, c₁…c₃, E*, V*, ρ and m = 4 + 3/(ρ − 1) as in the paper
+        (ℓ = 1). Checked against R pbkrtest (compound symmetry = random intercept).
+        """
+        if self._kr is None and self._kr_source is not None:
+            self._kr = self._kr_source()
+        if self._kr is None:
+            raise InputError("Kenward–Roger is available for the us and cs covariances")
+        phi, M, Q, W = self._kr
+        var = float(c @ phi @ c)
+        adj = phi + 2.0 * phi @ np.einsum("kl,klpq->pq", W, Q - np.einsum(
+            "kpr,rs,lsq->klpq", M, phi, M)) @ phi
+        var_a = float(c @ adj @ c)
+        a = np.array([float(c @ phi @ Mk @ phi @ c) for Mk in M]) / var
+        a2 = float(a @ W @ a)
+        ell = 1.0
+        a1 = a2
+        b = (a1 + 6 * a2) / (2 * ell)
+        g = ((ell + 1) * a1 - (ell + 4) * a2) / ((ell + 2) * a2)
+        denom = 3 * ell + 2 * (1 - g)
+        c1, c2, c3 = g / denom, (ell - g) / denom, (ell + 2 - g) / denom
+        e_star = 1.0 / (1.0 - a2 / ell)
+        v_star = (2.0 / ell) * (1 + c1 * b) / ((1 - c2 * b) ** 2 * (1 - c3 * b))
+        rho = v_star / (2.0 * e_star ** 2)
+        df = 4.0 + (ell + 2) / (ell * rho - 1)
+        estimate = float(c @ self.beta)
+        se = float(np.sqrt(var_a))
+        t = estimate / se
+        q = stats.t.ppf(0.5 + level / 2, df)
+        return Contrast(estimate, se, df, t, float(2 * stats.t.sf(abs(t), df)),
+                        estimate - q * se, estimate + q * se)
+
+
 # ----------------------------------------------------------------------- covariance models
+
+
+def _linear_derivatives(structure: str, T: int) -> np.ndarray | None:
+    """∂Σ/∂θ for a parameterisation linear in θ (us: vech Σ; cs: σ_b², σ_e²); None for ar1."""
+    if structure == "us":
+        rows, cols = np.tril_indices(T)
+        d = np.zeros((len(rows), T, T))
+        for k, (i, j) in enumerate(zip(rows, cols)):
+            d[k, i, j] = d[k, j, i] = 1.0
+        return d
+    if structure == "cs":
+        return np.stack([np.ones((T, T)), np.eye(T)])
+    return None
 
 
 def _n_theta(structure: str, T: int) -> int:
@@ -227,6 +293,31 @@ class _Problem:
             M += np.einsum("nip,kij,njq->kpq", SX, dS, SX, optimize=True)
         return phi @ M @ phi
 
+    def kr_pieces(self, theta: np.ndarray) -> tuple | None:
+        """Φ, Mₖ, Qₖₗ and W for Kenward–Roger in the linear parameterisation (see MMRMFit)."""
+        D = _linear_derivatives(self.structure, self.T)
+        if D is None:
+            return None
+        sigma, _ = _sigma_and_derivs(theta, self.structure, self.T)
+        xtvx, _, _, parts = self._xtvx(sigma)
+        phi = np.linalg.inv(xtvx)
+        K = len(D)
+        M = np.zeros((K, self.p, self.p))
+        Q = np.zeros((K, K, self.p, self.p))
+        T = np.zeros((K, K))
+        for idx, Xg, _yg, Sinv in parts:
+            dS = D[:, idx][:, :, idx]                            # K × m × m
+            SX = np.matmul(Sinv, Xg)                             # n × m × p  (Σ⁻¹X)
+            B = Sinv @ dS                                        # K × m × m  (Σ⁻¹Σₖ)
+            M += np.einsum("nip,kij,njq->kpq", SX, dS, SX, optimize=True)
+            # Qₖₗ = Σₙ (Σ⁻¹X)ᵀ Σₖ Σ⁻¹ Σₗ (Σ⁻¹X)
+            mid = np.einsum("kij,ljm->klim", dS, B, optimize=True)
+            Q += np.einsum("nip,klij,njq->klpq", SX, mid, SX, optimize=True)
+            T += len(Xg) * np.einsum("kij,lji->kl", B, B, optimize=True)
+        info = 0.5 * (T - 2 * np.einsum("pq,klqp->kl", phi, Q)
+                      + np.einsum("pq,kqr,rs,lsp->kl", phi, M, phi, M, optimize=True))
+        return phi, M, Q, np.linalg.inv(info)
+
     def phi(self, theta: np.ndarray) -> np.ndarray:
         sigma, _ = _sigma_and_derivs(theta, self.structure, self.T)
         return np.linalg.inv(self._xtvx(sigma)[0])
@@ -320,5 +411,6 @@ def fit_mmrm(y: np.ndarray, X: np.ndarray, subject: np.ndarray, visit: np.ndarra
                   f"not converged: max |gradient| {np.max(np.abs(grad)):.2g}, smallest "
                   f"Hessian eigenvalue {eig.min():.2g}")
     fit._dphi = problem.dphi(theta)
+    fit._kr_source = lambda: problem.kr_pieces(theta)  # computed on the first KR request
     fit._theta_cov = theta_cov
     return fit

@@ -63,7 +63,8 @@ def _itt_frame(data: TidyData, outcome: str, control: str, score_rows=None) -> p
 
 
 def mmrm(data: TidyData, outcome: str = "pain", control: str | None = None,
-         score_rows: pd.DataFrame | None = None, covariance: str = "us") -> pd.DataFrame:
+         score_rows: pd.DataFrame | None = None, covariance: str = "us",
+         df_method: str = "satterthwaite") -> pd.DataFrame:
     """Treatment effect (treated − control) on the change from baseline at every visit.
 
     :func:`cryoneuro.analysis.mmrm.fit_mmrm` with fixed effects visit, visit × arm, baseline and
@@ -109,13 +110,17 @@ def mmrm(data: TidyData, outcome: str = "pain", control: str | None = None,
                               fit.converged else []))
     rows = []
     for visit in visits:
-        c = fit.contrast(f"{treated_arm} at {visit}")
+        if df_method == "kenward-roger" and fit.structure == "ar1":
+            raise InputError("Kenward–Roger is available for the us and cs covariances; use "
+                             "--df satterthwaite with ar1")
+        c = fit.contrast(f"{treated_arm} at {visit}", df_method=df_method)
         n_visit = frame[frame["visit"] == visit].groupby("treated").size()
         rows.append({"outcome": outcome, "visit": visit,
                      "months": round(float(frame.loc[frame["visit"] == visit, "day"].median())
                                      / 30.4375, 1),
                      "comparison": f"{treated_arm} − {control}",
-                     "method": f"MMRM ({STRUCTURES[fit.structure]})",
+                     "method": f"MMRM ({STRUCTURES[fit.structure]}"
+                               f"{', Kenward–Roger' if df_method == 'kenward-roger' else ''})",
                      "n_treated": int(n_visit.get(1.0, 0)), "n_control": int(n_visit.get(0.0, 0)),
                      "effect": c.estimate, "se": c.se, "df": c.df, "ci_lower": c.ci_lower,
                      "ci_upper": c.ci_upper, "p_value": c.p, "converged": fit.converged,

@@ -102,6 +102,7 @@ def _median_iqr(values: pd.Series) -> str:
 def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | None = None,
             control: str | None = None, progress: Callable[[str], None] | None = None,
             duplicates: str = "refuse", covariance: str = "us", report: bool = True,
+            df_method: str = "satterthwaite",
             unit_costs: dict[str, float] | None = None, bootstrap: int = 2000, seed: int = 1
             ) -> dict[str, Any]:
     """Check the data (:func:`cryoneuro.analysis.validate.check`), run every analysis the data
@@ -176,7 +177,7 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
         from cryoneuro.analysis.mmrm import STRUCTURES
 
         mmrm_label = STRUCTURES[covariance]
-        mm = rct.mmrm(data, pain, control, scores, covariance=covariance)
+        mm = rct.mmrm(data, pain, control, scores, covariance=covariance, df_method=df_method)
         an = rct.ancova(data, pain, control, scores)
         both = pd.concat([mm, an], ignore_index=True)
         results["treatment_effect"] = both.to_dict(orient="records")
@@ -184,7 +185,8 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
             "Randomised comparison (intention to treat)",
             "Difference between arms in the change from baseline; negative favours the treated "
             "arm for pain. MMRM: visit, visit × arm, baseline and site as fixed effects, "
-            f"{mmrm_label} covariance across visits, REML, 95 % CI on Satterthwaite degrees of "
+            f"{mmrm_label} covariance across visits, REML, 95 % CI on "
+            f"{'Kenward–Roger' if df_method == 'kenward-roger' else 'Satterthwaite'} degrees of "
             "freedom; ANCOVA at each visit as a second method.",
             [Table("treatment_effect", "Treatment effect on pain", both),
              Figure("treatment_effect", "Treatment effect on pain (95 % CI)",

@@ -41,6 +41,9 @@ def analyse_cmd(
                              "any other arm in the data is refused."),
     sites: str = typer.Option(None, "--sites", help="The protocol's site codes, comma-separated: "
                               "any other site in the data is refused."),
+    df_method: str = typer.Option("satterthwaite", "--df",
+                                  help="MMRM degrees of freedom: satterthwaite (default) or "
+                                       "kenward-roger (us and cs)."),
     covariance: str = typer.Option("us", "--covariance",
                                    help="MMRM covariance across visits: us (unstructured, "
                                         "default), cs (compound symmetry) or ar1."),
@@ -80,6 +83,11 @@ def analyse_cmd(
     from cryoneuro.cli.simulate_cmd import progress_bar
 
     # check the data and the options before the bar starts, so an error stays one line
+    df_method = df_method.strip().lower()
+    if df_method not in ("satterthwaite", "kenward-roger"):
+        raise InputError(f"--df '{df_method}': use satterthwaite or kenward-roger")
+    if df_method == "kenward-roger" and covariance.strip().lower() == "ar1":
+        raise InputError("--df kenward-roger is available with --covariance us or cs")
     covariance = covariance.strip().lower()
     if covariance not in ("us", "cs", "ar1"):
         raise InputError(f"--covariance '{covariance}': use us, cs or ar1")
@@ -103,7 +111,8 @@ def analyse_cmd(
     with progress_bar(not json_output) as bar:
         task = bar.add_task("analysing", total=len(_STEPS))
         results = analyse(checked, out_dir, primary_visit=primary_visit, control=control,
-                          covariance=covariance, unit_costs=unit_costs, bootstrap=bootstrap,
+                          covariance=covariance, df_method=df_method, unit_costs=unit_costs,
+                          bootstrap=bootstrap,
                           seed=seed,
                           progress=lambda msg: bar.update(
                               task, completed=_STEPS.index(msg) if msg in _STEPS else 0,
