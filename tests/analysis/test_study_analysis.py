@@ -201,3 +201,30 @@ def test_percent_change_undefined_at_zero_baseline():
     values = outcomes.outcome_values(data, "pain")
     assert np.isnan(values.loc[0, "percent_change"])
     assert outcomes.responder_rates(data, "pain").empty
+
+
+def test_rct_report_has_between_arm_effects_for_every_outcome(tmp_path):
+    from cryoneuro.analysis.study import analyse
+
+    data = generate(SyntheticStudy(n_per_arm=25, screen_failures=2, relief_median_days=120,
+                                   reintervention_probability=0.9,
+                                   visits={"baseline": -7, "m1": 30, "m3": 91, "m6": 182},
+                                   seed=21))
+    results = analyse(data, tmp_path, report=False)  # the report itself: the CLI test
+    secondary = pd.DataFrame(results["secondary_effects"])
+    # every continuous outcome in the data has its MMRM effect at every visit
+    assert set(secondary["outcome"]) == {"qol", "qol_vas", "foot_walking", "mobility"}
+    assert secondary.groupby("outcome").size().eq(3).all()
+    assert secondary["method"].eq("MMRM (unstructured)").all()
+    # the generator makes EQ-5D better when pain is lower: the treated arm gains index points
+    qol_m1 = secondary.query("outcome == 'qol' and visit == 'm1'").iloc[0]
+    assert qol_m1["ci_lower"] > 0
+    responders = pd.DataFrame(results["responder_effects"])
+    assert {30, 50} == set(responders["threshold_percent"])
+    assert set(pd.DataFrame(results["safety_effects"])["category"]) >= {"pain"}
+    hazards = {h["endpoint"]: h for h in results["hazard_ratios"]}
+    assert hazards["pain recurrence"]["hazard_ratio"] < 1  # relief lasts longer when treated
+    assert results["treatment_effect"][0]["df"] > 0
+    # estimands: the MI table at the primary visit and the composite responders are there
+    assert {row["delta"] for row in results["multiple_imputation"]} >= {0.0}
+    assert len(results["composite_responders"]) == 3

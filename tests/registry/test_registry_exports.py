@@ -153,3 +153,7 @@ def test_tidy_export_is_read_by_the_analysis_package(client, tmp_path) -> None:
     change = outcome_values(data, "pain")
     assert change[["visit_code", "day", "baseline", "value", "change"]].values.tolist() == [
         ["m3", 88, 7.0, 3.0, -4.0]]
+    # and the export passes the checks that run before any analysis, nothing left out
+    from cryoneuro.analysis.validate import check
+
+    assert check(data).exclusions == []

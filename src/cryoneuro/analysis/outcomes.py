@@ -12,7 +12,9 @@ outcome is one measure of the tidy ``scores`` table (pain: ``nrs/pain``; quality
   2008, J Pain 9:105); baseline 0 cannot improve and is excluded. 95 % CIs are exact
   (Clopper–Pearson, via statsmodels ``proportion_confint(method="beta")``).
 * Short term = visits up to 3 months; long term = 6 months or later.
-Baseline is the visit coded ``baseline`` or, failing that, the last visit on or before day 0.
+Baseline is the visit coded ``baseline`` (for data that did not pass
+:func:`cryoneuro.analysis.validate.check`, failing that, the last visit on or before day 0;
+the check refuses such data before ``cryoneuro analyse`` gets here).
 """
 
 from __future__ import annotations

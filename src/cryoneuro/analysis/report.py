@@ -79,6 +79,28 @@ def atomic_write(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+#: Column names shown to a reader (the CSV files keep the machine names).
+LABELS = {
+    "ci_lower": "95 % CI lower", "ci_upper": "95 % CI upper", "n_treated": "n (treated)",
+    "n_control": "n (control)", "p_value": "p", "df": "df (Satterthwaite)", "se": "SE",
+    "rd_ci_lower": "RD 95 % CI lower", "rd_ci_upper": "RD 95 % CI upper",
+    "rr_ci_lower": "RR 95 % CI lower", "rr_ci_upper": "RR 95 % CI upper",
+    "or_ci_lower": "OR 95 % CI lower", "or_ci_upper": "OR 95 % CI upper",
+    "hk_ci_lower": "HK 95 % CI lower", "hk_ci_upper": "HK 95 % CI upper",
+    "pi_lower": "95 % PI lower", "pi_upper": "95 % PI upper", "tau2": "τ²",
+    "tau2_ci_lower": "τ² 95 % CI lower", "tau2_ci_upper": "τ² 95 % CI upper",
+    "I2_percent": "I² (%)", "Q_df": "Q df", "Q_p": "Q p", "fisher_p": "Fisher exact p",
+    "median_days": "median, days", "median_ci_lower": "median 95 % CI lower",
+    "median_ci_upper": "median 95 % CI upper", "logrank_p": "log-rank p",
+    "wtp_gbp_per_qaly": "willingness to pay, £/QALY", "cost_gbp": "cost, £",
+}
+
+
+def column_label(name: str) -> str:
+    """A readable column heading: known names from :data:`LABELS`, else underscores to spaces."""
+    return LABELS.get(name, str(name).replace("_", " "))
+
+
 def _format_frame(frame: pd.DataFrame) -> str:
     def fmt(value: Any) -> str:
         if isinstance(value, float):
@@ -87,8 +109,9 @@ def _format_frame(frame: pd.DataFrame) -> str:
             return f"{value:.3g}" if abs(value) >= 1000 or (0 < abs(value) < 0.01) else f"{value:.2f}"
         return str(value)
 
-    return frame.to_html(index=False, border=0, na_rep="–", formatters={
-        c: fmt for c in frame.columns}, escape=True)
+    shown = frame.rename(columns=column_label)
+    return shown.to_html(index=False, border=0, na_rep="–", formatters={
+        c: fmt for c in shown.columns}, escape=True)
 
 
 def write_report(out_dir: str | Path, title: str, sections: list[Section], *, subtitle: str = "",
@@ -143,9 +166,7 @@ def write_report(out_dir: str | Path, title: str, sections: list[Section], *, su
             for item in section.items:
                 if isinstance(item, Table):
                     lines += ["", item.title]
-                    lines += item.frame.head(25).to_string(index=False, max_colwidth=28,
-                                                           float_format=lambda v: f"{v:.3g}"
-                                                           ).splitlines()
+                    lines += _pdf_table(item.frame)
         _text_pages(pdf, lines)
         for section in sections:
             for item in section.items:
@@ -161,9 +182,48 @@ def write_report(out_dir: str | Path, title: str, sections: list[Section], *, su
     return written
 
 
+#: Characters per line of a PDF text page (A4 portrait, 6.5 pt monospace).
+PDF_WIDTH = 118
+
+
+def _pdf_table(frame: pd.DataFrame) -> list[str]:
+    """Every row of a table as text; columns split into blocks that fit the page width."""
+    if frame.empty:
+        return ["(no rows)"]
+    shown = frame.rename(columns=column_label)
+    text = shown.to_string(index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}")
+    lines = text.splitlines()
+    if max(len(line) for line in lines) <= PDF_WIDTH:
+        return lines
+    # too wide: print the columns in blocks, the first column repeated in each block
+    out: list[str] = []
+    columns = list(shown.columns)
+    block: list[str] = []
+    for column in columns[1:]:
+        trial = shown[[columns[0], *block, column]].to_string(
+            index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}")
+        if block and max(len(line) for line in trial.splitlines()) > PDF_WIDTH:
+            out += shown[[columns[0], *block]].to_string(
+                index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}").splitlines()
+            out.append("")
+            block = []
+        block.append(column)
+    out += shown[[columns[0], *block]].to_string(
+        index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}").splitlines()
+    return out
+
+
 def _text_pages(pdf: Any, lines: list[str], per_page: int = 60) -> None:
+    """Monospace text pages; long lines are wrapped at :data:`PDF_WIDTH`, never cut."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
+    wrapped: list[str] = []
+    for line in lines:
+        wrapped += textwrap.wrap(line, PDF_WIDTH, subsequent_indent="  ",
+                                 replace_whitespace=False, drop_whitespace=False) or [""]
+    lines = wrapped
     for start in range(0, max(len(lines), 1), per_page):
         fig = plt.figure(figsize=(8.27, 11.69))
         fig.text(0.06, 0.97, "\n".join(lines[start:start + per_page]), va="top",

@@ -2,8 +2,9 @@
 
 The guidance names pain, worsening of symptoms, infection, damage to adjacent structures and
 further interventions. For each category and arm: participants with at least one event over
-participants exposed (those with a recorded procedure, or every enrolled participant when no
-procedures are recorded), with an exact Clopper–Pearson 95 % CI (statsmodels
+participants exposed (every enrolled participant of an arm, less those of an arm whose
+procedures are recorded who have no ``procedures`` row; a control arm without any ``procedures``
+rows is kept whole, so a surgical control keeps its denominator), with an exact Clopper–Pearson 95 % CI (statsmodels
 ``proportion_confint(method="beta")``; exact because events are rare and series small, where
 Wald intervals undercover), the number of events and of serious events. "Further
 interventions" counts a participant with an adverse event in that category *or* a row in
@@ -19,12 +20,15 @@ from cryoneuro.analysis.tidy import SAFETY_CATEGORIES, TidyData
 
 
 def exposed(data: TidyData) -> pd.DataFrame:
-    """participant_id and arm of everyone exposed to the procedure (or its sham)."""
-    people = data.participants[data.participants["status"].fillna("") != "screen_failed"]
-    if len(data.procedures):
-        people = people[people["participant_id"].isin(set(data.procedures["participant_id"]))]
-    arm = people["arm"].fillna("").replace("", "all")
-    return pd.DataFrame({"participant_id": people["participant_id"], "arm": arm})
+    """participant_id and arm of everyone exposed (rule 6 of :mod:`cryoneuro.analysis.validate`).
+
+    Every enrolled participant of an arm, except — in an arm whose procedures are recorded —
+    those without a ``procedures`` row (they did not receive it; the report lists them). An arm
+    with no ``procedures`` rows at all (a surgical or conservative control) is kept whole.
+    """
+    from cryoneuro.analysis.validate import exposed_population
+
+    return exposed_population(data)[0]
 
 
 def safety_table(data: TidyData) -> pd.DataFrame:

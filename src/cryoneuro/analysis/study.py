@@ -7,7 +7,8 @@ One call, :func:`analyse`, runs every analysis the data support and writes ``ana
    characteristics of participants, neuromas and procedures;
 2. pain, quality of life and mobility: change from baseline with 95 % CIs at every visit,
    short and long term; responder rates at 30 % and 50 % with exact CIs;
-3. for an RCT, the intention-to-treat treatment effect (MMRM, with ANCOVA beside it);
+3. for an RCT, the intention-to-treat treatment effect (MMRM with unstructured covariance and
+   Satterthwaite df, :mod:`cryoneuro.analysis.mmrm`, with ANCOVA beside it);
 4. Kaplan–Meier time to pain recurrence and to re-intervention;
 5. safety outcomes by NICE category with exact CIs;
 6. calibration of the plans' predicted relief against observed recurrence.
@@ -16,6 +17,7 @@ One call, :func:`analyse`, runs every analysis the data support and writes ``ana
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,15 +26,16 @@ import numpy as np
 import pandas as pd
 
 from cryoneuro._json import json_safe
+from cryoneuro.analysis import effects, rct, safety, survival
 from cryoneuro.analysis import outcomes as oc
-from cryoneuro.analysis import rct, safety, survival
 from cryoneuro.analysis.report import Figure, Section, Table, atomic_write, write_report
 from cryoneuro.analysis.tidy import TidyData
 from cryoneuro.errors import InputError
 
 
-def characteristics(data: TidyData) -> pd.DataFrame:
-    """Baseline characteristics per arm (PROCESS 2023 items: patient, lesion, procedure)."""
+def characteristics(data: TidyData, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Baseline characteristics per arm (PROCESS 2023 items: patient, lesion, procedure), and
+    the baseline value of every outcome (mean (SD), n) — CONSORT item 15."""
     people = data.participants[data.participants["status"].fillna("") != "screen_failed"].copy()
     people["arm"] = people["arm"].fillna("").replace("", "all")
     procedures = data.procedures.drop_duplicates("participant_id").set_index("participant_id")
@@ -60,7 +63,26 @@ def characteristics(data: TidyData) -> pd.DataFrame:
                 g["participant_id"].map(procedures[c]) == v))
     add("procedure planned with cryoneuro", lambda g: _count(
         g["participant_id"].map(procedures["has_plan"]).fillna(False).astype(bool)))
+    if scores is not None:
+        base = scores[scores["visit_code"] == "baseline"]
+        for outcome in oc.OUTCOMES.values():
+            rows_o = base[(base["instrument"] == outcome.instrument)
+                          & (base["measure"] == outcome.measure)]
+            if rows_o.empty:
+                continue
+            value = pd.to_numeric(rows_o["value"], errors="coerce")
+            by_pid = pd.Series(value.to_numpy(), index=rows_o["participant_id"])
+            add(f"baseline {outcome.label}: mean (SD), n",
+                lambda g, v=by_pid: _mean_sd(v.reindex(g["participant_id"])))
     return pd.DataFrame(rows)
+
+
+def _mean_sd(values: pd.Series) -> str:
+    x = pd.to_numeric(values, errors="coerce").dropna()
+    if x.empty:
+        return "–"
+    sd = f"{x.std(ddof=1):.2f}" if len(x) > 1 else "–"
+    return f"{x.mean():.2f} ({sd}), {len(x)}"
 
 
 def _count(mask: pd.Series) -> str:
@@ -77,11 +99,19 @@ def _median_iqr(values: pd.Series) -> str:
     return f"{med:.1f} ({q1:.1f}–{q3:.1f})"
 
 
-def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = None,
-            control: str | None = None, progress: Callable[[str], None] | None = None
+def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | None = None,
+            control: str | None = None, progress: Callable[[str], None] | None = None,
+            duplicates: str = "refuse", covariance: str = "us", report: bool = True,
+            df_method: str = "satterthwaite",
+            unit_costs: dict[str, float] | None = None, bootstrap: int = 2000, seed: int = 1
             ) -> dict[str, Any]:
-    """Run every analysis the data support; write the report; return the headline results."""
+    """Check the data (:func:`cryoneuro.analysis.validate.check`), run every analysis the data
+    support, write the report and return the headline results."""
+    from cryoneuro.analysis.validate import Checked, check
+
     step = progress or (lambda _msg: None)
+    checked = data if isinstance(data, Checked) else check(data, duplicates=duplicates)
+    data = checked.data
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     design = data.design
@@ -99,6 +129,18 @@ def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = 
                                "pain_outcome": pain}
     sections: list[Section] = []
 
+    exclusions = checked.table()
+    results["exclusions"] = exclusions.to_dict(orient="records")
+    sections.append(Section(
+        "Data checks and exclusions",
+        "Every table passed the checks of cryoneuro.analysis.validate (instrument ranges, one row "
+        "per participant and visit, one baseline on or before day 0, follow-up after day 0, "
+        "arms and sites given, days present). "
+        + (f"{len(exclusions)} row(s) below are left out of, or derived for, an analysis by the "
+           "stated rule." if len(exclusions) else "Nothing was excluded or derived."),
+        [Table("exclusions", "Exclusions and derivations", exclusions)] if len(exclusions)
+        else []))
+
     step("participant flow")
     counts = rct.flow(data, primary, pain, scores)
     results["flow"] = counts
@@ -108,7 +150,7 @@ def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = 
         f"{counts['enrolled']} enrolled of {counts['assessed']} assessed. Primary visit: "
         f"{primary}."), [Figure("flow", flow_name, rct.flow_figure(counts, is_rct)),
                          Table("characteristics", "Baseline characteristics",
-                               characteristics(data))]))
+                               characteristics(data, scores))]))
 
     step("change from baseline")
     efficacy: list[Table | Figure] = []
@@ -132,23 +174,94 @@ def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = 
 
     if is_rct:
         step("mixed model (ITT)")
-        mm = rct.mmrm(data, pain, control, scores)
+        from cryoneuro.analysis.mmrm import STRUCTURES
+
+        mmrm_label = STRUCTURES[covariance]
+        mm = rct.mmrm(data, pain, control, scores, covariance=covariance, df_method=df_method)
         an = rct.ancova(data, pain, control, scores)
         both = pd.concat([mm, an], ignore_index=True)
         results["treatment_effect"] = both.to_dict(orient="records")
         sections.append(Section(
             "Randomised comparison (intention to treat)",
             "Difference between arms in the change from baseline; negative favours the treated "
-            "arm for pain. MMRM: REML mixed model with visit, visit × arm and baseline, "
-            "participant random intercept; ANCOVA at each visit as a second method.",
+            "arm for pain. MMRM: visit, visit × arm, baseline and site as fixed effects, "
+            f"{mmrm_label} covariance across visits, REML, 95 % CI on "
+            f"{'Kenward–Roger' if df_method == 'kenward-roger' else 'Satterthwaite'} degrees of "
+            "freedom; ANCOVA at each visit as a second method.",
             [Table("treatment_effect", "Treatment effect on pain", both),
              Figure("treatment_effect", "Treatment effect on pain (95 % CI)",
                     rct.effect_figure([mm, an], oc.OUTCOMES[pain].label))]))
+        step("estimands and sensitivity")
+        from cryoneuro.analysis import estimands
+
+        est_items: list[Table | Figure] = []
+        if primary is not None:
+            try:
+                tipping = estimands.tipping_point(data, scores, control, primary, pain,
+                                                  seed=seed)
+            except InputError as exc:
+                results["tipping_point_note"] = str(exc)
+            else:
+                results["multiple_imputation"] = tipping.to_dict(orient="records")
+                point = tipping["tipping_point"].iloc[0]
+                est_items.append(Table(
+                    "tipping_point", f"Multiple imputation at {primary} with delta adjustment",
+                    tipping, "50 imputations within arm (Bayesian regression on baseline, "
+                    f"seed {seed}), ANCOVA, Rubin's rules with Barnard–Rubin df; δ worsens the "
+                    "treated arm's imputed values; tipping point = first δ whose CI reaches 0"
+                    + (f": {point:.2f} points" if math.isfinite(point) else
+                       ": none (the CI includes 0 at δ = 0, or never within the δ range)")))
+        composite = estimands.composite_responders(data, scores, control, pain)
+        results["composite_responders"] = composite.to_dict(orient="records")
+        est_items.append(Table("composite_responders", "Responders (≥ 30 %), composite strategy",
+                               composite, "re-intervention on or before the visit = failure; "
+                               "missing = non-responder; denominators: all randomised"))
+        sections.append(Section(
+            "Estimands and sensitivity (ICH E9(R1))",
+            "Primary estimand: treatment-policy for re-intervention (values after it used as "
+            "observed), hypothetical for withdrawal and loss to follow-up (MMRM under missing "
+            "at random). Sensitivity: multiple imputation with a tipping-point delta "
+            "adjustment (missing not at random); responders with a composite strategy.",
+            est_items))
+
+        if primary is not None:
+            sub_table, sub_tests = effects.subgroups(data, scores, control, primary, pain)
+            if len(sub_tests):
+                results["subgroups"] = sub_table.to_dict(orient="records")
+                results["subgroup_interactions"] = sub_tests.to_dict(orient="records")
+                overall = float(mm.loc[mm["visit"] == primary, "effect"].iloc[0]) \
+                    if (mm["visit"] == primary).any() else 0.0
+                est_items += [
+                    Table("subgroup_interactions", f"Treatment × subgroup interaction at "
+                          f"{primary} (exploratory)", sub_tests,
+                          "F test of the interaction terms in an ANCOVA"),
+                    Table("subgroups", "Effect within subgroups", sub_table,
+                          "ANCOVA within each level; levels with ≥ 3 participants per arm"),
+                    Figure("subgroups", "Subgroup forest plot",
+                           effects.subgroup_figure(sub_table, sub_tests, overall,
+                                                   oc.OUTCOMES[pain].label))]
+
+        step("between-arm effects, every outcome")
+        others = [code for code in available if code != pain]
+        secondary = effects.continuous(data, scores, control, covariance, others)
+        resp = effects.responders(data, scores, control, pain)
+        results["secondary_effects"] = secondary.to_dict(orient="records")
+        results["responder_effects"] = resp.to_dict(orient="records")
+        sections.append(Section(
+            "Between-arm effects for every outcome",
+            "Continuous outcomes: the same MMRM as the primary analysis (see each row for "
+            "which direction favours the treated arm). Responders: risk difference with "
+            "Newcombe's hybrid score 95 % CI and the conditional odds ratio with its exact "
+            "95 % CI (Fisher).",
+            [Table("secondary_effects", "Quality of life, foot function and mobility: "
+                   "treated − control", secondary),
+             Table("responder_effects", "Pain responders: treated − control", resp)]))
 
     step("time to recurrence and re-intervention")
     recurrence = survival.recurrence_times(data, pain, score_rows=scores)
     km_items: list[Table | Figure] = []
     results["survival"] = {}
+    hazard_rows: list[dict[str, Any]] = []
     for name, times, title in (("recurrence", recurrence, "pain recurrence"),
                                ("reintervention", survival.reintervention_times(data),
                                 "re-intervention")):
@@ -158,8 +271,19 @@ def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = 
         km_items += [Table(f"km_{name}", f"Time to {title}", table,
                            "Kaplan–Meier (lifelines); median with 95 % CI; free-of-event "
                            "probability at 3, 6 and 12 months"),
-                     Figure(f"km_{name}", f"Time to {title}", fig)]
+                     Table(f"at_risk_{name}", f"Numbers at risk: {title}",
+                           survival.at_risk(times)),
+                     Figure(f"km_{name}", f"Time to {title}", fig,
+                            "numbers at risk below the axis")]
         results["survival"][name] = table.to_dict(orient="records")
+        if is_rct:
+            hr = effects.hazard_ratio(times, *rct.arms(data, control), title)
+            hazard_rows.append(hr)
+    if hazard_rows:
+        hazards = pd.DataFrame(hazard_rows)
+        results["hazard_ratios"] = hazards.to_dict(orient="records")
+        km_items.append(Table("hazard_ratios", "Hazard ratios (Cox, treated / control)", hazards,
+                              "lifelines CoxPHFitter, Efron ties, Wald 95 % CI"))
     sections.append(Section(
         "Duration of relief", "Recurrence: relief ends between the last visit with a 30 % pain "
         "reduction and the first without; times are the midpoints of those intervals.",
@@ -168,9 +292,51 @@ def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = 
     step("safety")
     safety_rows = safety.safety_table(data)
     results["safety"] = safety_rows.to_dict(orient="records")
-    sections.append(Section("Safety (NICE HTG652 categories)", "", [
-        Table("safety", "Participants with at least one event", safety_rows,
-              "exact Clopper–Pearson 95 % CI; further interventions include re-interventions")]))
+    safety_items = [Table("safety", "Participants with at least one event", safety_rows,
+                          "exact Clopper–Pearson 95 % CI; further interventions include "
+                          "re-interventions")]
+    if is_rct:
+        safety_diff = effects.safety(safety_rows, *rct.arms(data, control))
+        results["safety_effects"] = safety_diff.to_dict(orient="records")
+        safety_items.append(Table("safety_effects", "Safety: treated − control", safety_diff,
+                                  "risk difference with Newcombe hybrid score 95 % CI; risk "
+                                  "ratio with Koopman score 95 % CI; Fisher's exact p"))
+    if len(data.adverse_events):
+        arm_of = data.participants.set_index("participant_id")["arm"].fillna("")
+        listing = data.adverse_events.assign(arm=data.adverse_events["participant_id"].map(arm_of))
+        listing = listing[["participant_id", "arm", "days_since_procedure", "category",
+                           "severity", "serious", "relatedness", "outcome", "device_incident",
+                           "description"]].sort_values(["arm", "participant_id",
+                                                        "days_since_procedure"])
+        safety_items.append(Table("adverse_event_listing", "Adverse event listing", listing,
+                                  "every adverse event, by arm, participant and onset day"))
+    sections.append(Section("Safety (NICE HTG652 categories)", "", safety_items))
+
+    if unit_costs is not None:
+        step("cost-utility")
+        if not is_rct:
+            raise InputError("--economics compares two arms; the data are a case series")
+        from cryoneuro.analysis import economics
+
+        cu = economics.cost_utility(data, scores, unit_costs, *rct.arms(data, control),
+                                    n_bootstrap=bootstrap, seed=seed)
+        results["cost_utility"] = cu.summary
+        plane, curve = economics.figures(cu)
+        summary = pd.DataFrame([{"quantity": k, "value": v} for k, v in cu.summary.items()])
+        items: list[Table | Figure] = [
+            Table("cost_utility", "Cost-utility (NHS perspective)", summary,
+                  "QALYs by AUC of the EQ-5D-5L index, baseline-adjusted by OLS; costs from "
+                  "the unit-cost table; NMB at £20,000 and £30,000 per QALY; percentile 95 % "
+                  f"intervals from {bootstrap} bootstrap replicates (seed {seed})"),
+            Figure("ce_plane", "Cost-effectiveness plane", plane),
+            Figure("ceac", "Cost-effectiveness acceptability curve", curve),
+            Table("qaly_costs", "QALYs and costs per participant", cu.per_participant)]
+        if cu.excluded:
+            items.append(Table("cost_utility_excluded", "Left out of the cost-utility analysis",
+                               pd.DataFrame(cu.excluded)))
+        results["cost_utility_excluded"] = cu.excluded
+        sections.append(Section("Cost-utility (NICE reference case, within trial)",
+                                economics.__doc__.split("\n\n")[1].replace("\n", " "), items))
 
     step("calibration of predicted relief")
     treated_arm = rct.arms(data, control)[0] if is_rct else None
@@ -189,6 +355,11 @@ def analyse(data: TidyData, out_dir: str | Path, *, primary_visit: str | None = 
                             cal_summary.get("note", ""), cal_items))
 
     step("writing the report")
+    if not report:  # results only (programmatic use: simulation, power checks)
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+        return results
     paths = write_report(out, "Study analysis — cryoablation of neuromas", sections,
                          subtitle=f"{data.source} · {design.replace('_', ' ')}", stem="analysis")
     results["files"] = {k: str(v) for k, v in paths.items()}

@@ -13,8 +13,8 @@ recurrence the time is censored at the last visit with a pain score.
 Re-intervention: the first row of ``reinterventions``; censored at last contact (the latest
 visit, adverse event or procedure day).
 
-Kaplan–Meier estimates, median survival with its 95 % CI and the log-rank test come from
-lifelines (KaplanMeierFitter, ``median_survival_times``, ``logrank_test``). Midpoint
+Kaplan–Meier estimates (numbers at risk under each plot), median survival with its 95 % CI and
+the log-rank test come from lifelines (KaplanMeierFitter, ``median_survival_times``, ``logrank_test``). Midpoint
 imputation ties many times and so understates the width of the median's CI; Turnbull's
 nonparametric MLE on the intervals themselves (lifelines ``fit_interval_censoring``; Turnbull
 1976, JRSS B 38:290) is reported beside it as a sensitivity analysis. Calibration of the
@@ -57,8 +57,16 @@ def recurrence_times(data: TidyData, outcome: str = "pain", threshold: float = 0
 
 
 def reintervention_times(data: TidyData) -> pd.DataFrame:
-    """participant_id, arm, duration (days), event (1 = re-intervention)."""
-    treated = data.participants[data.participants["status"].fillna("") != "screen_failed"]
+    """participant_id, arm, duration (days), event (1 = re-intervention).
+
+    The population is the safety population (:func:`cryoneuro.analysis.safety.exposed`), so a
+    control arm without ``procedures`` rows keeps its participants. Censoring is at the last
+    contact after day 0; a participant with no contact after day 0 contributes nothing to a
+    Kaplan–Meier estimate and is left out (listed by :func:`cryoneuro.analysis.validate.check`).
+    """
+    from cryoneuro.analysis.safety import exposed
+
+    people = exposed(data)
     contact = pd.concat([
         data.visits[["participant_id", "days_since_procedure"]],
         data.scores[["participant_id", "days_since_procedure"]],
@@ -66,13 +74,8 @@ def reintervention_times(data: TidyData) -> pd.DataFrame:
         data.reinterventions[["participant_id", "days_since_procedure"]]])
     last = contact.groupby("participant_id")["days_since_procedure"].max()
     first_event = data.reinterventions.groupby("participant_id")["days_since_procedure"].min()
-    has_procedure = set(data.procedures["participant_id"])
     rows = []
-    for _, p in treated.iterrows():
-        pid = p["participant_id"]
-        if has_procedure and pid not in has_procedure:
-            continue
-        arm = p["arm"] if isinstance(p["arm"], str) and p["arm"] else "all"
+    for pid, arm in zip(people["participant_id"], people["arm"]):
         if pid in first_event.index and pd.notna(first_event[pid]):
             rows.append((pid, arm, float(first_event[pid]), 1))
         elif pid in last.index and pd.notna(last[pid]) and last[pid] > 0:
@@ -85,15 +88,18 @@ def kaplan_meier(times: pd.DataFrame, label: str, at_days: tuple[int, ...] = (91
     """Median time with 95 % CI and survival at fixed days per arm; and the KM figure."""
     import matplotlib.pyplot as plt
     from lifelines import KaplanMeierFitter
+    from lifelines.plotting import add_at_risk_counts
     from lifelines.statistics import logrank_test
     from lifelines.utils import median_survival_times
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    rows = []
     groups = list(times.groupby("arm"))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2 + 0.35 * len(groups)))
+    rows = []
+    fitters = []
     for arm, group in groups:
         kmf = KaplanMeierFitter(label=str(arm))
         kmf.fit(group["duration"], group["event"])
+        fitters.append(kmf)
         kmf.plot_survival_function(ax=ax, ci_show=True, show_censors=True,
                                    censor_styles={"ms": 5, "marker": "|"})
         ci = median_survival_times(kmf.confidence_interval_)
@@ -119,8 +125,19 @@ def kaplan_meier(times: pd.DataFrame, label: str, at_days: tuple[int, ...] = (91
     ax.set_ylabel(f"free of {label}")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
+    # numbers at risk (and censored, events) under the plot, at the axis ticks
+    add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk"], fig=fig)
     fig.tight_layout()
     return table, fig
+
+
+def at_risk(times: pd.DataFrame, days: tuple[int, ...] = (0, 91, 182, 365, 730)) -> pd.DataFrame:
+    """Numbers at risk per arm at given days: participants whose time is ≥ the day."""
+    rows = []
+    for arm, group in times.groupby("arm"):
+        rows.append({"arm": arm, **{f"day_{d}": int((group["duration"] >= d).sum())
+                                    for d in days}})
+    return pd.DataFrame(rows)
 
 
 def calibration(times: pd.DataFrame) -> tuple[pd.DataFrame, dict, object | None]:

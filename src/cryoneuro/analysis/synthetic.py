@@ -71,7 +71,9 @@ def generate(spec: SyntheticStudy | None = None) -> TidyData:
         number += 1
         participants.append({"participant_id": f"P{number:04d}", "design": spec.design,
                              "status": "screen_failed", "site": spec.sites[0],
-                             "study": "SYN"})
+                             "study": "SYN", "status_reason": (
+                                 "not meeting inclusion criteria", "declined to participate"
+                             )[number % 2]})
     for arm in arms:
         treated = arm == spec.arms[0]
         for _ in range(spec.n_per_arm):
@@ -105,7 +107,8 @@ def generate(spec: SyntheticStudy | None = None) -> TidyData:
                       for _ in range(5)]
                 for instrument, measure, value in (
                         ("nrs", "pain", pain),
-                        ("eq5d5l", "index_england", round(1 - 0.09 * pain + rng.normal(0, .05), 3)),
+                        ("eq5d5l", "index_england", round(float(np.clip(
+                            1 - 0.09 * pain + rng.normal(0, .05), -0.285, 1.0)), 3)),
                         ("eq5d5l", "vas", int(np.clip(90 - 6 * pain + rng.normal(0, 8), 0, 100))),
                         ("moxfq", "walking_standing", round(float(np.clip(
                             10 * pain + rng.normal(0, 8), 0, 100)), 1)),
@@ -129,6 +132,8 @@ def generate(spec: SyntheticStudy | None = None) -> TidyData:
                 "arm": arm if rct else "", "sex": str(rng.choice(["female", "male"], p=[.7, .3])),
                 "age_at_enrolment_years": int(rng.integers(30, 76)),
                 "enrolment_date": (start - dt.timedelta(days=14)).isoformat(), "status": status,
+                "status_reason": {"lost_to_follow_up": "no contact after two reminders",
+                                  "withdrawn": "withdrew consent"}.get(status, ""),
                 "neuroma_type": spec.neuroma_type, "neuroma_site": "third web space",
                 "laterality": str(rng.choice(["left", "right"])),
                 "neuroma_size_mm": round(float(rng.normal(6.5, 1.5)), 1),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -60,6 +60,8 @@ SCHEMA: dict[str, list[Column]] = {
         _c("enrolment_date", "date", False, "date of enrolment (consent)"),
         _c("status", "str", False,
            "screen_failed, enrolled, withdrawn, lost_to_follow_up or completed"),
+        _c("status_reason", "str", False,
+           "why screen-failed, withdrawn or lost (shown in the CONSORT diagram)"),
         _c("neuroma_type", "str", False, "morton, stump or traumatic"),
         _c("neuroma_site", "str", False, "anatomical site, e.g. third web space"),
         _c("laterality", "str", False, "left, right"),
@@ -143,6 +145,8 @@ class TidyData:
     adverse_events: pd.DataFrame
     reinterventions: pd.DataFrame
     source: str = ""
+    #: table → the file it was read from (for messages that name file, row and column)
+    files: dict[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
         return getattr(self, name)
@@ -163,7 +167,8 @@ def _empty(table: str) -> pd.DataFrame:
 
 def _coerce(frame: pd.DataFrame, table: str, where: str) -> pd.DataFrame:
     """Type every known column; the first bad cell is named (table, column, row)."""
-    frame = frame.copy()
+    # a RangeIndex, so that index label i is row i + 2 of the file (header = row 1)
+    frame = frame.reset_index(drop=True)
     frame.columns = [str(c).strip() for c in frame.columns]
     for column in SCHEMA[table]:
         if column.name not in frame.columns:
@@ -276,7 +281,13 @@ def load_tidy(path: str | Path) -> TidyData:
         raise InputError(f"{source}: no such folder or .zip; DATA must be a folder with "
                          "participants.csv (and visits.csv, scores.csv, …) or their zip")
     frames: dict[str, pd.DataFrame] = {}
+    files: dict[str, str] = {}
     for table in SCHEMA:
+        if members is not None:
+            files[table] = f"{source}:{table}.csv"
+        else:
+            parquet = source / f"{table}.parquet"
+            files[table] = str(parquet if parquet.is_file() else source / f"{table}.csv")
         frame = _read_table(source, table, members)
         if frame is None:
             if table == "participants":
@@ -284,7 +295,7 @@ def load_tidy(path: str | Path) -> TidyData:
                                  "a tidy data set needs at least the participants table")
             frame = _empty(table)
         frames[table] = _coerce(frame, table, str(source))
-    data = TidyData(**frames, source=str(source))
+    data = TidyData(**frames, source=str(source), files=files)
     return validate(data)
 
 
@@ -294,7 +305,7 @@ def from_frames(source: str = "frames", **tables: pd.DataFrame) -> TidyData:
     if unknown:
         raise InputError(f"unknown tidy table(s): {', '.join(sorted(unknown))}")
     frames = {t: _coerce(tables.get(t, _empty(t)), t, source) for t in SCHEMA}
-    return validate(TidyData(**frames, source=source))
+    return validate(TidyData(**frames, source=source, files={t: f"{source}:{t}" for t in SCHEMA}))
 
 
 def write_tidy(data: TidyData, out_dir: str | Path, fmt: Literal["csv", "parquet"] = "csv"

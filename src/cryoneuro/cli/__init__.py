@@ -8,6 +8,7 @@ from __future__ import annotations
 from cryoneuro.cli import analyse_cmd as _analyse_cmd  # noqa: F401  (analyse)
 from cryoneuro.cli import cohort_cmd as _cohort_cmd  # noqa: F401  (cohort resimulate)
 from cryoneuro.cli import demo_cmd as _demo_cmd  # noqa: F401  (demo)
+from cryoneuro.cli import design_cmd as _design_cmd  # noqa: F401  (design)
 from cryoneuro.cli import meta_cmd as _meta_cmd  # noqa: F401  (meta)
 from cryoneuro.cli import plan_cmd as _plan_cmd  # noqa: F401  (plan)
 from cryoneuro.cli import probe_cmd as _probe_cmd  # noqa: F401  (registers `probe`)

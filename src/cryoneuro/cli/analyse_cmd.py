@@ -11,6 +11,8 @@ from cryoneuro.cli._app import app, emit_json, out, user_errors
 from cryoneuro.errors import InputError
 
 _STEPS = ["scoring", "participant flow", "change from baseline", "mixed model (ITT)",
+          "estimands and sensitivity",
+          "between-arm effects, every outcome", "cost-utility",
           "time to recurrence and re-intervention", "safety", "calibration of predicted relief",
           "writing the report"]
 
@@ -29,7 +31,27 @@ def analyse_cmd(
     synthetic: str = typer.Option(None, "--synthetic",
                                   help="Analyse a generated study instead: rct or case-series "
                                        "(its tables are written to OUT/data)."),
-    seed: int = typer.Option(1, "--seed", help="Seed of the --synthetic study."),
+    seed: int = typer.Option(1, "--seed", help="Seed of the --synthetic study and of the "
+                                               "cost-utility bootstrap."),
+    duplicates: str = typer.Option("refuse", "--duplicates",
+                                   help="refuse (default) or drop-identical: drop rows that repeat "
+                                        "another row in every column, listed in the report; "
+                                        "conflicting duplicates are always refused."),
+    arms: str = typer.Option(None, "--arms", help="The protocol's arm codes, comma-separated: "
+                             "any other arm in the data is refused."),
+    sites: str = typer.Option(None, "--sites", help="The protocol's site codes, comma-separated: "
+                              "any other site in the data is refused."),
+    df_method: str = typer.Option("satterthwaite", "--df",
+                                  help="MMRM degrees of freedom: satterthwaite (default) or "
+                                       "kenward-roger (us and cs)."),
+    covariance: str = typer.Option("us", "--covariance",
+                                   help="MMRM covariance across visits: us (unstructured, "
+                                        "default), cs (compound symmetry) or ar1."),
+    economics: Path = typer.Option(None, "--economics",
+                                   help="Unit-cost CSV (item, unit_cost_gbp, source): add the "
+                                        "cost-utility analysis (QALYs, ICER, NMB, CEAC)."),
+    bootstrap: int = typer.Option(2000, "--bootstrap",
+                                  help="Bootstrap replicates of the cost-utility analysis."),
     schema: bool = typer.Option(False, "--schema", help="Print the tidy format and exit."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
 ) -> None:
@@ -57,16 +79,41 @@ def analyse_cmd(
 
     from cryoneuro.analysis import rct
     from cryoneuro.analysis.study import analyse
+    from cryoneuro.analysis.validate import check
     from cryoneuro.cli.simulate_cmd import progress_bar
 
-    # check the options against the data before the bar starts, so an error stays one line
+    # check the data and the options before the bar starts, so an error stays one line
+    df_method = df_method.strip().lower()
+    if df_method not in ("satterthwaite", "kenward-roger"):
+        raise InputError(f"--df '{df_method}': use satterthwaite or kenward-roger")
+    if df_method == "kenward-roger" and covariance.strip().lower() == "ar1":
+        raise InputError("--df kenward-roger is available with --covariance us or cs")
+    covariance = covariance.strip().lower()
+    if covariance not in ("us", "cs", "ar1"):
+        raise InputError(f"--covariance '{covariance}': use us, cs or ar1")
+    unit_costs = None
+    if economics is not None:
+        from cryoneuro.analysis.economics import load_unit_costs
+
+        if bootstrap < 100:
+            raise InputError(f"--bootstrap {bootstrap}: use at least 100 replicates")
+        unit_costs = load_unit_costs(economics)
+    def codes(text: str | None) -> tuple[str, ...] | None:
+        return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
+
+    checked = check(dataset, duplicates=duplicates.strip().lower().replace("-", "_"),
+                    arms=codes(arms), sites=codes(sites))
+    dataset = checked.data
     rct.primary_visit(dataset, primary_visit)
     if dataset.design == "rct":
         rct.arms(dataset, control)
 
     with progress_bar(not json_output) as bar:
         task = bar.add_task("analysing", total=len(_STEPS))
-        results = analyse(dataset, out_dir, primary_visit=primary_visit, control=control,
+        results = analyse(checked, out_dir, primary_visit=primary_visit, control=control,
+                          covariance=covariance, df_method=df_method, unit_costs=unit_costs,
+                          bootstrap=bootstrap,
+                          seed=seed,
                           progress=lambda msg: bar.update(
                               task, completed=_STEPS.index(msg) if msg in _STEPS else 0,
                               description=msg))

@@ -32,8 +32,12 @@ def meta_cmd(
     outcome: list[str] = typer.Option(None, "--outcome", help="pain, pain_nrs, pain_vas, "
                                       "pain_md, responder or complication (repeatable; default: "
                                       "every outcome in the file)."),
-    method: str = typer.Option("both", "--method", help="Random-effects τ² estimator: dl, pm or "
-                               "both."),
+    method: str = typer.Option("all", "--method", help="Random-effects τ² estimator(s): dl, pm, "
+                               "reml, a comma list, both (dl,pm) or all."),
+    measure: str = typer.Option(None, "--measure", help="Generic input (a CSV with yi,vi / "
+                                "yi,sei / ai,bi,ci,di / ai,n1i,ci,n2i): RR, OR, RD or GEN."),
+    moderator: list[str] = typer.Option(None, "--moderator", help="Generic input: a numeric "
+                                        "column for a REML meta-regression (repeatable)."),
     r: float = typer.Option(0.5, "--r", help="Pre/post correlation used to impute a missing SD "
                             "of the change."),
     r_sensitivity: str = typer.Option("0.2,0.5,0.8", "--r-sensitivity",
@@ -46,16 +50,31 @@ def meta_cmd(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and "
                                      "nothing else."),
 ) -> None:
-    """Pool the published evidence (DerSimonian–Laird and Paule–Mandel random effects)."""
-    from cryoneuro.analysis.meta import METHODS, parse_r_grid, run_meta, write_meta_report
+    """Pool the published evidence or a generic effects file (DL, PM and REML random effects)."""
+    from cryoneuro.analysis.meta import (
+        METHODS,
+        analyse_effects,
+        is_generic,
+        parse_r_grid,
+        run_meta,
+        write_meta_report,
+    )
 
     method = method.strip().lower()
-    if method not in ("dl", "pm", "both"):
-        raise InputError(f"--method '{method}': use dl, pm or both")
-    methods = METHODS if method == "both" else (method,)
-    result = run_meta(data, outcomes=outcome or None, methods=methods, r=r,
-                      r_grid=parse_r_grid(r_sensitivity), include_unverified=include_unverified,
-                      transform=proportion_scale.strip().lower())
+    methods = METHODS if method == "all" else ("dl", "pm") if method == "both" else tuple(
+        m.strip() for m in method.split(",") if m.strip())
+    if not methods or any(m not in METHODS for m in methods):
+        raise InputError(f"--method '{method}': use dl, pm, reml, a comma list, both or all")
+    if data is not None and data.is_file() and is_generic(data):
+        result = analyse_effects(data, measure, methods, moderator or ())
+    else:
+        if measure is not None or moderator:
+            raise InputError("--measure and --moderator apply to a generic effects file (columns yi,vi or 2×2 "
+                             "counts ai,bi,ci,di); the evidence CSV has its own outcomes")
+        result = run_meta(data, outcomes=outcome or None, methods=methods, r=r,
+                          r_grid=parse_r_grid(r_sensitivity),
+                          include_unverified=include_unverified,
+                          transform=proportion_scale.strip().lower())
     payload = result.to_dict()
     if out_dir is not None:
         if out_dir.exists() and not out_dir.is_dir():
@@ -77,13 +96,11 @@ def meta_cmd(
             not_pooled.append(f"{name}: {res.reason}")
             continue
         prop = res.kind == "proportion"
+        from cryoneuro.analysis.meta import natural
         for m, p in res.pooled.items():
             d = res.display.get(m, {})
-            est = d.get("estimate_proportion", p.estimate)
-            lo = d.get("ci_lower_proportion", p.ci_lower)
-            hi = d.get("ci_upper_proportion", p.ci_upper)
-            pil = d.get("pi_lower_proportion", p.pi_lower)
-            piu = d.get("pi_upper_proportion", p.pi_upper)
+            est, lo, hi, pil, piu = (natural(d, key, getattr(p, key)) for key in (
+                "estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper"))
             table.add_row(name, m.upper(), str(p.k),
                           f"{_fmt(est, prop)} [{_fmt(lo, prop)}, {_fmt(hi, prop)}]",
                           "–" if math.isnan(pil) else f"{_fmt(pil, prop)}, {_fmt(piu, prop)}",
@@ -91,8 +108,11 @@ def meta_cmd(
     out.print(table)
     for line in not_pooled:
         out.print(f"[dim]not pooled — {line}[/dim]")
-    out.print(f"[dim]pain: mean change (points, negative = less pain); r = {result.r:g}; "
-              f"{'all rows' if include_unverified else 'verified rows only'}; "
-              "research use only (NICE HTG652)[/dim]")
+    if "effects" in result.outcomes:
+        out.print(f"[dim]{result.outcomes['effects'].axis_label}; τ² CI: Q-profile[/dim]")
+    else:
+        out.print(f"[dim]pain: mean change (points, negative = less pain); r = {result.r:g}; "
+                  f"{'all rows' if include_unverified else 'verified rows only'}; "
+                  "research use only (NICE HTG652)[/dim]")
     if out_dir is not None:
         out.print(f"report: {payload['files']['html']}")
