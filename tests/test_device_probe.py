@@ -20,8 +20,7 @@ from cryoneuro import probe as probe_physics
 from cryoneuro.case import load_case
 from cryoneuro.cli import app
 from cryoneuro.errors import InputError
-from cryoneuro.thermal import Grid, Phase, ProbeGeometry, ThermalModel, constant, simulate
-from cryoneuro.thermal import analytic
+from cryoneuro.thermal import Grid, Phase, ProbeGeometry, ThermalModel, analytic, constant, simulate
 from cryoneuro.thermal.axisymmetric import solve_axisymmetric
 from cryoneuro.thermal.drive import DeviceDrive
 from cryoneuro.thermal.summary import isotherms

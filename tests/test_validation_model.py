@@ -24,7 +24,6 @@ import pytest
 from cryoneuro import probe as probe_physics
 from cryoneuro import validation
 
-
 REFERENCE = Path(__file__).parent / "data" / "validation_reference.json"
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -38,6 +39,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from cryoneuro import input_checks as limits
+from cryoneuro import probe as probe_physics
 from cryoneuro.errors import CaseFileError, CryoneuroError
 from cryoneuro.thermal.geometry import Grid, ProbeGeometry
 from cryoneuro.thermal.solver import (
@@ -81,7 +83,7 @@ class DomainSpec(_Strict):
     boundary: Literal["body", "adiabatic"] = "body"
 
     @model_validator(mode="after")
-    def _sizes(self) -> "DomainSpec":
+    def _sizes(self) -> DomainSpec:
         if any(s <= 0 for s in self.size_mm):
             raise ValueError("size_mm must be three positive lengths")
         return self
@@ -115,7 +117,7 @@ class ProbeSpec(_Strict):
             self.model is not None or self.mass_flow_g_s is not None)
 
     @model_validator(mode="after")
-    def _one_drive(self) -> "ProbeSpec":
+    def _one_drive(self) -> ProbeSpec:
         given = [k for k in ("tip_temperature_c", "tip_trace_c", "gas") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give only one of tip_temperature_c, tip_trace_c, gas (got {given})")
@@ -141,7 +143,7 @@ class PhaseSpec(_Strict):
     tip_temperature_c: float | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "PhaseSpec":
+    def _one_kind(self) -> PhaseSpec:
         if (self.freeze_s is None) == (self.thaw_s is None):
             raise ValueError("each phase needs exactly one of freeze_s or thaw_s")
         if self.freeze_s is not None and self.tip_temperature_c is not None:
@@ -247,7 +249,6 @@ class Case(_Strict):
 
     def validity_warnings(self) -> list[str]:
         """Where the case uses a model outside its validated range (shown with the results)."""
-        from cryoneuro import probe as probe_physics
 
         out: list[str] = []
         freezes = [ph.freeze_s for ph in self.protocol.phases if ph.freeze_s is not None]
@@ -292,7 +293,6 @@ class Case(_Strict):
 
 
 def _catalogue_model(name: str, index: int):
-    from cryoneuro import probe as probe_physics
 
     try:
         return probe_physics.get_probe_model(name)
@@ -302,7 +302,6 @@ def _catalogue_model(name: str, index: int):
 
 def _device_model(spec: ProbeSpec, index: int):
     """The catalogue entry a device-driven probe uses (an ad hoc one for gas + mass flow)."""
-    from cryoneuro import probe as probe_physics
 
     if spec.model is not None:
         m = _catalogue_model(spec.model, index)
@@ -315,7 +314,6 @@ def _device_model(spec: ProbeSpec, index: int):
                                  ("active_length_mm", spec.active_length_mm),
                                  ("gas", spec.gas)) if v is not None}
     if changes:
-        from dataclasses import replace
 
         m = replace(m, **changes)
     return m
@@ -323,7 +321,6 @@ def _device_model(spec: ProbeSpec, index: int):
 
 def device_drive_for(spec: ProbeSpec, index: int):
     """The :class:`~cryoneuro.thermal.drive.DeviceDrive` of a device-driven probe."""
-    from cryoneuro import probe as probe_physics
 
     try:
         return probe_physics.device_drive(
@@ -336,7 +333,6 @@ def device_drive_for(spec: ProbeSpec, index: int):
 
 def gas_tip_temperature(spec: ProbeSpec, index: int) -> float:
     """Steady tip temperature from the gas model (``cryoneuro probe``)."""
-    from cryoneuro import probe as probe_physics
 
     gas = spec.gas
     if gas is None and spec.model is not None:

@@ -173,7 +173,7 @@ def run_phantom(device: str, n_probes: int, spacing_mm: float, medium_c: float, 
     res = simulate(thermal, [Phase("freeze", freeze_s)], thresholds_c=(0.0, lethal_c),
                    sample_interval_s=5.0, time_step_s=time_step_s)
     iso = isotherms(res, (0.0, -20.0, lethal_c, -40.0))
-    k_mid = int(round((TIP_DEPTH_MM + length / 2) / voxel_mm - 0.5))
+    k_mid = round((TIP_DEPTH_MM + length / 2) / voxel_mm - 0.5)
     plane = res.min_temperature_c[:, :, k_mid]
     iceball = np.count_nonzero(plane <= 0.0)
     lethal = np.count_nonzero(plane <= lethal_c)
@@ -334,8 +334,9 @@ def plot_measured_vs_predicted(table: dict, ax=None):
 
 def markdown_table(table: dict) -> str:
     """The validation table as Markdown (docs/validation.md)."""
-    lines = ["| row | role | source | device | condition | quantity | measured | predicted "
-             "| error | tolerance |", "|---|---|---|---|---|---|---|---|---|---|"]
+    header = ("| row | role | source | device | condition | quantity | measured | predicted "
+              "| error | tolerance |")
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
         iso = f" {r['isotherm_c']:g} °C" if r["isotherm_c"] is not None else ""
         lines.append(f"| {r['id']} | {r['role']} | {r['source']} | {r['device']} | "

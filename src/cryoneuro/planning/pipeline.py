@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cryoneuro import injury, regrowth
+from cryoneuro import probe as probe_physics
 from cryoneuro.anatomy.phantoms import Phantom
 from cryoneuro.errors import GeometryError
 from cryoneuro.planning.plan import Isotherm, Plan, ProbePlacement, ProtocolPhase, TrajectorySummary
@@ -141,9 +142,7 @@ class Level:
 
 def probe_model_for(gas: str, model_name: str = PROBE_MODEL):
     """The catalogue probe run with ``gas`` (its default supply pressure when not its own gas)."""
-    from dataclasses import replace
 
-    from cryoneuro import probe as probe_physics
 
     m = probe_physics.get_probe_model(model_name)
     if probe_physics.canonical_gas(gas).name != m.gas:
@@ -154,9 +153,7 @@ def probe_model_for(gas: str, model_name: str = PROBE_MODEL):
 
 def device_for(gas: str, model_name: str = PROBE_MODEL, tip_offset_c: float = 0.0):
     """The DeviceDrive of the planner's probe with ``gas`` (``tip_offset_c`` warms its gas)."""
-    from dataclasses import replace
 
-    from cryoneuro import probe as probe_physics
 
     dev = probe_physics.device_drive(probe_model_for(gas, model_name), name="probe 1")
     return replace(dev, gas_temperature_c=dev.gas_temperature_c + max(tip_offset_c, 0.0)) if tip_offset_c else dev
@@ -253,7 +250,6 @@ def plan_phantom(phantom: Phantom, out_dir: str | Path, *, gases=GASES, offsets_
             return plan_phantom(phantom, out_dir, gases=gases, offsets_mm=offsets_mm, shifts_mm=shifts_mm,
                                 freezes_s=freezes_s, procedure_date=procedure_date, progress=progress, client=own,
                                 drive=drive)
-    from cryoneuro import probe as probe_physics
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -326,7 +322,6 @@ def _assemble(phantom, anat, best: Candidate, candidates, target_mask, names, la
     fig.savefig(out / "nerve_profile.png", dpi=110)
     plt.close(fig)
     warn = injury.warnings(best.safety) + traj.warnings
-    from cryoneuro import probe as probe_physics
     from cryoneuro.thermal.summary import probe_summary
 
     probe_state = probe_summary(res)[0]
