@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -12,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.db import make_engine, make_sessionmaker
 from cryoneuro.registry.demo import seed_demo
+from cryoneuro.registry.keys import check_startup, write_key_file
 from cryoneuro.registry.migrate import upgrade
 from cryoneuro.registry.models import User
 from cryoneuro.registry.settings import RegistrySettings
@@ -50,12 +53,22 @@ class Registry:
             return Actor.from_user(user)
 
 
-def make_registry(url: str, seed: bool = True) -> Registry:
+def make_registry(url: str, seed: bool = True, key_file: Path | None = None) -> Registry:
+    """Migrate ``url`` and open it with a key file (created with fresh random keys when
+    missing; default: beside a SQLite database, else a temporary file). Cookies without
+    ``Secure`` because the test client talks plain http."""
     upgrade(url)
-    settings = RegistrySettings(db_url=url, secret_key="test-secret",
-                                randomisation_secret="test-randomisation-secret")
+    settings = RegistrySettings(db_url=url, secure_cookies=False)
+    if key_file is None and not url.startswith("sqlite"):
+        key_file = Path(tempfile.mkdtemp(prefix="cryoneuro-keys-")) / "registry-keys.json"
+    if key_file is not None:
+        settings = settings.model_copy(update={"key_file": key_file})
+    if not settings.key_path().exists():
+        write_key_file(settings.key_path())
+    settings = settings.load_keys()
     engine = make_engine(url)
-    reg = Registry(url, engine, make_sessionmaker(engine), settings)
+    reg = Registry(url, engine, make_sessionmaker(engine, settings.keys), settings)
+    check_startup(settings, reg.factory)
     if seed:
         seed_registry(reg.factory, settings, reg.users)
     return reg

@@ -1,4 +1,5 @@
-"""Registry commands: ``cryoneuro serve``, ``cryoneuro db upgrade``, ``cryoneuro user add``.
+"""Registry commands: ``cryoneuro serve``, ``cryoneuro db upgrade``, ``cryoneuro keys init``,
+``cryoneuro user add``.
 
 Registered on the shared Typer app when ``cryoneuro.cli`` imports this module.
 """
@@ -12,21 +13,54 @@ from cryoneuro.cli._app import app, console, emit_json, user_errors
 db_app = typer.Typer(help="Registry database: migrations.", no_args_is_help=True)
 user_app = typer.Typer(help="Registry users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="Registry keys: create the key file.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+app.add_typer(keys_app, name="keys")
 
 DB_OPTION = typer.Option(None, "--db", help="Database URL (default: $CRYONEURO_DB_URL or "
                                              "sqlite:///cryoneuro.db).")
 
 
-def _settings(db: str | None):
+KEY_FILE_OPTION = typer.Option(None, "--key-file", help="Registry key file (default: "
+                                "$CRYONEURO_KEY_FILE, else beside a SQLite database or "
+                                "~/.config/cryoneuro/registry-keys.json).")
+
+
+def _settings(db: str | None, key_file: str | None = None):
+    from pathlib import Path
+
     from cryoneuro.registry.settings import RegistrySettings
 
-    return RegistrySettings(db_url=db) if db else RegistrySettings()
+    overrides: dict = {}
+    if db:
+        overrides["db_url"] = db
+    if key_file:
+        overrides["key_file"] = Path(key_file)
+    return RegistrySettings(**overrides)
+
+
+def _keyed_factory(settings):
+    """Engine and session factory with the key file's keys, checked against the database."""
+    from cryoneuro.registry.db import make_engine, make_sessionmaker
+    from cryoneuro.registry.keys import check_startup
+
+    settings = settings.load_keys()
+    engine = make_engine(settings.db_url)
+    factory = make_sessionmaker(engine, settings.keys)
+    try:
+        check_startup(settings, factory)
+    except BaseException:
+        engine.dispose()
+        raise
+    return settings, engine, factory
 
 
 @app.command()
 @user_errors
 def serve(db: str | None = DB_OPTION,
+          key_file: str | None = KEY_FILE_OPTION,
+          dev: bool = typer.Option(False, "--dev", help="Development only: ephemeral random "
+                                   "keys instead of the key file (data written is lost)."),
           host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
           port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
           upgrade: bool = typer.Option(True, "--upgrade/--no-upgrade",
@@ -40,21 +74,32 @@ def serve(db: str | None = DB_OPTION,
     import uvicorn
 
     from cryoneuro.errors import InputError
+    from cryoneuro.registry.keys import DEV_WARNING
     from cryoneuro.registry.migrate import upgrade as run_upgrade
     from cryoneuro.web import create_app
 
-    settings = _settings(db)
+    settings = _settings(db, key_file)
     if workers > 1 and settings.db_url.startswith("sqlite"):
         raise InputError("--workers > 1 needs PostgreSQL: SQLite allows one writer at a time")
+    if dev and workers > 1:
+        raise InputError("--dev cannot be combined with --workers > 1 (each worker would have "
+                         "its own ephemeral keys)")
+    if not dev:
+        settings = settings.load_keys()  # refuse before migrating anything
     if upgrade:
         run_upgrade(settings.db_url)
+    application = create_app(settings, dev=dev)  # checks the keys against the database
+    if dev:
+        typer.echo("\n" + "!" * 78 + "\n" + DEV_WARNING + "\n" + "!" * 78 + "\n", err=True)
     console.print(f"cryoneuro registry on http://{host}:{port} (database {settings.db_url}, "
                   f"{workers} worker{'s' if workers > 1 else ''})")
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # access log off: request lines would carry reset tokens in query strings
+        uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)
         return
     # Worker processes build the app from the environment (same settings, passed by name).
     os.environ["CRYONEURO_DB_URL"] = settings.db_url
+    os.environ["CRYONEURO_KEY_FILE"] = str(settings.key_path())
     uvicorn.run("cryoneuro.web.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level="warning")
 
@@ -62,17 +107,43 @@ def serve(db: str | None = DB_OPTION,
 @db_app.command("upgrade")
 @user_errors
 def db_upgrade(db: str | None = DB_OPTION,
+               key_file: str | None = KEY_FILE_OPTION,
                json_out: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-    """Apply all migrations to the registry database."""
+    """Apply all migrations; create the key file if there is none; register its fingerprint."""
+    from cryoneuro.registry.keys import write_key_file
     from cryoneuro.registry.migrate import current_revision, upgrade
 
-    settings = _settings(db)
+    settings = _settings(db, key_file)
+    path = settings.key_path()
+    created = not path.exists()
+    if created:
+        write_key_file(path)
     upgrade(settings.db_url)
+    _, engine, _ = _keyed_factory(settings)  # registers (or checks) the fingerprint
+    engine.dispose()
     revision = current_revision(settings.db_url)
     if json_out:
-        emit_json({"revision": revision})
+        emit_json({"revision": revision, "key_file": str(path), "key_file_created": created})
     else:
-        console.print(f"database at revision {revision}")
+        console.print(f"database at revision {revision}; keys in {path}"
+                      + (" (new: back it up apart from the database)" if created else ""))
+
+
+@keys_app.command("init")
+@user_errors
+def keys_init(db: str | None = DB_OPTION,
+              key_file: str | None = KEY_FILE_OPTION,
+              json_out: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Create the key file (mode 0600) with fresh random keys; never overwrites one."""
+    from cryoneuro.registry.keys import write_key_file
+
+    path = _settings(db, key_file).key_path()
+    write_key_file(path)
+    if json_out:
+        emit_json({"key_file": str(path)})
+    else:
+        console.print(f"keys written to {path} (mode 600): back it up apart from the database; "
+                      "without it NHS numbers cannot be read")
 
 
 SITE_OPTION = typer.Option(None, "--site", help="Site code (repeatable).")
@@ -89,16 +160,16 @@ def user_add(username: str = typer.Argument(..., help="Login name."),
                                           confirmation_prompt=True,
                                           envvar="CRYONEURO_NEW_USER_PASSWORD"),
              db: str | None = DB_OPTION,
+             key_file: str | None = KEY_FILE_OPTION,
              json_out: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Create a registry user (sites must exist)."""
     from cryoneuro.registry.auth import Actor
-    from cryoneuro.registry.db import make_engine, make_sessionmaker, transaction
+    from cryoneuro.registry.db import transaction
     from cryoneuro.registry.services.setup import create_user
 
-    settings = _settings(db)
-    engine = make_engine(settings.db_url)
+    _, engine, factory = _keyed_factory(_settings(db, key_file))
     try:
-        with transaction(make_sessionmaker(engine)) as session:
+        with transaction(factory) as session:
             user = create_user(session, Actor.system(), username=username, password=password,
                                role=role, site_codes=site or [], full_name=full_name)
             result = {"id": user.id, "username": user.username, "role": user.role,
@@ -114,16 +185,15 @@ def user_add(username: str = typer.Argument(..., help="Login name."),
 @user_app.command("seed-demo")
 @user_errors
 def seed_demo(db: str | None = DB_OPTION,
+              key_file: str | None = KEY_FILE_OPTION,
               password: str = typer.Option(..., "--password", prompt=True, hide_input=True,
                                            envvar="CRYONEURO_NEW_USER_PASSWORD")) -> None:
     """Create a demonstration RCT, case series, two sites and one user per role."""
-    from cryoneuro.registry.db import make_engine, make_sessionmaker
     from cryoneuro.registry.demo import seed_demo as run_seed
 
-    settings = _settings(db)
-    engine = make_engine(settings.db_url)
+    settings, engine, factory = _keyed_factory(_settings(db, key_file))
     try:
-        run_seed(make_sessionmaker(engine), settings, password)
+        run_seed(factory, settings, password)
     finally:
         engine.dispose()
     console.print("demo studies, sites and users created")

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from cryoneuro.registry.keys import RegistryKeys
 
 #: Execution option asking SQLite for BEGIN IMMEDIATE (ignored by PostgreSQL).
 IMMEDIATE = "cryoneuro_immediate"
@@ -53,11 +56,16 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded attributes after commit (pages render after the commit)."""
+def make_sessionmaker(engine: Engine, keys: RegistryKeys | None = None) -> sessionmaker[Session]:
+    """Sessions that keep loaded attributes after commit (pages render after the commit).
+
+    ``keys`` gives the audit key that chains audit entries (audit.py); a session without it
+    can read but cannot write audited changes.
+    """
     from cryoneuro.registry.audit import RegistrySession
 
-    return sessionmaker(bind=engine, class_=RegistrySession, expire_on_commit=False)
+    info = {"audit_key": keys.audit_key} if keys is not None else {}
+    return sessionmaker(bind=engine, class_=RegistrySession, expire_on_commit=False, info=info)
 
 
 def begin_write(session: Session) -> None:

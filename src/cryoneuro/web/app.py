@@ -19,6 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from cryoneuro.registry.auth import LoginRateLimitedError, LoginRateLimiter
 from cryoneuro.registry.db import make_engine, make_sessionmaker
 from cryoneuro.registry.errors import AuthenticationError, RegistryError, RegistryInputError
+from cryoneuro.registry.keys import check_startup, ensure_keys
 from cryoneuro.registry.settings import RegistrySettings, get_settings
 from cryoneuro.web.middleware import LimitsAndHeaders
 
@@ -37,20 +38,29 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api")
 
 
-def create_app(settings: RegistrySettings | None = None) -> FastAPI:
-    """Build the app for ``settings`` (default: from the environment)."""
-    settings = settings or get_settings()
+def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> FastAPI:
+    """Build the app for ``settings`` (default: from the environment).
+
+    Refuses (:class:`~cryoneuro.registry.keys.KeyFileError`) without the registry keys or
+    with keys that are not the database's; ``dev`` uses ephemeral keys instead.
+    """
+    settings = ensure_keys(settings or get_settings(), dev=dev)
     app = FastAPI(title="cryoneuro registry",
                   description="Research registry for cryoablation of peripheral neuromas "
                               "(NICE HTG652: research only).", version="1")
     engine = make_engine(settings.db_url)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = make_sessionmaker(engine)
+    app.state.session_factory = make_sessionmaker(engine, settings.keys)
+    try:
+        check_startup(settings, app.state.session_factory, dev=dev)
+    except BaseException:
+        engine.dispose()
+        raise
     app.state.login_limiter = LoginRateLimiter()
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key,
                        session_cookie="cryoneuro_session", max_age=settings.session_max_age_s,
-                       same_site="strict", https_only=settings.https_only_cookies)
+                       same_site="strict", https_only=settings.secure_cookies)
 
     app.add_middleware(LimitsAndHeaders, limit_bytes=MAX_BODY_BYTES,
                        upload_limit_bytes=MAX_UPLOAD_BODY_BYTES)
