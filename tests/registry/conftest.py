@@ -158,8 +158,9 @@ SERVE = ("from cryoneuro.cli import registry_cmd; from cryoneuro.cli._app import
 class LiveServer:
     """`cryoneuro serve` in a subprocess on 127.0.0.1 and a free port."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, env: dict[str, str] | None = None) -> None:
         self.registry = registry
+        self.extra_env = env or {}
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -171,7 +172,7 @@ class LiveServer:
         import httpx
 
         env = {**os.environ, "CRYONEURO_KEY_FILE": str(self.registry.settings.key_path()),
-               "CRYONEURO_SECURE_COOKIES": "false"}
+               "CRYONEURO_SECURE_COOKIES": "false", **self.extra_env}
         self.process = subprocess.Popen(
             [sys.executable, "-c", SERVE, "serve", "--db", self.registry.url, "--port",
              str(self.port)], env=env, stdout=subprocess.DEVNULL,

@@ -36,6 +36,8 @@ class RegistrySettings(BaseSettings):
     #: The address users reach the registry at (https://registry.example.nhs.uk); password
     #: reset links are built from it, never from the request's Host header.
     public_base_url: str = ""
+    #: A request body must arrive whole within this many seconds (else 408; middleware.py).
+    body_deadline_s: float = 15.0
 
     _keys: RegistryKeys | None = PrivateAttr(default=None)
 

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from cryoneuro.registry.auth import PASSWORD_RULE, RESET_MAX_AGE_S
 from cryoneuro.registry.errors import RegistryInputError
 from cryoneuro.registry.services import accounts
-from cryoneuro.web.deps import PageActor, SessionDep, SettingsDep
+from cryoneuro.web.deps import FormDep, PageActor, SessionDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,11 +31,10 @@ def users_page(request: Request, session: SessionDep, actor: PageActor) -> HTMLR
 
 
 @router.post("/admin/users/{user_id}/reset-link", response_class=HTMLResponse)
-async def issue_link(user_id: int, request: Request, session: SessionDep,
-                     settings: SettingsDep, actor: PageActor) -> HTMLResponse:
-    from cryoneuro.web.pages import posted, render
+def issue_link(user_id: int, request: Request, flat: FormDep, session: SessionDep,
+               settings: SettingsDep, actor: PageActor) -> HTMLResponse:
+    from cryoneuro.web.pages import render
 
-    await posted(request)
     token = accounts.issue_reset_token(session, settings, actor, user_id)
     session.commit()
     users = accounts.list_users(session, actor)
@@ -46,14 +45,13 @@ async def issue_link(user_id: int, request: Request, session: SessionDep,
 
 @router.api_route("/reset-password/{token}", methods=["GET", "POST"],
                   response_class=HTMLResponse)
-async def reset_page(token: str, request: Request, session: SessionDep,
-                     settings: SettingsDep) -> Response:
-    from cryoneuro.web.pages import posted, render
+def reset_page(token: str, request: Request, data: FormDep, session: SessionDep,
+               settings: SettingsDep) -> Response:
+    from cryoneuro.web.pages import render
 
     user = accounts.check_reset_token(session, settings, token[:600])
     errors: dict[str, str] = {}
     if request.method == "POST":
-        data = await posted(request)
         password = data.get("password", "")[:300]
         if password != data.get("confirm", "")[:300]:
             errors["confirm"] = "the two passwords differ"

@@ -29,7 +29,7 @@ from cryoneuro.registry.schemas import (
 from cryoneuro.registry.services import clinical, participants, plan_files
 from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
 from cryoneuro.registry.services.yellow_card import yellow_card_summary
-from cryoneuro.web.deps import ApiActor, SessionDep, SettingsDep, csrf_token
+from cryoneuro.web.deps import ApiActor, ReadSessionDep, SessionDep, SettingsDep, csrf_token
 
 router = APIRouter(prefix="/api", tags=["registry"])
 
@@ -50,7 +50,7 @@ def _id(value: int, field: str = "participant_id") -> int:
 
 
 @router.post("/login")
-def login(body: LoginIn, request: Request, session: SessionDep) -> dict:
+def login(body: LoginIn, request: Request, session: ReadSessionDep) -> dict:
     """Start a session; returns the CSRF token to send as X-CSRF-Token on writes."""
     from cryoneuro.web.pages import limited_authenticate
 
@@ -247,12 +247,12 @@ def _file_info(row: Any) -> dict[str, Any]:
 
 
 @router.post("/procedures/{procedure_id}/plan-bundle", status_code=201)
-async def upload_plan_bundle(procedure_id: int, session: SessionDep, actor: ApiActor,
-                             bundle: Annotated[UploadFile, File(description="plan_bundle.zip")],
-                             reason: Annotated[str, Form(max_length=1000)] = "") -> dict:
+def upload_plan_bundle(procedure_id: int, session: SessionDep, actor: ApiActor,
+                       bundle: Annotated[UploadFile, File(description="plan_bundle.zip")],
+                       reason: Annotated[str, Form(max_length=1000)] = "") -> dict:
     """Attach a plan bundle (.zip, multipart field ``bundle``); sets the procedure's plan and
     predicted relief from plan.json. Replacing a bundle needs ``reason``."""
-    content = await bundle.read(plan_files.MAX_BUNDLE_BYTES + 1)
+    content = bundle.file.read(plan_files.MAX_BUNDLE_BYTES + 1)
     rows = plan_files.attach_bundle(session, actor, _id(procedure_id, "procedure_id"), content,
                                     reason)
     session.commit()

@@ -13,11 +13,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from cryoneuro.registry.auth import LoginRateLimitedError, LoginRateLimiter
-from cryoneuro.registry.db import make_engine, make_sessionmaker
+from cryoneuro.registry.db import (
+    ServiceBusyError,
+    is_busy,
+    make_engine,
+    make_sessionmaker,
+    write_engine,
+)
 from cryoneuro.registry.errors import AuthenticationError, RegistryError, RegistryInputError
 from cryoneuro.registry.keys import check_startup, ensure_keys
 from cryoneuro.registry.settings import RegistrySettings, get_settings
@@ -38,6 +46,28 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api")
 
 
+def signed_session_checker(settings: RegistrySettings):
+    """Whether a session cookie is validly signed, unexpired and names a user: the cheap
+    check the body middleware makes before reading a large body (the database check of the
+    session follows in the route)."""
+    import base64
+    import json
+
+    from itsdangerous import BadSignature, TimestampSigner
+
+    signer = TimestampSigner(settings.secret_key)
+
+    def check(cookie: str) -> bool:
+        try:
+            data = json.loads(base64.b64decode(signer.unsign(cookie.encode(),
+                                                             max_age=settings.session_max_age_s)))
+        except (BadSignature, ValueError, TypeError):
+            return False
+        return isinstance(data, dict) and isinstance(data.get("user_id"), int)
+
+    return check
+
+
 def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment).
 
@@ -52,6 +82,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_sessionmaker(engine, settings.keys)
+    app.state.write_engine = write_engine(engine)
     try:
         check_startup(settings, app.state.session_factory, dev=dev)
     except BaseException:
@@ -63,7 +94,9 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
                        same_site="strict", https_only=settings.secure_cookies)
 
     app.add_middleware(LimitsAndHeaders, limit_bytes=MAX_BODY_BYTES,
-                       upload_limit_bytes=MAX_UPLOAD_BODY_BYTES)
+                       upload_limit_bytes=MAX_UPLOAD_BODY_BYTES,
+                       deadline_s=settings.body_deadline_s,
+                       is_authenticated=signed_session_checker(settings))
 
     @app.exception_handler(RegistryError)
     async def registry_error(request: Request, exc: RegistryError) -> Response:
@@ -71,7 +104,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
             return RedirectResponse("/login", status_code=303)
         field = exc.field if isinstance(exc, RegistryInputError) else None
         headers = ({"Retry-After": str(exc.retry_after)}
-                   if isinstance(exc, LoginRateLimitedError) else {})
+                   if isinstance(exc, LoginRateLimitedError | ServiceBusyError) else {})
         if _wants_html(request):
             from cryoneuro.web.pages import error_page
 
@@ -92,6 +125,15 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
             return error_page(request, 422, first["message"], first["field"])
         return JSONResponse({"detail": f"{first['field']}: {first['message']}",
                              "field": first["field"], "errors": errors}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeoutError)
+    async def busy_error(request: Request, exc: Exception) -> Response:
+        """Lock or pool wait exceeded (db.py): 503 with Retry-After, never a 500."""
+        if not is_busy(exc):
+            raise exc
+        return JSONResponse({"detail": "the registry is busy: retry in a few seconds",
+                             "field": None}, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
