@@ -197,3 +197,37 @@ def seed_demo(db: str | None = DB_OPTION,
     finally:
         engine.dispose()
     console.print("demo studies, sites and users created")
+
+
+audit_app = typer.Typer(help="Registry audit trail: verify its chain.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+@user_errors
+def audit_verify(db: str | None = DB_OPTION,
+                 key_file: str | None = KEY_FILE_OPTION,
+                 json_out: bool = typer.Option(False, "--json", help="Print one JSON object.")
+                 ) -> None:
+    """Check the audit trail's HMAC chain; exit 1 naming the first altered, deleted or
+    inserted entry."""
+    from cryoneuro.registry.audit import verify_chain
+
+    _, engine, factory = _keyed_factory(_settings(db, key_file))
+    try:
+        with factory() as session:
+            report = verify_chain(session, session.info["audit_key"])
+    finally:
+        engine.dispose()
+    if json_out:
+        emit_json({"ok": report.ok, "checked": report.checked,
+                   "before_chain": report.before_chain, "problem": report.problem,
+                   "first_bad_id": report.first_bad_id})
+    elif report.ok:
+        console.print(f"audit trail intact: {report.checked} chained entries"
+                      + (f" ({report.before_chain} older entries predate the chain)"
+                         if report.before_chain else ""))
+    else:
+        typer.echo(f"cryoneuro: audit trail tampered: {report.problem}", err=True)
+    if not report.ok:
+        raise typer.Exit(code=1)

@@ -194,8 +194,11 @@ def check_database_keys(session: Session, keys: RegistryKeys, key_path: Path | s
             raise KeyFileError(f"identifier key in {key_path} cannot read the NHS numbers "
                                "stored in this database: use the key file created with it")
     if register:
+        from cryoneuro.registry.audit import start_chain
+
         session.add(RegistrySetting(name=FINGERPRINT_SETTING, value=expected, updated_at=utcnow()))
         session.flush()
+        start_chain(session, keys.audit_key)
     return "registered"
 
 

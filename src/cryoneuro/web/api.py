@@ -180,6 +180,11 @@ def audit_list(session: SessionDep, actor: ApiActor,
             for e in audit.list_audit(session, actor, table=table, row_id=row_id, limit=limit)]
 
 
+def _exported(session: Any, actor: Any, name: str) -> None:
+    """Audit an export (who took which data set, when)."""
+    audit.log_event(session, actor, "export", details={"export": name})
+
+
 def _csv(text: str, filename: str) -> Response:
     return PlainTextResponse(text, media_type="text/csv",
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -188,7 +193,9 @@ def _csv(text: str, filename: str) -> Response:
 @router.get("/exports/audit.csv")
 def audit_export(session: SessionDep,
                  actor: ApiActor) -> Response:
-    return _csv(audit.audit_csv(session, actor), "audit.csv")
+    text = audit.audit_csv(session, actor)
+    _exported(session, actor, "audit.csv")
+    return _csv(text, "audit.csv")
 
 
 @router.get("/exports/tidy/{table}.csv")
@@ -198,14 +205,16 @@ def tidy_export(table: str, session: SessionDep,
 
     if table not in tidy.TABLES:
         raise NotFoundError(f"no table '{table[:40]}'; tables: {', '.join(tidy.TABLES)}")
-    return _csv(tidy.to_csv(tidy.tidy_tables(session, actor)[table], tidy.TABLES[table]),
-                f"{table}.csv")
+    text = tidy.to_csv(tidy.tidy_tables(session, actor)[table], tidy.TABLES[table])
+    _exported(session, actor, f"tidy/{table}.csv")
+    return _csv(text, f"{table}.csv")
 
 
 @router.get("/exports/tidy.zip")
 def tidy_zip(session: SessionDep, actor: ApiActor) -> Response:
-    return Response(tidy.zip_tables(tidy.tidy_tables(session, actor)),
-                    media_type="application/zip",
+    content = tidy.zip_tables(tidy.tidy_tables(session, actor))
+    _exported(session, actor, "tidy.zip")
+    return Response(content, media_type="application/zip",
                     headers={"Content-Disposition": 'attachment; filename="tidy.zip"'})
 
 
@@ -214,8 +223,9 @@ def deid_zip(session: SessionDep,
              settings: SettingsDep,
              actor: ApiActor) -> Response:
     tables = deidentified.deidentified_tables(session, settings, actor)
-    return Response(tidy.zip_tables(tables, deidentified.DEID_TABLES),
-                    media_type="application/zip",
+    content = tidy.zip_tables(tables, deidentified.DEID_TABLES)
+    _exported(session, actor, "deidentified.zip")
+    return Response(content, media_type="application/zip",
                     headers={"Content-Disposition": 'attachment; filename="deidentified.zip"'})
 
 
@@ -230,13 +240,17 @@ def redcap_dictionary(actor: ApiActor) -> Response:
 @router.get("/exports/redcap/records.csv")
 def redcap_records(session: SessionDep,
                    actor: ApiActor) -> Response:
-    return _csv(redcap.records_csv(session, actor), "redcap_records.csv")
+    text = redcap.records_csv(session, actor)
+    _exported(session, actor, "redcap_records.csv")
+    return _csv(text, "redcap_records.csv")
 
 
 @router.get("/exports/fhir.json")
 def fhir_bundle(session: SessionDep,
                 actor: ApiActor) -> Response:
-    return Response(fhir.bundle_json(session, actor), media_type="application/fhir+json")
+    content = fhir.bundle_json(session, actor)
+    _exported(session, actor, "fhir.json")
+    return Response(content, media_type="application/fhir+json")
 
 
 def _file_info(row: Any) -> dict[str, Any]:

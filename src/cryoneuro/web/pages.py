@@ -65,8 +65,12 @@ def limited_authenticate(request: Request, session: Session, username: str, pass
         user = authenticate(session, username, password)
     except AuthenticationError:
         limiter.failure(username, ip)
+        audit.log_event(session, None, "login-fail", table="app_user", details={"ip": ip},
+                        username=username)
         raise
     limiter.success(username)
+    audit.log_event(session, Actor.from_user(user), "login", table="app_user",
+                    row_id=str(user.id), details={"ip": ip})
     return user
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from cryoneuro.registry.audit import acting
+from cryoneuro.registry.audit import acting, log_event
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import ConflictError, NotFoundError, RegistryInputError
 from cryoneuro.registry.identifiers import (
@@ -155,10 +155,14 @@ def list_participants(session: Session, actor: Actor, *, with_records: bool = Fa
 
 def nhs_number(session: Session, settings: RegistrySettings, actor: Actor,
                participant: Participant) -> str | None:
-    """The decrypted NHS number for roles that need it; None for everyone else."""
+    """The decrypted NHS number for roles that need it; None for everyone else. Each reading
+    is audited (who, which participant, when; never the number itself)."""
     if not actor.sees_identifiers or participant.identifier is None:
         return None
-    return decrypt_identifier(settings, participant.identifier.nhs_number_encrypted)
+    number = decrypt_identifier(settings, participant.identifier.nhs_number_encrypted)
+    log_event(session, actor, "view-nhs", table="participant", row_id=str(participant.id),
+              details={"study_number": participant.study_number}, site_id=participant.site_id)
+    return number
 
 
 def participant_summary(session: Session, settings: RegistrySettings, actor: Actor,
