@@ -20,6 +20,8 @@ from cryoneuro.registry.models import User
 from cryoneuro.registry.settings import RegistrySettings
 
 PASSWORD = "correct horse battery"
+#: The registry's configured public address in the tests (reset links are built from it).
+PUBLIC_URL = "https://registry.example.test"
 VALID_NHS = ["9434765919", "9990000018", "9990000026", "9990000034", "9990000042",
              "9990000050", "9990000069", "9990000077", "9990000085", "9990000093"]
 
@@ -58,7 +60,7 @@ def make_registry(url: str, seed: bool = True, key_file: Path | None = None) -> 
     missing; default: beside a SQLite database, else a temporary file). Cookies without
     ``Secure`` because the test client talks plain http."""
     upgrade(url)
-    settings = RegistrySettings(db_url=url, secure_cookies=False)
+    settings = RegistrySettings(db_url=url, secure_cookies=False, public_base_url=PUBLIC_URL)
     if key_file is None and not url.startswith("sqlite"):
         key_file = Path(tempfile.mkdtemp(prefix="cryoneuro-keys-")) / "registry-keys.json"
     if key_file is not None:

@@ -94,8 +94,8 @@ def serve(db: str | None = DB_OPTION,
     console.print(f"cryoneuro registry on http://{host}:{port} (database {settings.db_url}, "
                   f"{workers} worker{'s' if workers > 1 else ''})")
     if workers == 1:
-        # access log off: request lines would carry reset tokens in query strings
-        uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)
+        # the app's access-log filter replaces reset tokens in request lines (web/app.py)
+        uvicorn.run(application, host=host, port=port, log_level="info")
         return
     # Worker processes build the app from the environment (same settings, passed by name).
     os.environ["CRYONEURO_DB_URL"] = settings.db_url

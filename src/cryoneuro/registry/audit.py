@@ -343,10 +343,8 @@ def verify_chain(session: Session, key: bytes) -> ChainReport:
 # --- events that change no row --------------------------------------------------------------
 
 
-def _is_writing(session: Session) -> bool:
-    from cryoneuro.registry.db import IMMEDIATE
-
-    return bool(session.connection().get_execution_options().get(IMMEDIATE, False))
+#: ``session.info`` flag of the web app's read-only request sessions (web/deps.py).
+READ_ONLY = "read_only"
 
 
 def log_event(session: Session, actor: Actor | None, action: str, *, table: str = "",
@@ -354,21 +352,22 @@ def log_event(session: Session, actor: Actor | None, action: str, *, table: str 
               username: str | None = None, reason: str = "") -> None:
     """Append one event (log-in, export, identifier view) to the trail.
 
-    Inside a writing transaction it joins it; from a read-only one (a GET) it commits in its
-    own short transaction, so the record stays even though the request's session is rolled
-    back.
+    It joins the session's transaction, except in a read-only request session (a GET, the
+    log-in check), where it commits in its own short transaction, so the record stays even
+    though the request's session is rolled back.
     """
     row = {"occurred_at": utcnow(), "user_id": actor.user_id if actor else None,
            "username": (username if username is not None else
                         actor.username if actor else "")[:80],
            "action": action[:10], "table_name": table[:60], "row_id": row_id[:60],
            "old_values": None, "new_values": details, "reason": reason, "site_id": site_id}
-    if _is_writing(session):
+    if not session.info.get(READ_ONLY):
         append_entries(session, [row])
         return
     from cryoneuro.registry.db import write_engine
 
-    own = RegistrySession(bind=write_engine(session.get_bind()), info=dict(session.info))
+    info = {k: v for k, v in session.info.items() if k != READ_ONLY}
+    own = RegistrySession(bind=write_engine(session.get_bind()), info=info)
     try:
         append_entries(own, [row])
         own.commit()

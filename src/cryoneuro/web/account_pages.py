@@ -19,7 +19,15 @@ router = APIRouter(include_in_schema=False)
 
 
 def reset_url(request: Request, token: str) -> str:
-    return str(request.base_url).rstrip("/") + f"/reset-password/{token}"
+    """The link from the configured public address, never from the request's Host header
+    (a spoofed Host would send the token to someone else's server)."""
+    from cryoneuro.registry.errors import ConflictError
+
+    base = request.app.state.settings.public_base_url.strip().rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise ConflictError("reset links need the registry's public address: set "
+                            "CRYONEURO_PUBLIC_BASE_URL (e.g. https://registry.example.nhs.uk)")
+    return f"{base}/reset-password/{token}"
 
 
 @router.get("/admin/users", response_class=HTMLResponse)

@@ -29,7 +29,15 @@ from cryoneuro.registry.schemas import (
 from cryoneuro.registry.services import clinical, participants, plan_files
 from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
 from cryoneuro.registry.services.yellow_card import yellow_card_summary
-from cryoneuro.web.deps import ApiActor, ReadSessionDep, SessionDep, SettingsDep, csrf_token
+from cryoneuro.web.deps import (
+    ApiActor,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    csrf_token,
+    end_session,
+    start_session,
+)
 
 router = APIRouter(prefix="/api", tags=["registry"])
 
@@ -55,14 +63,14 @@ def login(body: LoginIn, request: Request, session: ReadSessionDep) -> dict:
     from cryoneuro.web.pages import limited_authenticate
 
     user = limited_authenticate(request, session, body.username, body.password)
-    request.session.clear()
-    request.session["user_id"] = user.id
+    start_session(request, user, keep_csrf=False)
     return {"username": user.username, "role": user.role, "csrf_token": csrf_token(request)}
 
 
 @router.post("/logout")
 def logout(request: Request, actor: ApiActor) -> dict:
-    request.session.clear()
+    """End the session on the server (the cookie alone no longer works)."""
+    end_session(request)
     return {"ok": True}
 
 

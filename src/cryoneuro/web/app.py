@@ -6,6 +6,8 @@ should produce a 500 (see tests/registry/test_registry_api.py).
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from cryoneuro.registry.db import (
 from cryoneuro.registry.errors import AuthenticationError, RegistryError, RegistryInputError
 from cryoneuro.registry.keys import check_startup, ensure_keys
 from cryoneuro.registry.settings import RegistrySettings, get_settings
+from cryoneuro.web.deps import PageActor
 from cryoneuro.web.middleware import LimitsAndHeaders
 
 HERE = Path(__file__).parent
@@ -44,6 +47,20 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api")
+
+
+class RedactTokens(logging.Filter):
+    """Keep password-reset tokens out of the access log (request lines carry the path)."""
+
+    PATTERN = re.compile(r"(/reset-password/)[^\s?\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self.PATTERN.sub(r"\1[redacted]", record.msg)
+        return True
 
 
 def signed_session_checker(settings: RegistrySettings):
@@ -63,7 +80,7 @@ def signed_session_checker(settings: RegistrySettings):
                                                              max_age=settings.session_max_age_s)))
         except (BadSignature, ValueError, TypeError):
             return False
-        return isinstance(data, dict) and isinstance(data.get("user_id"), int)
+        return isinstance(data, dict) and isinstance(data.get("sid"), str)
 
     return check
 
@@ -75,9 +92,14 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     with keys that are not the database's; ``dev`` uses ephemeral keys instead.
     """
     settings = ensure_keys(settings or get_settings(), dev=dev)
+    # /docs and /openapi.json only after log-in (routes below), not FastAPI's public ones
     app = FastAPI(title="cryoneuro registry",
                   description="Research registry for cryoablation of peripheral neuromas "
-                              "(NICE HTG652: research only).", version="1")
+                              "(NICE HTG652: research only).", version="1",
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access_log.filters):
+        access_log.addFilter(RedactTokens())
     engine = make_engine(settings.db_url)
     app.state.settings = settings
     app.state.engine = engine
@@ -141,6 +163,23 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
                             status_code=exc.status_code)
 
     from cryoneuro.web import account_pages, api, edit_pages, pages, procedure_pages
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_schema(actor: PageActor) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs(actor: PageActor) -> Response:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="cryoneuro registry API")
+        # Swagger UI's script and style come from its CDN: allowed on this page only
+        page.headers["content-security-policy"] = (
+            "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
+            "https://fastapi.tiangolo.com; frame-ancestors 'none'")
+        return page
+
 
     app.include_router(api.router)
     app.include_router(pages.router)

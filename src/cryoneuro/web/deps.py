@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from cryoneuro.registry.audit import READ_ONLY
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import AuthenticationError, PermissionDeniedError
 from cryoneuro.registry.models import User
@@ -32,6 +33,8 @@ def get_session(request: Request) -> Iterator[Session]:
     state = request.app.state
     writing = request.method not in ("GET", "HEAD")
     session = state.session_factory(bind=state.write_engine) if writing else state.session_factory()
+    if not writing:
+        session.info[READ_ONLY] = True  # audit events from it commit on their own (audit.py)
     try:
         yield session
     finally:
@@ -44,6 +47,7 @@ def get_read_session(request: Request) -> Iterator[Session]:
     slow, is computed outside any lock; the writes of a log-in go in their own short
     transaction)."""
     session = request.app.state.session_factory()
+    session.info[READ_ONLY] = True
     try:
         yield session
     finally:
@@ -67,17 +71,62 @@ def check_csrf(request: Request, supplied: str | None) -> None:
 
 
 def current_actor(request: Request) -> Actor:
-    """The logged-in user, read in its own short read-only session (never the request's
-    write transaction, see :func:`get_session`)."""
-    user_id = request.session.get("user_id")
-    if not isinstance(user_id, int):
+    """The user of the request's live server-side session (registry/sessions.py), read in
+    its own short read-only session (never the request's write transaction, see
+    :func:`get_session`)."""
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.sessions import check_session, touch
+
+    token = request.session.get("sid")
+    if not isinstance(token, str):
         raise AuthenticationError("log in first")
-    with request.app.state.session_factory() as session:
-        user = session.get(User, user_id) if 0 < user_id < 2**31 else None
-        if user is None or not user.active:
+    state = request.app.state
+    with state.session_factory() as session:
+        try:
+            user, due = check_session(session, state.settings, token)
+        except AuthenticationError:
             request.session.clear()
-            raise AuthenticationError("log in first")
-        return Actor.from_user(user)
+            raise
+        actor = Actor.from_user(user)
+    if due:
+        writer = sessionmaker_for_writes(request)
+        with transaction(writer) as session:
+            touch(session, token)
+    return actor
+
+
+def sessionmaker_for_writes(request: Request):
+    """A session factory whose transactions are writing ones (short side transactions)."""
+    from sqlalchemy.orm import sessionmaker
+
+    state = request.app.state
+    return sessionmaker(bind=state.write_engine, class_=state.session_factory.class_,
+                        expire_on_commit=False, info=dict(state.session_factory.kw["info"]))
+
+
+def start_session(request: Request, user: User, keep_csrf: bool) -> None:
+    """Open a server-side session for ``user`` and put its token in the (signed) cookie; any
+    earlier cookie content is dropped (no session fixation)."""
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.sessions import open_session
+
+    with transaction(sessionmaker_for_writes(request)) as session:
+        token = open_session(session, user, request.client.host if request.client else "")
+    csrf = request.session.get("csrf") if keep_csrf else None
+    request.session.clear()
+    request.session["sid"] = token
+    if csrf:
+        request.session["csrf"] = csrf
+
+
+def end_session(request: Request) -> None:
+    """Revoke the request's server-side session and clear the cookie."""
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.sessions import revoke
+
+    with transaction(sessionmaker_for_writes(request)) as session:
+        revoke(session, request.session.get("sid"))
+    request.session.clear()
 
 
 def api_actor(request: Request, actor: Annotated[Actor, Depends(current_actor)]) -> Actor:

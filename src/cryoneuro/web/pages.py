@@ -31,6 +31,8 @@ from cryoneuro.web.deps import (
     SessionDep,
     SettingsDep,
     csrf_token,
+    end_session,
+    start_session,
 )
 from cryoneuro.web.forms import fill, input_error, nest, validate
 
@@ -68,7 +70,7 @@ def limited_authenticate(request: Request, session: Session, username: str, pass
         audit.log_event(session, None, "login-fail", table="app_user", details={"ip": ip},
                         username=username)
         raise
-    limiter.success(username)
+    limiter.success(username, ip)
     audit.log_event(session, Actor.from_user(user), "login", table="app_user",
                     row_id=str(user.id), details={"ip": ip})
     return user
@@ -90,16 +92,13 @@ def login(request: Request, data: FormDep, session: ReadSessionDep) -> Response:
         return response
     except AuthenticationError as exc:
         return render(request, "login.html", status=401, error=str(exc))
-    token = request.session.get("csrf")
-    request.session.clear()
-    request.session["user_id"] = user.id
-    request.session["csrf"] = token
+    start_session(request, user, keep_csrf=True)
     return RedirectResponse("/", status_code=303)
 
 
 @router.post("/logout")
 def logout(request: Request, data: FormDep) -> Response:
-    request.session.clear()
+    end_session(request)
     return RedirectResponse("/login", status_code=303)
 
 

@@ -26,6 +26,7 @@ from cryoneuro.registry.auth import (
 from cryoneuro.registry.errors import NotFoundError
 from cryoneuro.registry.models import Role, User
 from cryoneuro.registry.services.participants import valid_id
+from cryoneuro.registry.sessions import revoke_all
 from cryoneuro.registry.settings import RegistrySettings
 
 ADMIN = frozenset({Role.administrator})
@@ -63,4 +64,5 @@ def reset_password(session: Session, settings: RegistrySettings, token: str, pas
     check_password_rule(password, user.username)
     with acting(session, Actor.from_user(user), reason="password reset with a one-time link"):
         user.password_hash = hash_password(password)
+    revoke_all(session, user.id)  # whoever had the old password has no session left
     return user
