@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plan_bundle_helpers import plan_json
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -110,7 +112,8 @@ def procedure(**overrides: Any) -> dict[str, Any]:
         "device_name": "IceSphere 1.5", "manufacturer": "Boston Scientific",
         "device_lot": "LOT-42A", "probe_model": "17G", "gas": "argon",
         "protocol": "2 x (3 min freeze, 1 min passive thaw)", "operator": "Dr Example",
-        "plan": {"version": 1, "predicted_relief_days": 180.0, "probes": []},
+        "plan": json.loads(plan_json(relief={"median_days": 180.0,
+                                             "interval_days": [120.0, 300.0]})),
     }
     body.update(overrides)
     return body

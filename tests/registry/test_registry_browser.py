@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 from pathlib import Path
 
 import pytest
+from plan_bundle_helpers import plan_json
 from registry_helpers import PASSWORD
 
 CHROMIUM = Path(os.environ.get("CRYONEURO_CHROMIUM", "/usr/bin/chromium"))
@@ -106,7 +106,8 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
     page.fill("[name=device_lot]", "LOT-7781")
     page.select_option("[name=gas]", "argon")
     page.fill("[name=operator]", "Dr Example")
-    page.fill("[name=plan]", json.dumps({"predicted_relief_days": 210}))
+    page.fill("[name=plan]", plan_json(relief={"median_days": 210.0,
+                                               "interval_days": [150.0, 300.0]}))
     page.click("#submit")
     page.wait_for_url("**/participants/*")
     assert "LOT-7781" in page.inner_text("#procedures")

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
+from cryoneuro.registry.exports.csvsafe import safe_cell
 from cryoneuro.registry.instruments_bridge import ITEM_SPECS
 from cryoneuro.registry.models import (
     AEOutcome,
@@ -158,7 +159,7 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: row.get(c, "") for c in columns})
+        writer.writerow({c: safe_cell(row.get(c, "")) for c in columns})
     return buffer.getvalue()
 
 

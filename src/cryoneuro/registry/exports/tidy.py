@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from cryoneuro.analysis.tidy import TABLES as ANALYSIS_TABLES
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
+from cryoneuro.registry.exports.csvsafe import safe_cell
 from cryoneuro.registry.models import Participant, Site, Study
 from cryoneuro.registry.services.participants import list_participants
 
@@ -130,7 +131,7 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in columns})
+        writer.writerow({k: safe_cell(_cell(row.get(k))) for k in columns})
     return buffer.getvalue()
 
 

@@ -25,7 +25,7 @@ from cryoneuro.registry.models import (
     Site,
     StudySite,
 )
-from cryoneuro.registry.nhs import normalise_nhs_number
+from cryoneuro.registry.nhs import is_test_nhs_number, normalise_nhs_number
 from cryoneuro.registry.randomisation import is_eligible
 from cryoneuro.registry.schemas import EnrolmentIn
 from cryoneuro.registry.services.setup import get_site, get_study
@@ -49,6 +49,14 @@ def enrol(session: Session, settings: RegistrySettings, actor: Actor,
         raise RegistryInputError(f"site {site.code} does not take part in {study.code}",
                                  "site_code")
     nhs_number = normalise_nhs_number(data.nhs_number)
+    if is_test_nhs_number(nhs_number) and not study.test_study:
+        raise RegistryInputError("this is a test-range NHS number (999… or 0000000000): "
+                                 f"{study.code} is not a test study", "nhs_number")
+    adult = data.eligibility.get("adult")
+    if adult is not None and adult != (data.age_at_enrolment_years >= 18):
+        raise RegistryInputError(
+            f"'18 or over' answered {'yes' if adult else 'no'} but the age is "
+            f"{data.age_at_enrolment_years}", "eligibility.adult")
     if not data.consented:
         raise RegistryInputError("written informed consent is required to enrol", "consented")
     if data.consent_date > data.enrolment_date:

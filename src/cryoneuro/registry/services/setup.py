@@ -66,7 +66,8 @@ def create_site(session: Session, actor: Actor, code: str, name: str) -> Site:
 def create_study(session: Session, actor: Actor, *, code: str, title: str, design: str,
                  arms: Sequence[tuple[str, str, int]] = (),
                  visits: Iterable[dict[str, Any]] = DEFAULT_VISITS,
-                 criteria: Iterable[dict[str, str]] = DEFAULT_CRITERIA) -> Study:
+                 criteria: Iterable[dict[str, str]] = DEFAULT_CRITERIA,
+                 test_study: bool = False) -> Study:
     """A study with its arms (RCT only), visit schedule and screening criteria."""
     actor.require(frozenset({Role.administrator}), "create studies")
     if design not in StudyDesign.codes():
@@ -75,7 +76,7 @@ def create_study(session: Session, actor: Actor, *, code: str, title: str, desig
         raise RegistryInputError("an RCT needs at least two arms", "arms")
     if session.scalar(select(Study).where(Study.code == code)):
         raise ConflictError(f"study {code} exists")
-    study = Study(code=code, title=title, design=design)
+    study = Study(code=code, title=title, design=design, test_study=test_study)
     with acting(session, actor):
         session.add(study)
         session.flush()

@@ -3,6 +3,7 @@
 - ``registry_setting``: the key fingerprint (keys.py) and the audit chain's start and head;
 - ``user_session``: server-side log-in sessions (revocable);
 - ``audit_entry.site_id``: the site an entry concerns (audit reads are scoped by site);
+- ``study.test_study``: NHS test-range numbers only in test studies;
 - ``audit_entry.entry_hash``: HMAC chain over the trail (audit.py). Entries written before
   this migration keep a NULL hash and are reported by ``cryoneuro audit verify`` as
   predating the chain.
@@ -48,9 +49,13 @@ def upgrade() -> None:
     op.add_column("audit_entry", sa.Column("site_id", sa.Integer(), nullable=True))
     op.add_column("audit_entry", sa.Column("entry_hash", sa.String(length=64), nullable=True))
     op.create_index(op.f("ix_audit_entry_site_id"), "audit_entry", ["site_id"])
+    op.add_column("study", sa.Column("test_study", sa.Boolean(), nullable=False,
+                                     server_default=sa.false()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("study") as batch_op:
+        batch_op.drop_column("test_study")
     op.drop_index(op.f("ix_audit_entry_site_id"), table_name="audit_entry")
     with op.batch_alter_table("audit_entry") as batch_op:
         batch_op.drop_column("entry_hash")
