@@ -21,7 +21,7 @@ from cryoneuro.registry.migrate import upgrade
 from cryoneuro.registry.models import User
 from cryoneuro.registry.settings import RegistrySettings
 
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery 7"
 #: The registry's configured public address in the tests (reset links are built from it).
 PUBLIC_URL = "https://registry.example.test"
 VALID_NHS = ["9434765919", "9990000018", "9990000026", "9990000034", "9990000042",

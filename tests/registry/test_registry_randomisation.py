@@ -17,10 +17,10 @@ from cryoneuro.registry.schemas import EnrolmentIn
 from cryoneuro.registry.services import participants
 
 
-def test_blocks_are_balanced_sizes_two_and_four_and_depend_on_the_secret() -> None:
+def test_blocks_are_balanced_sizes_two_four_and_six_and_depend_on_the_secret() -> None:
     arms = [("cryo", 1), ("steroid", 1)]
     blocks = [permuted_block(b"s", 1, 1, n, arms) for n in range(1, 200)]
-    assert {len(b) for b in blocks} == {2, 4}
+    assert {len(b) for b in blocks} == {2, 4, 6}
     assert all(Counter(b)["cryo"] == Counter(b)["steroid"] for b in blocks)
     other = [permuted_block(b"other secret", 1, 1, n, arms) for n in range(1, 200)]
     assert blocks != other

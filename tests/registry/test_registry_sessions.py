@@ -9,7 +9,7 @@ import hashlib
 import logging
 
 from fastapi.testclient import TestClient
-from registry_helpers import login
+from registry_helpers import PASSWORD, login
 from sqlalchemy import select, text, update
 
 from cryoneuro.registry.models import User, UserSession
@@ -94,7 +94,7 @@ def test_secure_cookie_by_default_and_headers_on_every_page(registry) -> None:
     assert type(settings).model_fields["secure_cookies"].default is True
     with TestClient(create_app(settings), base_url="https://testserver") as client:
         response = client.post("/api/login", json={"username": "nurse",
-                                                   "password": "correct horse battery"})
+                                                   "password": PASSWORD})
         assert response.status_code == 200
         cookie = response.headers["set-cookie"].lower()
         assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie

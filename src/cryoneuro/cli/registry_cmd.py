@@ -231,3 +231,140 @@ def audit_verify(db: str | None = DB_OPTION,
         typer.echo(f"cryoneuro: audit trail tampered: {report.problem}", err=True)
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+site_app = typer.Typer(help="Registry sites.", no_args_is_help=True)
+study_app = typer.Typer(help="Registry studies.", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+app.add_typer(study_app, name="study")
+
+
+def _admin_session(db: str | None, key_file: str | None):
+    """(settings, engine, factory): keyed and checked against the database."""
+    return _keyed_factory(_settings(db, key_file))
+
+
+@site_app.command("add")
+@user_errors
+def site_add(code: str = typer.Argument(..., help="Short site code, e.g. RBH."),
+             name: str = typer.Argument(..., help="Hospital name."),
+             db: str | None = DB_OPTION, key_file: str | None = KEY_FILE_OPTION) -> None:
+    """Create a recruiting site (audited, as 'system')."""
+    from cryoneuro.registry.auth import Actor
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.services import setup
+
+    _, engine, factory = _admin_session(db, key_file)
+    try:
+        with transaction(factory) as session:
+            setup.create_site(session, Actor.system(), code, name)
+    finally:
+        engine.dispose()
+    console.print(f"site {code} created")
+
+
+ARM_OPTION = typer.Option(None, "--arm", help="code:label:ratio (repeatable; RCT only).")
+
+
+@study_app.command("add")
+@user_errors
+def study_add(code: str = typer.Argument(..., help="Study code, e.g. MORTON."),
+              title: str = typer.Option(..., "--title"),
+              design: str = typer.Option(..., "--design", help="rct or case_series."),
+              arm: list[str] | None = ARM_OPTION,
+              test_study: bool = typer.Option(False, "--test-study", help="A test/training "
+                                              "study (accepts test-range NHS numbers)."),
+              db: str | None = DB_OPTION, key_file: str | None = KEY_FILE_OPTION) -> None:
+    """Create a study with the default visit schedule and eligibility criteria."""
+    from cryoneuro.errors import InputError
+    from cryoneuro.registry.auth import Actor
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.services import setup
+
+    arms = []
+    for text in arm or []:
+        parts = text.split(":")
+        if len(parts) != 3 or not parts[2].isdigit() or not 1 <= int(parts[2]) <= 10:
+            raise InputError(f"--arm '{text}': write code:label:ratio, ratio 1–10")
+        arms.append((parts[0], parts[1], int(parts[2])))
+    _, engine, factory = _admin_session(db, key_file)
+    try:
+        with transaction(factory) as session:
+            setup.create_study(session, Actor.system(), code=code, title=title, design=design,
+                               arms=arms, test_study=test_study)
+    finally:
+        engine.dispose()
+    console.print(f"study {code} created")
+
+
+@study_app.command("add-site")
+@user_errors
+def study_add_site(study: str = typer.Argument(...), site: str = typer.Argument(...),
+                   db: str | None = DB_OPTION, key_file: str | None = KEY_FILE_OPTION) -> None:
+    """Join a site to a study (for an RCT this generates its concealed list)."""
+    from cryoneuro.registry.auth import Actor
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.services import setup
+
+    settings, engine, factory = _admin_session(db, key_file)
+    try:
+        with transaction(factory) as session:
+            setup.add_site_to_study(session, settings, Actor.system(),
+                                    setup.get_study(session, study), setup.get_site(session, site))
+    finally:
+        engine.dispose()
+    console.print(f"site {site} joined {study}")
+
+
+REASON_OPTION = typer.Option(..., "--reason", help="Why (recorded in the audit trail).")
+
+
+def _change_user(db: str | None, key_file: str | None, username: str, change) -> None:
+    from cryoneuro.registry.auth import Actor
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.services import admin
+
+    _, engine, factory = _admin_session(db, key_file)
+    try:
+        with transaction(factory) as session:
+            change(session, Actor.system(), admin.find_user(session, username).id)
+    finally:
+        engine.dispose()
+
+
+@user_app.command("set-role")
+@user_errors
+def user_set_role(username: str = typer.Argument(...), role: str = typer.Argument(...),
+                  reason: str = REASON_OPTION, db: str | None = DB_OPTION,
+                  key_file: str | None = KEY_FILE_OPTION) -> None:
+    """Change a user's role (their sessions end)."""
+    from cryoneuro.registry.services import admin
+
+    _change_user(db, key_file, username,
+                 lambda s, a, uid: admin.set_role(s, a, uid, role, reason))
+    console.print(f"{username} is now {role}")
+
+
+@user_app.command("set-sites")
+@user_errors
+def user_set_sites(username: str = typer.Argument(...),
+                   site: list[str] | None = SITE_OPTION, reason: str = REASON_OPTION,
+                   db: str | None = DB_OPTION, key_file: str | None = KEY_FILE_OPTION) -> None:
+    """Make the given --site codes exactly the user's member sites."""
+    from cryoneuro.registry.services import admin
+
+    _change_user(db, key_file, username,
+                 lambda s, a, uid: admin.set_sites(s, a, uid, list(site or []), reason))
+    console.print(f"{username}: sites {', '.join(site or []) or 'none'}")
+
+
+@user_app.command("deactivate")
+@user_errors
+def user_deactivate(username: str = typer.Argument(...), reason: str = REASON_OPTION,
+                    db: str | None = DB_OPTION, key_file: str | None = KEY_FILE_OPTION) -> None:
+    """Deactivate a user: log-in refused and every session ends at once."""
+    from cryoneuro.registry.services import admin
+
+    _change_user(db, key_file, username,
+                 lambda s, a, uid: admin.set_active(s, a, uid, False, reason))
+    console.print(f"{username} deactivated")

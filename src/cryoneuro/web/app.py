@@ -162,7 +162,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         return JSONResponse({"detail": str(exc.detail), "field": None},
                             status_code=exc.status_code)
 
-    from cryoneuro.web import account_pages, api, edit_pages, pages, procedure_pages
+    from cryoneuro.web import account_pages, admin_api, api, edit_pages, pages, procedure_pages
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_schema(actor: PageActor) -> JSONResponse:
@@ -182,6 +182,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
 
 
     app.include_router(api.router)
+    app.include_router(admin_api.router)
     app.include_router(pages.router)
     app.include_router(procedure_pages.router)
     app.include_router(edit_pages.router)

@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 
 from cryoneuro.registry import randomisation
 from cryoneuro.registry.audit import acting
-from cryoneuro.registry.auth import Actor, hash_password
+from cryoneuro.registry.auth import Actor, check_password_rule, hash_password
 from cryoneuro.registry.errors import ConflictError, NotFoundError, RegistryInputError
 from cryoneuro.registry.models import (
     EligibilityCriterion,
     Role,
     Site,
+    SiteMembership,
     Study,
     StudyArm,
     StudyDesign,
@@ -107,10 +108,9 @@ def create_user(session: Session, actor: Actor, *, username: str, password: str,
     actor.require(frozenset({Role.administrator}), "create users")
     if role not in Role.codes():
         raise RegistryInputError(f"role must be one of {', '.join(Role.codes())}", "role")
-    if len(password) < 8:
-        raise RegistryInputError("password must have at least 8 characters", "password")
     if not username or len(username) > 80:
         raise RegistryInputError("user name must have 1–80 characters", "username")
+    check_password_rule(password, username)  # the same rule as a reset (no weak passwords)
     if session.scalar(select(User).where(User.username == username)):
         raise ConflictError(f"user {username} exists")
     sites = []
@@ -121,9 +121,12 @@ def create_user(session: Session, actor: Actor, *, username: str, password: str,
         sites.append(site)
     user = User(username=username, full_name=full_name, role=role,
                 password_hash=hash_password(password), active=True)
-    user.sites = sites
     with acting(session, actor):
         session.add(user)
+        session.flush()
+        for site in sites:  # membership rows of their own, so each is in the audit trail
+            session.add(SiteMembership(user_id=user.id, site_id=site.id))
+    session.expire(user, ["sites"])
     return user
 
 
