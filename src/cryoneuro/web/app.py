@@ -162,7 +162,15 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         return JSONResponse({"detail": str(exc.detail), "field": None},
                             status_code=exc.status_code)
 
-    from cryoneuro.web import account_pages, admin_api, api, edit_pages, pages, procedure_pages
+    from cryoneuro.web import (
+        account_pages,
+        admin_api,
+        admin_pages,
+        api,
+        edit_pages,
+        pages,
+        procedure_pages,
+    )
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_schema(actor: PageActor) -> JSONResponse:
@@ -187,5 +195,6 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     app.include_router(procedure_pages.router)
     app.include_router(edit_pages.router)
     app.include_router(account_pages.router)
+    app.include_router(admin_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
