@@ -93,6 +93,10 @@ class Actor:
         if not self.can_access_site(site_id):
             raise NotFoundError("no such participant at your sites")
 
+    def blinded(self, study: object) -> bool:
+        """Whether this role is kept blind to allocation in ``study`` (its blinded_roles)."""
+        return self.role in (getattr(study, "blinded_roles", None) or [])
+
     @property
     def sees_identifiers(self) -> bool:
         return self.role in IDENTIFIER_ROLES

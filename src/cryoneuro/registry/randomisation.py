@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from cryoneuro.registry.audit import acting
 from cryoneuro.registry.auth import WRITE_ROLES, Actor
-from cryoneuro.registry.errors import RandomisationError
+from cryoneuro.registry.errors import PermissionDeniedError, RandomisationError, RegistryInputError
 from cryoneuro.registry.models import (
     Participant,
     RandomisationSlot,
@@ -108,6 +108,9 @@ def randomise(session: Session, settings: RegistrySettings, actor: Actor,
     assert study is not None
     if study.design != StudyDesign.rct:
         raise RandomisationError(f"study {study.code} is a case series: nothing to randomise")
+    if actor.blinded(study):
+        raise PermissionDeniedError(f"role '{actor.role}' is blinded in {study.code}: an "
+                                    "unblinded investigator randomises")
     if participant.status != "enrolled":
         raise RandomisationError("only enrolled participants can be randomised")
     if not is_eligible(participant, study):
@@ -144,3 +147,30 @@ def randomise(session: Session, settings: RegistrySettings, actor: Actor,
         participant.arm_code = slot.arm_code
         participant.randomised_at = now
     return slot.arm_code
+
+
+#: Roles that may break the blind for one participant in an emergency (clinical care).
+UNBLIND_ROLES = frozenset({"administrator", "investigator", "data_entry"})
+
+
+def emergency_unblind(session: Session, actor: Actor, participant_id: int, reason: str) -> str:
+    """The participant's arm, for a clinical emergency, to a user at their site, blinded or
+    not; audited as ``unblind`` with the reason (the arm itself is not written to the trail,
+    which blinded monitors read)."""
+    from cryoneuro.registry.audit import log_event
+
+    actor.require(UNBLIND_ROLES, "break the blind")
+    participant = session.get(Participant, participant_id)
+    if participant is None:
+        raise RandomisationError("no such participant")
+    actor.require_site(participant.site_id)
+    if participant.arm_code is None:
+        raise RandomisationError("the participant has not been randomised")
+    reason = (reason or "").strip()
+    if len(reason) < 10:
+        raise RegistryInputError("give the clinical reason for unblinding (at least 10 "
+                                 "characters)", "reason")
+    log_event(session, actor, "unblind", table="participant", row_id=str(participant.id),
+              details={"study_number": participant.study_number}, site_id=participant.site_id,
+              reason=reason[:1000])
+    return participant.arm_code

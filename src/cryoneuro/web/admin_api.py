@@ -36,6 +36,7 @@ class StudyIn(Strict):
     design: Literal["rct", "case_series"]
     arms: list[ArmIn] = Field(default_factory=list, max_length=10)
     test_study: bool = False
+    blinded_roles: list[Code] = Field(default_factory=list, max_length=5)
 
 
 class StudySiteIn(Strict):
@@ -87,10 +88,11 @@ def create_study(body: StudyIn, session: SessionDep, actor: ApiActor) -> dict:
     study = setup.create_study(session, actor, code=body.code, title=body.title,
                                design=body.design,
                                arms=[(a.code, a.label, a.ratio) for a in body.arms],
-                               test_study=body.test_study)
+                               test_study=body.test_study, blinded_roles=body.blinded_roles)
     session.commit()
     return {"id": study.id, "code": study.code, "design": study.design,
-            "arms": [a.code for a in study.arms], "test_study": study.test_study}
+            "arms": [a.code for a in study.arms], "test_study": study.test_study,
+            "blinded_roles": study.blinded_roles}
 
 
 @router.post("/studies/{code}/sites", status_code=201)

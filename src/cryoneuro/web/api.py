@@ -106,6 +106,21 @@ def randomise_participant(participant_id: int, session: SessionDep,
     return {"participant_id": participant_id, "arm_code": arm}
 
 
+class UnblindIn(Strict):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10,
+                                             max_length=1000)]
+
+
+@router.post("/participants/{participant_id}/unblind")
+def unblind(participant_id: int, body: UnblindIn, session: SessionDep, actor: ApiActor) -> dict:
+    """Emergency unblinding of one participant (clinical reason required; audited)."""
+    from cryoneuro.registry.randomisation import emergency_unblind
+
+    arm = emergency_unblind(session, actor, _id(participant_id), body.reason)
+    session.commit()
+    return {"participant_id": participant_id, "arm_code": arm}
+
+
 @router.post("/participants/{participant_id}/withdraw")
 def withdraw(participant_id: int, body: WithdrawalIn, session: SessionDep,
              actor: ApiActor) -> dict:

@@ -143,8 +143,9 @@ def participant_page(participant_id: int, request: Request,
                      actor: PageActor) -> HTMLResponse:
     p = participants.get_participant(session, actor, participant_id)
     study = clinical.study_of(session, p)
+    summary = participants.participant_summary(session, settings, actor, p)
     return render(request, "participant.html", actor=actor, p=p, study=study,
-                  summary=participants.participant_summary(session, settings, actor, p),
+                  summary=summary, arm=summary["arm_code"],
                   can_write=actor.role in WRITE_ROLES)
 
 

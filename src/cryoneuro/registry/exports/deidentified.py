@@ -51,7 +51,8 @@ def deidentified_tables(session: Session, settings: RegistrySettings,
     for participant in list_participants(session, actor):
         shift = dt.timedelta(days=date_offset_days(settings, participant.id))
         pseudonym = "D" + _digest(settings, participant.id)[4:10].hex().upper()
-        for name, rows in participant_rows(session, participant, studies, sites).items():
+        for name, rows in participant_rows(session, participant, studies, sites,
+                                           actor).items():
             for row in rows:
                 clean = {}
                 for key, value in row.items():

@@ -109,14 +109,17 @@ def records(session: Session, actor: Actor) -> list[dict[str, Any]]:
     actor.require(EXPORT_ROLES, "export data")
     from cryoneuro.registry.models import Site, Study
 
-    studies = {s.id: s.code for s in session.query(Study)}
+    study_rows = {s.id: s for s in session.query(Study)}
+    studies = {i: s.code for i, s in study_rows.items()}
     sites = {s.id: s.code for s in session.query(Site)}
     out: list[dict[str, Any]] = []
     for p in list_participants(session, actor):
         n = p.neuromas[0] if p.neuromas else None
         out.append({"record_id": p.study_number, "redcap_repeat_instrument": "",
                     "redcap_repeat_instance": "", "study": studies[p.study_id],
-                    "site": sites[p.site_id], "arm": p.arm_code or "",
+                    "site": sites[p.site_id],
+                    "arm": ("blinded" if p.arm_code and actor.blinded(study_rows[p.study_id])
+                            else p.arm_code or ""),
                     "sex": _code("sex", p.sex), "age_at_enrolment_years": p.age_at_enrolment_years,
                     "enrolment_date": p.enrolment_date.isoformat(),
                     "neuroma_type": _code("neuroma_type", n.neuroma_type) if n else "",

@@ -45,7 +45,8 @@ def _flatten_scores(prefix: str, value: Any) -> list[tuple[str, Any]]:
 
 
 def participant_rows(session: Session, participant: Participant,
-                     studies: dict[int, Study], sites: dict[int, Site]) -> dict[str, list[dict]]:
+                     studies: dict[int, Study], sites: dict[int, Site],
+                     actor: Actor | None = None) -> dict[str, list[dict]]:
     """All tidy rows of one participant (used by the full and de-identified exports)."""
     study, site = studies[participant.study_id], sites[participant.site_id]
     pid = participant.study_number
@@ -54,7 +55,8 @@ def participant_rows(session: Session, participant: Participant,
     rows: dict[str, list[dict]] = {name: [] for name in TABLES}
     rows["participants"].append({
         "participant_id": pid, "study": study.code, "site": site.code, "design": study.design,
-        "arm": participant.arm_code or "", "sex": participant.sex,
+        "arm": ("blinded" if participant.arm_code and actor is not None and actor.blinded(study)
+                else participant.arm_code or ""), "sex": participant.sex,
         "age_at_enrolment_years": participant.age_at_enrolment_years,
         "enrolment_date": participant.enrolment_date, "status": participant.status,
         "neuroma_type": neuroma.neuroma_type if neuroma else "",
@@ -109,7 +111,8 @@ def tidy_tables(session: Session, actor: Actor) -> dict[str, list[dict]]:
     sites = {s.id: s for s in session.scalars(select(Site))}
     tables: dict[str, list[dict]] = {name: [] for name in TABLES}
     for participant in list_participants(session, actor):
-        for name, rows in participant_rows(session, participant, studies, sites).items():
+        for name, rows in participant_rows(session, participant, studies, sites,
+                                           actor).items():
             tables[name].extend(rows)
     return tables
 

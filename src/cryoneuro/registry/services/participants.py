@@ -23,6 +23,7 @@ from cryoneuro.registry.models import (
     Participant,
     ParticipantIdentifier,
     Site,
+    Study,
     StudySite,
 )
 from cryoneuro.registry.nhs import is_test_nhs_number, normalise_nhs_number
@@ -173,6 +174,17 @@ def nhs_number(session: Session, settings: RegistrySettings, actor: Actor,
     return number
 
 
+BLINDED = "blinded"
+
+
+def visible_arm(session: Session, actor: Actor, participant: Participant) -> str | None:
+    """The arm as this actor may see it: ``"blinded"`` for a role the study keeps blind."""
+    if participant.arm_code is None:
+        return None
+    study = session.get(Study, participant.study_id)
+    return BLINDED if actor.blinded(study) else participant.arm_code
+
+
 def participant_summary(session: Session, settings: RegistrySettings, actor: Actor,
                         participant: Participant) -> dict[str, Any]:
     """A JSON-ready view of the participant; the arm only once randomised."""
@@ -181,7 +193,8 @@ def participant_summary(session: Session, settings: RegistrySettings, actor: Act
         "site_id": participant.site_id, "study_id": participant.study_id,
         "sex": participant.sex, "age_at_enrolment_years": participant.age_at_enrolment_years,
         "enrolment_date": participant.enrolment_date.isoformat(),
-        "status": participant.status, "arm_code": participant.arm_code,
+        "status": participant.status,
+        "arm_code": visible_arm(session, actor, participant),
         "neuromas": [{"id": n.id, "neuroma_type": n.neuroma_type,
                       "anatomical_site": n.anatomical_site, "laterality": n.laterality,
                       "size_mm": n.size_mm, "prior_treatments": n.prior_treatments}

@@ -68,7 +68,7 @@ def create_study(session: Session, actor: Actor, *, code: str, title: str, desig
                  arms: Sequence[tuple[str, str, int]] = (),
                  visits: Iterable[dict[str, Any]] = DEFAULT_VISITS,
                  criteria: Iterable[dict[str, str]] = DEFAULT_CRITERIA,
-                 test_study: bool = False) -> Study:
+                 test_study: bool = False, blinded_roles: Sequence[str] = ()) -> Study:
     """A study with its arms (RCT only), visit schedule and screening criteria."""
     actor.require(frozenset({Role.administrator}), "create studies")
     if design not in StudyDesign.codes():
@@ -77,7 +77,15 @@ def create_study(session: Session, actor: Actor, *, code: str, title: str, desig
         raise RegistryInputError("an RCT needs at least two arms", "arms")
     if session.scalar(select(Study).where(Study.code == code)):
         raise ConflictError(f"study {code} exists")
-    study = Study(code=code, title=title, design=design, test_study=test_study)
+    blindable = [r for r in Role.codes() if r != Role.administrator]
+    for role in blinded_roles:
+        if role not in blindable:
+            raise RegistryInputError(f"blinded roles must be among {', '.join(blindable)}",
+                                     "blinded_roles")
+    if blinded_roles and design != StudyDesign.rct:
+        raise RegistryInputError("only an RCT has allocations to blind", "blinded_roles")
+    study = Study(code=code, title=title, design=design, test_study=test_study,
+                  blinded_roles=sorted(set(blinded_roles)))
     with acting(session, actor):
         session.add(study)
         session.flush()

@@ -4,6 +4,7 @@
 - ``user_session``: server-side log-in sessions (revocable);
 - ``audit_entry.site_id``: the site an entry concerns (audit reads are scoped by site);
 - ``study.test_study``: NHS test-range numbers only in test studies;
+- ``study.blinded_roles``: roles kept blind to allocation;
 - ``audit_entry.entry_hash``: HMAC chain over the trail (audit.py). Entries written before
   this migration keep a NULL hash and are reported by ``cryoneuro audit verify`` as
   predating the chain.
@@ -51,11 +52,14 @@ def upgrade() -> None:
     op.create_index(op.f("ix_audit_entry_site_id"), "audit_entry", ["site_id"])
     op.add_column("study", sa.Column("test_study", sa.Boolean(), nullable=False,
                                      server_default=sa.false()))
+    op.add_column("study", sa.Column("blinded_roles", sa.JSON(), nullable=False,
+                                     server_default=sa.text("'[]'")))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("study") as batch_op:
         batch_op.drop_column("test_study")
+        batch_op.drop_column("blinded_roles")
     op.drop_index(op.f("ix_audit_entry_site_id"), table_name="audit_entry")
     with op.batch_alter_table("audit_entry") as batch_op:
         batch_op.drop_column("entry_hash")
