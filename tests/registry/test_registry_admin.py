@@ -93,7 +93,8 @@ def test_administration_from_the_cli(registry) -> None:
     base = ["--db", registry.url, "--key-file", str(registry.settings.key_path())]
     steps = [["site", "add", "NTH", "North Hospital"],
              ["study", "add", "FROST", "--title", "Frost", "--design", "rct",
-              "--arm", "cryo:Cryoablation:1", "--arm", "excision:Excision:1"],
+              "--arm", "cryo:Cryoablation:1", "--arm", "excision:Excision:1",
+              "--blind", "statistician"],
              ["study", "add-site", "FROST", "NTH"],
              ["user", "set-sites", "nurse", "--site", "NTH", "--site", "RBH",
               "--reason", "new clinic"],
@@ -113,3 +114,7 @@ def test_administration_from_the_cli(registry) -> None:
         assert sorted(s.code for s in users["nurse"].sites) == ["NTH", "RBH"]
         assert users["monitor"].role == "investigator"
         assert users["leedsnurse"].active is False
+        from cryoneuro.registry.models import Study
+
+        frost = session.scalar(select(Study).where(Study.code == "FROST"))
+        assert frost.blinded_roles == ["statistician"] and [s.code for s in frost.sites] == ["NTH"]

@@ -304,6 +304,7 @@ def test_new_study_with_two_sites_and_four_users_set_up_in_chromium(live_server,
     page.fill("#study-title", "Cryoablation vs excision for stump neuromas")
     page.select_option("#study-design", "rct")
     page.fill("#study-arms", "cryo:Cryoablation:1\nexcision:Surgical excision:1")
+    page.fill("#study-blinded", "statistician")
     page.check("#study-test")
     submit("#add-study")
     for site in ("NTH", "STH"):
@@ -362,6 +363,7 @@ def test_new_study_with_two_sites_and_four_users_set_up_in_chromium(live_server,
     with reg.factory() as session:
         study = session.scalar(select(Study).where(Study.code == "FROST"))
         assert [s.code for s in study.sites] == ["NTH", "STH"] and study.test_study
+        assert study.blinded_roles == ["statistician"]
         users = {u.username: u for u in session.scalars(select(User))}
         assert {"pi_north", "nurse_south", "cra", "analyst"} <= set(users)
         assert "weak" not in users and users["nurse_south"].active is False

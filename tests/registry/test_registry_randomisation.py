@@ -165,3 +165,18 @@ def test_mixed_blocks_make_the_next_arm_harder_to_guess() -> None:
             hits += 0.5 if a == b else float((arm == "a") == (a < b))
             a, b, n = a + (arm == "a"), b + (arm == "b"), n + 1
     assert abs(hits / n - two_four_six) < 0.018
+
+
+def test_unknown_and_other_site_ids_answer_alike(client) -> None:
+    """Issue 13: randomising a missing id gave 409 but another site's gave 404, revealing
+    which ids exist elsewhere; both are now the same 404."""
+    from registry_helpers import enrolment, login
+
+    leeds = login(client, "leedsnurse")
+    other = client.post("/api/participants", json=enrolment("9990000018", site="LTH"),
+                        headers=leeds).json()["id"]
+    nurse = login(client, "nurse")
+    missing = client.post(f"/api/participants/{other + 1000}/randomise", headers=nurse)
+    foreign = client.post(f"/api/participants/{other}/randomise", headers=nurse)
+    assert missing.status_code == foreign.status_code == 404
+    assert missing.json() == foreign.json()

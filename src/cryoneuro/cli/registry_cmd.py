@@ -263,6 +263,8 @@ def site_add(code: str = typer.Argument(..., help="Short site code, e.g. RBH."),
     console.print(f"site {code} created")
 
 
+BLIND_OPTION = typer.Option(None, "--blind", help="A role kept blind to allocation "
+                            "(repeatable), e.g. statistician.")
 ARM_OPTION = typer.Option(None, "--arm", help="code:label:ratio (repeatable; RCT only).")
 
 
@@ -274,6 +276,7 @@ def study_add(code: str = typer.Argument(..., help="Study code, e.g. MORTON."),
               arm: list[str] | None = ARM_OPTION,
               test_study: bool = typer.Option(False, "--test-study", help="A test/training "
                                               "study (accepts test-range NHS numbers)."),
+              blind: list[str] | None = BLIND_OPTION,
               db: str | None = DB_OPTION, key_file: str | None = KEY_FILE_OPTION) -> None:
     """Create a study with the default visit schedule and eligibility criteria."""
     from cryoneuro.errors import InputError
@@ -291,7 +294,7 @@ def study_add(code: str = typer.Argument(..., help="Study code, e.g. MORTON."),
     try:
         with transaction(factory) as session:
             setup.create_study(session, Actor.system(), code=code, title=title, design=design,
-                               arms=arms, test_study=test_study)
+                               arms=arms, test_study=test_study, blinded_roles=blind or [])
     finally:
         engine.dispose()
     console.print(f"study {code} created")

@@ -99,11 +99,11 @@ def is_eligible(participant: Participant, study: Study) -> bool:
 def randomise(session: Session, settings: RegistrySettings, actor: Actor,
               participant_id: int) -> str:
     """Allocate the next concealed slot of the participant's stratum; return the arm code."""
+    from cryoneuro.registry.services.participants import get_participant
+
     actor.require(WRITE_ROLES, "randomise")
-    participant = session.get(Participant, participant_id)
-    if participant is None:
-        raise RandomisationError("no such participant")
-    actor.require_site(participant.site_id)
+    # the same 404 for "no such id" and "another site's": ids are not discoverable
+    participant = get_participant(session, actor, participant_id)
     study = session.get(Study, participant.study_id)
     assert study is not None
     if study.design != StudyDesign.rct:
@@ -158,12 +158,10 @@ def emergency_unblind(session: Session, actor: Actor, participant_id: int, reaso
     not; audited as ``unblind`` with the reason (the arm itself is not written to the trail,
     which blinded monitors read)."""
     from cryoneuro.registry.audit import log_event
+    from cryoneuro.registry.services.participants import get_participant
 
     actor.require(UNBLIND_ROLES, "break the blind")
-    participant = session.get(Participant, participant_id)
-    if participant is None:
-        raise RandomisationError("no such participant")
-    actor.require_site(participant.site_id)
+    participant = get_participant(session, actor, participant_id)
     if participant.arm_code is None:
         raise RandomisationError("the participant has not been randomised")
     reason = (reason or "").strip()

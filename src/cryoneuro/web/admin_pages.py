@@ -82,7 +82,8 @@ def add_study(request: Request, form: FormDep, session: SessionDep, actor: PageA
     return _act(request, session, actor, "study", lambda: setup.create_study(
         session, actor, code=form.get("code", "").strip()[:40],
         title=form.get("title", "").strip()[:300], design=form.get("design", ""),
-        arms=_arms(form.get("arms", "")), test_study=form.get("test_study") == "on"))
+        arms=_arms(form.get("arms", "")), test_study=form.get("test_study") == "on",
+        blinded_roles=_codes(form.get("blinded_roles", ""))))
 
 
 @router.post("/admin/study-sites")
