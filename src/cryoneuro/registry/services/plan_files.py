@@ -31,9 +31,9 @@ from cryoneuro.registry.services.participants import get_participant, valid_id
 MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 MAX_FILES_BYTES = 50 * 1024 * 1024
 #: Largest NIfTI voxel array (dimensions × bytes per voxel, from the header, checked before
-#: decompressing): 64 MiB holds a 256³ float32 planning grid, four times the finest grid the
-#: planner writes; three 500³ volumes (the review's 2 MB zip that stalled the server) are
-#: refused from their 352-byte headers.
+#: decompressing): 64 MiB is 16.7 million float32 voxels (256³, or a 512 × 512 × 64 CT crop);
+#: the bundled phantoms' grids are 100 × 80 × 60 and 120³ (7 MB). Three 500³ volumes (the
+#: review's 2 MB zip that stalled the server) are refused from their 352-byte headers.
 MAX_VOLUME_BYTES = 64 * 1024 * 1024
 #: NIfTI-1 header plus the 4-byte extension flag (nibabel reads this much).
 NIFTI_HEADER_BYTES = 352
