@@ -212,3 +212,39 @@ def test_serve_dev_warns_loudly_and_refuses_a_database_with_keys(tmp_path: Path)
     assert CliRunner().invoke(app, ["db", "upgrade", "--db", url]).exit_code == 0
     line = _one_line_error(CliRunner().invoke(app, ["serve", "--dev", "--db", url]))
     assert "--dev refused" in line
+
+
+def test_rotating_the_session_key_ends_sessions_and_keeps_the_data(client) -> None:
+    from cryoneuro.registry.audit import verify_chain
+    from cryoneuro.registry.models import AuditEntry
+    from cryoneuro.web import create_app
+
+    reg = client.registry
+    h = login(client, "nurse")
+    pid = client.post("/api/participants", json=enrolment(), headers=h).json()["id"]
+    before = load_key_file(reg.settings.key_path())
+    result = CliRunner().invoke(app, ["keys", "rotate-session", "--db", reg.url,
+                                      "--key-file", str(reg.settings.key_path())])
+    assert result.exit_code == 0, result.output
+    after = load_key_file(reg.settings.key_path())
+    assert after.session_key != before.session_key
+    assert (after.identifier_key, after.randomisation_key, after.audit_key) == (
+        before.identifier_key, before.randomisation_key, before.audit_key)
+    assert stat.S_IMODE(reg.settings.key_path().stat().st_mode) == 0o600
+    # the old cookie is dead (revoked, and signed with the old key); the data are readable
+    assert client.get("/api/participants").status_code == 401
+    from fastapi.testclient import TestClient
+
+    settings = RegistrySettings(db_url=reg.url, key_file=reg.settings.key_path(),
+                                secure_cookies=False)
+    with TestClient(create_app(settings)) as fresh:
+        login(fresh, "investigator")
+        assert fresh.get(f"/api/participants/{pid}").json()["nhs_number"] == "9434765919"
+    with reg.factory() as session:
+        assert session.scalar(select(AuditEntry).where(AuditEntry.action == "key-rotate"))
+        assert verify_chain(session, after.audit_key).ok
+    # the previous key file no longer fits this database
+    old_copy = reg.settings.key_path().with_name("old.json")
+    write_key_file(old_copy, before)
+    with pytest.raises(KeyFileError, match="session_key"):
+        create_app(RegistrySettings(db_url=reg.url, key_file=old_copy))

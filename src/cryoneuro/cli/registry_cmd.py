@@ -199,6 +199,21 @@ def seed_demo(db: str | None = DB_OPTION,
     console.print("demo studies, sites and users created")
 
 
+@keys_app.command("rotate-session")
+@user_errors
+def keys_rotate_session(db: str | None = DB_OPTION,
+                        key_file: str | None = KEY_FILE_OPTION) -> None:
+    """Replace the session key: every session and reset link ends (audited)."""
+    from cryoneuro.registry.keys import rotate_session_key
+
+    settings, engine, factory = _keyed_factory(_settings(db, key_file))
+    try:
+        rotate_session_key(settings, factory)
+    finally:
+        engine.dispose()
+    console.print(f"session key replaced in {settings.key_path()}; every user must log in again")
+
+
 audit_app = typer.Typer(help="Registry audit trail: verify its chain.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 

@@ -233,3 +233,49 @@ def check_startup(settings: RegistrySettings, factory: sessionmaker[Session], *,
         return "dev"
     with transaction(factory) as session:
         return check_database_keys(session, settings.keys, settings.key_path())
+
+
+def rotate_session_key(settings: RegistrySettings, factory: sessionmaker[Session]) -> RegistryKeys:
+    """Replace the session key (every session and reset link ends; nothing else changes).
+
+    The new key file is written beside the old one first (0600), then the database's
+    fingerprint changes, every server-side session is revoked and the rotation is audited in
+    one transaction, and only then does the new file replace the old (``os.replace``). If
+    that last step fails, the server refuses to start and the message names the new file.
+    """
+    from sqlalchemy import update
+
+    from cryoneuro.registry.audit import log_event
+    from cryoneuro.registry.auth import Actor
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.models import RegistrySetting, UserSession, utcnow
+
+    old = settings.keys
+    new = RegistryKeys(secrets.token_bytes(32), old.identifier_key, old.randomisation_key,
+                       old.audit_key)
+    path = settings.key_path()
+    pending = path.with_name(path.name + ".new")
+    pending.unlink(missing_ok=True)
+    write_key_file(pending, new)
+    try:
+        with transaction(factory) as session:
+            check_database_keys(session, old, path, register=False)
+            row = session.get(RegistrySetting, FINGERPRINT_SETTING)
+            if row is None:
+                raise KeyFileError("this database has no registered keys yet: start the server "
+                                   "once (or run `cryoneuro db upgrade`) before rotating")
+            row.value, row.updated_at = new.fingerprint(), utcnow()
+            session.execute(update(UserSession).where(UserSession.revoked_at.is_(None))
+                            .values(revoked_at=utcnow()))
+            log_event(session, Actor.system(), "key-rotate", table="registry_setting",
+                      row_id=FINGERPRINT_SETTING, details={"key": "session_key"},
+                      reason="session key rotated")
+    except BaseException:
+        pending.unlink(missing_ok=True)
+        raise
+    try:
+        os.replace(pending, path)
+    except OSError as exc:
+        raise KeyFileError(f"the database now expects the keys in {pending}, but moving it to "
+                           f"{path} failed ({exc.strerror}): move it by hand") from None
+    return new
