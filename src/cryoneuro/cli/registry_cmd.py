@@ -93,6 +93,9 @@ def serve(db: str | None = DB_OPTION,
         typer.echo("\n" + "!" * 78 + "\n" + DEV_WARNING + "\n" + "!" * 78 + "\n", err=True)
     console.print(f"cryoneuro registry on http://{host}:{port} (database {settings.db_url}, "
                   f"{workers} worker{'s' if workers > 1 else ''})")
+    if settings.secure_cookies:
+        console.print("session cookies are Secure (HTTPS only): behind an HTTPS proxy this is "
+                      "right; for local http development set CRYONEURO_SECURE_COOKIES=false")
     if workers == 1:
         # the app's access-log filter replaces reset tokens in request lines (web/app.py)
         uvicorn.run(application, host=host, port=port, log_level="info")
