@@ -67,6 +67,10 @@ def start_postgres() -> tuple[str, callable]:
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
 
 
+#: Fresh random keys for this run (no built-in secret, issue 13).
+KEY_FILE = Path(tempfile.mkdtemp(prefix="cryoneuro-load-keys-")) / "registry-keys.json"
+
+
 def seed(url: str, participants: int) -> dict[str, list[int]]:
     """Migrate, create the demo studies/users and enrol ``participants`` (half per site)."""
     import datetime as dt
@@ -74,6 +78,7 @@ def seed(url: str, participants: int) -> dict[str, list[int]]:
     from cryoneuro.registry.auth import Actor
     from cryoneuro.registry.db import make_engine, make_sessionmaker
     from cryoneuro.registry.demo import seed_demo
+    from cryoneuro.registry.keys import check_startup, write_key_file
     from cryoneuro.registry.migrate import upgrade
     from cryoneuro.registry.models import User
     from cryoneuro.registry.nhs import nhs_check_digit
@@ -84,8 +89,10 @@ def seed(url: str, participants: int) -> dict[str, list[int]]:
     from cryoneuro.registry.settings import RegistrySettings
 
     upgrade(url)
-    settings = RegistrySettings(db_url=url, secret_key="load-secret", randomisation_secret="load-rand")
-    factory = make_sessionmaker(make_engine(url))
+    write_key_file(KEY_FILE)
+    settings = RegistrySettings(db_url=url, key_file=KEY_FILE).load_keys()
+    factory = make_sessionmaker(make_engine(url), settings.keys)
+    check_startup(settings, factory)
     users = seed_demo(factory, settings, PASSWORD)
     ids: dict[str, list[int]] = {"RBH": [], "LTH": []}
     today = dt.date.today()
@@ -207,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         ids = seed(url, args.participants)
         seed_s = time.perf_counter() - t0
         port = _free_port()
-        env = {**os.environ, "CRYONEURO_SECRET_KEY": "load-secret", "CRYONEURO_RANDOMISATION_SECRET": "load-rand"}
+        env = {**os.environ, "CRYONEURO_KEY_FILE": str(KEY_FILE), "CRYONEURO_SECURE_COOKIES": "false"}
         server = subprocess.Popen([sys.executable, "-m", "cryoneuro.cli", "serve", "--db", url, "--host", "127.0.0.1",
                                    "--port", str(port), "--no-upgrade", "--workers", str(args.workers)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=open(args.out.with_suffix(".server.log"), "w"))

@@ -120,7 +120,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
 @pytest.fixture
 def registry(sqlite_url: str, sqlite_template: tuple[Path, dict[str, int]]) -> Iterator[Registry]:
     source, users = sqlite_template
-    shutil.copyfile(source, sqlite_url.removeprefix("sqlite:///"))
+    target = Path(sqlite_url.removeprefix("sqlite:///"))
+    shutil.copyfile(source, target)
+    # the database's key file travels with it (owner-only, as keys.load_key_file demands)
+    key_target = target.with_name(target.name + ".keys.json")
+    key_target.write_bytes(source.with_name(source.name + ".keys.json").read_bytes())
+    key_target.chmod(0o600)
     reg = make_registry(sqlite_url, seed=False)
     reg.users.update(users)
     yield reg
@@ -153,8 +158,9 @@ SERVE = ("from cryoneuro.cli import registry_cmd; from cryoneuro.cli._app import
 class LiveServer:
     """`cryoneuro serve` in a subprocess on 127.0.0.1 and a free port."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, env: dict[str, str] | None = None) -> None:
         self.registry = registry
+        self.extra_env = env or {}
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -165,8 +171,8 @@ class LiveServer:
 
         import httpx
 
-        env = {**os.environ, "CRYONEURO_SECRET_KEY": self.registry.settings.secret_key,
-               "CRYONEURO_RANDOMISATION_SECRET": self.registry.settings.randomisation_secret}
+        env = {**os.environ, "CRYONEURO_KEY_FILE": str(self.registry.settings.key_path()),
+               "CRYONEURO_SECURE_COOKIES": "false", **self.extra_env}
         self.process = subprocess.Popen(
             [sys.executable, "-c", SERVE, "serve", "--db", self.registry.url, "--port",
              str(self.port)], env=env, stdout=subprocess.DEVNULL,

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from plan_bundle_helpers import plan_json
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.db import make_engine, make_sessionmaker
 from cryoneuro.registry.demo import seed_demo
+from cryoneuro.registry.keys import check_startup, write_key_file
 from cryoneuro.registry.migrate import upgrade
 from cryoneuro.registry.models import User
 from cryoneuro.registry.settings import RegistrySettings
 
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery 7"
+#: The registry's configured public address in the tests (reset links are built from it).
+PUBLIC_URL = "https://registry.example.test"
 VALID_NHS = ["9434765919", "9990000018", "9990000026", "9990000034", "9990000042",
              "9990000050", "9990000069", "9990000077", "9990000085", "9990000093"]
 
@@ -50,12 +57,22 @@ class Registry:
             return Actor.from_user(user)
 
 
-def make_registry(url: str, seed: bool = True) -> Registry:
+def make_registry(url: str, seed: bool = True, key_file: Path | None = None) -> Registry:
+    """Migrate ``url`` and open it with a key file (created with fresh random keys when
+    missing; default: beside a SQLite database, else a temporary file). Cookies without
+    ``Secure`` because the test client talks plain http."""
     upgrade(url)
-    settings = RegistrySettings(db_url=url, secret_key="test-secret",
-                                randomisation_secret="test-randomisation-secret")
+    settings = RegistrySettings(db_url=url, secure_cookies=False, public_base_url=PUBLIC_URL)
+    if key_file is None and not url.startswith("sqlite"):
+        key_file = Path(tempfile.mkdtemp(prefix="cryoneuro-keys-")) / "registry-keys.json"
+    if key_file is not None:
+        settings = settings.model_copy(update={"key_file": key_file})
+    if not settings.key_path().exists():
+        write_key_file(settings.key_path())
+    settings = settings.load_keys()
     engine = make_engine(url)
-    reg = Registry(url, engine, make_sessionmaker(engine), settings)
+    reg = Registry(url, engine, make_sessionmaker(engine, settings.keys), settings)
+    check_startup(settings, reg.factory)
     if seed:
         seed_registry(reg.factory, settings, reg.users)
     return reg
@@ -95,7 +112,8 @@ def procedure(**overrides: Any) -> dict[str, Any]:
         "device_name": "IceSphere 1.5", "manufacturer": "Boston Scientific",
         "device_lot": "LOT-42A", "probe_model": "17G", "gas": "argon",
         "protocol": "2 x (3 min freeze, 1 min passive thaw)", "operator": "Dr Example",
-        "plan": {"version": 1, "predicted_relief_days": 180.0, "probes": []},
+        "plan": json.loads(plan_json(relief={"median_days": 180.0,
+                                             "interval_days": [120.0, 300.0]})),
     }
     body.update(overrides)
     return body

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from registry_helpers import PASSWORD, login
+from registry_helpers import PASSWORD, PUBLIC_URL, login
 from sqlalchemy import select
 
 from cryoneuro.registry.auth import (
@@ -31,29 +31,34 @@ class Clock:
 
 
 def test_rate_limiter_window_and_success() -> None:
+    """Issue 13: lockout is per (user name, address): 5 failures for alice from one address
+    lock alice out there only: not alice elsewhere, not bob on the same (shared) address;
+    50 failures of any names from one address (spraying) lock that address."""
     clock = Clock()
-    limiter = LoginRateLimiter(max_failures=5, window_s=900, clock=clock)
+    limiter = LoginRateLimiter(max_failures=5, window_s=900, clock=clock, ip_max_failures=50)
     for _ in range(4):
         limiter.failure("alice", "10.0.0.1")
         clock.now += 10
     limiter.check("alice", "10.0.0.1")  # 4 failures: still allowed
     limiter.failure("alice", "10.0.0.1")
     with pytest.raises(LoginRateLimitedError) as info:
-        limiter.check("alice", "10.0.0.9")  # by user name, from any address
+        limiter.check("alice", "10.0.0.1")
     assert info.value.status_code == 429
     assert info.value.retry_after == 900 - 40  # the oldest failure leaves the window
-    with pytest.raises(LoginRateLimitedError):
-        limiter.check("bob", "10.0.0.1")  # by address, for any user name
-    limiter.check("bob", "10.0.0.2")
+    limiter.check("alice", "10.0.0.9")  # the right alice, at her own machine
+    limiter.check("bob", "10.0.0.1")  # the right bob, behind the same NAT address
     clock.now += 900 - 40
     limiter.check("alice", "10.0.0.1")  # the first failure has left the window
     limiter.failure("alice", "10.0.0.1")
     with pytest.raises(LoginRateLimitedError):
-        limiter.check("alice", "10.0.0.3")
-    limiter.success("alice")  # clears the user name's counter, not the address's
-    limiter.check("alice", "10.0.0.3")
+        limiter.check("alice", "10.0.0.1")
+    limiter.success("alice", "10.0.0.1")  # a correct password clears that counter
+    limiter.check("alice", "10.0.0.1")
+    for n in range(45):  # spraying: one failure each for many names from one address
+        limiter.failure(f"user{n}", "10.0.0.1")
     with pytest.raises(LoginRateLimitedError):
-        limiter.check("carol", "10.0.0.1")
+        limiter.check("carol", "10.0.0.1")  # 50 failures from the address in the window
+    limiter.check("carol", "10.0.0.2")
 
 
 def test_login_is_rate_limited_with_retry_after(client) -> None:
@@ -75,7 +80,7 @@ def test_login_is_rate_limited_with_retry_after(client) -> None:
     clock.now += 901
     login(client, "nurse")  # the window has passed; success clears the user's counter
     limiter = client.app.state.login_limiter
-    assert limiter.retry_after("nurse", "elsewhere") == 0
+    assert limiter.retry_after("nurse", "testclient") == 0
 
 
 def test_password_rule() -> None:
@@ -129,15 +134,16 @@ def test_reset_pages_and_api(client) -> None:
     assert users.status_code == 200 and 'id="reset-nurse"' in users.text
     issued = client.post(f"/admin/users/{client.registry.users['nurse']}/reset-link",
                          data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"',
-                                                       users.text).group(1)})
+                                                       users.text).group(1)},
+                         headers={"Host": "attacker.example"})  # a spoofed Host is ignored
     link = re.search(r'id="reset-link" value="([^"]+)"', issued.text).group(1)
-    assert link.startswith("http://testserver/reset-password/")
+    assert link.startswith(PUBLIC_URL + "/reset-password/")
     api_link = client.post(f"/api/users/{client.registry.users['investigator']}/reset-link",
                            headers=headers)
     assert api_link.status_code == 201 and api_link.json()["expires_in_s"] == RESET_MAX_AGE_S
     client.post("/api/logout", headers=headers)
     # the nurse (not logged in) opens the link
-    path = link.removeprefix("http://testserver")
+    path = link.removeprefix(PUBLIC_URL)
     page = client.get(path)
     assert page.status_code == 200 and "at least 12 characters" in page.text
     assert 'id="reset-username">nurse<' in page.text

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 from pathlib import Path
 
 import pytest
+from plan_bundle_helpers import plan_json
 from registry_helpers import PASSWORD
 
 CHROMIUM = Path(os.environ.get("CRYONEURO_CHROMIUM", "/usr/bin/chromium"))
@@ -106,7 +106,8 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
     page.fill("[name=device_lot]", "LOT-7781")
     page.select_option("[name=gas]", "argon")
     page.fill("[name=operator]", "Dr Example")
-    page.fill("[name=plan]", json.dumps({"predicted_relief_days": 210}))
+    page.fill("[name=plan]", plan_json(relief={"median_days": 210.0,
+                                               "interval_days": [150.0, 300.0]}))
     page.click("#submit")
     page.wait_for_url("**/participants/*")
     assert "LOT-7781" in page.inner_text("#procedures")
@@ -271,3 +272,100 @@ def test_plan_bundle_upload_and_niivue_viewer(live_server, webgl_browser, tmp_pa
     assert "needs WebGL2" in page.inner_text("#viewer-fallback")
     assert page.locator("#bundle").count() == 0  # monitors are read-only
     context.close()
+
+
+def test_new_study_with_two_sites_and_four_users_set_up_in_chromium(live_server,
+                                                                    browser_page) -> None:
+    """Issue 13: a study, two sites and four users set up end to end in the browser (no
+    Python, no SQL); a new user then logs in, and a deactivation ends access."""
+    from sqlalchemy import select
+
+    from cryoneuro.registry.models import AuditEntry, Study, User
+
+    page, base = browser_page, live_server.url
+    new_password = "Glacier-probe 42"
+    page.goto(base + "/login")
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("#submit")
+    page.wait_for_url(base + "/")
+    page.click("#nav-admin")
+    page.wait_for_url("**/admin")
+
+    def submit(button: str) -> None:
+        page.click(button)
+        page.wait_for_url("**/admin?done=*")
+
+    for code, name in (("NTH", "North Hospital"), ("STH", "South Hospital")):
+        page.fill("#site-code", code)
+        page.fill("#site-name", name)
+        submit("#add-site")
+    page.fill("#study-code", "FROST")
+    page.fill("#study-title", "Cryoablation vs excision for stump neuromas")
+    page.select_option("#study-design", "rct")
+    page.fill("#study-arms", "cryo:Cryoablation:1\nexcision:Surgical excision:1")
+    page.fill("#study-blinded", "statistician")
+    page.check("#study-test")
+    submit("#add-study")
+    for site in ("NTH", "STH"):
+        page.select_option("#ss-study", "FROST")
+        page.select_option("#ss-site", site)
+        submit("#add-study-site")
+    people = [("pi_north", "investigator", "NTH"), ("nurse_south", "data_entry", "STH"),
+              ("cra", "monitor", "NTH, STH"), ("analyst", "statistician", "")]
+    for username, role, sites in people:
+        page.fill("#user-name", username)
+        page.select_option("#user-role", role)
+        page.fill("#user-sites", sites)
+        page.fill("#user-password", new_password)
+        submit("#add-user")
+    # a weak password is refused on the page, beside nothing stored
+    page.fill("#user-name", "weak")
+    page.fill("#user-password", "password")
+    page.click("#add-user")
+    assert "password" in page.inner_text("#admin-error")
+
+    row = page.locator("#studies tr", has_text="FROST")
+    assert "NTH, STH" in row.inner_text() and "cryo, excision" in row.inner_text()
+    for username, role, sites in people:
+        user_row = page.locator(f"#user-{username}")
+        assert user_row.locator(".role").inner_text() == role
+        assert user_row.locator(".sites").inner_text() == sites
+
+    # the monitor is moved to North only, with a reason
+    page.goto(base + "/admin")
+    row = page.locator("#user-cra")
+    row.locator("input[name=sites]").fill("NTH")
+    row.locator("form[action$='/sites'] .reason").fill("South has its own monitor now")
+    row.locator(".set-sites").click()
+    page.wait_for_url("**/admin?done=*")
+    assert page.locator("#user-cra .sites").inner_text() == "NTH"
+
+    # the new nurse logs in and sees her dashboard; deactivated, she is out at once
+    nurse = page.context.browser.new_context().new_page()
+    nurse.goto(base + "/login")
+    nurse.fill("#username", "nurse_south")
+    nurse.fill("#password", new_password)
+    nurse.click("#submit")
+    nurse.wait_for_url(base + "/")
+    assert "nurse_south (data_entry)" in nurse.inner_text("header")
+    page.goto(base + "/admin")
+    row = page.locator("#user-nurse_south")
+    row.locator("form[action$='/active'] .reason").fill("left the trust")
+    row.locator(".set-active").click()
+    page.wait_for_url("**/admin?done=*")
+    assert page.locator("#user-nurse_south .active").inner_text() == "no"
+    nurse.goto(base + "/")
+    assert nurse.url.endswith("/login")
+    nurse.context.close()
+
+    reg = live_server.registry
+    with reg.factory() as session:
+        study = session.scalar(select(Study).where(Study.code == "FROST"))
+        assert [s.code for s in study.sites] == ["NTH", "STH"] and study.test_study
+        assert study.blinded_roles == ["statistician"]
+        users = {u.username: u for u in session.scalars(select(User))}
+        assert {"pi_north", "nurse_south", "cra", "analyst"} <= set(users)
+        assert "weak" not in users and users["nurse_south"].active is False
+        reasons = {e.reason for e in session.scalars(select(AuditEntry))}
+    assert {"South has its own monitor now", "left the trust"} <= reasons

@@ -76,8 +76,9 @@ CRASH = textwrap.dedent("""
     from cryoneuro.registry.schemas import EnrolmentIn
     from cryoneuro.registry.services import participants
     from cryoneuro.registry.settings import RegistrySettings
-    settings = RegistrySettings(db_url={url!r}, secret_key="test-secret")
-    session = make_sessionmaker(make_engine(settings.db_url))()
+    from pathlib import Path
+    settings = RegistrySettings(db_url={url!r}, key_file=Path({key_file!r})).load_keys()
+    session = make_sessionmaker(make_engine(settings.db_url), settings.keys)()
     begin_write(session)
     actor = Actor.from_user(session.get(User, {user_id}))
     participants.enrol(session, settings, actor, EnrolmentIn.model_validate(enrolment()))
@@ -92,7 +93,7 @@ def test_killed_process_mid_transaction_leaves_no_rows(backend, request) -> None
     reg = request.getfixturevalue("registry" if backend == "sqlite" else "pg_registry")
     before = _counts(reg)
     script = CRASH.format(tests=os.path.dirname(__file__), url=reg.url,
-                          user_id=reg.users["nurse"])
+                          user_id=reg.users["nurse"], key_file=str(reg.settings.key_path()))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:

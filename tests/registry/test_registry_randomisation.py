@@ -17,10 +17,10 @@ from cryoneuro.registry.schemas import EnrolmentIn
 from cryoneuro.registry.services import participants
 
 
-def test_blocks_are_balanced_sizes_two_and_four_and_depend_on_the_secret() -> None:
+def test_blocks_are_balanced_sizes_two_four_and_six_and_depend_on_the_secret() -> None:
     arms = [("cryo", 1), ("steroid", 1)]
     blocks = [permuted_block(b"s", 1, 1, n, arms) for n in range(1, 200)]
-    assert {len(b) for b in blocks} == {2, 4}
+    assert {len(b) for b in blocks} == {2, 4, 6}
     assert all(Counter(b)["cryo"] == Counter(b)["steroid"] for b in blocks)
     other = [permuted_block(b"other secret", 1, 1, n, arms) for n in range(1, 200)]
     assert blocks != other
@@ -126,3 +126,57 @@ def test_list_extends_when_used_up(registry) -> None:
             randomise(session, registry.settings, registry.actor("admin"), pid)
     with registry.factory() as session:
         assert session.get(RandomisationStratum, rbh[0].stratum_id).blocks_generated == 50
+
+
+def _convergence_rate_exact(block_sizes: list[int]) -> float:
+    """Share of allocations guessed right by the convergence strategy (guess the arm that
+    is behind in the block, toss a coin on a tie; Blackwell & Hodges 1957) when block
+    boundaries are known, by enumerating every arrangement of each 1:1 block size."""
+    from itertools import combinations
+
+    correct = total = 0.0
+    for size in block_sizes:
+        arrangements = list(combinations(range(size), size // 2))
+        hits = 0.0
+        for positions in arrangements:
+            seq = ["a" if i in positions else "b" for i in range(size)]
+            a = b = 0
+            for arm in seq:
+                hits += 0.5 if a == b else float((arm == "a") == (a < b))
+                a, b = a + (arm == "a"), b + (arm == "b")
+        correct += hits / len(arrangements)
+        total += size
+    return correct / total
+
+
+def test_mixed_blocks_make_the_next_arm_harder_to_guess() -> None:
+    """The review guessed 72.7 % of next arms with blocks of 2 and 4; the exact value for a
+    boundary-aware observer is 72.2 %, and 70.3 % with 2, 4 and 6. The generated lists
+    agree with the enumeration (6000 allocations: SE 0.6 %, tolerance 1.8 %)."""
+    two_four, two_four_six = _convergence_rate_exact([2, 4]), _convergence_rate_exact([2, 4, 6])
+    assert abs(two_four - 0.7222) < 1e-3 and abs(two_four_six - 0.7028) < 1e-3
+    arms = [("a", 1), ("b", 1)]
+    hits = n = 0.0
+    block_number = 0
+    while n < 6000:
+        block_number += 1
+        a = b = 0
+        for arm in permuted_block(b"test key for the simulation", 1, 1, block_number, arms):
+            hits += 0.5 if a == b else float((arm == "a") == (a < b))
+            a, b, n = a + (arm == "a"), b + (arm == "b"), n + 1
+    assert abs(hits / n - two_four_six) < 0.018
+
+
+def test_unknown_and_other_site_ids_answer_alike(client) -> None:
+    """Issue 13: randomising a missing id gave 409 but another site's gave 404, revealing
+    which ids exist elsewhere; both are now the same 404."""
+    from registry_helpers import enrolment, login
+
+    leeds = login(client, "leedsnurse")
+    other = client.post("/api/participants", json=enrolment("9990000018", site="LTH"),
+                        headers=leeds).json()["id"]
+    nurse = login(client, "nurse")
+    missing = client.post(f"/api/participants/{other + 1000}/randomise", headers=nurse)
+    foreign = client.post(f"/api/participants/{other}/randomise", headers=nurse)
+    assert missing.status_code == foreign.status_code == 404
+    assert missing.json() == foreign.json()

@@ -93,6 +93,10 @@ class Actor:
         if not self.can_access_site(site_id):
             raise NotFoundError("no such participant at your sites")
 
+    def blinded(self, study: object) -> bool:
+        """Whether this role is kept blind to allocation in ``study`` (its blinded_roles)."""
+        return self.role in (getattr(study, "blinded_roles", None) or [])
+
     @property
     def sees_identifiers(self) -> bool:
         return self.role in IDENTIFIER_ROLES
@@ -125,21 +129,25 @@ class LoginRateLimitedError(RegistryError):
 
 
 class LoginRateLimiter:
-    """Failed log-ins counted per user name and per client IP in a sliding window.
+    """Failed log-ins counted per (user name, client IP) and per client IP in a sliding window.
 
-    After ``max_failures`` failures for a user name, or from one IP, within ``window_s``
-    seconds, further attempts are refused (:class:`LoginRateLimitedError`, HTTP 429 with
-    ``Retry-After``) until the oldest failure leaves the window. A successful log-in clears the
-    user name's counter. The store is in memory, **per server process** (several workers each
-    count separately; a restart forgets). ``clock`` is injectable so tests need not sleep.
+    After ``max_failures`` failures for one user name from one IP, or ``ip_max_failures``
+    failures of any user names from one IP (password spraying), within ``window_s`` seconds,
+    further attempts from that IP (for that name) are refused (:class:`LoginRateLimitedError`,
+    HTTP 429 with ``Retry-After``) until the oldest failure leaves the window. Counting per
+    user name *and* IP (issue 13) means someone guessing a nurse's password from one machine
+    does not lock the nurse out at her own; a successful log-in clears its (name, IP)
+    counter. The store is in memory, **per server process** (several workers each count
+    separately; a restart forgets). ``clock`` is injectable so tests need not sleep.
     """
 
     #: Above this many tracked keys, expired ones are swept (bounds memory under a flood).
     SWEEP_AT = 10_000
 
     def __init__(self, max_failures: int = 5, window_s: float = 15 * 60,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, ip_max_failures: int = 50) -> None:
         self.max_failures = max_failures
+        self.ip_max_failures = ip_max_failures
         self.window_s = window_s
         self.clock = clock
         self._failures: dict[str, deque[float]] = {}
@@ -147,7 +155,10 @@ class LoginRateLimiter:
 
     @staticmethod
     def _keys(username: str, ip: str) -> tuple[str, str]:
-        return "user:" + username[:80], "ip:" + ip[:64]
+        return "user:" + username[:80] + "\x00ip:" + ip[:64], "ip:" + ip[:64]
+
+    def _limit(self, key: str) -> int:
+        return self.ip_max_failures if key.startswith("ip:") else self.max_failures
 
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._failures.get(key)
@@ -166,8 +177,9 @@ class LoginRateLimiter:
         with self._lock:
             for key in self._keys(username, ip):
                 times = self._recent(key, now)
-                if len(times) >= self.max_failures:
-                    wait = max(wait, times[-self.max_failures] + self.window_s - now)
+                limit = self._limit(key)
+                if len(times) >= limit:
+                    wait = max(wait, times[-limit] + self.window_s - now)
         return math.ceil(wait) if wait > 0 else 0
 
     def check(self, username: str, ip: str) -> None:
@@ -182,11 +194,11 @@ class LoginRateLimiter:
                 for key in list(self._failures):
                     self._recent(key, now)
             for key in self._keys(username, ip):
-                self._failures.setdefault(key, deque(maxlen=self.max_failures * 4)).append(now)
+                self._failures.setdefault(key, deque(maxlen=self._limit(key) * 4)).append(now)
 
-    def success(self, username: str) -> None:
+    def success(self, username: str, ip: str) -> None:
         with self._lock:
-            self._failures.pop(self._keys(username, "")[0], None)
+            self._failures.pop(self._keys(username, ip)[0], None)
 
 
 # --- Password reset links and the password rule ---------------------------------------------

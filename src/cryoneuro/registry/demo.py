@@ -1,5 +1,6 @@
 """Demonstration set-up: an RCT (Morton's neuroma) and a case series (stump neuromas) at two
-sites, with one user per role. Used by ``cryoneuro user seed-demo`` and the tests."""
+sites, with one user per role. Used by ``cryoneuro user seed-demo`` and the tests. Both are
+test studies: they accept the NHS test-range numbers (999…) and nothing real belongs there."""
 
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ def seed_demo(factory: sessionmaker[Session], settings: RegistrySettings,
         rct = setup.create_study(session, system, code="MORTON",
                                  title="Cryoablation vs steroid injection for Morton's neuroma",
                                  design="rct", arms=[("cryo", "Cryoablation", 1),
-                                                     ("steroid", "Steroid injection", 1)])
+                                                     ("steroid", "Steroid injection", 1)],
+                                 test_study=True)
         series = setup.create_study(session, system, code="STUMP",
-                                    title="Cryoablation of stump neuromas", design="case_series")
+                                    title="Cryoablation of stump neuromas", design="case_series",
+                                    test_study=True)
         for study in (rct, series):
             for site in (rbh, lth):
                 setup.add_site_to_study(session, settings, system, study, site)

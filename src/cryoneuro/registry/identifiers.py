@@ -17,7 +17,7 @@ from cryoneuro.registry.settings import RegistrySettings
 
 
 class IdentifierKeyError(RegistryError):
-    """The identifier key cannot decrypt the stored NHS number (wrong CRYONEURO_IDENTIFIER_KEY)."""
+    """The identifier key cannot decrypt the stored NHS number (wrong key file)."""
 
     status_code = 500
 
@@ -30,7 +30,7 @@ def decrypt_identifier(settings: RegistrySettings, token: str) -> str:
     try:
         return Fernet(settings.fernet_key()).decrypt(token.encode()).decode()
     except InvalidToken as exc:
-        raise IdentifierKeyError("cannot decrypt identifier: check CRYONEURO_IDENTIFIER_KEY") from exc
+        raise IdentifierKeyError("cannot decrypt identifier: wrong registry key file") from exc
 
 
 def identifier_hash(settings: RegistrySettings, value: str) -> str:

@@ -38,5 +38,6 @@ def normalise_nhs_number(value: str, field: str = "nhs_number") -> str:
 
 
 def is_test_nhs_number(digits: str) -> bool:
-    """True for the reserved test range 999 000 0000 – 999 999 9999."""
-    return digits.startswith("999")
+    """True for the reserved test range 999 000 0000 – 999 999 9999 and for 0000000000
+    (which passes the check digit but is no one's number)."""
+    return digits.startswith("999") or digits == "0000000000"

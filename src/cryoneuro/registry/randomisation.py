@@ -1,9 +1,14 @@
 """Concealed, stratified permuted-block randomisation for RCTs.
 
 The list for each (study, site) stratum is generated server-side when the site joins the
-study, from an HMAC of the randomisation secret, so nobody can predict the next allocation
-from earlier ones without the secret. Block sizes are random multiples of the arm-ratio sum
-(1:1 → blocks of 2 and 4). An allocation is revealed only to an enrolled, eligible,
+study, from an HMAC of the randomisation key (key file), so nobody can predict the next allocation
+from earlier ones without the key. Block sizes are random multiples of the arm-ratio sum,
+1×, 2× or 3× with equal probability (1:1 → blocks of 2, 4 and 6). Why three sizes (issue 13):
+someone who knows the block boundaries and always guesses the arm that is behind
+(Blackwell & Hodges 1957, the "convergence strategy") guesses (2·3/4 + 4·17/24)/6 = 72.2 %
+of allocations with blocks of 2 and 4 (the review measured 72.7 %), and 70.3 % with 2, 4 and
+6 (exact enumeration in tests/registry/test_registry_randomisation.py); without the
+boundaries, less. An allocation is revealed only to an enrolled, eligible,
 consented participant, and exactly one slot is consumed per participant: the stratum row is
 locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE``).
 """
@@ -20,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from cryoneuro.registry.audit import acting
 from cryoneuro.registry.auth import WRITE_ROLES, Actor
-from cryoneuro.registry.errors import RandomisationError
+from cryoneuro.registry.errors import PermissionDeniedError, RandomisationError, RegistryInputError
 from cryoneuro.registry.models import (
     Participant,
     RandomisationSlot,
@@ -31,17 +36,18 @@ from cryoneuro.registry.models import (
 )
 from cryoneuro.registry.settings import RegistrySettings
 
-BLOCK_MULTIPLIERS = (1, 2)
+BLOCK_MULTIPLIERS = (1, 2, 3)
 BLOCKS_PER_EXTENSION = 25
 
 
 def permuted_block(secret: bytes, study_id: int, site_id: int, block_number: int,
-                   arms: Sequence[tuple[str, int]]) -> list[str]:
+                   arms: Sequence[tuple[str, int]],
+                   multipliers: Sequence[int] = BLOCK_MULTIPLIERS) -> list[str]:
     """One block of arm codes, deterministic given the secret and its position."""
     digest = hmac.new(secret, f"{study_id}:{site_id}:{block_number}".encode(),
                       hashlib.sha256).digest()
     rng = random.Random(int.from_bytes(digest, "big"))
-    multiplier = rng.choice(BLOCK_MULTIPLIERS)
+    multiplier = rng.choice(list(multipliers))
     block = [code for code, ratio in arms for _ in range(ratio * multiplier)]
     rng.shuffle(block)
     return block
@@ -93,15 +99,18 @@ def is_eligible(participant: Participant, study: Study) -> bool:
 def randomise(session: Session, settings: RegistrySettings, actor: Actor,
               participant_id: int) -> str:
     """Allocate the next concealed slot of the participant's stratum; return the arm code."""
+    from cryoneuro.registry.services.participants import get_participant
+
     actor.require(WRITE_ROLES, "randomise")
-    participant = session.get(Participant, participant_id)
-    if participant is None:
-        raise RandomisationError("no such participant")
-    actor.require_site(participant.site_id)
+    # the same 404 for "no such id" and "another site's": ids are not discoverable
+    participant = get_participant(session, actor, participant_id)
     study = session.get(Study, participant.study_id)
     assert study is not None
     if study.design != StudyDesign.rct:
         raise RandomisationError(f"study {study.code} is a case series: nothing to randomise")
+    if actor.blinded(study):
+        raise PermissionDeniedError(f"role '{actor.role}' is blinded in {study.code}: an "
+                                    "unblinded investigator randomises")
     if participant.status != "enrolled":
         raise RandomisationError("only enrolled participants can be randomised")
     if not is_eligible(participant, study):
@@ -138,3 +147,28 @@ def randomise(session: Session, settings: RegistrySettings, actor: Actor,
         participant.arm_code = slot.arm_code
         participant.randomised_at = now
     return slot.arm_code
+
+
+#: Roles that may break the blind for one participant in an emergency (clinical care).
+UNBLIND_ROLES = frozenset({"administrator", "investigator", "data_entry"})
+
+
+def emergency_unblind(session: Session, actor: Actor, participant_id: int, reason: str) -> str:
+    """The participant's arm, for a clinical emergency, to a user at their site, blinded or
+    not; audited as ``unblind`` with the reason (the arm itself is not written to the trail,
+    which blinded monitors read)."""
+    from cryoneuro.registry.audit import log_event
+    from cryoneuro.registry.services.participants import get_participant
+
+    actor.require(UNBLIND_ROLES, "break the blind")
+    participant = get_participant(session, actor, participant_id)
+    if participant.arm_code is None:
+        raise RandomisationError("the participant has not been randomised")
+    reason = (reason or "").strip()
+    if len(reason) < 10:
+        raise RegistryInputError("give the clinical reason for unblinding (at least 10 "
+                                 "characters)", "reason")
+    log_event(session, actor, "unblind", table="participant", row_id=str(participant.id),
+              details={"study_number": participant.study_number}, site_id=participant.site_id,
+              reason=reason[:1000])
+    return participant.arm_code

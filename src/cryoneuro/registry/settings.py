@@ -1,50 +1,86 @@
 """One settings object for the registry (environment variables ``CRYONEURO_*``).
 
-Secrets have development defaults so that ``cryoneuro serve`` works out of the box on a
-laptop; a production deployment must set ``CRYONEURO_SECRET_KEY``,
-``CRYONEURO_IDENTIFIER_KEY`` and ``CRYONEURO_RANDOMISATION_SECRET`` (see docs/registry.md).
+There are no secrets here and no default secret anywhere: the three keys live in a key file
+(:mod:`cryoneuro.registry.keys`, created by ``cryoneuro keys init``) and are attached to the
+settings with :meth:`RegistrySettings.with_keys` when the server or a command starts. Code
+that needs a key before they are attached fails with :class:`~cryoneuro.registry.keys.KeyFileError`
+instead of falling back to something guessable.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from functools import lru_cache
+from pathlib import Path
 
+from pydantic import PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_DEV_SECRET = "cryoneuro-development-secret-change-me"
+from cryoneuro.registry.keys import KeyFileError, RegistryKeys, default_key_file, load_key_file
 
 
 class RegistrySettings(BaseSettings):
-    """Database URL and the three secrets (sessions, identifiers, randomisation list)."""
+    """Database URL, key-file location and the HTTP session/cookie policy."""
 
     model_config = SettingsConfigDict(env_prefix="CRYONEURO_", extra="ignore")
 
     db_url: str = "sqlite:///cryoneuro.db"
-    #: Signs session cookies and CSRF tokens.
-    secret_key: str = _DEV_SECRET
-    #: Fernet key (urlsafe base64, 32 bytes) for NHS numbers; derived from secret_key if empty.
-    identifier_key: str = ""
-    #: Seeds the concealed randomisation lists; derived from secret_key if empty.
-    randomisation_secret: str = ""
-    #: Session cookies only over HTTPS in production.
-    https_only_cookies: bool = False
+    #: The key file; default beside a SQLite database, else ~/.config/cryoneuro/ (keys.py).
+    key_file: Path | None = None
+    #: Session cookies carry ``Secure`` (sent only over HTTPS). Set false only for local
+    #: development over plain http://127.0.0.1.
+    secure_cookies: bool = True
+    #: A session ends after this long without a request …
+    session_idle_s: int = 30 * 60
+    #: … and in any case this long after the log-in.
     session_max_age_s: int = 8 * 3600
+    #: The address users reach the registry at (https://registry.example.nhs.uk); password
+    #: reset links are built from it, never from the request's Host header.
+    public_base_url: str = ""
+    #: A request body must arrive whole within this many seconds (else 408; middleware.py).
+    body_deadline_s: float = 15.0
+
+    _keys: RegistryKeys | None = PrivateAttr(default=None)
+
+    def key_path(self) -> Path:
+        return self.key_file or default_key_file(self.db_url)
+
+    def with_keys(self, keys: RegistryKeys) -> RegistrySettings:
+        """A copy of these settings carrying ``keys``."""
+        copy = self.model_copy()
+        copy._keys = keys
+        return copy
+
+    def load_keys(self) -> RegistrySettings:
+        """A copy carrying the keys read from :meth:`key_path` (KeyFileError if unusable)."""
+        return self.with_keys(load_key_file(self.key_path()))
+
+    @property
+    def keys(self) -> RegistryKeys:
+        if self._keys is None:
+            raise KeyFileError("no registry keys loaded: create them with `cryoneuro keys init`")
+        return self._keys
+
+    @property
+    def has_keys(self) -> bool:
+        return self._keys is not None
+
+    @property
+    def secret_key(self) -> str:
+        """Signs session cookies and password-reset links."""
+        return self.keys.session_secret()
 
     def fernet_key(self) -> bytes:
-        """The Fernet key: explicit, or derived from the secret key (development only)."""
-        if self.identifier_key:
-            return self.identifier_key.encode()
-        digest = hashlib.sha256(("identifier:" + self.secret_key).encode()).digest()
-        return base64.urlsafe_b64encode(digest)
+        """The Fernet key for NHS numbers."""
+        return self.keys.fernet_key()
 
     def randomisation_seed_secret(self) -> bytes:
-        """Secret that seeds the block lists, so the list cannot be rebuilt without it."""
-        return (self.randomisation_secret or ("randomisation:" + self.secret_key)).encode()
+        """Seeds the block lists, so the list cannot be rebuilt without it."""
+        return self.keys.randomisation_key
+
+
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> RegistrySettings:
-    """Settings read once from the environment."""
+    """Settings read once from the environment (without keys: see :meth:`load_keys`)."""
     return RegistrySettings()

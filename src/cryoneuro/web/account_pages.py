@@ -13,13 +13,21 @@ from fastapi.responses import HTMLResponse, Response
 from cryoneuro.registry.auth import PASSWORD_RULE, RESET_MAX_AGE_S
 from cryoneuro.registry.errors import RegistryInputError
 from cryoneuro.registry.services import accounts
-from cryoneuro.web.deps import PageActor, SessionDep, SettingsDep
+from cryoneuro.web.deps import FormDep, PageActor, SessionDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
 
 def reset_url(request: Request, token: str) -> str:
-    return str(request.base_url).rstrip("/") + f"/reset-password/{token}"
+    """The link from the configured public address, never from the request's Host header
+    (a spoofed Host would send the token to someone else's server)."""
+    from cryoneuro.registry.errors import ConflictError
+
+    base = request.app.state.settings.public_base_url.strip().rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise ConflictError("reset links need the registry's public address: set "
+                            "CRYONEURO_PUBLIC_BASE_URL (e.g. https://registry.example.nhs.uk)")
+    return f"{base}/reset-password/{token}"
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
@@ -31,11 +39,10 @@ def users_page(request: Request, session: SessionDep, actor: PageActor) -> HTMLR
 
 
 @router.post("/admin/users/{user_id}/reset-link", response_class=HTMLResponse)
-async def issue_link(user_id: int, request: Request, session: SessionDep,
-                     settings: SettingsDep, actor: PageActor) -> HTMLResponse:
-    from cryoneuro.web.pages import posted, render
+def issue_link(user_id: int, request: Request, flat: FormDep, session: SessionDep,
+               settings: SettingsDep, actor: PageActor) -> HTMLResponse:
+    from cryoneuro.web.pages import render
 
-    await posted(request)
     token = accounts.issue_reset_token(session, settings, actor, user_id)
     session.commit()
     users = accounts.list_users(session, actor)
@@ -46,14 +53,13 @@ async def issue_link(user_id: int, request: Request, session: SessionDep,
 
 @router.api_route("/reset-password/{token}", methods=["GET", "POST"],
                   response_class=HTMLResponse)
-async def reset_page(token: str, request: Request, session: SessionDep,
-                     settings: SettingsDep) -> Response:
-    from cryoneuro.web.pages import posted, render
+def reset_page(token: str, request: Request, data: FormDep, session: SessionDep,
+               settings: SettingsDep) -> Response:
+    from cryoneuro.web.pages import render
 
     user = accounts.check_reset_token(session, settings, token[:600])
     errors: dict[str, str] = {}
     if request.method == "POST":
-        data = await posted(request)
         password = data.get("password", "")[:300]
         if password != data.get("confirm", "")[:300]:
             errors["confirm"] = "the two passwords differ"

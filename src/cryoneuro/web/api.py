@@ -29,7 +29,15 @@ from cryoneuro.registry.schemas import (
 from cryoneuro.registry.services import clinical, participants, plan_files
 from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
 from cryoneuro.registry.services.yellow_card import yellow_card_summary
-from cryoneuro.web.deps import ApiActor, SessionDep, SettingsDep, csrf_token
+from cryoneuro.web.deps import (
+    ApiActor,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    csrf_token,
+    end_session,
+    start_session,
+)
 
 router = APIRouter(prefix="/api", tags=["registry"])
 
@@ -50,19 +58,19 @@ def _id(value: int, field: str = "participant_id") -> int:
 
 
 @router.post("/login")
-def login(body: LoginIn, request: Request, session: SessionDep) -> dict:
+def login(body: LoginIn, request: Request, session: ReadSessionDep) -> dict:
     """Start a session; returns the CSRF token to send as X-CSRF-Token on writes."""
     from cryoneuro.web.pages import limited_authenticate
 
     user = limited_authenticate(request, session, body.username, body.password)
-    request.session.clear()
-    request.session["user_id"] = user.id
+    start_session(request, user, keep_csrf=False)
     return {"username": user.username, "role": user.role, "csrf_token": csrf_token(request)}
 
 
 @router.post("/logout")
 def logout(request: Request, actor: ApiActor) -> dict:
-    request.session.clear()
+    """End the session on the server (the cookie alone no longer works)."""
+    end_session(request)
     return {"ok": True}
 
 
@@ -94,6 +102,21 @@ def randomise_participant(participant_id: int, session: SessionDep,
                           settings: SettingsDep,
                           actor: ApiActor) -> dict:
     arm = randomise(session, settings, actor, _id(participant_id))
+    session.commit()
+    return {"participant_id": participant_id, "arm_code": arm}
+
+
+class UnblindIn(Strict):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10,
+                                             max_length=1000)]
+
+
+@router.post("/participants/{participant_id}/unblind")
+def unblind(participant_id: int, body: UnblindIn, session: SessionDep, actor: ApiActor) -> dict:
+    """Emergency unblinding of one participant (clinical reason required; audited)."""
+    from cryoneuro.registry.randomisation import emergency_unblind
+
+    arm = emergency_unblind(session, actor, _id(participant_id), body.reason)
     session.commit()
     return {"participant_id": participant_id, "arm_code": arm}
 
@@ -180,6 +203,11 @@ def audit_list(session: SessionDep, actor: ApiActor,
             for e in audit.list_audit(session, actor, table=table, row_id=row_id, limit=limit)]
 
 
+def _exported(session: Any, actor: Any, name: str) -> None:
+    """Audit an export (who took which data set, when)."""
+    audit.log_event(session, actor, "export", details={"export": name})
+
+
 def _csv(text: str, filename: str) -> Response:
     return PlainTextResponse(text, media_type="text/csv",
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -188,7 +216,9 @@ def _csv(text: str, filename: str) -> Response:
 @router.get("/exports/audit.csv")
 def audit_export(session: SessionDep,
                  actor: ApiActor) -> Response:
-    return _csv(audit.audit_csv(session, actor), "audit.csv")
+    text = audit.audit_csv(session, actor)
+    _exported(session, actor, "audit.csv")
+    return _csv(text, "audit.csv")
 
 
 @router.get("/exports/tidy/{table}.csv")
@@ -198,14 +228,16 @@ def tidy_export(table: str, session: SessionDep,
 
     if table not in tidy.TABLES:
         raise NotFoundError(f"no table '{table[:40]}'; tables: {', '.join(tidy.TABLES)}")
-    return _csv(tidy.to_csv(tidy.tidy_tables(session, actor)[table], tidy.TABLES[table]),
-                f"{table}.csv")
+    text = tidy.to_csv(tidy.tidy_tables(session, actor)[table], tidy.TABLES[table])
+    _exported(session, actor, f"tidy/{table}.csv")
+    return _csv(text, f"{table}.csv")
 
 
 @router.get("/exports/tidy.zip")
 def tidy_zip(session: SessionDep, actor: ApiActor) -> Response:
-    return Response(tidy.zip_tables(tidy.tidy_tables(session, actor)),
-                    media_type="application/zip",
+    content = tidy.zip_tables(tidy.tidy_tables(session, actor))
+    _exported(session, actor, "tidy.zip")
+    return Response(content, media_type="application/zip",
                     headers={"Content-Disposition": 'attachment; filename="tidy.zip"'})
 
 
@@ -214,8 +246,9 @@ def deid_zip(session: SessionDep,
              settings: SettingsDep,
              actor: ApiActor) -> Response:
     tables = deidentified.deidentified_tables(session, settings, actor)
-    return Response(tidy.zip_tables(tables, deidentified.DEID_TABLES),
-                    media_type="application/zip",
+    content = tidy.zip_tables(tables, deidentified.DEID_TABLES)
+    _exported(session, actor, "deidentified.zip")
+    return Response(content, media_type="application/zip",
                     headers={"Content-Disposition": 'attachment; filename="deidentified.zip"'})
 
 
@@ -230,13 +263,17 @@ def redcap_dictionary(actor: ApiActor) -> Response:
 @router.get("/exports/redcap/records.csv")
 def redcap_records(session: SessionDep,
                    actor: ApiActor) -> Response:
-    return _csv(redcap.records_csv(session, actor), "redcap_records.csv")
+    text = redcap.records_csv(session, actor)
+    _exported(session, actor, "redcap_records.csv")
+    return _csv(text, "redcap_records.csv")
 
 
 @router.get("/exports/fhir.json")
 def fhir_bundle(session: SessionDep,
                 actor: ApiActor) -> Response:
-    return Response(fhir.bundle_json(session, actor), media_type="application/fhir+json")
+    content = fhir.bundle_json(session, actor)
+    _exported(session, actor, "fhir.json")
+    return Response(content, media_type="application/fhir+json")
 
 
 def _file_info(row: Any) -> dict[str, Any]:
@@ -247,12 +284,12 @@ def _file_info(row: Any) -> dict[str, Any]:
 
 
 @router.post("/procedures/{procedure_id}/plan-bundle", status_code=201)
-async def upload_plan_bundle(procedure_id: int, session: SessionDep, actor: ApiActor,
-                             bundle: Annotated[UploadFile, File(description="plan_bundle.zip")],
-                             reason: Annotated[str, Form(max_length=1000)] = "") -> dict:
+def upload_plan_bundle(procedure_id: int, session: SessionDep, actor: ApiActor,
+                       bundle: Annotated[UploadFile, File(description="plan_bundle.zip")],
+                       reason: Annotated[str, Form(max_length=1000)] = "") -> dict:
     """Attach a plan bundle (.zip, multipart field ``bundle``); sets the procedure's plan and
     predicted relief from plan.json. Replacing a bundle needs ``reason``."""
-    content = await bundle.read(plan_files.MAX_BUNDLE_BYTES + 1)
+    content = bundle.file.read(plan_files.MAX_BUNDLE_BYTES + 1)
     rows = plan_files.attach_bundle(session, actor, _id(procedure_id, "procedure_id"), content,
                                     reason)
     session.commit()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from cryoneuro.registry.audit import READ_ONLY
 from cryoneuro.registry.auth import Actor
-from cryoneuro.registry.db import begin_write
 from cryoneuro.registry.errors import AuthenticationError, PermissionDeniedError
 from cryoneuro.registry.models import User
 from cryoneuro.registry.settings import RegistrySettings
@@ -22,14 +22,33 @@ def get_settings(request: Request) -> RegistrySettings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session per request; writing methods take the SQLite write lock up front.
+    """A session per request; for writing methods its transaction is ``BEGIN IMMEDIATE``.
 
+    The transaction (and so the SQLite write lock) starts at the route's first statement,
+    in the route's own thread: a dependency that took the lock would hold it while the route
+    waits for a threadpool thread, and with every thread waiting for the lock nothing could
+    finish (the 100-writer test in test_registry_availability.py stalled exactly so).
     Routes commit explicitly after the service call; anything else is rolled back.
     """
-    session = request.app.state.session_factory()
+    state = request.app.state
+    writing = request.method not in ("GET", "HEAD")
+    session = state.session_factory(bind=state.write_engine) if writing else state.session_factory()
+    if not writing:
+        session.info[READ_ONLY] = True  # audit events from it commit on their own (audit.py)
     try:
-        if request.method not in ("GET", "HEAD"):
-            begin_write(session)
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session that never takes the write lock (log-in: the password hash, deliberately
+    slow, is computed outside any lock; the writes of a log-in go in their own short
+    transaction)."""
+    session = request.app.state.session_factory()
+    session.info[READ_ONLY] = True
+    try:
         yield session
     finally:
         session.rollback()
@@ -51,16 +70,63 @@ def check_csrf(request: Request, supplied: str | None) -> None:
         raise PermissionDeniedError("missing or wrong CSRF token: reload the page and retry")
 
 
-def current_actor(request: Request,
-                  session: Annotated[Session, Depends(get_session)]) -> Actor:
-    user_id = request.session.get("user_id")
-    if not isinstance(user_id, int):
+def current_actor(request: Request) -> Actor:
+    """The user of the request's live server-side session (registry/sessions.py), read in
+    its own short read-only session (never the request's write transaction, see
+    :func:`get_session`)."""
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.sessions import check_session, touch
+
+    token = request.session.get("sid")
+    if not isinstance(token, str):
         raise AuthenticationError("log in first")
-    user = session.get(User, user_id)
-    if user is None or not user.active:
-        request.session.clear()
-        raise AuthenticationError("log in first")
-    return Actor.from_user(user)
+    state = request.app.state
+    with state.session_factory() as session:
+        try:
+            user, due = check_session(session, state.settings, token)
+        except AuthenticationError:
+            request.session.clear()
+            raise
+        actor = Actor.from_user(user)
+    if due:
+        writer = sessionmaker_for_writes(request)
+        with transaction(writer) as session:
+            touch(session, token)
+    return actor
+
+
+def sessionmaker_for_writes(request: Request):
+    """A session factory whose transactions are writing ones (short side transactions)."""
+    from sqlalchemy.orm import sessionmaker
+
+    state = request.app.state
+    return sessionmaker(bind=state.write_engine, class_=state.session_factory.class_,
+                        expire_on_commit=False, info=dict(state.session_factory.kw["info"]))
+
+
+def start_session(request: Request, user: User, keep_csrf: bool) -> None:
+    """Open a server-side session for ``user`` and put its token in the (signed) cookie; any
+    earlier cookie content is dropped (no session fixation)."""
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.sessions import open_session
+
+    with transaction(sessionmaker_for_writes(request)) as session:
+        token = open_session(session, user, request.client.host if request.client else "")
+    csrf = request.session.get("csrf") if keep_csrf else None
+    request.session.clear()
+    request.session["sid"] = token
+    if csrf:
+        request.session["csrf"] = csrf
+
+
+def end_session(request: Request) -> None:
+    """Revoke the request's server-side session and clear the cookie."""
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.sessions import revoke
+
+    with transaction(sessionmaker_for_writes(request)) as session:
+        revoke(session, request.session.get("sid"))
+    request.session.clear()
 
 
 def api_actor(request: Request, actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
@@ -70,8 +136,42 @@ def api_actor(request: Request, actor: Annotated[Actor, Depends(current_actor)])
     return actor
 
 
+async def posted(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def posted_fields(request: Request) -> dict[str, Any]:
+    """The POSTed form's text fields after the CSRF check; ``{}`` for GET. A dependency, so
+    routes can be plain ``def`` and run in the threadpool: their database work never blocks
+    the event loop (the body is already in memory, middleware.py)."""
+    return await posted(request) if request.method == "POST" else {}
+
+
+FormDep = Annotated[dict[str, Any], Depends(posted_fields)]
+
+
+async def posted_upload(request: Request) -> dict[str, Any]:
+    """A plan-bundle upload form after the CSRF check: ``bundle`` (bytes) and ``reason``."""
+    from starlette.datastructures import UploadFile
+
+    from cryoneuro.registry.services.plan_files import MAX_BUNDLE_BYTES
+
+    form = await request.form(max_files=2, max_fields=10)
+    check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
+    upload = form.get("bundle")
+    reason = form.get("reason")
+    return {"bundle": await upload.read(MAX_BUNDLE_BYTES + 1) if isinstance(upload, UploadFile)
+            else b"", "reason": reason if isinstance(reason, str) else ""}
+
+
+UploadFormDep = Annotated[dict[str, Any], Depends(posted_upload)]
+
+
 #: Annotated dependencies (FastAPI template style) for the route signatures.
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[RegistrySettings, Depends(get_settings)]
 ApiActor = Annotated[Actor, Depends(api_actor)]
 PageActor = Annotated[Actor, Depends(current_actor)]

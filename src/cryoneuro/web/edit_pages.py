@@ -29,7 +29,7 @@ from cryoneuro.registry.models import (
 from cryoneuro.registry.schemas import WithdrawalIn
 from cryoneuro.registry.services import clinical, participants
 from cryoneuro.registry.services.participants import valid_id
-from cryoneuro.web.deps import PageActor, SessionDep
+from cryoneuro.web.deps import FormDep, PageActor, SessionDep
 from cryoneuro.web.forms import FormField, choices, fill, nest, validate
 
 router = APIRouter(include_in_schema=False)
@@ -131,15 +131,15 @@ def _row(session: Any, actor: Actor, table: str, row_id: int) -> tuple[Any, Any]
 
 @router.api_route("/records/{table}/{row_id}/edit", methods=["GET", "POST"],
                   response_class=HTMLResponse)
-async def edit_page(table: str, row_id: int, request: Request, session: SessionDep,
-                    actor: PageActor) -> Response:
-    from cryoneuro.web.pages import posted, render
+def edit_page(table: str, row_id: int, request: Request, posted_data: FormDep,
+              session: SessionDep, actor: PageActor) -> Response:
+    from cryoneuro.web.pages import render
 
     row, participant = _row(session, actor, table[:40], row_id)
     fields = _fields(table) + [_reason_field()]
     errors: dict[str, str] = {}
     if request.method == "POST":
-        flat = await posted(request)
+        flat = posted_data
         data = nest(flat, CHECKBOXES.get(table, set()))
         reason = str(data.pop("reason", "") or "")
         try:
@@ -163,9 +163,9 @@ async def edit_page(table: str, row_id: int, request: Request, session: SessionD
 
 @router.api_route("/participants/{participant_id}/withdraw", methods=["GET", "POST"],
                   response_class=HTMLResponse)
-async def withdraw_page(participant_id: int, request: Request, session: SessionDep,
-                        actor: PageActor) -> Response:
-    from cryoneuro.web.pages import posted, render
+def withdraw_page(participant_id: int, request: Request, posted_data: FormDep,
+                  session: SessionDep, actor: PageActor) -> Response:
+    from cryoneuro.web.pages import render
 
     participant = participants.get_participant(session, actor, participant_id)
     actor.require_write(participant.site_id)
@@ -176,7 +176,7 @@ async def withdraw_page(participant_id: int, request: Request, session: SessionD
     flat: dict[str, Any] = {}
     errors: dict[str, str] = {}
     if request.method == "POST":
-        flat = await posted(request)
+        flat = posted_data
         data, errors = validate(WithdrawalIn, nest(flat))
         if data is not None:
             try:

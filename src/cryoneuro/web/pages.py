@@ -24,7 +24,16 @@ from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
 from cryoneuro.registry.services.yellow_card import yellow_card_summary, yellow_card_text
 from cryoneuro.web import page_forms
 from cryoneuro.web.app import HERE
-from cryoneuro.web.deps import PageActor, SessionDep, SettingsDep, check_csrf, csrf_token
+from cryoneuro.web.deps import (
+    FormDep,
+    PageActor,
+    ReadSessionDep,
+    SessionDep,
+    SettingsDep,
+    csrf_token,
+    end_session,
+    start_session,
+)
 from cryoneuro.web.forms import fill, input_error, nest, validate
 
 router = APIRouter(include_in_schema=False)
@@ -42,10 +51,6 @@ def error_page(request: Request, status: int, message: str, field: str | None) -
                   field=field)
 
 
-async def posted(request: Request) -> dict[str, Any]:
-    form = await request.form()
-    check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
-    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 def client_ip(request: Request) -> str:
@@ -62,8 +67,12 @@ def limited_authenticate(request: Request, session: Session, username: str, pass
         user = authenticate(session, username, password)
     except AuthenticationError:
         limiter.failure(username, ip)
+        audit.log_event(session, None, "login-fail", table="app_user", details={"ip": ip},
+                        username=username)
         raise
-    limiter.success(username)
+    limiter.success(username, ip)
+    audit.log_event(session, Actor.from_user(user), "login", table="app_user",
+                    row_id=str(user.id), details={"ip": ip})
     return user
 
 
@@ -73,8 +82,7 @@ def login_form(request: Request) -> HTMLResponse:
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, session: SessionDep) -> Response:
-    data = await posted(request)
+def login(request: Request, data: FormDep, session: ReadSessionDep) -> Response:
     username = data.get("username", "")[:80]
     try:
         user = limited_authenticate(request, session, username, data.get("password", "")[:200])
@@ -84,17 +92,13 @@ async def login(request: Request, session: SessionDep) -> Response:
         return response
     except AuthenticationError as exc:
         return render(request, "login.html", status=401, error=str(exc))
-    token = request.session.get("csrf")
-    request.session.clear()
-    request.session["user_id"] = user.id
-    request.session["csrf"] = token
+    start_session(request, user, keep_csrf=True)
     return RedirectResponse("/", status_code=303)
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
-    await posted(request)
-    request.session.clear()
+def logout(request: Request, data: FormDep) -> Response:
+    end_session(request)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -110,11 +114,10 @@ def home(request: Request, session: SessionDep,
 
 
 @router.api_route("/enrol", methods=["GET", "POST"], response_class=HTMLResponse)
-async def enrol(request: Request, session: SessionDep,
-                settings: SettingsDep,
-                actor: PageActor) -> Response:
+def enrol(request: Request, flat: FormDep, session: SessionDep,
+          settings: SettingsDep,
+          actor: PageActor) -> Response:
     actor.require(WRITE_ROLES, "enrol participants")
-    flat = await posted(request) if request.method == "POST" else {}
     study_code = flat.get("study_code") or request.query_params.get("study", "")
     fields, study_code = page_forms.enrolment_fields(session, actor, study_code[:40])
     errors: dict[str, str] = {}
@@ -140,28 +143,27 @@ def participant_page(participant_id: int, request: Request,
                      actor: PageActor) -> HTMLResponse:
     p = participants.get_participant(session, actor, participant_id)
     study = clinical.study_of(session, p)
+    summary = participants.participant_summary(session, settings, actor, p)
     return render(request, "participant.html", actor=actor, p=p, study=study,
-                  summary=participants.participant_summary(session, settings, actor, p),
+                  summary=summary, arm=summary["arm_code"],
                   can_write=actor.role in WRITE_ROLES)
 
 
 @router.post("/participants/{participant_id}/randomise")
-async def randomise_page(participant_id: int, request: Request,
-                         session: SessionDep,
-                         settings: SettingsDep,
-                         actor: PageActor) -> Response:
-    await posted(request)
+def randomise_page(participant_id: int, request: Request, flat: FormDep,
+                   session: SessionDep,
+                   settings: SettingsDep,
+                   actor: PageActor) -> Response:
     randomise(session, settings, actor, participant_id)
     session.commit()
     return RedirectResponse(f"/participants/{participant_id}", status_code=303)
 
 
-async def _clinical_form(request: Request, session: Session, actor: Actor, participant_id: int,
-                         kind: str) -> Response:
+def _clinical_form(request: Request, flat: dict[str, Any], session: Session, actor: Actor,
+                   participant_id: int, kind: str) -> Response:
     p = participants.get_participant(session, actor, participant_id)
     actor.require_write(p.site_id)
     spec = page_forms.CLINICAL_FORMS[kind]
-    flat = await posted(request) if request.method == "POST" else {}
     fields = spec.fields(session, p, flat)
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -184,33 +186,33 @@ async def _clinical_form(request: Request, session: Session, actor: Actor, parti
 
 @router.api_route("/participants/{participant_id}/procedure", methods=["GET", "POST"],
                   response_class=HTMLResponse)
-async def procedure_page(participant_id: int, request: Request,
+def procedure_page(participant_id: int, request: Request, flat: FormDep,
                          session: SessionDep,
                          actor: PageActor) -> Response:
-    return await _clinical_form(request, session, actor, participant_id, "procedure")
+    return _clinical_form(request, flat, session, actor, participant_id, "procedure")
 
 
 @router.api_route("/participants/{participant_id}/followup", methods=["GET", "POST"],
                   response_class=HTMLResponse)
-async def followup_page(participant_id: int, request: Request,
+def followup_page(participant_id: int, request: Request, flat: FormDep,
                         session: SessionDep,
                         actor: PageActor) -> Response:
-    return await _clinical_form(request, session, actor, participant_id, "followup")
+    return _clinical_form(request, flat, session, actor, participant_id, "followup")
 
 
 @router.api_route("/participants/{participant_id}/adverse-event", methods=["GET", "POST"],
                   response_class=HTMLResponse)
-async def adverse_event_page(participant_id: int, request: Request,
+def adverse_event_page(participant_id: int, request: Request, flat: FormDep,
                              session: SessionDep,
                              actor: PageActor) -> Response:
-    return await _clinical_form(request, session, actor, participant_id, "adverse_event")
+    return _clinical_form(request, flat, session, actor, participant_id, "adverse_event")
 
 
 @router.api_route("/participants/{participant_id}/reintervention", methods=["GET", "POST"],
                   response_class=HTMLResponse)
-async def reintervention_page(participant_id: int, request: Request, session: SessionDep,
+def reintervention_page(participant_id: int, request: Request, flat: FormDep, session: SessionDep,
                               actor: PageActor) -> Response:
-    return await _clinical_form(request, session, actor, participant_id, "reintervention")
+    return _clinical_form(request, flat, session, actor, participant_id, "reintervention")
 
 
 @router.get("/adverse-events/{event_id}", response_class=HTMLResponse)

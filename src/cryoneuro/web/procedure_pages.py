@@ -13,13 +13,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.datastructures import UploadFile
 
 from cryoneuro.registry.auth import WRITE_ROLES, Actor
 from cryoneuro.registry.errors import RegistryInputError
 from cryoneuro.registry.models import Procedure
 from cryoneuro.registry.services import plan_files
-from cryoneuro.web.deps import PageActor, SessionDep, check_csrf
+from cryoneuro.web.deps import PageActor, SessionDep, UploadFormDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -78,20 +77,13 @@ def procedure_page(procedure_id: int, request: Request, session: SessionDep,
 
 
 @router.post("/procedures/{procedure_id}/plan-bundle", response_class=HTMLResponse)
-async def upload_bundle(procedure_id: int, request: Request, session: SessionDep,
-                        actor: PageActor) -> Response:
-    form = await request.form(max_files=2, max_fields=10)
-    check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
+def upload_bundle(procedure_id: int, request: Request, form: UploadFormDep,
+                  session: SessionDep, actor: PageActor) -> Response:
     procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
     actor.require_write(participant.site_id)
-    upload = form.get("bundle")
-    content = b""
-    if isinstance(upload, UploadFile):
-        content = await upload.read(plan_files.MAX_BUNDLE_BYTES + 1)
-    reason = form.get("reason")
+    content, reason = form["bundle"], form["reason"]
     try:
-        plan_files.attach_bundle(session, actor, procedure.id, content,
-                                 reason if isinstance(reason, str) else "")
+        plan_files.attach_bundle(session, actor, procedure.id, content, reason)
         session.commit()
     except RegistryInputError as exc:
         session.rollback()

@@ -3,7 +3,10 @@
 Each participant gets a random but stable date offset (−180…+180 days, from an HMAC of the
 secret) so intervals within a participant are preserved while calendar dates are not;
 the study number becomes a keyed pseudonym; ages over 89 are top-coded as 90 (HIPAA Safe
-Harbor); operator names and free-text descriptions are removed.
+Harbor). **Free text is dropped, every column of it** (issue 13: a name typed into
+"anatomical site" came out): what users type (neuroma site, prior treatments, device name,
+manufacturer, lot, probe model, protocol, operator, descriptions) never leaves in this
+extract; only codes, numbers and shifted dates do.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from cryoneuro.registry.models import Site, Study
 from cryoneuro.registry.services.participants import list_participants
 from cryoneuro.registry.settings import RegistrySettings
 
-DROPPED = {"operator", "description", "protocol", "device_lot", "visit_id", "event_id",
-           "procedure_id", "reintervention_id", "prior_treatments"}
+#: Free-text columns (typed by users) and row ids that would link back to the registry.
+FREE_TEXT = {"neuroma_site", "prior_treatments", "device_name", "manufacturer", "device_lot",
+             "probe_model", "protocol", "operator", "description"}
+DROPPED = FREE_TEXT | {"visit_id", "event_id", "procedure_id", "reintervention_id"}
 DEID_TABLES = {name: [c for c in cols if c not in DROPPED] for name, cols in TABLES.items()}
 MAX_SHIFT_DAYS = 180
 
@@ -46,7 +51,8 @@ def deidentified_tables(session: Session, settings: RegistrySettings,
     for participant in list_participants(session, actor):
         shift = dt.timedelta(days=date_offset_days(settings, participant.id))
         pseudonym = "D" + _digest(settings, participant.id)[4:10].hex().upper()
-        for name, rows in participant_rows(session, participant, studies, sites).items():
+        for name, rows in participant_rows(session, participant, studies, sites,
+                                           actor).items():
             for row in rows:
                 clean = {}
                 for key, value in row.items():

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
+from cryoneuro.registry.exports.csvsafe import safe_cell
 from cryoneuro.registry.instruments_bridge import ITEM_SPECS
 from cryoneuro.registry.models import (
     AEOutcome,
@@ -108,14 +109,17 @@ def records(session: Session, actor: Actor) -> list[dict[str, Any]]:
     actor.require(EXPORT_ROLES, "export data")
     from cryoneuro.registry.models import Site, Study
 
-    studies = {s.id: s.code for s in session.query(Study)}
+    study_rows = {s.id: s for s in session.query(Study)}
+    studies = {i: s.code for i, s in study_rows.items()}
     sites = {s.id: s.code for s in session.query(Site)}
     out: list[dict[str, Any]] = []
     for p in list_participants(session, actor):
         n = p.neuromas[0] if p.neuromas else None
         out.append({"record_id": p.study_number, "redcap_repeat_instrument": "",
                     "redcap_repeat_instance": "", "study": studies[p.study_id],
-                    "site": sites[p.site_id], "arm": p.arm_code or "",
+                    "site": sites[p.site_id],
+                    "arm": ("blinded" if p.arm_code and actor.blinded(study_rows[p.study_id])
+                            else p.arm_code or ""),
                     "sex": _code("sex", p.sex), "age_at_enrolment_years": p.age_at_enrolment_years,
                     "enrolment_date": p.enrolment_date.isoformat(),
                     "neuroma_type": _code("neuroma_type", n.neuroma_type) if n else "",
@@ -158,7 +162,7 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: row.get(c, "") for c in columns})
+        writer.writerow({c: safe_cell(row.get(c, "")) for c in columns})
     return buffer.getvalue()
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from cryoneuro.analysis.tidy import TABLES as ANALYSIS_TABLES
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
+from cryoneuro.registry.exports.csvsafe import safe_cell
 from cryoneuro.registry.models import Participant, Site, Study
 from cryoneuro.registry.services.participants import list_participants
 
@@ -44,7 +45,8 @@ def _flatten_scores(prefix: str, value: Any) -> list[tuple[str, Any]]:
 
 
 def participant_rows(session: Session, participant: Participant,
-                     studies: dict[int, Study], sites: dict[int, Site]) -> dict[str, list[dict]]:
+                     studies: dict[int, Study], sites: dict[int, Site],
+                     actor: Actor | None = None) -> dict[str, list[dict]]:
     """All tidy rows of one participant (used by the full and de-identified exports)."""
     study, site = studies[participant.study_id], sites[participant.site_id]
     pid = participant.study_number
@@ -53,7 +55,8 @@ def participant_rows(session: Session, participant: Participant,
     rows: dict[str, list[dict]] = {name: [] for name in TABLES}
     rows["participants"].append({
         "participant_id": pid, "study": study.code, "site": site.code, "design": study.design,
-        "arm": participant.arm_code or "", "sex": participant.sex,
+        "arm": ("blinded" if participant.arm_code and actor is not None and actor.blinded(study)
+                else participant.arm_code or ""), "sex": participant.sex,
         "age_at_enrolment_years": participant.age_at_enrolment_years,
         "enrolment_date": participant.enrolment_date, "status": participant.status,
         "neuroma_type": neuroma.neuroma_type if neuroma else "",
@@ -108,7 +111,8 @@ def tidy_tables(session: Session, actor: Actor) -> dict[str, list[dict]]:
     sites = {s.id: s for s in session.scalars(select(Site))}
     tables: dict[str, list[dict]] = {name: [] for name in TABLES}
     for participant in list_participants(session, actor):
-        for name, rows in participant_rows(session, participant, studies, sites).items():
+        for name, rows in participant_rows(session, participant, studies, sites,
+                                           actor).items():
             tables[name].extend(rows)
     return tables
 
@@ -130,7 +134,7 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in columns})
+        writer.writerow({k: safe_cell(_cell(row.get(k))) for k in columns})
     return buffer.getvalue()
 
 

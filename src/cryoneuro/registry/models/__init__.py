@@ -28,6 +28,7 @@ from cryoneuro.registry.models.clinical import (
     Reintervention,
 )
 from cryoneuro.registry.models.files import PlanFile  # noqa: F401
+from cryoneuro.registry.models.security import RegistrySetting, UserSession
 from cryoneuro.registry.models.study import (
     EligibilityCriterion,
     Site,
@@ -44,7 +45,8 @@ __all__ = [
     "AEOutcome", "AdverseEvent", "Anaesthesia", "AuditEntry", "Base", "Consent",
     "EligibilityAnswer", "EligibilityCriterion", "FollowUpVisit", "Gas", "ImagingModality",
     "Neuroma", "NeuromaType", "Participant", "ParticipantIdentifier", "Procedure",
-    "RandomisationSlot", "RandomisationStratum", "Reintervention", "ReinterventionKind",
+    "RandomisationSlot", "RandomisationStratum", "RegistrySetting", "Reintervention", "ReinterventionKind",
     "Relatedness", "Role", "SafetyCategory", "Severity", "Sex", "Site", "SiteMembership",
-    "Study", "StudyArm", "StudyDesign", "StudySite", "User", "VisitDefinition", "utcnow",
+    "Study", "StudyArm", "StudyDesign", "StudySite", "User", "UserSession", "VisitDefinition",
+    "utcnow",
 ]

@@ -25,6 +25,12 @@ class Study(CreatedMixin, Base):
     code: Mapped[str] = mapped_column(String(40), unique=True)
     title: Mapped[str] = mapped_column(String(300))
     design: Mapped[str] = mapped_column(String(20))
+    #: A test or training study: only here are the NHS test-range numbers (999…) and
+    #: 0000000000 accepted (migration 0004).
+    test_study: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Roles kept blind to allocation in this study (e.g. ["statistician", "monitor"]): they
+    #: see "blinded" instead of arms, pain pooled over arms, and cannot randomise.
+    blinded_roles: Mapped[list] = mapped_column(JSONType, default=list)
 
     arms: Mapped[list[StudyArm]] = relationship(back_populates="study", order_by="StudyArm.id")
     visits: Mapped[list[VisitDefinition]] = relationship(order_by="VisitDefinition.day")

@@ -34,6 +34,10 @@ class AuditEntry(Base):
     old_values: Mapped[dict | None] = mapped_column(JSONType)
     new_values: Mapped[dict | None] = mapped_column(JSONType)
     reason: Mapped[str] = mapped_column(Text, default="")
+    #: The site the entry concerns (None: study-wide or account events, administrators only).
+    site_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: HMAC-SHA256 over the previous entry's hash and this entry's content (audit.py).
+    entry_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class RandomisationStratum(Base):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cryoneuro.registry.audit import acting
+from cryoneuro.registry.audit import acting, log_event
 from cryoneuro.registry.auth import (
     Actor,
     check_password_rule,
@@ -24,8 +24,9 @@ from cryoneuro.registry.auth import (
     read_reset_token,
 )
 from cryoneuro.registry.errors import NotFoundError
-from cryoneuro.registry.models import AuditEntry, Role, User, utcnow
+from cryoneuro.registry.models import Role, User
 from cryoneuro.registry.services.participants import valid_id
+from cryoneuro.registry.sessions import revoke_all
 from cryoneuro.registry.settings import RegistrySettings
 
 ADMIN = frozenset({Role.administrator})
@@ -44,12 +45,10 @@ def issue_reset_token(session: Session, settings: RegistrySettings, actor: Actor
     if user is None or not user.active:
         raise NotFoundError("no such active user")
     token = make_reset_token(settings.secret_key, user, clock)
-    # Nothing in the row changes, so write the audit entry directly (append-only table).
-    session.add(AuditEntry(occurred_at=utcnow(), user_id=actor.user_id, username=actor.username,
-                           action="reset-link", table_name="app_user", row_id=str(user.id),
-                           old_values=None, new_values={"username": user.username},
-                           reason="one-time password reset link issued by an administrator"))
-    session.flush()
+    # Nothing in the row changes, so record the event itself (a link of the audit chain).
+    log_event(session, actor, "reset-link", table="app_user", row_id=str(user.id),
+              details={"username": user.username},
+              reason="one-time password reset link issued by an administrator")
     return token
 
 
@@ -65,4 +64,5 @@ def reset_password(session: Session, settings: RegistrySettings, token: str, pas
     check_password_rule(password, user.username)
     with acting(session, Actor.from_user(user), reason="password reset with a one-time link"):
         user.password_hash = hash_password(password)
+    revoke_all(session, user.id)  # whoever had the old password has no session left
     return user

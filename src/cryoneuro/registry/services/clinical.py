@@ -62,8 +62,9 @@ def record_procedure(session: Session, actor: Actor, participant_id: int,
     if data.plan is not None:
         if len(json.dumps(data.plan)) > PLAN_MAX_BYTES:
             raise RegistryInputError("plan is larger than 2 MB", "plan")
-        if predicted is None:
-            value = data.plan.get("predicted_relief_days")
+        if predicted is None:  # the plan's median relief, as for plan bundles
+            relief = data.plan.get("relief") or {}
+            value = relief.get("median_days") if isinstance(relief, dict) else None
             if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 3650:
                 predicted = float(value)
     procedure = Procedure(participant_id=participant.id,

@@ -177,6 +177,9 @@ def mean_ci(n: int, total: float, total_sq: float, level: float = 0.95
     return mean, mean - half, mean + half
 
 
+BLINDED_ARM = "blinded"
+
+
 def outcome_summary(session: Session, actor: Actor) -> list[dict[str, Any]]:
     """Per study: mean pain (NRS 0–10) by visit with 95 % CI per arm, and cumulative
     recruitment over time per site — at the actor's sites.
@@ -209,12 +212,24 @@ def outcome_summary(session: Session, actor: Actor) -> list[dict[str, Any]]:
                             "visits": [{"code": v.code, "label": v.label, "day": v.day}
                                        for v in study.visits],
                             "arms": arms, "pain": [], "recruitment": {}}
+    pooled: dict[tuple[int, str], list[float]] = {}
+    for study_id, arm, visit_code, n, total, total_sq in pain_rows:
+        if n and study_id in studies and actor.blinded(studies[study_id]):
+            # a blinded role sees pain pooled over the arms (sums of n, x and x² add up)
+            acc = pooled.setdefault((study_id, visit_code), [0, 0.0, 0.0])
+            acc[0] += int(n)
+            acc[1] += float(total)
+            acc[2] += float(total_sq)
+    pain_rows = [r for r in pain_rows if not (r[0] in studies and actor.blinded(studies[r[0]]))]
+    pain_rows += [(sid, BLINDED_ARM, visit, n, total, sq)
+                  for (sid, visit), (n, total, sq) in pooled.items()]
     for study_id, arm, visit_code, n, total, total_sq in pain_rows:
         if not n or study_id not in result:
             continue
         mean, lo, hi = mean_ci(int(n), float(total), float(total_sq))
         study = result[study_id]
-        arm_label = (study["arms"].get(arm, arm) if arm else
+        arm_label = ("all arms (blinded)" if arm == BLINDED_ARM else
+                     study["arms"].get(arm, arm) if arm else
                      ("all participants" if study["design"] != "rct" else "not randomised"))
         study["pain"].append({"arm": arm or "", "arm_label": arm_label, "visit_code": visit_code,
                               "n": int(n), "mean": mean, "ci_low": lo, "ci_high": hi})

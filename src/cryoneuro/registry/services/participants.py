@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from cryoneuro.registry.audit import acting
+from cryoneuro.registry.audit import acting, log_event
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import ConflictError, NotFoundError, RegistryInputError
 from cryoneuro.registry.identifiers import (
@@ -23,9 +23,10 @@ from cryoneuro.registry.models import (
     Participant,
     ParticipantIdentifier,
     Site,
+    Study,
     StudySite,
 )
-from cryoneuro.registry.nhs import normalise_nhs_number
+from cryoneuro.registry.nhs import is_test_nhs_number, normalise_nhs_number
 from cryoneuro.registry.randomisation import is_eligible
 from cryoneuro.registry.schemas import EnrolmentIn
 from cryoneuro.registry.services.setup import get_site, get_study
@@ -49,6 +50,14 @@ def enrol(session: Session, settings: RegistrySettings, actor: Actor,
         raise RegistryInputError(f"site {site.code} does not take part in {study.code}",
                                  "site_code")
     nhs_number = normalise_nhs_number(data.nhs_number)
+    if is_test_nhs_number(nhs_number) and not study.test_study:
+        raise RegistryInputError("this is a test-range NHS number (999… or 0000000000): "
+                                 f"{study.code} is not a test study", "nhs_number")
+    adult = data.eligibility.get("adult")
+    if adult is not None and adult != (data.age_at_enrolment_years >= 18):
+        raise RegistryInputError(
+            f"'18 or over' answered {'yes' if adult else 'no'} but the age is "
+            f"{data.age_at_enrolment_years}", "eligibility.adult")
     if not data.consented:
         raise RegistryInputError("written informed consent is required to enrol", "consented")
     if data.consent_date > data.enrolment_date:
@@ -155,10 +164,25 @@ def list_participants(session: Session, actor: Actor, *, with_records: bool = Fa
 
 def nhs_number(session: Session, settings: RegistrySettings, actor: Actor,
                participant: Participant) -> str | None:
-    """The decrypted NHS number for roles that need it; None for everyone else."""
+    """The decrypted NHS number for roles that need it; None for everyone else. Each reading
+    is audited (who, which participant, when; never the number itself)."""
     if not actor.sees_identifiers or participant.identifier is None:
         return None
-    return decrypt_identifier(settings, participant.identifier.nhs_number_encrypted)
+    number = decrypt_identifier(settings, participant.identifier.nhs_number_encrypted)
+    log_event(session, actor, "view-nhs", table="participant", row_id=str(participant.id),
+              details={"study_number": participant.study_number}, site_id=participant.site_id)
+    return number
+
+
+BLINDED = "blinded"
+
+
+def visible_arm(session: Session, actor: Actor, participant: Participant) -> str | None:
+    """The arm as this actor may see it: ``"blinded"`` for a role the study keeps blind."""
+    if participant.arm_code is None:
+        return None
+    study = session.get(Study, participant.study_id)
+    return BLINDED if actor.blinded(study) else participant.arm_code
 
 
 def participant_summary(session: Session, settings: RegistrySettings, actor: Actor,
@@ -169,7 +193,8 @@ def participant_summary(session: Session, settings: RegistrySettings, actor: Act
         "site_id": participant.site_id, "study_id": participant.study_id,
         "sex": participant.sex, "age_at_enrolment_years": participant.age_at_enrolment_years,
         "enrolment_date": participant.enrolment_date.isoformat(),
-        "status": participant.status, "arm_code": participant.arm_code,
+        "status": participant.status,
+        "arm_code": visible_arm(session, actor, participant),
         "neuromas": [{"id": n.id, "neuroma_type": n.neuroma_type,
                       "anatomical_site": n.anatomical_site, "laterality": n.laterality,
                       "size_mm": n.size_mm, "prior_treatments": n.prior_treatments}

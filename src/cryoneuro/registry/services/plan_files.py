@@ -30,8 +30,13 @@ from cryoneuro.registry.services.participants import get_participant, valid_id
 #: Upload limits (the zip itself, and the sum of the files in it).
 MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 MAX_FILES_BYTES = 50 * 1024 * 1024
-#: Largest decompressed NIfTI volume read for validation (a zip-bomb guard).
-MAX_VOLUME_BYTES = 512 * 1024 * 1024
+#: Largest NIfTI voxel array (dimensions × bytes per voxel, from the header, checked before
+#: decompressing): 64 MiB is 16.7 million float32 voxels (256³, or a 512 × 512 × 64 CT crop);
+#: the bundled phantoms' grids are 100 × 80 × 60 and 120³ (7 MB). Three 500³ volumes (the
+#: review's 2 MB zip that stalled the server) are refused from their 352-byte headers.
+MAX_VOLUME_BYTES = 64 * 1024 * 1024
+#: NIfTI-1 header plus the 4-byte extension flag (nibabel reads this much).
+NIFTI_HEADER_BYTES = 352
 MEDIA_TYPES = {
     "plan.json": "application/json",
     "report.html": "text/html; charset=utf-8",
@@ -66,22 +71,47 @@ def _fail(message: str) -> RegistryInputError:
     return RegistryInputError(message, FIELD)
 
 
-def _gunzip(data: bytes, name: str) -> bytes:
-    """Decompress with an output limit (never trust a gzip header's size)."""
+def _gunzip(data: bytes, name: str, limit: int) -> bytes:
+    """Decompress at most ``limit`` bytes (never trust a gzip header's size)."""
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        out = d.decompress(data, MAX_VOLUME_BYTES + 1)
+        out = d.decompress(data, limit + 1)
     except zlib.error:
         raise _fail(f"{name} is not gzip-compressed NIfTI") from None
-    if len(out) > MAX_VOLUME_BYTES or d.unconsumed_tail:
-        raise _fail(f"{name} is larger than {MAX_VOLUME_BYTES // 2**20} MB uncompressed")
+    if len(out) > limit or d.unconsumed_tail:
+        raise _fail(f"{name} holds more data than its header declares")
     return out
+
+
+def nifti_size_from_header(name: str, data: bytes) -> int:
+    """Bytes the whole file decompresses to, from the header alone (only its first 352
+    bytes are decompressed); refuses a volume whose voxels exceed :data:`MAX_VOLUME_BYTES`."""
+    import nibabel as nib
+
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        head = d.decompress(data, NIFTI_HEADER_BYTES)
+    except zlib.error:
+        raise _fail(f"{name} is not gzip-compressed NIfTI") from None
+    try:
+        header = nib.Nifti1Header.from_fileobj(io.BytesIO(head), check=False)
+        shape = header.get_data_shape()
+        itemsize = header.get_data_dtype().itemsize
+        offset = int(header.get_data_offset())
+    except Exception as exc:  # noqa: BLE001 — nibabel raises many kinds for bad headers
+        raise _fail(f"{name} has no readable NIfTI-1 header ({str(exc)[:120]})") from None
+    voxel_bytes = int(np.prod([int(n) for n in shape], dtype=object)) * itemsize
+    if voxel_bytes > MAX_VOLUME_BYTES:
+        raise _fail(f"{name} declares {'×'.join(str(n) for n in shape)} voxels of {itemsize} "
+                    f"bytes ({voxel_bytes / 2**20:.0f} MiB), over the {MAX_VOLUME_BYTES // 2**20} "
+                    "MiB limit")
+    return max(offset, NIFTI_HEADER_BYTES) + voxel_bytes
 
 
 def _read_nifti(name: str, data: bytes) -> Any:
     import nibabel as nib
 
-    raw = _gunzip(data, name)
+    raw = _gunzip(data, name, nifti_size_from_header(name, data))
     try:
         img = nib.Nifti1Image.from_bytes(raw)
         array = np.asanyarray(img.dataobj)
@@ -161,6 +191,8 @@ def _check_volumes(files: dict[str, BundleFile]) -> tuple[int, ...] | None:
         return None
     if "image.nii.gz" not in files:
         raise _fail("the bundle has volumes but no image.nii.gz to show them on")
+    for name in present:  # every header checked before any volume is decompressed
+        nifti_size_from_header(name, files[name].content)
     reference: tuple[str, tuple[int, ...], np.ndarray] | None = None
     for name in present:
         img, array = _read_nifti(name, files[name].content)

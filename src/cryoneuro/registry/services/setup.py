@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 
 from cryoneuro.registry import randomisation
 from cryoneuro.registry.audit import acting
-from cryoneuro.registry.auth import Actor, hash_password
+from cryoneuro.registry.auth import Actor, check_password_rule, hash_password
 from cryoneuro.registry.errors import ConflictError, NotFoundError, RegistryInputError
 from cryoneuro.registry.models import (
     EligibilityCriterion,
     Role,
     Site,
+    SiteMembership,
     Study,
     StudyArm,
     StudyDesign,
@@ -66,7 +67,8 @@ def create_site(session: Session, actor: Actor, code: str, name: str) -> Site:
 def create_study(session: Session, actor: Actor, *, code: str, title: str, design: str,
                  arms: Sequence[tuple[str, str, int]] = (),
                  visits: Iterable[dict[str, Any]] = DEFAULT_VISITS,
-                 criteria: Iterable[dict[str, str]] = DEFAULT_CRITERIA) -> Study:
+                 criteria: Iterable[dict[str, str]] = DEFAULT_CRITERIA,
+                 test_study: bool = False, blinded_roles: Sequence[str] = ()) -> Study:
     """A study with its arms (RCT only), visit schedule and screening criteria."""
     actor.require(frozenset({Role.administrator}), "create studies")
     if design not in StudyDesign.codes():
@@ -75,7 +77,15 @@ def create_study(session: Session, actor: Actor, *, code: str, title: str, desig
         raise RegistryInputError("an RCT needs at least two arms", "arms")
     if session.scalar(select(Study).where(Study.code == code)):
         raise ConflictError(f"study {code} exists")
-    study = Study(code=code, title=title, design=design)
+    blindable = [r for r in Role.codes() if r != Role.administrator]
+    for role in blinded_roles:
+        if role not in blindable:
+            raise RegistryInputError(f"blinded roles must be among {', '.join(blindable)}",
+                                     "blinded_roles")
+    if blinded_roles and design != StudyDesign.rct:
+        raise RegistryInputError("only an RCT has allocations to blind", "blinded_roles")
+    study = Study(code=code, title=title, design=design, test_study=test_study,
+                  blinded_roles=sorted(set(blinded_roles)))
     with acting(session, actor):
         session.add(study)
         session.flush()
@@ -106,10 +116,9 @@ def create_user(session: Session, actor: Actor, *, username: str, password: str,
     actor.require(frozenset({Role.administrator}), "create users")
     if role not in Role.codes():
         raise RegistryInputError(f"role must be one of {', '.join(Role.codes())}", "role")
-    if len(password) < 8:
-        raise RegistryInputError("password must have at least 8 characters", "password")
     if not username or len(username) > 80:
         raise RegistryInputError("user name must have 1–80 characters", "username")
+    check_password_rule(password, username)  # the same rule as a reset (no weak passwords)
     if session.scalar(select(User).where(User.username == username)):
         raise ConflictError(f"user {username} exists")
     sites = []
@@ -120,9 +129,12 @@ def create_user(session: Session, actor: Actor, *, username: str, password: str,
         sites.append(site)
     user = User(username=username, full_name=full_name, role=role,
                 password_hash=hash_password(password), active=True)
-    user.sites = sites
     with acting(session, actor):
         session.add(user)
+        session.flush()
+        for site in sites:  # membership rows of their own, so each is in the audit trail
+            session.add(SiteMembership(user_id=user.id, site_id=site.id))
+    session.expire(user, ["sites"])
     return user
 
 
