@@ -123,10 +123,15 @@ class Level:
         return ThermalModel(self.grid, self.labels, list(materials or self.materials), [geometry], [constant(tip_c)],
                             probe_devices=None if device is None else [device])
 
-    def judge(self, res, centreline_mm) -> tuple[injury.NerveInjuryProfile, list, float]:
-        """Nerve profile, adjacent-structure safety and the skin margin (°C) of a simulation."""
+    def judge(self, res, centreline_mm, block_proximal_to_mm: float | None = None
+              ) -> tuple[injury.NerveInjuryProfile, list, float]:
+        """Nerve profile, adjacent-structure safety and the skin margin (°C) of a simulation.
+
+        The whole anatomical nerve goes to the profile with the tissue mask beside it, so a
+        needle through the nerve is seen as displaced tissue, not as a gap in the section."""
         tissue = res.tissue_mask
-        prof = injury.nerve_profile(res.min_temperature_c, self.grid, self.nerve & tissue, centreline_mm)
+        prof = injury.nerve_profile(res.min_temperature_c, self.grid, self.nerve, centreline_mm,
+                                    tissue_mask=tissue, block_proximal_to_mm=block_proximal_to_mm)
         safety = injury.structure_safety(res.min_temperature_c, self.grid,
                                          {k: m & tissue for k, m in self.structures.items()})
         skin = next((x for x in safety if x.name == "skin"), None)
@@ -135,7 +140,7 @@ class Level:
     def evaluate(self, phantom, spec: tuple, traj) -> Candidate:
         offset, shift, gas, tip_c, freeze, geometry, device = spec
         res = simulate(self.model(geometry, tip_c, device=device), protocol(freeze))
-        prof, safety, margin = self.judge(res, phantom.centreline_mm)
+        prof, safety, margin = self.judge(res, phantom.centreline_mm, getattr(phantom, "block_proximal_to_mm", None))
         return Candidate(offset, shift, freeze, res, prof, safety, margin, traj, gas, tip_c, device)
 
 
@@ -177,16 +182,17 @@ class _Centreline:
     """The part of a phantom a screening task needs (keeps what goes to a Dask worker small)."""
 
     centreline_mm: np.ndarray
+    block_proximal_to_mm: float | None = None
 
 
-def _screen_task(level: Level, centreline_mm: np.ndarray, spec: tuple) -> Candidate:
+def _screen_task(level: Level, centreline_mm: np.ndarray, spec: tuple, block_proximal_to_mm=None) -> Candidate:
     """One screening simulation on a Dask worker: one Numba thread (one core per worker, as in
     :func:`cryoneuro.sweep.run_sample`); the thermal result stays on the worker (only the
     verdict comes back), the trajectory is attached by the caller."""
     import numba
 
     numba.set_num_threads(1)
-    cand = level.evaluate(_Centreline(centreline_mm), spec, None)
+    cand = level.evaluate(_Centreline(centreline_mm, block_proximal_to_mm), spec, None)
     cand.result = None
     return cand
 
@@ -210,7 +216,8 @@ def _screen(coarse: Level, phantom: Phantom, specs: list, client, progress, tota
 
     token = uuid.uuid4().hex[:12]
     [level_f] = client.scatter([coarse], broadcast=True)
-    futures = {client.submit(_screen_task, level_f, phantom.centreline_mm, spec, key=f"screen-{token}-{i}",
+    futures = {client.submit(_screen_task, level_f, phantom.centreline_mm, spec,
+                             getattr(phantom, "block_proximal_to_mm", None), key=f"screen-{token}-{i}",
                              retries=2, pure=False): i for i, (spec, _) in enumerate(specs)}
     done: dict[int, Candidate] = {}
     for n, fut in enumerate(as_completed(futures), start=1):
