@@ -169,12 +169,13 @@ def device_for(gas: str, model_name: str = PROBE_MODEL, tip_offset_c: float = 0.
 
 
 def relief_for(phantom: Phantom, profile: injury.NerveInjuryProfile, procedure_date: dt.date | None = None) -> dict:
-    """Predicted relief (regrowth from the lesion's distal end to the end organ), or {} without a block."""
-    if profile.lesion_distal_end_mm is None:
+    """Relief (regrowth from the lesion's proximal edge; the mechanism by the neuroma type) and
+    what published series observed (:func:`cryoneuro.regrowth.relief_summary`), or {} without a block."""
+    if profile.lesion_proximal_end_mm is None:
         return {}
-    dist = regrowth.distance_along_centreline(phantom.centreline_mm, profile.lesion_distal_end_mm,
+    dist = regrowth.distance_along_centreline(phantom.centreline_mm, profile.lesion_proximal_end_mm,
                                               phantom.end_organ_mm)
-    return regrowth.predict_relief(max(dist, 0.1), procedure_date=procedure_date).as_dict()
+    return regrowth.relief_summary(max(dist, 0.1), getattr(phantom, "neuroma_type", "morton"), procedure_date)
 
 
 @dataclass
