@@ -181,6 +181,22 @@ def observed_interval(population: str) -> dict:
     return out
 
 
+def agreement(low_days: float, high_days: float, observed: dict) -> str:
+    """How an interval of relief (days) sits against the published one.
+
+    Published follow-ups are lower bounds (relief still present then), so only an interval that
+    ends before the shortest of them is contradicted: "contradiction" (high < shortest),
+    "consistent" (overlap), "beyond published follow-up" (low > longest: neither confirmed nor
+    contradicted), "no published series".
+    """
+    if "interval_days" not in observed:
+        return "no published series"
+    olo, ohi = observed["interval_days"]
+    if high_days < olo:
+        return "contradiction"
+    return "beyond published follow-up" if low_days > ohi else "consistent"
+
+
 def confront(pred: ReliefPrediction, observed: dict, rate: float = RATE_MM_PER_DAY, delay: float = DELAY_DAYS) -> dict:
     """Compare the regrowth-limited interval with the observed one; a contradiction in words.
 
@@ -188,8 +204,9 @@ def confront(pred: ReliefPrediction, observed: dict, rate: float = RATE_MM_PER_D
     estimate reach the shortest observed duration, ``distance / (shortest − delay)`` (mm/day).
     """
     lo, hi = pred.interval_days
-    if "interval_days" not in observed:
-        return {"agreement": "no published series",
+    verdict = agreement(lo, hi, observed)
+    if verdict == "no published series":
+        return {"agreement": verdict,
                 "statement": f"No verified published series for '{observed['population']}' in the evidence set: "
                              "the regrowth-limited estimate cannot be checked against outcomes."}
     olo, ohi = observed["interval_days"]
@@ -197,20 +214,20 @@ def confront(pred: ReliefPrediction, observed: dict, rate: float = RATE_MM_PER_D
     est = f"median {pred.median_days:.0f} days, {pred.level:.0%} interval {lo:.0f}–{hi:.0f} days"
     obs = f"relief still present at {olo:.0f}–{ohi:.0f} days of follow-up ({names})"
     needed = pred.distance_mm / max(olo - delay, 1.0)
-    if hi < olo:
-        return {"agreement": "contradiction", "rate_needed_mm_per_day": round(needed, 3),
-                "statement": f"Contradiction: the regrowth-limited estimate ({est}) ends before the shortest relief "
-                             f"observed in published series ({obs}). Regrowth alone does not explain the observed "
-                             f"duration (it would need a regrowth rate of {needed:.2f} mm/day against the "
-                             f"{rate:g} mm/day assumed); expect relief to outlast the estimate, which is the earliest "
-                             "plausible return of pain, not the expected one."}
-    if lo > ohi:
-        return {"agreement": "contradiction", "rate_needed_mm_per_day": round(needed, 3),
-                "statement": f"Contradiction: the regrowth-limited estimate ({est}) starts after the longest relief "
-                             f"observed in published series ({obs})."}
-    return {"agreement": "consistent", "rate_needed_mm_per_day": round(needed, 3),
-            "statement": f"Consistent: the regrowth-limited estimate ({est}) overlaps the relief observed in "
-                         f"published series ({obs})."}
+    out = {"agreement": verdict, "rate_needed_mm_per_day": round(needed, 3)}
+    if verdict == "consistent":
+        out["statement"] = (f"Consistent: the regrowth-limited estimate ({est}) overlaps the relief observed in "
+                            f"published series ({obs}).")
+    elif verdict == "beyond published follow-up":
+        out["statement"] = (f"The regrowth-limited estimate ({est}) lies beyond the longest published follow-up "
+                            f"({obs}): not contradicted, not confirmed by outcome data.")
+    else:
+        out["statement"] = (f"Contradiction: the regrowth-limited estimate ({est}) ends before the shortest relief "
+                            f"observed in published series ({obs}). Regrowth alone does not explain the observed "
+                            f"duration (it would need a regrowth rate of {needed:.2f} mm/day against the "
+                            f"{rate:g} mm/day assumed); expect relief to outlast the estimate, which is the earliest "
+                            "plausible return of pain, not the expected one.")
+    return out
 
 
 def relief_summary(distance_mm: float, neuroma_type: str = "morton", procedure_date: _dt.date | None = None) -> dict:
