@@ -63,7 +63,7 @@ def test_published_morton_series_are_the_cited_figures():
     assert rows["Cazzato 2016"]["months"] == 19.7 and "19.7 months" in rows["Cazzato 2016"]["source_text"]
     obs = observed_interval("morton")
     assert obs["interval_days"] == [round(6 * DAYS_PER_MONTH), round(19.7 * DAYS_PER_MONTH)] == [183, 600]
-    yoon = [r for r in published_relief("other") if r["study"] == "Yoon 2016"][0]
+    yoon = next(r for r in published_relief("other") if r["study"] == "Yoon 2016")
     assert yoon["verified"] == "no" and yoon["months"] == 9.3
     stump = observed_interval("stump_phantom")  # Prologo 2017 180 days, von Falck 2022 27 months
     assert stump["interval_days"] == [round(5.9 * DAYS_PER_MONTH), round(27 * DAYS_PER_MONTH)]

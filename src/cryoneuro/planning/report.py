@@ -102,9 +102,9 @@ def _relief_lines(relief: dict) -> list[str]:
     if "regrowth_limited_estimate" not in relief:
         return [f"  {k.replace('_', ' ')}: {_fmt(v)}" for k, v in relief.items() if not isinstance(v, dict)]
     e, o = relief["regrowth_limited_estimate"], relief["observed_in_published_series"]
-    lines = [f"  regrowth-limited estimate: median {e['median_days']:.0f} days, interval "
-             f"{e['interval_days'][0]:.0f}-{e['interval_days'][1]:.0f} days ({e['level']:.0%}); "
-             f"{relief['distance_mm']:.1f} mm from the {relief['distance_from']}"]
+    lines = [(f"  regrowth-limited estimate: median {e['median_days']:.0f} days, interval "
+              f"{e['interval_days'][0]:.0f}-{e['interval_days'][1]:.0f} days ({e['level']:.0%}); "
+              f"{relief['distance_mm']:.1f} mm from the {relief['distance_from']}")]
     if "interval_days" in o:
         lines.append(f"  observed in published series: {o['interval_days'][0]}-{o['interval_days'][1]} days "
                      f"({', '.join(x['study'] for x in o['series'])})")
