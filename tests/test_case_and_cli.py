@@ -337,3 +337,28 @@ def test_empty_probe_list_with_a_freeze_is_refused(tmp_path):
     """A freeze with no probe would simulate nothing: `probes = []` is refused, naming probes."""
     probe = GOOD[GOOD.index("[[probes]]"):GOOD.index("[protocol]")]
     _cli_refuses(_write(tmp_path, "probes = []\n" + GOOD.replace(probe, "")), "probes: List should have at least 1 item")
+
+
+def test_plan_case_neuroma_type_is_one_of_three(tmp_path):
+    """`[nerve] neuroma_type` chooses the relief mechanism (issue 12): an unknown type is one
+    line naming the field, exit 2, before the (missing) images are read."""
+    case = """
+[anatomy]
+labels = "missing.nii.gz"
+[structures]
+target = "neuroma"
+nerve = "nerve"
+skin = "skin"
+[nerve]
+centreline_mm = [[0, 0, 0], [0, 10, 0]]
+end_organ_mm = [0, 10, 0]
+neuroma_type = "TYPE"
+"""
+    path = tmp_path / "plan.toml"
+    path.write_text(case.replace("TYPE", "phantom"), encoding="utf-8")
+    result = runner.invoke(app, ["plan", str(path), "--out", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "neuroma_type" in result.stderr
+    path.write_text(case.replace("TYPE", "stump"), encoding="utf-8")
+    result = runner.invoke(app, ["plan", str(path), "--out", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 2 and "missing.nii.gz" in result.stderr  # got past the case file

@@ -109,3 +109,66 @@ def test_report_renders_every_section_and_escapes_input(tmp_path):
         assert text in page
     assert "<script>alert(1)</script>" not in page
     assert files["pdf"].read_bytes().startswith(b"%PDF")
+
+
+def _profile_blocked_between(a_mm: float, b_mm: float, length_mm: float = 100.0, step: float = 0.25):
+    from cryoneuro.injury import NerveInjuryProfile
+
+    s = np.arange(0.0, length_mm + 1e-9, step)
+    warm = np.where((s >= a_mm) & (s <= b_mm), -40.0, 5.0)
+    return NerveInjuryProfile(s, warm, warm - 10.0, np.ones(len(s), np.int8), -20.0, -100.0, step)
+
+
+def test_relief_regrows_from_the_lesions_proximal_edge():
+    """A straight nerve 0 → 100 mm (proximal → distal), end organ at 100 mm, lesion 40–50 mm:
+    the axons regrow 100 − 40 = 60 mm (the lesion's own 10 mm too), not 50 (hand-computed);
+    with 1 mm/day and a 7-day delay the median is ≈ 67 days."""
+    from types import SimpleNamespace
+
+    from cryoneuro.planning.pipeline import relief_for
+
+    ph = SimpleNamespace(centreline_mm=np.array([[0, 0, 0.0], [0, 0, 100.0]]), end_organ_mm=np.array([0, 0, 100.0]),
+                         neuroma_type="morton")
+    r = relief_for(ph, _profile_blocked_between(40.0, 50.0))
+    assert r["distance_mm"] == pytest.approx(60.0, abs=0.1)
+    assert r["distance_from"] == "lesion proximal edge" and r["mechanism"] == "end_organ"
+    assert r["median_days"] == pytest.approx(67.0, abs=3.0)
+    assert "repeat_treatment_date" not in r
+    assert relief_for(ph, _profile_blocked_between(200.0, 201.0)) == {}  # no block, no estimate
+
+
+def test_stump_relief_uses_the_no_end_organ_mechanism_and_states_the_contradiction():
+    """A stump: lesion 20–26 mm on a nerve ending at 30 mm: regrowth 10 mm + the re-formed
+    neuroma's firing (≤ 9 days): median ≈ 7 + 10 + 4.5 ≈ 22 days, against relief still present
+    at 180 days (Prologo 2017) to 27 months = 822 days (von Falck 2022, VAS 8.3 → 3)."""
+    from types import SimpleNamespace
+
+    from cryoneuro.planning.pipeline import relief_for
+
+    ph = SimpleNamespace(centreline_mm=np.array([[0, 0, 0.0], [0, 0, 30.0]]), end_organ_mm=np.array([0, 0, 30.0]),
+                         neuroma_type="stump")
+    r = relief_for(ph, _profile_blocked_between(20.0, 26.0, length_mm=30.0))
+    assert r["distance_mm"] == pytest.approx(10.0, abs=0.1)
+    assert r["mechanism"] == "neuroma_reformation"
+    assert r["median_days"] == pytest.approx(22.0, abs=3.0)
+    assert r["observed_in_published_series"]["interval_days"] == [180, 822]
+    assert r["agreement"] == "contradiction"
+    assert "180–822 days" in r["statement"] and f"median {r['median_days']:.0f} days" in r["statement"]
+
+
+def test_report_shows_both_relief_estimates_and_the_contradiction(tmp_path):
+    from cryoneuro.planning.report import _relief_lines, write_report
+    from cryoneuro.regrowth import relief_summary
+
+    relief = relief_summary(45.0, "morton")
+    plan = Plan(case="m", probes=[ProbePlacement(name="A", tip_mm=(1, 2, 3), direction=(0, 0, 1), diameter_mm=1.47,
+                                                 active_length_mm=10)],
+                protocol=[ProtocolPhase(kind="freeze", duration_s=150)], nerve={"complete_block": True},
+                relief=relief)
+    page = write_report(plan, tmp_path, {})["html"].read_text(encoding="utf-8")
+    for text in ("regrowth-limited estimate", "observed in published series", "183–600", "Cazzato 2016",
+                 "CVIR 2024 MN (PMID 38438685)", "Contradiction", "7.1 → 2.7"):
+        assert text in page, text
+    lines = "\n".join(_relief_lines(relief))
+    assert "183-600 days" in lines and "Contradiction" in lines
+    assert Plan.load(plan.save(tmp_path / "plan.json")) == plan

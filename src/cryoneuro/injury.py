@@ -12,7 +12,10 @@ Thresholds (defaults; all are parameters):
   Preciado & Trescot 2016, Expert Rev Med Devices 13:713 (table of temperature vs. injury), as
   summarised in the cryoneurolysis literature; −55 °C gave axonotmesis with intact sheaths in
   rat sciatic nerve (Hsu & Stevenson 2015, Muscle Nerve 51:268). A **complete block** requires
-  the *whole* cross-section (its warmest point) to reach the axonotmesis threshold.
+  the *whole* cross-section (its warmest point) to reach the axonotmesis threshold — at a station
+  that is a real, sampled cross-section of the nerve (≥ 50 % of the nerve's median section, ≥ 90 %
+  of its tissue sampled; for a stump neuroma proximal to or through the bulb's widest section):
+  see :func:`nerve_profile`. Unsampled (NaN) points never decide a block or hide a cold spot.
 * Tissue lethal ice: −20 to −40 °C for cell death (Gage & Baust 1998, Cryobiology 37:171);
   coverage is reported at both.
 * Skin: stay above 0 °C (no freezing → no cold injury/frostbite of skin). Arteries: flowing
@@ -51,9 +54,21 @@ def sunderland_grade(min_temperature_c: np.ndarray | float, axonotmesis_c: float
 
 
 def _interp(field_c: np.ndarray, grid: Grid, pts: np.ndarray) -> np.ndarray:
-    """Trilinear interpolation of a cell-centred field at points (N, 3) mm."""
+    """Trilinear interpolation of a cell-centred field at points (N, 3) mm, ignoring NaN cells.
+
+    NaN cells (the insulated shaft, or anything that is not tissue) are left out of each point's
+    stencil and the remaining weights renormalised (normalised convolution, Knutsson & Westin
+    1993, CVPR 515); a point whose whole stencil is NaN is NaN. Hand-written because
+    ``scipy.ndimage.map_coordinates`` spreads a NaN to every point whose stencil touches it.
+    """
     idx = (pts - np.asarray(grid.origin_mm)) / grid.voxel_mm - 0.5
-    return ndimage.map_coordinates(field_c, idx.T, order=1, mode="nearest")
+    finite = np.isfinite(field_c)
+    num = ndimage.map_coordinates(np.where(finite, field_c, 0.0), idx.T, order=1, mode="nearest")
+    den = ndimage.map_coordinates(finite.astype(float), idx.T, order=1, mode="nearest")
+    out = np.full(len(pts), np.nan)
+    ok = den > 1e-9
+    out[ok] = num[ok] / den[ok]
+    return out
 
 
 def resample_polyline(points_mm: np.ndarray, step_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,14 +89,30 @@ def resample_polyline(points_mm: np.ndarray, step_mm: float) -> tuple[np.ndarray
     return pos, s, tang
 
 
+#: A station counts for the block only where its nerve cross-section is at least this fraction
+#: of the nerve's typical (median) cross-section: a plane that only grazes the nerve (the cap of
+#: a bulb neuroma, the end of a mask) is not a cross-section of the nerve, and its few cold
+#: points say nothing about the axons that pass elsewhere.
+MIN_SECTION_FRACTION = 0.5
+#: ... and at least this fraction of the nerve *tissue* in that section must have a temperature
+#: (not outside the grid or without a tissue neighbour). Unsampled axons may be warm, so a
+#: station sampled less than this is not called blocked. 0.9: a straight nerve cut obliquely by
+#: the grid edge loses a few per cent; a half-sampled section is refused.
+MIN_SAMPLED_FRACTION = 0.9
+
+
 @dataclass
 class NerveInjuryProfile:
     """Temperatures along a nerve and the derived block.
 
-    Arrays per station (arc length ``s_mm`` from the first centreline point):
-    ``warmest_c`` — the warmest minimum temperature over the cross-section (what decides a
-    complete block), ``coldest_c`` — the coldest, ``grade`` — Sunderland grade of the station
-    (1 unless the whole section reached ``axonotmesis_c`` → 2; 3 if any point ≤ ``neurotmesis_c``).
+    Arrays per station (arc length ``s_mm`` from the first centreline point, which is the
+    proximal end): ``warmest_c`` — the warmest minimum temperature over the sampled
+    cross-section (what decides a complete block), ``coldest_c`` — the coldest (NaN where
+    nothing was sampled), ``section_mm2`` — the nerve's cross-section area at the station
+    (tissue and probe-occupied), ``sampled_fraction`` — the fraction of its nerve tissue that
+    has a temperature, ``eligible`` — the station may count for the block (section and sampling
+    rules, and proximal to ``block_proximal_to_mm``), ``grade`` — Sunderland grade of the
+    station (3 if any sampled point ≤ ``neurotmesis_c``; else 2 if blocked; else 1).
     """
 
     s_mm: np.ndarray
@@ -91,10 +122,16 @@ class NerveInjuryProfile:
     axonotmesis_c: float
     neurotmesis_c: float
     step_mm: float
+    eligible: np.ndarray | None = None
+    section_mm2: np.ndarray | None = None
+    sampled_fraction: np.ndarray | None = None
+    block_proximal_to_mm: float | None = None
     blocked: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.blocked = self.warmest_c <= self.axonotmesis_c
+        ok = np.ones(len(self.s_mm), bool) if self.eligible is None else np.asarray(self.eligible, bool)
+        with np.errstate(invalid="ignore"):
+            self.blocked = ok & np.isfinite(self.warmest_c) & (self.warmest_c <= self.axonotmesis_c)
 
     @property
     def complete_block(self) -> bool:
@@ -102,7 +139,8 @@ class NerveInjuryProfile:
 
     @property
     def neurotmesis_risk(self) -> bool:
-        return bool((self.coldest_c <= self.neurotmesis_c).any())
+        c = self.coldest_c[np.isfinite(self.coldest_c)]
+        return bool((c <= self.neurotmesis_c).any())
 
     @property
     def blocked_length_mm(self) -> float:
@@ -111,22 +149,44 @@ class NerveInjuryProfile:
         return float(max((b - a) * self.step_mm for a, b in runs)) if runs else 0.0
 
     @property
+    def lesion_proximal_end_mm(self) -> float | None:
+        """Arc length of the most proximal blocked station, or None.
+
+        Every axon is interrupted there, and an axon regrows from the proximal edge of its
+        lesion, so regrowth (and the relief estimate) starts here: the lesion's own length is
+        regrown too (design.md §1).
+        """
+        i = np.flatnonzero(self.blocked)
+        return float(self.s_mm[i[0]]) if i.size else None
+
+    @property
     def lesion_distal_end_mm(self) -> float | None:
-        """Arc length of the most distal blocked station (regrowth starts here), or None."""
+        """Arc length of the most distal blocked station, or None (reported, not used for relief)."""
         i = np.flatnonzero(self.blocked)
         return float(self.s_mm[i[-1]]) if i.size else None
 
     def summary(self) -> dict:
-        return {"complete_block": self.complete_block, "blocked_length_mm": self.blocked_length_mm,
-                "neurotmesis_risk": self.neurotmesis_risk, "lesion_distal_end_mm": self.lesion_distal_end_mm,
-                "warmest_min_c": float(np.nanmin(self.warmest_c)), "coldest_min_c": float(np.nanmin(self.coldest_c))}
+        warm = self.warmest_c[np.isfinite(self.warmest_c)]
+        cold = self.coldest_c[np.isfinite(self.coldest_c)]
+        out = {"complete_block": self.complete_block, "blocked_length_mm": self.blocked_length_mm,
+               "neurotmesis_risk": self.neurotmesis_risk, "lesion_proximal_end_mm": self.lesion_proximal_end_mm,
+               "lesion_distal_end_mm": self.lesion_distal_end_mm,
+               "warmest_min_c": float(warm.min()) if warm.size else None,
+               "coldest_min_c": float(cold.min()) if cold.size else None,
+               "unsampled_stations": int((~np.isfinite(self.warmest_c)).sum())}
+        if self.eligible is not None:
+            out["stations_not_counted"] = int((~np.asarray(self.eligible, bool)).sum())
+        if self.block_proximal_to_mm is not None:
+            out["block_proximal_to_mm"] = float(self.block_proximal_to_mm)
+        return out
 
     def plot(self, ax=None):
         """Warmest/coldest minimum temperature vs arc length, threshold bands, blocked segment."""
         import matplotlib.pyplot as plt
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5))
-        lo = min(float(np.nanmin(self.coldest_c)), self.neurotmesis_c) - 10
+        cold = self.coldest_c[np.isfinite(self.coldest_c)]
+        lo = min(float(cold.min()) if cold.size else 0.0, self.neurotmesis_c) - 10
         ax.axhspan(self.axonotmesis_c, 0, color="gold", alpha=0.15, label="neurapraxia")
         ax.axhspan(self.neurotmesis_c, self.axonotmesis_c, color="tab:blue", alpha=0.12, label="axonotmesis")
         ax.axhspan(lo, self.neurotmesis_c, color="tab:red", alpha=0.12, label="neurotmesis risk")
@@ -134,6 +194,8 @@ class NerveInjuryProfile:
             ax.axvspan(self.s_mm[a], self.s_mm[b - 1], color="tab:green", alpha=0.25)
         ax.plot(self.s_mm, self.warmest_c, label="warmest in section")
         ax.plot(self.s_mm, self.coldest_c, "--", label="coldest in section")
+        if self.block_proximal_to_mm is not None:
+            ax.axvline(self.block_proximal_to_mm, color="k", lw=0.8, ls=":", label="bulb's widest section")
         ax.set(xlabel="arc length along nerve (mm)", ylabel="minimum temperature (°C)", ylim=(lo, 40))
         ax.legend(fontsize=7, loc="lower right")
         return ax
@@ -146,43 +208,88 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def nerve_profile(min_temperature_c: np.ndarray, grid: Grid, nerve_mask: np.ndarray, centreline_mm: np.ndarray,
                   step_mm: float = 0.25, radius_mm: float | None = None, axonotmesis_c: float = NEURAPRAXIA_C,
-                  neurotmesis_c: float = NEUROTMESIS_C, sample_mm: float | None = None) -> NerveInjuryProfile:
+                  neurotmesis_c: float = NEUROTMESIS_C, sample_mm: float | None = None,
+                  tissue_mask: np.ndarray | None = None, block_proximal_to_mm: float | None = None,
+                  min_section_fraction: float = MIN_SECTION_FRACTION,
+                  min_sampled_fraction: float = MIN_SAMPLED_FRACTION) -> NerveInjuryProfile:
     """Sample cross-sections perpendicular to the centreline every ``step_mm``.
 
-    At each station a disc of points (spacing ``sample_mm``, default voxel/2) in the plane normal to
-    the local tangent, out to ``radius_mm`` (default: 3× the largest nerve-mask distance transform),
-    is interpolated (trilinear) and kept where it falls inside ``nerve_mask`` (nearest voxel). The
-    station's warmest/coldest minimum temperatures are taken over the kept points (NaN if none).
+    The centreline runs **proximal → distal** (its first point is the proximal end). At each
+    station a disc of points (spacing ``sample_mm``, default voxel/2) in the plane normal to the
+    local tangent, out to ``radius_mm`` (default: 3× the largest nerve-mask distance transform),
+    is tested against ``nerve_mask`` (nearest voxel; points beyond the grid take the nearest edge
+    voxel). The nerve points split into
+
+    * **occupied** — in a voxel that is not tissue (``tissue_mask`` False; default: the
+      temperature is NaN, e.g. the insulated shaft of a needle through the nerve). The needle has
+      displaced that tissue: these points are neither sampled nor missing;
+    * **sampled** — in a tissue voxel inside the grid, temperature by trilinear interpolation
+      over the tissue voxels only (:func:`_interp`), so a NaN never enters a station's value;
+    * **unsampled** — nerve tissue beyond the grid.
+
+    A station **may count for the block** only if (1) its nerve cross-section (occupied + tissue)
+    is at least ``min_section_fraction`` of the median cross-section over all stations,
+    (2) at least ``min_sampled_fraction`` of its nerve tissue is sampled, and (3) for a stump
+    neuroma, its arc length is ≤ ``block_proximal_to_mm`` (the bulb's widest section: axons
+    blocked only distal to it still fire from the bulb's main body). It is **blocked** when it
+    may count and its warmest sampled point is ≤ ``axonotmesis_c``. Neurotmesis risk uses every
+    sampled point of every station (a cold spot injures the sheaths wherever it is).
     """
     if min_temperature_c.shape != grid.shape or nerve_mask.shape != grid.shape:
         raise InputError(f"temperature {min_temperature_c.shape} / nerve mask {nerve_mask.shape} "
                          f"do not match the grid {grid.shape}")
+    if tissue_mask is not None and tissue_mask.shape != grid.shape:
+        raise InputError(f"tissue mask {tissue_mask.shape} does not match the grid {grid.shape}")
     if not nerve_mask.any():
         raise InputError("nerve mask is empty")
+    if not (0.0 <= min_section_fraction <= 1.0 and 0.0 < min_sampled_fraction <= 1.0):
+        raise InputError(f"min_section_fraction must be in [0, 1] and min_sampled_fraction in (0, 1] "
+                         f"(got {min_section_fraction}, {min_sampled_fraction})")
     h = grid.voxel_mm
+    tissue = np.isfinite(min_temperature_c) if tissue_mask is None else (tissue_mask & np.isfinite(min_temperature_c))
     if radius_mm is None:
         radius_mm = 3.0 * float(ndimage.distance_transform_edt(nerve_mask, sampling=h).max()) + h
     ds = sample_mm or h / 2
     pos, s, tang = resample_polyline(centreline_mm, step_mm)
     r = np.arange(-radius_mm, radius_mm + 1e-9, ds)
     a, b = np.meshgrid(r, r, indexing="ij")
-    disc = a.ravel()[a.ravel() ** 2 + b.ravel() ** 2 <= radius_mm ** 2], b.ravel()[a.ravel() ** 2 + b.ravel() ** 2 <= radius_mm ** 2]
-    warm, cold = np.full(len(s), np.nan), np.full(len(s), np.nan)
+    in_disc = a.ravel() ** 2 + b.ravel() ** 2 <= radius_mm ** 2
+    disc = a.ravel()[in_disc], b.ravel()[in_disc]
+    n = len(s)
+    warm, cold = np.full(n, np.nan), np.full(n, np.nan)
+    section, sampled_frac = np.zeros(n), np.zeros(n)
     lo = np.asarray(grid.origin_mm)
+    shape = np.asarray(grid.shape)
     for i, (p, t) in enumerate(zip(pos, tang)):
         u = np.cross(t, [1.0, 0, 0] if abs(t[0]) < 0.9 else [0, 1.0, 0])
         u /= np.linalg.norm(u)
         v = np.cross(t, u)
         pts = p + disc[0][:, None] * u + disc[1][:, None] * v
-        ijk = np.floor((pts - lo) / h).astype(int)
-        ok = np.all((ijk >= 0) & (ijk < np.asarray(grid.shape)), axis=1)
-        ijk, pts = ijk[ok], pts[ok]
+        raw = np.floor((pts - lo) / h).astype(int)
+        in_grid = np.all((raw >= 0) & (raw < shape), axis=1)
+        ijk = np.clip(raw, 0, shape - 1)
         inside = nerve_mask[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
-        if inside.any():
-            vals = _interp(min_temperature_c, grid, pts[inside])
-            warm[i], cold[i] = vals.max(), vals.min()
-    grade = np.where(cold <= neurotmesis_c, 3, np.where(warm <= axonotmesis_c, 2, 1)).astype(np.int8)
-    return NerveInjuryProfile(s, warm, cold, grade, axonotmesis_c, neurotmesis_c, step_mm)
+        is_tissue = tissue[ijk[:, 0], ijk[:, 1], ijk[:, 2]] | ~in_grid  # beyond the grid: tissue, unsampled
+        nerve_tissue = inside & is_tissue
+        sampled = nerve_tissue & in_grid
+        section[i] = inside.sum() * ds * ds
+        sampled_frac[i] = sampled.sum() / nerve_tissue.sum() if nerve_tissue.any() else 0.0
+        if sampled.any():
+            vals = _interp(min_temperature_c, grid, pts[sampled])
+            vals = vals[np.isfinite(vals)]
+            if vals.size:
+                warm[i], cold[i] = vals.max(), vals.min()
+    typical = float(np.median(section[section > 0])) if (section > 0).any() else 0.0
+    eligible = (section > 0) & (section >= min_section_fraction * typical) & (sampled_frac >= min_sampled_fraction)
+    eligible &= np.isfinite(warm)
+    if block_proximal_to_mm is not None:
+        eligible &= s <= block_proximal_to_mm + 1e-9
+    with np.errstate(invalid="ignore"):
+        blocked = eligible & (warm <= axonotmesis_c)
+        grade = np.where(np.isfinite(cold) & (cold <= neurotmesis_c), 3, np.where(blocked, 2, 1)).astype(np.int8)
+    return NerveInjuryProfile(s, warm, cold, grade, axonotmesis_c, neurotmesis_c, step_mm, eligible=eligible,
+                              section_mm2=section, sampled_fraction=sampled_frac,
+                              block_proximal_to_mm=block_proximal_to_mm)
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,17 @@ def test_rct_report_has_between_arm_effects_for_every_outcome(tmp_path):
     # estimands: the MI table at the primary visit and the composite responders are there
     assert {row["delta"] for row in results["multiple_imputation"]} >= {0.0}
     assert len(results["composite_responders"]) == 3
+
+
+@pytest.mark.parametrize("median_days, expected", [(100, "contradiction"), (300, "consistent")])
+def test_calibration_sets_registry_relief_against_published_series(median_days, expected):
+    """Same definitions as the plan: the plans' regrowth-limited median and the registry's KM
+    median are set against the Morton's series (relief still present at 6 months, CVIR 2024,
+    to 19.7 months, Cazzato 2016 = 183–600 days): 100 days ends before 183 (contradiction),
+    300 days lies inside."""
+    data = generate(SyntheticStudy(design="case_series", n_per_arm=60, effect=-3.5, neuroma_type="morton",
+                                   relief_median_days=median_days, calibration_sd=0.05, seed=3))
+    _table, summary, _fig = survival.calibration(survival.recurrence_times(data))
+    [row] = summary["published_series"]
+    assert row["neuroma_type"] == "morton" and row["published_interval_days"] == "183–600"
+    assert row["prediction_vs_published"] == expected

@@ -31,6 +31,8 @@ def test_blocked_length_matches_analytic():
     assert abs(p.blocked_length_mm - 20.0) <= 0.25 + 1e-9
     assert p.complete_block and not p.neurotmesis_risk
     assert abs(p.lesion_distal_end_mm - (30 - 0.5)) <= 0.25 + 1e-9
+    # regrowth starts at the proximal edge (arc 10 mm from z = 0.5 → z = 10.5 … −20 °C at z = 10)
+    assert abs(p.lesion_proximal_end_mm - (10 - 0.5)) <= 0.25 + 1e-9
     assert set(np.unique(p.grade)) == {1, 2}
     import matplotlib
 

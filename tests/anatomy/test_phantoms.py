@@ -34,3 +34,18 @@ def test_phantom(fn, tmp_path):
     np.testing.assert_allclose(back.anatomy.origin_mm, a.origin_mm)
     grid, mat, materials = back.anatomy.to_model_inputs(back.tissue_map)
     assert mat.shape == grid.shape and {m.name for m in materials} >= {"nerve", "bone", "skin", "fat"}
+
+
+def test_stump_phantom_states_its_bulb_rule_and_relief_mechanism(tmp_path):
+    """The stump's block must lie proximal to or through the bulb's widest section: its arc
+    length along the tibial-nerve centreline (0,0 → 20 mm, then segments of √196.5, √25.5 and
+    √20.5 mm to the bulb centre) = 20 + 14.018 + 5.050 + 4.528 = 43.595 mm (hand-computed);
+    it survives write/load, and the stump has no end organ (neuroma re-formation mechanism)."""
+    import math
+
+    ph = amputation_stump()
+    expected = 20 + math.sqrt(196.5) + math.sqrt(25.5) + math.sqrt(20.5)
+    assert ph.block_proximal_to_mm == pytest.approx(expected, abs=1e-6)
+    assert ph.neuroma_type == "stump" and morton_forefoot().block_proximal_to_mm is None
+    back = load_phantom(ph.write(tmp_path / "stump"))
+    assert back.block_proximal_to_mm == pytest.approx(expected, abs=1e-6) and back.neuroma_type == "stump"

@@ -351,6 +351,12 @@ def analyse(data: TidyData | Any, out_dir: str | Path, *, primary_visit: str | N
                             f"{cal_summary['median_observed_over_predicted']:.2f}"),
                      Table("calibration", "Observed relief by tertile of predicted relief",
                            cal_table)]
+        if cal_summary.get("published_series"):
+            cal_items.append(Table("calibration_published", "Predicted (regrowth-limited) and observed relief "
+                                   "against relief observed in published series",
+                                   pd.DataFrame(cal_summary["published_series"]),
+                                   "published interval: shortest–longest follow-up (days) at which a verified "
+                                   "series still reported relief (cryoneuro.regrowth)"))
     sections.append(Section("Calibration of the plans' predicted relief",
                             cal_summary.get("note", ""), cal_items))
 

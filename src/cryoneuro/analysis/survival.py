@@ -21,6 +21,14 @@ nonparametric MLE on the intervals themselves (lifelines ``fit_interval_censorin
 predicted relief (``procedures.predicted_relief_days``, from the plan) against observed time to
 recurrence: Harrell's concordance index (lifelines ``concordance_index``, censoring-aware) and
 observed KM median per tertile of predicted relief against the tertile's median prediction.
+
+Same definitions as the plan (:mod:`cryoneuro.regrowth`): the prediction is the plan's
+**regrowth-limited estimate** (median days from the procedure to the return of pain, regrowth
+from the lesion's proximal edge, mechanism by neuroma type); the observed time runs from the same
+day 0 (the procedure) to the end of relief defined above. Per neuroma type the registry's KM
+median and the plans' median prediction are also set against the relief **observed in published
+series** (``data/evidence/relief_durations.csv``), with the same overlap rule
+(:func:`cryoneuro.regrowth.agreement`) the plan report uses.
 """
 
 from __future__ import annotations
@@ -53,7 +61,36 @@ def recurrence_times(data: TidyData, outcome: str = "pain", threshold: float = 0
     predicted = (data.procedures.sort_values("procedure_date", na_position="last")
                  .groupby("participant_id")["predicted_relief_days"].first())
     frame["predicted_relief_days"] = frame["participant_id"].map(predicted)
+    if "neuroma_type" in data.participants:
+        frame["neuroma_type"] = frame["participant_id"].map(
+            data.participants.set_index("participant_id")["neuroma_type"])
     return frame
+
+
+def _published_check(data: pd.DataFrame) -> list[dict]:
+    """Per neuroma type: the plans' median prediction and the registry's KM median of observed
+    relief against the relief observed in published series (same rule as the plan report)."""
+    from lifelines import KaplanMeierFitter
+
+    from cryoneuro import regrowth
+
+    out = []
+    if "neuroma_type" not in data:
+        return out
+    for kind, group in data.groupby("neuroma_type"):
+        if kind not in regrowth.MECHANISMS:
+            continue
+        published = regrowth.observed_interval(regrowth.MECHANISMS[kind][1])
+        km = float(KaplanMeierFitter().fit(group["duration"], group["event"]).median_survival_time_)
+        pred = float(group["predicted_relief_days"].median())
+        interval = published.get("interval_days")
+        row = {"neuroma_type": kind, "n": len(group), "median_predicted_days": pred,
+               "km_median_observed_days": km,
+               "published_interval_days": f"{interval[0]}–{interval[1]}" if interval else "none",
+               "prediction_vs_published": regrowth.agreement(pred, pred, published),
+               "observed_vs_published": regrowth.agreement(km, km, published)}
+        out.append(row)
+    return out
 
 
 def reintervention_times(data: TidyData) -> pd.DataFrame:
@@ -165,6 +202,7 @@ def calibration(times: pd.DataFrame) -> tuple[pd.DataFrame, dict, object | None]
                      "median_predicted_days": float(group["predicted_relief_days"].median()),
                      "km_median_observed_days": float(kmf.median_survival_time_)})
     table = pd.DataFrame(rows)
+    summary["published_series"] = _published_check(data)
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     ax.scatter(events["predicted_relief_days"], events["duration"], s=18, label="recurrence",
                color="#c62828")
@@ -177,7 +215,7 @@ def calibration(times: pd.DataFrame) -> tuple[pd.DataFrame, dict, object | None]
     ax.plot([0, top], [0, top], color="0.5", lw=1, ls="--", label="perfect calibration")
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
-    ax.set_xlabel("predicted relief (days, from the plan)")
+    ax.set_xlabel("regrowth-limited estimate of relief (days, from the plan)")
     ax.set_ylabel("observed time to recurrence (days)")
     ax.legend(frameon=False, fontsize=8)
     ax.grid(alpha=0.3)

@@ -83,7 +83,7 @@ SCHEMA: dict[str, list[Column]] = {
         _c("protocol", "str", False, "freeze/thaw protocol as given"),
         _c("operator", "str", False, "operator (role or pseudonym)"),
         _c("predicted_relief_days", "float", False,
-           "median relief predicted by the stored plan (cryoneuro.regrowth)"),
+           "regrowth-limited median relief (days) of the stored plan (cryoneuro.regrowth.relief_summary)"),
         _c("has_plan", "bool", False, "a cryoneuro plan is attached"),
     ],
     "visits": [

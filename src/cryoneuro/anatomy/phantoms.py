@@ -54,6 +54,13 @@ class Phantom:
     end_organ_mm: np.ndarray
     notes: str = ""
     tissue_map: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TISSUE_MAP))
+    #: "morton" (an interdigital neuroma: the nerve still supplies its end organ), "stump" or
+    #: "traumatic" (no end organ: the pain comes from the neuroma itself); chooses the relief
+    #: mechanism (:mod:`cryoneuro.regrowth`) and the published series it is checked against.
+    neuroma_type: str = "morton"
+    #: Arc length (mm along the centreline) of a bulb neuroma's widest section: a block counts
+    #: only proximal to or through it (:func:`cryoneuro.injury.nerve_profile`). None: no limit.
+    block_proximal_to_mm: float | None = None
 
     def write(self, out_dir: str | Path) -> Path:
         """Write ``image.nii.gz``, ``labels.nii.gz``, ``labels.json`` and ``phantom.json``."""
@@ -65,7 +72,8 @@ class Phantom:
                 "artery_labels": self.artery_labels, "skin_label": self.skin_label, "bone_labels": self.bone_labels,
                 "centreline_mm": np.round(self.centreline_mm, 4).tolist(),
                 "end_organ_mm": np.round(self.end_organ_mm, 4).tolist(), "notes": self.notes,
-                "tissue_map": self.tissue_map, "coordinates": "phantom frame, mm, origin at the volume corner"}
+                "tissue_map": self.tissue_map, "neuroma_type": self.neuroma_type,
+                "block_proximal_to_mm": self.block_proximal_to_mm, "coordinates": "phantom frame, mm, origin at the volume corner"}
         (d / "phantom.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         return d
 
@@ -80,7 +88,9 @@ def load_phantom(directory: str | Path) -> Phantom:
                    skin_label=meta["skin_label"], bone_labels=meta["bone_labels"],
                    centreline_mm=np.asarray(meta["centreline_mm"], float),
                    end_organ_mm=np.asarray(meta["end_organ_mm"], float), notes=meta.get("notes", ""),
-                   tissue_map=meta.get("tissue_map", dict(DEFAULT_TISSUE_MAP)))
+                   tissue_map=meta.get("tissue_map", dict(DEFAULT_TISSUE_MAP)),
+                   neuroma_type=meta.get("neuroma_type", "morton"),
+                   block_proximal_to_mm=meta.get("block_proximal_to_mm"))
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -223,7 +233,12 @@ def amputation_stump(out_dir: str | Path | None = None, seed: int = 0) -> Phanto
     ph = Phantom("amputation_stump", _finish("amputation_stump", names, lab, rng), L["neuroma"], L["tibial_nerve"],
                  [L["posterior_tibial_artery"]], L["skin"], [L["tibia"], L["fibula"], L["bone_marrow"]],
                  np.vstack([centre, neuroma_c, end_organ]), end_organ,
-                 notes="end organ = distal pole of the bulb neuroma (original territory amputated; lower bound)")
+                 notes="end organ = distal pole of the bulb neuroma (original territory amputated; lower bound)",
+                 neuroma_type="stump")
+    # the bulb's widest section is the plane through its centre (an ellipsoid about neuroma_c):
+    # its arc length along the centreline centre[0] -> ... -> centre[-1] -> neuroma_c
+    line = np.vstack([centre, neuroma_c])
+    ph.block_proximal_to_mm = float(np.linalg.norm(np.diff(line, axis=0), axis=1).sum())
     if out_dir is not None:
         ph.write(out_dir)
     return ph

@@ -57,8 +57,15 @@ def demo_cmd(
     if skin:
         out.print(f"  skin minimum {skin['min_temperature_c']:.1f} °C (limit 0 °C)")
     if plan.relief:
-        out.print(f"  predicted return of pain: median {plan.relief['median_days']:.0f} days "
-                  f"({plan.relief['interval_days'][0]:.0f}–{plan.relief['interval_days'][1]:.0f})")
+        r = plan.relief
+        out.print(f"  regrowth-limited estimate of relief: median {r['median_days']:.0f} days "
+                  f"({r['interval_days'][0]:.0f}–{r['interval_days'][1]:.0f})")
+        obs = r.get("observed_in_published_series", {})
+        if "interval_days" in obs:
+            out.print(f"  observed in published series: relief still present at {obs['interval_days'][0]}–"
+                      f"{obs['interval_days'][1]} days")
+        if r.get("statement"):
+            out.print(f"  {r['statement']}", markup=False)
     for w in plan.warnings:
         out.print(f"  [yellow]warning[/yellow]: {w}")
     out.print(f"Report: [bold]{plan.files['report_html']}[/bold] (PDF beside it); plan: {out_dir / 'plan.json'}")

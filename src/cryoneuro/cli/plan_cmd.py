@@ -18,6 +18,8 @@ The anatomy case file::
     [nerve]
     centreline_mm = [[24.5, 0, 11], [24.5, 27, 10], [24.5, 35, 11]]   # image (LPS) mm
     end_organ_mm = [24.5, 35, 11]
+    neuroma_type = "morton"           # optional: morton (default) | stump | traumatic (relief mechanism)
+    # block_proximal_to_mm = 43.6     # optional, stumps: arc length of the bulb's widest section
 
     [plan]                            # all optional
     gases = ["nitrous-oxide", "argon"]
@@ -65,6 +67,10 @@ class StructuresSpec(_S):
 class NerveSpec(_S):
     centreline_mm: Annotated[list[Vec3], Field(min_length=2)]
     end_organ_mm: Vec3
+    #: relief mechanism and published series (cryoneuro.regrowth); the plan records it
+    neuroma_type: Literal["morton", "stump", "traumatic"] = "morton"
+    #: a block counts only proximal to this arc length (the bulb's widest section; injury.nerve_profile)
+    block_proximal_to_mm: Annotated[float, Field(ge=0)] | None = None
 
 
 class PlanSpec(_S):
@@ -116,7 +122,8 @@ def load_anatomy_case(path: Path):
                       artery_labels=[lv(n) for n in s.arteries], skin_label=lv(s.skin),
                       bone_labels=[lv(n) for n in s.bones], centreline_mm=np.asarray(case.nerve.centreline_mm),
                       end_organ_mm=np.asarray(case.nerve.end_organ_mm),
-                      tissue_map={**DEFAULT_TISSUE_MAP, **case.anatomy.tissue_map})
+                      tissue_map={**DEFAULT_TISSUE_MAP, **case.anatomy.tissue_map},
+                      neuroma_type=case.nerve.neuroma_type, block_proximal_to_mm=case.nerve.block_proximal_to_mm)
     return phantom, case.plan
 
 

@@ -124,10 +124,15 @@ class Level:
         return ThermalModel(self.grid, self.labels, list(materials or self.materials), [geometry], [constant(tip_c)],
                             probe_devices=None if device is None else [device])
 
-    def judge(self, res, centreline_mm) -> tuple[injury.NerveInjuryProfile, list, float]:
-        """Nerve profile, adjacent-structure safety and the skin margin (°C) of a simulation."""
+    def judge(self, res, centreline_mm, block_proximal_to_mm: float | None = None
+              ) -> tuple[injury.NerveInjuryProfile, list, float]:
+        """Nerve profile, adjacent-structure safety and the skin margin (°C) of a simulation.
+
+        The whole anatomical nerve goes to the profile with the tissue mask beside it, so a
+        needle through the nerve is seen as displaced tissue, not as a gap in the section."""
         tissue = res.tissue_mask
-        prof = injury.nerve_profile(res.min_temperature_c, self.grid, self.nerve & tissue, centreline_mm)
+        prof = injury.nerve_profile(res.min_temperature_c, self.grid, self.nerve, centreline_mm,
+                                    tissue_mask=tissue, block_proximal_to_mm=block_proximal_to_mm)
         safety = injury.structure_safety(res.min_temperature_c, self.grid,
                                          {k: m & tissue for k, m in self.structures.items()})
         skin = next((x for x in safety if x.name == "skin"), None)
@@ -136,7 +141,7 @@ class Level:
     def evaluate(self, phantom, spec: tuple, traj) -> Candidate:
         offset, shift, gas, tip_c, freeze, geometry, device = spec
         res = simulate(self.model(geometry, tip_c, device=device), protocol(freeze))
-        prof, safety, margin = self.judge(res, phantom.centreline_mm)
+        prof, safety, margin = self.judge(res, phantom.centreline_mm, getattr(phantom, "block_proximal_to_mm", None))
         return Candidate(offset, shift, freeze, res, prof, safety, margin, traj, gas, tip_c, device)
 
 
@@ -161,12 +166,13 @@ def device_for(gas: str, model_name: str = PROBE_MODEL, tip_offset_c: float = 0.
 
 
 def relief_for(phantom: Phantom, profile: injury.NerveInjuryProfile, procedure_date: dt.date | None = None) -> dict:
-    """Predicted relief (regrowth from the lesion's distal end to the end organ), or {} without a block."""
-    if profile.lesion_distal_end_mm is None:
+    """Relief (regrowth from the lesion's proximal edge; the mechanism by the neuroma type) and
+    what published series observed (:func:`cryoneuro.regrowth.relief_summary`), or {} without a block."""
+    if profile.lesion_proximal_end_mm is None:
         return {}
-    dist = regrowth.distance_along_centreline(phantom.centreline_mm, profile.lesion_distal_end_mm,
+    dist = regrowth.distance_along_centreline(phantom.centreline_mm, profile.lesion_proximal_end_mm,
                                               phantom.end_organ_mm)
-    return regrowth.predict_relief(max(dist, 0.1), procedure_date=procedure_date).as_dict()
+    return regrowth.relief_summary(max(dist, 0.1), getattr(phantom, "neuroma_type", "morton"), procedure_date)
 
 
 @dataclass
@@ -174,16 +180,17 @@ class _Centreline:
     """The part of a phantom a screening task needs (keeps what goes to a Dask worker small)."""
 
     centreline_mm: np.ndarray
+    block_proximal_to_mm: float | None = None
 
 
-def _screen_task(level: Level, centreline_mm: np.ndarray, spec: tuple) -> Candidate:
+def _screen_task(level: Level, centreline_mm: np.ndarray, spec: tuple, block_proximal_to_mm=None) -> Candidate:
     """One screening simulation on a Dask worker: one Numba thread (one core per worker, as in
     :func:`cryoneuro.sweep.run_sample`); the thermal result stays on the worker (only the
     verdict comes back), the trajectory is attached by the caller."""
     import numba
 
     numba.set_num_threads(1)
-    cand = level.evaluate(_Centreline(centreline_mm), spec, None)
+    cand = level.evaluate(_Centreline(centreline_mm, block_proximal_to_mm), spec, None)
     cand.result = None
     return cand
 
@@ -207,7 +214,8 @@ def _screen(coarse: Level, phantom: Phantom, specs: list, client, progress, tota
 
     token = uuid.uuid4().hex[:12]
     [level_f] = client.scatter([coarse], broadcast=True)
-    futures = {client.submit(_screen_task, level_f, phantom.centreline_mm, spec, key=f"screen-{token}-{i}",
+    futures = {client.submit(_screen_task, level_f, phantom.centreline_mm, spec,
+                             getattr(phantom, "block_proximal_to_mm", None), key=f"screen-{token}-{i}",
                              retries=2, pure=False): i for i, (spec, _) in enumerate(specs)}
     done: dict[int, Candidate] = {}
     for n, fut in enumerate(as_completed(futures), start=1):

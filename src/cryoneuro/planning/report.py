@@ -55,8 +55,14 @@ img{max-width:100%;border:1px solid #ddd;border-radius:4px}
 <table><tr>{% for k in safety_columns %}<th>{{ k|replace("_", " ") }}</th>{% endfor %}</tr>
 {% for row in plan.safety %}<tr>{% for k in safety_columns %}<td>{{ fmt(row.get(k)) }}</td>{% endfor %}</tr>{% endfor %}</table>
 
-<h2>Predicted relief</h2>
-<table>{% for k, v in plan.relief.items() %}<tr><td>{{ k|replace("_", " ") }}</td><td>{{ fmt(v) }}</td></tr>{% endfor %}</table>
+<h2>Duration of relief</h2>
+{% set r = plan.relief %}{% if not r %}<p>No complete block: no relief estimate.</p>
+{% elif r.regrowth_limited_estimate is defined %}{% set e = r.regrowth_limited_estimate %}{% set o = r.observed_in_published_series %}
+<table><tr><th></th><th>median (days)</th><th>interval (days)</th><th>basis</th></tr>
+<tr><td>regrowth-limited estimate</td><td>{{ "%.0f"|format(e.median_days) }}</td><td>{{ "%.0f"|format(e.interval_days[0]) }}–{{ "%.0f"|format(e.interval_days[1]) }} ({{ "%.0f"|format(100 * e.level) }} %)</td><td>{{ e.mechanism }}; {{ "%.1f"|format(r.distance_mm) }} mm from the {{ r.distance_from }}</td></tr>
+<tr><td>observed in published series</td><td>–</td><td>{% if o.interval_days is defined %}{{ o.interval_days[0] }}–{{ o.interval_days[1] }}{% else %}none{% endif %}</td><td>{{ o.meaning }}{% for x in o.series %}<br>{{ x.study }} (n = {{ x.n }}): {{ "%g"|format(x.months) }} months{% if x.pain_baseline %}, pain {{ x.pain_baseline }} → {{ x.pain_follow_up }}{% elif x.pain_follow_up %}, pain {{ x.pain_follow_up }} at follow-up{% endif %}{% endfor %}{% for u in o.unverified %}<br><i>{{ u }}</i>{% endfor %}</td></tr></table>
+<p class="{{ 'warn' if r.agreement == 'contradiction' else 'small' }}">{{ r.statement }}</p>
+{% else %}<table>{% for k, v in r.items() %}<tr><td>{{ k|replace("_", " ") }}</td><td>{{ fmt(v) }}</td></tr>{% endfor %}</table>{% endif %}
 
 <h2>Probes, protocol and needle path</h2>
 <table><tr><th>probe</th><th>device</th><th>tip (mm)</th><th>direction</th><th>diameter (mm)</th><th>active length (mm)</th><th>probe wall</th></tr>
@@ -85,6 +91,28 @@ def _fmt(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(_fmt(v) for v in value)
     return html.escape(str(value))
+
+
+def _relief_lines(relief: dict) -> list[str]:
+    """The relief block as text lines (PDF): both estimates and, when they disagree, the words."""
+    import textwrap
+
+    if not relief:
+        return ["  no complete block: no relief estimate"]
+    if "regrowth_limited_estimate" not in relief:
+        return [f"  {k.replace('_', ' ')}: {_fmt(v)}" for k, v in relief.items() if not isinstance(v, dict)]
+    e, o = relief["regrowth_limited_estimate"], relief["observed_in_published_series"]
+    lines = [(f"  regrowth-limited estimate: median {e['median_days']:.0f} days, interval "
+              f"{e['interval_days'][0]:.0f}-{e['interval_days'][1]:.0f} days ({e['level']:.0%}); "
+              f"{relief['distance_mm']:.1f} mm from the {relief['distance_from']}")]
+    if "interval_days" in o:
+        lines.append(f"  observed in published series: {o['interval_days'][0]}-{o['interval_days'][1]} days "
+                     f"({', '.join(x['study'] for x in o['series'])})")
+    else:
+        lines.append("  observed in published series: none in the evidence set")
+    lines += [f"    {u}" for u in o.get("unverified", [])]
+    lines += ["  " + t for t in textwrap.wrap(relief["statement"], 100)]
+    return lines
 
 
 def _embed(path: Path) -> str:
@@ -127,9 +155,10 @@ def _write_pdf(plan: Plan, path: Path, images: dict[str, Path]) -> Path:
     lines += [f"warning: {w}" for w in plan.warnings]
     lines += ["", "Isotherms (diameter x length, volume):"]
     lines += [f"  {lv} C: {m.diameter_mm:.1f} x {m.length_mm:.1f} mm, {m.volume_ml:.2f} ml" for lv, m in plan.isotherms.items()]
-    for title, section in (("Nerve", plan.nerve), ("Coverage", plan.coverage), ("Relief", plan.relief)):
+    for title, section in (("Nerve", plan.nerve), ("Coverage", plan.coverage)):
         lines += ["", f"{title}:"] + [f"  {k.replace('_', ' ')}: {_fmt(v)}" for k, v in section.items()
                                       if not isinstance(v, dict)]
+    lines += ["", "Duration of relief:"] + _relief_lines(plan.relief)
     lines += ["", "Adjacent structures:"] + ["  " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items()) for row in plan.safety]
     tmp = path.with_suffix(".pdf.tmp")
     with PdfPages(tmp) as pdf:
