@@ -237,6 +237,7 @@ def simulate(
     sample_t: list[float] = [0.0]
     sample_T: list[np.ndarray] = [_sample_points(state.interior(state.t_old), grid, coords, kern)]
     devices = model.probe_devices or [None] * len(model.probes)
+    any_device = any(d is not None for d in devices)
     sample_wall: list[np.ndarray] = [np.full(len(model.probes), np.nan)]
     h_start = state.tissue_enthalpy()
 
@@ -278,7 +279,7 @@ def simulate(
                 elif phase.kind == "thaw-active":
                     probe_temp[p] = (phase.temperature_c if phase.temperature_c is not None
                                      else DEFAULT_ACTIVE_THAW_C)
-            if phase.kind != "thaw-passive" and any(d is not None for d in devices):
+            if any_device and phase.kind != "thaw-passive":
                 g_w_k, t_eff = state.wall_conductance(inv_dx2)
                 for p, dev in enumerate(devices):
                     if dev is None:
