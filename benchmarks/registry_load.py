@@ -47,21 +47,52 @@ def start_postgres() -> tuple[str, callable]:
     """A throwaway cluster in a temp dir (as .ci/run does); returns its URL and a stopper."""
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     if not bins:
-        raise SystemExit("PostgreSQL server binaries not found; install Debian's postgresql or pass --db")
+        raise SystemExit(
+            "PostgreSQL server binaries not found; install Debian's postgresql or pass --db"
+        )
     pgbin, base, port = bins[-1], Path(tempfile.mkdtemp()), _free_port()
     prefix = []
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(prefix + [str(pgbin / "initdb"), "-D", str(base / "data"), "-U", "postgres",
-                             "--auth=trust", "-E", "UTF8"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(prefix + [str(pgbin / "pg_ctl"), "-D", str(base / "data"), "-l", str(base / "log"), "-w",
-                             "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            *prefix,
+            str(pgbin / "initdb"),
+            "-D",
+            str(base / "data"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [
+            *prefix,
+            str(pgbin / "pg_ctl"),
+            "-D",
+            str(base / "data"),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
     def stop() -> None:
-        subprocess.run(prefix + [str(pgbin / "pg_ctl"), "-D", str(base / "data"), "-m", "fast", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [*prefix, str(pgbin / "pg_ctl"), "-D", str(base / "data"), "-m", "fast", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
@@ -111,19 +142,43 @@ def seed(url: str, participants: int) -> dict[str, list[int]]:
                     continue
                 site = "RBH" if made % 2 == 0 else "LTH"
                 body = EnrolmentIn(
-                    study_code="STUMP", site_code=site, nhs_number=nine + str(check), sex="male",
-                    age_at_enrolment_years=60, enrolment_date=today - dt.timedelta(days=400),
-                    consent_date=today - dt.timedelta(days=401), consent_form_version="v1", consented=True,
-                    eligibility=eligibility, neuroma={"neuroma_type": "stump", "anatomical_site": "tibial nerve",
-                                             "laterality": "left", "size_mm": 9.0, "prior_treatments": []})
+                    study_code="STUMP",
+                    site_code=site,
+                    nhs_number=nine + str(check),
+                    sex="male",
+                    age_at_enrolment_years=60,
+                    enrolment_date=today - dt.timedelta(days=400),
+                    consent_date=today - dt.timedelta(days=401),
+                    consent_form_version="v1",
+                    consented=True,
+                    eligibility=eligibility,
+                    neuroma={
+                        "neuroma_type": "stump",
+                        "anatomical_site": "tibial nerve",
+                        "laterality": "left",
+                        "size_mm": 9.0,
+                        "prior_treatments": [],
+                    },
+                )
                 pid = svc.enrol(session, settings, actor, body).id
                 ids[site].append(pid)
                 # a cryoablation 30–390 days ago: day 0 of the visit schedule, so the dashboard
                 # computes due and overdue windows for every participant, as in a live registry
-                clinical.record_procedure(session, actor, pid, ProcedureIn(
-                    procedure_date=today - dt.timedelta(days=30 + made % 361),
-                    imaging_modality="ultrasound", anaesthesia="local", device_name="generic",
-                    manufacturer="n/a", device_lot="L1", gas="nitrous-oxide", operator="IR"))
+                clinical.record_procedure(
+                    session,
+                    actor,
+                    pid,
+                    ProcedureIn(
+                        procedure_date=today - dt.timedelta(days=30 + made % 361),
+                        imaging_modality="ultrasound",
+                        anaesthesia="local",
+                        device_name="generic",
+                        manufacturer="n/a",
+                        device_lot="L1",
+                        gas="nitrous-oxide",
+                        operator="IR",
+                    ),
+                )
                 made += 1
     return ids
 
@@ -133,8 +188,17 @@ async def _login(client) -> dict[str, str]:
         return {"X-CSRF-Token": (await r.json())["csrf_token"]}
 
 
-async def _user(client, headers, ids: list[int], budget: list[int], latencies: list[tuple[str, float, int]],
-                deadline: float, errors: list[str], think_s: float, seed: int):
+async def _user(
+    client,
+    headers,
+    ids: list[int],
+    budget: list[int],
+    latencies: list[tuple[str, float, int]],
+    deadline: float,
+    errors: list[str],
+    think_s: float,
+    seed: int,
+):
     import datetime as dt
 
     rng = random.Random(seed)
@@ -149,9 +213,14 @@ async def _user(client, headers, ids: list[int], budget: list[int], latencies: l
             kind = "dashboard"
         else:
             pid = rng.choice(ids)
-            body = {"visit_code": rng.choice(VISITS), "visit_date": (dt.date.today() - dt.timedelta(days=3)).isoformat(),
-                    "answers": {"nrs": {"pain": rng.randint(0, 10)}}}
-            async with client.post(f"/api/participants/{pid}/visits", json=body, headers=headers) as resp:
+            body = {
+                "visit_code": rng.choice(VISITS),
+                "visit_date": (dt.date.today() - dt.timedelta(days=3)).isoformat(),
+                "answers": {"nrs": {"pain": rng.randint(0, 10)}},
+            }
+            async with client.post(
+                f"/api/participants/{pid}/visits", json=body, headers=headers
+            ) as resp:
                 text = await resp.text()
             kind = "follow-up"
             if resp.status == 422 and len(errors) < 3:
@@ -159,8 +228,14 @@ async def _user(client, headers, ids: list[int], budget: list[int], latencies: l
         latencies.append((kind, time.perf_counter() - t0, resp.status))
 
 
-async def load(base_url: str, ids: list[int], users: int, requests: int, max_seconds: float,
-               think_s: float = 0.0):
+async def load(
+    base_url: str,
+    ids: list[int],
+    users: int,
+    requests: int,
+    max_seconds: float,
+    think_s: float = 0.0,
+):
     """Concurrent users, each an aiohttp session with its own cookies (aiohttp rather than
     httpx: the load generator shares the 2-core machine with the server, and aiohttp needs
     a fraction of httpx's CPU per request, so more of the machine measures the server)."""
@@ -170,15 +245,23 @@ async def load(base_url: str, ids: list[int], users: int, requests: int, max_sec
     errors: list[str] = []
     budget = [requests]
     timeout = aiohttp.ClientTimeout(total=30.0)
-    clients = [aiohttp.ClientSession(base_url=base_url, timeout=timeout,
-                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(users)]
+    clients = [
+        aiohttp.ClientSession(
+            base_url=base_url, timeout=timeout, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        )
+        for _ in range(users)
+    ]
     try:
         # log every user in first (argon2 hashing is deliberately slow), then time the data entry
         headers = await asyncio.gather(*(_login(c) for c in clients))
         deadline = time.monotonic() + max_seconds
         t0 = time.perf_counter()
-        await asyncio.gather(*(_user(c, h, ids, budget, latencies, deadline, errors, think_s, n)
-                               for n, (c, h) in enumerate(zip(clients, headers))))
+        await asyncio.gather(
+            *(
+                _user(c, h, ids, budget, latencies, deadline, errors, think_s, n)
+                for n, (c, h) in enumerate(zip(clients, headers))
+            )
+        )
         if errors:
             print("sample 422 responses:", *errors, sep="\n", file=sys.stderr)
     finally:
@@ -197,9 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--max-seconds", type=float, default=180.0)
     parser.add_argument("--workers", type=int, default=2, help="server processes")
-    parser.add_argument("--think-s", type=float, default=2.0,
-                        help="mean think time between a user's requests (0 = back to back: "
-                             "a saturation test)")
+    parser.add_argument(
+        "--think-s",
+        type=float,
+        default=2.0,
+        help="mean think time between a user's requests (0 = back to back: a saturation test)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "registry_load.json")
     args = parser.parse_args(argv)
 
@@ -214,10 +300,31 @@ def main(argv: list[str] | None = None) -> int:
         ids = seed(url, args.participants)
         seed_s = time.perf_counter() - t0
         port = _free_port()
-        env = {**os.environ, "CRYONEURO_KEY_FILE": str(KEY_FILE), "CRYONEURO_SECURE_COOKIES": "false"}
-        server = subprocess.Popen([sys.executable, "-m", "cryoneuro.cli", "serve", "--db", url, "--host", "127.0.0.1",
-                                   "--port", str(port), "--no-upgrade", "--workers", str(args.workers)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=open(args.out.with_suffix(".server.log"), "w"))
+        env = {
+            **os.environ,
+            "CRYONEURO_KEY_FILE": str(KEY_FILE),
+            "CRYONEURO_SECURE_COOKIES": "false",
+        }
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cryoneuro.cli",
+                "serve",
+                "--db",
+                url,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-upgrade",
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(args.out.with_suffix(".server.log"), "w"),
+        )
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
@@ -225,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
                     break
             except OSError:
                 time.sleep(0.2)
-        lat, wall = asyncio.run(load(base, ids["RBH"], args.users, args.requests, args.max_seconds,
-                                     args.think_s))
+        lat, wall = asyncio.run(
+            load(base, ids["RBH"], args.users, args.requests, args.max_seconds, args.think_s)
+        )
     finally:
         if server is not None:
             server.terminate()
@@ -236,24 +344,36 @@ def main(argv: list[str] | None = None) -> int:
     ms = np.array([x[1] for x in lat]) * 1e3
     codes = [x[2] for x in lat]
     report = {
-        "participants": args.participants, "users": args.users, "server_workers": args.workers,
+        "participants": args.participants,
+        "users": args.users,
+        "server_workers": args.workers,
         "think_s": args.think_s,
-        "requests": len(lat), "seed_seconds": seed_s,
-        "wall_seconds": wall, "throughput_per_s": len(lat) / wall,
-        "latency_ms": {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
-                       "p99": float(np.percentile(ms, 99)), "max": float(ms.max())},
+        "requests": len(lat),
+        "seed_seconds": seed_s,
+        "wall_seconds": wall,
+        "throughput_per_s": len(lat) / wall,
+        "latency_ms": {
+            "p50": float(np.percentile(ms, 50)),
+            "p95": float(np.percentile(ms, 95)),
+            "p99": float(np.percentile(ms, 99)),
+            "max": float(ms.max()),
+        },
         "status": {str(c): codes.count(c) for c in sorted(set(codes))},
-        "p95_ms_by_kind": {k: float(np.percentile([x[1] * 1e3 for x in lat if x[0] == k], 95))
-                           for k in sorted({x[0] for x in lat})},
+        "p95_ms_by_kind": {
+            k: float(np.percentile([x[1] * 1e3 for x in lat if x[0] == k], 95))
+            for k in sorted({x[0] for x in lat})
+        },
         "server_errors": sum(c >= 500 for c in codes),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    print(f"| participants | concurrent users | requests | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | 5xx |\n"
-          f"|---|---|---|---|---|---|---|---|\n| {args.participants} | {args.users} | {len(lat)} | "
-          f"{report['throughput_per_s']:.0f} | {report['latency_ms']['p50']:.0f} | {report['latency_ms']['p95']:.0f} | "
-          f"{report['latency_ms']['p99']:.0f} | {report['server_errors']} |\n(seeding took {seed_s:.0f} s; "
-          f"status codes {report['status']}; p95 by kind {report['p95_ms_by_kind']})")
+    print(
+        f"| participants | concurrent users | requests | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | 5xx |\n"
+        f"|---|---|---|---|---|---|---|---|\n| {args.participants} | {args.users} | {len(lat)} | "
+        f"{report['throughput_per_s']:.0f} | {report['latency_ms']['p50']:.0f} | {report['latency_ms']['p95']:.0f} | "
+        f"{report['latency_ms']['p99']:.0f} | {report['server_errors']} |\n(seeding took {seed_s:.0f} s; "
+        f"status codes {report['status']}; p95 by kind {report['p95_ms_by_kind']})"
+    )
     return 0 if report["server_errors"] == 0 else 1
 
 

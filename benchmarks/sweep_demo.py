@@ -48,7 +48,9 @@ def _wait_for_workers(address: str, n: int, timeout_s: float = 60.0) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plan", type=Path, default=None, help="plan.json (default: plan the demo now)")
+    parser.add_argument(
+        "--plan", type=Path, default=None, help="plan.json (default: plan the demo now)"
+    )
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--voxel-mm", type=float, default=1.0)
@@ -66,9 +68,16 @@ def main() -> None:
     )
 
     work = Path(tempfile.mkdtemp(prefix="sweep_demo_"))
-    record: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                "platform": platform.platform()},
-                    "samples": args.samples, "seed": args.seed, "voxel_mm": args.voxel_mm}
+    record: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "samples": args.samples,
+        "seed": args.seed,
+        "voxel_mm": args.voxel_mm,
+    }
     if args.plan is None:
         from cryoneuro.anatomy.phantoms import morton_forefoot
         from cryoneuro.planning.pipeline import plan_phantom
@@ -92,28 +101,66 @@ def main() -> None:
     timings: dict[str, float] = {}
     for workers in (1, 2):
         t = time.perf_counter()
-        tables[f"local_{workers}"] = run_plan_sweep(plan, spec, samples=args.samples, seed=args.seed,
-                                                    voxel_mm=args.voxel_mm, workers=workers)
+        tables[f"local_{workers}"] = run_plan_sweep(
+            plan,
+            spec,
+            samples=args.samples,
+            seed=args.seed,
+            voxel_mm=args.voxel_mm,
+            workers=workers,
+        )
         timings[f"local_{workers}_workers_s"] = round(time.perf_counter() - t, 1)
-        print(f"local cluster, {workers} worker(s): {timings[f'local_{workers}_workers_s']} s", flush=True)
+        print(
+            f"local cluster, {workers} worker(s): {timings[f'local_{workers}_workers_s']} s",
+            flush=True,
+        )
 
     if not args.skip_remote:
         dask = shutil.which("dask", path=str(Path(sys.executable).parent))
         port = _free_port()
         address = f"tcp://127.0.0.1:{port}"
-        procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        procs = [
+            subprocess.Popen(
+                [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        ]
         try:
             time.sleep(3)
-            procs += [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", "2",
-                                        "--no-dashboard", "--host", "127.0.0.1"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+            procs += [
+                subprocess.Popen(
+                    [
+                        dask,
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--nworkers",
+                        "2",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            ]
             _wait_for_workers(address, 2)
             t = time.perf_counter()
-            tables["remote_2"] = run_plan_sweep(plan, spec, samples=args.samples, seed=args.seed,
-                                                voxel_mm=args.voxel_mm, scheduler=address)
+            tables["remote_2"] = run_plan_sweep(
+                plan,
+                spec,
+                samples=args.samples,
+                seed=args.seed,
+                voxel_mm=args.voxel_mm,
+                scheduler=address,
+            )
             timings["remote_scheduler_2_workers_s"] = round(time.perf_counter() - t, 1)
-            print(f"separate scheduler, 2 workers: {timings['remote_scheduler_2_workers_s']} s", flush=True)
+            print(
+                f"separate scheduler, 2 workers: {timings['remote_scheduler_2_workers_s']} s",
+                flush=True,
+            )
         finally:
             for p in reversed(procs):
                 p.terminate()
@@ -128,20 +175,34 @@ def main() -> None:
             identical[f"local_1_vs_{name}"] = True
         except AssertionError:
             identical[f"local_1_vs_{name}"] = False
-    summary = summarise_plan_sweep(tables["local_2"], spec=spec, seed=args.seed, voxel_mm=args.voxel_mm,
-                                   nominal=nominal, plan_name=plan.case)
+    summary = summarise_plan_sweep(
+        tables["local_2"],
+        spec=spec,
+        seed=args.seed,
+        voxel_mm=args.voxel_mm,
+        nominal=nominal,
+        plan_name=plan.case,
+    )
     out_dir = work / "sweep"
     out_dir.mkdir()
     write_plan_sweep(tables["local_2"], summary, out_dir)
     d = summary["distributions"]
-    record.update({
-        "timings": timings, "identical": identical, "nominal": nominal,
-        "p_complete_block": summary["p_complete_block"], "p_skin_safe": summary["p_skin_safe"],
-        "p_neurotmesis_risk": summary["p_neurotmesis_risk"],
-        "coverage_20": d["coverage_20"], "coverage_40": d["coverage_40"], "skin_min_c": d["skin_min_c"],
-        "warmest_min_c": d["warmest_min_c"], "block_by_position_error": summary["block_by_position_error"],
-        "outputs": str(out_dir),
-    })
+    record.update(
+        {
+            "timings": timings,
+            "identical": identical,
+            "nominal": nominal,
+            "p_complete_block": summary["p_complete_block"],
+            "p_skin_safe": summary["p_skin_safe"],
+            "p_neurotmesis_risk": summary["p_neurotmesis_risk"],
+            "coverage_20": d["coverage_20"],
+            "coverage_40": d["coverage_40"],
+            "skin_min_c": d["skin_min_c"],
+            "warmest_min_c": d["warmest_min_c"],
+            "block_by_position_error": summary["block_by_position_error"],
+            "outputs": str(out_dir),
+        }
+    )
     with open("/proc/loadavg", encoding="ascii") as f:
         record["load_average_1_5_15_min_at_end"] = [float(v) for v in f.read().split()[:3]]
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,9 +211,18 @@ def main() -> None:
     except (OSError, ValueError):
         runs = {}
     runs[f"{args.voxel_mm:g}mm"] = record
-    args.out.write_text(json.dumps({"benchmark": "benchmarks/sweep_demo.py", "runs": runs}, indent=2, default=float),
-                        encoding="utf-8")
-    print(json.dumps({k: record[k] for k in ("timings", "identical", "p_complete_block", "p_skin_safe")}, indent=1))
+    args.out.write_text(
+        json.dumps(
+            {"benchmark": "benchmarks/sweep_demo.py", "runs": runs}, indent=2, default=float
+        ),
+        encoding="utf-8",
+    )
+    print(
+        json.dumps(
+            {k: record[k] for k in ("timings", "identical", "p_complete_block", "p_skin_safe")},
+            indent=1,
+        )
+    )
     if not all(identical.values()):
         sys.exit("tables differ between runs")
 

@@ -59,10 +59,13 @@ def memory_bandwidth_gb_s(n: int = 40_000_000, repeats: int = 5) -> float:
 def benchmark_model(voxel_mm: float = 0.5, size=(50.0, 50.0, 60.0)) -> ThermalModel:
     grid = Grid.from_size(size, voxel_mm)
     cx, cy = size[0] / 2, size[1] / 2
-    probes = [ProbeGeometry((cx - 5.0, cy, 20.0), (0, 0, 1), 1.47, 20.0, name="A"),
-              ProbeGeometry((cx + 5.0, cy, 20.0), (0, 0, 1), 1.47, 20.0, name="B")]
-    return ThermalModel(grid, np.zeros(grid.shape, np.uint8), [get_tissue("muscle")], probes,
-                        [constant(-150.0)] * 2)
+    probes = [
+        ProbeGeometry((cx - 5.0, cy, 20.0), (0, 0, 1), 1.47, 20.0, name="A"),
+        ProbeGeometry((cx + 5.0, cy, 20.0), (0, 0, 1), 1.47, 20.0, name="B"),
+    ]
+    return ThermalModel(
+        grid, np.zeros(grid.shape, np.uint8), [get_tissue("muscle")], probes, [constant(-150.0)] * 2
+    )
 
 
 PROTOCOL = [Phase("freeze", 180.0), Phase("thaw-passive", 60.0), Phase("freeze", 180.0)]
@@ -102,11 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     from cryoneuro.thermal.backends import gpu_available
 
-    configs = [("cryoneuro rkl2 (default, 0.5 s)", {"scheme": "rkl2", "backend": "numba"}),
-               ("cryoneuro forward Euler", {"scheme": "euler", "backend": "numba"}),
-               # the GPU code run through NumPy on the CPU: what the GPU backend computes
-               ("cryoneuro rkl2, array backend on CPU (NumPy)", {"scheme": "rkl2",
-                                                                  "backend": "array"})]
+    configs = [
+        ("cryoneuro rkl2 (default, 0.5 s)", {"scheme": "rkl2", "backend": "numba"}),
+        ("cryoneuro forward Euler", {"scheme": "euler", "backend": "numba"}),
+        # the GPU code run through NumPy on the CPU: what the GPU backend computes
+        ("cryoneuro rkl2, array backend on CPU (NumPy)", {"scheme": "rkl2", "backend": "array"}),
+    ]
     if gpu_available():
         simulate(small, [Phase("freeze", 2.0)], backend="cupy")  # warm CuPy's kernels
         configs.append(("cryoneuro rkl2, GPU (CuPy)", {"scheme": "rkl2", "backend": "cupy"}))
@@ -122,10 +126,18 @@ def main(argv: list[str] | None = None) -> int:
         peer = compare_with_peer(quick=args.quick)
 
     report = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": numba.get_num_threads(),
-                    "cores": os.cpu_count(), "memory_bandwidth_gb_s": bandwidth},
-        "case": {"grid": list(model.grid.shape), "voxel_mm": voxel, "probes": 2,
-                 "protocol": [(p.kind, p.duration_s) for p in PROTOCOL]},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": numba.get_num_threads(),
+            "cores": os.cpu_count(),
+            "memory_bandwidth_gb_s": bandwidth,
+        },
+        "case": {
+            "grid": list(model.grid.shape),
+            "voxel_mm": voxel,
+            "probes": 2,
+            "protocol": [(p.kind, p.duration_s) for p in PROTOCOL],
+        },
         "engine": rows,
         "peer": peer,
     }
@@ -136,15 +148,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"Machine: {report['machine']['cores']} cores, {report['machine']['threads']} threads, "
-             f"triad bandwidth {report['machine']['memory_bandwidth_gb_s']:.1f} GB/s",
-             f"Case: {report['case']['grid']} voxels of {report['case']['voxel_mm']} mm, 2 probes, "
-             "freeze 180 s / passive thaw 60 s / freeze 180 s", "",
-             "| solver | wall (s) | operator evals | cell updates/s | bandwidth used |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {report['machine']['cores']} cores, {report['machine']['threads']} threads, "
+        f"triad bandwidth {report['machine']['memory_bandwidth_gb_s']:.1f} GB/s",
+        f"Case: {report['case']['grid']} voxels of {report['case']['voxel_mm']} mm, 2 probes, "
+        "freeze 180 s / passive thaw 60 s / freeze 180 s",
+        "",
+        "| solver | wall (s) | operator evals | cell updates/s | bandwidth used |",
+        "|---|---|---|---|---|",
+    ]
     for label, r in report["engine"].items():
-        lines.append(f"| {label} | {r['wall_time_s']:.1f} | {r['operator_evaluations']} | "
-                     f"{r['cell_updates_per_s'] / 1e6:.0f} M | {100 * r['bandwidth_fraction']:.0f} % |")
+        lines.append(
+            f"| {label} | {r['wall_time_s']:.1f} | {r['operator_evaluations']} | "
+            f"{r['cell_updates_per_s'] / 1e6:.0f} M | {100 * r['bandwidth_fraction']:.0f} % |"
+        )
     if report.get("peer"):
         lines += ["", report["peer"]["markdown"]]
     return "\n".join(lines)

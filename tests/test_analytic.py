@@ -54,10 +54,13 @@ def test_one_phase_limit_matches_classical_table() -> None:
     # (classical one-phase value, e.g. Alexiades & Solomon 1993), tolerance 1e-4.
     st = 1.0
     props = ICE.with_overrides(latent=ICE.c_frozen * 10.0 / st)
-    lam = neumann_lambda(props, wall_temperature_c=-10.0, initial_temperature_c=0.0,
-                         melt_temperature_c=0.0)
+    lam = neumann_lambda(
+        props, wall_temperature_c=-10.0, initial_temperature_c=0.0, melt_temperature_c=0.0
+    )
     assert lam == pytest.approx(0.6201, abs=1e-4)
-    assert lam * math.exp(lam**2) * math.erf(lam) == pytest.approx(st / math.sqrt(math.pi), rel=1e-9)
+    assert lam * math.exp(lam**2) * math.erf(lam) == pytest.approx(
+        st / math.sqrt(math.pi), rel=1e-9
+    )
 
 
 def test_neumann_stefan_condition_at_front() -> None:
@@ -66,7 +69,8 @@ def test_neumann_stefan_condition_at_front() -> None:
     x = neumann_front_position(t, ICE, **NEU)
     ts = neumann_temperature(np.array([x - 2 * eps, x - eps]), t, ICE, **NEU)
     tl = neumann_temperature(np.array([x + eps, x + 2 * eps]), t, ICE, **NEU)
-    assert ts[1] == pytest.approx(0.0, abs=1e-3) and tl[0] == pytest.approx(0.0, abs=1e-3)
+    assert ts[1] == pytest.approx(0.0, abs=1e-3)
+    assert tl[0] == pytest.approx(0.0, abs=1e-3)
     grad_s, grad_l = (ts[1] - ts[0]) / eps, (tl[1] - tl[0]) / eps
     dxdt = x / (2 * t)
     lhs = ICE.k_frozen * grad_s - ICE.k_unfrozen * grad_l
@@ -78,7 +82,8 @@ def test_line_sink_stefan_condition_at_front() -> None:
     r = line_sink_front_radius(t, ICE, **SINK)
     ts = line_sink_temperature(np.array([r - 2 * eps, r - eps]), t, ICE, **SINK)
     tl = line_sink_temperature(np.array([r + eps, r + 2 * eps]), t, ICE, **SINK)
-    assert ts[1] == pytest.approx(0.0, abs=1e-3) and tl[0] == pytest.approx(0.0, abs=1e-3)
+    assert ts[1] == pytest.approx(0.0, abs=1e-3)
+    assert tl[0] == pytest.approx(0.0, abs=1e-3)
     lhs = ICE.k_frozen * (ts[1] - ts[0]) / eps - ICE.k_unfrozen * (tl[1] - tl[0]) / eps
     assert lhs == pytest.approx(ICE.latent * r / (2 * t), rel=1e-4)
 
@@ -110,7 +115,7 @@ def test_zero_latent_heat_reduces_to_conduction() -> None:
     expected = -150.0 + 187.0 * erf(x / (2 * math.sqrt(alpha * t)))
     assert neumann_temperature(x, t, same, **NEU) == pytest.approx(expected, rel=1e-9, abs=1e-9)
     r = np.linspace(1e-4, 0.02, 25)
-    expected = 37.0 + 400.0 / (4 * math.pi * same.k_unfrozen) * expi(-r**2 / (4 * alpha * t))
+    expected = 37.0 + 400.0 / (4 * math.pi * same.k_unfrozen) * expi(-(r**2) / (4 * alpha * t))
     assert line_sink_temperature(r, t, same, **SINK) == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
 

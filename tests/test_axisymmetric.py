@@ -24,8 +24,14 @@ from cryoneuro.tissue import get_tissue
 
 MUSCLE = get_tissue("muscle")
 # design.md §3 geometry on a smaller domain (faster; the iceball stays inside at 120 s)
-CASE = {"probe_diameter_mm": 1.5, "active_length_mm": 10.0, "tip_temperature_c": -150.0,
-            "radius_mm": 16.0, "z_extent_mm": (0.0, 40.0), "tip_z_mm": 12.0}
+CASE = {
+    "probe_diameter_mm": 1.5,
+    "active_length_mm": 10.0,
+    "tip_temperature_c": -150.0,
+    "radius_mm": 16.0,
+    "z_extent_mm": (0.0, 40.0),
+    "tip_z_mm": 12.0,
+}
 
 
 def test_line_sink_matches_carslaw_jaeger() -> None:
@@ -34,8 +40,9 @@ def test_line_sink_matches_carslaw_jaeger() -> None:
     ice = water_ice()
     res = solve_line_sink(ice, sink_w_per_m=400.0, duration_s=600.0, cell_mm=0.1, dt_s=2.0)
     for iso in (0.0, -20.0, -40.0):
-        exact_mm = 1e3 * line_sink_isotherm_radius(iso, 600.0, ice, sink_w_per_m=400.0,
-                                                   initial_temperature_c=37.0)
+        exact_mm = 1e3 * line_sink_isotherm_radius(
+            iso, 600.0, ice, sink_w_per_m=400.0, initial_temperature_c=37.0
+        )
         got_mm = res.isotherms_final[str(int(iso))]["diameter_mm"] / 2
         assert got_mm == pytest.approx(exact_mm, abs=0.1), iso
     assert res.energy_residual_rel < 1e-6
@@ -56,8 +63,15 @@ def test_steady_cylinder_matches_modified_bessel_profile() -> None:
 
     errors = []
     for cell_mm in (0.2, 0.1):
-        res = solve_infinite_cylinder(tissue, probe_diameter_mm=1.5, wall_temperature_c=10.0,
-                                      duration_s=1e7, dt_s=1e7, cell_mm=cell_mm, radius_mm=80.0)
+        res = solve_infinite_cylinder(
+            tissue,
+            probe_diameter_mm=1.5,
+            wall_temperature_c=10.0,
+            duration_s=1e7,
+            dt_s=1e7,
+            cell_mm=cell_mm,
+            radius_mm=80.0,
+        )
         r = res.r_centres_mm * 1e-3
         outside = r > a
         exact = 37.0 + (10.0 - 37.0) * f(r[outside]) / f(a)
@@ -70,8 +84,14 @@ def test_grid_and_time_step_convergence() -> None:
     # 120 s freeze: successive differences of the 0/−40 °C diameters and lengths shrink as the
     # cells (0.6/0.3/0.15 mm) and the time steps (8/4/2 s) are halved (Richardson-style).
     def iso(cell_mm: float, dt_s: float) -> dict[str, dict[str, float]]:
-        res = solve_axisymmetric(MUSCLE, protocol=[("freeze", 120.0)], cell_mm=cell_mm,
-                                 dt_s=dt_s, fine_margin_mm=10.0, **CASE)
+        res = solve_axisymmetric(
+            MUSCLE,
+            protocol=[("freeze", 120.0)],
+            cell_mm=cell_mm,
+            dt_s=dt_s,
+            fine_margin_mm=10.0,
+            **CASE,
+        )
         assert res.energy_residual_rel < 1e-6
         return res.isotherms_final
 
@@ -87,9 +107,18 @@ def test_energy_balance_over_freeze_thaw_freeze() -> None:
     # Enthalpy change = −probe heat + perfusion/metabolism + outer-boundary heat: residual
     # < 1 % of the extracted heat (it is at round-off: the scheme is conservative).
     res = solve_axisymmetric(
-        MUSCLE, protocol=[("freeze", 60.0), ("thaw-passive", 30.0), ("freeze", 60.0),
-                          ("thaw-active", 20.0, 20.0)],
-        cell_mm=0.5, dt_s=2.0, points_mm=[(3.0, 17.0)], **CASE)
+        MUSCLE,
+        protocol=[
+            ("freeze", 60.0),
+            ("thaw-passive", 30.0),
+            ("freeze", 60.0),
+            ("thaw-active", 20.0, 20.0),
+        ],
+        cell_mm=0.5,
+        dt_s=2.0,
+        points_mm=[(3.0, 17.0)],
+        **CASE,
+    )
     assert res.heat_extracted_j > 0
     assert abs(res.energy_residual_j) < 0.01 * res.heat_extracted_j
     assert res.time_s == pytest.approx(170.0)
@@ -110,8 +139,11 @@ def test_isotherm_measurement_of_a_known_shape() -> None:
     rho = np.hypot(r, z - np.clip(z, za, zb))
     out = res.isotherms_of(-100.0 + 10.0 * rho, (-40.0,), wall_temperature_c=-100.0)["-40"]
     d, a, la = 6.0, 0.75, 10.0
-    vol_mm3 = (math.pi * d**2 * (la - a) + 4 / 3 * math.pi * d**3
-               - 2 * math.pi / 3 * (d**3 - (d**2 - a**2) ** 1.5))
+    vol_mm3 = (
+        math.pi * d**2 * (la - a)
+        + 4 / 3 * math.pi * d**3
+        - 2 * math.pi / 3 * (d**3 - (d**2 - a**2) ** 1.5)
+    )
     assert out["diameter_mm"] == pytest.approx(2 * d, abs=0.02)
     assert out["length_mm"] == pytest.approx(la - a + d + math.sqrt(d**2 - a**2), abs=0.05)
     assert out["volume_ml"] == pytest.approx(vol_mm3 * 1e-3, rel=0.01)
@@ -125,16 +157,19 @@ def test_callable_tip_temperature_equals_constant() -> None:
     assert np.array_equal(a.temperature_c, b.temperature_c, equal_nan=True)
 
 
-@pytest.mark.parametrize("change, error", [
-    ({"protocol": [("freeze", -5.0)]}, InputError),
-    ({"protocol": [("boil", 5.0)]}, InputError),
-    ({"protocol": [("thaw-active", 5.0)]}, InputError),
-    ({"tip_z_mm": -3.0}, GeometryError),
-    ({"z_extent_mm": (0.0, 20.0)}, GeometryError),
-    ({"active_length_mm": 0.5}, GeometryError),
-    ({"cell_mm": 0.0}, InputError),
-    ({"points_mm": [(30.0, 10.0)]}, InputError),
-])
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"protocol": [("freeze", -5.0)]}, InputError),
+        ({"protocol": [("boil", 5.0)]}, InputError),
+        ({"protocol": [("thaw-active", 5.0)]}, InputError),
+        ({"tip_z_mm": -3.0}, GeometryError),
+        ({"z_extent_mm": (0.0, 20.0)}, GeometryError),
+        ({"active_length_mm": 0.5}, GeometryError),
+        ({"cell_mm": 0.0}, InputError),
+        ({"points_mm": [(30.0, 10.0)]}, InputError),
+    ],
+)
 def test_bad_input_raises(change: dict, error: type[Exception]) -> None:
     kw = dict(CASE, protocol=[("freeze", 10.0)], cell_mm=0.6, dt_s=2.0)
     kw.update(change)

@@ -46,7 +46,11 @@ def _write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ('tissue = "muscle"', 'tissue = "muscle"\nvoxel_size = 1', "domain.voxel_size: unknown key"),
+        (
+            'tissue = "muscle"',
+            'tissue = "muscle"\nvoxel_size = 1',
+            "domain.voxel_size: unknown key",
+        ),
         ("tip_mm = [8, 8, 5]", "tip_mm = [8, 8, 50]", "probes[0].tip_mm"),
         ("{ freeze_s = 20 }", "{ freeze_s = -20 }", "protocol.phases[0].freeze_s"),
         ("tip_temperature_c = -150", "tip_temperature_c = nan", "probes[0].tip_temperature_c"),
@@ -77,9 +81,11 @@ def test_bad_case_files_name_the_field(tmp_path, old, new, expected):
 def test_malformed_toml_and_missing_file(tmp_path):
     path = _write(tmp_path, "[domain\nsize_mm = 3")
     result = runner.invoke(app, ["simulate", str(path), "--json"])
-    assert result.exit_code == 2 and "not valid TOML" in result.stderr
+    assert result.exit_code == 2
+    assert "not valid TOML" in result.stderr
     result = runner.invoke(app, ["simulate", str(tmp_path / "nope.toml")])
-    assert result.exit_code == 2 and "no such case file" in result.stderr
+    assert result.exit_code == 2
+    assert "no such case file" in result.stderr
 
 
 def test_simulate_json_contract_and_outputs(tmp_path):
@@ -99,7 +105,10 @@ def test_simulate_json_contract_and_outputs(tmp_path):
     assert data["points"]["near"]["min_temperature_c"] < 0
     for key in ("slices_min", "slices_final", "point_histories", "fields", "summary"):
         assert Path(data["files"][key]).is_file()
-    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["isotherms"] == data["isotherms"]
+    assert (
+        json.loads((out / "summary.json").read_text(encoding="utf-8"))["isotherms"]
+        == data["isotherms"]
+    )
 
 
 def test_gas_driven_probe_takes_the_gas_model_tip_temperature(tmp_path):
@@ -111,7 +120,9 @@ def test_gas_driven_probe_takes_the_gas_model_tip_temperature(tmp_path):
     assert case.probe_schedules()[0](10.0) == pytest.approx(-185.8, abs=0.2)
     bad = _write(tmp_path, GOOD.replace("tip_temperature_c = -150", 'gas = "helium"'))
     result = runner.invoke(app, ["simulate", str(bad), "--json"])
-    assert result.exit_code == 2 and "probes[0].gas" in result.stderr and "warms" in result.stderr
+    assert result.exit_code == 2
+    assert "probes[0].gas" in result.stderr
+    assert "warms" in result.stderr
 
 
 # -- input hygiene (issue 11 item 6): limits before allocation, ranges, kinds, clearance --------
@@ -130,64 +141,192 @@ def _cli_refuses(path: Path, expected: str) -> str:
     ("old", "new", "expected"),
     [
         # sizes: numbers alone, before any array
-        ("size_mm = [16, 16, 20]", "size_mm = [1000, 1000, 1000]", "8,000,000,000 cells; the limit is 64,000,000"),
-        ("voxel_mm = 0.5", "voxel_mm = 0.002", "domain.voxel_mm = 0.002 mm is below the smallest voxel, 0.01 mm"),
-        ("{ freeze_s = 20 }", "{ freeze_s = 1e9 }", "protocol.phases: the protocol lasts 1e+09 s; the limit is 86400 s"),
-        ("[output]", "[solver]\nmax_cells = 1000\n[output]", "40,960 cells; the limit is 1,000 (solver.max_cells"),
-        ("[output]", "[solver]\ntime_step_s = 0.00001\n[output]", "solver.time_step_s = 1e-05 s over 35 s"),
-        ("points = {", "sample_interval_s = 1e-6\npoints = {",
-         "output.sample_interval_s = 1e-06 s over 35 s with 1 points records 70000008 values; the limit is 20000000"),
+        (
+            "size_mm = [16, 16, 20]",
+            "size_mm = [1000, 1000, 1000]",
+            "8,000,000,000 cells; the limit is 64,000,000",
+        ),
+        (
+            "voxel_mm = 0.5",
+            "voxel_mm = 0.002",
+            "domain.voxel_mm = 0.002 mm is below the smallest voxel, 0.01 mm",
+        ),
+        (
+            "{ freeze_s = 20 }",
+            "{ freeze_s = 1e9 }",
+            "protocol.phases: the protocol lasts 1e+09 s; the limit is 86400 s",
+        ),
+        (
+            "[output]",
+            "[solver]\nmax_cells = 1000\n[output]",
+            "40,960 cells; the limit is 1,000 (solver.max_cells",
+        ),
+        (
+            "[output]",
+            "[solver]\ntime_step_s = 0.00001\n[output]",
+            "solver.time_step_s = 1e-05 s over 35 s",
+        ),
+        (
+            "points = {",
+            "sample_interval_s = 1e-6\npoints = {",
+            "output.sample_interval_s = 1e-06 s over 35 s with 1 points records 70000008 values; the limit is 20000000",
+        ),
         # temperatures
-        ("body_temperature_c = 37", "body_temperature_c = 1000", "domain.body_temperature_c = 1000 C is outside 0..45 C"),
-        ("body_temperature_c = 37", "body_temperature_c = -50", "domain.body_temperature_c = -50 C is outside 0..45 C"),
-        ('tissue = "muscle"\nbody_temperature_c = 37', 'tissue = "gel"\nbody_temperature_c = 0',
-         "not above the tissue's liquidus (0 C)"),
-        ('{ thaw_s = 5, mode = "passive" }', '{ thaw_s = 5, mode = "active", tip_temperature_c = 2000 }',
-         "protocol.phases[1].tip_temperature_c = 2000 C is outside 0..60 C"),
-        ('{ thaw_s = 5, mode = "passive" }', '{ thaw_s = 5, mode = "active", tip_temperature_c = -20 }',
-         "protocol.phases[1].tip_temperature_c = -20 C is outside 0..60 C"),
-        ('{ thaw_s = 5, mode = "passive" }', '{ thaw_s = 5, mode = "passive", tip_temperature_c = 20 }',
-         "protocol.phases[1].tip_temperature_c applies only to mode = \"active\""),
-        ("tip_temperature_c = -150", "tip_temperature_c = 40", "probes[0].tip_temperature_c = 40 C is not below"),
-        ("tip_temperature_c = -150", "tip_trace_c = [[0, 37], [5, -300]]", "probes[0].tip_trace_c[1]: -300 C is outside"),
-        ("tip_temperature_c = -150", "tip_trace_c = [[0, 37], [5, 500]]", "probes[0].tip_trace_c[1]: 500 C is outside"),
-        ("tip_temperature_c = -150", "tip_trace_c = [[0, 37], [5, 38]]", "probes[0].tip_trace_c never goes below"),
-        ("tip_temperature_c = -150", "tip_trace_c = [[-5, 37], [5, -150]]", "probes[0].tip_trace_c: times must start at 0"),
+        (
+            "body_temperature_c = 37",
+            "body_temperature_c = 1000",
+            "domain.body_temperature_c = 1000 C is outside 0..45 C",
+        ),
+        (
+            "body_temperature_c = 37",
+            "body_temperature_c = -50",
+            "domain.body_temperature_c = -50 C is outside 0..45 C",
+        ),
+        (
+            'tissue = "muscle"\nbody_temperature_c = 37',
+            'tissue = "gel"\nbody_temperature_c = 0',
+            "not above the tissue's liquidus (0 C)",
+        ),
+        (
+            '{ thaw_s = 5, mode = "passive" }',
+            '{ thaw_s = 5, mode = "active", tip_temperature_c = 2000 }',
+            "protocol.phases[1].tip_temperature_c = 2000 C is outside 0..60 C",
+        ),
+        (
+            '{ thaw_s = 5, mode = "passive" }',
+            '{ thaw_s = 5, mode = "active", tip_temperature_c = -20 }',
+            "protocol.phases[1].tip_temperature_c = -20 C is outside 0..60 C",
+        ),
+        (
+            '{ thaw_s = 5, mode = "passive" }',
+            '{ thaw_s = 5, mode = "passive", tip_temperature_c = 20 }',
+            'protocol.phases[1].tip_temperature_c applies only to mode = "active"',
+        ),
+        (
+            "tip_temperature_c = -150",
+            "tip_temperature_c = 40",
+            "probes[0].tip_temperature_c = 40 C is not below",
+        ),
+        (
+            "tip_temperature_c = -150",
+            "tip_trace_c = [[0, 37], [5, -300]]",
+            "probes[0].tip_trace_c[1]: -300 C is outside",
+        ),
+        (
+            "tip_temperature_c = -150",
+            "tip_trace_c = [[0, 37], [5, 500]]",
+            "probes[0].tip_trace_c[1]: 500 C is outside",
+        ),
+        (
+            "tip_temperature_c = -150",
+            "tip_trace_c = [[0, 37], [5, 38]]",
+            "probes[0].tip_trace_c never goes below",
+        ),
+        (
+            "tip_temperature_c = -150",
+            "tip_trace_c = [[-5, 37], [5, -150]]",
+            "probes[0].tip_trace_c: times must start at 0",
+        ),
         ("tip_temperature_c = -150", "tip_trace_c = []", "probes[0].tip_trace_c is empty"),
-        ("[output]", "[output]\nisotherms_c = [0, 0]", "output.isotherms_c [0.0, 0.0] lists an isotherm twice"),
-        ("[output]", "[output]\nisotherms_c = [0, 40]", "output.isotherms_c[1] = 40 C must be above -273.15 C and below"),
+        (
+            "[output]",
+            "[output]\nisotherms_c = [0, 0]",
+            "output.isotherms_c [0.0, 0.0] lists an isotherm twice",
+        ),
+        (
+            "[output]",
+            "[output]\nisotherms_c = [0, 40]",
+            "output.isotherms_c[1] = 40 C must be above -273.15 C and below",
+        ),
         # geometry: the tip on a face (was a divide-by-zero warning) and a capsule leaving the box
-        ("tip_mm = [8, 8, 5]", "tip_mm = [8, 8, 0]",
-         "probes[0].tip_mm: the probe's tip (radius 0.75 mm) comes within one voxel (0.5 mm) of the domain's z min face"),
+        (
+            "tip_mm = [8, 8, 5]",
+            "tip_mm = [8, 8, 0]",
+            "probes[0].tip_mm: the probe's tip (radius 0.75 mm) comes within one voxel (0.5 mm) of the domain's z min face",
+        ),
         ("tip_mm = [8, 8, 5]", "tip_mm = [15.5, 8, 5]", "of the domain's x max face"),
-        ("direction = [0, 0, 1]", "direction = [1, 0, 0]", "probes[0].active_length_mm: the probe's end of the active part"),
-        ("near = [9.5, 8, 9]", "near = [9.5, 8, 90]", "output.points.near [9.5, 8.0, 90.0] mm is outside the domain"),
+        (
+            "direction = [0, 0, 1]",
+            "direction = [1, 0, 0]",
+            "probes[0].active_length_mm: the probe's end of the active part",
+        ),
+        (
+            "near = [9.5, 8, 9]",
+            "near = [9.5, 8, 90]",
+            "output.points.near [9.5, 8.0, 90.0] mm is outside the domain",
+        ),
         # kinds: a boolean is not a number, a number is not a boolean, a string is not a number
-        ("diameter_mm = 1.5", "diameter_mm = true", "probes[0].diameter_mm: must be a number, not true"),
-        ("size_mm = [16, 16, 20]", "size_mm = [16, 16, true]", "domain.size_mm: item [2] must be a number, not true"),
-        ("diameter_mm = 1.5", 'diameter_mm = "1.5"', 'probes[0].diameter_mm: must be a number, not "1.5"'),
-        ("{ freeze_s = 20 }", "{ freeze_s = false }", "protocol.phases[0].freeze_s: must be a number, not false"),
-        ("near = [9.5, 8, 9]", "near = [9.5, true, 9]", "output.points: item near[1] must be a number, not true"),
-        ("tip_temperature_c = -150", "tip_trace_c = [[0, true], [5, -150]]", "tip_trace_c: item [0][1] must be a number"),
-        ("tip_temperature_c = -150", "tip_temperature_c = -150\nprecooled = 1", "probes[0].precooled: must be true or false"),
+        (
+            "diameter_mm = 1.5",
+            "diameter_mm = true",
+            "probes[0].diameter_mm: must be a number, not true",
+        ),
+        (
+            "size_mm = [16, 16, 20]",
+            "size_mm = [16, 16, true]",
+            "domain.size_mm: item [2] must be a number, not true",
+        ),
+        (
+            "diameter_mm = 1.5",
+            'diameter_mm = "1.5"',
+            'probes[0].diameter_mm: must be a number, not "1.5"',
+        ),
+        (
+            "{ freeze_s = 20 }",
+            "{ freeze_s = false }",
+            "protocol.phases[0].freeze_s: must be a number, not false",
+        ),
+        (
+            "near = [9.5, 8, 9]",
+            "near = [9.5, true, 9]",
+            "output.points: item near[1] must be a number, not true",
+        ),
+        (
+            "tip_temperature_c = -150",
+            "tip_trace_c = [[0, true], [5, -150]]",
+            "tip_trace_c: item [0][1] must be a number",
+        ),
+        (
+            "tip_temperature_c = -150",
+            "tip_temperature_c = -150\nprecooled = 1",
+            "probes[0].precooled: must be true or false",
+        ),
         # a bad inline tissue value names its own field and the allowed range (not "a valid string")
-        ('tissue = "muscle"', 'tissue = { base = "muscle", latent = -5 }',
-         "domain.tissue.latent: Input should be greater than or equal to 0"),
-        ('tissue = "muscle"', 'tissue = { base = "muscle", k_frozen = true }', "domain.tissue.k_frozen: must be a number"),
+        (
+            'tissue = "muscle"',
+            'tissue = { base = "muscle", latent = -5 }',
+            "domain.tissue.latent: Input should be greater than or equal to 0",
+        ),
+        (
+            'tissue = "muscle"',
+            'tissue = { base = "muscle", k_frozen = true }',
+            "domain.tissue.k_frozen: must be a number",
+        ),
         # nearby holes
         ("voxel_mm = 0.5", "voxel_mm = 0", "domain.voxel_mm: Input should be greater than 0"),
         ("voxel_mm = 0.5", "voxel_mm = inf", "domain.voxel_mm: must be a finite number"),
-        ("body_temperature_c = 37", "body_temperature_c = nan", "domain.body_temperature_c: must be a finite number"),
-        ("tip_temperature_c = -150", "name = \"a\"\ntip_temperature_c = -150", "the name 'a' is given to more than one"),
-        ('phases = [{ freeze_s = 20 }, { thaw_s = 5, mode = "passive" }, { freeze_s = 10 }]',
-         'phases = [{ thaw_s = 5, mode = "passive" }]', "protocol.phases: no freeze phase"),
+        (
+            "body_temperature_c = 37",
+            "body_temperature_c = nan",
+            "domain.body_temperature_c: must be a finite number",
+        ),
+        (
+            "tip_temperature_c = -150",
+            'name = "a"\ntip_temperature_c = -150',
+            "the name 'a' is given to more than one",
+        ),
+        (
+            'phases = [{ freeze_s = 20 }, { thaw_s = 5, mode = "passive" }, { freeze_s = 10 }]',
+            'phases = [{ thaw_s = 5, mode = "passive" }]',
+            "protocol.phases: no freeze phase",
+        ),
     ],
 )
 def test_input_hygiene_one_line_naming_the_field(tmp_path, old, new, expected):
     assert old in GOOD
     text = GOOD.replace(old, new, 1)
     if "is given to more than one" in expected:  # two probes of the same name
-        probe = text[text.index("[[probes]]"):text.index("[protocol]")]
+        probe = text[text.index("[[probes]]") : text.index("[protocol]")]
         text = text.replace(probe, probe + probe.replace("[8, 8, 5]", "[5, 8, 5]"), 1)
     _cli_refuses(_write(tmp_path, text), expected)
 
@@ -195,7 +334,7 @@ def test_input_hygiene_one_line_naming_the_field(tmp_path, old, new, expected):
 def test_probe_count_is_bounded(tmp_path):
     """33 probes (MAX_PROBES is 32: one distance field per probe while rasterising, int8 probe
     index) are refused naming the section; 32 are read."""
-    probe = GOOD[GOOD.index("[[probes]]"):GOOD.index("[protocol]")]
+    probe = GOOD[GOOD.index("[[probes]]") : GOOD.index("[protocol]")]
     many = GOOD.replace(probe, probe * 33, 1)
     _cli_refuses(_write(tmp_path, many), "probes: 33 probes; the limit is 32")
     assert len(load_case(_write(tmp_path, GOOD.replace(probe, probe * 32, 1))).probes) == 32
@@ -222,11 +361,25 @@ def test_limits_are_checked_before_anything_is_allocated(tmp_path, monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("an array was allocated before the limits were checked")
 
-    for name in ("zeros", "empty", "full", "ones", "zeros_like", "empty_like", "full_like", "array", "asarray"):
+    for name in (
+        "zeros",
+        "empty",
+        "full",
+        "ones",
+        "zeros_like",
+        "empty_like",
+        "full_like",
+        "array",
+        "asarray",
+    ):
         monkeypatch.setattr(np, name, tripwire)
     _cli_refuses(huge, "cells; the limit is")
-    _cli_refuses(_write(tmp_path, GOOD.replace("voxel_mm = 0.5", "voxel_mm = 0.002")), "domain.voxel_mm")
-    _cli_refuses(_write(tmp_path, GOOD.replace("{ freeze_s = 20 }", "{ freeze_s = 1e9 }")), "protocol.phases")
+    _cli_refuses(
+        _write(tmp_path, GOOD.replace("voxel_mm = 0.5", "voxel_mm = 0.002")), "domain.voxel_mm"
+    )
+    _cli_refuses(
+        _write(tmp_path, GOOD.replace("{ freeze_s = 20 }", "{ freeze_s = 1e9 }")), "protocol.phases"
+    )
 
 
 def test_limits_are_documented_constants_and_admit_the_defaults():
@@ -239,7 +392,11 @@ def test_limits_are_documented_constants_and_admit_the_defaults():
     assert lim.check_protocol(lim.MAX_PROTOCOL_S, 0.25, 1, 56) is None
     assert "output.sample_interval_s" in lim.check_protocol(lim.MAX_PROTOCOL_S, 0.25, 1, 57)
     assert "protocol.phases" in lim.check_protocol(lim.MAX_PROTOCOL_S + 1, 0.25, 1, 0)
-    assert lim.cells_for((16, 16, 20), 0.5) == Grid.from_size((16, 16, 20), 0.5).n_cells == 32 * 32 * 40
+    assert (
+        lim.cells_for((16, 16, 20), 0.5)
+        == Grid.from_size((16, 16, 20), 0.5).n_cells
+        == 32 * 32 * 40
+    )
     # the advice in the message is enough: the suggested interval passes
     msg = lim.check_protocol(80000.0, 0.25, 3, 100)
     least = float(msg.split("sample_interval_s >= ")[1].split()[0])
@@ -249,7 +406,9 @@ def test_limits_are_documented_constants_and_admit_the_defaults():
 def test_probe_clearance_is_one_voxel_from_each_face(tmp_path):
     """The active capsule (radius 0.75 mm, voxel 0.5 mm) may come to 1.25 mm of a face, not
     closer: the tip sphere's centre is tip + a d, so along x the tip may sit at 1.25 mm."""
-    ok = GOOD.replace("tip_mm = [8, 8, 5]", "tip_mm = [1.25, 8, 5]").replace("near = [9.5, 8, 9]", "near = [3, 8, 9]")
+    ok = GOOD.replace("tip_mm = [8, 8, 5]", "tip_mm = [1.25, 8, 5]").replace(
+        "near = [9.5, 8, 9]", "near = [3, 8, 9]"
+    )
     load_case(_write(tmp_path, ok)).model()
     with pytest.raises(CaseFileError, match="x min face"):
         load_case(_write(tmp_path, ok.replace("[1.25, 8, 5]", "[1.2, 8, 5]")))
@@ -262,10 +421,13 @@ def test_probe_clearance_is_one_voxel_from_each_face(tmp_path):
 def test_integers_and_true_booleans_still_accepted(tmp_path):
     """The kind check refuses only cross-kind values: TOML integers for floats and real
     booleans for boolean fields are fine."""
-    text = GOOD.replace("tip_temperature_c = -150", "gas = \"argon\"\nprecooled = false").replace(
-        "[output]", "[solver]\ninsulated_shaft = true\nmax_cells = 100000\n[output]")
+    text = GOOD.replace("tip_temperature_c = -150", 'gas = "argon"\nprecooled = false').replace(
+        "[output]", "[solver]\ninsulated_shaft = true\nmax_cells = 100000\n[output]"
+    )
     case = load_case(_write(tmp_path, text))
-    assert case.probes[0].precooled is False and case.domain.voxel_mm == 0.5 and case.solver.max_cells == 100000
+    assert case.probes[0].precooled is False
+    assert case.domain.voxel_mm == 0.5
+    assert case.solver.max_cells == 100000
 
 
 def test_euler_step_count_is_bounded_before_the_step_schedule(tmp_path):
@@ -273,7 +435,8 @@ def test_euler_step_count_is_bounded_before_the_step_schedule(tmp_path):
     would take 2.2 M steps over 86 015 s, more than MAX_SOLVER_STEPS (2 M); refused with the
     scheme named, before the schedule is built."""
     text = GOOD.replace("{ freeze_s = 20 }", "{ freeze_s = 86000 }").replace(
-        "[output]", "[solver]\nscheme = \"euler\"\n[output]\nsample_interval_s = 60")
+        "[output]", '[solver]\nscheme = "euler"\n[output]\nsample_interval_s = 60'
+    )
     _cli_refuses(_write(tmp_path, text), "solver.scheme = 'euler' would take")
 
 
@@ -312,12 +475,16 @@ end_organ_mm = [0, 10, 0]
 [plan]
 freezes_s = FREEZE
 """
-    for freeze, expected in (("[1e9]", "plan.freezes_s[0] = 1e+09 s"), ("[true]", "plan.freezes_s: item [0] must be a number")):
+    for freeze, expected in (
+        ("[1e9]", "plan.freezes_s[0] = 1e+09 s"),
+        ("[true]", "plan.freezes_s: item [0] must be a number"),
+    ):
         path = tmp_path / "plan.toml"
         path.write_text(case.replace("FREEZE", freeze), encoding="utf-8")
         result = runner.invoke(app, ["plan", str(path), "--out", str(tmp_path / "o"), "--json"])
         assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-        assert expected in result.stderr and "missing.nii.gz" not in result.stderr
+        assert expected in result.stderr
+        assert "missing.nii.gz" not in result.stderr
 
 
 def test_out_of_memory_within_the_cell_limit_is_one_line(tmp_path, monkeypatch):
@@ -335,8 +502,11 @@ def test_out_of_memory_within_the_cell_limit_is_one_line(tmp_path, monkeypatch):
 
 def test_empty_probe_list_with_a_freeze_is_refused(tmp_path):
     """A freeze with no probe would simulate nothing: `probes = []` is refused, naming probes."""
-    probe = GOOD[GOOD.index("[[probes]]"):GOOD.index("[protocol]")]
-    _cli_refuses(_write(tmp_path, "probes = []\n" + GOOD.replace(probe, "")), "probes: List should have at least 1 item")
+    probe = GOOD[GOOD.index("[[probes]]") : GOOD.index("[protocol]")]
+    _cli_refuses(
+        _write(tmp_path, "probes = []\n" + GOOD.replace(probe, "")),
+        "probes: List should have at least 1 item",
+    )
 
 
 def test_plan_case_neuroma_type_is_one_of_three(tmp_path):
@@ -361,4 +531,5 @@ neuroma_type = "TYPE"
     assert "neuroma_type" in result.stderr
     path.write_text(case.replace("TYPE", "stump"), encoding="utf-8")
     result = runner.invoke(app, ["plan", str(path), "--out", str(tmp_path / "o"), "--json"])
-    assert result.exit_code == 2 and "missing.nii.gz" in result.stderr  # got past the case file
+    assert result.exit_code == 2
+    assert "missing.nii.gz" in result.stderr

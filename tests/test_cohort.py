@@ -16,7 +16,12 @@ from cryoneuro.cli import app
 from cryoneuro.planning.pipeline import plan_phantom
 from cryoneuro.planning.plan import Plan
 
-DEMO_CHOICE = {"gases": ("nitrous-oxide",), "offsets_mm": (0.0,), "shifts_mm": (2.0,), "freezes_s": (60.0,)}
+DEMO_CHOICE = {
+    "gases": ("nitrous-oxide",),
+    "offsets_mm": (0.0,),
+    "shifts_mm": (2.0,),
+    "freezes_s": (60.0,),
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +31,11 @@ def plan(tmp_path_factory) -> Plan:
 
 def _stale(plan: Plan) -> Plan:
     """The same plan as an older model would have stored it: no block, a warmer nerve."""
-    nerve = {**plan.nerve, "complete_block": False, "warmest_min_c": plan.nerve["warmest_min_c"] + 30.0}
+    nerve = {
+        **plan.nerve,
+        "complete_block": False,
+        "warmest_min_c": plan.nerve["warmest_min_c"] + 30.0,
+    }
     return plan.model_copy(update={"nerve": nerve, "software_version": "0.0.9"})
 
 
@@ -37,16 +46,38 @@ def test_folder_of_two_plans(plan, tmp_path):
         p.save(folder / name / "plan.json")
     (folder / "stale" / "notes.json").write_text(json.dumps({"not": "a plan"}), encoding="utf-8")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["cohort", "resimulate", str(folder), "--out", str(out), "--workers", "2",
-                                      "--voxel-mm", "1.0", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "cohort",
+            "resimulate",
+            str(folder),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--voxel-mm",
+            "1.0",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["plans"] == 2 and summary["replayed"] == 2 and summary["errors"] == 0
-    assert summary["block_changed"] == 1 and len(summary["skipped"]) == 1
+    assert summary["plans"] == 2
+    assert summary["replayed"] == 2
+    assert summary["errors"] == 0
+    assert summary["block_changed"] == 1
+    assert len(summary["skipped"]) == 1
     table = pd.read_parquet(out / "cohort.parquet").set_index("source")
-    cur, old = table.loc[str(folder / "current" / "plan.json")], table.loc[str(folder / "stale" / "plan.json")]
-    assert cur["complete_block_then"] and cur["complete_block_now"]
-    assert not old["complete_block_then"] and old["complete_block_now"] and "complete_block" in old["changed"]
+    cur, old = (
+        table.loc[str(folder / "current" / "plan.json")],
+        table.loc[str(folder / "stale" / "plan.json")],
+    )
+    assert cur["complete_block_then"]
+    assert cur["complete_block_now"]
+    assert not old["complete_block_then"]
+    assert old["complete_block_now"]
+    assert "complete_block" in old["changed"]
     assert old["warmest_min_c_diff"] == pytest.approx(cur["warmest_min_c_diff"] - 30.0)
     assert old["software_then"] == "0.0.9"
     for name in ("cohort.csv", "summary.json", "then_vs_now.png"):
@@ -59,8 +90,11 @@ def test_own_grid_replay_matches_what_the_plan_stored(plan, tmp_path):
 
     table = resimulate([StoredPlan("p", plan.to_json())], workers=1)
     row = table.iloc[0]
-    assert row["status"] == "ok" and row["voxel_mm"] == 0.5 and row["changed"] == ""
-    assert abs(row["warmest_min_c_diff"]) < 0.5 and abs(row["skin_min_c_diff"]) < 0.5
+    assert row["status"] == "ok"
+    assert row["voxel_mm"] == 0.5
+    assert row["changed"] == ""
+    assert abs(row["warmest_min_c_diff"]) < 0.5
+    assert abs(row["skin_min_c_diff"]) < 0.5
 
 
 def test_registry_with_one_procedure(plan, tmp_path):
@@ -73,21 +107,46 @@ def test_registry_with_one_procedure(plan, tmp_path):
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     reg = make_registry(url)
     with reg.factory() as session:
-        p = participants.enrol(session, reg.settings, reg.actor("nurse"), EnrolmentIn.model_validate(enrolment()))
-        clinical.record_procedure(session, reg.actor("nurse"), p.id, ProcedureIn.model_validate(
-            procedure(gas="nitrous-oxide", plan=plan.model_dump(mode="json"))))
-        clinical.record_procedure(session, reg.actor("nurse"), p.id, ProcedureIn.model_validate(
-            procedure(plan=None)))  # no plan: not part of the cohort
+        p = participants.enrol(
+            session, reg.settings, reg.actor("nurse"), EnrolmentIn.model_validate(enrolment())
+        )
+        clinical.record_procedure(
+            session,
+            reg.actor("nurse"),
+            p.id,
+            ProcedureIn.model_validate(
+                procedure(gas="nitrous-oxide", plan=plan.model_dump(mode="json"))
+            ),
+        )
+        clinical.record_procedure(
+            session, reg.actor("nurse"), p.id, ProcedureIn.model_validate(procedure(plan=None))
+        )  # no plan: not part of the cohort
         session.commit()
     reg.engine.dispose()
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["cohort", "resimulate", "--db", url, "--out", str(out), "--workers", "1",
-                                      "--voxel-mm", "1.0", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "cohort",
+            "resimulate",
+            "--db",
+            url,
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--voxel-mm",
+            "1.0",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["plans"] == 1 and summary["replayed"] == 1
+    assert summary["plans"] == 1
+    assert summary["replayed"] == 1
     row = pd.read_csv(out / "cohort.csv").iloc[0]
-    assert row["source"].startswith("procedure/") and bool(row["complete_block_now"])
+    assert row["source"].startswith("procedure/")
+    assert bool(row["complete_block_now"])
 
 
 def test_a_plan_that_cannot_be_replayed_gets_a_row_saying_why(plan):
@@ -95,19 +154,25 @@ def test_a_plan_that_cannot_be_replayed_gets_a_row_saying_why(plan):
 
     other = plan.model_copy(update={"inputs": {**plan.inputs, "phantom": "hand"}})
     row = resimulate_one(StoredPlan("x", other.to_json()), 1.0)
-    assert row["status"].startswith("error") and "hand" in row["status"]
+    assert row["status"].startswith("error")
+    assert "hand" in row["status"]
 
 
-@pytest.mark.parametrize("make_args, needle", [
-    (lambda d: [str(d / "nowhere")], "no such"),
-    (lambda d: [str(d)], "no stored cryoneuro plans"),
-    (lambda d: ["--db", f"sqlite:///{d / 'missing.db'}"], "no such database"),
-    (lambda d: [str(d), "--workers", "0"], "--workers"),
-    (lambda d: [], "one of them"),
-])
+@pytest.mark.parametrize(
+    ("make_args", "needle"),
+    [
+        (lambda d: [str(d / "nowhere")], "no such"),
+        (lambda d: [str(d)], "no stored cryoneuro plans"),
+        (lambda d: ["--db", f"sqlite:///{d / 'missing.db'}"], "no such database"),
+        (lambda d: [str(d), "--workers", "0"], "--workers"),
+        (lambda d: [], "one of them"),
+    ],
+)
 def test_bad_cohort_input_is_a_one_line_error(tmp_path, make_args, needle):
-    result = CliRunner().invoke(app, ["cohort", "resimulate", *make_args(tmp_path), "--out", str(tmp_path / "o"),
-                                      "--json"])
+    result = CliRunner().invoke(
+        app, ["cohort", "resimulate", *make_args(tmp_path), "--out", str(tmp_path / "o"), "--json"]
+    )
     assert result.exit_code == 2, result.output
-    assert needle in result.stderr and result.stdout == ""
+    assert needle in result.stderr
+    assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1

@@ -73,16 +73,27 @@ def test_capacity_limited_probe_freezes_like_a_line_sink() -> None:
     q_w_m = 400.0
     cap = q_w_m * height * voxel * 1e-3
     dev = DeviceDrive(gas_temperature_c=-273.0, capacity_w=cap, gas_conductance_w_per_k=1e6)
-    model = ThermalModel(grid, np.zeros(grid.shape, np.uint8), [WATER], [probe], [constant(-273.0)],
-                         dirichlet_faces=(True, True, True, True, False, False), probe_devices=[dev])
+    model = ThermalModel(
+        grid,
+        np.zeros(grid.shape, np.uint8),
+        [WATER],
+        [probe],
+        [constant(-273.0)],
+        dirichlet_faces=(True, True, True, True, False, False),
+        probe_devices=[dev],
+    )
     res = simulate(model, [Phase("freeze", 600.0)], time_step_s=0.25)
     k = height - 2
-    axis = res.temperature_c[n // 2:, n // 2, k]
+    axis = res.temperature_c[n // 2 :, n // 2, k]
     r = np.arange(len(axis)) * voxel  # cell n//2 holds the probe axis
     finite = np.isfinite(axis) & (r > 0.5)
     for level, published in ((0.0, 9.76), (-20.0, 4.79)):
-        exact = analytic.line_sink_isotherm_radius(level, 600.0, WATER, sink_w_per_m=q_w_m,
-                                                   initial_temperature_c=37.0) * 1e3
+        exact = (
+            analytic.line_sink_isotherm_radius(
+                level, 600.0, WATER, sink_w_per_m=q_w_m, initial_temperature_c=37.0
+            )
+            * 1e3
+        )
         assert exact == pytest.approx(published, abs=0.01)
         assert _crossing(r[finite], axis[finite], level) == pytest.approx(exact, abs=0.3)
     assert res.probe_heat_j[0] == pytest.approx(cap * 600.0, rel=0.01)
@@ -97,16 +108,34 @@ def test_device_coupling_agrees_with_the_axisymmetric_solver() -> None:
     temperatures within 6 K; heat drawn within 8 %."""
     muscle = get_tissue("muscle")
     d, length, t_end = 2.4, 20.0, 180.0
-    dev = DeviceDrive(gas_temperature_c=-185.8, capacity_w=8.0,
-                      gas_conductance_w_per_k=5000.0 * math.pi * d * length * 1e-6)
-    ax = solve_axisymmetric(muscle, probe_diameter_mm=d, active_length_mm=length,
-                            tip_temperature_c=0.0, protocol=[("freeze", t_end)], radius_mm=25,
-                            z_extent_mm=(0, 50), tip_z_mm=12, cell_mm=0.25, dt_s=0.5,
-                            device=dev)
+    dev = DeviceDrive(
+        gas_temperature_c=-185.8,
+        capacity_w=8.0,
+        gas_conductance_w_per_k=5000.0 * math.pi * d * length * 1e-6,
+    )
+    ax = solve_axisymmetric(
+        muscle,
+        probe_diameter_mm=d,
+        active_length_mm=length,
+        tip_temperature_c=0.0,
+        protocol=[("freeze", t_end)],
+        radius_mm=25,
+        z_extent_mm=(0, 50),
+        tip_z_mm=12,
+        cell_mm=0.25,
+        dt_s=0.5,
+        device=dev,
+    )
     grid = Grid.from_size((30, 30, 42), 0.5)
     probe = ProbeGeometry((15.0, 15.0, 10.0), (0, 0, 1), d, length)
-    model = ThermalModel(grid, np.zeros(grid.shape, np.uint8), [muscle], [probe], [constant(0.0)],
-                         probe_devices=[dev])
+    model = ThermalModel(
+        grid,
+        np.zeros(grid.shape, np.uint8),
+        [muscle],
+        [probe],
+        [constant(0.0)],
+        probe_devices=[dev],
+    )
     res = simulate(model, [Phase("freeze", t_end)])
     iso = isotherms(res, (0.0, -20.0))
     for level in ("0", "-20"):
@@ -125,8 +154,14 @@ def test_gas_side_limit_holds_the_wall_above_the_gas() -> None:
     assert dev.gas_temperature_c == pytest.approx(-185.85, abs=0.05)
     grid = Grid.from_size((20, 20, 24), 0.5)
     probe = ProbeGeometry((10.0, 10.0, 6.0), (0, 0, 1), 1.5, 10.0)
-    model = ThermalModel(grid, np.zeros(grid.shape, np.uint8), [get_tissue("muscle")], [probe],
-                         [constant(0.0)], probe_devices=[dev])
+    model = ThermalModel(
+        grid,
+        np.zeros(grid.shape, np.uint8),
+        [get_tissue("muscle")],
+        [probe],
+        [constant(0.0)],
+        probe_devices=[dev],
+    )
     res = simulate(model, [Phase("freeze", 60.0)])
     wall = res.probe_wall_temperature_c[1:, 0]
     assert np.all(wall > dev.gas_temperature_c)
@@ -142,15 +177,18 @@ def test_catalogue_devices_have_sources_and_physical_flows() -> None:
         flow = probe_physics.mass_flow_g_s(m)
         assert 0.001 < flow < 5.0, m.name  # g/s: cartridge to console scale
         drive = probe_physics.device_drive(m)
-        assert drive.capacity_w > 0 and drive.gas_conductance_w_per_k > 0
+        assert drive.capacity_w > 0
+        assert drive.gas_conductance_w_per_k > 0
     assert probe_physics.get_probe_model("argon-2.4mm-class").status == "calibrated"
     # mass flow scales with the probe's cross-section and the choked flux rises with pressure
     big = probe_physics.get_probe_model("argon-2.4mm-class")
     small = probe_physics.get_probe_model("argon-1.7mm-class")
     assert probe_physics.mass_flow_g_s(small) / probe_physics.mass_flow_g_s(big) == pytest.approx(
-        (1.7 / 2.4) ** 2, rel=1e-9)
+        (1.7 / 2.4) ** 2, rel=1e-9
+    )
     assert probe_physics.choked_mass_flux("argon", 300.0) > probe_physics.choked_mass_flux(
-        "argon", 150.0)
+        "argon", 150.0
+    )
 
 
 def test_choked_flux_of_an_ideal_gas_limit() -> None:
@@ -158,8 +196,11 @@ def test_choked_flux_of_an_ideal_gas_limit() -> None:
     (2(γ−1))) (the isentropic-nozzle result, e.g. Anderson, Modern Compressible Flow §5.4).
     At 10 bar, within 1 %."""
     p0, t0, gamma, r_spec = 10e5, 293.15, 5 / 3, 8.314462618 / 4.002602e-3
-    ideal = p0 * math.sqrt(gamma / (r_spec * t0)) * (2 / (gamma + 1)) ** (
-        (gamma + 1) / (2 * (gamma - 1)))
+    ideal = (
+        p0
+        * math.sqrt(gamma / (r_spec * t0))
+        * (2 / (gamma + 1)) ** ((gamma + 1) / (2 * (gamma - 1)))
+    )
     assert probe_physics.choked_mass_flux("helium", 10.0) == pytest.approx(ideal, rel=0.01)
 
 
@@ -184,18 +225,21 @@ def test_case_file_uses_the_device_model_for_catalogue_probes(tmp_path) -> None:
     path.write_text(CASE.format(extra=""), encoding="utf-8")
     case = load_case(path)
     model = case.model()
-    assert model.probe_devices is not None and model.probe_devices[0] is not None
+    assert model.probe_devices is not None
+    assert model.probe_devices[0] is not None
     assert any("not validated" in w for w in case.validity_warnings())
     assert any("unperfused agar" in w for w in case.validity_warnings())
     path.write_text(CASE.format(extra='drive = "held"'), encoding="utf-8")
     held = load_case(path)
     assert held.model().probe_devices is None
     assert any("no-load boiling point" in w for w in held.validity_warnings())
-    path.write_text(CASE.format(extra="tip_temperature_c = -150\ndrive = \"device\""),
-                    encoding="utf-8")
+    path.write_text(
+        CASE.format(extra='tip_temperature_c = -150\ndrive = "device"'), encoding="utf-8"
+    )
     result = CliRunner().invoke(app, ["simulate", str(path), "--json"])
     assert result.exit_code == 2
-    assert "drive" in result.output and "Traceback" not in result.output
+    assert "drive" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_simulate_json_reports_probe_wall_and_warnings(tmp_path) -> None:
@@ -211,8 +255,18 @@ def test_simulate_json_reports_probe_wall_and_warnings(tmp_path) -> None:
     assert out["warnings"]
 
 
-@pytest.mark.parametrize("path", sorted(__import__("pathlib").Path(__file__).resolve().parents[1]
-                                        .joinpath("examples").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        __import__("pathlib")
+        .Path(__file__)
+        .resolve()
+        .parents[1]
+        .joinpath("examples")
+        .glob("*.toml")
+    ),
+    ids=lambda p: p.name,
+)
 def test_every_example_case_builds(path) -> None:
     """Each example (one per catalogue device) is a valid case whose device probes get a drive."""
     case = load_case(path)

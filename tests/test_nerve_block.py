@@ -24,7 +24,9 @@ def _stump(cold_region):
     grid = Grid.from_size((20, 20, 34), 0.5)
     x, y, z = grid.centres_mm()
     rho2 = (x - 10) ** 2 + (y - 10) ** 2
-    nerve = np.broadcast_to((rho2 <= 1.5 ** 2) & (z <= 22.0), grid.shape) | (rho2 + (z - 25) ** 2 <= 25.0)
+    nerve = np.broadcast_to((rho2 <= 1.5**2) & (z <= 22.0), grid.shape) | (
+        rho2 + (z - 25) ** 2 <= 25.0
+    )
     temp = np.full(grid.shape, 4.0)  # the bulb's main body at +4 C, as the stump demo reported
     temp[np.broadcast_to(cold_region(x, y, z), grid.shape)] = -25.0
     line = np.array([[10, 10, 0.0], [10, 10, 25.0], [10, 10, 30.0]])
@@ -39,7 +41,8 @@ def test_stump_cold_tip_of_the_bulb_is_not_a_block():
     naive = nerve_profile(temp, grid, nerve, line)
     assert naive.complete_block  # the trap: a cold cap looks like a block without the bulb rule
     prof = nerve_profile(temp, grid, nerve, line, block_proximal_to_mm=25.0)
-    assert not prof.complete_block and prof.blocked_length_mm == 0.0
+    assert not prof.complete_block
+    assert prof.blocked_length_mm == 0.0
     assert prof.summary()["block_proximal_to_mm"] == 25.0
 
 
@@ -62,12 +65,12 @@ def _through_nerve(shaft_radius=0.75, freeze_half=5.0):
     axis (the tissue touching the probe)."""
     grid = Grid.from_size((40, 20, 20), 0.5)
     x, y, z = grid.centres_mm()
-    nerve = np.broadcast_to((y - 10) ** 2 + (z - 10) ** 2 <= 1.5 ** 2, grid.shape).copy()
+    nerve = np.broadcast_to((y - 10) ** 2 + (z - 10) ** 2 <= 1.5**2, grid.shape).copy()
     temp = np.full(grid.shape, 20.0)
     temp[np.broadcast_to(np.abs(x - 20) <= freeze_half, grid.shape)] = -60.0
     d_axis2 = np.broadcast_to((x - 20) ** 2 + (y - 10) ** 2, grid.shape)
-    temp[d_axis2 <= 1.5 ** 2] = -120.0
-    temp[d_axis2 <= shaft_radius ** 2] = np.nan
+    temp[d_axis2 <= 1.5**2] = -120.0
+    temp[d_axis2 <= shaft_radius**2] = np.nan
     line = np.array([[0.5, 10, 10], [39.5, 10, 10]])
     return grid, temp, nerve, line
 
@@ -83,13 +86,16 @@ def test_needle_through_the_nerve_keeps_blocked_length_and_neurotmesis():
     # no NaN anywhere in what the plan reads; the pierced stations are sampled and graded 3
     summary = prof.summary()
     assert all(v is not None for v in summary.values())
-    assert np.isfinite(prof.warmest_c).all() and np.isfinite(prof.coldest_c).all()
+    assert np.isfinite(prof.warmest_c).all()
+    assert np.isfinite(prof.coldest_c).all()
     at_needle = np.abs(prof.s_mm - (20 - 0.5)) < 0.2
     assert (prof.grade[at_needle] == 3).all()
     # the same field without the needle: the same blocked length (the needle changes nothing)
     clean = temp.copy()
     clean[np.isnan(clean)] = -120.0
-    assert nerve_profile(clean, grid, nerve, line).blocked_length_mm == pytest.approx(prof.blocked_length_mm, abs=0.25)
+    assert nerve_profile(clean, grid, nerve, line).blocked_length_mm == pytest.approx(
+        prof.blocked_length_mm, abs=0.25
+    )
 
 
 def test_a_station_whose_whole_section_is_the_shaft_or_outside_the_grid_is_not_blocked():
@@ -102,13 +108,18 @@ def test_a_station_whose_whole_section_is_the_shaft_or_outside_the_grid_is_not_b
     prof = nerve_profile(cold, grid, nerve, line)
     outside = prof.s_mm > 40.0 - 0.5 + 0.5
     assert not prof.blocked[outside].any()
-    assert prof.grade.dtype == np.int8 and set(np.unique(prof.grade)) <= {1, 2, 3}
+    assert prof.grade.dtype == np.int8
+    assert set(np.unique(prof.grade)) <= {1, 2, 3}
     assert prof.blocked_length_mm == pytest.approx(39.5, abs=0.5)
     # a half-sampled section (nerve half outside the grid in y) never counts
     half = np.zeros(grid.shape, bool)
     yy = grid.centres_mm()[1]
-    half[np.broadcast_to((yy - 0.0) ** 2 + (grid.centres_mm()[2] - 10) ** 2 <= 1.5 ** 2, grid.shape)] = True
-    prof = nerve_profile(np.full(grid.shape, -60.0), grid, half, np.array([[0.5, 0.0, 10], [39.5, 0.0, 10]]))
+    half[
+        np.broadcast_to((yy - 0.0) ** 2 + (grid.centres_mm()[2] - 10) ** 2 <= 1.5**2, grid.shape)
+    ] = True
+    prof = nerve_profile(
+        np.full(grid.shape, -60.0), grid, half, np.array([[0.5, 0.0, 10], [39.5, 0.0, 10]])
+    )
     assert not prof.complete_block
     assert (prof.sampled_fraction < 0.9).all()
 
@@ -129,7 +140,8 @@ def test_oblique_nerve_block_length_and_lesion_ends():
     half = 10.0
     line = np.array([c - half * axis, c + half * axis])
     prof = nerve_profile(temp, grid, nerve, line)
-    assert prof.complete_block and not prof.neurotmesis_risk
+    assert prof.complete_block
+    assert not prof.neurotmesis_risk
     # oblique voxels: the edge of the cold band is resolved to one voxel diagonal (0.87 mm)
     assert prof.blocked_length_mm == pytest.approx(8.0, abs=0.9)
     assert prof.lesion_proximal_end_mm == pytest.approx(half - 4.0, abs=0.9)

@@ -14,10 +14,17 @@ from cryoneuro.planning.plan import Plan
 
 
 def test_nitrous_oxide_probe_beside_the_web_blocks_the_nerve_and_spares_the_skin(tmp_path):
-    plan = plan_phantom(morton_forefoot(), tmp_path, gases=("nitrous-oxide",), offsets_mm=(0.0,),
-                        shifts_mm=(2.0,), freezes_s=(60.0,))
+    plan = plan_phantom(
+        morton_forefoot(),
+        tmp_path,
+        gases=("nitrous-oxide",),
+        offsets_mm=(0.0,),
+        shifts_mm=(2.0,),
+        freezes_s=(60.0,),
+    )
     assert plan.feasible, plan.reasons
-    assert plan.nerve["complete_block"] and plan.nerve["warmest_min_c"] <= -20.0
+    assert plan.nerve["complete_block"]
+    assert plan.nerve["warmest_min_c"] <= -20.0
     assert not plan.nerve["neurotmesis_risk"]  # an N2O tip (-88.5 C) cannot reach -100 C
     skin = next(s for s in plan.safety if s["structure"] == "skin")
     assert skin["min_temperature_c"] > 0.0
@@ -25,7 +32,8 @@ def test_nitrous_oxide_probe_beside_the_web_blocks_the_nerve_and_spares_the_skin
     assert plan.relief["median_days"] > 7.0  # at least the Wallerian delay
     assert Plan.load(tmp_path / "plan.json") == plan
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert "Feasible" in page and "data:image/png;base64" in page
+    assert "Feasible" in page
+    assert "data:image/png;base64" in page
     assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
     json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
     # the bundle the registry stores with the procedure passes the registry's own checks,
@@ -33,8 +41,14 @@ def test_nitrous_oxide_probe_beside_the_web_blocks_the_nerve_and_spares_the_skin
     from cryoneuro.registry.services.plan_files import validate_bundle
 
     bundle = validate_bundle((tmp_path / "plan_bundle.zip").read_bytes())
-    assert {"plan.json", "report.html", "report.pdf", "image.nii.gz", "min_temperature.nii.gz",
-            "iceball_labels.nii.gz"} == set(bundle.files)
+    assert {
+        "plan.json",
+        "report.html",
+        "report.pdf",
+        "image.nii.gz",
+        "min_temperature.nii.gz",
+        "iceball_labels.nii.gz",
+    } == set(bundle.files)
     assert bundle.predicted_relief_days == plan.relief["median_days"]
     import nibabel as nib
 
@@ -47,8 +61,14 @@ def test_nitrous_oxide_probe_beside_the_web_blocks_the_nerve_and_spares_the_skin
 def test_a_plan_that_freezes_the_skin_says_so(tmp_path):
     """Argon (-185.8 C) centred on the neuroma with a 120 s double freeze freezes the thin
     plantar skin: the plan must be marked not feasible, naming the skin."""
-    plan = plan_phantom(morton_forefoot(), tmp_path, gases=("argon",), offsets_mm=(0.0,),
-                        shifts_mm=(0.0,), freezes_s=(120.0,))
+    plan = plan_phantom(
+        morton_forefoot(),
+        tmp_path,
+        gases=("argon",),
+        offsets_mm=(0.0,),
+        shifts_mm=(0.0,),
+        freezes_s=(120.0,),
+    )
     assert not plan.feasible
     assert any("skin" in r for r in plan.reasons)
     assert "Not feasible" in (tmp_path / "report.html").read_text(encoding="utf-8")
@@ -66,12 +86,12 @@ label_names = "ph/labels.json"
 [structures]
 target = "{names[ph.neuroma_label]}"
 nerve = "{names[ph.nerve_label]}"
-skin = "{overrides.get('skin', names[ph.skin_label])}"
+skin = "{overrides.get("skin", names[ph.skin_label])}"
 arteries = ["{names[ph.artery_labels[0]]}"]
 bones = ["metatarsal"]
 [nerve]
 centreline_mm = [{centre}]
-end_organ_mm = [{', '.join(f'{v:g}' for v in ph.end_organ_mm)}]
+end_organ_mm = [{", ".join(f"{v:g}" for v in ph.end_organ_mm)}]
 [plan]
 gases = ["nitrous-oxide"]
 offsets_mm = [0]
@@ -90,10 +110,13 @@ def test_plan_command_on_an_anatomy_case_file(tmp_path):
 
     from cryoneuro.cli import app
 
-    result = CliRunner().invoke(app, ["plan", str(_anatomy_case(tmp_path)), "--out", str(tmp_path / "o"), "--json"])
+    result = CliRunner().invoke(
+        app, ["plan", str(_anatomy_case(tmp_path)), "--out", str(tmp_path / "o"), "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert plan["feasible"] and plan["nerve"]["complete_block"]
+    assert plan["feasible"]
+    assert plan["nerve"]["complete_block"]
 
 
 def test_plan_command_names_a_missing_label(tmp_path):
@@ -101,7 +124,17 @@ def test_plan_command_names_a_missing_label(tmp_path):
 
     from cryoneuro.cli import app
 
-    result = CliRunner().invoke(app, ["plan", str(_anatomy_case(tmp_path, skin="epidermis")), "--out",
-                                      str(tmp_path / "o"), "--json"])
-    assert result.exit_code == 2 and "epidermis" in result.stderr and result.stdout == ""
+    result = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            str(_anatomy_case(tmp_path, skin="epidermis")),
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "epidermis" in result.stderr
+    assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1

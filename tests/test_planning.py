@@ -47,7 +47,8 @@ def test_vertical_path_through_skin_is_clean_and_measures_clearance(block):
 def test_path_through_bone_or_artery_is_a_violation(block):
     grid, lab = block
     rep = assess_trajectory((2, 20, 38), (8, 20, 15), lab, grid, NAMES, avoid=AVOID)
-    assert not rep.ok and any("bone" in v for v in rep.violations)
+    assert not rep.ok
+    assert any("bone" in v for v in rep.violations)
     rep = assess_trajectory((32, 20, 38), (26, 20, 12), lab, grid, NAMES, avoid=AVOID)
     assert any("artery" in v for v in rep.violations)
 
@@ -57,7 +58,8 @@ def test_entry_inside_the_body_and_close_passes(block):
     rep = assess_trajectory((20, 20, 25), (20, 20, 15), lab, grid, NAMES, avoid=AVOID)
     assert any("not 'skin'" in v for v in rep.violations)
     rep = assess_trajectory((23.5, 20, 38), (23.5, 20, 15), lab, grid, NAMES, avoid=AVOID)
-    assert rep.ok and any("artery" in w for w in rep.warnings)  # 1.5 mm from the artery
+    assert rep.ok
+    assert any("artery" in w for w in rep.warnings)
     with pytest.raises(GeometryError):
         assess_trajectory((20, 20, 15.1), (20, 20, 15), lab, grid, NAMES)
 
@@ -68,10 +70,21 @@ def test_tip_for_target_centres_the_active_length():
 
 
 def test_plan_round_trips_through_json_and_rejects_garbage(tmp_path):
-    plan = Plan(case="t", probes=[ProbePlacement(name="A", tip_mm=(1, 2, 3), direction=(0, 0, 1),
-                                                 diameter_mm=1.47, active_length_mm=10)],
-                protocol=[ProtocolPhase(kind="freeze", duration_s=150)],
-                nerve={"complete_block": True}, relief={"median_days": 95.0})
+    plan = Plan(
+        case="t",
+        probes=[
+            ProbePlacement(
+                name="A",
+                tip_mm=(1, 2, 3),
+                direction=(0, 0, 1),
+                diameter_mm=1.47,
+                active_length_mm=10,
+            )
+        ],
+        protocol=[ProtocolPhase(kind="freeze", duration_s=150)],
+        nerve={"complete_block": True},
+        relief={"median_days": 95.0},
+    )
     path = plan.save(tmp_path / "plan.json")
     assert Plan.load(path) == plan
     with pytest.raises(InputError):
@@ -96,22 +109,44 @@ def test_report_renders_every_section_and_escapes_input(tmp_path):
     img = tmp_path / "overlay.png"
     fig.savefig(img)
     plt.close(fig)
-    plan = Plan(case="<script>alert(1)</script>", probes=[ProbePlacement(
-        name="A", tip_mm=(1, 2, 3), direction=(0, 0, 1), diameter_mm=1.47, active_length_mm=10)],
+    plan = Plan(
+        case="<script>alert(1)</script>",
+        probes=[
+            ProbePlacement(
+                name="A",
+                tip_mm=(1, 2, 3),
+                direction=(0, 0, 1),
+                diameter_mm=1.47,
+                active_length_mm=10,
+            )
+        ],
         protocol=[ProtocolPhase(kind="freeze", duration_s=150)],
         isotherms={"-20": Isotherm(volume_ml=1.2, diameter_mm=12.3, length_mm=17.0)},
-        nerve={"complete_block": True, "blocked_length_mm": 6.5}, coverage={"fraction_below_-20": 0.97},
+        nerve={"complete_block": True, "blocked_length_mm": 6.5},
+        coverage={"fraction_below_-20": 0.97},
         safety=[{"structure": "skin", "min_temperature_c": 12.0, "ok": True}],
-        relief={"median_days": 94.0}, feasible=False, reasons=["skin reaches -3 C"])
+        relief={"median_days": 94.0},
+        feasible=False,
+        reasons=["skin reaches -3 C"],
+    )
     files = write_report(plan, tmp_path, {"overlay": img})
     page = files["html"].read_text(encoding="utf-8")
-    for text in ("Not feasible", "skin reaches -3 C", "12.3", "blocked length", "median days", "data:image/png;base64"):
+    for text in (
+        "Not feasible",
+        "skin reaches -3 C",
+        "12.3",
+        "blocked length",
+        "median days",
+        "data:image/png;base64",
+    ):
         assert text in page
     assert "<script>alert(1)</script>" not in page
     assert files["pdf"].read_bytes().startswith(b"%PDF")
 
 
-def _profile_blocked_between(a_mm: float, b_mm: float, length_mm: float = 100.0, step: float = 0.25):
+def _profile_blocked_between(
+    a_mm: float, b_mm: float, length_mm: float = 100.0, step: float = 0.25
+):
     from cryoneuro.injury import NerveInjuryProfile
 
     s = np.arange(0.0, length_mm + 1e-9, step)
@@ -127,11 +162,15 @@ def test_relief_regrows_from_the_lesions_proximal_edge():
 
     from cryoneuro.planning.pipeline import relief_for
 
-    ph = SimpleNamespace(centreline_mm=np.array([[0, 0, 0.0], [0, 0, 100.0]]), end_organ_mm=np.array([0, 0, 100.0]),
-                         neuroma_type="morton")
+    ph = SimpleNamespace(
+        centreline_mm=np.array([[0, 0, 0.0], [0, 0, 100.0]]),
+        end_organ_mm=np.array([0, 0, 100.0]),
+        neuroma_type="morton",
+    )
     r = relief_for(ph, _profile_blocked_between(40.0, 50.0))
     assert r["distance_mm"] == pytest.approx(60.0, abs=0.1)
-    assert r["distance_from"] == "lesion proximal edge" and r["mechanism"] == "end_organ"
+    assert r["distance_from"] == "lesion proximal edge"
+    assert r["mechanism"] == "end_organ"
     assert r["median_days"] == pytest.approx(67.0, abs=3.0)
     assert "repeat_treatment_date" not in r
     assert relief_for(ph, _profile_blocked_between(200.0, 201.0)) == {}  # no block, no estimate
@@ -145,15 +184,19 @@ def test_stump_relief_uses_the_no_end_organ_mechanism_and_states_the_contradicti
 
     from cryoneuro.planning.pipeline import relief_for
 
-    ph = SimpleNamespace(centreline_mm=np.array([[0, 0, 0.0], [0, 0, 30.0]]), end_organ_mm=np.array([0, 0, 30.0]),
-                         neuroma_type="stump")
+    ph = SimpleNamespace(
+        centreline_mm=np.array([[0, 0, 0.0], [0, 0, 30.0]]),
+        end_organ_mm=np.array([0, 0, 30.0]),
+        neuroma_type="stump",
+    )
     r = relief_for(ph, _profile_blocked_between(20.0, 26.0, length_mm=30.0))
     assert r["distance_mm"] == pytest.approx(10.0, abs=0.1)
     assert r["mechanism"] == "neuroma_reformation"
     assert r["median_days"] == pytest.approx(22.0, abs=3.0)
     assert r["observed_in_published_series"]["interval_days"] == [180, 822]
     assert r["agreement"] == "contradiction"
-    assert "180–822 days" in r["statement"] and f"median {r['median_days']:.0f} days" in r["statement"]
+    assert "180–822 days" in r["statement"]
+    assert f"median {r['median_days']:.0f} days" in r["statement"]
 
 
 def test_report_shows_both_relief_estimates_and_the_contradiction(tmp_path):
@@ -161,14 +204,33 @@ def test_report_shows_both_relief_estimates_and_the_contradiction(tmp_path):
     from cryoneuro.regrowth import relief_summary
 
     relief = relief_summary(45.0, "morton")
-    plan = Plan(case="m", probes=[ProbePlacement(name="A", tip_mm=(1, 2, 3), direction=(0, 0, 1), diameter_mm=1.47,
-                                                 active_length_mm=10)],
-                protocol=[ProtocolPhase(kind="freeze", duration_s=150)], nerve={"complete_block": True},
-                relief=relief)
+    plan = Plan(
+        case="m",
+        probes=[
+            ProbePlacement(
+                name="A",
+                tip_mm=(1, 2, 3),
+                direction=(0, 0, 1),
+                diameter_mm=1.47,
+                active_length_mm=10,
+            )
+        ],
+        protocol=[ProtocolPhase(kind="freeze", duration_s=150)],
+        nerve={"complete_block": True},
+        relief=relief,
+    )
     page = write_report(plan, tmp_path, {})["html"].read_text(encoding="utf-8")
-    for text in ("regrowth-limited estimate", "observed in published series", "183–600", "Cazzato 2016",
-                 "CVIR 2024 MN (PMID 38438685)", "Contradiction", "7.1 → 2.7"):
+    for text in (
+        "regrowth-limited estimate",
+        "observed in published series",
+        "183–600",
+        "Cazzato 2016",
+        "CVIR 2024 MN (PMID 38438685)",
+        "Contradiction",
+        "7.1 → 2.7",
+    ):
         assert text in page, text
     lines = "\n".join(_relief_lines(relief))
-    assert "183-600 days" in lines and "Contradiction" in lines
+    assert "183-600 days" in lines
+    assert "Contradiction" in lines
     assert Plan.load(plan.save(tmp_path / "plan.json")) == plan

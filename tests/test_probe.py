@@ -22,6 +22,7 @@ runner = CliRunner()
 
 # --- recuperated (precooled) tips: exhaust boiling point at 1 atm --------------------------------
 
+
 @pytest.mark.parametrize(
     ("gas", "expected_c"),
     [
@@ -61,11 +62,13 @@ def test_sublimation_enthalpy_agrees_with_clausius_clapeyron() -> None:
     # it and within 4 %.
     t_k = probe.co2_sublimation_temperature_c(probe.ATM_BAR) + 273.15
     d = 1e-3
-    dlnp = (math.log(probe.co2_sublimation_pressure_bar(t_k + d - 273.15))
-            - math.log(probe.co2_sublimation_pressure_bar(t_k - d - 273.15))) / (2 * d)
+    dlnp = (
+        math.log(probe.co2_sublimation_pressure_bar(t_k + d - 273.15))
+        - math.log(probe.co2_sublimation_pressure_bar(t_k - d - 273.15))
+    ) / (2 * d)
     dh = 8.314462618 * t_k**2 * dlnp / 0.0440098
-    assert probe.CO2_SUBLIMATION_J_PER_KG < dh
-    assert probe.CO2_SUBLIMATION_J_PER_KG == pytest.approx(dh, rel=0.04)
+    assert dh > probe.CO2_SUBLIMATION_J_PER_KG
+    assert pytest.approx(dh, rel=0.04) == probe.CO2_SUBLIMATION_J_PER_KG
 
 
 def test_helium_warms_on_expansion() -> None:
@@ -79,12 +82,16 @@ def test_helium_warms_on_expansion() -> None:
 
 # --- single pass ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("psi", "expected_c"), [(2000, -28), (3000, -48), (4000, -62), (6000, -76)])
+
+@pytest.mark.parametrize(
+    ("psi", "expected_c"), [(2000, -28), (3000, -48), (4000, -62), (6000, -76)]
+)
 def test_single_pass_argon_matches_design_table(psi: int, expected_c: float) -> None:
     # design.md §1: argon from 20 C to 1 atm, no precooling; tolerance 2 K
     state = probe.tip_state("argon", supply_bar=psi * probe.PSI_BAR, precooled=False)
     assert state.tip_temperature_c == pytest.approx(expected_c, abs=2.0)
-    assert state.exhaust_phase == "gas" and state.cooling_power_w_per_g_s == 0.0
+    assert state.exhaust_phase == "gas"
+    assert state.cooling_power_w_per_g_s == 0.0
 
 
 def test_single_pass_liquid_nitrous_oxide_boils_at_the_tip() -> None:
@@ -110,13 +117,16 @@ def test_single_pass_cooling_rises_with_surface_temperature() -> None:
 
 # --- cooling per unit mass flow -------------------------------------------------------------------
 
+
 def test_argon_cooling_positive_and_increasing_with_supply_pressure() -> None:
     # Sprenkle 2010 (J Endourol): higher argon supply pressure gives colder probes; both the
     # Linde capacity and the single-pass tip must be monotone over 2000–6000 psi
     pressures = [2000, 3000, 4000, 6000]
     q = [probe.linde_cooling("argon", p * probe.PSI_BAR) for p in pressures]
-    tips = [probe.tip_state("argon", p * probe.PSI_BAR, precooled=False).tip_temperature_c
-            for p in pressures]
+    tips = [
+        probe.tip_state("argon", p * probe.PSI_BAR, precooled=False).tip_temperature_c
+        for p in pressures
+    ]
     assert all(v > 0 for v in q)
     assert q == sorted(q)
     assert tips == sorted(tips, reverse=True)
@@ -150,6 +160,7 @@ def test_default_supply_pressures() -> None:
 
 # --- input errors and the catalogue ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
@@ -181,9 +192,12 @@ def test_aliases_and_catalogue() -> None:
     assert probe.canonical_gas("nitrous oxide").name == "nitrous-oxide"
     assert probe.canonical_gas("CO2").name == "carbon-dioxide"
     model = probe.get_probe_model("argon-17G-sphere-class")
-    assert model.diameter_mm == pytest.approx(1.47) and model.gas == "argon"
+    assert model.diameter_mm == pytest.approx(1.47)
+    assert model.gas == "argon"
     for m in probe.CATALOGUE.values():
-        assert m.gas in probe.GASES and m.diameter_mm > 0 and m.active_length_mm > 0
+        assert m.gas in probe.GASES
+        assert m.diameter_mm > 0
+        assert m.active_length_mm > 0
     with pytest.raises(InputError, match="argon-17G-seed-class"):
         probe.get_probe_model("icerod")
     d = probe.tip_state("argon").to_dict()
@@ -192,25 +206,30 @@ def test_aliases_and_catalogue() -> None:
 
 # --- CLI ------------------------------------------------------------------------------------------
 
+
 def test_cli_json_contract() -> None:
     result = runner.invoke(app, ["probe", "argon", "--json"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["tip_temperature_c"] == pytest.approx(-185.8, abs=0.5)
-    assert data["cooling_power_w_per_g_s"] > 0 and data["mode"] == "precooled"
-    result = runner.invoke(app, ["probe", "argon", "--single-pass", "--supply-bar", "275.8",
-                                 "--json"])
+    assert data["cooling_power_w_per_g_s"] > 0
+    assert data["mode"] == "precooled"
+    result = runner.invoke(
+        app, ["probe", "argon", "--single-pass", "--supply-bar", "275.8", "--json"]
+    )
     assert json.loads(result.stdout)["tip_temperature_c"] == pytest.approx(-62, abs=2)
 
 
 def test_cli_table_and_list() -> None:
     result = runner.invoke(app, ["probe", "co2"])
-    assert result.exit_code == 0 and "dry ice" in result.stdout
+    assert result.exit_code == 0
+    assert "dry ice" in result.stdout
     result = runner.invoke(app, ["probe", "--list", "--json"])
     names = [m["name"] for m in json.loads(result.stdout)]
     assert "n2o-handheld-27G-x3-class" in names
     result = runner.invoke(app, ["probes"])
-    assert result.exit_code == 0 and "argon-17G-seed-class" in result.stdout
+    assert result.exit_code == 0
+    assert "argon-17G-seed-class" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -227,4 +246,6 @@ def test_cli_errors_are_one_line_exit_2(args: list[str], needle: str) -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cryoneuro: error:") and needle in lines[0]
+    assert len(lines) == 1
+    assert lines[0].startswith("cryoneuro: error:")
+    assert needle in lines[0]

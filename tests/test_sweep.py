@@ -34,18 +34,24 @@ tip_temperature_c = -150
 [protocol]
 phases = [{ freeze_s = 30 }]
 """)
-VARY = [Variation("domain.tissue.perfusion", 1000, 8000), Variation("probes[0].tip_temperature_c", -185, -120)]
+VARY = [
+    Variation("domain.tissue.perfusion", 1000, 8000),
+    Variation("probes[0].tip_temperature_c", -185, -120),
+]
 
 
 def test_same_seed_same_results_with_one_or_two_workers():
     a = run_sweep(CASE, VARY, samples=6, seed=3, workers=1)
     b = run_sweep(CASE, VARY, samples=6, seed=3, workers=2)
     pd.testing.assert_frame_equal(a, b)
-    assert len(a) == 6 and a["iso0_diameter_mm"].gt(0).all()
+    assert len(a) == 6
+    assert a["iso0_diameter_mm"].gt(0).all()
 
 
 def test_colder_probe_never_gives_a_smaller_iceball():
-    t = run_sweep(CASE, [VARY[1]], samples=6, seed=1, workers=2).sort_values("probes[0].tip_temperature_c")
+    t = run_sweep(CASE, [VARY[1]], samples=6, seed=1, workers=2).sort_values(
+        "probes[0].tip_temperature_c"
+    )
     assert np.all(np.diff(t["iso-20_diameter_mm"].to_numpy()) <= 1e-9)
 
 
@@ -65,14 +71,30 @@ def separate_scheduler(n_workers: int = 1):
     dask = shutil.which("dask", path=str(Path(sys.executable).parent))
     assert dask, "the dask command-line tool is missing from the environment"
     address = f"tcp://127.0.0.1:{port}"
-    sched = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                              "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sched = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     worker = None
     try:
         time.sleep(3)
-        worker = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", str(n_workers),
-                                   "--no-dashboard", "--host", "127.0.0.1"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            [
+                dask,
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--nworkers",
+                str(n_workers),
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         with Client(address, timeout="20s") as c:
             c.wait_for_workers(n_workers, timeout=60)
         yield address
@@ -100,9 +122,16 @@ def test_bad_variations_are_one_line_errors(tmp_path):
         set_path({"domain": {}}, "domian.voxel_mm", 1.0)
     case = tmp_path / "c.toml"
     case.write_text("[domain]\nsize_mm = [16, 16, 20]\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["sweep", str(case), "--vary", "nope.x=1:2", "--samples", "2", "--json"])
-    assert result.exit_code == 2 and "nope" in result.stderr and result.stdout == ""
+    result = CliRunner().invoke(
+        app, ["sweep", str(case), "--vary", "nope.x=1:2", "--samples", "2", "--json"]
+    )
+    assert result.exit_code == 2
+    assert "nope" in result.stderr
+    assert result.stdout == ""
     result = CliRunner().invoke(app, ["sweep", "--samples", "2", "--json"])
-    assert result.exit_code == 2 and "case file" in result.stderr and result.stdout == ""
+    assert result.exit_code == 2
+    assert "case file" in result.stderr
+    assert result.stdout == ""
     result = CliRunner().invoke(app, ["sweep", str(case), "--samples", "2", "--json"])
-    assert result.exit_code == 2 and "--vary" in result.stderr
+    assert result.exit_code == 2
+    assert "--vary" in result.stderr

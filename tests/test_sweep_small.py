@@ -19,23 +19,33 @@ def test_wilson_interval_contains_the_proportion(k, n) -> None:
     lo, hi = sweep._wilson(k, n)
     assert lo <= k / n <= hi
     ref_lo, ref_hi = proportion_confint(k, n, alpha=0.05, method="wilson")
-    assert lo == pytest.approx(ref_lo, abs=1e-12) and hi == pytest.approx(ref_hi, abs=1e-12)
+    assert lo == pytest.approx(ref_lo, abs=1e-12)
+    assert hi == pytest.approx(ref_hi, abs=1e-12)
 
 
 def _table(n: int = 12) -> pd.DataFrame:
     rng = np.random.default_rng(7)
-    return pd.DataFrame({
-        "position_error_mm": rng.uniform(0, 2, n), "complete_block": np.ones(n, bool),
-        "skin_safe": np.ones(n, bool), "neurotmesis_risk": np.zeros(n, bool),
-        "coverage_20": rng.uniform(0.9, 1, n), "coverage_40": rng.uniform(0.5, 0.9, n), "skin_min_c": rng.uniform(5, 15, n),
-        "warmest_min_c": rng.uniform(-40, -25, n), "tip_temperature_c": np.full(n, -88.5),
-        "relief_median_days": rng.uniform(40, 60, n)})
+    return pd.DataFrame(
+        {
+            "position_error_mm": rng.uniform(0, 2, n),
+            "complete_block": np.ones(n, bool),
+            "skin_safe": np.ones(n, bool),
+            "neurotmesis_risk": np.zeros(n, bool),
+            "coverage_20": rng.uniform(0.9, 1, n),
+            "coverage_40": rng.uniform(0.5, 0.9, n),
+            "skin_min_c": rng.uniform(5, 15, n),
+            "warmest_min_c": rng.uniform(-40, -25, n),
+            "tip_temperature_c": np.full(n, -88.5),
+            "relief_median_days": rng.uniform(40, 60, n),
+        }
+    )
 
 
 def test_all_blocked_sweep_plots_without_negative_error_bars(tmp_path) -> None:
     table = _table()
     rows = sweep.block_by_error(table)
-    assert rows and all(r["ci95"][0] <= r["p_block"] <= r["ci95"][1] for r in rows)
+    assert rows
+    assert all(r["ci95"][0] <= r["p_block"] <= r["ci95"][1] for r in rows)
     path = sweep.plot_plan_sweep(table, tmp_path / "u.png", title="12 samples")
     assert path.read_bytes()[:4] == b"\x89PNG"
 

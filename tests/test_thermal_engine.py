@@ -18,8 +18,14 @@ GEL = get_tissue("gel")
 
 def _model(size, voxel, probes, tissue=GEL, temps=None, **kw) -> ThermalModel:
     grid = Grid.from_size(size, voxel)
-    return ThermalModel(grid, np.zeros(grid.shape, np.uint8), [tissue], probes,
-                        temps or [constant(-150.0)] * len(probes), **kw)
+    return ThermalModel(
+        grid,
+        np.zeros(grid.shape, np.uint8),
+        [tissue],
+        probes,
+        temps or [constant(-150.0)] * len(probes),
+        **kw,
+    )
 
 
 def test_energy_is_conserved_exactly():
@@ -28,7 +34,9 @@ def test_energy_is_conserved_exactly():
     conservative by construction, so to round-off: relative 1e-9)."""
     probe = ProbeGeometry((8, 8, 4), (0, 0, 1), 1.5, 6)
     model = _model((16, 16, 16), 0.5, [probe], boundary="adiabatic")
-    res = simulate(model, [Phase("freeze", 20), Phase("thaw-passive", 5), Phase("thaw-active", 5, 20.0)])
+    res = simulate(
+        model, [Phase("freeze", 20), Phase("thaw-passive", 5), Phase("thaw-active", 5, 20.0)]
+    )
     assert res.probe_heat_j[0] > 1.0  # it really froze something
     assert res.enthalpy_change_j == pytest.approx(-res.probe_heat_j[0], rel=1e-9)
 
@@ -41,11 +49,26 @@ def test_steady_perfused_cylinder_matches_bessel_solution():
     (2 % of the 37 K range) and, dividing by the local gradient, an isotherm position error
     under 0.05 mm."""
     w, k = 2.0e5, 0.5
-    tissue = ThermalProperties("no-freeze", k_unfrozen=k, k_frozen=k, c_unfrozen=4e6, c_frozen=4e6,
-                               latent=0.0, t_liquidus=-250.0, t_solidus=-260.0, perfusion=w)
+    tissue = ThermalProperties(
+        "no-freeze",
+        k_unfrozen=k,
+        k_frozen=k,
+        c_unfrozen=4e6,
+        c_frozen=4e6,
+        latent=0.0,
+        t_liquidus=-250.0,
+        t_solidus=-260.0,
+        perfusion=w,
+    )
     probe = ProbeGeometry((8.1, 7.9, 0.1), (0, 0, 1), 1.4, 30)
-    model = _model((16, 16, 6), 0.25, [probe], tissue=tissue, temps=[constant(0.0)],
-                   dirichlet_faces=(True, True, True, True, False, False))
+    model = _model(
+        (16, 16, 6),
+        0.25,
+        [probe],
+        tissue=tissue,
+        temps=[constant(0.0)],
+        dirichlet_faces=(True, True, True, True, False, False),
+    )
     res = simulate(model, [Phase("freeze", 150)])
     grid = res.grid
     x = grid.axis_mm(0)
@@ -64,7 +87,10 @@ def test_steady_perfused_cylinder_matches_bessel_solution():
 def test_two_mirror_probes_give_a_mirror_symmetric_iceball():
     """Two identical probes placed symmetrically about x = 10 mm: the minimum-temperature field
     must be mirror symmetric (the scheme has no preferred direction; to 1e-9 K)."""
-    probes = [ProbeGeometry((6.3, 10, 4), (0, 0, 1), 1.5, 8), ProbeGeometry((13.7, 10, 4), (0, 0, 1), 1.5, 8)]
+    probes = [
+        ProbeGeometry((6.3, 10, 4), (0, 0, 1), 1.5, 8),
+        ProbeGeometry((13.7, 10, 4), (0, 0, 1), 1.5, 8),
+    ]
     model = _model((20, 20, 20), 0.5, probes)
     res = simulate(model, [Phase("freeze", 20)])
     t = res.min_temperature_c
@@ -93,10 +119,16 @@ def test_active_thaw_shrinks_the_iceball_faster_than_passive_thaw():
     the freeze; the minimum-temperature envelope never shrinks."""
     probe = ProbeGeometry((10, 10, 5), (0, 0, 1), 1.5, 8)
     freeze = simulate(_model((20, 20, 20), 0.5, [probe]), [Phase("freeze", 40)])
-    passive = simulate(_model((20, 20, 20), 0.5, [probe]), [Phase("freeze", 40), Phase("thaw-passive", 30)])
-    active = simulate(_model((20, 20, 20), 0.5, [probe]), [Phase("freeze", 40), Phase("thaw-active", 30, 20.0)])
-    vol = {name: isotherms(r, [0], field="final")["0"]["volume_ml"]
-           for name, r in (("freeze", freeze), ("passive", passive), ("active", active))}
+    passive = simulate(
+        _model((20, 20, 20), 0.5, [probe]), [Phase("freeze", 40), Phase("thaw-passive", 30)]
+    )
+    active = simulate(
+        _model((20, 20, 20), 0.5, [probe]), [Phase("freeze", 40), Phase("thaw-active", 30, 20.0)]
+    )
+    vol = {
+        name: isotherms(r, [0], field="final")["0"]["volume_ml"]
+        for name, r in (("freeze", freeze), ("passive", passive), ("active", active))
+    }
     assert vol["active"] < vol["passive"] < vol["freeze"]
     env_f = isotherms(freeze, [0])["0"]["volume_ml"]
     assert isotherms(passive, [0])["0"]["volume_ml"] >= env_f
@@ -108,8 +140,12 @@ def test_time_below_threshold_and_point_history_agree():
     probe = ProbeGeometry((10, 10, 5), (0, 0, 1), 1.5, 8)
     model = _model((20, 20, 20), 0.5, [probe])
     point = (12.25, 10.25, 9.25)  # a voxel centre 2.25 mm from the axis
-    res = simulate(model, [Phase("freeze", 30), Phase("thaw-passive", 20)], points_mm={"p": point},
-                   sample_interval_s=0.25)
+    res = simulate(
+        model,
+        [Phase("freeze", 30), Phase("thaw-passive", 20)],
+        points_mm={"p": point},
+        sample_interval_s=0.25,
+    )
     i, j, k = (int(c / 0.5) for c in point)
     trace = res.point_temperatures_c[:, 0]
     from_history = np.sum(np.diff(res.point_times_s)[trace[1:] <= -20.0])

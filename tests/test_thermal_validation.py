@@ -20,7 +20,9 @@ def _crossing(x: np.ndarray, t: np.ndarray, level: float) -> float:
     return float(x[i - 1] + (level - t[i - 1]) / (t[i] - t[i - 1]) * (x[i] - x[i - 1]))
 
 
-@pytest.mark.parametrize(("voxel_mm", "front_tol_mm", "profile_tol_k"), [(0.5, 0.3, 1.3), (0.25, 0.15, 0.65)])
+@pytest.mark.parametrize(
+    ("voxel_mm", "front_tol_mm", "profile_tol_k"), [(0.5, 0.3, 1.3), (0.25, 0.15, 0.65)]
+)
 def test_planar_freezing_matches_neumann_solution(voxel_mm, front_tol_mm, profile_tol_k):
     """Two-phase Neumann problem (Carslaw & Jaeger §11.2), water/ice, wall -150 C, far 37 C:
     lambda = 0.50 and the front at 25.50 mm after 600 s (design.md §1 quotes 0.504 / 25.5 mm).
@@ -28,18 +30,29 @@ def test_planar_freezing_matches_neumann_solution(voxel_mm, front_tol_mm, profil
     0.5 mm voxels and 0.15 mm at 0.25 mm (first-order convergence of the enthalpy front:
     measured 0.25 and 0.13 mm); temperature within 1.3 K / 0.65 K everywhere."""
     grid = Grid(shape=(int(60 / voxel_mm), 3, 3), voxel_mm=voxel_mm)
-    model = ThermalModel(grid, np.zeros(grid.shape, np.uint8), [WATER], [], [],
-                         dirichlet_faces=(True, True, False, False, False, False),
-                         wall_temperature_c=(-150.0, 37.0, 37.0, 37.0, 37.0, 37.0))
+    model = ThermalModel(
+        grid,
+        np.zeros(grid.shape, np.uint8),
+        [WATER],
+        [],
+        [],
+        dirichlet_faces=(True, True, False, False, False, False),
+        wall_temperature_c=(-150.0, 37.0, 37.0, 37.0, 37.0, 37.0),
+    )
     res = simulate(model, [Phase("freeze", 600.0)])
     x = grid.axis_mm(0)
     t = res.temperature_c[:, 1, 1]
-    expected_front = analytic.neumann_front_position(600.0, WATER, wall_temperature_c=-150.0,
-                                                     initial_temperature_c=37.0) * 1e3
+    expected_front = (
+        analytic.neumann_front_position(
+            600.0, WATER, wall_temperature_c=-150.0, initial_temperature_c=37.0
+        )
+        * 1e3
+    )
     assert expected_front == pytest.approx(25.5, abs=0.05)
     assert _crossing(x, t, 0.0) == pytest.approx(expected_front, abs=front_tol_mm)
-    expected = analytic.neumann_temperature(x * 1e-3, 600.0, WATER, wall_temperature_c=-150.0,
-                                            initial_temperature_c=37.0)
+    expected = analytic.neumann_temperature(
+        x * 1e-3, 600.0, WATER, wall_temperature_c=-150.0, initial_temperature_c=37.0
+    )
     assert np.max(np.abs(t - expected)) < profile_tol_k
 
 
@@ -56,16 +69,27 @@ def test_line_heat_sink_matches_carslaw_jaeger():
     src = np.zeros(grid.shape)
     c = n // 2
     src[c, c, :] = -q_w_m / (voxel * 1e-3) ** 2
-    model = ThermalModel(grid, np.zeros(grid.shape, np.uint8), [WATER], [], [],
-                         dirichlet_faces=(True, True, True, True, False, False), source_w_m3=src)
+    model = ThermalModel(
+        grid,
+        np.zeros(grid.shape, np.uint8),
+        [WATER],
+        [],
+        [],
+        dirichlet_faces=(True, True, True, True, False, False),
+        source_w_m3=src,
+    )
     res = simulate(model, [Phase("freeze", 600.0)])
     axis = res.temperature_c[c:, c, 1]
     diag = np.array([res.temperature_c[c + k, c + k, 1] for k in range(n - c)])
     r_axis = np.arange(len(axis)) * voxel
     r_diag = np.arange(len(diag)) * voxel * np.sqrt(2.0)
     for level, published in ((0.0, 9.76), (-20.0, 4.79), (-40.0, 2.38)):
-        exact = analytic.line_sink_isotherm_radius(level, 600.0, WATER, sink_w_per_m=q_w_m,
-                                                   initial_temperature_c=37.0) * 1e3
+        exact = (
+            analytic.line_sink_isotherm_radius(
+                level, 600.0, WATER, sink_w_per_m=q_w_m, initial_temperature_c=37.0
+            )
+            * 1e3
+        )
         assert exact == pytest.approx(published, abs=0.01)
         assert _crossing(r_axis, axis, level) == pytest.approx(exact, abs=0.15)
         assert _crossing(r_diag, diag, level) == pytest.approx(exact, abs=0.15)
@@ -77,8 +101,9 @@ def _design_case(voxel_mm: float, tissue: str = "muscle", duration_s: float = 30
     size = {1.0: (40, 40, 50), 0.5: (40, 40, 50), 0.375: (40.5, 40.5, 49.5)}[voxel_mm]
     grid = Grid.from_size(size, voxel_mm)
     probe = ProbeGeometry((20.13, 19.93, 15.0), (0, 0, 1), 1.5, 10.0)
-    return ThermalModel(grid, np.zeros(grid.shape, np.uint8), [get_tissue(tissue)], [probe],
-                        [constant(-150.0)])
+    return ThermalModel(
+        grid, np.zeros(grid.shape, np.uint8), [get_tissue(tissue)], [probe], [constant(-150.0)]
+    )
 
 
 def test_time_step_convergence_rkl2_against_forward_euler():
@@ -115,7 +140,12 @@ AXI_CASES = {
     "tip -100 C": ({}, -100.0, 10.0, [("freeze", 300.0)]),
     "active 20 mm": ({}, -150.0, 20.0, [("freeze", 300.0)]),
     "perfusion x4": ({"perfusion": 4 * 3240.0}, -150.0, 10.0, [("freeze", 300.0)]),
-    "freeze-thaw-freeze": ({}, -150.0, 10.0, [("freeze", 180.0), ("thaw-passive", 60.0), ("freeze", 180.0)]),
+    "freeze-thaw-freeze": (
+        {},
+        -150.0,
+        10.0,
+        [("freeze", 180.0), ("thaw-passive", 60.0), ("freeze", 180.0)],
+    ),
 }
 
 
@@ -134,11 +164,20 @@ def test_agrees_with_independent_axisymmetric_solver(name):
 
     overrides, tip_c, active_mm, protocol = AXI_CASES[name]
     tissue = replace(get_tissue("muscle"), **overrides)
-    ref = solve_axisymmetric(tissue, probe_diameter_mm=1.5, active_length_mm=active_mm,
-                             tip_temperature_c=tip_c, protocol=tuple(protocol), radius_mm=20.0,
-                             z_extent_mm=(0.0, 50.0), tip_z_mm=15.0 if active_mm <= 10 else 10.0)
+    ref = solve_axisymmetric(
+        tissue,
+        probe_diameter_mm=1.5,
+        active_length_mm=active_mm,
+        tip_temperature_c=tip_c,
+        protocol=tuple(protocol),
+        radius_mm=20.0,
+        z_extent_mm=(0.0, 50.0),
+        tip_z_mm=15.0 if active_mm <= 10 else 10.0,
+    )
     grid = Grid.from_size((40, 40, 50), 0.5)
-    probe = ProbeGeometry((20.0, 20.0, 15.0 if active_mm <= 10 else 10.0), (0, 0, 1), 1.5, active_mm)
+    probe = ProbeGeometry(
+        (20.0, 20.0, 15.0 if active_mm <= 10 else 10.0), (0, 0, 1), 1.5, active_mm
+    )
     model = ThermalModel(grid, np.zeros(grid.shape, np.uint8), [tissue], [probe], [constant(tip_c)])
     res = simulate(model, [Phase(k, d) for k, d in protocol])
     got = isotherms(res, [0, -20, -40])

@@ -21,18 +21,50 @@ ICEBALLS = DATA / "measured_iceballs.csv"
 MEDIA = DATA / "phantom_media.csv"
 
 REQUIRED = [
-    "id", "source", "device", "device_class", "gas", "probe_diameter_mm", "active_length_mm",
-    "n_probes", "layout", "spacing_mm", "medium", "medium_temperature_c", "freeze_s", "isotherm_c",
-    "quantity", "measured_value", "unit", "uncertainty", "source_sentence", "verified", "role",
-    "notes", "setting", "distance_mm",
+    "id",
+    "source",
+    "device",
+    "device_class",
+    "gas",
+    "probe_diameter_mm",
+    "active_length_mm",
+    "n_probes",
+    "layout",
+    "spacing_mm",
+    "medium",
+    "medium_temperature_c",
+    "freeze_s",
+    "isotherm_c",
+    "quantity",
+    "measured_value",
+    "unit",
+    "uncertainty",
+    "source_sentence",
+    "verified",
+    "role",
+    "notes",
+    "setting",
+    "distance_mm",
 ]
 DEVICE_CLASSES = {
-    "argon-2.4mm", "argon-1.7mm", "argon-17G-sphere", "argon-17G-rod", "argon-17G-seed",
-    "argon-17G-other", "n2o-handheld", "co2", "other",
+    "argon-2.4mm",
+    "argon-1.7mm",
+    "argon-17G-sphere",
+    "argon-17G-rod",
+    "argon-17G-seed",
+    "argon-17G-other",
+    "n2o-handheld",
+    "co2",
+    "other",
 }
 ROLES = {"calibration", "validation", "context"}
 SETTINGS = {
-    "phantom", "ex_vivo", "in_vivo", "in_vitro_TEM", "in_vitro_dish", "manufacturer_spec",
+    "phantom",
+    "ex_vivo",
+    "in_vivo",
+    "in_vitro_TEM",
+    "in_vitro_dish",
+    "manufacturer_spec",
 }
 # quantity -> allowed units and the plausible range of the value in that unit
 QUANTITIES = {

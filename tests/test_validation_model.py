@@ -39,9 +39,12 @@ def test_device_model_against_littrup_2009(tmp_path) -> None:
     assert len(held) == 9
     # what the model gets right, with nothing refitted (tolerances of the bar):
     # the 2-probe lethal diameter, and the lethal fraction of 1, 3 and 4 probes
-    for rid in ("littrup2009_2p_2.4mm_39C_m30", "littrup2009_1p_2.4mm_39C_lethal_area_fraction",
-                "littrup2009_3p_2.4mm_39C_lethal_area_fraction",
-                "littrup2009_4p_2.4mm_39C_lethal_area_fraction"):
+    for rid in (
+        "littrup2009_2p_2.4mm_39C_m30",
+        "littrup2009_1p_2.4mm_39C_lethal_area_fraction",
+        "littrup2009_3p_2.4mm_39C_lethal_area_fraction",
+        "littrup2009_4p_2.4mm_39C_lethal_area_fraction",
+    ):
         assert abs(rows[rid]["error"]) <= rows[rid]["tolerance"], rows[rid]
     # the table tells the truth about every row, including the ones that fail
     for r in table["rows"]:
@@ -54,14 +57,19 @@ def test_device_model_against_littrup_2009(tmp_path) -> None:
         tol = 0.3 if r["quantity"] == "diameter" else 0.02
         assert r["predicted"] == pytest.approx(recorded[rid]["predicted"], abs=tol), rid
     # in-vivo rows are listed as excluded with a reason, never silently dropped
-    assert any(e["id"].startswith("hinshaw2010") and "no tissue model" in e["reason"]
-               for e in table["excluded"])
+    assert any(
+        e["id"].startswith("hinshaw2010") and "no tissue model" in e["reason"]
+        for e in table["excluded"]
+    )
     # the wall of a heat-loaded probe runs far warmer than argon's boiling point (the point of
     # the device model): Littrup's single probe needs about -85 C, not -185.8 C
     single = table["runs"]["argon-2.4mm-class x1 39C 900s"]
     assert -120.0 < single["wall_temperature_end_c"] < -50.0
-    assert single["heat_w_mean"] <= probe_physics.cooling_capacity_w(
-        probe_physics.get_probe_model("argon-2.4mm-class")) * 1.001
+    assert (
+        single["heat_w_mean"]
+        <= probe_physics.cooling_capacity_w(probe_physics.get_probe_model("argon-2.4mm-class"))
+        * 1.001
+    )
     files = validation.write_outputs(table, tmp_path)
     assert (tmp_path / "measured_vs_predicted.png").read_bytes()[:4] == b"\x89PNG"
     assert "littrup2009_4p_2.4mm_39C_m30" in (tmp_path / "validation.md").read_text("utf-8")

@@ -52,8 +52,9 @@ PENALTY = 1.0e6
 def _enthalpy(t: np.ndarray, p) -> np.ndarray:
     ts, tl, cf, cu = p.t_solidus, p.t_liquidus, p.c_frozen, p.c_unfrozen
     hl = p.latent + 0.5 * (cf + cu) * (tl - ts)
-    return np.where(t <= ts, cf * (t - ts),
-                    np.where(t < tl, hl * (t - ts) / (tl - ts), hl + cu * (t - tl)))
+    return np.where(
+        t <= ts, cf * (t - ts), np.where(t < tl, hl * (t - ts) / (tl - ts), hl + cu * (t - tl))
+    )
 
 
 def _slope(t: np.ndarray, p) -> np.ndarray:
@@ -108,8 +109,15 @@ def _make_solver(solver: Any):
     return solver
 
 
-def solve_with_fipy(problem: dict, *, solver: Any = None, tol_k: float = 1e-3,
-                    max_sweeps: int = 30, slope: str = "hybrid", trace: bool = False) -> dict:
+def solve_with_fipy(
+    problem: dict,
+    *,
+    solver: Any = None,
+    tol_k: float = 1e-3,
+    max_sweeps: int = 30,
+    slope: str = "hybrid",
+    trace: bool = False,
+) -> dict:
     """Solve ``problem`` (see :func:`fipy_problem_from_case`) with FiPy.
 
     ``solver``: ``None``/``"default"`` takes FiPy's default class for the installed suite
@@ -139,8 +147,11 @@ def solve_with_fipy(problem: dict, *, solver: Any = None, tol_k: float = 1e-3,
     # FiPy numbers cells x fastest: a numpy [x, y, z] array maps with Fortran order.
     mask_np = np.asarray(problem["fixed_mask"], dtype=bool).ravel(order="F").astype(float)
     shaft = problem.get("insulated_mask")
-    shaft_np = (np.zeros(nx * ny * nz, dtype=bool) if shaft is None
-                else np.asarray(shaft, dtype=bool).ravel(order="F"))
+    shaft_np = (
+        np.zeros(nx * ny * nz, dtype=bool)
+        if shaft is None
+        else np.asarray(shaft, dtype=bool).ravel(order="F")
+    )
     # Adiabatic shaft voxels: a conductivity 1e-12 of the tissue's (the harmonic face mean
     # then carries no heat to speak of, and the matrix stays non-singular) and no perfusion.
     k_scale = np.where(shaft_np, 1e-12, 1.0)
@@ -155,13 +166,20 @@ def solve_with_fipy(problem: dict, *, solver: Any = None, tol_k: float = 1e-3,
     corr = CellVariable(mesh=mesh, value=0.0)  # enthalpy correction source (W/m^3)
     pen = CellVariable(mesh=mesh, value=0.0)  # big * mask while the probe is on
 
-    big = PENALTY * (max(p.c_frozen, p.c_unfrozen, p.latent / (p.t_liquidus - p.t_solidus)) / dt
-                     + 6.0 * max(p.k_frozen, p.k_unfrozen) / dx**2 + p.perfusion)
-    eq = (TransientTerm(coeff=cap)
-          == DiffusionTerm(coeff=kcell.harmonicFaceValue)
-          - ImplicitSourceTerm(coeff=perf) + perf * t_body
-          + corr
-          - ImplicitSourceTerm(coeff=pen) + pen * t_probe)
+    big = PENALTY * (
+        max(p.c_frozen, p.c_unfrozen, p.latent / (p.t_liquidus - p.t_solidus)) / dt
+        + 6.0 * max(p.k_frozen, p.k_unfrozen) / dx**2
+        + p.perfusion
+    )
+    eq = (
+        TransientTerm(coeff=cap)
+        == DiffusionTerm(coeff=kcell.harmonicFaceValue)
+        - ImplicitSourceTerm(coeff=perf)
+        + perf * t_body
+        + corr
+        - ImplicitSourceTerm(coeff=pen)
+        + pen * t_probe
+    )
 
     solver = _make_solver(solver)
     solver_name = f"{fipy.solvers.solver_suite}:{type(solver).__name__}"
@@ -254,8 +272,12 @@ def _cli() -> None:
     from cryoneuro.tissue import get_tissue
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--case", choices=("small", "design"), default="small",
-                    help="small: 16x16x20 mm, tip (8,8,6); design: 40x40x50 mm, tip (20,20,15)")
+    ap.add_argument(
+        "--case",
+        choices=("small", "design"),
+        default="small",
+        help="small: 16x16x20 mm, tip (8,8,6); design: 40x40x50 mm, tip (20,20,15)",
+    )
     ap.add_argument("--voxel-mm", type=float, default=1.0)
     ap.add_argument("--freeze-s", type=float, default=None, help="default 60 (small), 300 (design)")
     ap.add_argument("--dt", type=float, nargs="+", default=[1.0], help="FiPy time step(s), s")
@@ -263,39 +285,62 @@ def _cli() -> None:
     ap.add_argument("--cryoneuro", action="store_true", help="also run cryoneuro (euler, rkl2)")
     args = ap.parse_args()
     if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
-        print("note: set OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 (BLAS threads on a shared "
-              "machine made FiPy's CG about 6x slower)")
-    size, tip = (((16.0, 16.0, 20.0), (8.0, 8.0, 6.0)) if args.case == "small"
-                 else ((40.0, 40.0, 50.0), (20.0, 20.0, 15.0)))
+        print(
+            "note: set OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 (BLAS threads on a shared "
+            "machine made FiPy's CG about 6x slower)"
+        )
+    size, tip = (
+        ((16.0, 16.0, 20.0), (8.0, 8.0, 6.0))
+        if args.case == "small"
+        else ((40.0, 40.0, 50.0), (20.0, 20.0, 15.0))
+    )
     freeze = args.freeze_s or (60.0 if args.case == "small" else 300.0)
     grid = Grid.from_size(size, args.voxel_mm)
     probe = ProbeGeometry(tip, (0, 0, 1), 1.5, 10.0)
-    model = ThermalModel(grid, np.zeros(grid.shape, np.uint8), [get_tissue("muscle")], [probe],
-                         [constant(-150.0)])
+    model = ThermalModel(
+        grid, np.zeros(grid.shape, np.uint8), [get_tissue("muscle")], [probe], [constant(-150.0)]
+    )
     protocol = [Phase("freeze", freeze)]
     raster = rasterise_probes(grid, [probe], insulated_shaft=model.insulated_shaft)
 
     def metrics(field):
-        return {f"{lv:g}C": {k: round(v, 3) for k, v in
-                             isotherm_metrics(field, grid, raster.kind, probe.frame(), lv).items()}
-                for lv in (0.0, -20.0, -40.0)}
+        return {
+            f"{lv:g}C": {
+                k: round(v, 3)
+                for k, v in isotherm_metrics(field, grid, raster.kind, probe.frame(), lv).items()
+            }
+            for lv in (0.0, -20.0, -40.0)
+        }
 
     rows = []
     if args.cryoneuro:
         for scheme in ("euler", "rkl2"):
             r = simulate(model, protocol, scheme=scheme)
-            rows.append({"solver": f"cryoneuro {scheme}", "steps": r.steps,
-                         "wall_time_s": round(r.wall_time_s, 2),
-                         "isotherms": metrics(r.min_temperature_c)})
+            rows.append(
+                {
+                    "solver": f"cryoneuro {scheme}",
+                    "steps": r.steps,
+                    "wall_time_s": round(r.wall_time_s, 2),
+                    "isotherms": metrics(r.min_temperature_c),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     for dt in args.dt:
-        out = solve_with_fipy(fipy_problem_from_case(model, protocol, -150.0, dt),
-                              solver=args.solver)
-        rows.append({"solver": f"fipy {out['solver']}", "dt_s": dt, "steps": out["steps"],
-                     "sweeps_total": out["sweeps_total"], "max_sweeps": out["max_sweeps_used"],
-                     "unconverged_steps": out["unconverged_steps"],
-                     "wall_time_s": round(out["wall_time_s"], 2),
-                     "isotherms": metrics(out["min_temperature_c"])})
+        out = solve_with_fipy(
+            fipy_problem_from_case(model, protocol, -150.0, dt), solver=args.solver
+        )
+        rows.append(
+            {
+                "solver": f"fipy {out['solver']}",
+                "dt_s": dt,
+                "steps": out["steps"],
+                "sweeps_total": out["sweeps_total"],
+                "max_sweeps": out["max_sweeps_used"],
+                "unconverged_steps": out["unconverged_steps"],
+                "wall_time_s": round(out["wall_time_s"], 2),
+                "isotherms": metrics(out["min_temperature_c"]),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
 
 

@@ -17,7 +17,11 @@ def json_safe(value: Any) -> Any:
         return {str(k) if not isinstance(k, str) else k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str | bytes) and getattr(value, "ndim", 0) == 0:
+    if (
+        hasattr(value, "item")
+        and not isinstance(value, str | bytes)
+        and getattr(value, "ndim", 0) == 0
+    ):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -113,26 +113,39 @@ class ProbeSpec(_Strict):
     def uses_device(self) -> bool:
         if self.drive is not None:
             return self.drive == "device"
-        return self.tip_temperature_c is None and self.tip_trace_c is None and (
-            self.model is not None or self.mass_flow_g_s is not None)
+        return (
+            self.tip_temperature_c is None
+            and self.tip_trace_c is None
+            and (self.model is not None or self.mass_flow_g_s is not None)
+        )
 
     @model_validator(mode="after")
     def _one_drive(self) -> ProbeSpec:
-        given = [k for k in ("tip_temperature_c", "tip_trace_c", "gas") if getattr(self, k) is not None]
+        given = [
+            k for k in ("tip_temperature_c", "tip_trace_c", "gas") if getattr(self, k) is not None
+        ]
         if len(given) > 1:
             raise ValueError(f"give only one of tip_temperature_c, tip_trace_c, gas (got {given})")
         if not given and self.model is None:
             raise ValueError("give tip_temperature_c, tip_trace_c or gas (or a catalogue model)")
-        if self.drive == "device" and (self.tip_temperature_c is not None
-                                       or self.tip_trace_c is not None):
-            raise ValueError("drive = 'device' takes its temperature from the device; remove "
-                             "tip_temperature_c / tip_trace_c or set drive = 'held'")
-        if self.drive == "device" and self.model is None and (self.gas is None
-                                                             or self.mass_flow_g_s is None):
+        if self.drive == "device" and (
+            self.tip_temperature_c is not None or self.tip_trace_c is not None
+        ):
+            raise ValueError(
+                "drive = 'device' takes its temperature from the device; remove "
+                "tip_temperature_c / tip_trace_c or set drive = 'held'"
+            )
+        if (
+            self.drive == "device"
+            and self.model is None
+            and (self.gas is None or self.mass_flow_g_s is None)
+        ):
             raise ValueError("drive = 'device' needs a catalogue model, or gas and mass_flow_g_s")
         if self.tip_temperature_c is not None and not -273.15 < self.tip_temperature_c < 100:
-            raise ValueError(f"tip_temperature_c = {self.tip_temperature_c} is not a probe "
-                             "temperature in C (between -273.15 and 100)")
+            raise ValueError(
+                f"tip_temperature_c = {self.tip_temperature_c} is not a probe "
+                "temperature in C (between -273.15 and 100)"
+            )
         return self
 
 
@@ -147,8 +160,10 @@ class PhaseSpec(_Strict):
         if (self.freeze_s is None) == (self.thaw_s is None):
             raise ValueError("each phase needs exactly one of freeze_s or thaw_s")
         if self.freeze_s is not None and self.tip_temperature_c is not None:
-            raise ValueError("tip_temperature_c in a phase is for active thaw; set freeze "
-                             "temperatures on the probe")
+            raise ValueError(
+                "tip_temperature_c in a phase is for active thaw; set freeze "
+                "temperatures on the probe"
+            )
         return self
 
     def to_phase(self) -> Phase:
@@ -219,11 +234,15 @@ class Case(_Strict):
                 diameter = diameter or cat.diameter_mm
                 length = length or cat.active_length_mm
             if diameter is None or length is None:
-                raise CaseFileError(f"probes[{i}]: give diameter_mm and active_length_mm (or a "
-                                    "catalogue model)")
+                raise CaseFileError(
+                    f"probes[{i}]: give diameter_mm and active_length_mm (or a catalogue model)"
+                )
             try:
-                out.append(ProbeGeometry(tuple(p.tip_mm), tuple(p.direction), diameter, length,
-                                         name=f"probes[{i}]"))
+                out.append(
+                    ProbeGeometry(
+                        tuple(p.tip_mm), tuple(p.direction), diameter, length, name=f"probes[{i}]"
+                    )
+                )
             except CryoneuroError as exc:
                 raise CaseFileError(str(exc)) from None
         return out
@@ -256,18 +275,27 @@ class Case(_Strict):
         for i, p in enumerate(self.probes):
             if p.uses_device():
                 m = _device_model(p, i)
-                out += [f"probes[{i}]: {w}" for w in probe_physics.validity_warnings(
-                    m, freeze_s=freezes, perfused=tissue.perfusion > 0, medium=tissue.name)]
-            elif p.gas is not None or (p.model is not None and p.tip_temperature_c is None
-                                       and p.tip_trace_c is None):  # held at the boiling point
-                out.append(f"probes[{i}]: surface held at the gas's no-load boiling point, the "
-                           "coldest the probe can be; real probes run warmer under heat load "
-                           "and this overestimates the iceball (Littrup 2009: about 2x the "
-                           "lethal diameter) — name a catalogue model for the device model")
+                out += [
+                    f"probes[{i}]: {w}"
+                    for w in probe_physics.validity_warnings(
+                        m, freeze_s=freezes, perfused=tissue.perfusion > 0, medium=tissue.name
+                    )
+                ]
+            elif p.gas is not None or (
+                p.model is not None and p.tip_temperature_c is None and p.tip_trace_c is None
+            ):  # held at the boiling point
+                out.append(
+                    f"probes[{i}]: surface held at the gas's no-load boiling point, the "
+                    "coldest the probe can be; real probes run warmer under heat load "
+                    "and this overestimates the iceball (Littrup 2009: about 2x the "
+                    "lethal diameter) — name a catalogue model for the device model"
+                )
         if sum(p.uses_device() for p in self.probes) >= 3:
-            out.append("arrays of 3 or more device probes: the held-out 3- and 4-probe "
-                       "lethal diameters of Littrup 2009 were under-predicted by 4.7 and 9.5 mm "
-                       "(docs/validation.md)")
+            out.append(
+                "arrays of 3 or more device probes: the held-out 3- and 4-probe "
+                "lethal diameters of Littrup 2009 were under-predicted by 4.7 and 9.5 mm "
+                "(docs/validation.md)"
+            )
         return out
 
     def model(self) -> ThermalModel:
@@ -307,14 +335,24 @@ def _device_model(spec: ProbeSpec, index: int):
         m = _catalogue_model(spec.model, index)
     else:
         m = probe_physics.ProbeModel(
-            name=f"probes[{index}] ({spec.gas})", device_class="user-defined", gauge="",
-            diameter_mm=spec.diameter_mm or 0.0, active_length_mm=spec.active_length_mm or 0.0,
-            gas=spec.gas or "", status="user-defined")
-    changes = {k: v for k, v in (("diameter_mm", spec.diameter_mm),
-                                 ("active_length_mm", spec.active_length_mm),
-                                 ("gas", spec.gas)) if v is not None}
+            name=f"probes[{index}] ({spec.gas})",
+            device_class="user-defined",
+            gauge="",
+            diameter_mm=spec.diameter_mm or 0.0,
+            active_length_mm=spec.active_length_mm or 0.0,
+            gas=spec.gas or "",
+            status="user-defined",
+        )
+    changes = {
+        k: v
+        for k, v in (
+            ("diameter_mm", spec.diameter_mm),
+            ("active_length_mm", spec.active_length_mm),
+            ("gas", spec.gas),
+        )
+        if v is not None
+    }
     if changes:
-
         m = replace(m, **changes)
     return m
 
@@ -324,9 +362,13 @@ def device_drive_for(spec: ProbeSpec, index: int):
 
     try:
         return probe_physics.device_drive(
-            _device_model(spec, index), supply_bar=spec.supply_bar, mass_flow=spec.mass_flow_g_s,
-            h_gas_w_m2k=spec.h_gas_w_m2k, thaw_power_w=spec.thaw_power_w,
-            name=f"probes[{index}]")
+            _device_model(spec, index),
+            supply_bar=spec.supply_bar,
+            mass_flow=spec.mass_flow_g_s,
+            h_gas_w_m2k=spec.h_gas_w_m2k,
+            thaw_power_w=spec.thaw_power_w,
+            name=f"probes[{index}]",
+        )
     except CryoneuroError as exc:
         raise CaseFileError(f"probes[{index}]: {exc}") from None
 
@@ -347,8 +389,10 @@ def gas_tip_temperature(spec: ProbeSpec, index: int) -> float:
     except CryoneuroError as exc:
         raise CaseFileError(f"probes[{index}].gas: {exc}") from None
     if state.warms:
-        raise CaseFileError(f"probes[{index}].gas = '{gas}' warms on expansion and cannot "
-                            "freeze; use argon, nitrogen, nitrous-oxide or carbon-dioxide")
+        raise CaseFileError(
+            f"probes[{index}].gas = '{gas}' warms on expansion and cannot "
+            "freeze; use argon, nitrogen, nitrous-oxide or carbon-dioxide"
+        )
     return float(state.tip_temperature_c)
 
 
@@ -381,8 +425,10 @@ def _format_validation(exc: ValidationError, source: str) -> str:
     for part in err.get("loc", ()):
         if isinstance(part, int):
             loc += f"[{part}]"
-        elif part and not str(part).startswith(("function-", "tagged-union")) and part not in (
-            "str", "TissueTable", "tuple[float, float]"
+        elif (
+            part
+            and not str(part).startswith(("function-", "tagged-union"))
+            and part not in ("str", "TissueTable", "tuple[float, float]")
         ):
             loc += ("." if loc else "") + str(part)
     msg = err.get("msg", "invalid value")
@@ -392,8 +438,11 @@ def _format_validation(exc: ValidationError, source: str) -> str:
         msg = "must be a finite number (NaN and inf are not allowed)"
     msg = msg.removeprefix("Value error, ")
     value = err.get("input")
-    shown = ("" if err.get("type") in ("missing", "wrong_kind") or isinstance(value, dict)
-             else f" (got {value!r})")
+    shown = (
+        ""
+        if err.get("type") in ("missing", "wrong_kind") or isinstance(value, dict)
+        else f" (got {value!r})"
+    )
     return f"{source}: {loc or 'case'}: {msg}{shown}"
 
 
@@ -450,13 +499,17 @@ def _case_problems(case: Case):
     dom, out, solver = case.domain, case.output, case.solver
     # size: cells, duration, steps and records, before the grid or any field exists
     if dom.voxel_mm < limits.MIN_VOXEL_MM:
-        yield (f"domain.voxel_mm = {dom.voxel_mm:g} mm is below the smallest voxel, "
-               f"{limits.MIN_VOXEL_MM:g} mm; use larger voxels")
+        yield (
+            f"domain.voxel_mm = {dom.voxel_mm:g} mm is below the smallest voxel, "
+            f"{limits.MIN_VOXEL_MM:g} mm; use larger voxels"
+        )
     cells = limits.cells_for(dom.size_mm, dom.voxel_mm)
     if cells > solver.max_cells:
-        yield (f"domain.size_mm {list(dom.size_mm)} at domain.voxel_mm = {dom.voxel_mm:g} gives "
-               f"{cells:,} cells; the limit is {solver.max_cells:,} (solver.max_cells, about "
-               f"{solver.max_cells * 190 / 1e9:.1f} GB); use larger voxels or a smaller domain")
+        yield (
+            f"domain.size_mm {list(dom.size_mm)} at domain.voxel_mm = {dom.voxel_mm:g} gives "
+            f"{cells:,} cells; the limit is {solver.max_cells:,} (solver.max_cells, about "
+            f"{solver.max_cells * 190 / 1e9:.1f} GB); use larger voxels or a smaller domain"
+        )
     if len(case.probes) > limits.MAX_PROBES:
         yield f"probes: {len(case.probes)} probes; the limit is {limits.MAX_PROBES}"
     phases = case.protocol.phases
@@ -465,29 +518,40 @@ def _case_problems(case: Case):
     if problem:
         yield problem
     if solver.scheme == "rkl2" and total / solver.time_step_s > limits.MAX_SOLVER_STEPS:
-        yield (f"solver.time_step_s = {solver.time_step_s:g} s over {total:g} s is "
-               f"{math.ceil(total / solver.time_step_s):,} steps; the limit is "
-               f"{limits.MAX_SOLVER_STEPS:,}; use time_step_s >= {total / limits.MAX_SOLVER_STEPS:.3g}")
+        yield (
+            f"solver.time_step_s = {solver.time_step_s:g} s over {total:g} s is "
+            f"{math.ceil(total / solver.time_step_s):,} steps; the limit is "
+            f"{limits.MAX_SOLVER_STEPS:,}; use time_step_s >= {total / limits.MAX_SOLVER_STEPS:.3g}"
+        )
     # temperatures
     body = dom.body_temperature_c
     lo, hi = limits.BODY_TEMPERATURE_RANGE_C
     if not lo <= body <= hi:
-        yield (f"domain.body_temperature_c = {body:g} C is outside {lo:g}..{hi:g} C (tissue in vivo "
-               "30-42 C; ex vivo tissue and gel phantoms at room or bath temperature)")
+        yield (
+            f"domain.body_temperature_c = {body:g} C is outside {lo:g}..{hi:g} C (tissue in vivo "
+            "30-42 C; ex vivo tissue and gel phantoms at room or bath temperature)"
+        )
     liquidus = case.tissue().t_liquidus
     if body <= liquidus:
-        yield (f"domain.body_temperature_c = {body:g} C is not above the tissue's liquidus "
-               f"({liquidus:g} C): the model starts from unfrozen tissue")
+        yield (
+            f"domain.body_temperature_c = {body:g} C is not above the tissue's liquidus "
+            f"({liquidus:g} C): the model starts from unfrozen tissue"
+        )
     if not any(ph.freeze_s is not None for ph in phases):
         yield "protocol.phases: no freeze phase; add { freeze_s = ... }"
     for j, ph in enumerate(phases):
         field = f"protocol.phases[{j}].tip_temperature_c"
         if ph.thaw_s is not None and ph.mode == "passive" and ph.tip_temperature_c is not None:
-            yield f"{field} applies only to mode = \"active\" (a passive thaw has no probe temperature)"
-        if ph.mode == "active" and ph.tip_temperature_c is not None and not (
-                0.0 < ph.tip_temperature_c <= limits.MAX_PROBE_TEMPERATURE_C):
-            yield (f"{field} = {ph.tip_temperature_c:g} C is outside 0..{limits.MAX_PROBE_TEMPERATURE_C:g} C "
-                   "(an active thaw warms the probe above 0 C; thaw devices reach room to body temperature)")
+            yield f'{field} applies only to mode = "active" (a passive thaw has no probe temperature)'
+        if (
+            ph.mode == "active"
+            and ph.tip_temperature_c is not None
+            and not (0.0 < ph.tip_temperature_c <= limits.MAX_PROBE_TEMPERATURE_C)
+        ):
+            yield (
+                f"{field} = {ph.tip_temperature_c:g} C is outside 0..{limits.MAX_PROBE_TEMPERATURE_C:g} C "
+                "(an active thaw warms the probe above 0 C; thaw devices reach room to body temperature)"
+            )
     yield from _probe_problems(case, body)
     # outputs
     levels = out.isotherms_c
@@ -497,13 +561,17 @@ def _case_problems(case: Case):
         yield f"output.isotherms_c {levels} lists an isotherm twice"
     for k, level in enumerate(levels):
         if not limits.ABSOLUTE_ZERO_C < level < body:
-            yield (f"output.isotherms_c[{k}] = {level:g} C must be above {limits.ABSOLUTE_ZERO_C} C and "
-                   f"below domain.body_temperature_c ({body:g} C)")
+            yield (
+                f"output.isotherms_c[{k}] = {level:g} C must be above {limits.ABSOLUTE_ZERO_C} C and "
+                f"below domain.body_temperature_c ({body:g} C)"
+            )
     grid = case.grid()  # a Grid is a shape and a voxel size: no arrays
     for name, point in out.points.items():
         if not grid.contains(np.asarray(point)):
-            yield (f"output.points.{name} {list(point)} mm is outside the domain "
-                   f"(0..{list(grid.size_mm)} mm)")
+            yield (
+                f"output.points.{name} {list(point)} mm is outside the domain "
+                f"(0..{list(grid.size_mm)} mm)"
+            )
     for i, probe in enumerate(case.probe_geometries()):
         _check_inside(grid, probe, i)
         problem = _clearance_problem(grid, probe, i)
@@ -517,8 +585,10 @@ def _probe_problems(case: Case, body: float):
         yield f"probes: the name '{name}' is given to more than one probe"
     for i, p in enumerate(case.probes):
         if p.tip_temperature_c is not None and p.tip_temperature_c >= body:
-            yield (f"probes[{i}].tip_temperature_c = {p.tip_temperature_c:g} C is not below "
-                   f"domain.body_temperature_c ({body:g} C); a freezing probe must be colder than the tissue")
+            yield (
+                f"probes[{i}].tip_temperature_c = {p.tip_temperature_c:g} C is not below "
+                f"domain.body_temperature_c ({body:g} C); a freezing probe must be colder than the tissue"
+            )
         if p.tip_trace_c is None:
             continue
         field = f"probes[{i}].tip_trace_c"
@@ -531,8 +601,10 @@ def _probe_problems(case: Case, body: float):
             yield f"{field}: times must start at 0 s or later and increase strictly (got {times})"
         for k, c in enumerate(temps):
             if not limits.ABSOLUTE_ZERO_C < c <= limits.MAX_PROBE_TEMPERATURE_C:
-                yield (f"{field}[{k}]: {c:g} C is outside {limits.ABSOLUTE_ZERO_C}.."
-                       f"{limits.MAX_PROBE_TEMPERATURE_C:g} C")
+                yield (
+                    f"{field}[{k}]: {c:g} C is outside {limits.ABSOLUTE_ZERO_C}.."
+                    f"{limits.MAX_PROBE_TEMPERATURE_C:g} C"
+                )
         if min(temps) >= body:
             yield f"{field} never goes below domain.body_temperature_c ({body:g} C): it would not freeze"
 
@@ -550,14 +622,18 @@ def _clearance_problem(grid: Grid, probe: ProbeGeometry, index: int) -> str | No
     hi = np.asarray(grid.origin_mm) + np.asarray(grid.size_mm) - h
     centre_a, centre_b = probe.segment_mm
     disc = a * np.sqrt(np.clip(1.0 - probe.unit**2, 0.0, 1.0))
-    for part, centre, reach, field in (("tip", centre_a, np.full(3, a), "tip_mm"),
-                                       ("end of the active part", centre_b, disc, "active_length_mm")):
+    for part, centre, reach, field in (
+        ("tip", centre_a, np.full(3, a), "tip_mm"),
+        ("end of the active part", centre_b, disc, "active_length_mm"),
+    ):
         low, high = centre - reach, centre + reach
         if np.all(low >= lo - 1e-9) and np.all(high <= hi + 1e-9):
             continue
         axis = int(np.argmax(np.maximum(lo - low, high - hi)))
         face = "min" if lo[axis] - low[axis] >= high[axis] - hi[axis] else "max"
-        return (f"probes[{index}].{field}: the probe's {part} (radius {a:g} mm) comes within one voxel "
-                f"({h:g} mm) of the domain's {'xyz'[axis]} {face} face; keep the active surface at least "
-                f"{h:g} mm inside (move the probe or enlarge domain.size_mm)")
+        return (
+            f"probes[{index}].{field}: the probe's {part} (radius {a:g} mm) comes within one voxel "
+            f"({h:g} mm) of the domain's {'xyz'[axis]} {face} face; keep the active surface at least "
+            f"{h:g} mm inside (move the probe or enlarge domain.size_mm)"
+        )
     return None

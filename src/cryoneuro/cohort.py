@@ -27,11 +27,23 @@ from cryoneuro import __version__
 from cryoneuro.errors import CryoneuroError, InputError
 
 #: Compared quantities: (column stem, key of ReplayMetrics / stored_metrics).
-COMPARED = ("complete_block", "warmest_min_c", "skin_min_c", "relief_median_days", "coverage_20",
-            "blocked_length_mm", "neurotmesis_risk")
+COMPARED = (
+    "complete_block",
+    "warmest_min_c",
+    "skin_min_c",
+    "relief_median_days",
+    "coverage_20",
+    "blocked_length_mm",
+    "neurotmesis_risk",
+)
 #: A numeric difference beyond these counts as a changed prediction (K, K, days, fraction, mm).
-CHANGE_TOLERANCE = {"warmest_min_c": 0.5, "skin_min_c": 0.5, "relief_median_days": 1.0, "coverage_20": 0.02,
-                    "blocked_length_mm": 0.5}
+CHANGE_TOLERANCE = {
+    "warmest_min_c": 0.5,
+    "skin_min_c": 0.5,
+    "relief_median_days": 1.0,
+    "coverage_20": 0.02,
+    "blocked_length_mm": 0.5,
+}
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,12 @@ def plans_from_folder(root: str | Path) -> tuple[list[StoredPlan], list[dict[str
             text = f.read_text(encoding="utf-8")
             Plan.from_json(text)
         except (OSError, UnicodeDecodeError, CryoneuroError) as exc:
-            skipped.append({"source": str(f), "reason": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+            skipped.append(
+                {
+                    "source": str(f),
+                    "reason": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                }
+            )
             continue
         plans.append(StoredPlan(str(f), text))
     return plans, skipped
@@ -73,21 +90,36 @@ def resimulate_one(item: StoredPlan, voxel_mm: float | None = None) -> dict[str,
     from cryoneuro.planning.replay import VOXEL_CHOICES_MM, replay, stored_metrics
 
     numba.set_num_threads(1)
-    row: dict[str, Any] = {"source": item.source, "procedure_id": item.procedure_id,
-                           "procedure_date": item.procedure_date}
+    row: dict[str, Any] = {
+        "source": item.source,
+        "procedure_id": item.procedure_id,
+        "procedure_date": item.procedure_date,
+    }
     try:
         plan = Plan.from_json(item.plan_json)
     except CryoneuroError as exc:
         return {**row, "status": f"error: {exc}"}
     own = plan.inputs.get("voxel_mm")
     voxel = voxel_mm or (own if any(math.isclose(own or 0, v) for v in VOXEL_CHOICES_MM) else 0.5)
-    row.update({"case": plan.case, "phantom": plan.inputs.get("phantom"), "software_then": plan.software_version,
-                "software_now": __version__, "created_at": plan.created_at.isoformat(), "voxel_mm": float(voxel)})
+    row.update(
+        {
+            "case": plan.case,
+            "phantom": plan.inputs.get("phantom"),
+            "software_then": plan.software_version,
+            "software_now": __version__,
+            "created_at": plan.created_at.isoformat(),
+            "voxel_mm": float(voxel),
+        }
+    )
     then = stored_metrics(plan)
     try:
         now = replay(plan, voxel_mm=voxel).as_dict()
     except CryoneuroError as exc:
-        return {**row, **{f"{k}_then": then[k] for k in COMPARED}, "status": f"error: {str(exc).splitlines()[0]}"}
+        return {
+            **row,
+            **{f"{k}_then": then[k] for k in COMPARED},
+            "status": f"error: {str(exc).splitlines()[0]}",
+        }
     changed = []
     for key in COMPARED:
         a, b = then[key], now[key]
@@ -106,9 +138,16 @@ def resimulate_one(item: StoredPlan, voxel_mm: float | None = None) -> dict[str,
     return row
 
 
-def resimulate(items: Sequence[StoredPlan], *, voxel_mm: float | None = None, scheduler: str | None = None,
-               workers: int = 2, client: Any = None, out_dir: Path | None = None,
-               progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+def resimulate(
+    items: Sequence[StoredPlan],
+    *,
+    voxel_mm: float | None = None,
+    scheduler: str | None = None,
+    workers: int = 2,
+    client: Any = None,
+    out_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
     """Re-simulate every plan on Dask; one row per plan, in input order."""
     from cryoneuro.planning.replay import check_voxel
     from cryoneuro.sweep import run_tasks
@@ -117,9 +156,17 @@ def resimulate(items: Sequence[StoredPlan], *, voxel_mm: float | None = None, sc
         check_voxel(voxel_mm)
     if not items:
         raise InputError("no stored plans found")
-    rows = run_tasks(resimulate_one, [(it, voxel_mm) for it in items], name="cohort", scheduler=scheduler,
-                     workers=workers, client=client, row=lambda i, r: r,
-                     partial=out_dir / "partial.csv" if out_dir else None, progress=progress)
+    rows = run_tasks(
+        resimulate_one,
+        [(it, voxel_mm) for it in items],
+        name="cohort",
+        scheduler=scheduler,
+        workers=workers,
+        client=client,
+        row=lambda i, r: r,
+        partial=out_dir / "partial.csv" if out_dir else None,
+        progress=progress,
+    )
     table = pd.DataFrame(rows)
     for col in [c for c in table.columns if c.endswith(("_then", "_now"))]:
         if col.startswith(("complete_block", "neurotmesis_risk")):
@@ -132,23 +179,43 @@ def summarise(table: pd.DataFrame, skipped: list[dict[str, str]] | None = None) 
     ok = table[table["status"] == "ok"] if "status" in table else table.iloc[0:0]
 
     def col_stats(col: str) -> dict[str, float | None]:
-        x = pd.to_numeric(ok[col], errors="coerce").dropna() if col in ok else pd.Series(dtype=float)
+        x = (
+            pd.to_numeric(ok[col], errors="coerce").dropna()
+            if col in ok
+            else pd.Series(dtype=float)
+        )
         if x.empty:
             return {"mean": None, "max_abs": None}
         return {"mean": float(x.mean()), "max_abs": float(x.abs().max())}
 
-    block_changed = int((ok["complete_block_then"] != ok["complete_block_now"]).fillna(False).sum()) if len(ok) else 0
+    block_changed = (
+        int((ok["complete_block_then"] != ok["complete_block_now"]).fillna(False).sum())
+        if len(ok)
+        else 0
+    )
     return {
         "software_now": __version__,
-        "plans": len(table), "replayed": len(ok), "errors": int(len(table) - len(ok)),
+        "plans": len(table),
+        "replayed": len(ok),
+        "errors": int(len(table) - len(ok)),
         "changed": int((ok["changed"] != "").sum()) if len(ok) else 0,
         "block_changed": block_changed,
-        "complete_block_then": int(ok["complete_block_then"].fillna(False).astype(bool).sum()) if len(ok) else 0,
-        "complete_block_now": int(ok["complete_block_now"].fillna(False).astype(bool).sum()) if len(ok) else 0,
+        "complete_block_then": int(ok["complete_block_then"].fillna(False).astype(bool).sum())
+        if len(ok)
+        else 0,
+        "complete_block_now": int(ok["complete_block_now"].fillna(False).astype(bool).sum())
+        if len(ok)
+        else 0,
         "differences": {k: col_stats(f"{k}_diff") for k in CHANGE_TOLERANCE},
         "tolerances": CHANGE_TOLERANCE,
-        "software_then": {str(k): int(v) for k, v in ok["software_then"].value_counts().items()} if len(ok) else {},
-        "error_rows": [{"source": r["source"], "status": r["status"]} for _, r in table.iterrows() if r["status"] != "ok"],
+        "software_then": {str(k): int(v) for k, v in ok["software_then"].value_counts().items()}
+        if len(ok)
+        else {},
+        "error_rows": [
+            {"source": r["source"], "status": r["status"]}
+            for _, r in table.iterrows()
+            if r["status"] != "ok"
+        ],
         "skipped": skipped or [],
     }
 
@@ -162,21 +229,39 @@ def plot_then_vs_now(table: pd.DataFrame, path: Path) -> Path:
 
     ok = table[table["status"] == "ok"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 4), constrained_layout=True)
-    for ax, (key, label) in zip(axes, (("warmest_min_c", "warmest nerve section (°C)"),
-                                       ("skin_min_c", "skin minimum (°C)"),
-                                       ("relief_median_days", "predicted relief, median (days)"))):
+    for ax, (key, label) in zip(
+        axes,
+        (
+            ("warmest_min_c", "warmest nerve section (°C)"),
+            ("skin_min_c", "skin minimum (°C)"),
+            ("relief_median_days", "predicted relief, median (days)"),
+        ),
+    ):
         a = pd.to_numeric(ok.get(f"{key}_then"), errors="coerce")
         b = pd.to_numeric(ok.get(f"{key}_now"), errors="coerce")
         if a is not None and len(ok):
-            changed = (ok["complete_block_then"] != ok["complete_block_now"]).fillna(False).to_numpy(dtype=bool)
+            changed = (
+                (ok["complete_block_then"] != ok["complete_block_now"])
+                .fillna(False)
+                .to_numpy(dtype=bool)
+            )
             ax.scatter(a[~changed], b[~changed], s=20, label="same block verdict")
             if changed.any():
-                ax.scatter(a[changed], b[changed], s=30, marker="x", color="tab:red", label="block verdict changed")
+                ax.scatter(
+                    a[changed],
+                    b[changed],
+                    s=30,
+                    marker="x",
+                    color="tab:red",
+                    label="block verdict changed",
+                )
             both = pd.concat([a, b]).dropna()
             if not both.empty:
                 lo, hi = float(both.min()), float(both.max())
                 pad = max(1.0, 0.05 * (hi - lo))
-                ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="then = now")
+                ax.plot(
+                    [lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="then = now"
+                )
         ax.set(xlabel=f"stored: {label}", ylabel=f"now ({__version__})", title=label)
         ax.legend(fontsize=7)
     fig.suptitle(f"{len(ok)} plans re-simulated")
@@ -189,5 +274,11 @@ def write_outputs(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -
     """``cohort.parquet``, ``cohort.csv``, ``summary.json``, ``then_vs_now.png``."""
     from cryoneuro.sweep import write_results
 
-    return write_results(table, summary, out_dir, "cohort", "then_vs_now.png",
-                         lambda path: plot_then_vs_now(table, path))
+    return write_results(
+        table,
+        summary,
+        out_dir,
+        "cohort",
+        "then_vs_now.png",
+        lambda path: plot_then_vs_now(table, path),
+    )

@@ -38,8 +38,11 @@ LETHAL_C = (-20.0, -40.0)  # tissue lethal-ice band (Gage & Baust 1998)
 SKIN_SAFE_C = 0.0
 
 
-def sunderland_grade(min_temperature_c: np.ndarray | float, axonotmesis_c: float = NEURAPRAXIA_C,
-                     neurotmesis_c: float = NEUROTMESIS_C) -> np.ndarray:
+def sunderland_grade(
+    min_temperature_c: np.ndarray | float,
+    axonotmesis_c: float = NEURAPRAXIA_C,
+    neurotmesis_c: float = NEUROTMESIS_C,
+) -> np.ndarray:
     """Per-voxel grade: 0 none (above 0 °C), 1 neurapraxia, 2 axonotmesis, 3 neurotmesis risk.
 
     Grade 1 is given for any temperature ≤ 0 °C but warmer than ``axonotmesis_c``; 2 for
@@ -71,11 +74,15 @@ def _interp(field_c: np.ndarray, grid: Grid, pts: np.ndarray) -> np.ndarray:
     return out
 
 
-def resample_polyline(points_mm: np.ndarray, step_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def resample_polyline(
+    points_mm: np.ndarray, step_mm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stations every ``step_mm`` along a polyline: (positions N×3, arc length N, unit tangents N×3)."""
     p = np.asarray(points_mm, float)
     if p.ndim != 2 or p.shape[1] != 3 or len(p) < 2:
-        raise InputError(f"nerve centreline must be an N×3 polyline with N ≥ 2 (got shape {p.shape})")
+        raise InputError(
+            f"nerve centreline must be an N×3 polyline with N ≥ 2 (got shape {p.shape})"
+        )
     if not step_mm > 0:
         raise InputError(f"station spacing must be positive (got {step_mm} mm)")
     seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
@@ -129,7 +136,11 @@ class NerveInjuryProfile:
     blocked: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        ok = np.ones(len(self.s_mm), bool) if self.eligible is None else np.asarray(self.eligible, bool)
+        ok = (
+            np.ones(len(self.s_mm), bool)
+            if self.eligible is None
+            else np.asarray(self.eligible, bool)
+        )
         with np.errstate(invalid="ignore"):
             self.blocked = ok & np.isfinite(self.warmest_c) & (self.warmest_c <= self.axonotmesis_c)
 
@@ -168,12 +179,16 @@ class NerveInjuryProfile:
     def summary(self) -> dict:
         warm = self.warmest_c[np.isfinite(self.warmest_c)]
         cold = self.coldest_c[np.isfinite(self.coldest_c)]
-        out = {"complete_block": self.complete_block, "blocked_length_mm": self.blocked_length_mm,
-               "neurotmesis_risk": self.neurotmesis_risk, "lesion_proximal_end_mm": self.lesion_proximal_end_mm,
-               "lesion_distal_end_mm": self.lesion_distal_end_mm,
-               "warmest_min_c": float(warm.min()) if warm.size else None,
-               "coldest_min_c": float(cold.min()) if cold.size else None,
-               "unsampled_stations": int((~np.isfinite(self.warmest_c)).sum())}
+        out = {
+            "complete_block": self.complete_block,
+            "blocked_length_mm": self.blocked_length_mm,
+            "neurotmesis_risk": self.neurotmesis_risk,
+            "lesion_proximal_end_mm": self.lesion_proximal_end_mm,
+            "lesion_distal_end_mm": self.lesion_distal_end_mm,
+            "warmest_min_c": float(warm.min()) if warm.size else None,
+            "coldest_min_c": float(cold.min()) if cold.size else None,
+            "unsampled_stations": int((~np.isfinite(self.warmest_c)).sum()),
+        }
         if self.eligible is not None:
             out["stations_not_counted"] = int((~np.asarray(self.eligible, bool)).sum())
         if self.block_proximal_to_mm is not None:
@@ -183,20 +198,31 @@ class NerveInjuryProfile:
     def plot(self, ax=None):
         """Warmest/coldest minimum temperature vs arc length, threshold bands, blocked segment."""
         import matplotlib.pyplot as plt
+
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5))
         cold = self.coldest_c[np.isfinite(self.coldest_c)]
         lo = min(float(cold.min()) if cold.size else 0.0, self.neurotmesis_c) - 10
         ax.axhspan(self.axonotmesis_c, 0, color="gold", alpha=0.15, label="neurapraxia")
-        ax.axhspan(self.neurotmesis_c, self.axonotmesis_c, color="tab:blue", alpha=0.12, label="axonotmesis")
+        ax.axhspan(
+            self.neurotmesis_c,
+            self.axonotmesis_c,
+            color="tab:blue",
+            alpha=0.12,
+            label="axonotmesis",
+        )
         ax.axhspan(lo, self.neurotmesis_c, color="tab:red", alpha=0.12, label="neurotmesis risk")
         for a, b in _runs(self.blocked):
             ax.axvspan(self.s_mm[a], self.s_mm[b - 1], color="tab:green", alpha=0.25)
         ax.plot(self.s_mm, self.warmest_c, label="warmest in section")
         ax.plot(self.s_mm, self.coldest_c, "--", label="coldest in section")
         if self.block_proximal_to_mm is not None:
-            ax.axvline(self.block_proximal_to_mm, color="k", lw=0.8, ls=":", label="bulb's widest section")
-        ax.set(xlabel="arc length along nerve (mm)", ylabel="minimum temperature (°C)", ylim=(lo, 40))
+            ax.axvline(
+                self.block_proximal_to_mm, color="k", lw=0.8, ls=":", label="bulb's widest section"
+            )
+        ax.set(
+            xlabel="arc length along nerve (mm)", ylabel="minimum temperature (°C)", ylim=(lo, 40)
+        )
         ax.legend(fontsize=7, loc="lower right")
         return ax
 
@@ -206,12 +232,21 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
-def nerve_profile(min_temperature_c: np.ndarray, grid: Grid, nerve_mask: np.ndarray, centreline_mm: np.ndarray,
-                  step_mm: float = 0.25, radius_mm: float | None = None, axonotmesis_c: float = NEURAPRAXIA_C,
-                  neurotmesis_c: float = NEUROTMESIS_C, sample_mm: float | None = None,
-                  tissue_mask: np.ndarray | None = None, block_proximal_to_mm: float | None = None,
-                  min_section_fraction: float = MIN_SECTION_FRACTION,
-                  min_sampled_fraction: float = MIN_SAMPLED_FRACTION) -> NerveInjuryProfile:
+def nerve_profile(
+    min_temperature_c: np.ndarray,
+    grid: Grid,
+    nerve_mask: np.ndarray,
+    centreline_mm: np.ndarray,
+    step_mm: float = 0.25,
+    radius_mm: float | None = None,
+    axonotmesis_c: float = NEURAPRAXIA_C,
+    neurotmesis_c: float = NEUROTMESIS_C,
+    sample_mm: float | None = None,
+    tissue_mask: np.ndarray | None = None,
+    block_proximal_to_mm: float | None = None,
+    min_section_fraction: float = MIN_SECTION_FRACTION,
+    min_sampled_fraction: float = MIN_SAMPLED_FRACTION,
+) -> NerveInjuryProfile:
     """Sample cross-sections perpendicular to the centreline every ``step_mm``.
 
     The centreline runs **proximal → distal** (its first point is the proximal end). At each
@@ -236,24 +271,32 @@ def nerve_profile(min_temperature_c: np.ndarray, grid: Grid, nerve_mask: np.ndar
     sampled point of every station (a cold spot injures the sheaths wherever it is).
     """
     if min_temperature_c.shape != grid.shape or nerve_mask.shape != grid.shape:
-        raise InputError(f"temperature {min_temperature_c.shape} / nerve mask {nerve_mask.shape} "
-                         f"do not match the grid {grid.shape}")
+        raise InputError(
+            f"temperature {min_temperature_c.shape} / nerve mask {nerve_mask.shape} "
+            f"do not match the grid {grid.shape}"
+        )
     if tissue_mask is not None and tissue_mask.shape != grid.shape:
         raise InputError(f"tissue mask {tissue_mask.shape} does not match the grid {grid.shape}")
     if not nerve_mask.any():
         raise InputError("nerve mask is empty")
     if not (0.0 <= min_section_fraction <= 1.0 and 0.0 < min_sampled_fraction <= 1.0):
-        raise InputError(f"min_section_fraction must be in [0, 1] and min_sampled_fraction in (0, 1] "
-                         f"(got {min_section_fraction}, {min_sampled_fraction})")
+        raise InputError(
+            f"min_section_fraction must be in [0, 1] and min_sampled_fraction in (0, 1] "
+            f"(got {min_section_fraction}, {min_sampled_fraction})"
+        )
     h = grid.voxel_mm
-    tissue = np.isfinite(min_temperature_c) if tissue_mask is None else (tissue_mask & np.isfinite(min_temperature_c))
+    tissue = (
+        np.isfinite(min_temperature_c)
+        if tissue_mask is None
+        else (tissue_mask & np.isfinite(min_temperature_c))
+    )
     if radius_mm is None:
         radius_mm = 3.0 * float(ndimage.distance_transform_edt(nerve_mask, sampling=h).max()) + h
     ds = sample_mm or h / 2
     pos, s, tang = resample_polyline(centreline_mm, step_mm)
     r = np.arange(-radius_mm, radius_mm + 1e-9, ds)
     a, b = np.meshgrid(r, r, indexing="ij")
-    in_disc = a.ravel() ** 2 + b.ravel() ** 2 <= radius_mm ** 2
+    in_disc = a.ravel() ** 2 + b.ravel() ** 2 <= radius_mm**2
     disc = a.ravel()[in_disc], b.ravel()[in_disc]
     n = len(s)
     warm, cold = np.full(n, np.nan), np.full(n, np.nan)
@@ -269,7 +312,9 @@ def nerve_profile(min_temperature_c: np.ndarray, grid: Grid, nerve_mask: np.ndar
         in_grid = np.all((raw >= 0) & (raw < shape), axis=1)
         ijk = np.clip(raw, 0, shape - 1)
         inside = nerve_mask[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
-        is_tissue = tissue[ijk[:, 0], ijk[:, 1], ijk[:, 2]] | ~in_grid  # beyond the grid: tissue, unsampled
+        is_tissue = (
+            tissue[ijk[:, 0], ijk[:, 1], ijk[:, 2]] | ~in_grid
+        )  # beyond the grid: tissue, unsampled
         nerve_tissue = inside & is_tissue
         sampled = nerve_tissue & in_grid
         section[i] = inside.sum() * ds * ds
@@ -280,16 +325,32 @@ def nerve_profile(min_temperature_c: np.ndarray, grid: Grid, nerve_mask: np.ndar
             if vals.size:
                 warm[i], cold[i] = vals.max(), vals.min()
     typical = float(np.median(section[section > 0])) if (section > 0).any() else 0.0
-    eligible = (section > 0) & (section >= min_section_fraction * typical) & (sampled_frac >= min_sampled_fraction)
+    eligible = (
+        (section > 0)
+        & (section >= min_section_fraction * typical)
+        & (sampled_frac >= min_sampled_fraction)
+    )
     eligible &= np.isfinite(warm)
     if block_proximal_to_mm is not None:
         eligible &= s <= block_proximal_to_mm + 1e-9
     with np.errstate(invalid="ignore"):
         blocked = eligible & (warm <= axonotmesis_c)
-        grade = np.where(np.isfinite(cold) & (cold <= neurotmesis_c), 3, np.where(blocked, 2, 1)).astype(np.int8)
-    return NerveInjuryProfile(s, warm, cold, grade, axonotmesis_c, neurotmesis_c, step_mm, eligible=eligible,
-                              section_mm2=section, sampled_fraction=sampled_frac,
-                              block_proximal_to_mm=block_proximal_to_mm)
+        grade = np.where(
+            np.isfinite(cold) & (cold <= neurotmesis_c), 3, np.where(blocked, 2, 1)
+        ).astype(np.int8)
+    return NerveInjuryProfile(
+        s,
+        warm,
+        cold,
+        grade,
+        axonotmesis_c,
+        neurotmesis_c,
+        step_mm,
+        eligible=eligible,
+        section_mm2=section,
+        sampled_fraction=sampled_frac,
+        block_proximal_to_mm=block_proximal_to_mm,
+    )
 
 
 @dataclass(frozen=True)
@@ -302,15 +363,22 @@ class Coverage:
     max_c: float
 
 
-def target_coverage(min_temperature_c: np.ndarray, grid: Grid, target_mask: np.ndarray,
-                    thresholds_c: tuple[float, ...] = LETHAL_C) -> Coverage:
+def target_coverage(
+    min_temperature_c: np.ndarray,
+    grid: Grid,
+    target_mask: np.ndarray,
+    thresholds_c: tuple[float, ...] = LETHAL_C,
+) -> Coverage:
     """Coverage of a target (e.g. the neuroma): ``fraction(T_min ≤ θ)`` for each θ."""
     if not target_mask.any():
         raise InputError("target mask is empty")
     t = min_temperature_c[target_mask]
-    return Coverage(volume_ml=float(target_mask.sum() * grid.voxel_mm ** 3 / 1000.0),
-                    fractions={float(th): float((t <= th).mean()) for th in thresholds_c},
-                    min_c=float(t.min()), max_c=float(t.max()))
+    return Coverage(
+        volume_ml=float(target_mask.sum() * grid.voxel_mm**3 / 1000.0),
+        fractions={float(th): float((t <= th).mean()) for th in thresholds_c},
+        min_c=float(t.min()),
+        max_c=float(t.max()),
+    )
 
 
 @dataclass(frozen=True)
@@ -325,7 +393,9 @@ class StructureSafety:
     warning: str | None
 
 
-def isotherm_distance_mm(min_temperature_c: np.ndarray, grid: Grid, mask: np.ndarray, isotherm_c: float) -> float:
+def isotherm_distance_mm(
+    min_temperature_c: np.ndarray, grid: Grid, mask: np.ndarray, isotherm_c: float
+) -> float:
     """Closest distance (mm) from the region ``T_min ≤ isotherm_c`` to a structure (0 if they overlap, inf if no ice)."""
     ice = min_temperature_c <= isotherm_c
     if not ice.any():
@@ -336,9 +406,13 @@ def isotherm_distance_mm(min_temperature_c: np.ndarray, grid: Grid, mask: np.nda
     return float(d[mask].min())
 
 
-def structure_safety(min_temperature_c: np.ndarray, grid: Grid, structures: dict[str, np.ndarray],
-                     limits_c: dict[str, float | None] | None = None,
-                     isotherms_c: tuple[float, ...] = (0.0, -20.0)) -> list[StructureSafety]:
+def structure_safety(
+    min_temperature_c: np.ndarray,
+    grid: Grid,
+    structures: dict[str, np.ndarray],
+    limits_c: dict[str, float | None] | None = None,
+    isotherms_c: tuple[float, ...] = (0.0, -20.0),
+) -> list[StructureSafety]:
     """Safety report for named structures (skin, artery, bone, other nerves …).
 
     ``limits_c`` gives the temperature each structure must stay above (default: skin 0 °C,
@@ -350,7 +424,9 @@ def structure_safety(min_temperature_c: np.ndarray, grid: Grid, structures: dict
     for name, mask in structures.items():
         if not mask.any():
             continue
-        lim = (limits_c or {}).get(name, next((v for k, v in default.items() if k in name.lower()), None))
+        lim = (limits_c or {}).get(
+            name, next((v for k, v in default.items() if k in name.lower()), None)
+        )
         tmin = float(min_temperature_c[mask].min())
         margin = None if lim is None else tmin - lim
         dist = {th: isotherm_distance_mm(min_temperature_c, grid, mask, th) for th in isotherms_c}

@@ -65,26 +65,32 @@ def recorded_values(total_s: float, sample_interval_s: float, n_phases: int, n_p
     return samples * (1 + n_points)
 
 
-def check_protocol(total_s: float, sample_interval_s: float, n_phases: int, n_points: int) -> str | None:
+def check_protocol(
+    total_s: float, sample_interval_s: float, n_phases: int, n_points: int
+) -> str | None:
     """Why a protocol is refused (a sentence naming the field), or None."""
     if not (math.isfinite(sample_interval_s) and sample_interval_s > 0):
         return f"output.sample_interval_s must be a positive number of seconds (got {sample_interval_s})"
     if total_s > MAX_PROTOCOL_S:
-        return (f"protocol.phases: the protocol lasts {total_s:g} s; the limit is {MAX_PROTOCOL_S:g} s "
-                f"({MAX_PROTOCOL_S / 3600:g} h); shorten the phases")
+        return (
+            f"protocol.phases: the protocol lasts {total_s:g} s; the limit is {MAX_PROTOCOL_S:g} s "
+            f"({MAX_PROTOCOL_S / 3600:g} h); shorten the phases"
+        )
     values = recorded_values(total_s, sample_interval_s, n_phases, n_points)
     if values > MAX_RECORDED_VALUES:
         least = total_s * (1 + n_points) / (MAX_RECORDED_VALUES - (n_phases + 1) * (1 + n_points))
-        return (f"output.sample_interval_s = {sample_interval_s:g} s over {total_s:g} s with {n_points} "
-                f"points records {values} values; the limit is {MAX_RECORDED_VALUES}; use "
-                f"sample_interval_s >= {_round_up(least)} or fewer output.points")
+        return (
+            f"output.sample_interval_s = {sample_interval_s:g} s over {total_s:g} s with {n_points} "
+            f"points records {values} values; the limit is {MAX_RECORDED_VALUES}; use "
+            f"sample_interval_s >= {_round_up(least)} or fewer output.points"
+        )
     return None
 
 
 def _round_up(x: float) -> str:
     """A short number not below ``x`` (for 'use at least ...' advice)."""
     digits = 3 - math.floor(math.log10(abs(x))) if x > 0 else 3
-    scale = 10.0 ** digits
+    scale = 10.0**digits
     return f"{math.ceil(x * scale) / scale:g}"
 
 

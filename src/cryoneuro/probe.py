@@ -85,18 +85,38 @@ class Gas:
 GASES: dict[str, Gas] = {
     g.name: g
     for g in (
-        Gas("argon", "Argon", ("ar",), 3000 * PSI_BAR,
+        Gas(
+            "argon",
+            "Argon",
+            ("ar",),
+            3000 * PSI_BAR,
             "3000 psi (206.8 bar), the usual argon cylinder/console class; design.md gives "
-            "single-pass tips for 2000–6000 psi (Sprenkle 2010, J Endourol)"),
+            "single-pass tips for 2000–6000 psi (Sprenkle 2010, J Endourol)",
+        ),
         Gas("nitrogen", "Nitrogen", ("n2",), 200.0, "200 bar, a standard gas cylinder"),
-        Gas("nitrous-oxide", "NitrousOxide", ("n2o", "nitrous", "nitrousoxide"), None,
+        Gas(
+            "nitrous-oxide",
+            "NitrousOxide",
+            ("n2o", "nitrous", "nitrousoxide"),
+            None,
             "saturation pressure at the supply temperature (50.5 bar at 20 °C): a "
-            "liquid-filled cylinder or cartridge in equilibrium"),
-        Gas("carbon-dioxide", "CarbonDioxide", ("co2", "carbondioxide"), None,
+            "liquid-filled cylinder or cartridge in equilibrium",
+        ),
+        Gas(
+            "carbon-dioxide",
+            "CarbonDioxide",
+            ("co2", "carbondioxide"),
+            None,
             "saturation pressure at the supply temperature (57.3 bar at 20 °C): a "
-            "liquid-filled cylinder or cartridge in equilibrium"),
-        Gas("helium", "Helium", ("he",), 200.0,
-            "200 bar, a standard gas cylinder (argon systems use helium for active thaw)"),
+            "liquid-filled cylinder or cartridge in equilibrium",
+        ),
+        Gas(
+            "helium",
+            "Helium",
+            ("he",),
+            200.0,
+            "200 bar, a standard gas cylinder (argon systems use helium for active thaw)",
+        ),
     )
 }
 
@@ -112,14 +132,17 @@ def canonical_gas(name: str) -> Gas:
 
 # --- CoolProp access (the only place that calls it) ----------------------------------------
 
+
 def _cp(out: str, k1: str, v1: float, k2: str, v2: float, fluid: str) -> float:
     from CoolProp.CoolProp import PropsSI
 
     try:
         value = float(PropsSI(out, k1, v1, k2, v2, fluid))
     except ValueError as exc:
-        raise PhysicsError(f"{fluid}: property {out} at {k1}={v1:g}, {k2}={v2:g} is outside the "
-                           f"equation of state ({str(exc).splitlines()[0]})") from None
+        raise PhysicsError(
+            f"{fluid}: property {out} at {k1}={v1:g}, {k2}={v2:g} is outside the "
+            f"equation of state ({str(exc).splitlines()[0]})"
+        ) from None
     if not math.isfinite(value):
         raise PhysicsError(f"{fluid}: property {out} at {k1}={v1:g}, {k2}={v2:g} is undefined")
     return value
@@ -129,10 +152,14 @@ def _cp(out: str, k1: str, v1: float, k2: str, v2: float, fluid: str) -> float:
 def _limits(fluid: str) -> dict[str, float]:
     from CoolProp.CoolProp import PropsSI
 
-    return {k: float(PropsSI(k, fluid)) for k in ("Ttriple", "ptriple", "Tcrit", "pcrit", "Tmax", "pmax")}
+    return {
+        k: float(PropsSI(k, fluid))
+        for k in ("Ttriple", "ptriple", "Tcrit", "pcrit", "Tmax", "pmax")
+    }
 
 
 # --- carbon dioxide below the triple point -----------------------------------------------------
+
 
 def co2_sublimation_pressure_bar(temperature_c: float) -> float:
     """Sublimation pressure of CO2 (Span & Wagner 1996, eq. 3.12), valid below 216.592 K.
@@ -142,8 +169,9 @@ def co2_sublimation_pressure_bar(temperature_c: float) -> float:
     """
     t_k = temperature_c + _K
     if not 0 < t_k <= CO2_TRIPLE_K:
-        raise PhysicsError(f"CO2 sublimation line: {temperature_c} C is not below the triple "
-                           "point (-56.558 C)")
+        raise PhysicsError(
+            f"CO2 sublimation line: {temperature_c} C is not below the triple point (-56.558 C)"
+        )
     theta = 1.0 - t_k / CO2_TRIPLE_K
     s = sum(a * theta**e for a, e in zip(_CO2_SUB_A, _CO2_SUB_T))
     return CO2_TRIPLE_BAR * math.exp(CO2_TRIPLE_K / t_k * s)
@@ -152,8 +180,10 @@ def co2_sublimation_pressure_bar(temperature_c: float) -> float:
 def co2_sublimation_temperature_c(pressure_bar: float) -> float:
     """Inverse of :func:`co2_sublimation_pressure_bar` (bisection; −78.46 °C at 1 atm)."""
     if not 0 < pressure_bar <= CO2_TRIPLE_BAR:
-        raise PhysicsError(f"CO2 sublimation line: {pressure_bar} bar is not below the triple-"
-                           "point pressure (5.1795 bar)")
+        raise PhysicsError(
+            f"CO2 sublimation line: {pressure_bar} bar is not below the triple-"
+            "point pressure (5.1795 bar)"
+        )
     lo, hi = 100.0, CO2_TRIPLE_K  # K; p_sub(100 K) ~ 1e-7 bar
     for _ in range(80):
         mid = 0.5 * (lo + hi)
@@ -192,8 +222,10 @@ def _melting_k(g: Gas, p_pa: float) -> float:
 
 def _co2_vapour(p_pa: float) -> tuple[float, float]:
     """Enthalpy (J/kg) and c_p of CO2 vapour at ``p_pa`` and 216.7 K, the extrapolation base."""
-    return (_cp("H", "T", _CO2_VAPOUR_REF_K, "P", p_pa, "CarbonDioxide"),
-            _cp("C", "T", _CO2_VAPOUR_REF_K, "P", p_pa, "CarbonDioxide"))
+    return (
+        _cp("H", "T", _CO2_VAPOUR_REF_K, "P", p_pa, "CarbonDioxide"),
+        _cp("C", "T", _CO2_VAPOUR_REF_K, "P", p_pa, "CarbonDioxide"),
+    )
 
 
 def _h(gas: Gas, t_k: float, p_pa: float) -> float:
@@ -205,6 +237,7 @@ def _h(gas: Gas, t_k: float, p_pa: float) -> float:
 
 
 # --- the result ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ProbeState:
@@ -244,8 +277,10 @@ def default_supply_bar(gas: str, supply_temperature_c: float = 20.0) -> float:
     lim = _limits(g.coolprop)
     t_k = supply_temperature_c + _K
     if not lim["Ttriple"] < t_k < lim["Tcrit"]:
-        raise InputError(f"supply_bar: {g.name} at {supply_temperature_c} C has no saturation "
-                         "pressure; give --supply-bar explicitly")
+        raise InputError(
+            f"supply_bar: {g.name} at {supply_temperature_c} C has no saturation "
+            "pressure; give --supply-bar explicitly"
+        )
     return _cp("P", "T", t_k, "Q", 0, g.coolprop) / 1e5
 
 
@@ -273,8 +308,12 @@ def _saturation(g: Gas, p_pa: float) -> tuple[float, float, float, str] | None:
         t_k = co2_sublimation_temperature_c(p_pa / 1e5) + _K
         h_v = _h(g, t_k, p_pa)
         return t_k, h_v - CO2_SUBLIMATION_J_PER_KG, h_v, "solid+vapour (dry ice)"
-    return (_cp("T", "P", p_pa, "Q", 1, g.coolprop), _cp("H", "P", p_pa, "Q", 0, g.coolprop),
-            _cp("H", "P", p_pa, "Q", 1, g.coolprop), "two-phase liquid+vapour")
+    return (
+        _cp("T", "P", p_pa, "Q", 1, g.coolprop),
+        _cp("H", "P", p_pa, "Q", 0, g.coolprop),
+        _cp("H", "P", p_pa, "Q", 1, g.coolprop),
+        "two-phase liquid+vapour",
+    )
 
 
 def _single_phase_exit(g: Gas, h: float, p_pa: float) -> tuple[float, str]:
@@ -285,23 +324,32 @@ def _single_phase_exit(g: Gas, h: float, p_pa: float) -> tuple[float, str]:
         if h < h_ref:
             return _CO2_VAPOUR_REF_K - (h_ref - h) / cp, "gas"
     elif p_pa < lim["ptriple"] and h < _h(g, lim["Ttriple"] + 0.01, p_pa):
-        raise PhysicsError(f"{g.name}: the exhaust at {p_pa / 1e5:g} bar would freeze (below the "
-                           f"triple point, {lim['ptriple'] / 1e5:.3g} bar); raise exhaust_bar")
+        raise PhysicsError(
+            f"{g.name}: the exhaust at {p_pa / 1e5:g} bar would freeze (below the "
+            f"triple point, {lim['ptriple'] / 1e5:.3g} bar); raise exhaust_bar"
+        )
     t_k = _cp("T", "P", p_pa, "H", h, g.coolprop)
     if p_pa >= lim["pcrit"]:
         return t_k, "supercritical" if t_k > lim["Tcrit"] else "liquid"
     return t_k, "gas" if t_k >= _cp("T", "P", p_pa, "Q", 1, g.coolprop) else "liquid"
 
 
-def _resolve(gas: str, supply_bar: float | None, exhaust_bar: float, supply_temperature_c: float,
-             supply_phase: str) -> tuple[Gas, float, float, float, float, str]:
+def _resolve(
+    gas: str,
+    supply_bar: float | None,
+    exhaust_bar: float,
+    supply_temperature_c: float,
+    supply_phase: str,
+) -> tuple[Gas, float, float, float, float, str]:
     g = canonical_gas(gas)
     t_s = _number("supply_temperature_c", supply_temperature_c, "give the supply temperature in C")
     lim = _limits(g.coolprop)
     t_min = lim["Ttriple"] - _K
     if not t_min < t_s <= lim["Tmax"] - _K:
-        raise InputError(f"supply_temperature_c: {t_s} C is outside {g.name}'s fluid range "
-                         f"({t_min:.1f} to {lim['Tmax'] - _K:.0f} C); give a warmer supply")
+        raise InputError(
+            f"supply_temperature_c: {t_s} C is outside {g.name}'s fluid range "
+            f"({t_min:.1f} to {lim['Tmax'] - _K:.0f} C); give a warmer supply"
+        )
     if supply_phase not in ("liquid", "vapour"):
         raise InputError(f"supply_phase: '{supply_phase}' must be 'liquid' or 'vapour'")
     p_s = default_supply_bar(g.name, t_s) if supply_bar is None else supply_bar
@@ -313,45 +361,65 @@ def _resolve(gas: str, supply_bar: float | None, exhaust_bar: float, supply_temp
     if p_e >= p_s:
         raise InputError(f"exhaust_bar: {p_e} bar must be below supply_bar ({p_s:g} bar)")
     if p_s * 1e5 > lim["pmax"]:
-        raise InputError(f"supply_bar: {p_s} bar is above {g.name}'s fluid range "
-                         f"({lim['pmax'] / 1e5:.0f} bar)")
+        raise InputError(
+            f"supply_bar: {p_s} bar is above {g.name}'s fluid range ({lim['pmax'] / 1e5:.0f} bar)"
+        )
     h_s, label = _supply(g, p_s * 1e5, t_s + _K, supply_phase)
     return g, p_s, p_e, t_s, h_s, label
 
 
-def linde_cooling(gas: str, supply_bar: float | None = None, exhaust_bar: float = ATM_BAR,
-                  supply_temperature_c: float = 20.0, supply_phase: str = "liquid") -> float:
+def linde_cooling(
+    gas: str,
+    supply_bar: float | None = None,
+    exhaust_bar: float = ATM_BAR,
+    supply_temperature_c: float = 20.0,
+    supply_phase: str = "liquid",
+) -> float:
     """Isothermal enthalpy difference ``h(p_e, T_s) - h(p_s, T_s)`` in kJ/kg (W per g/s)."""
-    g, _, p_e, t_s, h_s, _ = _resolve(gas, supply_bar, exhaust_bar, supply_temperature_c,
-                                      supply_phase)
+    g, _, p_e, t_s, h_s, _ = _resolve(
+        gas, supply_bar, exhaust_bar, supply_temperature_c, supply_phase
+    )
     return (_h(g, t_s + _K, p_e * 1e5) - h_s) / 1e3
 
 
-def single_pass_cooling(gas: str, surface_temperature_c: float, supply_bar: float | None = None,
-                        exhaust_bar: float = ATM_BAR, supply_temperature_c: float = 20.0,
-                        supply_phase: str = "liquid") -> float:
+def single_pass_cooling(
+    gas: str,
+    surface_temperature_c: float,
+    supply_bar: float | None = None,
+    exhaust_bar: float = ATM_BAR,
+    supply_temperature_c: float = 20.0,
+    supply_phase: str = "liquid",
+) -> float:
     """Cooling per unit mass flow (kJ/kg) of a single-pass probe whose surface is held at
     ``surface_temperature_c``: ``q = h(p_e, T_surface) - h(p_s, T_s)``.
 
     The surface cannot be colder than the no-load tip (``InputError``); at the saturation
     temperature the exhaust is taken as saturated vapour.
     """
-    g, p_s, p_e, t_s, h_s, _ = _resolve(gas, supply_bar, exhaust_bar, supply_temperature_c,
-                                        supply_phase)
+    g, p_s, p_e, t_s, h_s, _ = _resolve(
+        gas, supply_bar, exhaust_bar, supply_temperature_c, supply_phase
+    )
     t = _number("surface_temperature_c", surface_temperature_c, "give a temperature in C")
     tip = tip_state(g.name, p_s, p_e, t_s, precooled=False, supply_phase=supply_phase)
     if t < tip.tip_temperature_c - 1e-6:
-        raise InputError(f"surface_temperature_c: {t} C is colder than the no-load tip "
-                           f"({tip.tip_temperature_c:.1f} C)")
+        raise InputError(
+            f"surface_temperature_c: {t} C is colder than the no-load tip "
+            f"({tip.tip_temperature_c:.1f} C)"
+        )
     sat = _saturation(g, p_e * 1e5)
     if sat is not None and t <= sat[0] - _K + 1e-6:
         return (sat[2] - h_s) / 1e3
     return (_h(g, t + _K, p_e * 1e5) - h_s) / 1e3
 
 
-def tip_state(gas: str, supply_bar: float | None = None, exhaust_bar: float = ATM_BAR,
-              supply_temperature_c: float = 20.0, precooled: bool = True,
-              supply_phase: str = "liquid") -> ProbeState:
+def tip_state(
+    gas: str,
+    supply_bar: float | None = None,
+    exhaust_bar: float = ATM_BAR,
+    supply_temperature_c: float = 20.0,
+    precooled: bool = True,
+    supply_phase: str = "liquid",
+) -> ProbeState:
     """Steady no-load tip temperature and cooling per unit mass flow of a J–T probe.
 
     Parameters
@@ -366,15 +434,18 @@ def tip_state(gas: str, supply_bar: float | None = None, exhaust_bar: float = AT
 
     Raises :class:`InputError` for bad input, :class:`PhysicsError` where the model does not apply.
     """
-    g, p_s, p_e, t_s, h_s, supply_label = _resolve(gas, supply_bar, exhaust_bar,
-                                                   supply_temperature_c, supply_phase)
+    g, p_s, p_e, t_s, h_s, supply_label = _resolve(
+        gas, supply_bar, exhaust_bar, supply_temperature_c, supply_phase
+    )
     pe_pa, notes = p_e * 1e5, []
     linde = _h(g, t_s + _K, pe_pa) - h_s
     sat = _saturation(g, pe_pa)
     lim = _limits(g.coolprop)
     if sat is None and pe_pa < lim["ptriple"]:
-        notes.append(f"exhaust below the triple point ({lim['ptriple'] / 1e5:.3g} bar): a "
-                     "boiling tip would freeze; only a gas exit is modelled")
+        notes.append(
+            f"exhaust below the triple point ({lim['ptriple'] / 1e5:.3g} bar): a "
+            "boiling tip would freeze; only a gas exit is modelled"
+        )
 
     # single-pass (isenthalpic) exit state
     if sat is not None and sat[1] <= h_s <= sat[2]:
@@ -383,28 +454,42 @@ def tip_state(gas: str, supply_bar: float | None = None, exhaust_bar: float = AT
         q_tip = sat[2] - h_s
     else:
         if sat is not None and h_s < sat[1] and sat[3].startswith("solid"):
-            raise PhysicsError("carbon-dioxide: the exhaust would be all solid; raise the "
-                               "supply temperature")
+            raise PhysicsError(
+                "carbon-dioxide: the exhaust would be all solid; raise the supply temperature"
+            )
         t_tip, phase = _single_phase_exit(g, h_s, pe_pa)
         quality, q_tip = None, 0.0
     warms = t_tip > t_s + _K + 1e-9 or linde < 0
 
     if warms:
-        mode_note = ("inverse Joule-Thomson: the gas warms on expansion; cooling_power is "
-                     "negative (heat delivered per unit mass flow to a surface at the supply "
-                     "temperature)")
-        notes.append(mode_note + ("; a recuperator only amplifies the heating, so the tip "
-                                  "temperature is the single-pass one" if precooled else ""))
+        mode_note = (
+            "inverse Joule-Thomson: the gas warms on expansion; cooling_power is "
+            "negative (heat delivered per unit mass flow to a surface at the supply "
+            "temperature)"
+        )
+        notes.append(
+            mode_note
+            + (
+                "; a recuperator only amplifies the heating, so the tip "
+                "temperature is the single-pass one"
+                if precooled
+                else ""
+            )
+        )
         cooling = linde
     elif precooled:
         if sat is None:
-            raise PhysicsError(f"{g.name}: no boiling tip at exhaust_bar = {p_e:g} bar (at or "
-                               "above the critical pressure or below the triple point); use "
-                               "--single-pass or a lower exhaust pressure")
+            raise PhysicsError(
+                f"{g.name}: no boiling tip at exhaust_bar = {p_e:g} bar (at or "
+                "above the critical pressure or below the triple point); use "
+                "--single-pass or a lower exhaust pressure"
+            )
         t_tip, h_fg = sat[0], sat[2] - sat[1]
         if t_s + _K <= t_tip:
-            raise InputError(f"supply_temperature_c: {t_s} C is not above the tip temperature "
-                             f"({t_tip - _K:.1f} C); use --single-pass")
+            raise InputError(
+                f"supply_temperature_c: {t_s} C is not above the tip temperature "
+                f"({t_tip - _K:.1f} C); use --single-pass"
+            )
         # the exchanger cannot cool the supply below the tip (nor freeze CO2 in it)
         t_hx = max(t_tip, _melting_k(g, p_s * 1e5)) + 1e-3
         cap = sat[2] - _h(g, t_hx, p_s * 1e5) if t_hx < t_s + _K else linde
@@ -412,21 +497,35 @@ def tip_state(gas: str, supply_bar: float | None = None, exhaust_bar: float = AT
         if cap < linde:
             notes.append("cooling limited by the exchanger's cold-end pinch")
         quality, phase = max(0.0, 1.0 - cooling / h_fg), sat[3]
-        notes.append("ideal counter-flow recuperator: exhaust leaves at the supply temperature; "
-                     "quality is the vapour fraction after the orifice at full load")
+        notes.append(
+            "ideal counter-flow recuperator: exhaust leaves at the supply temperature; "
+            "quality is the vapour fraction after the orifice at full load"
+        )
     else:
         cooling = q_tip
         if quality is None:
-            notes.append("gas exit: no capacity at the no-load tip temperature; the surface "
-                         "warms under load until h(p_e, T_surface) - h_s = load / mass flow")
+            notes.append(
+                "gas exit: no capacity at the no-load tip temperature; the surface "
+                "warms under load until h(p_e, T_surface) - h_s = load / mass flow"
+            )
     if g.name == "carbon-dioxide" and phase.startswith("solid"):
-        notes.append("dry ice below the triple point: Span & Wagner 1996 eq. 3.12 sublimation "
-                     "line and 571 kJ/kg enthalpy of sublimation (handbook)")
+        notes.append(
+            "dry ice below the triple point: Span & Wagner 1996 eq. 3.12 sublimation "
+            "line and 571 kJ/kg enthalpy of sublimation (handbook)"
+        )
     return ProbeState(
-        gas=g.name, mode="precooled" if precooled else "single-pass", supply_bar=p_s,
-        exhaust_bar=p_e, supply_temperature_c=t_s, supply_phase=supply_label,
-        tip_temperature_c=t_tip - _K, cooling_power_w_per_g_s=cooling / 1e3,
-        linde_w_per_g_s=linde / 1e3, exhaust_phase=phase, warms=warms, quality=quality,
+        gas=g.name,
+        mode="precooled" if precooled else "single-pass",
+        supply_bar=p_s,
+        exhaust_bar=p_e,
+        supply_temperature_c=t_s,
+        supply_phase=supply_label,
+        tip_temperature_c=t_tip - _K,
+        cooling_power_w_per_g_s=cooling / 1e3,
+        linde_w_per_g_s=linde / 1e3,
+        exhaust_phase=phase,
+        warms=warms,
+        quality=quality,
         notes=tuple(notes),
     )
 
@@ -442,8 +541,12 @@ DISCHARGE_FRACTION = 0.00214
 
 
 @cache
-def choked_mass_flux(gas: str, supply_bar: float | None = None,
-                     supply_temperature_c: float = 20.0, exhaust_bar: float = ATM_BAR) -> float:
+def choked_mass_flux(
+    gas: str,
+    supply_bar: float | None = None,
+    supply_temperature_c: float = 20.0,
+    exhaust_bar: float = ATM_BAR,
+) -> float:
     """Critical (choked) mass flux through an ideal nozzle, kg/m²/s.
 
     Isentropic expansion from the supply state ``(h0, s0)``; the throat state maximises
@@ -456,8 +559,9 @@ def choked_mass_flux(gas: str, supply_bar: float | None = None,
     from CoolProp.CoolProp import PropsSI
     from scipy.optimize import minimize_scalar
 
-    g, p_s, p_e, t_s, h0, label = _resolve(gas, supply_bar, exhaust_bar, supply_temperature_c,
-                                           "liquid")
+    g, p_s, p_e, t_s, h0, label = _resolve(
+        gas, supply_bar, exhaust_bar, supply_temperature_c, "liquid"
+    )
     fluid = g.coolprop
     if label.startswith("saturated"):  # a cylinder in equilibrium, drawn as liquid
         s0 = _cp("S", "T", t_s + _K, "Q", 0, fluid)
@@ -470,12 +574,17 @@ def choked_mass_flux(gas: str, supply_bar: float | None = None,
         return rho * math.sqrt(max(2.0 * (h0 - h), 0.0))
 
     lo = max(p_e * 1e5, 1.05 * _limits(fluid)["ptriple"])
-    res = minimize_scalar(lambda p: -flux(p), bounds=(lo, 0.999 * p_s * 1e5), method="bounded",
-                          options={"xatol": 10.0})
+    res = minimize_scalar(
+        lambda p: -flux(p),
+        bounds=(lo, 0.999 * p_s * 1e5),
+        method="bounded",
+        options={"xatol": 10.0},
+    )
     return float(-res.fun)
 
 
 # --- probe catalogue ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ProbeModel:
@@ -528,8 +637,9 @@ def get_probe_model(name: str) -> ProbeModel:
     raise InputError(f"probe model: unknown model '{name}'; choose one of {', '.join(CATALOGUE)}")
 
 
-def mass_flow_g_s(model: ProbeModel, supply_bar: float | None = None,
-                  discharge_fraction: float | None = None) -> float:
+def mass_flow_g_s(
+    model: ProbeModel, supply_bar: float | None = None, discharge_fraction: float | None = None
+) -> float:
     """Gas mass flow of a catalogue probe, g/s: ``κ (π d²/4) G*(gas, p_supply)``.
 
     ``κ`` is :data:`DISCHARGE_FRACTION` unless given; ``G*`` is :func:`choked_mass_flux`.
@@ -540,8 +650,9 @@ def mass_flow_g_s(model: ProbeModel, supply_bar: float | None = None,
     return kappa * area_m2 * choked_mass_flux(model.gas, p) * 1e3
 
 
-def cooling_capacity_w(model: ProbeModel, supply_bar: float | None = None,
-                       discharge_fraction: float | None = None) -> float:
+def cooling_capacity_w(
+    model: ProbeModel, supply_bar: float | None = None, discharge_fraction: float | None = None
+) -> float:
     """Most heat the probe's gas can absorb, W: mass flow × ``cooling_power_w_per_g_s`` of the
     precooled J–T model at the supply pressure."""
     p = model.supply_bar if supply_bar is None else supply_bar
@@ -549,11 +660,18 @@ def cooling_capacity_w(model: ProbeModel, supply_bar: float | None = None,
     return mass_flow_g_s(model, supply_bar, discharge_fraction) * q
 
 
-def device_drive(model: ProbeModel | str, *, supply_bar: float | None = None,
-                 mass_flow: float | None = None, h_gas_w_m2k: float | None = None,
-                 active_length_mm: float | None = None, discharge_fraction: float | None = None,
-                 thaw_power_w: float | None = None, thaw_limit_c: float = 37.0,
-                 name: str = "probe"):
+def device_drive(
+    model: ProbeModel | str,
+    *,
+    supply_bar: float | None = None,
+    mass_flow: float | None = None,
+    h_gas_w_m2k: float | None = None,
+    active_length_mm: float | None = None,
+    discharge_fraction: float | None = None,
+    thaw_power_w: float | None = None,
+    thaw_limit_c: float = 37.0,
+    name: str = "probe",
+):
     """The :class:`~cryoneuro.thermal.drive.DeviceDrive` of a catalogue probe.
 
     Gas temperature: the precooled no-load tip of :func:`tip_state` at the supply pressure;
@@ -571,10 +689,14 @@ def device_drive(model: ProbeModel | str, *, supply_bar: float | None = None,
     h = m.h_gas_w_m2k if h_gas_w_m2k is None else h_gas_w_m2k
     length = m.active_length_mm if active_length_mm is None else active_length_mm
     area = math.pi * m.diameter_mm * 1e-3 * length * 1e-3
-    return DeviceDrive(gas_temperature_c=state.tip_temperature_c,
-                       capacity_w=flow * state.cooling_power_w_per_g_s,
-                       gas_conductance_w_per_k=h * area, thaw_power_w=thaw_power_w,
-                       thaw_limit_c=thaw_limit_c, name=name)
+    return DeviceDrive(
+        gas_temperature_c=state.tip_temperature_c,
+        capacity_w=flow * state.cooling_power_w_per_g_s,
+        gas_conductance_w_per_k=h * area,
+        thaw_power_w=thaw_power_w,
+        thaw_limit_c=thaw_limit_c,
+        name=name,
+    )
 
 
 #: Where the device model has been checked against measured ice (docs/validation.md): the
@@ -584,24 +706,33 @@ VALIDATED_FREEZE_S = (900.0, 900.0)
 VALIDATED_STATUSES = ("calibrated",)
 
 
-def validity_warnings(model: ProbeModel, *, freeze_s: list[float], perfused: bool,
-                      medium: str) -> list[str]:
+def validity_warnings(
+    model: ProbeModel, *, freeze_s: list[float], perfused: bool, medium: str
+) -> list[str]:
     """Plain-language notes where a use of the device model leaves its validated range."""
     out = []
     if model.status not in VALIDATED_STATUSES:
-        out.append(f"device '{model.name}' is scaled from the 2.4 mm calibration, not validated "
-                   "against measured ice of its own class (docs/validation.md)")
+        out.append(
+            f"device '{model.name}' is scaled from the 2.4 mm calibration, not validated "
+            "against measured ice of its own class (docs/validation.md)"
+        )
         if model.diameter_mm < 2.4:
-            out.append("held-out data show the scaling gives smaller probes too little cooling "
-                       "(1.7 mm: predicted lethal diameter 59 % of the 2.4 mm probe's, measured "
-                       "84 %): the real iceball is likely LARGER than shown — check skin and "
-                       "artery margins against a held-wall run (drive = \"held\")")
+            out.append(
+                "held-out data show the scaling gives smaller probes too little cooling "
+                "(1.7 mm: predicted lethal diameter 59 % of the 2.4 mm probe's, measured "
+                "84 %): the real iceball is likely LARGER than shown — check skin and "
+                'artery margins against a held-wall run (drive = "held")'
+            )
     lo, hi = VALIDATED_FREEZE_S
     odd = [f for f in freeze_s if not lo <= f <= hi]
     if odd:
-        out.append(f"freeze of {', '.join(f'{f:g}' for f in odd)} s: the device model is validated "
-                   f"at {lo / 60:g}-minute freezes only")
+        out.append(
+            f"freeze of {', '.join(f'{f:g}' for f in odd)} s: the device model is validated "
+            f"at {lo / 60:g}-minute freezes only"
+        )
     if perfused or medium not in ("gel", "gel_phantom"):
-        out.append(f"medium '{medium}': the device model is validated in unperfused agar "
-                   "phantoms only; perfused tissue adds heat load it has not been checked against")
+        out.append(
+            f"medium '{medium}': the device model is validated in unperfused agar "
+            "phantoms only; perfused tissue adds heat load it has not been checked against"
+        )
     return out

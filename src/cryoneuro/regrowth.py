@@ -70,10 +70,10 @@ MECHANISMS = {
 }
 MECHANISM_TEXT = {
     "end_organ": "axons regrow from the lesion's proximal edge to the end organ "
-                 "(Wallerian delay + distance / rate)",
+    "(Wallerian delay + distance / rate)",
     "neuroma_reformation": "no end organ: axons regrow from the lesion's proximal edge to the nerve's end and "
-                           "re-form a firing neuroma (Wallerian delay + distance / rate + up to 9 days for the "
-                           "sprouts to fire, Wall & Gutnick 1974)",
+    "re-form a firing neuroma (Wallerian delay + distance / rate + up to 9 days for the "
+    "sprouts to fire, Wall & Gutnick 1974)",
 }
 
 
@@ -89,7 +89,11 @@ class ReliefPrediction:
     mechanism: str = "end_organ"
 
     def _date(self, days: float) -> _dt.date | None:
-        return None if self.procedure_date is None else self.procedure_date + _dt.timedelta(days=round(days))
+        return (
+            None
+            if self.procedure_date is None
+            else self.procedure_date + _dt.timedelta(days=round(days))
+        )
 
     @property
     def median_date(self) -> _dt.date | None:
@@ -101,17 +105,31 @@ class ReliefPrediction:
 
     def as_dict(self) -> dict:
         f = lambda d: None if d is None else d.isoformat()
-        return {"distance_mm": self.distance_mm, "distance_from": "lesion proximal edge",
-                "mechanism": self.mechanism, "mechanism_text": MECHANISM_TEXT[self.mechanism],
-                "median_days": self.median_days, "interval_days": list(self.interval_days), "level": self.level,
-                "median_date": f(self.median_date)}
+        return {
+            "distance_mm": self.distance_mm,
+            "distance_from": "lesion proximal edge",
+            "mechanism": self.mechanism,
+            "mechanism_text": MECHANISM_TEXT[self.mechanism],
+            "median_days": self.median_days,
+            "interval_days": list(self.interval_days),
+            "level": self.level,
+            "median_date": f(self.median_date),
+        }
 
 
-def predict_relief(distance_mm: float, rate: float = RATE_MM_PER_DAY, delay: float = DELAY_DAYS,
-                   procedure_date: _dt.date | None = None, rate_gsd: float = RATE_GSD,
-                   delay_sd: float = DELAY_SD_DAYS, level: float = 0.90, n: int = 20000,
-                   seed: int = 0, mechanism: str = "end_organ",
-                   reform_max_days: float = REFORM_MAX_DAYS) -> ReliefPrediction:
+def predict_relief(
+    distance_mm: float,
+    rate: float = RATE_MM_PER_DAY,
+    delay: float = DELAY_DAYS,
+    procedure_date: _dt.date | None = None,
+    rate_gsd: float = RATE_GSD,
+    delay_sd: float = DELAY_SD_DAYS,
+    level: float = 0.90,
+    n: int = 20000,
+    seed: int = 0,
+    mechanism: str = "end_organ",
+    reform_max_days: float = REFORM_MAX_DAYS,
+) -> ReliefPrediction:
     """Time to return of pain, regrowth-limited, for regrowth over ``distance_mm`` along the nerve.
 
     ``rate`` mm/day (median), ``rate_gsd`` ≥ 1 its geometric SD (1 = no uncertainty), ``delay``
@@ -124,9 +142,13 @@ def predict_relief(distance_mm: float, rate: float = RATE_MM_PER_DAY, delay: flo
     if not (np.isfinite(delay) and delay >= 0):
         raise InputError(f"delay must be ≥ 0 days (got {delay})")
     if not rate_gsd >= 1.0 or not delay_sd >= 0 or not 0 < level < 1:
-        raise InputError(f"rate_gsd must be ≥ 1, delay_sd ≥ 0 and 0 < level < 1 (got {rate_gsd}, {delay_sd}, {level})")
+        raise InputError(
+            f"rate_gsd must be ≥ 1, delay_sd ≥ 0 and 0 < level < 1 (got {rate_gsd}, {delay_sd}, {level})"
+        )
     if mechanism not in MECHANISM_TEXT:
-        raise InputError(f"relief mechanism must be one of {sorted(MECHANISM_TEXT)} (got '{mechanism}')")
+        raise InputError(
+            f"relief mechanism must be one of {sorted(MECHANISM_TEXT)} (got '{mechanism}')"
+        )
     rng = np.random.default_rng(seed)
     r = rate * np.exp(np.log(rate_gsd) * rng.standard_normal(n))
     d = np.maximum(0.0, delay + delay_sd * rng.standard_normal(n))
@@ -135,10 +157,14 @@ def predict_relief(distance_mm: float, rate: float = RATE_MM_PER_DAY, delay: flo
         t = t + rng.uniform(0.0, reform_max_days, n)
     q = (1 - level) / 2
     lo, med, hi = np.quantile(t, [q, 0.5, 1 - q])
-    return ReliefPrediction(float(distance_mm), float(med), (float(lo), float(hi)), level, procedure_date, mechanism)
+    return ReliefPrediction(
+        float(distance_mm), float(med), (float(lo), float(hi)), level, procedure_date, mechanism
+    )
 
 
-def distance_along_centreline(centreline_mm: np.ndarray, from_arc_mm: float, end_organ_mm: np.ndarray) -> float:
+def distance_along_centreline(
+    centreline_mm: np.ndarray, from_arc_mm: float, end_organ_mm: np.ndarray
+) -> float:
     """Arc length from ``from_arc_mm`` to the centreline point nearest the end organ (+ the gap to it)."""
     p = np.asarray(centreline_mm, float)
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
@@ -167,13 +193,27 @@ def observed_interval(population: str) -> dict:
     (days) at which a verified series still reported relief, with the series behind it."""
     rows = published_relief(population)
     ok = [r for r in rows if r["verified"] == "yes" and r["kind"] == "relief_at_follow_up"]
-    out = {"population": population,
-           "series": [{"study": r["study"], "n": r["n"], "months": r["months"], "days": round(r["days"]),
-                       "pain_baseline": r["pain_baseline"] or None, "pain_follow_up": r["pain_follow_up"] or None,
-                       "source_url": r["source_url"]} for r in ok],
-           "unverified": [f"{r['study']}: {r['kind'].replace('_', ' ')} {r['months']:g} months (not verified)"
-                          for r in rows if r["verified"] != "yes"],
-           "meaning": "follow-up at which mean pain was still well below baseline: relief lasted at least this long"}
+    out = {
+        "population": population,
+        "series": [
+            {
+                "study": r["study"],
+                "n": r["n"],
+                "months": r["months"],
+                "days": round(r["days"]),
+                "pain_baseline": r["pain_baseline"] or None,
+                "pain_follow_up": r["pain_follow_up"] or None,
+                "source_url": r["source_url"],
+            }
+            for r in ok
+        ],
+        "unverified": [
+            f"{r['study']}: {r['kind'].replace('_', ' ')} {r['months']:g} months (not verified)"
+            for r in rows
+            if r["verified"] != "yes"
+        ],
+        "meaning": "follow-up at which mean pain was still well below baseline: relief lasted at least this long",
+    }
     if ok:
         days = [r["days"] for r in ok]
         out["interval_days"] = [round(min(days)), round(max(days))]
@@ -197,7 +237,9 @@ def agreement(low_days: float, high_days: float, observed: dict) -> str:
     return "beyond published follow-up" if low_days > ohi else "consistent"
 
 
-def confront(pred: ReliefPrediction, observed: dict, rate: float = RATE_MM_PER_DAY, delay: float = DELAY_DAYS) -> dict:
+def confront(
+    pred: ReliefPrediction, observed: dict, rate: float = RATE_MM_PER_DAY, delay: float = DELAY_DAYS
+) -> dict:
     """Compare the regrowth-limited interval with the observed one; a contradiction in words.
 
     Also the model check the data allow: the median regrowth rate that would make the median
@@ -206,9 +248,11 @@ def confront(pred: ReliefPrediction, observed: dict, rate: float = RATE_MM_PER_D
     lo, hi = pred.interval_days
     verdict = agreement(lo, hi, observed)
     if verdict == "no published series":
-        return {"agreement": verdict,
-                "statement": f"No verified published series for '{observed['population']}' in the evidence set: "
-                             "the regrowth-limited estimate cannot be checked against outcomes."}
+        return {
+            "agreement": verdict,
+            "statement": f"No verified published series for '{observed['population']}' in the evidence set: "
+            "the regrowth-limited estimate cannot be checked against outcomes.",
+        }
     olo, ohi = observed["interval_days"]
     names = ", ".join(s["study"] for s in observed["series"])
     est = f"median {pred.median_days:.0f} days, {pred.level:.0%} interval {lo:.0f}–{hi:.0f} days"
@@ -216,21 +260,29 @@ def confront(pred: ReliefPrediction, observed: dict, rate: float = RATE_MM_PER_D
     needed = pred.distance_mm / max(olo - delay, 1.0)
     out = {"agreement": verdict, "rate_needed_mm_per_day": round(needed, 3)}
     if verdict == "consistent":
-        out["statement"] = (f"Consistent: the regrowth-limited estimate ({est}) overlaps the relief observed in "
-                            f"published series ({obs}).")
+        out["statement"] = (
+            f"Consistent: the regrowth-limited estimate ({est}) overlaps the relief observed in "
+            f"published series ({obs})."
+        )
     elif verdict == "beyond published follow-up":
-        out["statement"] = (f"The regrowth-limited estimate ({est}) lies beyond the longest published follow-up "
-                            f"({obs}): not contradicted, not confirmed by outcome data.")
+        out["statement"] = (
+            f"The regrowth-limited estimate ({est}) lies beyond the longest published follow-up "
+            f"({obs}): not contradicted, not confirmed by outcome data."
+        )
     else:
-        out["statement"] = (f"Contradiction: the regrowth-limited estimate ({est}) ends before the shortest relief "
-                            f"observed in published series ({obs}). Regrowth alone does not explain the observed "
-                            f"duration (it would need a regrowth rate of {needed:.2f} mm/day against the "
-                            f"{rate:g} mm/day assumed); expect relief to outlast the estimate, which is the earliest "
-                            "plausible return of pain, not the expected one.")
+        out["statement"] = (
+            f"Contradiction: the regrowth-limited estimate ({est}) ends before the shortest relief "
+            f"observed in published series ({obs}). Regrowth alone does not explain the observed "
+            f"duration (it would need a regrowth rate of {needed:.2f} mm/day against the "
+            f"{rate:g} mm/day assumed); expect relief to outlast the estimate, which is the earliest "
+            "plausible return of pain, not the expected one."
+        )
     return out
 
 
-def relief_summary(distance_mm: float, neuroma_type: str = "morton", procedure_date: _dt.date | None = None) -> dict:
+def relief_summary(
+    distance_mm: float, neuroma_type: str = "morton", procedure_date: _dt.date | None = None
+) -> dict:
     """The plan's relief block: the regrowth-limited estimate, what published series observed, and
     their agreement. The top-level ``median_days``/``interval_days`` are the regrowth-limited
     estimate's (what the registry stores as the predicted relief and calibration compares)."""
@@ -239,7 +291,15 @@ def relief_summary(distance_mm: float, neuroma_type: str = "morton", procedure_d
     mechanism, population = MECHANISMS[neuroma_type]
     pred = predict_relief(distance_mm, procedure_date=procedure_date, mechanism=mechanism)
     observed = observed_interval(population)
-    return {**pred.as_dict(), "neuroma_type": neuroma_type,
-            "regrowth_limited_estimate": {"median_days": pred.median_days, "interval_days": list(pred.interval_days),
-                                          "level": pred.level, "mechanism": MECHANISM_TEXT[mechanism]},
-            "observed_in_published_series": observed, **confront(pred, observed)}
+    return {
+        **pred.as_dict(),
+        "neuroma_type": neuroma_type,
+        "regrowth_limited_estimate": {
+            "median_days": pred.median_days,
+            "interval_days": list(pred.interval_days),
+            "level": pred.level,
+            "mechanism": MECHANISM_TEXT[mechanism],
+        },
+        "observed_in_published_series": observed,
+        **confront(pred, observed),
+    }

@@ -52,7 +52,9 @@ class Variation:
     def parse(cls, text: str) -> Variation:
         """``PATH=LO:HI`` (e.g. ``domain.tissue.perfusion=1000:8000``)."""
         if "=" not in text or ":" not in text.split("=", 1)[1]:
-            raise InputError(f"--vary '{text}': write PATH=LO:HI, e.g. probes[0].tip_temperature_c=-185:-120")
+            raise InputError(
+                f"--vary '{text}': write PATH=LO:HI, e.g. probes[0].tip_temperature_c=-185:-120"
+            )
         path, rng = text.split("=", 1)
         lo_s, hi_s = rng.split(":", 1)
         try:
@@ -90,7 +92,9 @@ def set_path(data: dict, path: str, value: float) -> None:
             child = node[step] = {"base": child}
         node = child
     last = steps[-1]
-    if isinstance(node, dict) or isinstance(node, list) and isinstance(last, int) and last < len(node):
+    if isinstance(node, dict) or (
+        isinstance(node, list) and isinstance(last, int) and last < len(node)
+    ):
         node[last] = value
     else:
         raise InputError(f"--vary path '{path}': cannot set '{last}'")
@@ -107,7 +111,9 @@ def latin_hypercube(variations: Sequence[Variation], samples: int, seed: int) ->
     return lo + unit * (hi - lo)
 
 
-def run_sample(case_data: dict, paths: list[str], values: list[float], overrides: dict[str, Any]) -> dict[str, float]:
+def run_sample(
+    case_data: dict, paths: list[str], values: list[float], overrides: dict[str, Any]
+) -> dict[str, float]:
     """One sweep sample: mutate a copy of the case, simulate, return flat metrics."""
     import numba
 
@@ -146,10 +152,17 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
         try:
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(f"--scheduler {scheduler}: cannot connect ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+            raise InputError(
+                f"--scheduler {scheduler}: cannot connect ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            ) from None
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address="127.0.0.1:0", host="127.0.0.1")  # a free port: no clash
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address="127.0.0.1:0",
+            host="127.0.0.1",
+        )  # a free port: no clash
         client = Client(cluster)
     try:
         yield client
@@ -159,10 +172,18 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
             cluster.close()
 
 
-def run_tasks(func: Callable[..., Any], arguments: Sequence[tuple], *, name: str = "task",
-              scheduler: str | None = None, workers: int = 2, client: Any = None,
-              row: Callable[[int, Any], dict] | None = None, partial: Path | None = None,
-              progress: Callable[[int, int], None] | None = None) -> list[Any]:
+def run_tasks(
+    func: Callable[..., Any],
+    arguments: Sequence[tuple],
+    *,
+    name: str = "task",
+    scheduler: str | None = None,
+    workers: int = 2,
+    client: Any = None,
+    row: Callable[[int, Any], dict] | None = None,
+    partial: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Any]:
     """Run ``func(*arguments[i])`` for every i on Dask; results in input order.
 
     Shared by case sweeps, plan-uncertainty sweeps and cohort re-simulation: each task is
@@ -174,26 +195,40 @@ def run_tasks(func: Callable[..., Any], arguments: Sequence[tuple], *, name: str
 
     if client is None:
         with dask_client(scheduler, workers) as own:
-            return run_tasks(func, arguments, name=name, client=own, row=row, partial=partial, progress=progress)
+            return run_tasks(
+                func, arguments, name=name, client=own, row=row, partial=partial, progress=progress
+            )
     token = uuid.uuid4().hex[:12]  # unique keys: several runs may share one scheduler
     n = len(arguments)
-    futures = {client.submit(func, *args, key=f"{name}-{token}-{i}", retries=2, pure=False): i
-               for i, args in enumerate(arguments)}
+    futures = {
+        client.submit(func, *args, key=f"{name}-{token}-{i}", retries=2, pure=False): i
+        for i, args in enumerate(arguments)
+    }
     results: dict[int, Any] = {}
     for done, fut in enumerate(as_completed(futures), start=1):
         i = futures[fut]
         results[i] = fut.result()
         if partial is not None and row is not None:
-            pd.DataFrame([row(i, results[i])]).to_csv(partial, mode="a", header=not partial.exists(), index=False)
+            pd.DataFrame([row(i, results[i])]).to_csv(
+                partial, mode="a", header=not partial.exists(), index=False
+            )
         if progress:
             progress(done, n)
     return [results[i] for i in range(n)]
 
 
-def run_sweep(case_data: dict, variations: Sequence[Variation], *, samples: int, seed: int = 0,
-              scheduler: str | None = None, workers: int = 2, out_dir: Path | None = None,
-              overrides: dict[str, Any] | None = None,
-              progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+def run_sweep(
+    case_data: dict,
+    variations: Sequence[Variation],
+    *,
+    samples: int,
+    seed: int = 0,
+    scheduler: str | None = None,
+    workers: int = 2,
+    out_dir: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
     """Run the sweep and return one row per sample (sorted by sample), inputs then outputs."""
     values = latin_hypercube(variations, samples, seed)
     paths = [v.path for v in variations]
@@ -211,9 +246,16 @@ def run_sweep(case_data: dict, variations: Sequence[Variation], *, samples: int,
     def row(i: int, result: dict[str, float]) -> dict[str, float]:
         return {"sample": i, **dict(zip(paths, values[i])), **result}
 
-    results = run_tasks(run_sample, [(case_data, paths, list(values[i]), overrides) for i in range(samples)],
-                        name=f"sample-{seed}", scheduler=scheduler, workers=workers, row=row,
-                        partial=out_dir / "partial.csv" if out_dir else None, progress=progress)
+    results = run_tasks(
+        run_sample,
+        [(case_data, paths, list(values[i]), overrides) for i in range(samples)],
+        name=f"sample-{seed}",
+        scheduler=scheduler,
+        workers=workers,
+        row=row,
+        partial=out_dir / "partial.csv" if out_dir else None,
+        progress=progress,
+    )
     return pd.DataFrame([row(i, r) for i, r in enumerate(results)])
 
 
@@ -225,9 +267,13 @@ def plot_sweep(table: pd.DataFrame, variations: Sequence[Variation], path: Path)
     import matplotlib.pyplot as plt
 
     outputs = [c for c in table.columns if c.endswith("_diameter_mm")]
-    fig, axes = plt.subplots(len(outputs), 1 + len(variations),
-                             figsize=(3.2 * (1 + len(variations)), 2.6 * len(outputs)),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        len(outputs),
+        1 + len(variations),
+        figsize=(3.2 * (1 + len(variations)), 2.6 * len(outputs)),
+        squeeze=False,
+        constrained_layout=True,
+    )
     for r, out in enumerate(outputs):
         axes[r, 0].hist(table[out], bins=20, color="#4c72b0")
         axes[r, 0].set_xlabel(out)
@@ -244,8 +290,16 @@ def plot_sweep(table: pd.DataFrame, variations: Sequence[Variation], path: Path)
 # --- uncertainty of a plan ----------------------------------------------------------------------
 #: Order of the Latin-hypercube dimensions of a plan sweep (fixed, so a seed means the same
 #: samples whatever is varied: a dimension with zero spread is simply constant).
-PLAN_DIMENSIONS = ("dx_mm", "dy_mm", "dz_mm", "tip_temperature_offset_c", "perfusion_scale",
-                   "conductivity_scale", "frozen_conductivity_scale", "freeze_scale")
+PLAN_DIMENSIONS = (
+    "dx_mm",
+    "dy_mm",
+    "dz_mm",
+    "tip_temperature_offset_c",
+    "perfusion_scale",
+    "conductivity_scale",
+    "frozen_conductivity_scale",
+    "freeze_scale",
+)
 #: Bins of the position-error magnitude (mm) for P(block) against error.
 ERROR_BINS_MM = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, math.inf)
 
@@ -256,11 +310,15 @@ def parse_scale(text: str | float | None, option: str) -> tuple[float, float]:
         return (1.0, 1.0)
     parts = str(text).split(":")
     try:
-        lo, hi = (float(parts[0]), float(parts[-1])) if len(parts) in (1, 2) else (math.nan, math.nan)
+        lo, hi = (
+            (float(parts[0]), float(parts[-1])) if len(parts) in (1, 2) else (math.nan, math.nan)
+        )
     except ValueError:
         lo = hi = math.nan
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
-        raise InputError(f"{option} '{text}': write LO:HI with 0 < LO <= HI (or one positive number)")
+        raise InputError(
+            f"{option} '{text}': write LO:HI with 0 < LO <= HI (or one positive number)"
+        )
     return (lo, hi)
 
 
@@ -288,11 +346,19 @@ class PlanUncertainty:
     freeze_scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
-        for key, opt in (("position_sd_mm", "--position-sd-mm"), ("tip_temperature_sd_c", "--tip-temperature-sd-c")):
+        for key, opt in (
+            ("position_sd_mm", "--position-sd-mm"),
+            ("tip_temperature_sd_c", "--tip-temperature-sd-c"),
+        ):
             v = getattr(self, key)
             if not (math.isfinite(v) and v >= 0):
                 raise InputError(f"{opt} must be a non-negative number (got {v})")
-        for key in ("perfusion_scale", "conductivity_scale", "frozen_conductivity_scale", "freeze_scale"):
+        for key in (
+            "perfusion_scale",
+            "conductivity_scale",
+            "frozen_conductivity_scale",
+            "freeze_scale",
+        ):
             lo, hi = getattr(self, key)
             if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
                 raise InputError(f"{key} must be LO:HI with 0 < LO <= HI (got {lo}:{hi})")
@@ -316,18 +382,21 @@ def plan_samples(spec: PlanUncertainty, samples: int, seed: int) -> pd.DataFrame
         lo, hi = getattr(spec, key)
         cols[key] = lo * (hi / lo) ** u[:, j]
     table = pd.DataFrame({"sample": np.arange(samples), **cols})
-    table.insert(4, "position_error_mm", np.sqrt(table.dx_mm ** 2 + table.dy_mm ** 2 + table.dz_mm ** 2))
+    table.insert(4, "position_error_mm", np.sqrt(table.dx_mm**2 + table.dy_mm**2 + table.dz_mm**2))
     return table
 
 
 def _perturbation(values: dict[str, float]):
     from cryoneuro.planning.replay import Perturbation
 
-    return Perturbation(tip_offset_mm=(values["dx_mm"], values["dy_mm"], values["dz_mm"]),
-                        tip_temperature_offset_c=values["tip_temperature_offset_c"],
-                        perfusion_scale=values["perfusion_scale"], conductivity_scale=values["conductivity_scale"],
-                        frozen_conductivity_scale=values["frozen_conductivity_scale"],
-                        freeze_scale=values["freeze_scale"])
+    return Perturbation(
+        tip_offset_mm=(values["dx_mm"], values["dy_mm"], values["dz_mm"]),
+        tip_temperature_offset_c=values["tip_temperature_offset_c"],
+        perfusion_scale=values["perfusion_scale"],
+        conductivity_scale=values["conductivity_scale"],
+        frozen_conductivity_scale=values["frozen_conductivity_scale"],
+        freeze_scale=values["freeze_scale"],
+    )
 
 
 def run_plan_sample(plan_json: str, voxel_mm: float, values: dict[str, float]) -> dict[str, Any]:
@@ -341,9 +410,19 @@ def run_plan_sample(plan_json: str, voxel_mm: float, values: dict[str, float]) -
     return replay(plan_json, _perturbation(values), voxel_mm=voxel_mm).as_dict()
 
 
-def run_plan_sweep(plan: Any, spec: PlanUncertainty, *, samples: int, seed: int = 0, voxel_mm: float = 1.0,
-                   scheduler: str | None = None, workers: int = 2, client: Any = None,
-                   out_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+def run_plan_sweep(
+    plan: Any,
+    spec: PlanUncertainty,
+    *,
+    samples: int,
+    seed: int = 0,
+    voxel_mm: float = 1.0,
+    scheduler: str | None = None,
+    workers: int = 2,
+    client: Any = None,
+    out_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
     """Replay ``plan`` (a :class:`~cryoneuro.planning.plan.Plan`) under ``samples`` sampled
     perturbations on Dask; one row per sample (sorted), perturbation columns then metrics."""
     from cryoneuro.planning.replay import check_voxel, context_for
@@ -357,9 +436,17 @@ def run_plan_sweep(plan: Any, spec: PlanUncertainty, *, samples: int, seed: int 
     def row(i: int, result: dict[str, Any]) -> dict[str, Any]:
         return {**records[i], **result}
 
-    results = run_tasks(run_plan_sample, [(text, float(voxel_mm), {k: float(v) for k, v in r.items()}) for r in records],
-                        name=f"plan-{seed}", scheduler=scheduler, workers=workers, client=client, row=row,
-                        partial=out_dir / "partial.csv" if out_dir else None, progress=progress)
+    results = run_tasks(
+        run_plan_sample,
+        [(text, float(voxel_mm), {k: float(v) for k, v in r.items()}) for r in records],
+        name=f"plan-{seed}",
+        scheduler=scheduler,
+        workers=workers,
+        client=client,
+        row=row,
+        partial=out_dir / "partial.csv" if out_dir else None,
+        progress=progress,
+    )
     return pd.DataFrame([row(i, r) for i, r in enumerate(results)])
 
 
@@ -377,8 +464,13 @@ def _distribution(x: pd.Series) -> dict[str, float | None]:
     x = pd.to_numeric(x, errors="coerce").dropna()
     if x.empty:
         return {"n": 0, "mean": None, "p05": None, "p50": None, "p95": None}
-    return {"n": len(x), "mean": float(x.mean()), "p05": float(x.quantile(0.05)),
-            "p50": float(x.quantile(0.5)), "p95": float(x.quantile(0.95))}
+    return {
+        "n": len(x),
+        "mean": float(x.mean()),
+        "p05": float(x.quantile(0.05)),
+        "p50": float(x.quantile(0.5)),
+        "p95": float(x.quantile(0.95)),
+    }
 
 
 def block_by_error(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -387,31 +479,68 @@ def block_by_error(table: pd.DataFrame) -> list[dict[str, Any]]:
     bins = pd.cut(table["position_error_mm"], ERROR_BINS_MM, right=False)
     for interval, grp in table.groupby(bins, observed=True):
         k, n = int(grp["complete_block"].sum()), len(grp)
-        out.append({"error_mm_from": float(interval.left), "error_mm_to": float(interval.right), "n": n,
-                    "p_block": k / n, "ci95": _wilson(k, n)})
+        out.append(
+            {
+                "error_mm_from": float(interval.left),
+                "error_mm_to": float(interval.right),
+                "n": n,
+                "p_block": k / n,
+                "ci95": _wilson(k, n),
+            }
+        )
     return out
 
 
-def summarise_plan_sweep(table: pd.DataFrame, *, spec: PlanUncertainty, seed: int, voxel_mm: float,
-                         nominal: dict[str, Any] | None = None, plan_name: str = "") -> dict[str, Any]:
+def summarise_plan_sweep(
+    table: pd.DataFrame,
+    *,
+    spec: PlanUncertainty,
+    seed: int,
+    voxel_mm: float,
+    nominal: dict[str, Any] | None = None,
+    plan_name: str = "",
+) -> dict[str, Any]:
     """Probabilities (Wilson 95 % CI, statsmodels ``proportion_confint(method="wilson")``) and
     distributions (mean, 5th/50th/95th percentiles) of a plan sweep."""
     n = len(table)
     probs = {}
-    for key, col in (("complete_block", "complete_block"), ("skin_safe", "skin_safe"),
-                     ("neurotmesis_risk", "neurotmesis_risk")):
+    for key, col in (
+        ("complete_block", "complete_block"),
+        ("skin_safe", "skin_safe"),
+        ("neurotmesis_risk", "neurotmesis_risk"),
+    ):
         k = int(table[col].astype(bool).sum())
-        probs[key] = {"p": k / n if n else None, "k": k, "n": n, "ci95": _wilson(k, n) if n else None}
+        probs[key] = {
+            "p": k / n if n else None,
+            "k": k,
+            "n": n,
+            "ci95": _wilson(k, n) if n else None,
+        }
     return {
-        "plan": plan_name, "samples": n, "seed": seed, "voxel_mm": voxel_mm,
-        "model": "1 mm: the planner's screening grid (fast reduced model)" if voxel_mm >= 1.0
-                 else "0.5 mm: the planner's confirmation grid",
+        "plan": plan_name,
+        "samples": n,
+        "seed": seed,
+        "voxel_mm": voxel_mm,
+        "model": "1 mm: the planner's screening grid (fast reduced model)"
+        if voxel_mm >= 1.0
+        else "0.5 mm: the planner's confirmation grid",
         "uncertainty": asdict(spec),
-        "p_complete_block": probs["complete_block"], "p_skin_safe": probs["skin_safe"],
+        "p_complete_block": probs["complete_block"],
+        "p_skin_safe": probs["skin_safe"],
         "p_neurotmesis_risk": probs["neurotmesis_risk"],
-        "distributions": {c: _distribution(table[c]) for c in
-                          ("coverage_20", "coverage_40", "skin_min_c", "warmest_min_c", "blocked_length_mm",
-                           "artery_min_c", "relief_median_days", "position_error_mm")},
+        "distributions": {
+            c: _distribution(table[c])
+            for c in (
+                "coverage_20",
+                "coverage_40",
+                "skin_min_c",
+                "warmest_min_c",
+                "blocked_length_mm",
+                "artery_min_c",
+                "relief_median_days",
+                "position_error_mm",
+            )
+        },
         "block_by_position_error": block_by_error(table),
         "nominal": nominal,
     }
@@ -444,15 +573,34 @@ def plot_plan_sweep(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax = axes[1, 1]
     rows = block_by_error(table)
     if rows:
-        mid = [(r["error_mm_from"] + min(r["error_mm_to"], r["error_mm_from"] + 1.0)) / 2 for r in rows]
+        mid = [
+            (r["error_mm_from"] + min(r["error_mm_to"], r["error_mm_from"] + 1.0)) / 2 for r in rows
+        ]
         p = np.array([r["p_block"] for r in rows])
         ci = np.array([r["ci95"] for r in rows])
-        ax.errorbar(mid, p, yerr=[p - ci[:, 0], ci[:, 1] - p], fmt="o-", capsize=3, label="binned, Wilson 95 %")
+        ax.errorbar(
+            mid,
+            p,
+            yerr=[p - ci[:, 0], ci[:, 1] - p],
+            fmt="o-",
+            capsize=3,
+            label="binned, Wilson 95 %",
+        )
     jitter = (np.random.default_rng(0).random(len(table)) - 0.5) * 0.06
-    ax.scatter(table["position_error_mm"], table["complete_block"].astype(float) + jitter, s=6, alpha=0.4,
-               color="grey", label="samples (1 = block)")
-    ax.set(xlabel="probe position error |Δ| (mm)", ylabel="P(complete block)", ylim=(-0.1, 1.1),
-           title="block against position error")
+    ax.scatter(
+        table["position_error_mm"],
+        table["complete_block"].astype(float) + jitter,
+        s=6,
+        alpha=0.4,
+        color="grey",
+        label="samples (1 = block)",
+    )
+    ax.set(
+        xlabel="probe position error |Δ| (mm)",
+        ylabel="P(complete block)",
+        ylim=(-0.1, 1.1),
+        title="block against position error",
+    )
     ax.legend(fontsize=8)
     fig.suptitle(title or f"{len(table)} samples")
     fig.savefig(path, dpi=100)
@@ -460,11 +608,21 @@ def plot_plan_sweep(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     return path
 
 
-def write_results(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path, stem: str,
-                  plot_name: str, plot: Callable[[Path], Any]) -> dict[str, str]:
+def write_results(
+    table: pd.DataFrame,
+    summary: dict[str, Any],
+    out_dir: Path,
+    stem: str,
+    plot_name: str,
+    plot: Callable[[Path], Any],
+) -> dict[str, str]:
     """``<stem>.parquet``, ``<stem>.csv``, the plot and ``summary.json`` (which lists them all)."""
-    files = {"parquet": out_dir / f"{stem}.parquet", "csv": out_dir / f"{stem}.csv",
-             "summary": out_dir / "summary.json", "plot": out_dir / plot_name}
+    files = {
+        "parquet": out_dir / f"{stem}.parquet",
+        "csv": out_dir / f"{stem}.csv",
+        "summary": out_dir / "summary.json",
+        "plot": out_dir / plot_name,
+    }
     table.to_parquet(files["parquet"], index=False)
     table.to_csv(files["csv"], index=False)
     names = {k: str(v) for k, v in files.items()}
@@ -478,5 +636,11 @@ def write_results(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path, s
 def write_plan_sweep(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> dict[str, str]:
     """``sweep.parquet``, ``sweep.csv``, ``summary.json``, ``uncertainty.png`` in ``out_dir``."""
     title = f"{summary.get('plan', '')}: {len(table)} samples at {summary.get('voxel_mm')} mm"
-    return write_results(table, summary, out_dir, "sweep", "uncertainty.png",
-                         lambda path: plot_plan_sweep(table, path, title=title))
+    return write_results(
+        table,
+        summary,
+        out_dir,
+        "sweep",
+        "uncertainty.png",
+        lambda path: plot_plan_sweep(table, path, title=title),
+    )

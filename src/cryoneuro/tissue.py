@@ -27,8 +27,9 @@ parameter that a case file can override and an uncertainty sweep can vary.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from cryoneuro.errors import InputError
 
@@ -77,7 +78,7 @@ class ThermalProperties:
                 f"t_liquidus ({self.t_liquidus} C)"
             )
 
-    def with_overrides(self, **overrides: float) -> "ThermalProperties":
+    def with_overrides(self, **overrides: float) -> ThermalProperties:
         """A copy with some properties replaced (unknown names are an error)."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
@@ -150,38 +151,73 @@ def _perfusion_ml_min_kg(w_per_m3k: float, density: float) -> float:
 #: The bundled library. Keys are the names used in case files and label maps.
 TISSUES: dict[str, ThermalProperties] = {
     "muscle": from_mass_properties(
-        "muscle", density=1050, specific_heat=3639, conductivity=0.56, water_fraction=0.75,
-        perfusion_ml_min_kg=_perfusion_ml_min_kg(3240, 1050), metabolism_w_kg=0.91,
+        "muscle",
+        density=1050,
+        specific_heat=3639,
+        conductivity=0.56,
+        water_fraction=0.75,
+        perfusion_ml_min_kg=_perfusion_ml_min_kg(3240, 1050),
+        metabolism_w_kg=0.91,
         source=_ITIS + " as in design.md §1; water fraction 0.75",
     ),
     "skin": from_mass_properties(
-        "skin", density=1125, specific_heat=3500, conductivity=0.42, water_fraction=0.65,
-        perfusion_ml_min_kg=_perfusion_ml_min_kg(8065, 1125), metabolism_w_kg=1.65,
+        "skin",
+        density=1125,
+        specific_heat=3500,
+        conductivity=0.42,
+        water_fraction=0.65,
+        perfusion_ml_min_kg=_perfusion_ml_min_kg(8065, 1125),
+        metabolism_w_kg=1.65,
         source=_ITIS + " as in design.md §1; water fraction 0.65",
     ),
     "bone": from_mass_properties(
-        "bone", density=1990, specific_heat=1300, conductivity=0.40, water_fraction=0.15,
-        perfusion_ml_min_kg=_perfusion_ml_min_kg(3400, 1990), metabolism_w_kg=0.15,
+        "bone",
+        density=1990,
+        specific_heat=1300,
+        conductivity=0.40,
+        water_fraction=0.15,
+        perfusion_ml_min_kg=_perfusion_ml_min_kg(3400, 1990),
+        metabolism_w_kg=0.15,
         source=_ITIS + " (cortical) as in design.md §1; water fraction 0.15",
     ),
     "fat": from_mass_properties(
-        "fat", density=911, specific_heat=2348, conductivity=0.21, water_fraction=0.20,
-        perfusion_ml_min_kg=33.0, metabolism_w_kg=0.51,
+        "fat",
+        density=911,
+        specific_heat=2348,
+        conductivity=0.21,
+        water_fraction=0.20,
+        perfusion_ml_min_kg=33.0,
+        metabolism_w_kg=0.51,
         source=_ITIS + " (fat); water fraction 0.20",
     ),
     "nerve": from_mass_properties(
-        "nerve", density=1075, specific_heat=3613, conductivity=0.49, water_fraction=0.70,
-        perfusion_ml_min_kg=159.0, metabolism_w_kg=1.0,
+        "nerve",
+        density=1075,
+        specific_heat=3613,
+        conductivity=0.49,
+        water_fraction=0.70,
+        perfusion_ml_min_kg=159.0,
+        metabolism_w_kg=1.0,
         source=_ITIS + " (nerve); water fraction 0.70",
     ),
     "tendon": from_mass_properties(
-        "tendon", density=1142, specific_heat=3432, conductivity=0.46, water_fraction=0.62,
-        perfusion_ml_min_kg=29.0, metabolism_w_kg=0.3,
+        "tendon",
+        density=1142,
+        specific_heat=3432,
+        conductivity=0.46,
+        water_fraction=0.62,
+        perfusion_ml_min_kg=29.0,
+        metabolism_w_kg=0.3,
         source=_ITIS + " (tendon/ligament); water fraction 0.62",
     ),
     "blood_vessel": from_mass_properties(
-        "blood_vessel", density=1102, specific_heat=3306, conductivity=0.46, water_fraction=0.70,
-        perfusion_ml_min_kg=150.0, metabolism_w_kg=1.0,
+        "blood_vessel",
+        density=1102,
+        specific_heat=3306,
+        conductivity=0.46,
+        water_fraction=0.70,
+        perfusion_ml_min_kg=150.0,
+        metabolism_w_kg=1.0,
         source=_ITIS + " (blood vessel wall); water fraction 0.70",
     ),
     # Flowing blood in a lumen: modelled as a strong Pennes sink towards arterial temperature
@@ -189,15 +225,29 @@ TISSUES: dict[str, ThermalProperties] = {
     # treatment of large vessels in cryoablation planning (e.g. Rossmann & Haemmerich 2014,
     # Crit Rev Biomed Eng 42:467).
     "blood": ThermalProperties(
-        name="blood", k_unfrozen=0.52, k_frozen=2.0, c_unfrozen=1050 * 3617, c_frozen=1050 * 1950,
-        latent=1050 * 0.8 * LATENT_HEAT_WATER_J_PER_KG, t_liquidus=-0.6, t_solidus=-8.0,
-        perfusion=1.0e6, metabolism=0.0, source=_ITIS + " (blood); flow as effective perfusion",
+        name="blood",
+        k_unfrozen=0.52,
+        k_frozen=2.0,
+        c_unfrozen=1050 * 3617,
+        c_frozen=1050 * 1950,
+        latent=1050 * 0.8 * LATENT_HEAT_WATER_J_PER_KG,
+        t_liquidus=-0.6,
+        t_solidus=-8.0,
+        perfusion=1.0e6,
+        metabolism=0.0,
+        source=_ITIS + " (blood); flow as effective perfusion",
     ),
     # Agar/water gel phantoms: water and ice properties (CRC Handbook), 98 % water,
     # narrow mushy range (design.md §1), no perfusion.
     "gel": ThermalProperties(
-        name="gel", k_unfrozen=0.60, k_frozen=2.22, c_unfrozen=4.18e6, c_frozen=1000 * 2050.0,
-        latent=0.98 * 1000 * LATENT_HEAT_WATER_J_PER_KG, t_liquidus=0.0, t_solidus=-0.5,
+        name="gel",
+        k_unfrozen=0.60,
+        k_frozen=2.22,
+        c_unfrozen=4.18e6,
+        c_frozen=1000 * 2050.0,
+        latent=0.98 * 1000 * LATENT_HEAT_WATER_J_PER_KG,
+        t_liquidus=0.0,
+        t_solidus=-0.5,
         source="water/ice, CRC Handbook; 98 % water agar gel",
     ),
 }
@@ -206,8 +256,15 @@ TISSUES: dict[str, ThermalProperties] = {
 # that it does not set the explicit time step; with this conductivity the heat air stores or
 # passes is negligible either way. No latent heat, no perfusion.
 TISSUES["air"] = ThermalProperties(
-    name="air", k_unfrozen=0.026, k_frozen=0.026, c_unfrozen=1.0e6, c_frozen=1.0e6, latent=0.0,
-    t_liquidus=-150.0, t_solidus=-151.0, source="CRC Handbook (air k); capacity raised, see comment",
+    name="air",
+    k_unfrozen=0.026,
+    k_frozen=0.026,
+    c_unfrozen=1.0e6,
+    c_frozen=1.0e6,
+    latent=0.0,
+    t_liquidus=-150.0,
+    t_solidus=-151.0,
+    source="CRC Handbook (air k); capacity raised, see comment",
 )
 TISSUES["tendon_ligament"] = replace(TISSUES["tendon"], name="tendon_ligament")
 TISSUES["gel_phantom"] = replace(TISSUES["gel"], name="gel_phantom")
@@ -225,7 +282,9 @@ def get_tissue(name: str) -> ThermalProperties:
         ) from None
 
 
-def tissue_from_mapping(spec: str | Mapping[str, Any], *, name: str = "custom") -> ThermalProperties:
+def tissue_from_mapping(
+    spec: str | Mapping[str, Any], *, name: str = "custom"
+) -> ThermalProperties:
     """A tissue from a case file: a library name, or a table of volumetric properties.
 
     A table may name a ``base`` library tissue and override some of its properties; without a
@@ -242,8 +301,15 @@ def tissue_from_mapping(spec: str | Mapping[str, Any], *, name: str = "custom") 
     values = {k: float(v) for k, v in spec.items()}
     if base is not None:
         return replace(get_tissue(str(base)).with_overrides(**values), name=name)
-    required = ["k_unfrozen", "k_frozen", "c_unfrozen", "c_frozen", "latent", "t_liquidus",
-                "t_solidus"]
+    required = [
+        "k_unfrozen",
+        "k_frozen",
+        "c_unfrozen",
+        "c_frozen",
+        "latent",
+        "t_liquidus",
+        "t_solidus",
+    ]
     missing = [k for k in required if k not in values]
     if missing:
         raise InputError(
@@ -253,6 +319,8 @@ def tissue_from_mapping(spec: str | Mapping[str, Any], *, name: str = "custom") 
     known = set(required) | {"perfusion", "metabolism"}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise InputError(f"tissue '{name}': unknown propert{'ies' if len(unknown) > 1 else 'y'} "
-                         f"{unknown}; known: {sorted(known)}")
+        raise InputError(
+            f"tissue '{name}': unknown propert{'ies' if len(unknown) > 1 else 'y'} "
+            f"{unknown}; known: {sorted(known)}"
+        )
     return ThermalProperties(name=name, source="case file", **values)

@@ -106,15 +106,26 @@ def load_rows(path: str | Path | None = None) -> list[MeasuredRow]:
             continue
         try:
             n = _num(r["n_probes"]) if r["n_probes"].strip().isdigit() else None
-            rows.append(MeasuredRow(
-                id=r["id"], source=r["source"], device_class=r["device_class"],
-                probe_diameter_mm=float(r["probe_diameter_mm"] or "nan"),
-                n_probes=int(n) if n is not None else None, spacing_mm=_num(r["spacing_mm"]),
-                medium=r["medium"], medium_temperature_c=_num(r["medium_temperature_c"]),
-                setting=r["setting"], freeze_s=_num(r["freeze_s"]),
-                isotherm_c=_num(r["isotherm_c"]), quantity=r["quantity"],
-                measured=float(r["measured_value"]), unit=r["unit"], role=r["role"],
-                source_sentence=r["source_sentence"]))
+            rows.append(
+                MeasuredRow(
+                    id=r["id"],
+                    source=r["source"],
+                    device_class=r["device_class"],
+                    probe_diameter_mm=float(r["probe_diameter_mm"] or "nan"),
+                    n_probes=int(n) if n is not None else None,
+                    spacing_mm=_num(r["spacing_mm"]),
+                    medium=r["medium"],
+                    medium_temperature_c=_num(r["medium_temperature_c"]),
+                    setting=r["setting"],
+                    freeze_s=_num(r["freeze_s"]),
+                    isotherm_c=_num(r["isotherm_c"]),
+                    quantity=r["quantity"],
+                    measured=float(r["measured_value"]),
+                    unit=r["unit"],
+                    role=r["role"],
+                    source_sentence=r["source_sentence"],
+                )
+            )
         except (KeyError, ValueError) as exc:
             raise InputError(f"{name}: line {line}: {exc}") from None
     return rows
@@ -148,10 +159,19 @@ class PhantomRun:
     extra: dict = field(default_factory=dict)
 
 
-def run_phantom(device: str, n_probes: int, spacing_mm: float, medium_c: float, freeze_s: float,
-                *, voxel_mm: float = 1.0, discharge_fraction: float | None = None,
-                h_gas_w_m2k: float | None = None, lethal_c: float = -30.0,
-                time_step_s: float = TIME_STEP_S) -> PhantomRun:
+def run_phantom(
+    device: str,
+    n_probes: int,
+    spacing_mm: float,
+    medium_c: float,
+    freeze_s: float,
+    *,
+    voxel_mm: float = 1.0,
+    discharge_fraction: float | None = None,
+    h_gas_w_m2k: float | None = None,
+    lethal_c: float = -30.0,
+    time_step_s: float = TIME_STEP_S,
+) -> PhantomRun:
     """Simulate one gel-phantom experiment with the device model (see the module docstring)."""
     model_entry = probe_physics.get_probe_model(device)
     pos = layout_mm(n_probes, spacing_mm)
@@ -162,16 +182,38 @@ def run_phantom(device: str, n_probes: int, spacing_mm: float, medium_c: float, 
     size = [math.ceil(s / voxel_mm) * voxel_mm for s in size]
     grid = Grid.from_size(tuple(size), voxel_mm)
     cx, cy = size[0] / 2, size[1] / 2
-    probes = [ProbeGeometry((cx + x, cy + y, TIP_DEPTH_MM), (0, 0, 1), model_entry.diameter_mm,
-                            length, name=f"probe{i + 1}") for i, (x, y) in enumerate(pos)]
-    drives = [probe_physics.device_drive(model_entry, discharge_fraction=discharge_fraction,
-                                         h_gas_w_m2k=h_gas_w_m2k, name=p.name) for p in probes]
+    probes = [
+        ProbeGeometry(
+            (cx + x, cy + y, TIP_DEPTH_MM),
+            (0, 0, 1),
+            model_entry.diameter_mm,
+            length,
+            name=f"probe{i + 1}",
+        )
+        for i, (x, y) in enumerate(pos)
+    ]
+    drives = [
+        probe_physics.device_drive(
+            model_entry, discharge_fraction=discharge_fraction, h_gas_w_m2k=h_gas_w_m2k, name=p.name
+        )
+        for p in probes
+    ]
     thermal = ThermalModel(
-        grid=grid, labels=np.zeros(grid.shape, np.uint8), materials=[get_tissue("gel")],
-        probes=probes, probe_temperature=[constant(d.gas_temperature_c) for d in drives],
-        body_temperature_c=medium_c, probe_devices=drives)
-    res = simulate(thermal, [Phase("freeze", freeze_s)], thresholds_c=(0.0, lethal_c),
-                   sample_interval_s=5.0, time_step_s=time_step_s)
+        grid=grid,
+        labels=np.zeros(grid.shape, np.uint8),
+        materials=[get_tissue("gel")],
+        probes=probes,
+        probe_temperature=[constant(d.gas_temperature_c) for d in drives],
+        body_temperature_c=medium_c,
+        probe_devices=drives,
+    )
+    res = simulate(
+        thermal,
+        [Phase("freeze", freeze_s)],
+        thresholds_c=(0.0, lethal_c),
+        sample_interval_s=5.0,
+        time_step_s=time_step_s,
+    )
     iso = isotherms(res, (0.0, -20.0, lethal_c, -40.0))
     k_mid = round((TIP_DEPTH_MM + length / 2) / voxel_mm - 0.5)
     plane = res.min_temperature_c[:, :, k_mid]
@@ -185,12 +227,16 @@ def run_phantom(device: str, n_probes: int, spacing_mm: float, medium_c: float, 
         wall_temperature_end_c=float(np.nanmean(walls[-1])),
         heat_w_mean=float(abs(np.sum(res.probe_heat_j)) / freeze_s),
         wall_time_s=res.wall_time_s,
-        extra={"wall_temperature_trace_c": walls[:, 0].tolist(),
-               "wall_trace_times_s": res.point_times_s.tolist()})
+        extra={
+            "wall_temperature_trace_c": walls[:, 0].tolist(),
+            "wall_trace_times_s": res.point_times_s.tolist(),
+        },
+    )
 
 
-def calibrate(voxel_mm: float = 1.0, h_gas_w_m2k: float | None = None,
-              rows: list[MeasuredRow] | None = None) -> tuple[float, MeasuredRow]:
+def calibrate(
+    voxel_mm: float = 1.0, h_gas_w_m2k: float | None = None, rows: list[MeasuredRow] | None = None
+) -> tuple[float, MeasuredRow]:
     """Fit :data:`~cryoneuro.probe.DISCHARGE_FRACTION` on the 2.4 mm calibration row."""
     from scipy.optimize import brentq
 
@@ -202,9 +248,16 @@ def calibrate(voxel_mm: float = 1.0, h_gas_w_m2k: float | None = None,
     key = f"{row.isotherm_c:g}"
 
     def error(kappa: float) -> float:
-        run = run_phantom(DEVICE_FOR_CLASS[row.device_class], row.n_probes or 1, 20.0,
-                          row.medium_temperature_c or 37.0, row.freeze_s or FREEZE_S_DEFAULT,
-                          voxel_mm=voxel_mm, discharge_fraction=kappa, h_gas_w_m2k=h_gas_w_m2k)
+        run = run_phantom(
+            DEVICE_FOR_CLASS[row.device_class],
+            row.n_probes or 1,
+            20.0,
+            row.medium_temperature_c or 37.0,
+            row.freeze_s or FREEZE_S_DEFAULT,
+            voxel_mm=voxel_mm,
+            discharge_fraction=kappa,
+            h_gas_w_m2k=h_gas_w_m2k,
+        )
         return run.diameters_mm[key] - row.measured
 
     kappa = brentq(error, 5e-4, 5e-2, xtol=2e-5, rtol=1e-3)
@@ -222,9 +275,14 @@ def exclusion_reason(row: MeasuredRow) -> str | None:
     return None
 
 
-def validation_table(*, voxel_mm: float = 1.0, discharge_fraction: float | None = None,
-                     h_gas_w_m2k: float | None = None, rows: list[MeasuredRow] | None = None,
-                     progress: Callable[[str], None] | None = None) -> dict:
+def validation_table(
+    *,
+    voxel_mm: float = 1.0,
+    discharge_fraction: float | None = None,
+    h_gas_w_m2k: float | None = None,
+    rows: list[MeasuredRow] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Predict every calibration and validation row; list excluded rows with their reason."""
     rows = load_rows() if rows is None else rows
     cache: dict[tuple, PhantomRun] = {}
@@ -234,9 +292,16 @@ def validation_table(*, voxel_mm: float = 1.0, discharge_fraction: float | None 
         if key not in cache:
             if progress is not None:
                 progress(f"{device}, {n} probe(s), {medium_c:g} C, {freeze_s:g} s")
-            cache[key] = run_phantom(device, n, spacing, medium_c, freeze_s, voxel_mm=voxel_mm,
-                                     discharge_fraction=discharge_fraction,
-                                     h_gas_w_m2k=h_gas_w_m2k)
+            cache[key] = run_phantom(
+                device,
+                n,
+                spacing,
+                medium_c,
+                freeze_s,
+                voxel_mm=voxel_mm,
+                discharge_fraction=discharge_fraction,
+                h_gas_w_m2k=h_gas_w_m2k,
+            )
         return cache[key]
 
     out, excluded = [], []
@@ -253,11 +318,13 @@ def validation_table(*, voxel_mm: float = 1.0, discharge_fraction: float | None 
         device = DEVICE_FOR_CLASS[row.device_class]
         if row.quantity == "diameter":
             predicted = run(device, row.n_probes or 1, spacing, medium_c, freeze).diameters_mm[
-                f"{row.isotherm_c:g}"]
+                f"{row.isotherm_c:g}"
+            ]
             condition = f"{row.n_probes} probe(s), {medium_c:g} C gel, {freeze / 60:g} min"
         elif row.quantity == "area_fraction":
-            predicted = run(device, row.n_probes or 1, spacing, medium_c,
-                            freeze).lethal_area_fraction
+            predicted = run(
+                device, row.n_probes or 1, spacing, medium_c, freeze
+            ).lethal_area_fraction
             condition = f"{row.n_probes} probe(s), {medium_c:g} C gel, {freeze / 60:g} min"
         else:  # 1.7 mm relative to 2.4 mm, mean over the 1-4 probe arrangements
             ratios = []
@@ -272,26 +339,45 @@ def validation_table(*, voxel_mm: float = 1.0, discharge_fraction: float | None 
             condition = f"1.7 vs 2.4 mm, mean of 1-4 probes, {medium_c:g} C gel"
         error = predicted - row.measured
         tol = TOLERANCE[row.quantity]
-        out.append({"id": row.id, "role": row.role, "source": row.source.split(",")[0],
-                    "device": device, "condition": condition, "quantity": row.quantity,
-                    "isotherm_c": row.isotherm_c, "measured": row.measured,
-                    "predicted": round(float(predicted), 3), "error": round(float(error), 3),
-                    "tolerance": tol, "within": bool(abs(error) <= tol), "unit": row.unit})
+        out.append(
+            {
+                "id": row.id,
+                "role": row.role,
+                "source": row.source.split(",")[0],
+                "device": device,
+                "condition": condition,
+                "quantity": row.quantity,
+                "isotherm_c": row.isotherm_c,
+                "measured": row.measured,
+                "predicted": round(float(predicted), 3),
+                "error": round(float(error), 3),
+                "tolerance": tol,
+                "within": bool(abs(error) <= tol),
+                "unit": row.unit,
+            }
+        )
     held = [r for r in out if r["role"] == "validation" and r["quantity"] == "diameter"]
     errs = [abs(r["error"]) for r in held]
     return {
         "voxel_mm": voxel_mm,
-        "discharge_fraction": (probe_physics.DISCHARGE_FRACTION if discharge_fraction is None
-                               else discharge_fraction),
-        "rows": out, "excluded": excluded,
+        "discharge_fraction": (
+            probe_physics.DISCHARGE_FRACTION if discharge_fraction is None else discharge_fraction
+        ),
+        "rows": out,
+        "excluded": excluded,
         "held_out_diameter_mae_mm": float(np.mean(errs)) if errs else None,
         "held_out_diameter_max_mm": float(np.max(errs)) if errs else None,
         "held_out_rows": sum(r["role"] == "validation" for r in out),
         "held_out_sources": sorted({r["source"] for r in out if r["role"] == "validation"}),
-        "runs": {f"{k[0]} x{k[1]} {k[3]:g}C {k[4]:g}s": {
-            "diameters_mm": v.diameters_mm, "lethal_area_fraction": v.lethal_area_fraction,
-            "wall_temperature_end_c": v.wall_temperature_end_c, "heat_w_mean": v.heat_w_mean}
-            for k, v in cache.items()},
+        "runs": {
+            f"{k[0]} x{k[1]} {k[3]:g}C {k[4]:g}s": {
+                "diameters_mm": v.diameters_mm,
+                "lethal_area_fraction": v.lethal_area_fraction,
+                "wall_temperature_end_c": v.wall_temperature_end_c,
+                "heat_w_mean": v.heat_w_mean,
+            }
+            for k, v in cache.items()
+        },
     }
 
 
@@ -299,14 +385,15 @@ def plot_measured_vs_predicted(table: dict, ax=None):
     """Measured against predicted, one panel per kind of quantity (calibration filled)."""
     import matplotlib.pyplot as plt
 
-    kinds = [("diameter", "−30 °C lethal-ice diameter (mm)"),
-             ("area_fraction", "lethal / iceball area"),
-             ("ratio", "1.7 mm / 2.4 mm probe")]
+    kinds = [
+        ("diameter", "−30 °C lethal-ice diameter (mm)"),
+        ("area_fraction", "lethal / iceball area"),
+        ("ratio", "1.7 mm / 2.4 mm probe"),
+    ]
     if ax is None:
         _, ax = plt.subplots(1, 3, figsize=(12, 4))
     for a, (kind, label) in zip(ax, kinds):
-        rows = [r for r in table["rows"] if r["quantity"].endswith(kind)
-                or r["quantity"] == kind]
+        rows = [r for r in table["rows"] if r["quantity"].endswith(kind) or r["quantity"] == kind]
         if not rows:
             a.set_visible(False)
             continue
@@ -316,13 +403,24 @@ def plot_measured_vs_predicted(table: dict, ax=None):
         pad = 0.1 * (hi - lo or 1.0)
         a.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", lw=1)
         tol = TOLERANCE["diameter" if kind == "diameter" else "area_fraction"]
-        a.fill_between([lo - pad, hi + pad], [lo - pad - tol, hi + pad - tol],
-                       [lo - pad + tol, hi + pad + tol], color="0.9", label=f"±{tol:g}")
+        a.fill_between(
+            [lo - pad, hi + pad],
+            [lo - pad - tol, hi + pad - tol],
+            [lo - pad + tol, hi + pad + tol],
+            color="0.9",
+            label=f"±{tol:g}",
+        )
         for r, mx, px in zip(rows, m, p):
             cal = r["role"] == "calibration"
-            a.scatter(mx, px, s=45, marker="o" if cal else "s",
-                      facecolor="C1" if cal else "none", edgecolor="C1" if cal else "C0",
-                      label="calibration" if cal else "held out")
+            a.scatter(
+                mx,
+                px,
+                s=45,
+                marker="o" if cal else "s",
+                facecolor="C1" if cal else "none",
+                edgecolor="C1" if cal else "C0",
+                label="calibration" if cal else "held out",
+            )
         handles, labels = a.get_legend_handles_labels()
         uniq = dict(zip(labels, handles))
         a.legend(uniq.values(), uniq.keys(), fontsize=8, loc="upper left")
@@ -334,14 +432,18 @@ def plot_measured_vs_predicted(table: dict, ax=None):
 
 def markdown_table(table: dict) -> str:
     """The validation table as Markdown (docs/validation.md)."""
-    header = ("| row | role | source | device | condition | quantity | measured | predicted "
-              "| error | tolerance |")
+    header = (
+        "| row | role | source | device | condition | quantity | measured | predicted "
+        "| error | tolerance |"
+    )
     lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
         iso = f" {r['isotherm_c']:g} °C" if r["isotherm_c"] is not None else ""
-        lines.append(f"| {r['id']} | {r['role']} | {r['source']} | {r['device']} | "
-                     f"{r['condition']} | {r['quantity']}{iso} | {r['measured']:g} {r['unit']} | "
-                     f"{r['predicted']:.3g} | {r['error']:+.3g} | ±{r['tolerance']:g} |")
+        lines.append(
+            f"| {r['id']} | {r['role']} | {r['source']} | {r['device']} | "
+            f"{r['condition']} | {r['quantity']}{iso} | {r['measured']:g} {r['unit']} | "
+            f"{r['predicted']:.3g} | {r['error']:+.3g} | ±{r['tolerance']:g} |"
+        )
     for e in table["excluded"]:
         lines.append(f"| {e['id']} | {e['role']} | | | excluded: {e['reason']} | | | | | |")
     return "\n".join(lines)
@@ -366,8 +468,21 @@ def write_outputs(table: dict, out_dir: str | Path) -> dict[str, str]:
         files[name] = str(out / name)
 
     atomic("validation.json", json.dumps(json_safe(table), indent=2))
-    cols = ["id", "role", "source", "device", "condition", "quantity", "isotherm_c", "measured",
-            "predicted", "error", "tolerance", "within", "unit"]
+    cols = [
+        "id",
+        "role",
+        "source",
+        "device",
+        "condition",
+        "quantity",
+        "isotherm_c",
+        "measured",
+        "predicted",
+        "error",
+        "tolerance",
+        "within",
+        "unit",
+    ]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

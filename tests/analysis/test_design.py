@@ -31,8 +31,10 @@ def test_ancova_shrinks_the_variance_by_one_minus_rho_squared():
 def test_binary_matches_fleiss_formula_by_hand():
     p1, p2 = 0.7, 0.5
     pbar = (p1 + p2) / 2
-    n = (norm.ppf(0.975) * math.sqrt(2 * pbar * (1 - pbar))
-         + norm.ppf(0.8) * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (p1 - p2) ** 2
+    n = (
+        norm.ppf(0.975) * math.sqrt(2 * pbar * (1 - pbar))
+        + norm.ppf(0.8) * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    ) ** 2 / (p1 - p2) ** 2
     got = design.binary(p1, p2, power=0.8)
     assert got.n_per_arm_analysed == math.ceil(n) == 93
 
@@ -42,22 +44,41 @@ def test_non_inferiority_matches_julious():
     # 85 per arm by the normal formula 2(z + z)²/(M/σ)², 86 with the t distribution
     res = design.non_inferiority(0.5, 1.0, power=0.9)
     by_hand = 2 * (norm.ppf(0.975) + norm.ppf(0.9)) ** 2 / 0.25
-    assert math.ceil(by_hand) == 85 and res.n_per_arm_analysed == 86
-    assert res.sidedness == "one-sided" and res.alpha == 0.025
+    assert math.ceil(by_hand) == 85
+    assert res.n_per_arm_analysed == 86
+    assert res.sidedness == "one-sided"
+    assert res.alpha == 0.025
 
 
 def test_dropout_inflates_after_rounding():
     res = design.continuous(0.5, 1.0, power=0.8, dropout=0.2)
-    assert res.n_per_arm_recruited == math.ceil(64 / 0.8) == 80 and res.n_total_recruited == 160
+    assert res.n_per_arm_recruited == math.ceil(64 / 0.8) == 80
+    assert res.n_total_recruited == 160
 
 
 def test_cli_json_and_errors():
     runner = CliRunner()
-    ok = runner.invoke(app, ["design", "binary", "--p-treated", "0.7", "--p-control", "0.5",
-                             "--power", "0.8", "--json"])
-    assert ok.exit_code == 0 and json.loads(ok.stdout)["n_per_arm_analysed"] == 93
+    ok = runner.invoke(
+        app,
+        [
+            "design",
+            "binary",
+            "--p-treated",
+            "0.7",
+            "--p-control",
+            "0.5",
+            "--power",
+            "0.8",
+            "--json",
+        ],
+    )
+    assert ok.exit_code == 0
+    assert json.loads(ok.stdout)["n_per_arm_analysed"] == 93
     bad = runner.invoke(app, ["design", "binary", "--p-treated", "0.7"])
-    assert bad.exit_code == 2 and "--p-control" in bad.stderr
-    bad = runner.invoke(app, ["design", "continuous", "--difference", "1", "--sd", "1",
-                              "--power", "1.5"])
-    assert bad.exit_code == 2 and "--power" in bad.stderr
+    assert bad.exit_code == 2
+    assert "--p-control" in bad.stderr
+    bad = runner.invoke(
+        app, ["design", "continuous", "--difference", "1", "--sd", "1", "--power", "1.5"]
+    )
+    assert bad.exit_code == 2
+    assert "--power" in bad.stderr

@@ -10,30 +10,62 @@ from cryoneuro.analysis import economics
 from cryoneuro.analysis.tidy import from_frames
 from cryoneuro.errors import InputError
 
-UTILITY = {"T1": (0.5, 0.7, 0.9), "T2": (0.7, 0.8, 0.8),   # treated; baseline mean 0.6
-           "C1": (0.6, 0.6, 0.7), "C2": (0.6, 0.5, 0.6)}   # control; baseline mean 0.6
+UTILITY = {
+    "T1": (0.5, 0.7, 0.9),
+    "T2": (0.7, 0.8, 0.8),  # treated; baseline mean 0.6
+    "C1": (0.6, 0.6, 0.7),
+    "C2": (0.6, 0.5, 0.6),
+}  # control; baseline mean 0.6
 DAYS = {"baseline": -7, "m6": 183, "m12": 365}
 COSTS = {"procedure": 1000.0, "procedure:sham": 400.0, "visit": 50.0, "reintervention": 800.0}
 
 
 def _data(utility=UTILITY):
-    people = pd.DataFrame([{"participant_id": p, "design": "rct", "site": "S1",
-                            "status": "completed", "arm": "cryo" if p[0] == "T" else "sham"}
-                           for p in utility])
+    people = pd.DataFrame(
+        [
+            {
+                "participant_id": p,
+                "design": "rct",
+                "site": "S1",
+                "status": "completed",
+                "arm": "cryo" if p[0] == "T" else "sham",
+            }
+            for p in utility
+        ]
+    )
     scores, visits = [], []
     for pid, values in utility.items():
         for (code, day), value in zip(DAYS.items(), values):
             visits.append({"participant_id": pid, "visit_code": code, "days_since_procedure": day})
-            scores.append({"participant_id": pid, "visit_code": code, "days_since_procedure": day,
-                           "instrument": "eq5d5l", "kind": "score", "measure": "index_england",
-                           "value": str(value)})
+            scores.append(
+                {
+                    "participant_id": pid,
+                    "visit_code": code,
+                    "days_since_procedure": day,
+                    "instrument": "eq5d5l",
+                    "kind": "score",
+                    "measure": "index_england",
+                    "value": str(value),
+                }
+            )
     # the sham arm's procedure is not a cryoablation: no procedures rows, priced per participant
-    procedures = pd.DataFrame([{"participant_id": p, "procedure_id": f"{p}-1",
-                                "days_since_procedure": 0} for p in utility if p[0] == "T"])
-    reint = pd.DataFrame([{"participant_id": "T1", "days_since_procedure": 250,
-                           "kind": "repeat cryoablation"}])
-    return from_frames(participants=people, procedures=procedures, visits=pd.DataFrame(visits),
-                       scores=pd.DataFrame(scores), reinterventions=reint)
+    procedures = pd.DataFrame(
+        [
+            {"participant_id": p, "procedure_id": f"{p}-1", "days_since_procedure": 0}
+            for p in utility
+            if p[0] == "T"
+        ]
+    )
+    reint = pd.DataFrame(
+        [{"participant_id": "T1", "days_since_procedure": 250, "kind": "repeat cryoablation"}]
+    )
+    return from_frames(
+        participants=people,
+        procedures=procedures,
+        visits=pd.DataFrame(visits),
+        scores=pd.DataFrame(scores),
+        reinterventions=reint,
+    )
 
 
 def test_hand_worked_qaly_cost_icer_and_nmb():
@@ -71,22 +103,23 @@ def test_baseline_adjustment_equals_ols():
     res = economics.cost_utility(data, data.scores, COSTS, "cryo", "sham", n_bootstrap=100)
     frame = res.per_participant.assign(treated=lambda f: (f["arm"] == "cryo").astype(float))
     ols = smf.ols("qaly ~ treated + baseline_utility", frame).fit()
-    assert res.summary["incremental_qaly_adjusted"] == pytest.approx(ols.params["treated"],
-                                                                     abs=1e-12)
+    assert res.summary["incremental_qaly_adjusted"] == pytest.approx(
+        ols.params["treated"], abs=1e-12
+    )
     assert res.summary["incremental_qaly_adjusted"] != pytest.approx(
-        res.summary["incremental_qaly_unadjusted"])
+        res.summary["incremental_qaly_unadjusted"]
+    )
 
 
 def test_seeded_bootstrap_is_reproducible():
     data = _data()
-    one = economics.cost_utility(data, data.scores, COSTS, "cryo", "sham", n_bootstrap=300,
-                                 seed=7)
-    two = economics.cost_utility(data, data.scores, COSTS, "cryo", "sham", n_bootstrap=300,
-                                 seed=7)
+    one = economics.cost_utility(data, data.scores, COSTS, "cryo", "sham", n_bootstrap=300, seed=7)
+    two = economics.cost_utility(data, data.scores, COSTS, "cryo", "sham", n_bootstrap=300, seed=7)
     pd.testing.assert_frame_equal(one.ceac, two.ceac)
     pd.testing.assert_frame_equal(one.bootstrap, two.bootstrap)
-    other = economics.cost_utility(data, data.scores, COSTS, "cryo", "sham", n_bootstrap=300,
-                                   seed=8)
+    other = economics.cost_utility(
+        data, data.scores, COSTS, "cryo", "sham", n_bootstrap=300, seed=8
+    )
     assert not one.bootstrap.equals(other.bootstrap)
     # CEAC: a probability, non-decreasing in λ here because ΔQ > 0 in every replicate
     p = one.ceac["probability_cost_effective"]
@@ -96,11 +129,21 @@ def test_seeded_bootstrap_is_reproducible():
 def test_unpriced_items_are_refused():
     data = _data()
     with pytest.raises(InputError, match="procedure:sham"):
-        economics.cost_utility(data, data.scores, {k: v for k, v in COSTS.items()
-                                                   if k != "procedure:sham"}, "cryo", "sham")
+        economics.cost_utility(
+            data,
+            data.scores,
+            {k: v for k, v in COSTS.items() if k != "procedure:sham"},
+            "cryo",
+            "sham",
+        )
     with pytest.raises(InputError, match="reintervention"):
-        economics.cost_utility(data, data.scores, {k: v for k, v in COSTS.items()
-                                                   if k != "reintervention"}, "cryo", "sham")
+        economics.cost_utility(
+            data,
+            data.scores,
+            {k: v for k, v in COSTS.items() if k != "reintervention"},
+            "cryo",
+            "sham",
+        )
 
 
 def test_unit_cost_file_errors_name_row_and_column(tmp_path):
@@ -120,8 +163,10 @@ def test_cli_refuses_a_bad_unit_cost_file_before_analysing(tmp_path):
 
     path = tmp_path / "costs.csv"
     path.write_text("item,unit_cost_gbp\nprocedure,abc\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["analyse", "--synthetic", "rct", "--out",
-                                      str(tmp_path / "o"), "--economics", str(path)])
+    result = CliRunner().invoke(
+        app,
+        ["analyse", "--synthetic", "rct", "--out", str(tmp_path / "o"), "--economics", str(path)],
+    )
     assert result.exit_code == 2
     assert "row 2, column unit_cost_gbp" in result.stderr
     assert not (tmp_path / "o" / "analysis.html").exists()

@@ -14,18 +14,22 @@ from cryoneuro.analysis import effects, survival
 REF = Path(__file__).resolve().parents[1] / "data" / "r_reference"
 
 
-@pytest.mark.parametrize("counts, lower, upper", [
-    # Newcombe 1998 (Stat Med 17:873) Table II, method 10 (hybrid score, no correction)
-    ((56, 70, 48, 80), 0.0524, 0.3339),
-    ((9, 10, 3, 10), 0.1705, 0.8090),
-    ((6, 7, 2, 7), 0.0582, 0.8062),
-    ((5, 56, 0, 29), -0.0381, 0.1926),
-])
+@pytest.mark.parametrize(
+    ("counts", "lower", "upper"),
+    [
+        # Newcombe 1998 (Stat Med 17:873) Table II, method 10 (hybrid score, no correction)
+        ((56, 70, 48, 80), 0.0524, 0.3339),
+        ((9, 10, 3, 10), 0.1705, 0.8090),
+        ((6, 7, 2, 7), 0.0582, 0.8062),
+        ((5, 56, 0, 29), -0.0381, 0.1926),
+    ],
+)
 def test_risk_difference_uses_newcombes_interval(counts, lower, upper):
     rd, lo, hi = effects.risk_difference(*counts)
     k1, n1, k2, n2 = counts
     assert rd == pytest.approx(k1 / n1 - k2 / n2)
-    assert lo == pytest.approx(lower, abs=5e-5) and hi == pytest.approx(upper, abs=5e-5)
+    assert lo == pytest.approx(lower, abs=5e-5)
+    assert hi == pytest.approx(upper, abs=5e-5)
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +65,22 @@ def test_cox_hazard_ratio_equals_r_coxph(r_ref):
 
 def test_risk_ratio_is_defined_with_zero_events_in_one_arm():
     rr, lo, hi = effects.risk_ratio(0, 30, 4, 30)
-    assert rr == 0.0 and lo == 0.0 and 0 < hi < 1.5
+    assert rr == 0.0
+    assert lo == 0.0
+    assert 0 < hi < 1.5
     assert all(math.isnan(x) for x in effects.risk_ratio(0, 30, 0, 30))
 
 
 def test_numbers_at_risk_are_counted_by_hand():
-    times = pd.DataFrame({"arm": ["a"] * 4 + ["b"] * 3, "duration": [10, 91, 200, 400, 5, 91, 90],
-                          "event": [1, 0, 1, 0, 1, 1, 0]})
+    times = pd.DataFrame(
+        {
+            "arm": ["a"] * 4 + ["b"] * 3,
+            "duration": [10, 91, 200, 400, 5, 91, 90],
+            "event": [1, 0, 1, 0, 1, 1, 0],
+        }
+    )
     table = survival.at_risk(times, days=(0, 91, 182, 365)).set_index("arm")
-    assert list(table.loc["a"]) == [4, 3, 2, 1]   # 91 is still at risk on day 91
+    assert list(table.loc["a"]) == [4, 3, 2, 1]  # 91 is still at risk on day 91
     assert list(table.loc["b"]) == [3, 1, 0, 0]
 
 
@@ -84,8 +95,11 @@ def test_subgroup_interaction_f_test_by_hand():
     scores = scored(data)
     table, tests = effects.subgroups(data, scores, None, "m3")
     site = tests.set_index("factor").loc["site"]
-    v = outcome_values(data, "pain", scores).query("visit_code == 'm3'").dropna(
-        subset=["baseline", "change"])
+    v = (
+        outcome_values(data, "pain", scores)
+        .query("visit_code == 'm3'")
+        .dropna(subset=["baseline", "change"])
+    )
     level = v["participant_id"].map(data.participants.set_index("participant_id")["site"])
     t = (v["arm"] == "cryoablation").to_numpy(float)
     dummies = [(level == s).to_numpy(float) for s in sorted(set(level))[1:]]

@@ -25,18 +25,19 @@ def test_rubins_rules_by_hand():
     assert res["df"] == pytest.approx(5.67702, abs=1e-4)
     from scipy.stats import t
 
-    assert res["ci_upper"] - 1.0 == pytest.approx(t.ppf(0.975, 5.67702) * math.sqrt(0.31 / 3),
-                                                  rel=1e-5)
+    assert res["ci_upper"] - 1.0 == pytest.approx(
+        t.ppf(0.975, 5.67702) * math.sqrt(0.31 / 3), rel=1e-5
+    )
 
 
 def test_without_missing_values_mi_is_the_complete_case_ancova():
     import statsmodels.formula.api as smf
 
-    data = generate(SyntheticStudy(n_per_arm=20, dropout_per_visit=0.0, screen_failures=0,
-                                   seed=9))
+    data = generate(SyntheticStudy(n_per_arm=20, dropout_per_visit=0.0, screen_failures=0, seed=9))
     scores = scored(data)
-    table = estimands.tipping_point(data, scores, None, "m3", imputations=5,
-                                    deltas=np.array([0.0, 1.0]))
+    table = estimands.tipping_point(
+        data, scores, None, "m3", imputations=5, deltas=np.array([0.0, 1.0])
+    )
     from cryoneuro.analysis.outcomes import outcome_values
 
     v = outcome_values(data, "pain", scores).query("visit_code == 'm3'")
@@ -55,7 +56,7 @@ def test_tipping_point_moves_the_effect_towards_null_and_is_seeded():
     data = generate(SyntheticStudy(n_per_arm=30, dropout_per_visit=0.12, effect=-2.0, seed=3))
     scores = scored(data)
     table = estimands.tipping_point(data, scores, None, "m3", imputations=20, seed=5)
-    assert (np.diff(table["estimate"]) > 0).all()   # pain: δ worsens treated → effect up to 0
+    assert (np.diff(table["estimate"]) > 0).all()  # pain: δ worsens treated → effect up to 0
     point = table["tipping_point"].iloc[0]
     assert math.isfinite(point)
     before = table[table["delta"] < point].iloc[-1]
@@ -66,25 +67,50 @@ def test_tipping_point_moves_the_effect_towards_null_and_is_seeded():
 
 
 def test_composite_responders_count_reintervention_and_missing_as_failure():
-    people = pd.DataFrame([{"participant_id": p, "design": "rct", "arm": arm,
-                            "status": "completed"}
-                           for p, arm in (("A", "cryo"), ("B", "cryo"), ("C", "cryo"),
-                                          ("D", "sham"), ("E", "sham"))])
+    people = pd.DataFrame(
+        [
+            {"participant_id": p, "design": "rct", "arm": arm, "status": "completed"}
+            for p, arm in (
+                ("A", "cryo"),
+                ("B", "cryo"),
+                ("C", "cryo"),
+                ("D", "sham"),
+                ("E", "sham"),
+            )
+        ]
+    )
     pain = {"A": (8, 2), "B": (8, 3), "C": (8, None), "D": (8, 7), "E": (6, 3)}
     rows = []
     for pid, (base, m3) in pain.items():
-        rows.append({"participant_id": pid, "visit_code": "baseline",
-                     "days_since_procedure": -7, "instrument": "nrs", "kind": "score",
-                     "measure": "pain", "value": str(base)})
+        rows.append(
+            {
+                "participant_id": pid,
+                "visit_code": "baseline",
+                "days_since_procedure": -7,
+                "instrument": "nrs",
+                "kind": "score",
+                "measure": "pain",
+                "value": str(base),
+            }
+        )
         if m3 is not None:
-            rows.append({"participant_id": pid, "visit_code": "m3", "days_since_procedure": 91,
-                         "instrument": "nrs", "kind": "score", "measure": "pain",
-                         "value": str(m3)})
+            rows.append(
+                {
+                    "participant_id": pid,
+                    "visit_code": "m3",
+                    "days_since_procedure": 91,
+                    "instrument": "nrs",
+                    "kind": "score",
+                    "measure": "pain",
+                    "value": str(m3),
+                }
+            )
     reint = pd.DataFrame([{"participant_id": "B", "days_since_procedure": 60}])
     data = from_frames(participants=people, scores=pd.DataFrame(rows), reinterventions=reint)
     table = estimands.composite_responders(data, scored(data), "sham")
     row = table.iloc[0]
     # cryo: A responds; B responded but was re-intervened on day 60 < 91; C missing → 1/3
     # sham: D 12.5 % (no), E 50 % (yes) → 1/2
-    assert row["responders_treated"] == "1/3" and row["responders_control"] == "1/2"
+    assert row["responders_treated"] == "1/3"
+    assert row["responders_control"] == "1/2"
     assert row["risk_difference"] == pytest.approx(1 / 3 - 1 / 2)

@@ -11,9 +11,12 @@ from cryoneuro.analysis.report import PDF_WIDTH, _format_frame, _pdf_table, colu
 
 def test_a_wide_long_table_is_printed_whole_within_the_page_width():
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"study": [f"S{i:02d}" for i in range(40)],
-                          **{f"column_with_a_long_name_{j}": rng.normal(size=40)
-                             for j in range(12)}})
+    frame = pd.DataFrame(
+        {
+            "study": [f"S{i:02d}" for i in range(40)],
+            **{f"column_with_a_long_name_{j}": rng.normal(size=40) for j in range(12)},
+        }
+    )
     lines = _pdf_table(frame)
     assert max(len(line) for line in lines) <= PDF_WIDTH
     text = "\n".join(lines)
@@ -26,7 +29,9 @@ def test_a_wide_long_table_is_printed_whole_within_the_page_width():
 def test_html_headings_are_readable_and_csv_names_stay():
     frame = pd.DataFrame({"ci_lower": [0.1], "n_treated": [3]})
     html = _format_frame(frame)
-    assert "95 % CI lower" in html and "n (treated)" in html and "ci_lower" not in html
+    assert "95 % CI lower" in html
+    assert "n (treated)" in html
+    assert "ci_lower" not in html
 
 
 def test_table_one_has_baseline_outcomes():

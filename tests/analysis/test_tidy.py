@@ -42,13 +42,29 @@ def test_a_zip_of_csvs_reads_like_a_folder(tmp_path, small):
 
 def test_raw_answers_are_scored_with_the_instruments_package():
     # a visit typed in elsewhere with only the EQ-5D-5L items gets the value-set indices
-    items = {"mobility": 2, "self_care": 1, "usual_activities": 3, "pain_discomfort": 4,
-             "anxiety_depression": 1, "vas": 60}
-    rows = [{"participant_id": "A", "visit_code": "m1", "days_since_procedure": 30,
-             "instrument": "eq5d5l", "kind": "item", "measure": k, "value": str(v)}
-            for k, v in items.items()]
-    data = from_frames(participants=pd.DataFrame([{"participant_id": "A"}]),
-                       scores=pd.DataFrame(rows))
+    items = {
+        "mobility": 2,
+        "self_care": 1,
+        "usual_activities": 3,
+        "pain_discomfort": 4,
+        "anxiety_depression": 1,
+        "vas": 60,
+    }
+    rows = [
+        {
+            "participant_id": "A",
+            "visit_code": "m1",
+            "days_since_procedure": 30,
+            "instrument": "eq5d5l",
+            "kind": "item",
+            "measure": k,
+            "value": str(v),
+        }
+        for k, v in items.items()
+    ]
+    data = from_frames(
+        participants=pd.DataFrame([{"participant_id": "A"}]), scores=pd.DataFrame(rows)
+    )
     scores = scored(data).set_index("measure")["value"]
     assert float(scores["index_england"]) == pytest.approx(eq5d5l_index("21341", "england"))
     # Devlin 2018 by hand: 1 − (MO2 .058 + UA3 .063 + PD4 .276) = 0.603
@@ -61,24 +77,44 @@ def _write(tmp_path, **tables):
     return tmp_path
 
 
-@pytest.mark.parametrize("tables, message", [
-    ({"visits": "participant_id,visit_code\nA,m1\n"}, "no participants.csv"),
-    ({"participants": "id\nA\n"}, "lacks required column 'participant_id'"),
-    ({"participants": "participant_id\nA\nA\n"}, "'A' appears twice"),
-    ({"participants": "participant_id,age_at_enrolment_years\nA,forty\n"},
-     "age_at_enrolment_years in row 2 is 'forty', not an integer"),
-    ({"participants": "participant_id,enrolment_date\nA,31/02/2026\n"}, "not a date"),
-    ({"participants": "participant_id\nA\n",
-      "visits": "participant_id,visit_code\nB,m1\n"}, "participant_id 'B'"),
-    ({"participants": "participant_id\nA\n",
-      "adverse_events": "participant_id,category\nA,frostbite\n"}, "'frostbite' is not one of"),
-    ({"participants": "participant_id\nA\n",
-      "scores": "participant_id,visit_code,instrument,kind,measure,value\nA,m1,nrs,total,p,1\n"},
-     "scores.kind must be"),
-    ({"participants": "participant_id\nA\n",
-      "scores": "participant_id,visit_code,instrument,kind,measure,value\nA,,nrs,score,pain,1\n"},
-     "scores.visit_code is empty in row 2"),
-])
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ({"visits": "participant_id,visit_code\nA,m1\n"}, "no participants.csv"),
+        ({"participants": "id\nA\n"}, "lacks required column 'participant_id'"),
+        ({"participants": "participant_id\nA\nA\n"}, "'A' appears twice"),
+        (
+            {"participants": "participant_id,age_at_enrolment_years\nA,forty\n"},
+            "age_at_enrolment_years in row 2 is 'forty', not an integer",
+        ),
+        ({"participants": "participant_id,enrolment_date\nA,31/02/2026\n"}, "not a date"),
+        (
+            {"participants": "participant_id\nA\n", "visits": "participant_id,visit_code\nB,m1\n"},
+            "participant_id 'B'",
+        ),
+        (
+            {
+                "participants": "participant_id\nA\n",
+                "adverse_events": "participant_id,category\nA,frostbite\n",
+            },
+            "'frostbite' is not one of",
+        ),
+        (
+            {
+                "participants": "participant_id\nA\n",
+                "scores": "participant_id,visit_code,instrument,kind,measure,value\nA,m1,nrs,total,p,1\n",
+            },
+            "scores.kind must be",
+        ),
+        (
+            {
+                "participants": "participant_id\nA\n",
+                "scores": "participant_id,visit_code,instrument,kind,measure,value\nA,,nrs,score,pain,1\n",
+            },
+            "scores.visit_code is empty in row 2",
+        ),
+    ],
+)
 def test_malformed_tables_are_named_in_one_line(tmp_path, tables, message):
     with pytest.raises(InputError) as info:
         load_tidy(_write(tmp_path, **tables))
@@ -95,11 +131,21 @@ def test_not_a_zip(tmp_path):
 
 
 def test_baseline_is_the_last_value_on_or_before_day_zero():
-    rows = [{"participant_id": "A", "visit_code": code, "days_since_procedure": day,
-             "instrument": "nrs", "kind": "score", "measure": "pain", "value": v}
-            for code, day, v in (("screen", -30, 9), ("pre", -1, 8), ("m1", 30, 4))]
-    data = from_frames(participants=pd.DataFrame([{"participant_id": "A"}]),
-                       scores=pd.DataFrame(rows))
+    rows = [
+        {
+            "participant_id": "A",
+            "visit_code": code,
+            "days_since_procedure": day,
+            "instrument": "nrs",
+            "kind": "score",
+            "measure": "pain",
+            "value": v,
+        }
+        for code, day, v in (("screen", -30, 9), ("pre", -1, 8), ("m1", 30, 4))
+    ]
+    data = from_frames(
+        participants=pd.DataFrame([{"participant_id": "A"}]), scores=pd.DataFrame(rows)
+    )
     values = outcome_values(data, "pain")
     assert values[["baseline", "value", "change"]].values.tolist() == [[8.0, 4.0, -4.0]]
 
@@ -111,5 +157,6 @@ def test_the_documented_format_is_the_schema():
     from cryoneuro.analysis.tidy import schema_markdown
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "tidy-format.md").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
     assert schema_markdown() in doc

@@ -20,8 +20,7 @@ from cryoneuro.instruments import INSTRUMENTS
 
 @pytest.fixture(scope="module")
 def trial():
-    return generate(SyntheticStudy(n_per_arm=10, screen_failures=1, dropout_per_visit=0.0,
-                                   seed=3))
+    return generate(SyntheticStudy(n_per_arm=10, screen_failures=1, dropout_per_visit=0.0, seed=3))
 
 
 def _folder(tmp_path, data, edit=None, table="scores"):
@@ -35,8 +34,11 @@ def _folder(tmp_path, data, edit=None, table="scores"):
 
 
 def _pain_row(frame, pid=None, visit="m3"):
-    mask = (frame["instrument"] == "nrs") & (frame["measure"] == "pain") & \
-        (frame["visit_code"] == visit)
+    mask = (
+        (frame["instrument"] == "nrs")
+        & (frame["measure"] == "pain")
+        & (frame["visit_code"] == visit)
+    )
     if pid is not None:
         mask &= frame["participant_id"] == pid
     return frame.index[mask][0]
@@ -58,9 +60,14 @@ def test_clean_synthetic_data_pass_with_nothing_hidden(trial):
     assert len(checked.data.scores) == len(trial.scores)
 
 
-@pytest.mark.parametrize("value,words", [("-30", "outside its range 0 to 10"),
-                                         ("70", "outside its range 0 to 10"),
-                                         ("seven", "not a number")])
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("-30", "outside its range 0 to 10"),
+        ("70", "outside its range 0 to 10"),
+        ("seven", "not a number"),
+    ],
+)
 def test_an_impossible_or_non_numeric_pain_score_is_refused(tmp_path, trial, value, words):
     rows = {}
 
@@ -74,11 +81,15 @@ def test_an_impossible_or_non_numeric_pain_score_is_refused(tmp_path, trial, val
 
 
 def test_the_cli_refuses_with_exit_2_and_one_line(tmp_path, trial):
-    folder = _folder(tmp_path / "d", trial,
-                     lambda f: f.assign(value=f["value"].where(f.index != _pain_row(f), "-30")))
+    folder = _folder(
+        tmp_path / "d",
+        trial,
+        lambda f: f.assign(value=f["value"].where(f.index != _pain_row(f), "-30")),
+    )
     result = CliRunner().invoke(app, ["analyse", str(folder), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "scores.csv, row" in result.output and "column value" in result.output
+    assert "scores.csv, row" in result.output
+    assert "column value" in result.output
     assert not (tmp_path / "o" / "analysis.html").exists()
 
 
@@ -103,14 +114,16 @@ def test_a_duplicated_participant_visit_is_refused(tmp_path, trial):
 
     folder = _folder(tmp_path, trial, edit)
     n = len(trial.scores)
-    message = _refused(folder, file="scores.csv", row=n + 2, column="measure",
-                       words="duplicates row")
+    message = _refused(
+        folder, file="scores.csv", row=n + 2, column="measure", words="duplicates row"
+    )
     assert "the rows differ" in message
 
 
 def test_identical_duplicates_are_dropped_only_when_asked_and_listed(tmp_path, trial):
-    folder = _folder(tmp_path, trial,
-                     lambda f: pd.concat([f, f.loc[[_pain_row(f)]]], ignore_index=True))
+    folder = _folder(
+        tmp_path, trial, lambda f: pd.concat([f, f.loc[[_pain_row(f)]]], ignore_index=True)
+    )
     with pytest.raises(InputError, match="drop-identical"):
         check(load_tidy(folder))
     checked = check(load_tidy(folder), duplicates="drop_identical")
@@ -143,8 +156,13 @@ def test_a_follow_up_dated_before_the_procedure_is_refused(tmp_path, trial):
         return frame
 
     folder = _folder(tmp_path, trial, edit)
-    _refused(folder, file="scores.csv", row=rows["i"] + 2, column="days_since_procedure",
-             words="follow-up must be after day 0")
+    _refused(
+        folder,
+        file="scores.csv",
+        row=rows["i"] + 2,
+        column="days_since_procedure",
+        words="follow-up must be after day 0",
+    )
 
 
 def test_days_that_disagree_with_the_dates_are_refused(tmp_path, trial):
@@ -157,16 +175,30 @@ def test_days_that_disagree_with_the_dates_are_refused(tmp_path, trial):
         return frame
 
     folder = _folder(tmp_path, trial, edit)
-    _refused(folder, file="scores.csv", row=rows["i"] + 2, column="days_since_procedure",
-             words="disagrees with visit_date")
+    _refused(
+        folder,
+        file="scores.csv",
+        row=rows["i"] + 2,
+        column="days_since_procedure",
+        words="disagrees with visit_date",
+    )
 
 
 def test_missing_days_are_derived_from_dates_and_listed_or_refused(tmp_path, trial):
-    reint = pd.DataFrame([{"participant_id": pid, "reintervention_id": f"{pid}-R",
-                           "reintervention_date": (date + pd.Timedelta(days=100)).date().isoformat(),
-                           "days_since_procedure": "", "kind": "repeat cryoablation"}
-                          for pid, date in zip(trial.procedures["participant_id"][:4],
-                                               trial.procedures["procedure_date"][:4])])
+    reint = pd.DataFrame(
+        [
+            {
+                "participant_id": pid,
+                "reintervention_id": f"{pid}-R",
+                "reintervention_date": (date + pd.Timedelta(days=100)).date().isoformat(),
+                "days_since_procedure": "",
+                "kind": "repeat cryoablation",
+            }
+            for pid, date in zip(
+                trial.procedures["participant_id"][:4], trial.procedures["procedure_date"][:4]
+            )
+        ]
+    )
     folder = _folder(tmp_path, trial)
     reint.to_csv(folder / "reinterventions.csv", index=False)
     checked = check(load_tidy(folder))
@@ -174,22 +206,31 @@ def test_missing_days_are_derived_from_dates_and_listed_or_refused(tmp_path, tri
     assert (checked.table()["rule"] == "days_since_procedure derived from the dates").sum() == 4
     times = survival.reintervention_times(checked.data)
     # every exposed participant keeps a time: 4 events, the rest censored at last contact
-    assert len(times) == 20 and int(times["event"].sum()) == 4
+    assert len(times) == 20
+    assert int(times["event"].sum()) == 4
     reint["reintervention_date"] = ""
     reint.to_csv(folder / "reinterventions.csv", index=False)
-    _refused(folder, file="reinterventions.csv", row=2, column="days_since_procedure",
-             words="empty, and no reintervention_date")
+    _refused(
+        folder,
+        file="reinterventions.csv",
+        row=2,
+        column="days_since_procedure",
+        words="empty, and no reintervention_date",
+    )
 
 
 def test_a_control_arm_without_procedure_rows_keeps_its_denominators(trial):
     from cryoneuro.analysis.tidy import from_frames
 
     sham = set(trial.participants.loc[trial.participants["arm"] == "sham", "participant_id"])
-    data = from_frames(participants=trial.participants,
-                       procedures=trial.procedures[~trial.procedures["participant_id"].isin(sham)],
-                       visits=trial.visits, scores=trial.scores,
-                       adverse_events=trial.adverse_events,
-                       reinterventions=trial.reinterventions)
+    data = from_frames(
+        participants=trial.participants,
+        procedures=trial.procedures[~trial.procedures["participant_id"].isin(sham)],
+        visits=trial.visits,
+        scores=trial.scores,
+        adverse_events=trial.adverse_events,
+        reinterventions=trial.reinterventions,
+    )
     table = safety.safety_table(data)
     assert set(table.loc[table["arm"] == "sham", "exposed"]) == {10}
     times = survival.reintervention_times(data)
@@ -198,11 +239,16 @@ def test_a_control_arm_without_procedure_rows_keeps_its_denominators(trial):
     from cryoneuro.analysis.rct import flow
 
     arms = flow(data, "m3")["arms"]
-    assert arms["sham"]["received"] is None and arms["cryoablation"]["received"] == 10
+    assert arms["sham"]["received"] is None
+    assert arms["cryoablation"]["received"] == 10
     # in the arm whose procedures are recorded, a participant without one is left out, listed
     first = min(set(trial.procedures["participant_id"]) - sham)
-    fewer = from_frames(participants=trial.participants, procedures=trial.procedures[
-        trial.procedures["participant_id"] != first], visits=trial.visits, scores=trial.scores)
+    fewer = from_frames(
+        participants=trial.participants,
+        procedures=trial.procedures[trial.procedures["participant_id"] != first],
+        visits=trial.visits,
+        scores=trial.scores,
+    )
     checked = check(fewer)
     assert list(checked.table()["participant_id"]) == [first]
     assert set(safety.safety_table(fewer).query("arm == 'cryoablation'")["exposed"]) == {9}
@@ -210,11 +256,19 @@ def test_a_control_arm_without_procedure_rows_keeps_its_denominators(trial):
 
 def test_a_randomised_participant_without_an_arm_or_site_is_refused(tmp_path, trial):
     i = int(trial.participants.index[trial.participants["status"] != "screen_failed"][0])
-    folder = _folder(tmp_path, trial, lambda f: f.assign(arm=f["arm"].where(f.index != i, "")),
-                     table="participants")
+    folder = _folder(
+        tmp_path,
+        trial,
+        lambda f: f.assign(arm=f["arm"].where(f.index != i, "")),
+        table="participants",
+    )
     _refused(folder, file="participants.csv", row=i + 2, column="arm", words="has no arm")
-    folder = _folder(tmp_path, trial, lambda f: f.assign(site=f["site"].where(f.index != i, "")),
-                     table="participants")
+    folder = _folder(
+        tmp_path,
+        trial,
+        lambda f: f.assign(site=f["site"].where(f.index != i, "")),
+        table="participants",
+    )
     _refused(folder, file="participants.csv", row=i + 2, column="site", words="has none")
 
 
@@ -232,8 +286,7 @@ def test_measure_ranges_come_from_the_instruments_and_match_their_descriptions()
 def test_consort_flow_counts_reasons():
     from cryoneuro.analysis.rct import flow
 
-    data = generate(SyntheticStudy(n_per_arm=20, screen_failures=5, dropout_per_visit=0.1,
-                                   seed=8))
+    data = generate(SyntheticStudy(n_per_arm=20, screen_failures=5, dropout_per_visit=0.1, seed=8))
     counts = flow(data, "m3")
     people = data.participants
     failed = people[people["status"] == "screen_failed"]["status_reason"]
@@ -246,11 +299,19 @@ def test_consort_flow_counts_reasons():
 
 def test_a_status_spelled_differently_is_refused_not_miscounted(tmp_path, trial):
     i = int(trial.participants.index[trial.participants["status"] == "completed"][0])
-    folder = _folder(tmp_path, trial,
-                     lambda f: f.assign(status=f["status"].where(f.index != i, "Withdrawn")),
-                     table="participants")
-    _refused(folder, file="participants.csv", row=i + 2, column="status",
-             words="not one of screen_failed")
+    folder = _folder(
+        tmp_path,
+        trial,
+        lambda f: f.assign(status=f["status"].where(f.index != i, "Withdrawn")),
+        table="participants",
+    )
+    _refused(
+        folder,
+        file="participants.csv",
+        row=i + 2,
+        column="status",
+        words="not one of screen_failed",
+    )
 
 
 def test_arms_and_sites_outside_the_protocol_lists_are_refused(tmp_path, trial):
@@ -260,9 +321,13 @@ def test_arms_and_sites_outside_the_protocol_lists_are_refused(tmp_path, trial):
     first = int(data.participants.index[data.participants["status"] != "screen_failed"][0])
     with pytest.raises(InputError) as info:
         check(data, arms=("cryoablation", "surgery"))
-    assert "participants.csv, row" in str(info.value) and "column arm" in str(info.value)
+    assert "participants.csv, row" in str(info.value)
+    assert "column arm" in str(info.value)
     with pytest.raises(InputError, match=f"row {first + 2}, column site"):
         check(data, sites=("S99",))
-    result = CliRunner().invoke(app, ["analyse", str(folder), "--out", str(tmp_path / "o"),
-                                      "--arms", "cryoablation,surgery"])
-    assert result.exit_code == 2 and "declared arms" in result.stderr
+    result = CliRunner().invoke(
+        app,
+        ["analyse", str(folder), "--out", str(tmp_path / "o"), "--arms", "cryoablation,surgery"],
+    )
+    assert result.exit_code == 2
+    assert "declared arms" in result.stderr

@@ -16,7 +16,7 @@ G = Grid(shape=(40, 40, 80), voxel_mm=0.5)
 
 def _nerve(radius=1.0):
     x, y, _ = G.centres_mm()
-    return np.broadcast_to((x - 10) ** 2 + (y - 10) ** 2 <= radius ** 2, G.shape).copy()
+    return np.broadcast_to((x - 10) ** 2 + (y - 10) ** 2 <= radius**2, G.shape).copy()
 
 
 def test_grades():
@@ -29,7 +29,8 @@ def test_blocked_length_matches_analytic():
     line = np.array([[10, 10, 0.5], [10, 10, 39.5]])
     p = nerve_profile(t, G, _nerve(), line, step_mm=0.25)
     assert abs(p.blocked_length_mm - 20.0) <= 0.25 + 1e-9
-    assert p.complete_block and not p.neurotmesis_risk
+    assert p.complete_block
+    assert not p.neurotmesis_risk
     assert abs(p.lesion_distal_end_mm - (30 - 0.5)) <= 0.25 + 1e-9
     # regrowth starts at the proximal edge (arc 10 mm from z = 0.5 → z = 10.5 … −20 °C at z = 10)
     assert abs(p.lesion_proximal_end_mm - (10 - 0.5)) <= 0.25 + 1e-9
@@ -40,12 +41,14 @@ def test_blocked_length_matches_analytic():
     assert p.plot() is not None
 
 
-@pytest.mark.parametrize("warm_edge,expected", [(-25.0, True), (-15.0, False)])
+@pytest.mark.parametrize(("warm_edge", "expected"), [(-25.0, True), (-15.0, False)])
 def test_radial_gradient_complete_block(warm_edge, expected):
     x, y, z = G.centres_mm()
     r = np.sqrt((x - 10) ** 2 + (y - 10) ** 2)
     # cold on one side (x < 10) warm on the other: -110 at the axis side, warm_edge on the rim
-    t = np.broadcast_to(-110 + (warm_edge + 110) * np.clip((x - 9.5) / 1.0, 0, 1) + 0 * r + 0 * z, G.shape).copy()
+    t = np.broadcast_to(
+        -110 + (warm_edge + 110) * np.clip((x - 9.5) / 1.0, 0, 1) + 0 * r + 0 * z, G.shape
+    ).copy()
     p = nerve_profile(t, G, _nerve(1.0), np.array([[10, 10, 5.0], [10, 10, 35.0]]), step_mm=0.5)
     assert p.complete_block is expected
     assert p.neurotmesis_risk  # the cold side is below -100 °C
@@ -57,12 +60,15 @@ def test_coverage_and_safety():
     t = np.broadcast_to(-100 + 10.0 * r, G.shape).copy()  # 0 °C at r = 10, -20 at r = 8
     target = r <= 5
     cov = target_coverage(t, G, target)
-    assert cov.fractions[-40.0] == 1.0 and cov.max_c <= -50
+    assert cov.fractions[-40.0] == 1.0
+    assert cov.max_c <= -50
     skin = np.broadcast_to(x > 19, G.shape).copy()  # 9+ mm from the centre
     artery = np.broadcast_to((x - 10) ** 2 + (z - 35) ** 2 < 1, G.shape).copy()
     rep = {s.name: s for s in structure_safety(t, G, {"skin": skin, "artery": artery})}
-    assert rep["skin"].min_c < 0 and rep["skin"].warning
-    assert rep["artery"].distance_mm[0.0] > 3 and rep["artery"].limit_c is None
+    assert rep["skin"].min_c < 0
+    assert rep["skin"].warning
+    assert rep["artery"].distance_mm[0.0] > 3
+    assert rep["artery"].limit_c is None
     assert abs(rep["artery"].distance_mm[-20.0] - (15 - 1 - 8)) < 1.0
     assert len(warnings(list(rep.values()))) == 1
 

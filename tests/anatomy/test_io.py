@@ -35,23 +35,36 @@ def pair(tmp_path):
     img = np.where(lab > 0, 40.0, -100.0).astype(np.float32)
     _write(tmp_path / "img.nii.gz", img, (0.5, 0.5, 0.5), (10.0, -5.0, 3.0))
     _write(tmp_path / "lab.nrrd", lab, (0.5, 0.5, 0.5), (10.0, -5.0, 3.0))
-    (tmp_path / "names.json").write_text(json.dumps({"1": "neuroma", "2": "muscle"}), encoding="utf-8")
+    (tmp_path / "names.json").write_text(
+        json.dumps({"1": "neuroma", "2": "muscle"}), encoding="utf-8"
+    )
     return tmp_path
 
 
 def test_load_roundtrip_and_axes(pair):
-    a = load_anatomy(pair / "lab.nrrd", pair / "img.nii.gz", pair / "names.json", required_labels=("neuroma",))
-    assert a.labels.shape == (10, 12, 8) and a.labels[4, 5, 3] == 1 and a.image[4, 5, 3] == 40
+    a = load_anatomy(
+        pair / "lab.nrrd", pair / "img.nii.gz", pair / "names.json", required_labels=("neuroma",)
+    )
+    assert a.labels.shape == (10, 12, 8)
+    assert a.labels[4, 5, 3] == 1
+    assert a.image[4, 5, 3] == 40
     g, mat, materials = a.to_model_inputs()
-    assert g.origin_mm == (9.75, -5.25, 2.75) and g.voxel_mm == 0.5
-    assert mat.dtype == np.uint8 and {m.name for m in materials} >= {"nerve", "muscle"}
+    assert g.origin_mm == (9.75, -5.25, 2.75)
+    assert g.voxel_mm == 0.5
+    assert mat.dtype == np.uint8
+    assert {m.name for m in materials} >= {"nerve", "muscle"}
 
 
 def test_label_tables(tmp_path):
-    (tmp_path / "a.ctbl").write_text("# Slicer\n0 background 0 0 0 0\n1 neuroma 255 0 0 255\n", encoding="utf-8")
-    (tmp_path / "b.txt").write_text('# ITK-SNAP\n    0     0    0    0        0  0  0    "Clear Label"\n'
-                                   '    1   255    0    0        1  1  1    "plantar fat"\n', encoding="utf-8")
-    (tmp_path / "c.toml").write_text('skin = 3\n', encoding="utf-8")
+    (tmp_path / "a.ctbl").write_text(
+        "# Slicer\n0 background 0 0 0 0\n1 neuroma 255 0 0 255\n", encoding="utf-8"
+    )
+    (tmp_path / "b.txt").write_text(
+        '# ITK-SNAP\n    0     0    0    0        0  0  0    "Clear Label"\n'
+        '    1   255    0    0        1  1  1    "plantar fat"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "c.toml").write_text("skin = 3\n", encoding="utf-8")
     assert read_label_table(tmp_path / "a.ctbl")[1] == "neuroma"
     assert read_label_table(tmp_path / "b.txt")[1] == "plantar fat"
     assert read_label_table(tmp_path / "c.toml") == {3: "skin"}
@@ -62,7 +75,8 @@ def test_corrupt_file(tmp_path):
     p.write_bytes(b"\x1f\x8b not really a nifti")
     with pytest.raises(ImageReadError) as e:
         load_anatomy(p)
-    assert "bad.nii.gz" in str(e.value) and "\n" not in str(e.value)
+    assert "bad.nii.gz" in str(e.value)
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("kw", [{"spacing": (0.6, 0.5, 0.5)}, {"origin": (11.0, -5.0, 3.0)}])
@@ -115,6 +129,7 @@ def test_ultrasound_plane(tmp_path):
     with pytest.raises(InputError):
         UltrasoundPlane((0.1, 0.2), (0, 0, 0), (1, 0, 0), (1, 0, 0))
     from cryoneuro.anatomy import read_ultrasound
+
     p = tmp_path / "f.png"
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((30, 40), np.uint8)), str(p))
     with pytest.raises(SpacingError):
@@ -130,14 +145,20 @@ def test_dicom_series(tmp_path):
     w.KeepOriginalImageUIDOn()
     for k in range(3):
         sl = vol[:, :, k]
-        for tag, val in {"0020|000e": "1.2.826.0.1.3680043.2.1125.1", "0020|0032": f"0\\0\\{k * 0.5}",
-                         "0020|0037": "1\\0\\0\\0\\1\\0", "0028|0030": "0.5\\0.5", "0020|0013": str(k),
-                         "0008|0060": "CT"}.items():
+        for tag, val in {
+            "0020|000e": "1.2.826.0.1.3680043.2.1125.1",
+            "0020|0032": f"0\\0\\{k * 0.5}",
+            "0020|0037": "1\\0\\0\\0\\1\\0",
+            "0028|0030": "0.5\\0.5",
+            "0020|0013": str(k),
+            "0008|0060": "CT",
+        }.items():
             sl.SetMetaData(tag, val)
         w.SetFileName(str(tmp_path / f"s{k}.dcm"))
         w.Execute(sl)
     a = load_anatomy(tmp_path)
-    assert a.labels.shape == (4, 5, 3) and np.array_equal(a.labels, arr)
+    assert a.labels.shape == (4, 5, 3)
+    assert np.array_equal(a.labels, arr)
     assert np.allclose(a.spacing_mm, 0.5)
     with pytest.raises(ImageReadError, match="no DICOM"):
         load_anatomy(_empty(tmp_path))
@@ -155,9 +176,15 @@ def test_resample_refuses_too_many_cells_before_allocating():
     MemoryError (SimpleITK would allocate the reference grid first)."""
     from cryoneuro.anatomy.io import SpacingError
 
-    a = Anatomy(labels=np.zeros((20, 20, 20), np.uint8), label_names={0: "background"}, spacing_mm=(1, 1, 1),
-                source="tiny.nii.gz")
-    with pytest.raises(SpacingError, match=r"tiny.nii.gz: resampling to 0.02 mm voxels gives 1,000,000,000 cells"):
+    a = Anatomy(
+        labels=np.zeros((20, 20, 20), np.uint8),
+        label_names={0: "background"},
+        spacing_mm=(1, 1, 1),
+        source="tiny.nii.gz",
+    )
+    with pytest.raises(
+        SpacingError, match=r"tiny.nii.gz: resampling to 0.02 mm voxels gives 1,000,000,000 cells"
+    ):
         a.resample_to(0.02)
     with pytest.raises(SpacingError, match="of at least 0.01 mm"):
         a.resample_to(0.005)

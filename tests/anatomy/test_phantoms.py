@@ -13,7 +13,8 @@ def test_phantom(fn, tmp_path):
     assert 80 < neuroma.sum() * vox < 700  # ~5.5x5.5x10 mm fusiform or ~10 mm bulb
     # realistic HU: cortical bone bright, fat negative
     bone = np.isin(a.labels, ph.bone_labels[:1])
-    assert a.image[bone].mean() > 700 and a.image[a.labels == a.label_value("skin")].mean() < 200
+    assert a.image[bone].mean() > 700
+    assert a.image[a.labels == a.label_value("skin")].mean() < 200
     # the centreline runs inside the nerve/neuroma; the end organ is the stump's bulb (inside
     # the grid) or, for Morton's, the toe tip TOE_LENGTH_MM beyond the web (outside it)
     g = a.grid()
@@ -23,17 +24,25 @@ def test_phantom(fn, tmp_path):
         from cryoneuro.anatomy.phantoms import TOE_LENGTH_MM
 
         gap = ph.end_organ_mm - ph.centreline_mm[-1]
-        assert gap[1] == pytest.approx(TOE_LENGTH_MM) and np.linalg.norm(gap) < TOE_LENGTH_MM + 5
+        assert gap[1] == pytest.approx(TOE_LENGTH_MM)
+        assert np.linalg.norm(gap) < TOE_LENGTH_MM + 5
     else:
         assert g.contains(ph.end_organ_mm)
     # deterministic, and round trip
     assert np.array_equal(fn().anatomy.image, a.image)
     ph.write(tmp_path)
     back = load_phantom(tmp_path)
-    assert np.array_equal(back.anatomy.labels, a.labels) and back.anatomy.label_names == a.label_names
+    assert np.array_equal(back.anatomy.labels, a.labels)
+    assert back.anatomy.label_names == a.label_names
     np.testing.assert_allclose(back.anatomy.origin_mm, a.origin_mm)
     grid, mat, materials = back.anatomy.to_model_inputs(back.tissue_map)
-    assert mat.shape == grid.shape and {m.name for m in materials} >= {"nerve", "bone", "skin", "fat"}
+    assert mat.shape == grid.shape
+    assert {m.name for m in materials} >= {
+        "nerve",
+        "bone",
+        "skin",
+        "fat",
+    }
 
 
 def test_stump_phantom_states_its_bulb_rule_and_relief_mechanism(tmp_path):
@@ -46,6 +55,8 @@ def test_stump_phantom_states_its_bulb_rule_and_relief_mechanism(tmp_path):
     ph = amputation_stump()
     expected = 20 + math.sqrt(196.5) + math.sqrt(25.5) + math.sqrt(20.5)
     assert ph.block_proximal_to_mm == pytest.approx(expected, abs=1e-6)
-    assert ph.neuroma_type == "stump" and morton_forefoot().block_proximal_to_mm is None
+    assert ph.neuroma_type == "stump"
+    assert morton_forefoot().block_proximal_to_mm is None
     back = load_phantom(ph.write(tmp_path / "stump"))
-    assert back.block_proximal_to_mm == pytest.approx(expected, abs=1e-6) and back.neuroma_type == "stump"
+    assert back.block_proximal_to_mm == pytest.approx(expected, abs=1e-6)
+    assert back.neuroma_type == "stump"

@@ -12,7 +12,8 @@ def test_median_and_dates():
     lo, hi = p.interval_days
     assert lo < p.median_days < hi
     # no repeat-treatment date is derived from the lower bound (issue 12)
-    assert not hasattr(p, "repeat_treatment_date") and "repeat_treatment_date" not in p.as_dict()
+    assert not hasattr(p, "repeat_treatment_date")
+    assert "repeat_treatment_date" not in p.as_dict()
     assert p.as_dict()["median_date"].startswith("2026-03")
     exact = predict_relief(80.0, rate_gsd=1.0, delay_sd=0.0)
     assert exact.interval_days == pytest.approx((87.0, 87.0))
@@ -24,8 +25,15 @@ def test_interval_widens():
     assert b.interval_days[1] - b.interval_days[0] > a.interval_days[1] - a.interval_days[0]
 
 
-@pytest.mark.parametrize("kw", [{"distance_mm": 0}, {"distance_mm": -5}, {"distance_mm": 10, "rate": 0},
-                                {"distance_mm": 10, "rate": -1}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"distance_mm": 0},
+        {"distance_mm": -5},
+        {"distance_mm": 10, "rate": 0},
+        {"distance_mm": 10, "rate": -1},
+    ],
+)
 def test_bad(kw):
     with pytest.raises(InputError) as e:
         predict_relief(**kw)
@@ -34,8 +42,11 @@ def test_bad(kw):
 
 def test_distance_along():
     import numpy as np
+
     c = np.array([[0, 0, 0], [0, 0, 50.0], [0, 30.0, 50.0]])
-    assert distance_along_centreline(c, 20.0, [0, 30.0, 52.0]) == pytest.approx(30 + 30 + 2, abs=0.2)
+    assert distance_along_centreline(c, 20.0, [0, 30.0, 52.0]) == pytest.approx(
+        30 + 30 + 2, abs=0.2
+    )
 
 
 def test_neuroma_reformation_adds_up_to_nine_days():
@@ -57,14 +68,25 @@ def test_published_morton_series_are_the_cited_figures():
 
     rows = {r["study"]: r for r in published_relief("morton")}
     cvir = rows["CVIR 2024 MN (PMID 38438685)"]
-    assert (cvir["months"], cvir["pain_baseline"], cvir["pain_follow_up"], cvir["complete_relief_pct"]) == \
-        (6.0, "7.1", "2.7", "60.4")
-    assert "60.4%" in cvir["source_text"] and "2.7 ± 2.2 vs 7.1 ± 1.1" in cvir["source_text"]
-    assert rows["Cazzato 2016"]["months"] == 19.7 and "19.7 months" in rows["Cazzato 2016"]["source_text"]
+    assert (
+        cvir["months"],
+        cvir["pain_baseline"],
+        cvir["pain_follow_up"],
+        cvir["complete_relief_pct"],
+    ) == (6.0, "7.1", "2.7", "60.4")
+    assert "60.4%" in cvir["source_text"]
+    assert "2.7 ± 2.2 vs 7.1 ± 1.1" in cvir["source_text"]
+    assert rows["Cazzato 2016"]["months"] == 19.7
+    assert "19.7 months" in rows["Cazzato 2016"]["source_text"]
     obs = observed_interval("morton")
-    assert obs["interval_days"] == [round(6 * DAYS_PER_MONTH), round(19.7 * DAYS_PER_MONTH)] == [183, 600]
+    assert (
+        obs["interval_days"]
+        == [round(6 * DAYS_PER_MONTH), round(19.7 * DAYS_PER_MONTH)]
+        == [183, 600]
+    )
     yoon = next(r for r in published_relief("other") if r["study"] == "Yoon 2016")
-    assert yoon["verified"] == "no" and yoon["months"] == 9.3
+    assert yoon["verified"] == "no"
+    assert yoon["months"] == 9.3
     stump = observed_interval("stump_phantom")  # Prologo 2017 180 days, von Falck 2022 27 months
     assert stump["interval_days"] == [round(5.9 * DAYS_PER_MONTH), round(27 * DAYS_PER_MONTH)]
     assert {s["study"] for s in stump["series"]} == {"Prologo 2017", "von Falck 2022"}
@@ -79,11 +101,13 @@ def test_relief_summary_states_the_contradiction_with_both_numbers():
     r = relief_summary(45.0, "morton")
     assert r["median_days"] == pytest.approx(52.0, abs=3.0)
     assert r["agreement"] == "contradiction"
-    assert f"{r['median_days']:.0f} days" in r["statement"] and "183–600 days" in r["statement"]
+    assert f"{r['median_days']:.0f} days" in r["statement"]
+    assert "183–600 days" in r["statement"]
     assert r["rate_needed_mm_per_day"] == pytest.approx(45 / (183 - 7), abs=0.002)
     assert r["observed_in_published_series"]["interval_days"] == [183, 600]
     # a lesion 300 mm from its end organ (median ≈ 307 days) overlaps the published range
     assert relief_summary(300.0, "morton")["agreement"] == "consistent"
     # a traumatic neuroma: no series in the evidence set; said so, not invented
     t = relief_summary(10.0, "traumatic")
-    assert t["agreement"] == "no published series" and t["mechanism"] == "neuroma_reformation"
+    assert t["agreement"] == "no published series"
+    assert t["mechanism"] == "neuroma_reformation"

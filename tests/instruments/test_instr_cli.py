@@ -15,8 +15,10 @@ def test_eq5d5l_index_contract() -> None:
     result = runner.invoke(app, ["score", "eq5d5l", "11111", "--value-set", "england", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert payload["instrument"] == "eq5d5l" and payload["profile"] == "11111"
-    assert payload["value_set"] == "england" and payload["index"] == 1.0
+    assert payload["instrument"] == "eq5d5l"
+    assert payload["profile"] == "11111"
+    assert payload["value_set"] == "england"
+    assert payload["index"] == 1.0
 
 
 def test_eq5d5l_other_value_sets() -> None:
@@ -30,9 +32,11 @@ def test_eq5d5l_all_value_sets_without_option() -> None:
     result = runner.invoke(app, ["score", "eq5d5l", "12345", "vas=70", "--json"])
     payload = json.loads(result.stdout)
     assert set(payload["indices"]) == {"england", "uk-2026", "uk-crosswalk"}
-    assert payload["indices"]["england"] == 0.322 and payload["vas"] == 70.0
+    assert payload["indices"]["england"] == 0.322
+    assert payload["vas"] == 70.0
     human = runner.invoke(app, ["score", "eq5d5l", "12345"])
-    assert human.exit_code == 0 and "index_uk_crosswalk" in human.stdout
+    assert human.exit_code == 0
+    assert "index_uk_crosswalk" in human.stdout
 
 
 def test_bad_profile_exits_2_with_one_line() -> None:
@@ -40,7 +44,8 @@ def test_bad_profile_exits_2_with_one_line() -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cryoneuro: error: eq5d5l: profile '1234'")
+    assert len(lines) == 1
+    assert lines[0].startswith("cryoneuro: error: eq5d5l: profile '1234'")
 
 
 def test_item_value_pairs_and_errors() -> None:
@@ -49,13 +54,17 @@ def test_item_value_pairs_and_errors() -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["scores"]["index"] == 100.0
     bad = runner.invoke(app, ["score", "nrs", "pain=12"])
-    assert bad.exit_code == 2 and "item 'pain' must be an integer 0–10" in bad.stderr
+    assert bad.exit_code == 2
+    assert "item 'pain' must be an integer 0–10" in bad.stderr
     bare = runner.invoke(app, ["score", "nrs", "7"])
-    assert bare.exit_code == 2 and "item=value" in bare.stderr
+    assert bare.exit_code == 2
+    assert "item=value" in bare.stderr
     wrong = runner.invoke(app, ["score", "nrs", "pain=3", "--value-set", "england"])
-    assert wrong.exit_code == 2 and "eq5d5l only" in wrong.stderr
+    assert wrong.exit_code == 2
+    assert "eq5d5l only" in wrong.stderr
     unknown_vs = runner.invoke(app, ["score", "eq5d5l", "11111", "--value-set", "usa"])
-    assert unknown_vs.exit_code == 2 and "uk-crosswalk" in unknown_vs.stderr
+    assert unknown_vs.exit_code == 2
+    assert "uk-crosswalk" in unknown_vs.stderr
 
 
 def test_list() -> None:
@@ -64,6 +73,8 @@ def test_list() -> None:
     codes = {i["code"] for i in json.loads(result.stdout)["instruments"]}
     assert {"nrs", "vas", "eq5d5l", "moxfq", "bpi", "stump", "mobility"} <= codes
     human = runner.invoke(app, ["score", "--list"])
-    assert human.exit_code == 0 and "moxfq" in human.stdout
+    assert human.exit_code == 0
+    assert "moxfq" in human.stdout
     none = runner.invoke(app, ["score"])
-    assert none.exit_code == 2 and "--list" in none.stderr
+    assert none.exit_code == 2
+    assert "--list" in none.stderr

@@ -60,7 +60,8 @@ def _shared_crosswalk() -> Path:
 
 
 def test_all_profiles_is_the_full_set() -> None:
-    assert all_profiles() == PROFILES and len(PROFILES) == 3125
+    assert all_profiles() == PROFILES
+    assert len(PROFILES) == 3125
 
 
 @pytest.mark.parametrize("name", ["england", "uk-2026", "uk-crosswalk"])
@@ -74,9 +75,11 @@ def test_every_value_set_covers_every_profile(name: str) -> None:
 
 
 def test_england_all_profiles_match_second_computation() -> None:
-    mismatches = [(p, eq5d5l_index(p, "england"), _additive(ENGLAND_2018, p))
-                  for p in PROFILES
-                  if abs(eq5d5l_index(p, "england") - _additive(ENGLAND_2018, p)) > 5e-4]
+    mismatches = [
+        (p, eq5d5l_index(p, "england"), _additive(ENGLAND_2018, p))
+        for p in PROFILES
+        if abs(eq5d5l_index(p, "england") - _additive(ENGLAND_2018, p)) > 5e-4
+    ]
     assert mismatches == []
 
 
@@ -112,7 +115,8 @@ def test_crosswalk_all_profiles_match_shared_source_csv() -> None:
     source = {r[0]: float(r[uk]) for r in rows[1:]}
     # The shared file has 3124 newline-terminated rows plus a last row without a newline:
     # 3125 data rows, every profile once.
-    assert len(rows) - 1 == 3125 and sorted(source) == PROFILES
+    assert len(rows) - 1 == 3125
+    assert sorted(source) == PROFILES
     bad = [p for p in PROFILES if abs(eq5d5l_index(p, "uk-crosswalk") - source[p]) > 5e-4]
     assert bad == []
 
@@ -125,28 +129,45 @@ def test_worse_levels_never_raise_the_index(name: str) -> None:
     for p in PROFILES:
         for i, level in enumerate(p):
             if level != "5":
-                worse = p[:i] + str(int(level) + 1) + p[i + 1:]
+                worse = p[:i] + str(int(level) + 1) + p[i + 1 :]
                 assert index[worse] <= index[p] + 1e-12, (p, worse)
 
 
 def test_score_returns_flat_dict_with_all_value_sets() -> None:
-    out = score("eq5d5l", {"mobility": 1, "self_care": "2", "usual_activities": 3,
-                           "pain_discomfort": 4, "anxiety_depression": 5, "vas": "70"})
+    out = score(
+        "eq5d5l",
+        {
+            "mobility": 1,
+            "self_care": "2",
+            "usual_activities": 3,
+            "pain_discomfort": 4,
+            "anxiety_depression": 5,
+            "vas": "70",
+        },
+    )
     # England 12345 = 1 - (0.050 + 0.063 + 0.276 + 0.289) = 0.322
-    assert out == {"profile": "12345", "vas": 70.0, "index_england": 0.322,
-                   "index_uk_2026": eq5d5l_index("12345", "uk-2026"),
-                   "index_uk_crosswalk": eq5d5l_index("12345", "uk-crosswalk")}
+    assert out == {
+        "profile": "12345",
+        "vas": 70.0,
+        "index_england": 0.322,
+        "index_uk_2026": eq5d5l_index("12345", "uk-2026"),
+        "index_uk_crosswalk": eq5d5l_index("12345", "uk-crosswalk"),
+    }
     assert score("eq5d5l", {"profile": "12345"}) == {k: v for k, v in out.items() if k != "vas"}
     assert score("eq5d5l", {"profile": 12345}, value_sets="england") == {
-        "profile": "12345", "index_england": 0.322}
+        "profile": "12345",
+        "index_england": 0.322,
+    }
 
 
-@pytest.mark.parametrize("profile", ["1234", "123456", "12a45", "12605", "", " ", "1111.",
-                                     True, 1.5, None])
+@pytest.mark.parametrize(
+    "profile", ["1234", "123456", "12a45", "12605", "", " ", "1111.", True, 1.5, None]
+)
 def test_bad_profile_names_the_rule(profile: object) -> None:
     with pytest.raises(InputError) as err:
         eq5d5l_index(profile)  # type: ignore[arg-type]
-    assert "5 digits, each 1–5" in str(err.value) and "\n" not in str(err.value)
+    assert "5 digits, each 1–5" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_profile_and_items_must_agree() -> None:
@@ -170,8 +191,16 @@ def test_lookup_with_a_missing_profile_refuses_to_invent_a_value() -> None:
 
 
 def test_value_sets_are_pluggable() -> None:
-    flat = {d: (0.01, 0.02, 0.03, 0.04) for d in ("mobility", "self_care", "usual_activities",
-                                                   "pain_discomfort", "anxiety_depression")}
+    flat = {
+        d: (0.01, 0.02, 0.03, 0.04)
+        for d in (
+            "mobility",
+            "self_care",
+            "usual_activities",
+            "pain_discomfort",
+            "anxiety_depression",
+        )
+    }
     vs = AdditiveValueSet("test-flat", "test", "1", "made up for a test", None, decrements=flat)
     register_value_set(vs)
     try:

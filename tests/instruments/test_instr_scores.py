@@ -23,8 +23,7 @@ from cryoneuro.instruments import (
 # Mapping used (Dawson 2006; commonly cited, *check* against the user manual):
 # walking/standing q2–q8 (7 items, max 28), pain q1, q11, q12, q15, q16 (5, max 20),
 # social interaction q9, q10, q13, q14 (4, max 16); Index all 16 (max 64, Morley 2013).
-MIXED = dict(zip([f"q{i}" for i in range(1, 17)],
-                 [3, 2, 2, 1, 1, 0, 4, 3, 1, 0, 2, 3, 1, 2, 4, 1]))
+MIXED = dict(zip([f"q{i}" for i in range(1, 17)], [3, 2, 2, 1, 1, 0, 4, 3, 1, 0, 2, 3, 1, 2, 4, 1]))
 # By hand:
 #   W/S    q2..q8 = 2+2+1+1+0+4+3 = 13 → 13/28 × 100 = 46.428571…
 #   pain   q1, q11, q12, q15, q16 = 3+2+3+4+1 = 13 → 13/20 × 100 = 65
@@ -34,9 +33,17 @@ MIXED = dict(zip([f"q{i}" for i in range(1, 17)],
 
 def test_moxfq_extremes() -> None:
     assert score_moxfq({f"q{i}": 0 for i in range(1, 17)}) == {
-        "walking_standing": 0.0, "pain": 0.0, "social_interaction": 0.0, "index": 0.0}
+        "walking_standing": 0.0,
+        "pain": 0.0,
+        "social_interaction": 0.0,
+        "index": 0.0,
+    }
     assert score_moxfq({f"q{i}": "4" for i in range(1, 17)}) == {
-        "walking_standing": 100.0, "pain": 100.0, "social_interaction": 100.0, "index": 100.0}
+        "walking_standing": 100.0,
+        "pain": 100.0,
+        "social_interaction": 100.0,
+        "index": 100.0,
+    }
 
 
 def test_moxfq_mixed_by_hand() -> None:
@@ -60,8 +67,10 @@ def test_moxfq_one_missing_item_is_imputed_by_the_domain_mean() -> None:
 def test_moxfq_two_missing_in_one_domain_leaves_it_unscored() -> None:
     answers = {k: v for k, v in MIXED.items() if k not in ("q7", "q8")}
     out = score_moxfq(answers)
-    assert out["walking_standing"] is None and out["index"] is None
-    assert out["pain"] == pytest.approx(65.0) and out["social_interaction"] == pytest.approx(25)
+    assert out["walking_standing"] is None
+    assert out["index"] is None
+    assert out["pain"] == pytest.approx(65.0)
+    assert out["social_interaction"] == pytest.approx(25)
 
 
 def test_moxfq_one_missing_in_every_domain_still_scores() -> None:
@@ -91,30 +100,54 @@ def test_bpi_interference_needs_four_items() -> None:
 
 
 def test_bpi_empty_optional_fields_count_as_missing() -> None:
-    out = score_bpi({**SEVERITY, "mood": "", "sleep": None, "work": 1, "walking": 1,
-                     "enjoyment": 1, "relations": 1})
+    out = score_bpi(
+        {
+            **SEVERITY,
+            "mood": "",
+            "sleep": None,
+            "work": 1,
+            "walking": 1,
+            "enjoyment": 1,
+            "relations": 1,
+        }
+    )
     assert out["interference"] == 1.0
 
 
 # ---------------------------------------------------------------------- stump, mobility, NRS
 def test_stump_keeps_residual_and_phantom_apart() -> None:
     assert score_stump({"residual_limb_pain": 3, "phantom_pain": 7}) == {
-        "residual_limb_pain": 3.0, "phantom_pain": 7.0}
-    out = score_stump({"residual_limb_pain": 3, "phantom_pain": 7,
-                       "phantom_episodes_per_day": 6, "phantom_episode_duration_min": "2.5"})
-    assert out["phantom_burden"] == 15.0 and out["phantom_episode_duration_min"] == 2.5
+        "residual_limb_pain": 3.0,
+        "phantom_pain": 7.0,
+    }
+    out = score_stump(
+        {
+            "residual_limb_pain": 3,
+            "phantom_pain": 7,
+            "phantom_episodes_per_day": 6,
+            "phantom_episode_duration_min": "2.5",
+        }
+    )
+    assert out["phantom_burden"] == 15.0
+    assert out["phantom_episode_duration_min"] == 2.5
 
 
 def test_stump_burden_cannot_exceed_a_day() -> None:
     with pytest.raises(InputError, match="phantom_episodes_per_day"):
-        score_stump({"residual_limb_pain": 3, "phantom_pain": 7,
-                     "phantom_episodes_per_day": 100, "phantom_episode_duration_min": 60})
+        score_stump(
+            {
+                "residual_limb_pain": 3,
+                "phantom_pain": 7,
+                "phantom_episodes_per_day": 100,
+                "phantom_episode_duration_min": 60,
+            }
+        )
 
 
 def test_mobility_passes_through() -> None:
-    assert score_mobility({"walking_distance_m": "350", "walking_time_min": 6,
-                           "aid": "Crutches"}) == {
-        "walking_distance_m": 350.0, "walking_time_min": 6.0, "aid": "crutches"}
+    assert score_mobility(
+        {"walking_distance_m": "350", "walking_time_min": 6, "aid": "Crutches"}
+    ) == {"walking_distance_m": 350.0, "walking_time_min": 6.0, "aid": "crutches"}
     assert score_mobility({"walking_distance_m": 0}) == {"walking_distance_m": 0.0}
 
 
@@ -131,14 +164,24 @@ def test_percent_change_and_responders() -> None:
     assert percent_change(0, 3) is None  # undefined: nothing to reduce
     assert is_responder(10, 7) is True  # exactly 30 %
     assert is_responder(10, 7.5) is False
-    assert is_responder(5, 3.6) is False and is_responder(5, 3, points=2) is True
+    assert is_responder(5, 3.6) is False
+    assert is_responder(5, 3, points=2) is True
     assert is_responder(0, 0) is False
     assert is_responder(8, 4, threshold=0.5) is True
 
 
-@pytest.mark.parametrize(("baseline", "follow_up", "category"), [
-    (10, 5, "substantial"), (10, 6, "moderate"), (10, 9, "minimal"), (10, 9.5, "none"),
-    (10, 10, "none"), (5, 6, "worse"), (0, 2, None)])
+@pytest.mark.parametrize(
+    ("baseline", "follow_up", "category"),
+    [
+        (10, 5, "substantial"),
+        (10, 6, "moderate"),
+        (10, 9, "minimal"),
+        (10, 9.5, "none"),
+        (10, 10, "none"),
+        (5, 6, "worse"),
+        (0, 2, None),
+    ],
+)
 def test_immpact_categories(baseline: float, follow_up: float, category: str | None) -> None:
     # IMMPACT (Dworkin 2008): ≥10 % minimal, ≥30 % moderate, ≥50 % substantial.
     assert improvement_category(baseline, follow_up) == category
@@ -154,6 +197,8 @@ def test_mcid_helpers_refuse_bad_ratings(bad: object) -> None:
 def test_every_instrument_is_described() -> None:
     assert {"nrs", "vas", "eq5d5l", "moxfq", "bpi", "stump", "mobility"} <= set(INSTRUMENTS)
     for ins in INSTRUMENTS.values():
-        assert ins.citation and ins.items and ins.measures
+        assert ins.citation
+        assert ins.items
+        assert ins.measures
         for m in ins.measures:
             assert m.direction in m.description or m.direction == "not ordered"

@@ -7,8 +7,14 @@ import pytest
 from cryoneuro.errors import InputError
 from cryoneuro.instruments import INSTRUMENTS, score
 
-EQ = {"mobility": 1, "self_care": 1, "usual_activities": 1, "pain_discomfort": 1,
-      "anxiety_depression": 1, "vas": 80}
+EQ = {
+    "mobility": 1,
+    "self_care": 1,
+    "usual_activities": 1,
+    "pain_discomfort": 1,
+    "anxiety_depression": 1,
+    "vas": 80,
+}
 MOX = {f"q{i}": 1 for i in range(1, 17)}
 BPI = {"worst": 5, "least": 1, "average": 3, "now": 2}
 STUMP = {"residual_limb_pain": 4, "phantom_pain": 6}
@@ -29,8 +35,7 @@ CASES = [
     ("eq5d5l", {**EQ, "self_care": 7}, "self_care", "1–5"),
     ("eq5d5l", {**EQ, "anxiety_depression": 0}, "anxiety_depression", "1–5"),
     ("eq5d5l", {**EQ, "mobility": "3.5"}, "mobility", "1–5"),
-    ("eq5d5l", {k: v for k, v in EQ.items() if k != "usual_activities"}, "usual_activities",
-     "1–5"),
+    ("eq5d5l", {k: v for k, v in EQ.items() if k != "usual_activities"}, "usual_activities", "1–5"),
     ("eq5d5l", {**EQ, "vas": 101}, "vas", "0–100"),
     ("eq5d5l", {**EQ, "usual_activity": 1}, "usual_activity", "known items"),
     ("eq5d5l", {"profile": "1234"}, "profile '1234'", "each 1–5"),
@@ -46,10 +51,13 @@ CASES = [
     ("stump", {"residual_limb_pain": 4}, "phantom_pain", "0–10"),
     ("stump", {**STUMP, "phantom_pain": 2.5}, "phantom_pain", "0–10"),
     ("stump", {**STUMP, "phantom_episodes_per_day": -1}, "phantom_episodes_per_day", "0–1000"),
-    ("stump", {**STUMP, "phantom_episodes_per_day": 1.5}, "phantom_episodes_per_day",
-     "an integer"),
-    ("stump", {**STUMP, "phantom_episode_duration_min": -3}, "phantom_episode_duration_min",
-     "0–1440"),
+    ("stump", {**STUMP, "phantom_episodes_per_day": 1.5}, "phantom_episodes_per_day", "an integer"),
+    (
+        "stump",
+        {**STUMP, "phantom_episode_duration_min": -3},
+        "phantom_episode_duration_min",
+        "0–1440",
+    ),
     ("mobility", {"walking_distance_m": 100001}, "walking_distance_m", "0–100000"),
     ("mobility", {"walking_distance_m": -5}, "walking_distance_m", "0–100000"),
     ("mobility", {**MOB, "walking_time_min": "abc"}, "walking_time_min", "0–1440"),
@@ -59,16 +67,19 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("code", "answers", "item", "allowed"), CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_invalid_answer_names_item_and_range(code: str, answers: dict, item: str,
-                                             allowed: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "answers", "item", "allowed"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
+def test_invalid_answer_names_item_and_range(
+    code: str, answers: dict, item: str, allowed: str
+) -> None:
     with pytest.raises(InputError) as err:
         score(code, answers)
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"{code}: ")
-    assert item in message and allowed in message
+    assert item in message
+    assert allowed in message
 
 
 def test_every_instrument_has_a_validation_case() -> None:
@@ -95,6 +106,7 @@ def test_integer_valued_strings_and_floats_are_accepted(value: object) -> None:
 
 def test_numpy_values() -> None:
     import numpy as np
+
     assert score("nrs", {"pain": np.int64(4)}) == {"pain": 4.0}
     with pytest.raises(InputError, match="'pain'"):
         score("nrs", {"pain": np.bool_(True)})
@@ -102,14 +114,17 @@ def test_numpy_values() -> None:
 
 def test_registry_bridge_agrees_on_items_and_scores() -> None:
     from cryoneuro.registry import instruments_bridge as bridge
+
     for code, spec in bridge.ITEM_SPECS.items():
         ins = INSTRUMENTS[code]
         for name, (lo, hi, _required) in spec.items():
             item = ins.item(name)
             assert (item.min, item.max) == (lo, hi), (code, name)
-    clean = bridge.validate_answers({"nrs": {"pain": "4"}, "eq5d5l": {**EQ, "vas": "70"},
-                                     "bpi": BPI})
+    clean = bridge.validate_answers(
+        {"nrs": {"pain": "4"}, "eq5d5l": {**EQ, "vas": "70"}, "bpi": BPI}
+    )
     scores = bridge.score_answers(clean)
     assert scores["nrs"] == {"pain": 4.0}
-    assert scores["eq5d5l"]["index_england"] == 1.0 and scores["eq5d5l"]["vas"] == 70.0
+    assert scores["eq5d5l"]["index_england"] == 1.0
+    assert scores["eq5d5l"]["vas"] == 70.0
     assert scores["bpi"] == {"severity": 2.75, "interference": None}

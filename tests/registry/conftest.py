@@ -34,17 +34,45 @@ def _start_cluster() -> tuple[str, callable]:
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_user, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
-                    "--auth=trust", "-E", "UTF8", "--no-sync"], check=True,
-                   capture_output=True)
-    subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l",
-                    str(base / "log"), "-o",
-                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_user,
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(base / "log"),
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
     def stop() -> None:
-        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
@@ -75,8 +103,10 @@ def postgres_server_url() -> Iterator[str]:
             return
     else:
         problem = f"{PG_BIN}/initdb not found"
-    message = ("PostgreSQL unavailable: set CRYONEURO_TEST_POSTGRES_URL or install "
-               f"postgresql-15 ({problem})")
+    message = (
+        "PostgreSQL unavailable: set CRYONEURO_TEST_POSTGRES_URL or install "
+        f"postgresql-15 ({problem})"
+    )
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
@@ -151,8 +181,7 @@ def pg_registry(postgres_url: str) -> Iterator[Registry]:
     reg.engine.dispose()
 
 
-SERVE = ("from cryoneuro.cli import registry_cmd; from cryoneuro.cli._app import app; "
-         "app()")
+SERVE = "from cryoneuro.cli import registry_cmd; from cryoneuro.cli._app import app; app()"
 
 
 class LiveServer:
@@ -171,12 +200,27 @@ class LiveServer:
 
         import httpx
 
-        env = {**os.environ, "CRYONEURO_KEY_FILE": str(self.registry.settings.key_path()),
-               "CRYONEURO_SECURE_COOKIES": "false", **self.extra_env}
+        env = {
+            **os.environ,
+            "CRYONEURO_KEY_FILE": str(self.registry.settings.key_path()),
+            "CRYONEURO_SECURE_COOKIES": "false",
+            **self.extra_env,
+        }
         self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVE, "serve", "--db", self.registry.url, "--port",
-             str(self.port)], env=env, stdout=subprocess.DEVNULL,
-            stderr=self.log.open("ab"))  # a file, not a pipe: a full pipe would stall it
+            [
+                sys.executable,
+                "-c",
+                SERVE,
+                "serve",
+                "--db",
+                self.registry.url,
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("ab"),
+        )  # a file, not a pipe: a full pipe would stall it
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -28,12 +28,22 @@ def synthetic_fields(grid: Grid = GRID) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plan_json(**overrides: Any) -> str:
-    plan = Plan(case="synthetic", probes=[ProbePlacement(
-        name="p1", tip_mm=TIP_MM, direction=(0.0, 0.0, 1.0), diameter_mm=1.47,
-        active_length_mm=10.0, gas="argon")],
+    plan = Plan(
+        case="synthetic",
+        probes=[
+            ProbePlacement(
+                name="p1",
+                tip_mm=TIP_MM,
+                direction=(0.0, 0.0, 1.0),
+                diameter_mm=1.47,
+                active_length_mm=10.0,
+                gas="argon",
+            )
+        ],
         protocol=[ProtocolPhase(kind="freeze", duration_s=180.0, temperature_c=-140.0)],
         relief={"median_days": MEDIAN_DAYS, "interval_days": [120.0, 340.0]},
-        min_tissue_temperature_c=-123.0)
+        min_tissue_temperature_c=-123.0,
+    )
     return plan.model_copy(update=overrides).to_json()
 
 
@@ -43,7 +53,8 @@ def make_plan_dir(out: Path, *, volumes: bool = True) -> Path:
     (out / "report.html").write_text(
         "<!doctype html><html><head><style>h1{color:#005eb8}</style></head><body>"
         "<h1>Plan report: synthetic</h1><script>document.title='ran'</script></body></html>",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (out / "report.pdf").write_bytes(b"%PDF-1.4\n% synthetic\n%%EOF\n")
     if volumes:
         image, tmin = synthetic_fields()

@@ -24,8 +24,18 @@ from cryoneuro.registry.settings import RegistrySettings
 PASSWORD = "correct horse battery 7"
 #: The registry's configured public address in the tests (reset links are built from it).
 PUBLIC_URL = "https://registry.example.test"
-VALID_NHS = ["9434765919", "9990000018", "9990000026", "9990000034", "9990000042",
-             "9990000050", "9990000069", "9990000077", "9990000085", "9990000093"]
+VALID_NHS = [
+    "9434765919",
+    "9990000018",
+    "9990000026",
+    "9990000034",
+    "9990000042",
+    "9990000050",
+    "9990000069",
+    "9990000077",
+    "9990000085",
+    "9990000093",
+]
 
 
 def nhs_numbers(count: int, start: int = 0) -> list[str]:
@@ -78,28 +88,44 @@ def make_registry(url: str, seed: bool = True, key_file: Path | None = None) -> 
     return reg
 
 
-def seed_registry(factory: sessionmaker[Session], settings: RegistrySettings,
-                  users: dict[str, int] | None = None) -> None:
+def seed_registry(
+    factory: sessionmaker[Session], settings: RegistrySettings, users: dict[str, int] | None = None
+) -> None:
     """The demo set-up: RCT MORTON and case series STUMP at RBH and LTH; one user per role."""
     created = seed_demo(factory, settings, PASSWORD)
     if users is not None:
         users.update(created)
 
 
-def enrolment(nhs: str = "9434765919", study: str = "MORTON", site: str = "RBH",
-              **overrides: Any) -> dict[str, Any]:
+def enrolment(
+    nhs: str = "9434765919", study: str = "MORTON", site: str = "RBH", **overrides: Any
+) -> dict[str, Any]:
     """A valid enrolment request body."""
     body: dict[str, Any] = {
-        "study_code": study, "site_code": site, "nhs_number": nhs, "sex": "female",
-        "age_at_enrolment_years": 54, "enrolment_date": (dt.date.today() - dt.timedelta(days=100)).isoformat(),
+        "study_code": study,
+        "site_code": site,
+        "nhs_number": nhs,
+        "sex": "female",
+        "age_at_enrolment_years": 54,
+        "enrolment_date": (dt.date.today() - dt.timedelta(days=100)).isoformat(),
         "consent_date": (dt.date.today() - dt.timedelta(days=101)).isoformat(),
-        "consent_form_version": "v2.1", "consented": True,
-        "eligibility": {"adult": True, "confirmed_neuroma": True, "pain_3_months": True,
-                        "coagulopathy": False, "local_infection": False,
-                        "cold_disorder": False},
-        "neuroma": {"neuroma_type": "mortons", "anatomical_site": "third web space",
-                    "laterality": "left", "size_mm": 6.5,
-                    "prior_treatments": ["steroid injection"]},
+        "consent_form_version": "v2.1",
+        "consented": True,
+        "eligibility": {
+            "adult": True,
+            "confirmed_neuroma": True,
+            "pain_3_months": True,
+            "coagulopathy": False,
+            "local_infection": False,
+            "cold_disorder": False,
+        },
+        "neuroma": {
+            "neuroma_type": "mortons",
+            "anatomical_site": "third web space",
+            "laterality": "left",
+            "size_mm": 6.5,
+            "prior_treatments": ["steroid injection"],
+        },
     }
     body.update(overrides)
     return body
@@ -108,12 +134,18 @@ def enrolment(nhs: str = "9434765919", study: str = "MORTON", site: str = "RBH",
 def procedure(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "procedure_date": (dt.date.today() - dt.timedelta(days=90)).isoformat(),
-        "imaging_modality": "ultrasound", "anaesthesia": "local",
-        "device_name": "IceSphere 1.5", "manufacturer": "Boston Scientific",
-        "device_lot": "LOT-42A", "probe_model": "17G", "gas": "argon",
-        "protocol": "2 x (3 min freeze, 1 min passive thaw)", "operator": "Dr Example",
-        "plan": json.loads(plan_json(relief={"median_days": 180.0,
-                                             "interval_days": [120.0, 300.0]})),
+        "imaging_modality": "ultrasound",
+        "anaesthesia": "local",
+        "device_name": "IceSphere 1.5",
+        "manufacturer": "Boston Scientific",
+        "device_lot": "LOT-42A",
+        "probe_model": "17G",
+        "gas": "argon",
+        "protocol": "2 x (3 min freeze, 1 min passive thaw)",
+        "operator": "Dr Example",
+        "plan": json.loads(
+            plan_json(relief={"median_days": 180.0, "interval_days": [120.0, 300.0]})
+        ),
     }
     body.update(overrides)
     return body
@@ -121,11 +153,20 @@ def procedure(**overrides: Any) -> dict[str, Any]:
 
 def followup(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "visit_code": "m3", "visit_date": (dt.date.today() - dt.timedelta(days=2)).isoformat(),
-        "answers": {"nrs": {"pain": 3},
-                    "eq5d5l": {"mobility": 2, "self_care": 1, "usual_activities": 2,
-                               "pain_discomfort": 2, "anxiety_depression": 1, "vas": 75},
-                    "moxfq": {f"q{i}": i % 5 for i in range(1, 17)}},
+        "visit_code": "m3",
+        "visit_date": (dt.date.today() - dt.timedelta(days=2)).isoformat(),
+        "answers": {
+            "nrs": {"pain": 3},
+            "eq5d5l": {
+                "mobility": 2,
+                "self_care": 1,
+                "usual_activities": 2,
+                "pain_discomfort": 2,
+                "anxiety_depression": 1,
+                "vas": 75,
+            },
+            "moxfq": {f"q{i}": i % 5 for i in range(1, 17)},
+        },
     }
     body.update(overrides)
     return body
@@ -134,9 +175,13 @@ def followup(**overrides: Any) -> dict[str, Any]:
 def adverse_event(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "onset_date": (dt.date.today() - dt.timedelta(days=80)).isoformat(),
-        "category": "infection", "description": "Cellulitis at the puncture site",
-        "severity": "mild", "serious": False, "relatedness": "probable",
-        "outcome": "recovered", "device_incident": False,
+        "category": "infection",
+        "description": "Cellulitis at the puncture site",
+        "severity": "mild",
+        "serious": False,
+        "relatedness": "probable",
+        "outcome": "recovered",
+        "device_incident": False,
     }
     body.update(overrides)
     return body

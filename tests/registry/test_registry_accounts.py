@@ -73,9 +73,11 @@ def test_login_is_rate_limited_with_retry_after(client) -> None:
     assert "too many failed log-in attempts" in limited.json()["detail"]
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    form = client.post("/login", data={"csrf_token": token, "username": "nurse",
-                                       "password": PASSWORD})
-    assert form.status_code == 429 and form.headers["retry-after"] == "900"
+    form = client.post(
+        "/login", data={"csrf_token": token, "username": "nurse", "password": PASSWORD}
+    )
+    assert form.status_code == 429
+    assert form.headers["retry-after"] == "900"
     assert "try again in 15 minutes" in form.text
     clock.now += 901
     login(client, "nurse")  # the window has passed; success clears the user's counter
@@ -84,9 +86,12 @@ def test_login_is_rate_limited_with_retry_after(client) -> None:
 
 
 def test_password_rule() -> None:
-    for bad, expected in [("short1!", "at least 12"), ("123456789012!", "letters"),
-                          ("only letters here", "digit or symbol"),
-                          ("nurse-password-1", "user name")]:
+    for bad, expected in [
+        ("short1!", "at least 12"),
+        ("123456789012!", "letters"),
+        ("only letters here", "digit or symbol"),
+        ("nurse-password-1", "user name"),
+    ]:
         with pytest.raises(RegistryInputError, match=expected):
             check_password_rule(bad, "nurse")
     check_password_rule(NEW_PASSWORD, "nurse")
@@ -97,13 +102,15 @@ def test_reset_token_is_one_time_time_limited_and_audited(registry) -> None:
     admin, nurse_id = registry.actor("admin"), registry.users["nurse"]
     with registry.factory() as session:
         with pytest.raises(PermissionDeniedError):
-            accounts.issue_reset_token(session, registry.settings, registry.actor("monitor"),
-                                       nurse_id)
+            accounts.issue_reset_token(
+                session, registry.settings, registry.actor("monitor"), nurse_id
+            )
         token = accounts.issue_reset_token(session, registry.settings, admin, nurse_id, clock)
         session.commit()
     with registry.factory() as session:
         entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "reset-link")).one()
-        assert entry.username == "admin" and entry.row_id == str(nurse_id)
+        assert entry.username == "admin"
+        assert entry.row_id == str(nurse_id)
         # expired
         clock.now += RESET_MAX_AGE_S + 1
         with pytest.raises(RegistryInputError, match="invalid, expired or already used"):
@@ -111,8 +118,9 @@ def test_reset_token_is_one_time_time_limited_and_audited(registry) -> None:
         clock.now -= 2
         # tampered, or signed with another secret
         with pytest.raises(RegistryInputError):
-            accounts.reset_password(session, registry.settings, token[:-2] + "xx",
-                                    NEW_PASSWORD, clock)
+            accounts.reset_password(
+                session, registry.settings, token[:-2] + "xx", NEW_PASSWORD, clock
+            )
         with pytest.raises(RegistryInputError, match="at least 12"):
             accounts.reset_password(session, registry.settings, token, "short", clock)
         accounts.reset_password(session, registry.settings, token, NEW_PASSWORD, clock)
@@ -120,10 +128,14 @@ def test_reset_token_is_one_time_time_limited_and_audited(registry) -> None:
     with registry.factory() as session:
         user = session.get(User, nurse_id)
         assert verify_password(user.password_hash, NEW_PASSWORD)
-        update = session.scalars(select(AuditEntry).where(
-            AuditEntry.table_name == "app_user", AuditEntry.action == "update")).one()
+        update = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.table_name == "app_user", AuditEntry.action == "update"
+            )
+        ).one()
         assert update.new_values == {"password_hash": "[redacted]"}
-        assert "reset" in update.reason and update.username == "nurse"
+        assert "reset" in update.reason
+        assert update.username == "nurse"
         with pytest.raises(RegistryInputError, match="already used"):  # one-time
             accounts.reset_password(session, registry.settings, token, "Another-pass 99", clock)
 
@@ -131,42 +143,63 @@ def test_reset_token_is_one_time_time_limited_and_audited(registry) -> None:
 def test_reset_pages_and_api(client) -> None:
     headers = login(client, "admin")
     users = client.get("/admin/users")
-    assert users.status_code == 200 and 'id="reset-nurse"' in users.text
-    issued = client.post(f"/admin/users/{client.registry.users['nurse']}/reset-link",
-                         data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"',
-                                                       users.text).group(1)},
-                         headers={"Host": "attacker.example"})  # a spoofed Host is ignored
+    assert users.status_code == 200
+    assert 'id="reset-nurse"' in users.text
+    issued = client.post(
+        f"/admin/users/{client.registry.users['nurse']}/reset-link",
+        data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', users.text).group(1)},
+        headers={"Host": "attacker.example"},
+    )  # a spoofed Host is ignored
     link = re.search(r'id="reset-link" value="([^"]+)"', issued.text).group(1)
     assert link.startswith(PUBLIC_URL + "/reset-password/")
-    api_link = client.post(f"/api/users/{client.registry.users['investigator']}/reset-link",
-                           headers=headers)
-    assert api_link.status_code == 201 and api_link.json()["expires_in_s"] == RESET_MAX_AGE_S
+    api_link = client.post(
+        f"/api/users/{client.registry.users['investigator']}/reset-link", headers=headers
+    )
+    assert api_link.status_code == 201
+    assert api_link.json()["expires_in_s"] == RESET_MAX_AGE_S
     client.post("/api/logout", headers=headers)
     # the nurse (not logged in) opens the link
     path = link.removeprefix(PUBLIC_URL)
     page = client.get(path)
-    assert page.status_code == 200 and "at least 12 characters" in page.text
+    assert page.status_code == 200
+    assert "at least 12 characters" in page.text
     assert 'id="reset-username">nurse<' in page.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     weak = client.post(path, data={"csrf_token": token, "password": "weak", "confirm": "weak"})
-    assert weak.status_code == 422 and 'id="error-password"' in weak.text
-    differ = client.post(path, data={"csrf_token": token, "password": NEW_PASSWORD,
-                                     "confirm": NEW_PASSWORD + "x"})
-    assert differ.status_code == 422 and 'id="error-confirm"' in differ.text
-    done = client.post(path, data={"csrf_token": token, "password": NEW_PASSWORD,
-                                   "confirm": NEW_PASSWORD})
-    assert done.status_code == 200 and "Password changed" in done.text
+    assert weak.status_code == 422
+    assert 'id="error-password"' in weak.text
+    differ = client.post(
+        path, data={"csrf_token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"}
+    )
+    assert differ.status_code == 422
+    assert 'id="error-confirm"' in differ.text
+    done = client.post(
+        path, data={"csrf_token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
+    assert done.status_code == 200
+    assert "Password changed" in done.text
     assert client.get(path).status_code == 422  # used: the link is dead
-    assert client.post("/api/login", json={"username": "nurse",
-                                            "password": NEW_PASSWORD}).status_code == 200
+    assert (
+        client.post("/api/login", json={"username": "nurse", "password": NEW_PASSWORD}).status_code
+        == 200
+    )
     # API reset for the investigator; non-admins cannot issue links
-    ok = client.post("/api/password-reset", json={"token": api_link.json()["token"],
-                                                  "password": NEW_PASSWORD})
-    assert ok.status_code == 200 and ok.json()["username"] == "investigator"
-    again = client.post("/api/password-reset", json={"token": api_link.json()["token"],
-                                                     "password": NEW_PASSWORD})
-    assert again.status_code == 422 and again.json()["field"] == "token"
+    ok = client.post(
+        "/api/password-reset", json={"token": api_link.json()["token"], "password": NEW_PASSWORD}
+    )
+    assert ok.status_code == 200
+    assert ok.json()["username"] == "investigator"
+    again = client.post(
+        "/api/password-reset", json={"token": api_link.json()["token"], "password": NEW_PASSWORD}
+    )
+    assert again.status_code == 422
+    assert again.json()["field"] == "token"
     nurse = client.post("/api/login", json={"username": "nurse", "password": NEW_PASSWORD})
-    assert client.post(f"/api/users/{client.registry.users['admin']}/reset-link",
-                       headers={"X-CSRF-Token": nurse.json()["csrf_token"]}).status_code == 403
+    assert (
+        client.post(
+            f"/api/users/{client.registry.users['admin']}/reset-link",
+            headers={"X-CSRF-Token": nurse.json()["csrf_token"]},
+        ).status_code
+        == 403
+    )
     assert client.get("/admin/users").status_code == 403

@@ -29,8 +29,14 @@ from cryoneuro.registry.services import participants, setup
 
 def _rbh_monitor(registry) -> None:
     with transaction(registry.factory) as session:
-        setup.create_user(session, Actor.system(), username="rbhmonitor", password=PASSWORD,
-                          role="monitor", site_codes=["RBH"])
+        setup.create_user(
+            session,
+            Actor.system(),
+            username="rbhmonitor",
+            password=PASSWORD,
+            role="monitor",
+            site_codes=["RBH"],
+        )
 
 
 def test_monitor_reads_only_their_sites_trail(client) -> None:
@@ -39,24 +45,27 @@ def test_monitor_reads_only_their_sites_trail(client) -> None:
     nurse = login(client, "nurse")
     rbh = client.post("/api/participants", json=enrolment("9434765919"), headers=nurse).json()
     leeds = login(client, "leedsnurse")
-    lth = client.post("/api/participants", json=enrolment("9990000018", site="LTH"),
-                      headers=leeds).json()
+    lth = client.post(
+        "/api/participants", json=enrolment("9990000018", site="LTH"), headers=leeds
+    ).json()
     with reg.factory() as session:
         site_of = {s.code: s.id for s in session.scalars(select(Site))}
 
     login(client, "rbhmonitor")
     entries = client.get("/api/audit", params={"limit": 10000}).json()
-    assert entries and {e["site_id"] for e in entries} == {site_of["RBH"]}
-    assert any(e["table_name"] == "participant" and e["row_id"] == str(rbh["id"])
-               for e in entries)
-    assert not any(e["table_name"] == "participant" and e["row_id"] == str(lth["id"])
-                   for e in entries)
+    assert entries
+    assert {e["site_id"] for e in entries} == {site_of["RBH"]}
+    assert any(e["table_name"] == "participant" and e["row_id"] == str(rbh["id"]) for e in entries)
+    assert not any(
+        e["table_name"] == "participant" and e["row_id"] == str(lth["id"]) for e in entries
+    )
     lines = client.get("/api/exports/audit.csv").text.splitlines()[1:]
-    assert len(lines) >= len(entries) and all(line.endswith(f",{site_of['RBH']}")
-                                              for line in lines)
+    assert len(lines) >= len(entries)
+    assert all(line.endswith(f",{site_of['RBH']}") for line in lines)
     page = client.get("/audit").text
     assert rbh["study_number"] in page  # in the participant's new values
-    assert lth["study_number"] not in page and "leedsnurse" not in page
+    assert lth["study_number"] not in page
+    assert "leedsnurse" not in page
 
     login(client, "admin")
     everything = client.get("/api/audit", params={"limit": 10000}).json()
@@ -79,11 +88,15 @@ def test_logins_exports_and_nhs_views_are_audited(client) -> None:
         entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
         site = session.get(Participant, pid).site_id
     by_action = [(e.action, e.username) for e in entries]
-    assert ("login-fail", "nurse") in by_action and ("login-fail", "nobody") in by_action
-    assert ("login", "nurse") in by_action and ("login", "investigator") in by_action
+    assert ("login-fail", "nurse") in by_action
+    assert ("login-fail", "nobody") in by_action
+    assert ("login", "nurse") in by_action
+    assert ("login", "investigator") in by_action
     views = [e for e in entries if e.action == "view-nhs"]
-    assert len(views) == 1 and views[0].username == "investigator"
-    assert views[0].row_id == str(pid) and views[0].site_id == site
+    assert len(views) == 1
+    assert views[0].username == "investigator"
+    assert views[0].row_id == str(pid)
+    assert views[0].site_id == site
     assert "9434765919" not in json.dumps(views[0].new_values)  # the number itself is not logged
     exports = [e for e in entries if e.action == "export"]
     assert [e.new_values for e in exports] == [{"export": "tidy.zip"}]
@@ -95,8 +108,9 @@ def _enrol_three(reg) -> list[int]:
     nurse = reg.actor("nurse")
     for nhs in ("9434765919", "9990000018", "9990000026"):
         with transaction(reg.factory) as session:
-            participants.enrol(session, reg.settings, nurse,
-                               EnrolmentIn.model_validate(enrolment(nhs)))
+            participants.enrol(
+                session, reg.settings, nurse, EnrolmentIn.model_validate(enrolment(nhs))
+            )
     with reg.factory() as session:
         ids = list(session.scalars(select(AuditEntry.id).order_by(AuditEntry.id)))
         report = verify_chain(session, reg.settings.keys.audit_key)
@@ -105,10 +119,14 @@ def _enrol_three(reg) -> list[int]:
 
 
 TRIGGERS = {
-    "sqlite": ("DROP TRIGGER audit_entry_no_update; DROP TRIGGER audit_entry_no_delete",
-               "SELECT 1"),
-    "postgresql": ("ALTER TABLE audit_entry DISABLE TRIGGER USER",
-                   "ALTER TABLE audit_entry ENABLE TRIGGER USER"),
+    "sqlite": (
+        "DROP TRIGGER audit_entry_no_update; DROP TRIGGER audit_entry_no_delete",
+        "SELECT 1",
+    ),
+    "postgresql": (
+        "ALTER TABLE audit_entry DISABLE TRIGGER USER",
+        "ALTER TABLE audit_entry ENABLE TRIGGER USER",
+    ),
 }
 
 
@@ -117,12 +135,19 @@ def test_audit_verify_command(registry) -> None:
     an entry is changed in SQL (triggers dropped first, as a database owner could)."""
     ids = _enrol_three(registry)
     runner = CliRunner()
-    args = ["audit", "verify", "--db", registry.url, "--key-file",
-            str(registry.settings.key_path())]
+    args = [
+        "audit",
+        "verify",
+        "--db",
+        registry.url,
+        "--key-file",
+        str(registry.settings.key_path()),
+    ]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["ok"] is True and out["checked"] == len(ids)
+    assert out["ok"] is True
+    assert out["checked"] == len(ids)
     middle = ids[len(ids) // 2]
     with registry.engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER audit_entry_no_update")
@@ -153,14 +178,19 @@ def test_audit_verify_names_each_kind_of_tampering(backend, request) -> None:
     # inserted at the end, forging a plausible row without the key
     with reg.engine.begin() as conn:
         conn.exec_driver_sql(disable)
-        conn.execute(text(
-            "INSERT INTO audit_entry (id, occurred_at, user_id, username, action, table_name, "
-            "row_id, old_values, new_values, reason, site_id, entry_hash) SELECT id + 1, "
-            "occurred_at, user_id, username, action, table_name, row_id, old_values, new_values, "
-            f"reason, site_id, entry_hash FROM audit_entry WHERE id = {last}"))
+        conn.execute(
+            text(
+                "INSERT INTO audit_entry (id, occurred_at, user_id, username, action, table_name, "
+                "row_id, old_values, new_values, reason, site_id, entry_hash) SELECT id + 1, "
+                "occurred_at, user_id, username, action, table_name, row_id, old_values, new_values, "
+                f"reason, site_id, entry_hash FROM audit_entry WHERE id = {last}"
+            )
+        )
         conn.exec_driver_sql(enable)
-    assert verify() == f"entry {last + 1} was inserted outside the registry (the trail ends " \
-                       f"at entry {last})"
+    assert (
+        verify() == f"entry {last + 1} was inserted outside the registry (the trail ends "
+        f"at entry {last})"
+    )
     with reg.engine.begin() as conn:
         conn.exec_driver_sql(disable)
         conn.execute(text(f"DELETE FROM audit_entry WHERE id = {last + 1}"))

@@ -38,9 +38,11 @@ DEADLINE_S = "2"
 def _stalled_login(port: int) -> socket.socket:
     """A POST /login that declares a 200-byte body and never sends it."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-    sock.sendall(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                 b"Content-Type: application/x-www-form-urlencoded\r\n"
-                 b"Content-Length: 200\r\n\r\n")
+    sock.sendall(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 200\r\n\r\n"
+    )
     return sock
 
 
@@ -82,6 +84,7 @@ def test_stalled_bodies_hold_no_lock_and_time_out(backend, request) -> None:
         def chunks():
             for _ in range(200):
                 yield b"x" * 65536  # 13 MB if it were all read
+
         with httpx.Client(base_url=server.url, timeout=60) as anon:
             assert anon.post("/login", content=chunks()).status_code == 413
             # an upload without a session is refused before its body is read
@@ -89,14 +92,19 @@ def test_stalled_bodies_hold_no_lock_and_time_out(backend, request) -> None:
             assert big.status_code == 401
         # a declared length over the cap is refused before anything is read
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
-        sock.sendall(b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n")
+        sock.sendall(
+            b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+        )
         assert _status_of(sock) == 413
         # a logged-in client may send a normal-sized chunked body
-        response = client.post("/api/participants", headers={**headers,
-                               "Content-Type": "application/json"},
-                               content=iter([httpx.Request("POST", "/", json=enrolment(
-                                   nhs_numbers(1, start=500)[0])).read()]))
+        response = client.post(
+            "/api/participants",
+            headers={**headers, "Content-Type": "application/json"},
+            content=iter(
+                [httpx.Request("POST", "/", json=enrolment(nhs_numbers(1, start=500)[0])).read()]
+            ),
+        )
         assert response.status_code == 201, response.text
         client.close()
     finally:
@@ -128,13 +136,17 @@ def test_100_concurrent_sqlite_writes_give_no_server_error(registry) -> None:
         assert stored == statuses.count(201) >= 1
 
         with ThreadPoolExecutor(max_workers=50) as pool:
-            randomised = list(pool.map(
-                lambda pid: post(f"/api/participants/{pid}/randomise", None), ids[:50]))
+            randomised = list(
+                pool.map(lambda pid: post(f"/api/participants/{pid}/randomise", None), ids[:50])
+            )
         statuses = [s for s, _ in randomised]
         assert all(s in (200, 503) for s in statuses), sorted(set(statuses))
         with registry.factory() as session:
-            allocated = session.scalar(select(func.count()).select_from(Participant)
-                                       .where(Participant.arm_code.is_not(None)))
+            allocated = session.scalar(
+                select(func.count())
+                .select_from(Participant)
+                .where(Participant.arm_code.is_not(None))
+            )
         assert allocated == statuses.count(200) >= 1
         client.close()
     finally:
@@ -154,18 +166,24 @@ def _header_only_volume(shape: tuple[int, ...], dtype: type) -> bytes:
 def test_nifti_headers_are_checked_before_decompressing() -> None:
     """The review's bundle: three 500³ uint8 volumes (125 MB each) in a small zip."""
     bomb = _header_only_volume((500, 500, 500), np.uint8)
-    content = rezip({"plan.json": plan_json().encode(), "image.nii.gz": bomb,
-                     "min_temperature.nii.gz": bomb, "iceball_labels.nii.gz": bomb})
+    content = rezip(
+        {
+            "plan.json": plan_json().encode(),
+            "image.nii.gz": bomb,
+            "min_temperature.nii.gz": bomb,
+            "iceball_labels.nii.gz": bomb,
+        }
+    )
     assert len(content) < 2_000_000
     with pytest.raises(RegistryInputError, match=r"image.nii.gz declares 500×500×500 voxels"):
         plan_files.validate_bundle(content)
     # 256³ float32 is exactly the limit, one more slice is over it
     assert plan_files.MAX_VOLUME_BYTES == 256**3 * 4
-    plan_files.nifti_size_from_header("ok.nii.gz", _header_only_volume((256, 256, 256),
-                                                                       np.float32))
+    plan_files.nifti_size_from_header("ok.nii.gz", _header_only_volume((256, 256, 256), np.float32))
     with pytest.raises(RegistryInputError, match="over the 64 MiB limit"):
-        plan_files.nifti_size_from_header("x.nii.gz", _header_only_volume((256, 256, 257),
-                                                                          np.float32))
+        plan_files.nifti_size_from_header(
+            "x.nii.gz", _header_only_volume((256, 256, 257), np.float32)
+        )
     # a header that understates the data: decompression stops at the declared size
     small = _header_only_volume((2, 2, 2), np.uint8)
     with pytest.raises(RegistryInputError, match="more data than its header declares"):

@@ -19,8 +19,15 @@ from plan_bundle_helpers import plan_json
 from registry_helpers import PASSWORD
 
 CHROMIUM = Path(os.environ.get("CRYONEURO_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @contextlib.contextmanager
@@ -106,8 +113,9 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
     page.fill("[name=device_lot]", "LOT-7781")
     page.select_option("[name=gas]", "argon")
     page.fill("[name=operator]", "Dr Example")
-    page.fill("[name=plan]", plan_json(relief={"median_days": 210.0,
-                                               "interval_days": [150.0, 300.0]}))
+    page.fill(
+        "[name=plan]", plan_json(relief={"median_days": 210.0, "interval_days": [150.0, 300.0]})
+    )
     page.click("#submit")
     page.wait_for_url("**/participants/*")
     assert "LOT-7781" in page.inner_text("#procedures")
@@ -139,8 +147,16 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
     page.click("#submit")
     page.wait_for_url("**/adverse-events/*")
     card = page.inner_text("#yellow-card-text")
-    for expected in ("IceSphere 1.5", "Boston Scientific", "LOT-7781", "infection",
-                     "recovered", "61", "female", "MORTON-RBH-0001"):
+    for expected in (
+        "IceSphere 1.5",
+        "Boston Scientific",
+        "LOT-7781",
+        "infection",
+        "recovered",
+        "61",
+        "female",
+        "MORTON-RBH-0001",
+    ):
         assert expected in card
     assert "9434765919" not in page.content()
 
@@ -171,7 +187,8 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
     info.value.save_as(path)
     text = path.read_text(encoding="utf-8")
     assert text.startswith("participant_id,event_id,onset_date")
-    assert "MORTON-RBH-0001" in text and "infection" in text
+    assert "MORTON-RBH-0001" in text
+    assert "infection" in text
 
     # The monitor sees the edit, with its reason and old/new values, in the audit trail
     page.click("text=Log out")
@@ -183,14 +200,24 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
     page.click("text=Audit trail")
     row = page.locator("table.audit tr", has_text="size re-measured on MRI")
     assert row.count() == 1
-    assert "neuroma" in row.inner_text() and "8.5" in row.inner_text() and "7.0" in row.inner_text()
+    assert "neuroma" in row.inner_text()
+    assert "8.5" in row.inner_text()
+    assert "7.0" in row.inner_text()
 
 
 #: WebGL2 in headless Chromium without a GPU: ANGLE on SwiftShader (software). Chromium 120+
 #: also wants --enable-unsafe-swiftshader before it hands WebGL to SwiftShader.
-WEBGL_ARGS = ["--headless", "--no-sandbox", "--use-gl=angle", "--use-angle=swiftshader",
-              "--enable-unsafe-swiftshader", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run"]
+WEBGL_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--use-gl=angle",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -217,8 +244,9 @@ def test_plan_bundle_upload_and_niivue_viewer(live_server, webgl_browser, tmp_pa
     reg = live_server.registry
     nurse = reg.actor("nurse")
     with reg.factory() as session:
-        p = participants.enrol(session, reg.settings, nurse,
-                               EnrolmentIn.model_validate(enrolment()))
+        p = participants.enrol(
+            session, reg.settings, nurse, EnrolmentIn.model_validate(enrolment())
+        )
         body = procedure()
         body.pop("plan")
         proc = clinical.record_procedure(session, nurse, p.id, ProcedureIn.model_validate(body))
@@ -245,10 +273,18 @@ def test_plan_bundle_upload_and_niivue_viewer(live_server, webgl_browser, tmp_pa
     assert page.evaluate("window.cryoneuroViewer.volumes[1].cal_min") == 0.5
     assert page.evaluate("window.cryoneuroViewer.volumes[0].dims.slice(1, 4)") == [20, 20, 20]
     # the crosshair sits on the probe tip: the iceball's coldest label there
-    tip_vox = page.evaluate("window.cryoneuroViewer.frac2vox(window.cryoneuroViewer.scene.crosshairPos)")
-    assert page.evaluate(f"window.cryoneuroViewer.volumes[1].getValue({tip_vox[0]}, {tip_vox[1]}, {tip_vox[2]})") == 3
+    tip_vox = page.evaluate(
+        "window.cryoneuroViewer.frac2vox(window.cryoneuroViewer.scene.crosshairPos)"
+    )
+    assert (
+        page.evaluate(
+            f"window.cryoneuroViewer.volumes[1].getValue({tip_vox[0]}, {tip_vox[1]}, {tip_vox[2]})"
+        )
+        == 3
+    )
     assert f"{MEDIAN_DAYS:.0f}" in page.inner_text("#predicted-relief")
-    assert page.is_visible("#viewer-legend") and not page.is_visible("#viewer-fallback")
+    assert page.is_visible("#viewer-legend")
+    assert not page.is_visible("#viewer-fallback")
     # the report opens, styled but with its script blocked by the CSP
     with context.expect_page() as info:
         page.click("#plan-report")
@@ -274,8 +310,9 @@ def test_plan_bundle_upload_and_niivue_viewer(live_server, webgl_browser, tmp_pa
     context.close()
 
 
-def test_new_study_with_two_sites_and_four_users_set_up_in_chromium(live_server,
-                                                                    browser_page) -> None:
+def test_new_study_with_two_sites_and_four_users_set_up_in_chromium(
+    live_server, browser_page
+) -> None:
     """Issue 13: a study, two sites and four users set up end to end in the browser (no
     Python, no SQL); a new user then logs in, and a deactivation ends access."""
     from sqlalchemy import select
@@ -311,8 +348,12 @@ def test_new_study_with_two_sites_and_four_users_set_up_in_chromium(live_server,
         page.select_option("#ss-study", "FROST")
         page.select_option("#ss-site", site)
         submit("#add-study-site")
-    people = [("pi_north", "investigator", "NTH"), ("nurse_south", "data_entry", "STH"),
-              ("cra", "monitor", "NTH, STH"), ("analyst", "statistician", "")]
+    people = [
+        ("pi_north", "investigator", "NTH"),
+        ("nurse_south", "data_entry", "STH"),
+        ("cra", "monitor", "NTH, STH"),
+        ("analyst", "statistician", ""),
+    ]
     for username, role, sites in people:
         page.fill("#user-name", username)
         page.select_option("#user-role", role)
@@ -326,7 +367,8 @@ def test_new_study_with_two_sites_and_four_users_set_up_in_chromium(live_server,
     assert "password" in page.inner_text("#admin-error")
 
     row = page.locator("#studies tr", has_text="FROST")
-    assert "NTH, STH" in row.inner_text() and "cryo, excision" in row.inner_text()
+    assert "NTH, STH" in row.inner_text()
+    assert "cryo, excision" in row.inner_text()
     for username, role, sites in people:
         user_row = page.locator(f"#user-{username}")
         assert user_row.locator(".role").inner_text() == role
@@ -362,10 +404,12 @@ def test_new_study_with_two_sites_and_four_users_set_up_in_chromium(live_server,
     reg = live_server.registry
     with reg.factory() as session:
         study = session.scalar(select(Study).where(Study.code == "FROST"))
-        assert [s.code for s in study.sites] == ["NTH", "STH"] and study.test_study
+        assert [s.code for s in study.sites] == ["NTH", "STH"]
+        assert study.test_study
         assert study.blinded_roles == ["statistician"]
         users = {u.username: u for u in session.scalars(select(User))}
         assert {"pi_north", "nurse_south", "cra", "analyst"} <= set(users)
-        assert "weak" not in users and users["nurse_south"].active is False
+        assert "weak" not in users
+        assert users["nurse_south"].active is False
         reasons = {e.reason for e in session.scalars(select(AuditEntry))}
     assert {"South has its own monitor now", "left the trust"} <= reasons

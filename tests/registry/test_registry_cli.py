@@ -21,16 +21,59 @@ def test_db_upgrade_and_user_add(tmp_path) -> None:
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     assert head >= "0003"  # plan_file (0003) and anything after it
     assert json.loads(result.stdout)["revision"] == head
-    result = runner.invoke(app, ["user", "add", "alice", "--role", "administrator", "--db", url,
-                                 "--password", "long enough pw 1", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "administrator",
+            "--db",
+            url,
+            "--password",
+            "long enough pw 1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["role"] == "administrator"
-    result = runner.invoke(app, ["user", "add", "alice", "--role", "administrator", "--db", url,
-                                 "--password", "long enough pw 1"])
-    assert result.exit_code == 2 and "exists" in result.output
-    result = runner.invoke(app, ["user", "add", "bob", "--role", "king", "--db", url,
-                                 "--password", "long enough pw 1"])
-    assert result.exit_code == 2 and "role must be one of" in result.output
-    result = runner.invoke(app, ["user", "add", "bob", "--role", "monitor", "--site", "NOPE",
-                                 "--db", url, "--password", "long enough pw 1"])
-    assert result.exit_code == 2 and "no site" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "administrator",
+            "--db",
+            url,
+            "--password",
+            "long enough pw 1",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "exists" in result.output
+    result = runner.invoke(
+        app, ["user", "add", "bob", "--role", "king", "--db", url, "--password", "long enough pw 1"]
+    )
+    assert result.exit_code == 2
+    assert "role must be one of" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "monitor",
+            "--site",
+            "NOPE",
+            "--db",
+            url,
+            "--password",
+            "long enough pw 1",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "no site" in result.output

@@ -27,20 +27,29 @@ from cryoneuro.registry.services import participants
 
 def _counts(reg) -> dict[str, int]:
     with reg.factory() as session:
-        return {m.__tablename__: session.scalar(select(func.count()).select_from(m))
-                for m in (Participant, ParticipantIdentifier, Consent, Neuroma, AuditEntry)}
+        return {
+            m.__tablename__: session.scalar(select(func.count()).select_from(m))
+            for m in (Participant, ParticipantIdentifier, Consent, Neuroma, AuditEntry)
+        }
 
 
 def test_participant_survives_server_restart(live_server) -> None:
     with httpx.Client(base_url=live_server.url) as http:
-        token = http.post("/api/login", json={"username": "nurse", "password": PASSWORD}
-                          ).json()["csrf_token"]
+        token = http.post("/api/login", json={"username": "nurse", "password": PASSWORD}).json()[
+            "csrf_token"
+        ]
         h = {"X-CSRF-Token": token}
         pid = http.post("/api/participants", json=enrolment(), headers=h).json()["id"]
-        assert http.post(f"/api/participants/{pid}/procedures", json=procedure(),
-                         headers=h).status_code == 201
-        assert http.post(f"/api/participants/{pid}/visits", json=followup(),
-                         headers=h).status_code == 201
+        assert (
+            http.post(
+                f"/api/participants/{pid}/procedures", json=procedure(), headers=h
+            ).status_code
+            == 201
+        )
+        assert (
+            http.post(f"/api/participants/{pid}/visits", json=followup(), headers=h).status_code
+            == 201
+        )
     live_server.stop(kill=True)  # no graceful shutdown: committed means on disk
     live_server.start()
     with httpx.Client(base_url=live_server.url) as http:
@@ -61,8 +70,12 @@ def test_exception_midway_leaves_no_rows(registry, monkeypatch) -> None:
     # their audit entries have already been flushed to the database when this fires.
     monkeypatch.setattr(participants, "Neuroma", explode)
     with pytest.raises(RuntimeError), transaction(registry.factory) as session:
-        participants.enrol(session, registry.settings, registry.actor("nurse"),
-                           EnrolmentIn.model_validate(enrolment()))
+        participants.enrol(
+            session,
+            registry.settings,
+            registry.actor("nurse"),
+            EnrolmentIn.model_validate(enrolment()),
+        )
     assert _counts(registry) == before
 
 
@@ -92,10 +105,15 @@ CRASH = textwrap.dedent("""
 def test_killed_process_mid_transaction_leaves_no_rows(backend, request) -> None:
     reg = request.getfixturevalue("registry" if backend == "sqlite" else "pg_registry")
     before = _counts(reg)
-    script = CRASH.format(tests=os.path.dirname(__file__), url=reg.url,
-                          user_id=reg.users["nurse"], key_file=str(reg.settings.key_path()))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    script = CRASH.format(
+        tests=os.path.dirname(__file__),
+        url=reg.url,
+        user_id=reg.users["nurse"],
+        key_file=str(reg.settings.key_path()),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         line = proc.stdout.readline().decode().strip()
         assert line == "flushed", proc.stderr.read().decode()[-2000:]

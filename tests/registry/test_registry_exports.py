@@ -19,10 +19,14 @@ def _populate(client) -> int:
     h = login(client, "nurse")
     pid = client.post("/api/participants", json=enrolment(), headers=h).json()["id"]
     client.post(f"/api/participants/{pid}/randomise", headers=h)
-    for url, body in [("procedures", procedure()), ("visits", followup()),
-                      ("adverse-events", adverse_event(description="=HYPERLINK(\"x\")"))]:
-        assert client.post(f"/api/participants/{pid}/{url}", json=body,
-                           headers=h).status_code == 201
+    for url, body in [
+        ("procedures", procedure()),
+        ("visits", followup()),
+        ("adverse-events", adverse_event(description='=HYPERLINK("x")')),
+    ]:
+        assert (
+            client.post(f"/api/participants/{pid}/{url}", json=body, headers=h).status_code == 201
+        )
     return pid
 
 
@@ -44,8 +48,9 @@ def test_tidy_tables(client) -> None:
     visits = _rows(archive.read("visits.csv").decode())
     assert visits[0]["days_since_procedure"] == "88"
     scores = _rows(archive.read("scores.csv").decode())
-    assert {"instrument": "nrs", "measure": "pain", "value": "3"}.items() <= scores[0].items() or \
-        any(r["instrument"] == "nrs" and r["value"] == "3" for r in scores)
+    assert {"instrument": "nrs", "measure": "pain", "value": "3"}.items() <= scores[
+        0
+    ].items() or any(r["instrument"] == "nrs" and r["value"] == "3" for r in scores)
     events = _rows(archive.read("adverse_events.csv").decode())
     assert events[0]["description"].startswith("'=")  # no spreadsheet formula injection
     single = client.get("/api/exports/tidy/procedures.csv")
@@ -63,13 +68,15 @@ def test_deidentified_export_shifts_dates_and_drops_identifiers(client) -> None:
     visits = _rows(archive.read("visits.csv").decode())
     assert list(people[0]) == DEID_TABLES["participants"]
     assert not people[0]["participant_id"].startswith("MORTON")
-    assert "operator" not in procs[0] and "description" not in _rows(
-        archive.read("adverse_events.csv").decode())[0]
+    assert "operator" not in procs[0]
+    assert "description" not in _rows(archive.read("adverse_events.csv").decode())[0]
     true_enrolment = dt.date.fromisoformat(enrolment()["enrolment_date"])
     shifted = dt.date.fromisoformat(people[0]["enrolment_date"])
     # intervals are kept, calendar dates are not (offset ≠ 0 for this participant and secret)
-    interval = (dt.date.fromisoformat(visits[0]["visit_date"])
-                - dt.date.fromisoformat(procs[0]["procedure_date"])).days
+    interval = (
+        dt.date.fromisoformat(visits[0]["visit_date"])
+        - dt.date.fromisoformat(procs[0]["procedure_date"])
+    ).days
     assert interval == 88
     assert abs((shifted - true_enrolment).days) <= 180
     whole = b"".join(archive.read(n) for n in archive.namelist()).decode()
@@ -81,7 +88,8 @@ def test_deidentified_offsets_vary_by_participant(registry) -> None:
     from cryoneuro.registry.exports.deidentified import date_offset_days
 
     offsets = {date_offset_days(registry.settings, i) for i in range(1, 50)}
-    assert len(offsets) > 30 and all(-180 <= o <= 180 for o in offsets)
+    assert len(offsets) > 30
+    assert all(-180 <= o <= 180 for o in offsets)
 
 
 def test_redcap_dictionary_and_records(client) -> None:
@@ -115,7 +123,8 @@ def test_fhir_bundle_validates(client) -> None:
 
     Bundle.model_validate(bundle)
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert kinds.count("QuestionnaireResponse") == 1 and "Observation" in kinds
+    assert kinds.count("QuestionnaireResponse") == 1
+    assert "Observation" in kinds
     qr = bundle["entry"][0]["resource"]
     assert qr["subject"]["identifier"]["value"] == "MORTON-RBH-0001"
     assert "9434765919" not in response.text
@@ -124,9 +133,13 @@ def test_fhir_bundle_validates(client) -> None:
 def test_data_entry_cannot_export(client) -> None:
     _populate(client)
     login(client, "nurse")
-    for url in ("/api/exports/tidy.zip", "/api/exports/deidentified.zip",
-                "/api/exports/redcap/records.csv", "/api/exports/fhir.json",
-                "/api/exports/audit.csv"):
+    for url in (
+        "/api/exports/tidy.zip",
+        "/api/exports/deidentified.zip",
+        "/api/exports/redcap/records.csv",
+        "/api/exports/fhir.json",
+        "/api/exports/audit.csv",
+    ):
         assert client.get(url).status_code == 403, url
 
 
@@ -136,10 +149,17 @@ def test_tidy_export_is_read_by_the_analysis_package(client, tmp_path) -> None:
     from cryoneuro.analysis.tidy import load_tidy
 
     pid = _populate(client)
-    baseline = followup(visit_code="baseline", answers={"nrs": {"pain": 7}},
-                        visit_date=(dt.date.today() - dt.timedelta(days=97)).isoformat())
-    assert client.post(f"/api/participants/{pid}/visits", json=baseline,
-                       headers=login(client, "nurse")).status_code == 201
+    baseline = followup(
+        visit_code="baseline",
+        answers={"nrs": {"pain": 7}},
+        visit_date=(dt.date.today() - dt.timedelta(days=97)).isoformat(),
+    )
+    assert (
+        client.post(
+            f"/api/participants/{pid}/visits", json=baseline, headers=login(client, "nurse")
+        ).status_code
+        == 201
+    )
     login(client, "stats")
     path = tmp_path / "tidy.zip"
     path.write_bytes(client.get("/api/exports/tidy.zip").content)
@@ -152,7 +172,8 @@ def test_tidy_export_is_read_by_the_analysis_package(client, tmp_path) -> None:
     assert sorted(pain["value"].astype(float)) == [3.0, 7.0]
     change = outcome_values(data, "pain")
     assert change[["visit_code", "day", "baseline", "value", "change"]].values.tolist() == [
-        ["m3", 88, 7.0, 3.0, -4.0]]
+        ["m3", 88, 7.0, 3.0, -4.0]
+    ]
     # and the export passes the checks that run before any analysis, nothing left out
     from cryoneuro.analysis.validate import check
 

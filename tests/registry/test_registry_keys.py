@@ -69,7 +69,8 @@ def test_db_upgrade_creates_keys_beside_sqlite_and_stores_only_a_fingerprint(tmp
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     key_path = Path(out["key_file"])
-    assert out["key_file_created"] and key_path == tmp_path / "reg.db.keys.json"
+    assert out["key_file_created"]
+    assert key_path == tmp_path / "reg.db.keys.json"
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     keys = load_key_file(key_path)
     reg = make_registry(url, seed=False)
@@ -79,8 +80,11 @@ def test_db_upgrade_creates_keys_beside_sqlite_and_stores_only_a_fingerprint(tmp
     assert keys.fingerprint() in stored
     for name in KEY_NAMES:  # no key in any encoding is in the database
         raw = getattr(keys, name)
-        for text in (raw.hex(), base64.urlsafe_b64encode(raw).decode(),
-                     base64.b64encode(raw).decode()):
+        for text in (
+            raw.hex(),
+            base64.urlsafe_b64encode(raw).decode(),
+            base64.b64encode(raw).decode(),
+        ):
             assert text not in stored
 
 
@@ -89,7 +93,9 @@ def test_serve_refuses_without_keys_and_with_bad_or_foreign_keys(tmp_path: Path)
     url = f"sqlite:///{tmp_path / 'reg.db'}"
     missing = tmp_path / "missing.json"
     line = _one_line_error(runner.invoke(app, ["serve", "--db", url, "--key-file", str(missing)]))
-    assert "no registry key file" in line and "cryoneuro keys init" in line and "--dev" in line
+    assert "no registry key file" in line
+    assert "cryoneuro keys init" in line
+    assert "--dev" in line
 
     assert runner.invoke(app, ["db", "upgrade", "--db", url]).exit_code == 0
     good = tmp_path / "reg.db.keys.json"
@@ -98,7 +104,8 @@ def test_serve_refuses_without_keys_and_with_bad_or_foreign_keys(tmp_path: Path)
     malformed.write_text("{not json")
     malformed.chmod(0o600)
     assert "not valid JSON" in _one_line_error(
-        runner.invoke(app, ["serve", "--db", url, "--key-file", str(malformed)]))
+        runner.invoke(app, ["serve", "--db", url, "--key-file", str(malformed)])
+    )
 
     short = tmp_path / "short.json"
     body = json.loads(good.read_text())
@@ -106,7 +113,8 @@ def test_serve_refuses_without_keys_and_with_bad_or_foreign_keys(tmp_path: Path)
     short.write_text(json.dumps(body))
     short.chmod(0o600)
     assert "'identifier_key' is not 32 bytes" in _one_line_error(
-        runner.invoke(app, ["serve", "--db", url, "--key-file", str(short)]))
+        runner.invoke(app, ["serve", "--db", url, "--key-file", str(short)])
+    )
 
     good.chmod(0o644)
     assert "readable by others" in _one_line_error(runner.invoke(app, ["serve", "--db", url]))
@@ -114,12 +122,15 @@ def test_serve_refuses_without_keys_and_with_bad_or_foreign_keys(tmp_path: Path)
 
     foreign = tmp_path / "foreign.json"
     write_key_file(foreign)
-    line = _one_line_error(runner.invoke(app, ["serve", "--db", url, "--no-upgrade",
-                                               "--key-file", str(foreign)]))
-    assert "does not belong to this database" in line and "session_key" in line
+    line = _one_line_error(
+        runner.invoke(app, ["serve", "--db", url, "--no-upgrade", "--key-file", str(foreign)])
+    )
+    assert "does not belong to this database" in line
+    assert "session_key" in line
     # the same refusal from `db upgrade` and from the app factory
     assert "does not belong" in _one_line_error(
-        runner.invoke(app, ["db", "upgrade", "--db", url, "--key-file", str(foreign)]))
+        runner.invoke(app, ["db", "upgrade", "--db", url, "--key-file", str(foreign)])
+    )
     from cryoneuro.web import create_app
 
     with pytest.raises(KeyFileError, match="does not belong"):
@@ -135,8 +146,12 @@ def test_legacy_database_refuses_an_identifier_key_that_cannot_read_it(registry)
     from cryoneuro.registry.services import participants
 
     with transaction(registry.factory) as session:
-        participants.enrol(session, registry.settings, registry.actor("nurse"),
-                           EnrolmentIn.model_validate(enrolment()))
+        participants.enrol(
+            session,
+            registry.settings,
+            registry.actor("nurse"),
+            EnrolmentIn.model_validate(enrolment()),
+        )
     with registry.engine.begin() as conn:  # forget the fingerprint, as before migration 0004
         conn.execute(RegistrySetting.__table__.delete())
     other = RegistryKeys.generate()
@@ -167,12 +182,18 @@ def test_randomisation_lists_depend_on_the_key_file_not_the_source() -> None:
     shared seed would agree every time)."""
     arms = [("cryo", 1), ("steroid", 1)]
     first, second = RegistryKeys.generate(), RegistryKeys.generate()
-    same = sum(permuted_block(first.randomisation_key, 1, 1, b, arms)
-               == permuted_block(second.randomisation_key, 1, 1, b, arms) for b in range(1, 201))
+    same = sum(
+        permuted_block(first.randomisation_key, 1, 1, b, arms)
+        == permuted_block(second.randomisation_key, 1, 1, b, arms)
+        for b in range(1, 201)
+    )
     assert same < 100
     # and the same key reproduces its own list (stored lists can be audited against it)
-    assert all(permuted_block(first.randomisation_key, 1, 1, b, arms)
-               == permuted_block(first.randomisation_key, 1, 1, b, arms) for b in range(1, 20))
+    assert all(
+        permuted_block(first.randomisation_key, 1, 1, b, arms)
+        == permuted_block(first.randomisation_key, 1, 1, b, arms)
+        for b in range(1, 20)
+    )
 
 
 def test_serve_dev_warns_loudly_and_refuses_a_database_with_keys(tmp_path: Path) -> None:
@@ -190,9 +211,12 @@ def test_serve_dev_warns_loudly_and_refuses_a_database_with_keys(tmp_path: Path)
     env.pop("CRYONEURO_KEY_FILE", None)
     code = "from cryoneuro.cli import registry_cmd; from cryoneuro.cli._app import app; app()"
     with log.open("wb") as handle:
-        proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--dev", "--db", url,
-                                 "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=handle)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, "serve", "--dev", "--db", url, "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=handle,
+        )
     try:
         for _ in range(300):
             try:
@@ -223,20 +247,25 @@ def test_rotating_the_session_key_ends_sessions_and_keeps_the_data(client) -> No
     h = login(client, "nurse")
     pid = client.post("/api/participants", json=enrolment(), headers=h).json()["id"]
     before = load_key_file(reg.settings.key_path())
-    result = CliRunner().invoke(app, ["keys", "rotate-session", "--db", reg.url,
-                                      "--key-file", str(reg.settings.key_path())])
+    result = CliRunner().invoke(
+        app, ["keys", "rotate-session", "--db", reg.url, "--key-file", str(reg.settings.key_path())]
+    )
     assert result.exit_code == 0, result.output
     after = load_key_file(reg.settings.key_path())
     assert after.session_key != before.session_key
     assert (after.identifier_key, after.randomisation_key, after.audit_key) == (
-        before.identifier_key, before.randomisation_key, before.audit_key)
+        before.identifier_key,
+        before.randomisation_key,
+        before.audit_key,
+    )
     assert stat.S_IMODE(reg.settings.key_path().stat().st_mode) == 0o600
     # the old cookie is dead (revoked, and signed with the old key); the data are readable
     assert client.get("/api/participants").status_code == 401
     from fastapi.testclient import TestClient
 
-    settings = RegistrySettings(db_url=reg.url, key_file=reg.settings.key_path(),
-                                secure_cookies=False)
+    settings = RegistrySettings(
+        db_url=reg.url, key_file=reg.settings.key_path(), secure_cookies=False
+    )
     with TestClient(create_app(settings)) as fresh:
         login(fresh, "investigator")
         assert fresh.get(f"/api/participants/{pid}").json()["nhs_number"] == "9434765919"

@@ -28,8 +28,10 @@ def test_valid_nhs_numbers(value: str) -> None:
     assert normalise_nhs_number(value) == "9434765919"
 
 
-@pytest.mark.parametrize("value", ["9434765918", "943476591", "94347659190", "abcdefghij",
-                                   "", "١٢٣٤٥٦٧٨٩٠", "9990000017"])
+@pytest.mark.parametrize(
+    "value",
+    ["9434765918", "943476591", "94347659190", "abcdefghij", "", "١٢٣٤٥٦٧٨٩٠", "9990000017"],
+)
 def test_invalid_nhs_numbers_name_the_field(value: str) -> None:
     with pytest.raises(RegistryInputError) as info:
         normalise_nhs_number(value)
@@ -48,16 +50,30 @@ def test_check_digit_ten_is_invalid() -> None:
 
 def test_migration_creates_every_table(registry) -> None:
     names = set(inspect(registry.engine).get_table_names())
-    for table in ("study", "site", "app_user", "participant", "participant_identifier",
-                  "consent", "eligibility_answer", "neuroma", "procedure", "followup_visit",
-                  "adverse_event", "reintervention", "audit_entry", "randomisation_slot"):
+    for table in (
+        "study",
+        "site",
+        "app_user",
+        "participant",
+        "participant_identifier",
+        "consent",
+        "eligibility_answer",
+        "neuroma",
+        "procedure",
+        "followup_visit",
+        "adverse_event",
+        "reintervention",
+        "audit_entry",
+        "randomisation_slot",
+    ):
         assert table in names
 
 
 def _enrol(reg, actor="nurse", **kw):
     with transaction(reg.factory) as session:
-        p = participants.enrol(session, reg.settings, reg.actor(actor),
-                               EnrolmentIn.model_validate(enrolment(**kw)))
+        p = participants.enrol(
+            session, reg.settings, reg.actor(actor), EnrolmentIn.model_validate(enrolment(**kw))
+        )
         return p.id
 
 
@@ -68,12 +84,14 @@ def test_nhs_number_is_encrypted_and_visible_only_to_some_roles(registry) -> Non
         assert "9434765919" not in stored.nhs_number_encrypted
         assert "9434765919" not in stored.nhs_number_hash
         p = participants.get_participant(session, registry.actor("investigator"), pid)
-        seen = participants.participant_summary(session, registry.settings,
-                                                registry.actor("investigator"), p)
+        seen = participants.participant_summary(
+            session, registry.settings, registry.actor("investigator"), p
+        )
         assert seen["nhs_number"] == "9434765919"
         for role in ("nurse", "monitor", "stats"):
-            summary = participants.participant_summary(session, registry.settings,
-                                                       registry.actor(role), p)
+            summary = participants.participant_summary(
+                session, registry.settings, registry.actor(role), p
+            )
             assert "nhs_number" not in summary
         # and it is never in the audit trail in clear
         for entry in session.scalars(select(AuditEntry)):
@@ -83,38 +101,61 @@ def test_nhs_number_is_encrypted_and_visible_only_to_some_roles(registry) -> Non
 def test_every_create_is_audited_with_user(registry) -> None:
     pid = _enrol(registry)
     with registry.factory() as session:
-        entries = session.scalars(select(AuditEntry).where(
-            AuditEntry.table_name == "participant", AuditEntry.row_id == str(pid))).all()
+        entries = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.table_name == "participant", AuditEntry.row_id == str(pid)
+            )
+        ).all()
         assert [e.action for e in entries] == ["create"]
         assert entries[0].username == "nurse"
         assert entries[0].new_values["study_number"] == "MORTON-RBH-0001"
-        tables = {e.table_name for e in session.scalars(select(AuditEntry).where(
-            AuditEntry.username == "nurse"))}
-        assert {"participant", "participant_identifier", "consent", "eligibility_answer",
-                "neuroma"} <= tables
+        tables = {
+            e.table_name
+            for e in session.scalars(select(AuditEntry).where(AuditEntry.username == "nurse"))
+        }
+        assert {
+            "participant",
+            "participant_identifier",
+            "consent",
+            "eligibility_answer",
+            "neuroma",
+        } <= tables
 
 
 def test_edit_needs_reason_and_records_old_and_new(registry) -> None:
     pid = _enrol(registry)
     with transaction(registry.factory) as session:
-        ae = clinical.report_adverse_event(session, registry.actor("nurse"), pid,
-                                           AdverseEventIn.model_validate(adverse_event(
-                                               outcome="recovering")))
+        ae = clinical.report_adverse_event(
+            session,
+            registry.actor("nurse"),
+            pid,
+            AdverseEventIn.model_validate(adverse_event(outcome="recovering")),
+        )
         ae_id = ae.id
     with pytest.raises(RegistryInputError) as info, transaction(registry.factory) as session:
-        clinical.edit_record(session, registry.actor("nurse"), "adverse_event", ae_id,
-                             {"outcome": "recovered"}, "")
+        clinical.edit_record(
+            session, registry.actor("nurse"), "adverse_event", ae_id, {"outcome": "recovered"}, ""
+        )
     assert info.value.field == "reason"
     # A direct ORM change without a reason is refused at flush time too.
     with pytest.raises(ReasonForChangeRequiredError), transaction(registry.factory) as session:
         session.get(AdverseEvent, ae_id).outcome = "recovered"
         session.flush()
     with transaction(registry.factory) as session:
-        clinical.edit_record(session, registry.actor("nurse"), "adverse_event", ae_id,
-                             {"outcome": "recovered"}, "resolved at 2-week call")
+        clinical.edit_record(
+            session,
+            registry.actor("nurse"),
+            "adverse_event",
+            ae_id,
+            {"outcome": "recovered"},
+            "resolved at 2-week call",
+        )
     with registry.factory() as session:
-        update = session.scalars(select(AuditEntry).where(
-            AuditEntry.table_name == "adverse_event", AuditEntry.action == "update")).one()
+        update = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.table_name == "adverse_event", AuditEntry.action == "update"
+            )
+        ).one()
         assert update.old_values == {"outcome": "recovering"}
         assert update.new_values == {"outcome": "recovered"}
         assert update.reason == "resolved at 2-week call"
@@ -142,7 +183,9 @@ def test_database_rejects_audit_update_and_delete(backend, request) -> None:
         with pytest.raises(DatabaseError, match="append-only"), reg.engine.begin() as conn:
             conn.execute(text(statement))
     with reg.engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM audit_entry WHERE reason = 'x'")).scalar() == 0
+        assert (
+            conn.execute(text("SELECT count(*) FROM audit_entry WHERE reason = 'x'")).scalar() == 0
+        )
         assert conn.execute(text("SELECT count(*) FROM audit_entry")).scalar() > 0
 
 
@@ -169,8 +212,12 @@ def test_duplicate_nhs_number_and_ineligible_are_refused(registry) -> None:
         body = enrolment(other)
         body["eligibility"]["coagulopathy"] = True
         with transaction(registry.factory) as session:
-            participants.enrol(session, registry.settings, registry.actor("nurse"),
-                               EnrolmentIn.model_validate(body))
+            participants.enrol(
+                session,
+                registry.settings,
+                registry.actor("nurse"),
+                EnrolmentIn.model_validate(body),
+            )
     assert info.value.field == "eligibility.coagulopathy"
 
 

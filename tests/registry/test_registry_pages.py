@@ -17,8 +17,11 @@ def _token(client, url: str) -> str:
 
 def _login(client, username: str) -> None:
     token = _token(client, "/login")
-    r = client.post("/login", data={"username": username, "password": PASSWORD,
-                                    "csrf_token": token}, follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
 
 
@@ -39,24 +42,32 @@ def _enrol_form(client) -> str:
 
 def test_login_required_and_csrf_checked(client) -> None:
     r = client.get("/", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login"
     r = client.post("/login", data={"username": "nurse", "password": PASSWORD})
-    assert r.status_code == 403 and "CSRF" in r.text
+    assert r.status_code == 403
+    assert "CSRF" in r.text
     token = _token(client, "/login")
-    r = client.post("/login", data={"username": "nurse", "password": "nope nope",
-                                    "csrf_token": token})
-    assert r.status_code == 401 and "wrong user name or password" in r.text
+    r = client.post(
+        "/login", data={"username": "nurse", "password": "nope nope", "csrf_token": token}
+    )
+    assert r.status_code == 401
+    assert "wrong user name or password" in r.text
 
 
 def test_enrol_and_participant_page(client) -> None:
     _login(client, "nurse")
     location = _enrol_form(client)
     page = client.get(location)
-    assert "MORTON-RBH-0001" in page.text and "9434765919" not in page.text
+    assert "MORTON-RBH-0001" in page.text
+    assert "9434765919" not in page.text
     r = client.post(location + "/randomise", data={"csrf_token": "forged"})
     assert r.status_code == 403
-    r = client.post(location + "/randomise", data={"csrf_token": _token(client, location)},
-                    follow_redirects=True)
+    r = client.post(
+        location + "/randomise",
+        data={"csrf_token": _token(client, location)},
+        follow_redirects=True,
+    )
     assert re.search(r'id="allocation">(cryo|steroid)<', r.text)
     _login(client, "investigator")
     assert "9434765919" in client.get(location).text
@@ -66,8 +77,12 @@ def test_followup_errors_are_shown_beside_the_field(client) -> None:
     _login(client, "nurse")
     location = _enrol_form(client)
     url = location + "/followup"
-    form = {"visit_code": "m1", "visit_date": enrolment()["enrolment_date"],
-            "answers.nrs.pain": "12", "csrf_token": _token(client, url)}
+    form = {
+        "visit_code": "m1",
+        "visit_date": enrolment()["enrolment_date"],
+        "answers.nrs.pain": "12",
+        "csrf_token": _token(client, url),
+    }
     r = client.post(url, data=form)
     assert r.status_code == 422
     assert re.search(r'id="error-answers.nrs.pain"[^>]*>[^<]*between 0 and 10', r.text)
@@ -80,8 +95,15 @@ def test_followup_errors_are_shown_beside_the_field(client) -> None:
 def test_enrol_errors_beside_fields_and_monitor_read_only(client) -> None:
     _login(client, "nurse")
     token = _token(client, "/enrol?study=MORTON")
-    r = client.post("/enrol?study=MORTON", data={"csrf_token": token, "study_code": "MORTON",
-                                                 "nhs_number": "1234567890", "age_at_enrolment_years": "x"})
+    r = client.post(
+        "/enrol?study=MORTON",
+        data={
+            "csrf_token": token,
+            "study_code": "MORTON",
+            "nhs_number": "1234567890",
+            "age_at_enrolment_years": "x",
+        },
+    )
     assert r.status_code == 422
     assert 'id="error-age_at_enrolment_years"' in r.text
     _login(client, "monitor")
@@ -94,18 +116,33 @@ def test_enrol_errors_beside_fields_and_monitor_read_only(client) -> None:
 
 def test_hostile_page_requests_are_4xx(client) -> None:
     _login(client, "nurse")
-    for url in ("/participants/99999999999999999999", "/participants/0", "/participants/x",
-                "/adverse-events/99999999999999999999", "/participants/-5/followup",
-                "/enrol?study=' OR 1=1 --"):
+    for url in (
+        "/participants/99999999999999999999",
+        "/participants/0",
+        "/participants/x",
+        "/adverse-events/99999999999999999999",
+        "/participants/-5/followup",
+        "/enrol?study=' OR 1=1 --",
+    ):
         r = client.get(url)
         assert 400 <= r.status_code < 500 or (url.startswith("/enrol") and r.status_code == 200), (
-            url, r.status_code)
+            url,
+            r.status_code,
+        )
     location = _enrol_form(client)
     url = location + "/procedure"
-    r = client.post(url, data={"csrf_token": _token(client, url), "plan": "{not json",
-                               "device_name": "x" * 100_000, "procedure_date": "yesterday"})
+    r = client.post(
+        url,
+        data={
+            "csrf_token": _token(client, url),
+            "plan": "{not json",
+            "device_name": "x" * 100_000,
+            "procedure_date": "yesterday",
+        },
+    )
     assert r.status_code == 422
-    assert 'id="error-plan"' in r.text and 'id="error-device_name"' in r.text
+    assert 'id="error-plan"' in r.text
+    assert 'id="error-device_name"' in r.text
     assert 'id="error-procedure_date"' in r.text
 
 
@@ -113,7 +150,14 @@ def test_reintervention_form(client) -> None:
     _login(client, "nurse")
     location = _enrol_form(client)
     url = location + "/reintervention"
-    r = client.post(url, data={"csrf_token": _token(client, url), "kind": "surgical_excision",
-                               "reintervention_date": enrolment()["enrolment_date"]},
-                    follow_redirects=True)
-    assert r.status_code == 200 and "surgical excision" in r.text
+    r = client.post(
+        url,
+        data={
+            "csrf_token": _token(client, url),
+            "kind": "surgical_excision",
+            "reintervention_date": enrolment()["enrolment_date"],
+        },
+        follow_redirects=True,
+    )
+    assert r.status_code == 200
+    assert "surgical excision" in r.text

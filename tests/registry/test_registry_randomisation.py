@@ -32,9 +32,12 @@ def _enrol_many(reg, count: int, site: str = "RBH", study: str = "MORTON") -> li
     user = "nurse" if site == "RBH" else "leedsnurse"
     with transaction(reg.factory) as session:
         for nhs in nhs_numbers(count, start=1000 if site == "RBH" else 5000):
-            p = participants.enrol(session, reg.settings, reg.actor(user),
-                                   EnrolmentIn.model_validate(enrolment(nhs, study=study,
-                                                                        site=site)))
+            p = participants.enrol(
+                session,
+                reg.settings,
+                reg.actor(user),
+                EnrolmentIn.model_validate(enrolment(nhs, study=study, site=site)),
+            )
             ids.append(p.id)
     return ids
 
@@ -56,9 +59,11 @@ def test_twenty_concurrent_randomisations_take_twenty_distinct_slots(backend, re
     ids = _enrol_many(reg, 20)
     arms = _concurrent(reg, ids)
     with reg.factory() as session:
-        slots = session.scalars(select(RandomisationSlot).where(
-            RandomisationSlot.participant_id.is_not(None)).order_by(
-            RandomisationSlot.sequence)).all()
+        slots = session.scalars(
+            select(RandomisationSlot)
+            .where(RandomisationSlot.participant_id.is_not(None))
+            .order_by(RandomisationSlot.sequence)
+        ).all()
         assert len(slots) == 20
         assert [s.sequence for s in slots] == list(range(1, 21))  # no gap, no double use
         assert len({s.participant_id for s in slots}) == 20
@@ -70,9 +75,13 @@ def test_twenty_concurrent_randomisations_take_twenty_distinct_slots(backend, re
         completed = [s for s in slots if s.block_number < slots[-1].block_number]
         counts = Counter(s.arm_code for s in completed)
         assert counts["cryo"] == counts["steroid"]
-        audited = session.scalars(select(AuditEntry).where(
-            AuditEntry.table_name == "participant", AuditEntry.action == "update",
-            AuditEntry.reason == "randomisation")).all()
+        audited = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.table_name == "participant",
+                AuditEntry.action == "update",
+                AuditEntry.reason == "randomisation",
+            )
+        ).all()
         assert len(audited) == 20
         assert all(a.username == "investigator" for a in audited)
 
@@ -86,8 +95,12 @@ def test_allocation_is_stratified_by_site(registry) -> None:
         for pid in lth:
             randomise(session, registry.settings, registry.actor("admin"), pid)
     with registry.factory() as session:
-        strata = Counter(s.stratum_id for s in session.scalars(select(RandomisationSlot).where(
-            RandomisationSlot.participant_id.is_not(None))))
+        strata = Counter(
+            s.stratum_id
+            for s in session.scalars(
+                select(RandomisationSlot).where(RandomisationSlot.participant_id.is_not(None))
+            )
+        )
         assert sorted(strata.values()) == [4, 4]
 
 
@@ -112,7 +125,9 @@ def test_list_extends_when_used_up(registry) -> None:
     ids = _enrol_many(registry, 3)
     with transaction(registry.factory) as session:
         # consume the generated list except two slots by marking them used
-        slots = session.scalars(select(RandomisationSlot).order_by(RandomisationSlot.sequence)).all()
+        slots = session.scalars(
+            select(RandomisationSlot).order_by(RandomisationSlot.sequence)
+        ).all()
         rbh = [s for s in slots if s.stratum_id == slots[0].stratum_id]
         from cryoneuro.registry.models import RandomisationStratum
 
@@ -154,7 +169,8 @@ def test_mixed_blocks_make_the_next_arm_harder_to_guess() -> None:
     boundary-aware observer is 72.2 %, and 70.3 % with 2, 4 and 6. The generated lists
     agree with the enumeration (6000 allocations: SE 0.6 %, tolerance 1.8 %)."""
     two_four, two_four_six = _convergence_rate_exact([2, 4]), _convergence_rate_exact([2, 4, 6])
-    assert abs(two_four - 0.7222) < 1e-3 and abs(two_four_six - 0.7028) < 1e-3
+    assert abs(two_four - 0.7222) < 1e-3
+    assert abs(two_four_six - 0.7028) < 1e-3
     arms = [("a", 1), ("b", 1)]
     hits = n = 0.0
     block_number = 0
@@ -173,8 +189,9 @@ def test_unknown_and_other_site_ids_answer_alike(client) -> None:
     from registry_helpers import enrolment, login
 
     leeds = login(client, "leedsnurse")
-    other = client.post("/api/participants", json=enrolment("9990000018", site="LTH"),
-                        headers=leeds).json()["id"]
+    other = client.post(
+        "/api/participants", json=enrolment("9990000018", site="LTH"), headers=leeds
+    ).json()["id"]
     nurse = login(client, "nurse")
     missing = client.post(f"/api/participants/{other + 1000}/randomise", headers=nurse)
     foreign = client.post(f"/api/participants/{other}/randomise", headers=nurse)

@@ -28,8 +28,9 @@ def test_pg_migration_matches_the_models(pg_registry) -> None:
 
 
 def test_visit_status_windows() -> None:
-    visit = VisitDefinition(code="m3", label="3 months", day=91, window_before_days=14,
-                            window_after_days=21)
+    visit = VisitDefinition(
+        code="m3", label="3 months", day=91, window_before_days=14, window_after_days=21
+    )
     day0 = dt.date(2026, 1, 1)
     target = day0 + dt.timedelta(days=91)
     assert visit_status(visit, day0, False, target - dt.timedelta(days=15))[0] == "upcoming"
@@ -42,8 +43,9 @@ def test_visit_status_windows() -> None:
 def test_dashboard_lists_due_and_overdue_visits(registry) -> None:
     nurse = registry.actor("nurse")
     with transaction(registry.factory) as session:
-        p = participants.enrol(session, registry.settings, nurse,
-                               EnrolmentIn.model_validate(enrolment()))
+        p = participants.enrol(
+            session, registry.settings, nurse, EnrolmentIn.model_validate(enrolment())
+        )
         clinical.record_procedure(session, nurse, p.id, ProcedureIn.model_validate(procedure()))
     with registry.factory() as session:
         board = dashboard(session, nurse)
@@ -66,9 +68,16 @@ def test_vectorised_windows_equal_visit_status_for_every_participant() -> None:
     from cryoneuro.registry.services.dashboard import _open_windows
 
     rng = random.Random(3)
-    visits = [VisitDefinition(code=c, label=c, day=d, window_before_days=b, window_after_days=a)
-              for c, d, b, a in (("baseline", 0, 60, 0), ("w2", 14, 3, 7), ("m1", 30, 7, 14),
-                                 ("m3", 91, 14, 21), ("m12", 365, 30, 30))]
+    visits = [
+        VisitDefinition(code=c, label=c, day=d, window_before_days=b, window_after_days=a)
+        for c, d, b, a in (
+            ("baseline", 0, 60, 0),
+            ("w2", 14, 3, 7),
+            ("m1", 30, 7, 14),
+            ("m3", 91, 14, 21),
+            ("m12", 365, 30, 30),
+        )
+    ]
     studies = {1: SimpleNamespace(visits=visits), 2: SimpleNamespace(visits=visits[1:3])}
     today = dt.date(2026, 11, 25)
     followed, done = [], {}
@@ -83,12 +92,19 @@ def test_vectorised_windows_equal_visit_status_for_every_participant() -> None:
             if state in expected:
                 expected[state].add((pid, v.code, opens.isoformat(), closes.isoformat()))
     due, overdue, n_due, n_overdue = _open_windows(followed, studies, done, today, limit=10_000)
-    got = {"due": {(x["participant_id"], x["visit_code"], x["window_opens"], x["window_closes"])
-                   for x in due},
-           "overdue": {(x["participant_id"], x["visit_code"], x["window_opens"], x["window_closes"])
-                       for x in overdue}}
+    got = {
+        "due": {
+            (x["participant_id"], x["visit_code"], x["window_opens"], x["window_closes"])
+            for x in due
+        },
+        "overdue": {
+            (x["participant_id"], x["visit_code"], x["window_opens"], x["window_closes"])
+            for x in overdue
+        },
+    }
     assert got == expected
     assert (n_due, n_overdue) == (len(expected["due"]), len(expected["overdue"]))
-    assert len(expected["due"]) > 10 and len(expected["overdue"]) > 100
+    assert len(expected["due"]) > 10
+    assert len(expected["overdue"]) > 100
     # the most urgent first: overdue sorted by the date the window closed
     assert [x["window_closes"] for x in overdue] == sorted(x["window_closes"] for x in overdue)

@@ -41,7 +41,8 @@ def test_only_a_hash_of_the_token_is_stored(client) -> None:
     with client.registry.factory() as session:
         rows = list(session.scalars(select(UserSession)))
     assert [r.token_hash for r in rows] == [hashlib.sha256(sid.encode()).hexdigest()]
-    assert rows[0].user_id == client.registry.users["nurse"] and rows[0].revoked_at is None
+    assert rows[0].user_id == client.registry.users["nurse"]
+    assert rows[0].revoked_at is None
 
 
 def test_password_reset_and_deactivation_end_every_session(client) -> None:
@@ -49,8 +50,9 @@ def test_password_reset_and_deactivation_end_every_session(client) -> None:
     login(client, "nurse")
     assert client.get("/api/participants").status_code == 200
     with reg.factory() as session:
-        token = accounts.issue_reset_token(session, reg.settings, reg.actor("admin"),
-                                           reg.users["nurse"])
+        token = accounts.issue_reset_token(
+            session, reg.settings, reg.actor("admin"), reg.users["nurse"]
+        )
         accounts.reset_password(session, reg.settings, token, "Frozen-nerve 2026")
         session.commit()
     assert client.get("/api/participants").status_code == 401
@@ -69,8 +71,11 @@ def test_idle_and_absolute_timeouts(client) -> None:
 
     def age(column: str, seconds: int) -> None:
         with reg.engine.begin() as conn:
-            conn.execute(update(UserSession).where(UserSession.token_hash == sid_hash)
-                         .values({column: now - dt.timedelta(seconds=seconds)}))
+            conn.execute(
+                update(UserSession)
+                .where(UserSession.token_hash == sid_hash)
+                .values({column: now - dt.timedelta(seconds=seconds)})
+            )
 
     age("last_seen_at", reg.settings.session_idle_s - 120)
     assert client.get("/api/participants").status_code == 200  # and the use is recorded
@@ -79,13 +84,15 @@ def test_idle_and_absolute_timeouts(client) -> None:
     assert (dt.datetime.now(dt.UTC) - seen.replace(tzinfo=dt.UTC)).total_seconds() < 120
     age("last_seen_at", reg.settings.session_idle_s + 1)
     response = client.get("/api/participants")
-    assert response.status_code == 401 and "inactivity" in response.json()["detail"]
+    assert response.status_code == 401
+    assert "inactivity" in response.json()["detail"]
 
     login(client, "nurse")
     sid_hash = hashlib.sha256(_sid(client).encode()).hexdigest()
     age("created_at", reg.settings.session_max_age_s + 1)
     response = client.get("/api/participants")
-    assert response.status_code == 401 and "expired" in response.json()["detail"]
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
 
 
 def test_secure_cookie_by_default_and_headers_on_every_page(registry) -> None:
@@ -93,11 +100,12 @@ def test_secure_cookie_by_default_and_headers_on_every_page(registry) -> None:
     settings = settings.with_keys(registry.settings.keys)
     assert type(settings).model_fields["secure_cookies"].default is True
     with TestClient(create_app(settings), base_url="https://testserver") as client:
-        response = client.post("/api/login", json={"username": "nurse",
-                                                   "password": PASSWORD})
+        response = client.post("/api/login", json={"username": "nurse", "password": PASSWORD})
         assert response.status_code == 200
         cookie = response.headers["set-cookie"].lower()
-        assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+        assert "secure" in cookie
+        assert "httponly" in cookie
+        assert "samesite=strict" in cookie
         for path in ("/login", "/", "/api/participants", "/static/registry.css", "/nowhere"):
             page = client.get(path)
             assert "default-src 'self'" in page.headers["content-security-policy"], path
@@ -113,10 +121,15 @@ def test_api_docs_need_a_login(client) -> None:
 
 
 def test_reset_tokens_are_kept_out_of_the_access_log() -> None:
-    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
-                               '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5000", "GET",
-                                                          "/reset-password/abc.DEF-123_x", "1.1",
-                                                          200), None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/reset-password/abc.DEF-123_x", "1.1", 200),
+        None,
+    )
     RedactTokens().filter(record)
     assert "abc.DEF" not in record.getMessage()
     assert "/reset-password/[redacted]" in record.getMessage()
@@ -127,4 +140,6 @@ def test_session_table_in_sql(client) -> None:
     login(client, "stats")
     with client.registry.engine.connect() as conn:
         hashes = conn.execute(text("SELECT token_hash FROM user_session")).scalars().all()
-    assert len(hashes) == 1 and len(hashes[0]) == 64 and int(hashes[0], 16) >= 0
+    assert len(hashes) == 1
+    assert len(hashes[0]) == 64
+    assert int(hashes[0], 16) >= 0

@@ -54,12 +54,17 @@ def odds_ratio(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float,
     table = np.array([[k1, n1 - k1], [k2, n2 - k2]])
     res = scipy_or(table, kind="conditional")
     ci = res.confidence_interval(0.95)
-    return float(res.statistic), float(ci.low), float(ci.high), \
-        float(stats.fisher_exact(table).pvalue)
+    return (
+        float(res.statistic),
+        float(ci.low),
+        float(ci.high),
+        float(stats.fisher_exact(table).pvalue),
+    )
 
 
-def continuous(data: TidyData, scores: pd.DataFrame, control: str | None, covariance: str,
-               outcomes: list[str]) -> pd.DataFrame:
+def continuous(
+    data: TidyData, scores: pd.DataFrame, control: str | None, covariance: str, outcomes: list[str]
+) -> pd.DataFrame:
     """The MMRM treatment effect at every visit for each continuous outcome given."""
     tables = []
     for code in outcomes:
@@ -69,14 +74,16 @@ def continuous(data: TidyData, scores: pd.DataFrame, control: str | None, covari
             tables.append(pd.DataFrame([{"outcome": code, "note": str(exc)}]))
             continue
         table.insert(1, "label", oc.OUTCOMES[code].label)
-        table["favours_treated_when"] = ("positive" if oc.OUTCOMES[code].higher_is_better
-                                         else "negative")
+        table["favours_treated_when"] = (
+            "positive" if oc.OUTCOMES[code].higher_is_better else "negative"
+        )
         tables.append(table)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def responders(data: TidyData, scores: pd.DataFrame, control: str | None, outcome: str = "pain"
-               ) -> pd.DataFrame:
+def responders(
+    data: TidyData, scores: pd.DataFrame, control: str | None, outcome: str = "pain"
+) -> pd.DataFrame:
     """Responder risk difference (Newcombe) and odds ratio (exact) per threshold and visit."""
     treated_arm, control_arm = rct.arms(data, control)
     rates = oc.responder_rates(data, outcome, score_rows=scores)
@@ -89,12 +96,24 @@ def responders(data: TidyData, scores: pd.DataFrame, control: str | None, outcom
         k1, n1, k2, n2 = int(t["responders"]), int(t["n"]), int(c["responders"]), int(c["n"])
         rd, rd_lo, rd_hi = risk_difference(k1, n1, k2, n2)
         or_, or_lo, or_hi, p = odds_ratio(k1, n1, k2, n2)
-        rows.append({"outcome": outcome, "threshold_percent": int(threshold), "visit": visit,
-                     "months": float(t["months"]), "comparison": f"{treated_arm} − {control_arm}",
-                     "responders_treated": f"{k1}/{n1}", "responders_control": f"{k2}/{n2}",
-                     "risk_difference": rd, "rd_ci_lower": rd_lo, "rd_ci_upper": rd_hi,
-                     "odds_ratio": or_, "or_ci_lower": or_lo, "or_ci_upper": or_hi,
-                     "fisher_p": p})
+        rows.append(
+            {
+                "outcome": outcome,
+                "threshold_percent": int(threshold),
+                "visit": visit,
+                "months": float(t["months"]),
+                "comparison": f"{treated_arm} − {control_arm}",
+                "responders_treated": f"{k1}/{n1}",
+                "responders_control": f"{k2}/{n2}",
+                "risk_difference": rd,
+                "rd_ci_lower": rd_lo,
+                "rd_ci_upper": rd_hi,
+                "odds_ratio": or_,
+                "or_ci_lower": or_lo,
+                "or_ci_upper": or_hi,
+                "fisher_p": p,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -110,26 +129,44 @@ def safety(table: pd.DataFrame, treated_arm: str, control_arm: str) -> pd.DataFr
         k2, n2 = int(c["participants_with_event"]), int(c["exposed"])
         rd, rd_lo, rd_hi = risk_difference(k1, n1, k2, n2)
         rr, rr_lo, rr_hi = risk_ratio(k1, n1, k2, n2)
-        rows.append({"category": category, "comparison": f"{treated_arm} − {control_arm}",
-                     "events_treated": f"{k1}/{n1}", "events_control": f"{k2}/{n2}",
-                     "risk_difference": rd, "rd_ci_lower": rd_lo, "rd_ci_upper": rd_hi,
-                     "risk_ratio": rr, "rr_ci_lower": rr_lo, "rr_ci_upper": rr_hi,
-                     "fisher_p": float(stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)})
+        rows.append(
+            {
+                "category": category,
+                "comparison": f"{treated_arm} − {control_arm}",
+                "events_treated": f"{k1}/{n1}",
+                "events_control": f"{k2}/{n2}",
+                "risk_difference": rd,
+                "rd_ci_lower": rd_lo,
+                "rd_ci_upper": rd_hi,
+                "risk_ratio": rr,
+                "rr_ci_lower": rr_lo,
+                "rr_ci_upper": rr_hi,
+                "fisher_p": float(stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def hazard_ratio(times: pd.DataFrame, treated_arm: str, control_arm: str, endpoint: str
-                 ) -> dict[str, float | str]:
+def hazard_ratio(
+    times: pd.DataFrame, treated_arm: str, control_arm: str, endpoint: str
+) -> dict[str, float | str]:
     """Cox hazard ratio treated/control (lifelines, Efron ties), Wald 95 % CI and p."""
     from lifelines import CoxPHFitter
 
     frame = times[times["arm"].isin([treated_arm, control_arm])]
-    frame = pd.DataFrame({"duration": frame["duration"].astype(float),
-                          "event": frame["event"].astype(int),
-                          "treated": (frame["arm"] == treated_arm).astype(float)})
-    out: dict[str, float | str] = {"endpoint": endpoint,
-                                   "comparison": f"{treated_arm} / {control_arm}",
-                                   "n": len(frame), "events": int(frame["event"].sum())}
+    frame = pd.DataFrame(
+        {
+            "duration": frame["duration"].astype(float),
+            "event": frame["event"].astype(int),
+            "treated": (frame["arm"] == treated_arm).astype(float),
+        }
+    )
+    out: dict[str, float | str] = {
+        "endpoint": endpoint,
+        "comparison": f"{treated_arm} / {control_arm}",
+        "n": len(frame),
+        "events": int(frame["event"].sum()),
+    }
     events_by_arm = frame.groupby("treated")["event"].sum()
     if frame["treated"].nunique() < 2 or (events_by_arm == 0).any():
         # with no events in an arm the partial likelihood has no maximum (HR → 0 or ∞)
@@ -137,17 +174,28 @@ def hazard_ratio(times: pd.DataFrame, treated_arm: str, control_arm: str, endpoi
         return out
     fit = CoxPHFitter().fit(frame, "duration", "event")
     summary = fit.summary.loc["treated"]
-    out.update({"hazard_ratio": float(summary["exp(coef)"]),
-                "ci_lower": float(summary["exp(coef) lower 95%"]),
-                "ci_upper": float(summary["exp(coef) upper 95%"]), "p": float(summary["p"])})
+    out.update(
+        {
+            "hazard_ratio": float(summary["exp(coef)"]),
+            "ci_lower": float(summary["exp(coef) lower 95%"]),
+            "ci_upper": float(summary["exp(coef) upper 95%"]),
+            "p": float(summary["p"]),
+        }
+    )
     return out
 
 
 SUBGROUP_FACTORS = {"site": "site", "sex": "sex", "neuroma_type": "neuroma type"}
 
 
-def subgroups(data: TidyData, scores: pd.DataFrame, control: str | None, visit: str,
-              outcome: str = "pain", min_per_arm: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+def subgroups(
+    data: TidyData,
+    scores: pd.DataFrame,
+    control: str | None,
+    visit: str,
+    outcome: str = "pain",
+    min_per_arm: int = 3,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Treatment effect at one visit within subgroups, and the treatment × subgroup test.
 
     Within each level: ANCOVA change ~ baseline + treated. Interaction: the F test comparing
@@ -160,17 +208,22 @@ def subgroups(data: TidyData, scores: pd.DataFrame, control: str | None, visit: 
 
     treated_arm, control_arm = rct.arms(data, control)
     values = oc.outcome_values(data, outcome, scores).dropna(subset=["baseline", "change"])
-    frame = values[(values["visit_code"] == visit)
-                   & values["arm"].isin([treated_arm, control_arm])].copy()
+    frame = values[
+        (values["visit_code"] == visit) & values["arm"].isin([treated_arm, control_arm])
+    ].copy()
     frame["treated"] = (frame["arm"] == treated_arm).astype(float)
     people = data.participants.set_index("participant_id")
     effects_rows, tests = [], []
     for column, label in SUBGROUP_FACTORS.items():
         frame["level"] = frame["participant_id"].map(people[column]).fillna("")
-        counts = frame[frame["level"] != ""].groupby(["level", "treated"]).size().unstack(
-            fill_value=0)
-        levels = [lvl for lvl in counts.index
-                  if counts.shape[1] == 2 and counts.loc[lvl].min() >= min_per_arm]
+        counts = (
+            frame[frame["level"] != ""].groupby(["level", "treated"]).size().unstack(fill_value=0)
+        )
+        levels = [
+            lvl
+            for lvl in counts.index
+            if counts.shape[1] == 2 and counts.loc[lvl].min() >= min_per_arm
+        ]
         if len(levels) < 2:
             continue
         sub = frame[frame["level"].isin(levels)]
@@ -178,17 +231,32 @@ def subgroups(data: TidyData, scores: pd.DataFrame, control: str | None, visit: 
             group = sub[sub["level"] == level]
             fit = smf.ols("change ~ baseline + treated", group).fit()
             lo, hi = fit.conf_int().loc["treated"]
-            effects_rows.append({"factor": label, "level": level, "visit": visit,
-                                 "n_treated": int(group["treated"].sum()),
-                                 "n_control": int((1 - group["treated"]).sum()),
-                                 "effect": float(fit.params["treated"]), "ci_lower": float(lo),
-                                 "ci_upper": float(hi)})
+            effects_rows.append(
+                {
+                    "factor": label,
+                    "level": level,
+                    "visit": visit,
+                    "n_treated": int(group["treated"].sum()),
+                    "n_control": int((1 - group["treated"]).sum()),
+                    "effect": float(fit.params["treated"]),
+                    "ci_lower": float(lo),
+                    "ci_upper": float(hi),
+                }
+            )
         full = smf.ols("change ~ baseline + treated * C(level)", sub).fit()
         reduced = smf.ols("change ~ baseline + treated + C(level)", sub).fit()
         f, p, df = full.compare_f_test(reduced)
-        tests.append({"factor": label, "levels": len(levels), "visit": visit,
-                      "interaction_F": float(f), "df_num": int(df), "df_den": int(full.df_resid),
-                      "interaction_p": float(p)})
+        tests.append(
+            {
+                "factor": label,
+                "levels": len(levels),
+                "visit": visit,
+                "interaction_F": float(f),
+                "df_num": int(df),
+                "df_den": int(full.df_resid),
+                "interaction_p": float(p),
+            }
+        )
     return pd.DataFrame(effects_rows), pd.DataFrame(tests)
 
 

@@ -39,8 +39,7 @@ from cryoneuro.analysis.tidy import TidyData
 from cryoneuro.errors import InputError
 
 
-def rubin(estimates: np.ndarray, variances: np.ndarray, df_complete: float
-          ) -> dict[str, float]:
+def rubin(estimates: np.ndarray, variances: np.ndarray, df_complete: float) -> dict[str, float]:
     """Rubin's rules: Q̄, T = Ū + (1 + 1/M)B, Barnard–Rubin df, 95 % CI and p."""
     q = np.asarray(estimates, dtype=float)
     u = np.asarray(variances, dtype=float)
@@ -52,14 +51,22 @@ def rubin(estimates: np.ndarray, variances: np.ndarray, df_complete: float
         df = df_complete
     else:
         gamma = (1 + 1 / m) * b / t
-        df_old = (m - 1) / gamma ** 2
+        df_old = (m - 1) / gamma**2
         df_obs = (df_complete + 1) / (df_complete + 3) * df_complete * (1 - gamma)
         df = 1 / (1 / df_old + 1 / df_obs)
     se = math.sqrt(t)
     half = stats.t.ppf(0.975, df) * se
-    return {"estimate": qbar, "se": se, "df": df, "ci_lower": qbar - half,
-            "ci_upper": qbar + half, "p": float(2 * stats.t.sf(abs(qbar / se), df)),
-            "within_variance": ubar, "between_variance": b, "imputations": m}
+    return {
+        "estimate": qbar,
+        "se": se,
+        "df": df,
+        "ci_lower": qbar - half,
+        "ci_upper": qbar + half,
+        "p": float(2 * stats.t.sf(abs(qbar / se), df)),
+        "within_variance": ubar,
+        "between_variance": b,
+        "imputations": m,
+    }
 
 
 def _ancova(y: np.ndarray, base: np.ndarray, treated: np.ndarray) -> tuple[float, float, int]:
@@ -71,8 +78,7 @@ def _ancova(y: np.ndarray, base: np.ndarray, treated: np.ndarray) -> tuple[float
     return float(beta[2]), float(cov[2, 2]), df
 
 
-def _draw(rng: np.random.Generator, y: np.ndarray, X: np.ndarray, X_new: np.ndarray
-          ) -> np.ndarray:
+def _draw(rng: np.random.Generator, y: np.ndarray, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
     """One proper imputation by Bayesian linear regression (the "norm" method)."""
     n, p = X.shape
     xtx_inv = np.linalg.inv(X.T @ X)
@@ -83,18 +89,31 @@ def _draw(rng: np.random.Generator, y: np.ndarray, X: np.ndarray, X_new: np.ndar
     return X_new @ beta_star + rng.normal(0.0, math.sqrt(sigma2), len(X_new))
 
 
-def tipping_point(data: TidyData, scores: pd.DataFrame, control: str | None, visit: str,
-                  outcome: str = "pain", deltas: np.ndarray | None = None,
-                  imputations: int = 50, seed: int = 1) -> pd.DataFrame:
+def tipping_point(
+    data: TidyData,
+    scores: pd.DataFrame,
+    control: str | None,
+    visit: str,
+    outcome: str = "pain",
+    deltas: np.ndarray | None = None,
+    imputations: int = 50,
+    seed: int = 1,
+) -> pd.DataFrame:
     """MI (within arm, on baseline) with δ added to the treated arm's imputed values."""
     treated_arm, control_arm = rct.arms(data, control)
-    people = data.participants[(data.participants["status"].fillna("") != "screen_failed")
-                               & data.participants["arm"].isin([treated_arm, control_arm])]
+    people = data.participants[
+        (data.participants["status"].fillna("") != "screen_failed")
+        & data.participants["arm"].isin([treated_arm, control_arm])
+    ]
     values = oc.outcome_values(data, outcome, scores)
     base = values.dropna(subset=["baseline"]).groupby("participant_id")["baseline"].first()
     primary = values[values["visit_code"] == visit].set_index("participant_id")["change"]
-    frame = pd.DataFrame({"participant_id": people["participant_id"].to_numpy(),
-                          "treated": (people["arm"] == treated_arm).to_numpy(float)})
+    frame = pd.DataFrame(
+        {
+            "participant_id": people["participant_id"].to_numpy(),
+            "treated": (people["arm"] == treated_arm).to_numpy(float),
+        }
+    )
     frame["baseline"] = frame["participant_id"].map(base)
     frame["change"] = frame["participant_id"].map(primary)
     frame = frame.dropna(subset=["baseline"]).reset_index(drop=True)
@@ -130,28 +149,44 @@ def tipping_point(data: TidyData, scores: pd.DataFrame, control: str | None, vis
             est.append(e)
             var.append(v)
         combined = rubin(np.array(est), np.array(var), df)
-        rows.append({"delta": float(delta), **combined,
-                     "n_imputed_treated": int(((t == 1) & missing).sum()),
-                     "n_imputed_control": int(((t == 0) & missing).sum())})
+        rows.append(
+            {
+                "delta": float(delta),
+                **combined,
+                "n_imputed_treated": int(((t == 1) & missing).sum()),
+                "n_imputed_control": int(((t == 0) & missing).sum()),
+            }
+        )
     table = pd.DataFrame(rows)
     crosses = (table["ci_lower"] <= 0) & (table["ci_upper"] >= 0)
     # no tipping point when the CI already includes 0 at δ = 0, or never within the grid
-    table["tipping_point"] = (float(table.loc[crosses, "delta"].iloc[0])
-                              if crosses.any() and not crosses.iloc[0] else math.nan)
+    table["tipping_point"] = (
+        float(table.loc[crosses, "delta"].iloc[0])
+        if crosses.any() and not crosses.iloc[0]
+        else math.nan
+    )
     return table
 
 
-def composite_responders(data: TidyData, scores: pd.DataFrame, control: str | None,
-                         outcome: str = "pain", threshold: float = 0.3) -> pd.DataFrame:
+def composite_responders(
+    data: TidyData,
+    scores: pd.DataFrame,
+    control: str | None,
+    outcome: str = "pain",
+    threshold: float = 0.3,
+) -> pd.DataFrame:
     """Responders with non-responder imputation and re-intervention as failure, per visit."""
     treated_arm, control_arm = rct.arms(data, control)
-    people = data.participants[(data.participants["status"].fillna("") != "screen_failed")
-                               & data.participants["arm"].isin([treated_arm, control_arm])]
+    people = data.participants[
+        (data.participants["status"].fillna("") != "screen_failed")
+        & data.participants["arm"].isin([treated_arm, control_arm])
+    ]
     values = oc.outcome_values(data, outcome, scores).dropna(subset=["baseline"])
     values = values[values["baseline"] > 0]
     sign = 1.0 if oc.OUTCOMES[outcome].higher_is_better else -1.0
-    values = values.assign(responder=sign * values["change"] / values["baseline"]
-                           >= threshold - 1e-9)
+    values = values.assign(
+        responder=sign * values["change"] / values["baseline"] >= threshold - 1e-9
+    )
     first_reint = data.reinterventions.groupby("participant_id")["days_since_procedure"].min()
     order = oc.visit_order(data)
     rows = []
@@ -174,9 +209,19 @@ def composite_responders(data: TidyData, scores: pd.DataFrame, control: str | No
             continue
         rd, lo, hi = risk_difference(k1, n1, k2, n2)
         or_, or_lo, or_hi, p = odds_ratio(k1, n1, k2, n2)
-        rows.append({"visit": visit, "threshold_percent": round(threshold * 100),
-                     "responders_treated": f"{k1}/{n1}", "responders_control": f"{k2}/{n2}",
-                     "risk_difference": rd, "rd_ci_lower": lo, "rd_ci_upper": hi,
-                     "odds_ratio": or_, "or_ci_lower": or_lo, "or_ci_upper": or_hi,
-                     "fisher_p": p})
+        rows.append(
+            {
+                "visit": visit,
+                "threshold_percent": round(threshold * 100),
+                "responders_treated": f"{k1}/{n1}",
+                "responders_control": f"{k2}/{n2}",
+                "risk_difference": rd,
+                "rd_ci_lower": lo,
+                "rd_ci_upper": hi,
+                "odds_ratio": or_,
+                "or_ci_lower": or_lo,
+                "or_ci_upper": or_hi,
+                "fisher_p": p,
+            }
+        )
     return pd.DataFrame(rows)

@@ -33,24 +33,76 @@ DESIGNS = ("case_series", "cohort", "rct")
 POPULATIONS = ("morton", "stump_phantom", "traumatic", "other")
 
 #: Columns a user file must have; the others are optional and read as empty when absent.
-REQUIRED_COLUMNS = ("study", "year", "design", "population", "n", "outcome", "timepoint_months",
-                    "verified", "source_text")
-NUMERIC_COLUMNS = ("year", "n", "timepoint_months", "baseline_mean", "baseline_sd",
-                   "followup_mean", "followup_sd", "events", "total", "effect", "ci_lower",
-                   "ci_upper")
-TEXT_COLUMNS = ("journal", "doi_or_pmid", "guidance", "primary", "ci_dist", "exclude_reason",
-                "source_url", "notes")
-ALL_COLUMNS = ("study", "year", "journal", "doi_or_pmid", "design", "population", "guidance",
-               "n", "outcome", "timepoint_months", "primary", "baseline_mean", "baseline_sd",
-               "followup_mean", "followup_sd", "events", "total", "effect", "ci_lower",
-               "ci_upper", "ci_dist", "verified", "exclude_reason", "source_url", "source_text",
-               "notes")
+REQUIRED_COLUMNS = (
+    "study",
+    "year",
+    "design",
+    "population",
+    "n",
+    "outcome",
+    "timepoint_months",
+    "verified",
+    "source_text",
+)
+NUMERIC_COLUMNS = (
+    "year",
+    "n",
+    "timepoint_months",
+    "baseline_mean",
+    "baseline_sd",
+    "followup_mean",
+    "followup_sd",
+    "events",
+    "total",
+    "effect",
+    "ci_lower",
+    "ci_upper",
+)
+TEXT_COLUMNS = (
+    "journal",
+    "doi_or_pmid",
+    "guidance",
+    "primary",
+    "ci_dist",
+    "exclude_reason",
+    "source_url",
+    "notes",
+)
+ALL_COLUMNS = (
+    "study",
+    "year",
+    "journal",
+    "doi_or_pmid",
+    "design",
+    "population",
+    "guidance",
+    "n",
+    "outcome",
+    "timepoint_months",
+    "primary",
+    "baseline_mean",
+    "baseline_sd",
+    "followup_mean",
+    "followup_sd",
+    "events",
+    "total",
+    "effect",
+    "ci_lower",
+    "ci_upper",
+    "ci_dist",
+    "verified",
+    "exclude_reason",
+    "source_url",
+    "source_text",
+    "notes",
+)
 
 
 def bundled_path() -> Path:
     """Path of the bundled evidence CSV (installed as package data)."""
-    return Path(str(resources.files("cryoneuro") / "data" / "evidence" /
-                    "neuroma_cryoablation.csv"))
+    return Path(
+        str(resources.files("cryoneuro") / "data" / "evidence" / "neuroma_cryoablation.csv")
+    )
 
 
 def _where(line: int, study: str, column: str) -> str:
@@ -66,19 +118,25 @@ def load_evidence(path: str | Path | None = None) -> pd.DataFrame:
     """
     source = bundled_path() if path is None else Path(path)
     if not source.is_file():
-        raise InputError(f"{source}: file not found; give the path of an evidence CSV or omit "
-                         "it to use the bundled data set")
+        raise InputError(
+            f"{source}: file not found; give the path of an evidence CSV or omit "
+            "it to use the bundled data set"
+        )
     try:
         frame = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{source}: not a readable CSV ({first}); save it as UTF-8 "
-                         "comma-separated text with a header row") from None
+        raise InputError(
+            f"{source}: not a readable CSV ({first}); save it as UTF-8 "
+            "comma-separated text with a header row"
+        ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise InputError(f"{source}: missing column(s) {', '.join(missing)}; the header needs "
-                         f"{', '.join(REQUIRED_COLUMNS)} (see docs/meta-analysis.md)")
+        raise InputError(
+            f"{source}: missing column(s) {', '.join(missing)}; the header needs "
+            f"{', '.join(REQUIRED_COLUMNS)} (see docs/meta-analysis.md)"
+        )
     if frame.empty:
         raise InputError(f"{source}: no data rows; add one row per study × outcome × time point")
     for col in ALL_COLUMNS:
@@ -87,8 +145,10 @@ def load_evidence(path: str | Path | None = None) -> pd.DataFrame:
     frame = frame.map(lambda v: v.strip() if isinstance(v, str) else v)
     frame["line"] = np.arange(len(frame)) + 2  # header is line 1
     for col in NUMERIC_COLUMNS:
-        frame[col] = [_number(v, line, study, col)
-                      for v, line, study in zip(frame[col], frame["line"], frame["study"])]
+        frame[col] = [
+            _number(v, line, study, col)
+            for v, line, study in zip(frame[col], frame["line"], frame["study"])
+        ]
     for col in ("outcome", "design", "population", "verified", "primary", "ci_dist"):
         frame[col] = frame[col].str.lower()
     for _, row in frame.iterrows():
@@ -105,8 +165,10 @@ def _number(value: str, line: int, study: str, column: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise InputError(f"{_where(line, study, column)} must be a number, got '{value}'; "
-                         "write it as digits with a decimal point (e.g. 6.2)") from None
+        raise InputError(
+            f"{_where(line, study, column)} must be a number, got '{value}'; "
+            "write it as digits with a decimal point (e.g. 6.2)"
+        ) from None
     if not math.isfinite(number):
         raise InputError(f"{_where(line, study, column)} must be finite, got '{value}'")
     return number
@@ -115,8 +177,9 @@ def _number(value: str, line: int, study: str, column: str) -> float:
 def _check_row(row: pd.Series) -> None:
     line, study = int(row["line"]), row["study"]
     if not study:
-        raise InputError(f"line {line}: column 'study' is empty; name the study (e.g. "
-                         "'Cazzato 2016')")
+        raise InputError(
+            f"line {line}: column 'study' is empty; name the study (e.g. 'Cazzato 2016')"
+        )
     checks = [
         ("outcome", row["outcome"] in OUTCOME_CODES, f"one of {', '.join(OUTCOME_CODES)}"),
         ("design", row["design"] in DESIGNS, f"one of {', '.join(DESIGNS)}"),
@@ -129,34 +192,49 @@ def _check_row(row: pd.Series) -> None:
         if not ok:
             raise InputError(f"{_where(line, study, col)} is '{row[col]}'; use {allowed}")
     if row["n"] <= 0 or row["n"] != int(row["n"]):
-        raise InputError(f"{_where(line, study, 'n')} must be a positive whole number, got "
-                         f"{row['n']:g}")
+        raise InputError(
+            f"{_where(line, study, 'n')} must be a positive whole number, got {row['n']:g}"
+        )
     if row["timepoint_months"] < 0:
         raise InputError(f"{_where(line, study, 'timepoint_months')} must be ≥ 0")
     for col in ("baseline_sd", "followup_sd"):
         if row[col] < 0:  # NaN compares False
-            raise InputError(f"{_where(line, study, col)} is negative ({row[col]:g}); an SD "
-                             "is ≥ 0 — check the sign or leave it empty")
+            raise InputError(
+                f"{_where(line, study, col)} is negative ({row[col]:g}); an SD "
+                "is ≥ 0 — check the sign or leave it empty"
+            )
     events, total = row["events"], row["total"]
     if not math.isnan(events) or not math.isnan(total):
         if math.isnan(events) or math.isnan(total):
-            raise InputError(f"{_where(line, study, 'events')}: give both events and total or "
-                             "neither")
-        if events < 0 or total <= 0 or events > total or events != int(events) \
-                or total != int(total):
-            raise InputError(f"{_where(line, study, 'events')}: need whole numbers with "
-                             f"0 ≤ events ≤ total and total > 0, got {events:g}/{total:g}")
+            raise InputError(
+                f"{_where(line, study, 'events')}: give both events and total or neither"
+            )
+        if (
+            events < 0
+            or total <= 0
+            or events > total
+            or events != int(events)
+            or total != int(total)
+        ):
+            raise InputError(
+                f"{_where(line, study, 'events')}: need whole numbers with "
+                f"0 ≤ events ≤ total and total > 0, got {events:g}/{total:g}"
+            )
     lo, hi = row["ci_lower"], row["ci_upper"]
     if math.isnan(lo) != math.isnan(hi):
-        raise InputError(f"{_where(line, study, 'ci_lower')}: give both ci_lower and ci_upper "
-                         "or neither")
+        raise InputError(
+            f"{_where(line, study, 'ci_lower')}: give both ci_lower and ci_upper or neither"
+        )
     if not math.isnan(lo) and lo >= hi:
-        raise InputError(f"{_where(line, study, 'ci_lower')}: ci_lower ({lo:g}) must be below "
-                         f"ci_upper ({hi:g})")
+        raise InputError(
+            f"{_where(line, study, 'ci_lower')}: ci_lower ({lo:g}) must be below ci_upper ({hi:g})"
+        )
     if row["verified"] == "yes" and not row["source_text"]:
-        raise InputError(f"{_where(line, study, 'source_text')} is empty on a verified row; "
-                         "paste the abstract sentence that gives the numbers, or set "
-                         "verified=no")
+        raise InputError(
+            f"{_where(line, study, 'source_text')} is empty on a verified row; "
+            "paste the abstract sentence that gives the numbers, or set "
+            "verified=no"
+        )
 
 
 def _check_primary(frame: pd.DataFrame) -> None:
@@ -164,14 +242,23 @@ def _check_primary(frame: pd.DataFrame) -> None:
     dup = primary[primary.duplicated(["study", "outcome"], keep=False)]
     if not dup.empty:
         first = dup.iloc[0]
-        lines = ", ".join(str(v) for v in dup[(dup["study"] == first["study"])
-                                              & (dup["outcome"] == first["outcome"])]["line"])
-        raise InputError(f"lines {lines} (study '{first['study']}', outcome "
-                         f"'{first['outcome']}'): more than one row has primary=yes; mark only "
-                         "the time point to pool (the last follow-up)")
+        lines = ", ".join(
+            str(v)
+            for v in dup[(dup["study"] == first["study"]) & (dup["outcome"] == first["outcome"])][
+                "line"
+            ]
+        )
+        raise InputError(
+            f"lines {lines} (study '{first['study']}', outcome "
+            f"'{first['outcome']}'): more than one row has primary=yes; mark only "
+            "the time point to pool (the last follow-up)"
+        )
 
 
 def summary_counts(frame: pd.DataFrame) -> dict[str, int]:
     """How many studies and rows the table holds and how many rows are verified."""
-    return {"studies": int(frame["study"].nunique()), "rows": len(frame),
-            "verified_rows": int((frame["verified"] == "yes").sum())}
+    return {
+        "studies": int(frame["study"].nunique()),
+        "rows": len(frame),
+        "verified_rows": int((frame["verified"] == "yes").sum()),
+    }

@@ -41,8 +41,11 @@ from scipy import linalg, optimize, stats
 from cryoneuro.errors import InputError
 
 Structure = Literal["us", "cs", "ar1"]
-STRUCTURES: dict[str, str] = {"us": "unstructured", "cs": "compound symmetry",
-                              "ar1": "first-order autoregressive"}
+STRUCTURES: dict[str, str] = {
+    "us": "unstructured",
+    "cs": "compound symmetry",
+    "ar1": "first-order autoregressive",
+}
 
 
 @dataclass
@@ -76,8 +79,9 @@ class MMRMFit:
     _kr_source: object = field(default=None, repr=False)
     _theta_cov: np.ndarray | None = field(default=None, repr=False)
 
-    def contrast(self, c: np.ndarray | str, level: float = 0.95,
-                 df_method: str = "satterthwaite") -> Contrast:
+    def contrast(
+        self, c: np.ndarray | str, level: float = 0.95, df_method: str = "satterthwaite"
+    ) -> Contrast:
         """Estimate, SE, df, t, p and CI of cᵀβ (c a vector or a coefficient name).
 
         ``df_method``: ``satterthwaite`` (SE from Φ) or ``kenward-roger`` (SE from the
@@ -96,13 +100,19 @@ class MMRMFit:
         var = float(c @ self.cov_beta @ c)
         grad = np.einsum("p,kpq,q->k", c, self._dphi, c)
         denom = float(grad @ self._theta_cov @ grad)
-        df = 2.0 * var ** 2 / denom if denom > 0 else np.inf
+        df = 2.0 * var**2 / denom if denom > 0 else np.inf
         se = float(np.sqrt(var))
         t = estimate / se
         q = stats.t.ppf(0.5 + level / 2, df)
-        return Contrast(estimate, se, df, t, float(2 * stats.t.sf(abs(t), df)),
-                        estimate - q * se, estimate + q * se)
-
+        return Contrast(
+            estimate,
+            se,
+            df,
+            t,
+            float(2 * stats.t.sf(abs(t), df)),
+            estimate - q * se,
+            estimate + q * se,
+        )
 
     def _kenward_roger(self, c: np.ndarray, level: float) -> Contrast:
         """Kenward & Roger (1997, Biometrics 53:983) for one contrast (ℓ = 1).
@@ -121,8 +131,13 @@ class MMRMFit:
             raise InputError("Kenward–Roger is available for the us and cs covariances")
         phi, M, Q, W = self._kr
         var = float(c @ phi @ c)
-        adj = phi + 2.0 * phi @ np.einsum("kl,klpq->pq", W, Q - np.einsum(
-            "kpr,rs,lsq->klpq", M, phi, M)) @ phi
+        adj = (
+            phi
+            + 2.0
+            * phi
+            @ np.einsum("kl,klpq->pq", W, Q - np.einsum("kpr,rs,lsq->klpq", M, phi, M))
+            @ phi
+        )
         var_a = float(c @ adj @ c)
         a = np.array([float(c @ phi @ Mk @ phi @ c) for Mk in M]) / var
         a2 = float(a @ W @ a)
@@ -134,14 +149,21 @@ class MMRMFit:
         c1, c2, c3 = g / denom, (ell - g) / denom, (ell + 2 - g) / denom
         e_star = 1.0 / (1.0 - a2 / ell)
         v_star = (2.0 / ell) * (1 + c1 * b) / ((1 - c2 * b) ** 2 * (1 - c3 * b))
-        rho = v_star / (2.0 * e_star ** 2)
+        rho = v_star / (2.0 * e_star**2)
         df = 4.0 + (ell + 2) / (ell * rho - 1)
         estimate = float(c @ self.beta)
         se = float(np.sqrt(var_a))
         t = estimate / se
         q = stats.t.ppf(0.5 + level / 2, df)
-        return Contrast(estimate, se, df, t, float(2 * stats.t.sf(abs(t), df)),
-                        estimate - q * se, estimate + q * se)
+        return Contrast(
+            estimate,
+            se,
+            df,
+            t,
+            float(2 * stats.t.sf(abs(t), df)),
+            estimate - q * se,
+            estimate + q * se,
+        )
 
 
 # ----------------------------------------------------------------------- covariance models
@@ -164,8 +186,7 @@ def _n_theta(structure: str, T: int) -> int:
     return T * (T + 1) // 2 if structure == "us" else 2
 
 
-def _sigma_and_derivs(theta: np.ndarray, structure: str, T: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def _sigma_and_derivs(theta: np.ndarray, structure: str, T: int) -> tuple[np.ndarray, np.ndarray]:
     """Σ(θ) (T × T) and ∂Σ/∂θ_k (K × T × T)."""
     if structure == "us":
         L = np.zeros((T, T))
@@ -183,7 +204,7 @@ def _sigma_and_derivs(theta: np.ndarray, structure: str, T: int
             d[k] = dL @ L.T + L @ dL.T
         return sigma, d
     s2, rho = float(np.exp(theta[0])), float(np.tanh(theta[1]))
-    drho = 1.0 - rho ** 2
+    drho = 1.0 - rho**2
     if structure == "cs":
         corr = np.full((T, T), rho)
         np.fill_diagonal(corr, 1.0)
@@ -191,7 +212,7 @@ def _sigma_and_derivs(theta: np.ndarray, structure: str, T: int
         np.fill_diagonal(dcorr, 0.0)
     elif structure == "ar1":
         lag = np.abs(np.subtract.outer(np.arange(T), np.arange(T)))
-        corr = rho ** lag
+        corr = rho**lag
         with np.errstate(divide="ignore", invalid="ignore"):
             dcorr = np.where(lag > 0, lag * rho ** np.maximum(lag - 1, 0) * drho, 0.0)
     else:
@@ -205,8 +226,15 @@ def _sigma_and_derivs(theta: np.ndarray, structure: str, T: int
 class _Problem:
     """Data grouped by missing-data pattern, so that each pattern's Σ is inverted once."""
 
-    def __init__(self, y: np.ndarray, X: np.ndarray, subject: np.ndarray, visit: np.ndarray,
-                 T: int, structure: str):
+    def __init__(
+        self,
+        y: np.ndarray,
+        X: np.ndarray,
+        subject: np.ndarray,
+        visit: np.ndarray,
+        T: int,
+        structure: str,
+    ):
         self.T, self.structure, self.p = T, structure, X.shape[1]
         self.n_obs = len(y)
         order = np.lexsort((visit, subject))
@@ -215,10 +243,11 @@ class _Problem:
         bounds = np.r_[starts, len(y)]
         patterns: dict[tuple[int, ...], list[int]] = {}
         for i in range(len(starts)):
-            key = tuple(int(v) for v in visit[bounds[i]:bounds[i + 1]])
+            key = tuple(int(v) for v in visit[bounds[i] : bounds[i + 1]])
             if len(set(key)) != len(key):
-                raise InputError("a participant has two rows at one visit; one row per "
-                                 "participant and visit")
+                raise InputError(
+                    "a participant has two rows at one visit; one row per participant and visit"
+                )
             patterns.setdefault(key, []).append(i)
         self.n_subjects = len(starts)
         self.groups = []
@@ -226,8 +255,9 @@ class _Problem:
             idx = np.array(key)
             rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in members])
             m = len(idx)
-            self.groups.append((idx, X[rows].reshape(len(members), m, self.p),
-                                y[rows].reshape(len(members), m)))
+            self.groups.append(
+                (idx, X[rows].reshape(len(members), m, self.p), y[rows].reshape(len(members), m))
+            )
 
     def _xtvx(self, sigma: np.ndarray, with_y: bool = False):
         """Σ XᵢᵀΣᵢ⁻¹Xᵢ (and Σ XᵢᵀΣᵢ⁻¹yᵢ, log|V|, the inverses), by pattern with matrix products."""
@@ -240,7 +270,7 @@ class _Problem:
             c, low = linalg.cho_factor(S)  # LinAlgError when Σ is not positive definite
             Sinv = linalg.cho_solve((c, low), np.eye(len(idx)))
             logdet += len(yg) * 2.0 * np.sum(np.log(np.diag(c)))
-            SX = np.matmul(Sinv, Xg)                          # n × m × p
+            SX = np.matmul(Sinv, Xg)  # n × m × p
             flat_x, flat_sx = Xg.reshape(-1, self.p), SX.reshape(-1, self.p)
             xtvx += flat_x.T @ flat_sx
             if with_y:
@@ -257,25 +287,31 @@ class _Problem:
         try:
             cf = linalg.cho_factor(xtvx)
         except linalg.LinAlgError:
-            raise InputError("the mixed model's design is not of full rank (a visit with one "
-                             "arm only, or a site with no participants?)") from None
+            raise InputError(
+                "the mixed model's design is not of full rank (a visit with one "
+                "arm only, or a site with no participants?)"
+            ) from None
         beta = linalg.cho_solve(cf, xtvy)
         phi = linalg.cho_solve(cf, np.eye(self.p)) if gradient else None
         quad = 0.0
         grad = np.zeros(len(theta))
         for idx, Xg, yg, Sinv in parts:
-            r = yg - Xg @ beta                                 # n × m
+            r = yg - Xg @ beta  # n × m
             quad += float(np.sum((r @ Sinv) * r))
             if gradient:
                 # ∂/∂θ_k: n·tr(Σ⁻¹Σ_k) − tr(A_k Σₙ XₙΦXₙᵀ) − tr(A_k Σₙ rₙrₙᵀ), A_k = Σ⁻¹Σ_kΣ⁻¹
-                dS = dsigma[:, idx][:, :, idx]                 # K × m × m
+                dS = dsigma[:, idx][:, :, idx]  # K × m × m
                 A = Sinv @ dS @ Sinv
-                XP = Xg @ phi                                  # n × m × p
+                XP = Xg @ phi  # n × m × p
                 G = np.tensordot(XP, Xg, axes=([0, 2], [0, 2]))
                 grad += len(yg) * np.tensordot(dS, Sinv.T, axes=([1, 2], [0, 1]))
                 grad -= np.tensordot(A, G + r.T @ r, axes=([1, 2], [0, 1]))
-        value = logdet + quad + 2.0 * np.sum(np.log(np.diag(cf[0]))) + \
-            (self.n_obs - self.p) * np.log(2 * np.pi)
+        value = (
+            logdet
+            + quad
+            + 2.0 * np.sum(np.log(np.diag(cf[0])))
+            + (self.n_obs - self.p) * np.log(2 * np.pi)
+        )
         if gradient:
             return value, grad
         return value
@@ -287,8 +323,8 @@ class _Problem:
         phi = np.linalg.inv(xtvx)
         M = np.zeros((len(theta), self.p, self.p))
         for idx, Xg, _yg, Sinv in parts:
-            SX = np.matmul(Sinv, Xg).reshape(-1, len(idx), self.p)      # n × m × p
-            dS = dsigma[:, idx][:, :, idx]                                # K × m × m
+            SX = np.matmul(Sinv, Xg).reshape(-1, len(idx), self.p)  # n × m × p
+            dS = dsigma[:, idx][:, :, idx]  # K × m × m
             # Σₙ (Σ⁻¹Xₙ)ᵀ Σ_k (Σ⁻¹Xₙ) for every k
             M += np.einsum("nip,kij,njq->kpq", SX, dS, SX, optimize=True)
         return phi @ M @ phi
@@ -306,16 +342,19 @@ class _Problem:
         Q = np.zeros((K, K, self.p, self.p))
         T = np.zeros((K, K))
         for idx, Xg, _yg, Sinv in parts:
-            dS = D[:, idx][:, :, idx]                            # K × m × m
-            SX = np.matmul(Sinv, Xg)                             # n × m × p  (Σ⁻¹X)
-            B = Sinv @ dS                                        # K × m × m  (Σ⁻¹Σₖ)
+            dS = D[:, idx][:, :, idx]  # K × m × m
+            SX = np.matmul(Sinv, Xg)  # n × m × p  (Σ⁻¹X)
+            B = Sinv @ dS  # K × m × m  (Σ⁻¹Σₖ)
             M += np.einsum("nip,kij,njq->kpq", SX, dS, SX, optimize=True)
             # Qₖₗ = Σₙ (Σ⁻¹X)ᵀ Σₖ Σ⁻¹ Σₗ (Σ⁻¹X)
             mid = np.einsum("kij,ljm->klim", dS, B, optimize=True)
             Q += np.einsum("nip,klij,njq->klpq", SX, mid, SX, optimize=True)
             T += len(Xg) * np.einsum("kij,lji->kl", B, B, optimize=True)
-        info = 0.5 * (T - 2 * np.einsum("pq,klqp->kl", phi, Q)
-                      + np.einsum("pq,kqr,rs,lsp->kl", phi, M, phi, M, optimize=True))
+        info = 0.5 * (
+            T
+            - 2 * np.einsum("pq,klqp->kl", phi, Q)
+            + np.einsum("pq,kqr,rs,lsp->kl", phi, M, phi, M, optimize=True)
+        )
         return phi, M, Q, np.linalg.inv(info)
 
     def phi(self, theta: np.ndarray) -> np.ndarray:
@@ -335,8 +374,9 @@ def _hessian(problem: _Problem, theta: np.ndarray) -> np.ndarray:
     for k in range(len(theta)):
         e = np.zeros(len(theta))
         e[k] = h[k]
-        H[k] = (problem.evaluate(theta + e, True)[1] - problem.evaluate(theta - e, True)[1]) \
-            / (2 * h[k])
+        H[k] = (problem.evaluate(theta + e, True)[1] - problem.evaluate(theta - e, True)[1]) / (
+            2 * h[k]
+        )
     return 0.5 * (H + H.T)
 
 
@@ -369,8 +409,15 @@ def _start(problem: _Problem) -> np.ndarray:
     return np.r_[np.log(np.diag(L)), L[rows, cols]]
 
 
-def fit_mmrm(y: np.ndarray, X: np.ndarray, subject: np.ndarray, visit: np.ndarray, T: int,
-             names: list[str], structure: Structure = "us") -> MMRMFit:
+def fit_mmrm(
+    y: np.ndarray,
+    X: np.ndarray,
+    subject: np.ndarray,
+    visit: np.ndarray,
+    T: int,
+    names: list[str],
+    structure: Structure = "us",
+) -> MMRMFit:
     """Fit the MMRM by REML. ``visit`` holds visit ranks 0..T−1; ``subject`` any labels."""
     if structure not in STRUCTURES:
         raise InputError(f"covariance '{structure}': use us, cs or ar1")
@@ -379,8 +426,13 @@ def fit_mmrm(y: np.ndarray, X: np.ndarray, subject: np.ndarray, visit: np.ndarra
     _, subject_codes = np.unique(np.asarray(subject), return_inverse=True)
     problem = _Problem(y, X, subject_codes, np.asarray(visit, dtype=int), T, structure)
     theta0 = _start(problem)
-    result = optimize.minimize(lambda th: problem.evaluate(th, True), theta0, jac=True,
-                               method="BFGS", options={"gtol": 1e-8, "maxiter": 2000})
+    result = optimize.minimize(
+        lambda th: problem.evaluate(th, True),
+        theta0,
+        jac=True,
+        method="BFGS",
+        options={"gtol": 1e-8, "maxiter": 2000},
+    )
     theta = result.x
     # Newton polish: BFGS stops on a gradient norm; Newton steps with the exact-curvature
     # (finite-difference) Hessian reach the optimum to machine precision, which the 1e-4
@@ -404,12 +456,22 @@ def fit_mmrm(y: np.ndarray, X: np.ndarray, subject: np.ndarray, visit: np.ndarra
     converged = bool(np.all(np.isfinite(grad)) and np.max(np.abs(grad)) < 1e-4 and eig.min() > 0)
     theta_cov = 2.0 * np.linalg.pinv(H)
     sigma, _ = _sigma_and_derivs(theta, structure, T)
-    fit = MMRMFit(names=list(names), beta=problem.beta(theta), cov_beta=problem.phi(theta),
-                  sigma=sigma, theta=theta, structure=structure, minus2_reml=float(value),
-                  converged=converged, n_subjects=problem.n_subjects, n_obs=problem.n_obs,
-                  message="" if converged else
-                  f"not converged: max |gradient| {np.max(np.abs(grad)):.2g}, smallest "
-                  f"Hessian eigenvalue {eig.min():.2g}")
+    fit = MMRMFit(
+        names=list(names),
+        beta=problem.beta(theta),
+        cov_beta=problem.phi(theta),
+        sigma=sigma,
+        theta=theta,
+        structure=structure,
+        minus2_reml=float(value),
+        converged=converged,
+        n_subjects=problem.n_subjects,
+        n_obs=problem.n_obs,
+        message=""
+        if converged
+        else f"not converged: max |gradient| {np.max(np.abs(grad)):.2g}, smallest "
+        f"Hessian eigenvalue {eig.min():.2g}",
+    )
     fit._dphi = problem.dphi(theta)
     fit._kr_source = lambda: problem.kr_pieces(theta)  # computed on the first KR request
     fit._theta_cov = theta_cov

@@ -38,19 +38,25 @@ class Outcome:
     higher_is_better: bool
 
 
-OUTCOMES: dict[str, Outcome] = {o.code: o for o in (
-    Outcome("pain", "Pain NRS (0–10)", "nrs", "pain", False),
-    Outcome("pain_vas", "Pain VAS (0–100)", "vas", "pain", False),
-    Outcome("qol", "EQ-5D-5L index (England value set)", "eq5d5l", "index_england", True),
-    Outcome("qol_vas", "EQ VAS (0–100)", "eq5d5l", "vas", True),
-    Outcome("foot_walking", "MOXFQ walking/standing (0–100)", "moxfq", "walking_standing", False),
-    Outcome("foot_pain", "MOXFQ pain (0–100)", "moxfq", "pain", False),
-    Outcome("mobility", "Walking distance (m)", "mobility", "walking_distance_m", True),
-    Outcome("bpi_severity", "BPI pain severity (0–10)", "bpi", "severity", False),
-    Outcome("residual_limb_pain", "Residual-limb pain (0–10)", "stump", "residual_limb_pain",
-            False),
-    Outcome("phantom_pain", "Phantom pain (0–10)", "stump", "phantom_pain", False),
-)}
+OUTCOMES: dict[str, Outcome] = {
+    o.code: o
+    for o in (
+        Outcome("pain", "Pain NRS (0–10)", "nrs", "pain", False),
+        Outcome("pain_vas", "Pain VAS (0–100)", "vas", "pain", False),
+        Outcome("qol", "EQ-5D-5L index (England value set)", "eq5d5l", "index_england", True),
+        Outcome("qol_vas", "EQ VAS (0–100)", "eq5d5l", "vas", True),
+        Outcome(
+            "foot_walking", "MOXFQ walking/standing (0–100)", "moxfq", "walking_standing", False
+        ),
+        Outcome("foot_pain", "MOXFQ pain (0–100)", "moxfq", "pain", False),
+        Outcome("mobility", "Walking distance (m)", "mobility", "walking_distance_m", True),
+        Outcome("bpi_severity", "BPI pain severity (0–10)", "bpi", "severity", False),
+        Outcome(
+            "residual_limb_pain", "Residual-limb pain (0–10)", "stump", "residual_limb_pain", False
+        ),
+        Outcome("phantom_pain", "Phantom pain (0–10)", "stump", "phantom_pain", False),
+    )
+}
 
 
 def scored(data: TidyData) -> pd.DataFrame:
@@ -61,8 +67,12 @@ def scored(data: TidyData) -> pd.DataFrame:
     items = scores[kind == "item"]
     if len(items):
         have = set(zip(out["participant_id"], out["visit_code"], out["instrument"]))
-        missing = items[[k not in have for k in zip(items["participant_id"],
-                                                    items["visit_code"], items["instrument"])]]
+        missing = items[
+            [
+                k not in have
+                for k in zip(items["participant_id"], items["visit_code"], items["instrument"])
+            ]
+        ]
         if len(missing):
             from cryoneuro.instruments import score
 
@@ -72,34 +82,49 @@ def scored(data: TidyData) -> pd.DataFrame:
                 answers = dict(zip(group["measure"], group["value"]))
                 first = group.iloc[0]
                 for measure, value in score(instrument, answers).items():
-                    rows.append({"participant_id": pid, "visit_code": code,
-                                 "visit_date": first["visit_date"],
-                                 "days_since_procedure": first["days_since_procedure"],
-                                 "instrument": instrument, "kind": "score", "measure": measure,
-                                 "value": value})
+                    rows.append(
+                        {
+                            "participant_id": pid,
+                            "visit_code": code,
+                            "visit_date": first["visit_date"],
+                            "days_since_procedure": first["days_since_procedure"],
+                            "instrument": instrument,
+                            "kind": "score",
+                            "measure": measure,
+                            "value": value,
+                        }
+                    )
             out = pd.concat([out, pd.DataFrame(rows)], ignore_index=True)
     return out
 
 
 def visit_order(data: TidyData) -> pd.DataFrame:
     """Visit codes with their median day and months, in time order, with the horizon."""
-    frame = pd.concat([data.visits[["visit_code", "days_since_procedure"]],
-                       data.scores[["visit_code", "days_since_procedure"]]])
+    frame = pd.concat(
+        [
+            data.visits[["visit_code", "days_since_procedure"]],
+            data.scores[["visit_code", "days_since_procedure"]],
+        ]
+    )
     days = frame.groupby("visit_code")["days_since_procedure"].median()
     table = days.rename("median_day").reset_index()
     table["median_day"] = table["median_day"].astype(float)
-    table.loc[table["visit_code"] == "baseline", "median_day"] = table.loc[
-        table["visit_code"] == "baseline", "median_day"].fillna(0.0).clip(upper=0.0)
+    table.loc[table["visit_code"] == "baseline", "median_day"] = (
+        table.loc[table["visit_code"] == "baseline", "median_day"].fillna(0.0).clip(upper=0.0)
+    )
     table = table.sort_values("median_day", na_position="last").reset_index(drop=True)
     table["months"] = (table["median_day"] / 30.4375).round(1)
     table["horizon"] = np.select(
         [table["median_day"] <= 0, table["months"] <= 3.5, table["months"] >= 5.5],
-        ["baseline", "short-term", "long-term"], "medium-term")
+        ["baseline", "short-term", "long-term"],
+        "medium-term",
+    )
     return table
 
 
-def outcome_values(data: TidyData, outcome: str | Outcome,
-                   score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+def outcome_values(
+    data: TidyData, outcome: str | Outcome, score_rows: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per participant and follow-up visit with ``baseline``, ``value``, ``change``.
 
     Columns: participant_id, arm, visit_code, day, baseline, value, change, percent_change.
@@ -109,10 +134,14 @@ def outcome_values(data: TidyData, outcome: str | Outcome,
     rows = rows[(rows["instrument"] == spec.instrument) & (rows["measure"] == spec.measure)]
     values = rows.assign(value=pd.to_numeric(rows["value"], errors="coerce"))
     values = values.dropna(subset=["value"])
-    is_base = (values["visit_code"] == "baseline") | (
-        values["days_since_procedure"].fillna(1) <= 0)
-    base = (values[is_base].sort_values("days_since_procedure", na_position="first")
-            .groupby("participant_id")["value"].last().rename("baseline"))
+    is_base = (values["visit_code"] == "baseline") | (values["days_since_procedure"].fillna(1) <= 0)
+    base = (
+        values[is_base]
+        .sort_values("days_since_procedure", na_position="first")
+        .groupby("participant_id")["value"]
+        .last()
+        .rename("baseline")
+    )
     follow = values[~is_base][["participant_id", "visit_code", "days_since_procedure", "value"]]
     follow = follow.rename(columns={"days_since_procedure": "day"})
     merged = follow.merge(base, left_on="participant_id", right_index=True, how="left")
@@ -120,8 +149,9 @@ def outcome_values(data: TidyData, outcome: str | Outcome,
     merged["arm"] = merged["participant_id"].map(arms).fillna("all")
     merged["change"] = merged["value"] - merged["baseline"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        merged["percent_change"] = np.where(merged["baseline"] > 0,
-                                            100.0 * merged["change"] / merged["baseline"], np.nan)
+        merged["percent_change"] = np.where(
+            merged["baseline"] > 0, 100.0 * merged["change"] / merged["baseline"], np.nan
+        )
     return merged.reset_index(drop=True)
 
 
@@ -137,29 +167,46 @@ def _mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float, f
     return mean, sd, mean - half, mean + half
 
 
-def change_from_baseline(data: TidyData, outcome: str, score_rows: pd.DataFrame | None = None
-                         ) -> pd.DataFrame:
+def change_from_baseline(
+    data: TidyData, outcome: str, score_rows: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Per arm and visit: n, baseline and visit means, mean change with 95 % CI."""
     values = outcome_values(data, outcome, score_rows).dropna(subset=["baseline"])
     order = visit_order(data).set_index("visit_code")
     rows = []
     for (arm, code), group in values.groupby(["arm", "visit_code"]):
         mean, sd, lo, hi = _mean_ci(group["change"].to_numpy(float))
-        rows.append({"outcome": outcome, "arm": arm, "visit": code,
-                     "months": order["months"].get(code, np.nan),
-                     "horizon": order["horizon"].get(code, ""), "n": len(group),
-                     "baseline_mean": group["baseline"].mean(), "visit_mean": group["value"].mean(),
-                     "mean_change": mean, "sd_change": sd, "ci_lower": lo, "ci_upper": hi,
-                     "percent_change_of_mean": 100 * mean / group["baseline"].mean()
-                     if group["baseline"].mean() else np.nan})
+        rows.append(
+            {
+                "outcome": outcome,
+                "arm": arm,
+                "visit": code,
+                "months": order["months"].get(code, np.nan),
+                "horizon": order["horizon"].get(code, ""),
+                "n": len(group),
+                "baseline_mean": group["baseline"].mean(),
+                "visit_mean": group["value"].mean(),
+                "mean_change": mean,
+                "sd_change": sd,
+                "ci_lower": lo,
+                "ci_upper": hi,
+                "percent_change_of_mean": 100 * mean / group["baseline"].mean()
+                if group["baseline"].mean()
+                else np.nan,
+            }
+        )
     table = pd.DataFrame(rows)
     if table.empty:
         return table
     return table.sort_values(["months", "arm"]).reset_index(drop=True)
 
 
-def responder_rates(data: TidyData, outcome: str = "pain", thresholds: tuple[float, ...] = (0.3, 0.5),
-                    score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+def responder_rates(
+    data: TidyData,
+    outcome: str = "pain",
+    thresholds: tuple[float, ...] = (0.3, 0.5),
+    score_rows: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Per arm, visit and threshold: responders / n with an exact (Clopper–Pearson) 95 % CI."""
     values = outcome_values(data, outcome, score_rows).dropna(subset=["baseline"])
     values = values[values["baseline"] > 0]
@@ -173,10 +220,21 @@ def responder_rates(data: TidyData, outcome: str = "pain", thresholds: tuple[flo
         for (arm, code), group in values.assign(r=responder).groupby(["arm", "visit_code"]):
             k, n = int(group["r"].sum()), len(group)
             lo, hi = proportion_confint(k, n, alpha=0.05, method="beta")
-            rows.append({"outcome": outcome, "threshold_percent": int(round(threshold * 100)),
-                         "arm": arm, "visit": code, "months": order["months"].get(code, np.nan),
-                         "horizon": order["horizon"].get(code, ""), "responders": k, "n": n,
-                         "rate": k / n, "ci_lower": lo, "ci_upper": hi})
+            rows.append(
+                {
+                    "outcome": outcome,
+                    "threshold_percent": round(threshold * 100),
+                    "arm": arm,
+                    "visit": code,
+                    "months": order["months"].get(code, np.nan),
+                    "horizon": order["horizon"].get(code, ""),
+                    "responders": k,
+                    "n": n,
+                    "rate": k / n,
+                    "ci_lower": lo,
+                    "ci_upper": hi,
+                }
+            )
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -190,10 +248,17 @@ def change_figure(table: pd.DataFrame, label: str):
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for arm, group in table.groupby("arm"):
         group = group.sort_values("months")
-        ax.errorbar(group["months"], group["mean_change"],
-                    yerr=[group["mean_change"] - group["ci_lower"],
-                          group["ci_upper"] - group["mean_change"]],
-                    marker="o", capsize=3, label=f"{arm}")
+        ax.errorbar(
+            group["months"],
+            group["mean_change"],
+            yerr=[
+                group["mean_change"] - group["ci_lower"],
+                group["ci_upper"] - group["mean_change"],
+            ],
+            marker="o",
+            capsize=3,
+            label=f"{arm}",
+        )
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlabel("months after cryoablation")
     ax.set_ylabel(f"change in {label}")

@@ -33,21 +33,26 @@ from cryoneuro.errors import InputError
 #: Covariance structures tried, in order, when the requested one does not converge.
 FALLBACK = ("us", "ar1", "cs")
 
-_CONTROL = re.compile(r"sham|control|placebo|usual|standard|steroid|injection|surgery|waitlist",
-                      re.IGNORECASE)
+_CONTROL = re.compile(
+    r"sham|control|placebo|usual|standard|steroid|injection|surgery|waitlist", re.IGNORECASE
+)
 
 
 def arms(data: TidyData, control: str | None = None) -> tuple[str, str]:
     """(treated, control) arm codes; the control is named or recognised by its name."""
     present = sorted(set(data.participants["arm"].dropna()) - {""})
     if len(present) != 2:
-        raise InputError(f"an RCT analysis needs exactly two arms in participants.arm, found "
-                         f"{len(present)} ({', '.join(present) or 'none'})")
+        raise InputError(
+            f"an RCT analysis needs exactly two arms in participants.arm, found "
+            f"{len(present)} ({', '.join(present) or 'none'})"
+        )
     if control is None:
         named = [a for a in present if _CONTROL.search(a)]
         if len(named) != 1:
-            raise InputError(f"cannot tell the control arm among {', '.join(present)}; "
-                             "give it with --control ARM")
+            raise InputError(
+                f"cannot tell the control arm among {', '.join(present)}; "
+                "give it with --control ARM"
+            )
         control = named[0]
     if control not in present:
         raise InputError(f"--control '{control}' is not an arm; arms are {', '.join(present)}")
@@ -62,9 +67,14 @@ def _itt_frame(data: TidyData, outcome: str, control: str, score_rows=None) -> p
     return frame
 
 
-def mmrm(data: TidyData, outcome: str = "pain", control: str | None = None,
-         score_rows: pd.DataFrame | None = None, covariance: str = "us",
-         df_method: str = "satterthwaite") -> pd.DataFrame:
+def mmrm(
+    data: TidyData,
+    outcome: str = "pain",
+    control: str | None = None,
+    score_rows: pd.DataFrame | None = None,
+    covariance: str = "us",
+    df_method: str = "satterthwaite",
+) -> pd.DataFrame:
     """Treatment effect (treated − control) on the change from baseline at every visit.
 
     :func:`cryoneuro.analysis.mmrm.fit_mmrm` with fixed effects visit, visit × arm, baseline and
@@ -77,60 +87,97 @@ def mmrm(data: TidyData, outcome: str = "pain", control: str | None = None,
 
     treated_arm, control = arms(data, control)
     frame = _itt_frame(data, outcome, control, score_rows)
-    visits = [v for v in frame.groupby("visit")["day"].median().sort_values().index
-              if frame.loc[frame["visit"] == v, "treated"].nunique() == 2]
+    visits = [
+        v
+        for v in frame.groupby("visit")["day"].median().sort_values().index
+        if frame.loc[frame["visit"] == v, "treated"].nunique() == 2
+    ]
     frame = frame[frame["visit"].isin(visits)].reset_index(drop=True)
     if frame["participant_id"].nunique() < 4 or not visits:
-        raise InputError(f"too few randomised participants with baseline and follow-up "
-                         f"'{outcome}' values for a mixed model")
-    site = frame["participant_id"].map(
-        data.participants.set_index("participant_id")["site"]).fillna("")
+        raise InputError(
+            f"too few randomised participants with baseline and follow-up "
+            f"'{outcome}' values for a mixed model"
+        )
+    site = (
+        frame["participant_id"]
+        .map(data.participants.set_index("participant_id")["site"])
+        .fillna("")
+    )
     sites = sorted(set(site) - {""})
-    columns: dict[str, np.ndarray] = {"(Intercept)": np.ones(len(frame)),
-                                      "baseline": frame["baseline"].to_numpy(float)}
+    columns: dict[str, np.ndarray] = {
+        "(Intercept)": np.ones(len(frame)),
+        "baseline": frame["baseline"].to_numpy(float),
+    }
     for name in sites[1:]:
         columns[f"site {name}"] = (site == name).to_numpy(float)
     for visit in visits[1:]:
         columns[f"visit {visit}"] = (frame["visit"] == visit).to_numpy(float)
     for visit in visits:
-        columns[f"{treated_arm} at {visit}"] = ((frame["visit"] == visit)
-                                                & (frame["treated"] == 1)).to_numpy(float)
+        columns[f"{treated_arm} at {visit}"] = (
+            (frame["visit"] == visit) & (frame["treated"] == 1)
+        ).to_numpy(float)
     rank = {v: i for i, v in enumerate(visits)}
     # pre-specified fallback (stated in the report): when the requested covariance does not
     # converge, the next simpler one in FALLBACK is fitted, and the note says so
     tried: list[str] = []
     for structure in [covariance, *[s for s in FALLBACK if s != covariance]]:
-        fit = fit_mmrm(frame["change"].to_numpy(float), np.column_stack(list(columns.values())),
-                       frame["participant_id"].to_numpy(), frame["visit"].map(rank).to_numpy(),
-                       len(visits), list(columns), structure)  # type: ignore[arg-type]
+        fit = fit_mmrm(
+            frame["change"].to_numpy(float),
+            np.column_stack(list(columns.values())),
+            frame["participant_id"].to_numpy(),
+            frame["visit"].map(rank).to_numpy(),
+            len(visits),
+            list(columns),
+            structure,
+        )  # type: ignore[arg-type]
         if fit.converged:
             break
         tried.append(f"{STRUCTURES[structure]} did not converge ({fit.message})")
-    note = "; ".join(tried + ([f"fallback: {STRUCTURES[fit.structure]}"] if tried and
-                              fit.converged else []))
+    note = "; ".join(
+        tried + ([f"fallback: {STRUCTURES[fit.structure]}"] if tried and fit.converged else [])
+    )
     rows = []
     for visit in visits:
         if df_method == "kenward-roger" and fit.structure == "ar1":
-            raise InputError("Kenward–Roger is available for the us and cs covariances; use "
-                             "--df satterthwaite with ar1")
+            raise InputError(
+                "Kenward–Roger is available for the us and cs covariances; use "
+                "--df satterthwaite with ar1"
+            )
         c = fit.contrast(f"{treated_arm} at {visit}", df_method=df_method)
         n_visit = frame[frame["visit"] == visit].groupby("treated").size()
-        rows.append({"outcome": outcome, "visit": visit,
-                     "months": round(float(frame.loc[frame["visit"] == visit, "day"].median())
-                                     / 30.4375, 1),
-                     "comparison": f"{treated_arm} − {control}",
-                     "method": f"MMRM ({STRUCTURES[fit.structure]}"
-                               f"{', Kenward–Roger' if df_method == 'kenward-roger' else ''})",
-                     "n_treated": int(n_visit.get(1.0, 0)), "n_control": int(n_visit.get(0.0, 0)),
-                     "effect": c.estimate, "se": c.se, "df": c.df, "ci_lower": c.ci_lower,
-                     "ci_upper": c.ci_upper, "p_value": c.p, "converged": fit.converged,
-                     "note": note, "sites_adjusted": len(sites) > 1,
-                     "participants": int(frame["participant_id"].nunique())})
+        rows.append(
+            {
+                "outcome": outcome,
+                "visit": visit,
+                "months": round(
+                    float(frame.loc[frame["visit"] == visit, "day"].median()) / 30.4375, 1
+                ),
+                "comparison": f"{treated_arm} − {control}",
+                "method": f"MMRM ({STRUCTURES[fit.structure]}"
+                f"{', Kenward–Roger' if df_method == 'kenward-roger' else ''})",
+                "n_treated": int(n_visit.get(1.0, 0)),
+                "n_control": int(n_visit.get(0.0, 0)),
+                "effect": c.estimate,
+                "se": c.se,
+                "df": c.df,
+                "ci_lower": c.ci_lower,
+                "ci_upper": c.ci_upper,
+                "p_value": c.p,
+                "converged": fit.converged,
+                "note": note,
+                "sites_adjusted": len(sites) > 1,
+                "participants": int(frame["participant_id"].nunique()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def ancova(data: TidyData, outcome: str = "pain", control: str | None = None,
-           score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+def ancova(
+    data: TidyData,
+    outcome: str = "pain",
+    control: str | None = None,
+    score_rows: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Second method: OLS of change on baseline and arm, separately at each visit."""
     import statsmodels.formula.api as smf
 
@@ -142,35 +189,58 @@ def ancova(data: TidyData, outcome: str = "pain", control: str | None = None,
             continue
         fit = smf.ols("change ~ baseline + treated", group).fit()
         lo, hi = fit.conf_int().loc["treated"]
-        rows.append({"outcome": outcome, "visit": visit,
-                     "months": round(float(group["day"].median()) / 30.4375, 1),
-                     "comparison": f"{treated_arm} − {control}", "method": "ANCOVA",
-                     "n_treated": int((group["treated"] == 1).sum()),
-                     "n_control": int((group["treated"] == 0).sum()),
-                     "effect": float(fit.params["treated"]), "ci_lower": float(lo),
-                     "ci_upper": float(hi), "p_value": float(fit.pvalues["treated"])})
+        rows.append(
+            {
+                "outcome": outcome,
+                "visit": visit,
+                "months": round(float(group["day"].median()) / 30.4375, 1),
+                "comparison": f"{treated_arm} − {control}",
+                "method": "ANCOVA",
+                "n_treated": int((group["treated"] == 1).sum()),
+                "n_control": int((group["treated"] == 0).sum()),
+                "effect": float(fit.params["treated"]),
+                "ci_lower": float(lo),
+                "ci_upper": float(hi),
+                "p_value": float(fit.pvalues["treated"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def flow(data: TidyData, primary_visit: str | None, outcome: str = "pain",
-         score_rows: pd.DataFrame | None = None) -> dict:
+def flow(
+    data: TidyData,
+    primary_visit: str | None,
+    outcome: str = "pain",
+    score_rows: pd.DataFrame | None = None,
+) -> dict:
     """Participant-flow counts for the CONSORT (RCT) or PROCESS (case series) diagram."""
     people = data.participants
     status = people["status"].fillna("enrolled")
     values = outcome_values(data, outcome, score_rows)
     with_baseline = set(values.dropna(subset=["baseline"])["participant_id"])
     followed = set(values.dropna(subset=["baseline", "value"])["participant_id"])
-    at_primary = set(values[(values["visit_code"] == primary_visit)].dropna(
-        subset=["baseline", "value"])["participant_id"]) if primary_visit else set()
+    at_primary = (
+        set(
+            values[(values["visit_code"] == primary_visit)].dropna(subset=["baseline", "value"])[
+                "participant_id"
+            ]
+        )
+        if primary_visit
+        else set()
+    )
     treated = set(data.procedures["participant_id"])
     reason = people["status_reason"].fillna("").str.strip().replace("", "reason not given")
 
     def reasons(mask: pd.Series) -> dict[str, int]:
         return {str(k): int(v) for k, v in reason[mask].value_counts().items()}
 
-    counts = {"assessed": len(people), "excluded": int((status == "screen_failed").sum()),
-              "excluded_reasons": reasons(status == "screen_failed"),
-              "primary_visit": primary_visit, "arms": {}}
+    counts = {
+        "assessed": len(people),
+        "excluded": int((status == "screen_failed").sum()),
+        "excluded_reasons": reasons(status == "screen_failed"),
+        "primary_visit": primary_visit,
+        "arms": {},
+    }
     included = people[status != "screen_failed"]
     counts["enrolled"] = len(included)
     for arm, group in included.groupby(included["arm"].fillna("").replace("", "all")):
@@ -180,14 +250,19 @@ def flow(data: TidyData, primary_visit: str | None, outcome: str = "pain",
         # "received" is unknown (None), not 0
         received = len(ids & treated) if ids & treated else (None if treated else len(ids))
         counts["arms"][arm] = {
-            "allocated": len(ids), "received": received,
+            "allocated": len(ids),
+            "received": received,
             "lost_to_follow_up": int((s == "lost_to_follow_up").sum()),
-            "lost_reasons": reasons(status.index.isin(group.index) & (status == "lost_to_follow_up")),
+            "lost_reasons": reasons(
+                status.index.isin(group.index) & (status == "lost_to_follow_up")
+            ),
             "discontinued": int((s == "withdrawn").sum()),
-            "discontinued_reasons": reasons(status.index.isin(group.index)
-                                            & (status == "withdrawn")),
+            "discontinued_reasons": reasons(
+                status.index.isin(group.index) & (status == "withdrawn")
+            ),
             "analysed_itt": len(ids & followed & with_baseline),
-            "with_primary_visit": len(ids & at_primary)}
+            "with_primary_visit": len(ids & at_primary),
+        }
     return counts
 
 
@@ -203,8 +278,16 @@ def flow_figure(counts: dict, rct: bool):
     ax.set_ylim(0, 5)
 
     def box(x: float, y: float, text: str, colour: str = "#f2f5fa") -> None:
-        ax.text(x, y, text, ha="center", va="center", fontsize=8.5, wrap=True,
-                bbox={"boxstyle": "round,pad=0.5", "fc": colour, "ec": "#0057b8"})
+        ax.text(
+            x,
+            y,
+            text,
+            ha="center",
+            va="center",
+            fontsize=8.5,
+            wrap=True,
+            bbox={"boxstyle": "round,pad=0.5", "fc": colour, "ec": "#0057b8"},
+        )
 
     def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
         ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "color": "0.3"})
@@ -213,27 +296,51 @@ def flow_figure(counts: dict, rct: bool):
     box(mid, 4.6, f"Assessed for eligibility (n = {counts['assessed']})")
     side = mid + 0.3 * width
     arrow(mid, 4.05, side - 0.12 * width, 4.05)
-    box(side, 4.05, f"Excluded (n = {counts['excluded']})"
-        + _reason_lines(counts.get("excluded_reasons", {})), "#fff8e1")
+    box(
+        side,
+        4.05,
+        f"Excluded (n = {counts['excluded']})" + _reason_lines(counts.get("excluded_reasons", {})),
+        "#fff8e1",
+    )
     arrow(mid, 4.45, mid, 3.75)
-    box(mid, 3.6, ("Randomised" if rct else "Enrolled and treated") + f" (n = {counts['enrolled']})")
+    box(
+        mid, 3.6, ("Randomised" if rct else "Enrolled and treated") + f" (n = {counts['enrolled']})"
+    )
     for i, arm in enumerate(arms):
         a = counts["arms"][arm]
         x = i + 0.5
         arrow(mid, 3.45, x, 2.95)
-        box(x, 2.7, (f"Allocated to {arm} (n = {a['allocated']})\n" if rct else
-                     f"{arm}: enrolled (n = {a['allocated']})\n") +
-            (f"received the procedure (n = {a['received']})" if a["received"] is not None
-             else "treatment not recorded in procedures"))
+        box(
+            x,
+            2.7,
+            (
+                f"Allocated to {arm} (n = {a['allocated']})\n"
+                if rct
+                else f"{arm}: enrolled (n = {a['allocated']})\n"
+            )
+            + (
+                f"received the procedure (n = {a['received']})"
+                if a["received"] is not None
+                else "treatment not recorded in procedures"
+            ),
+        )
         arrow(x, 2.45, x, 1.95)
-        box(x, 1.7, f"Lost to follow-up (n = {a['lost_to_follow_up']})"
-                    + _reason_lines(a.get("lost_reasons", {}))
-                    + f"\nDiscontinued (n = {a['discontinued']})"
-                    + _reason_lines(a.get("discontinued_reasons", {})))
+        box(
+            x,
+            1.7,
+            f"Lost to follow-up (n = {a['lost_to_follow_up']})"
+            + _reason_lines(a.get("lost_reasons", {}))
+            + f"\nDiscontinued (n = {a['discontinued']})"
+            + _reason_lines(a.get("discontinued_reasons", {})),
+        )
         arrow(x, 1.45, x, 0.95)
         primary = counts["primary_visit"] or "primary visit"
-        box(x, 0.6, f"Analysed, ITT mixed model (n = {a['analysed_itt']})\n"
-                    f"with {primary} outcome (n = {a['with_primary_visit']})")
+        box(
+            x,
+            0.6,
+            f"Analysed, ITT mixed model (n = {a['analysed_itt']})\n"
+            f"with {primary} outcome (n = {a['with_primary_visit']})",
+        )
     fig.tight_layout()
     return fig
 
@@ -255,9 +362,15 @@ def effect_figure(tables: list[pd.DataFrame], label: str):
     for offset, table in zip((-0.15, 0.15), tables):
         if table.empty:
             continue
-        ax.errorbar(table["months"] + offset, table["effect"],
-                    yerr=[table["effect"] - table["ci_lower"], table["ci_upper"] - table["effect"]],
-                    marker="o", capsize=3, ls="none", label=table["method"].iloc[0])
+        ax.errorbar(
+            table["months"] + offset,
+            table["effect"],
+            yerr=[table["effect"] - table["ci_lower"], table["ci_upper"] - table["effect"]],
+            marker="o",
+            capsize=3,
+            ls="none",
+            label=table["method"].iloc[0],
+        )
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlabel("months after cryoablation")
     ax.set_ylabel(f"difference in change, {label}")
@@ -275,8 +388,10 @@ def primary_visit(data: TidyData, requested: str | None = None) -> str | None:
     codes = list(order["visit_code"])
     if requested is not None:
         if requested not in codes:
-            raise InputError(f"--primary-visit '{requested}' is not a visit code in the data "
-                             f"({', '.join(codes)})")
+            raise InputError(
+                f"--primary-visit '{requested}' is not a visit code in the data "
+                f"({', '.join(codes)})"
+            )
         return requested
     if "m3" in codes:
         return "m3"

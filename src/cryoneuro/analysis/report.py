@@ -81,18 +81,36 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 #: Column names shown to a reader (the CSV files keep the machine names).
 LABELS = {
-    "ci_lower": "95 % CI lower", "ci_upper": "95 % CI upper", "n_treated": "n (treated)",
-    "n_control": "n (control)", "p_value": "p", "df": "df (Satterthwaite)", "se": "SE",
-    "rd_ci_lower": "RD 95 % CI lower", "rd_ci_upper": "RD 95 % CI upper",
-    "rr_ci_lower": "RR 95 % CI lower", "rr_ci_upper": "RR 95 % CI upper",
-    "or_ci_lower": "OR 95 % CI lower", "or_ci_upper": "OR 95 % CI upper",
-    "hk_ci_lower": "HK 95 % CI lower", "hk_ci_upper": "HK 95 % CI upper",
-    "pi_lower": "95 % PI lower", "pi_upper": "95 % PI upper", "tau2": "τ²",
-    "tau2_ci_lower": "τ² 95 % CI lower", "tau2_ci_upper": "τ² 95 % CI upper",
-    "I2_percent": "I² (%)", "Q_df": "Q df", "Q_p": "Q p", "fisher_p": "Fisher exact p",
-    "median_days": "median, days", "median_ci_lower": "median 95 % CI lower",
-    "median_ci_upper": "median 95 % CI upper", "logrank_p": "log-rank p",
-    "wtp_gbp_per_qaly": "willingness to pay, £/QALY", "cost_gbp": "cost, £",
+    "ci_lower": "95 % CI lower",
+    "ci_upper": "95 % CI upper",
+    "n_treated": "n (treated)",
+    "n_control": "n (control)",
+    "p_value": "p",
+    "df": "df (Satterthwaite)",
+    "se": "SE",
+    "rd_ci_lower": "RD 95 % CI lower",
+    "rd_ci_upper": "RD 95 % CI upper",
+    "rr_ci_lower": "RR 95 % CI lower",
+    "rr_ci_upper": "RR 95 % CI upper",
+    "or_ci_lower": "OR 95 % CI lower",
+    "or_ci_upper": "OR 95 % CI upper",
+    "hk_ci_lower": "HK 95 % CI lower",
+    "hk_ci_upper": "HK 95 % CI upper",
+    "pi_lower": "95 % PI lower",
+    "pi_upper": "95 % PI upper",
+    "tau2": "τ²",
+    "tau2_ci_lower": "τ² 95 % CI lower",
+    "tau2_ci_upper": "τ² 95 % CI upper",
+    "I2_percent": "I² (%)",
+    "Q_df": "Q df",
+    "Q_p": "Q p",
+    "fisher_p": "Fisher exact p",
+    "median_days": "median, days",
+    "median_ci_lower": "median 95 % CI lower",
+    "median_ci_upper": "median 95 % CI upper",
+    "logrank_p": "log-rank p",
+    "wtp_gbp_per_qaly": "willingness to pay, £/QALY",
+    "cost_gbp": "cost, £",
 }
 
 
@@ -106,16 +124,25 @@ def _format_frame(frame: pd.DataFrame) -> str:
         if isinstance(value, float):
             if value != value:  # NaN
                 return "–"
-            return f"{value:.3g}" if abs(value) >= 1000 or (0 < abs(value) < 0.01) else f"{value:.2f}"
+            return (
+                f"{value:.3g}" if abs(value) >= 1000 or (0 < abs(value) < 0.01) else f"{value:.2f}"
+            )
         return str(value)
 
     shown = frame.rename(columns=column_label)
-    return shown.to_html(index=False, border=0, na_rep="–", formatters={
-        c: fmt for c in shown.columns}, escape=True)
+    return shown.to_html(
+        index=False, border=0, na_rep="–", formatters={c: fmt for c in shown.columns}, escape=True
+    )
 
 
-def write_report(out_dir: str | Path, title: str, sections: list[Section], *, subtitle: str = "",
-                 stem: str = "report") -> dict[str, Path]:
+def write_report(
+    out_dir: str | Path,
+    title: str,
+    sections: list[Section],
+    *,
+    subtitle: str = "",
+    stem: str = "report",
+) -> dict[str, Path]:
     """Write ``<stem>.html``, ``<stem>.pdf``, ``tables/*.csv`` and ``figures/*.png``.
 
     Returns the paths written, keyed ``html``, ``pdf`` and ``table:<name>`` / ``figure:<name>``.
@@ -138,8 +165,15 @@ def write_report(out_dir: str | Path, title: str, sections: list[Section], *, su
                 path = out / "tables" / f"{item.name}.csv"
                 atomic_write(path, item.frame.to_csv(index=False).encode("utf-8"))
                 written[f"table:{item.name}"] = path
-                items.append({"kind": "table", "name": item.name, "title": item.title,
-                              "note": item.note, "html": _format_frame(item.frame)})
+                items.append(
+                    {
+                        "kind": "table",
+                        "name": item.name,
+                        "title": item.title,
+                        "note": item.note,
+                        "html": _format_frame(item.frame),
+                    }
+                )
             else:
                 buffer = io.BytesIO()
                 item.figure.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
@@ -147,12 +181,23 @@ def write_report(out_dir: str | Path, title: str, sections: list[Section], *, su
                 path = out / "figures" / f"{item.name}.png"
                 atomic_write(path, png)
                 written[f"figure:{item.name}"] = path
-                items.append({"kind": "figure", "title": item.title, "caption": item.caption,
-                              "src": "data:image/png;base64," + base64.b64encode(png).decode()})
+                items.append(
+                    {
+                        "kind": "figure",
+                        "title": item.title,
+                        "caption": item.caption,
+                        "src": "data:image/png;base64," + base64.b64encode(png).decode(),
+                    }
+                )
         rendered.append({"title": section.title, "text": section.text, "entries": items})
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    page = Environment(autoescape=select_autoescape(default=True)).from_string(_TEMPLATE).render(
-        title=title, subtitle=subtitle, version=__version__, created=created, sections=rendered)
+    page = (
+        Environment(autoescape=select_autoescape(default=True))
+        .from_string(_TEMPLATE)
+        .render(
+            title=title, subtitle=subtitle, version=__version__, created=created, sections=rendered
+        )
+    )
     html_path = out / f"{stem}.html"
     atomic_write(html_path, page.encode("utf-8"))
     written["html"] = html_path
@@ -201,15 +246,22 @@ def _pdf_table(frame: pd.DataFrame) -> list[str]:
     block: list[str] = []
     for column in columns[1:]:
         trial = shown[[columns[0], *block, column]].to_string(
-            index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}")
+            index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}"
+        )
         if block and max(len(line) for line in trial.splitlines()) > PDF_WIDTH:
-            out += shown[[columns[0], *block]].to_string(
-                index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}").splitlines()
+            out += (
+                shown[[columns[0], *block]]
+                .to_string(index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}")
+                .splitlines()
+            )
             out.append("")
             block = []
         block.append(column)
-    out += shown[[columns[0], *block]].to_string(
-        index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}").splitlines()
+    out += (
+        shown[[columns[0], *block]]
+        .to_string(index=False, max_colwidth=40, float_format=lambda v: f"{v:.4g}")
+        .splitlines()
+    )
     return out
 
 
@@ -221,12 +273,19 @@ def _text_pages(pdf: Any, lines: list[str], per_page: int = 60) -> None:
 
     wrapped: list[str] = []
     for line in lines:
-        wrapped += textwrap.wrap(line, PDF_WIDTH, subsequent_indent="  ",
-                                 replace_whitespace=False, drop_whitespace=False) or [""]
+        wrapped += textwrap.wrap(
+            line, PDF_WIDTH, subsequent_indent="  ", replace_whitespace=False, drop_whitespace=False
+        ) or [""]
     lines = wrapped
     for start in range(0, max(len(lines), 1), per_page):
         fig = plt.figure(figsize=(8.27, 11.69))
-        fig.text(0.06, 0.97, "\n".join(lines[start:start + per_page]), va="top",
-                 family="monospace", fontsize=6.5)
+        fig.text(
+            0.06,
+            0.97,
+            "\n".join(lines[start : start + per_page]),
+            va="top",
+            family="monospace",
+            fontsize=6.5,
+        )
         pdf.savefig(fig)
         plt.close(fig)

@@ -50,8 +50,17 @@ def safety_table(data: TidyData) -> pd.DataFrame:
             if category == "other" and k == 0:
                 continue
             lo, hi = proportion_confint(k, n, alpha=0.05, method="beta")
-            rows.append({"category": category, "arm": arm, "participants_with_event": k,
-                         "exposed": n, "rate": k / n if n else float("nan"), "ci_lower": lo,
-                         "ci_upper": hi, "events": len(these),
-                         "serious": int(these["serious"].fillna(False).astype(bool).sum())})
+            rows.append(
+                {
+                    "category": category,
+                    "arm": arm,
+                    "participants_with_event": k,
+                    "exposed": n,
+                    "rate": k / n if n else float("nan"),
+                    "ci_lower": lo,
+                    "ci_upper": hi,
+                    "events": len(these),
+                    "serious": int(these["serious"].fillna(False).astype(bool).sum()),
+                }
+            )
     return pd.DataFrame(rows)

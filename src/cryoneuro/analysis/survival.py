@@ -40,8 +40,12 @@ from cryoneuro.analysis.outcomes import outcome_values
 from cryoneuro.analysis.tidy import TidyData
 
 
-def recurrence_times(data: TidyData, outcome: str = "pain", threshold: float = 0.3,
-                     score_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+def recurrence_times(
+    data: TidyData,
+    outcome: str = "pain",
+    threshold: float = 0.3,
+    score_rows: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """participant_id, arm, duration (days), event (1 = recurrence), predicted_relief_days."""
     values = outcome_values(data, outcome, score_rows).dropna(subset=["baseline", "day"])
     values = values[(values["baseline"] > 0) & (values["day"] > 0)]
@@ -56,14 +60,20 @@ def recurrence_times(data: TidyData, outcome: str = "pain", threshold: float = 0
             rows.append((pid, group["arm"].iloc[0], 0.5 * (lower + upper), 1, lower, upper))
         else:
             rows.append((pid, group["arm"].iloc[0], days[-1], 0, days[-1], np.inf))
-    frame = pd.DataFrame(rows, columns=["participant_id", "arm", "duration", "event",
-                                        "interval_lower", "interval_upper"])
-    predicted = (data.procedures.sort_values("procedure_date", na_position="last")
-                 .groupby("participant_id")["predicted_relief_days"].first())
+    frame = pd.DataFrame(
+        rows,
+        columns=["participant_id", "arm", "duration", "event", "interval_lower", "interval_upper"],
+    )
+    predicted = (
+        data.procedures.sort_values("procedure_date", na_position="last")
+        .groupby("participant_id")["predicted_relief_days"]
+        .first()
+    )
     frame["predicted_relief_days"] = frame["participant_id"].map(predicted)
     if "neuroma_type" in data.participants:
         frame["neuroma_type"] = frame["participant_id"].map(
-            data.participants.set_index("participant_id")["neuroma_type"])
+            data.participants.set_index("participant_id")["neuroma_type"]
+        )
     return frame
 
 
@@ -84,11 +94,15 @@ def _published_check(data: pd.DataFrame) -> list[dict]:
         km = float(KaplanMeierFitter().fit(group["duration"], group["event"]).median_survival_time_)
         pred = float(group["predicted_relief_days"].median())
         interval = published.get("interval_days")
-        row = {"neuroma_type": kind, "n": len(group), "median_predicted_days": pred,
-               "km_median_observed_days": km,
-               "published_interval_days": f"{interval[0]}–{interval[1]}" if interval else "none",
-               "prediction_vs_published": regrowth.agreement(pred, pred, published),
-               "observed_vs_published": regrowth.agreement(km, km, published)}
+        row = {
+            "neuroma_type": kind,
+            "n": len(group),
+            "median_predicted_days": pred,
+            "km_median_observed_days": km,
+            "published_interval_days": f"{interval[0]}–{interval[1]}" if interval else "none",
+            "prediction_vs_published": regrowth.agreement(pred, pred, published),
+            "observed_vs_published": regrowth.agreement(km, km, published),
+        }
         out.append(row)
     return out
 
@@ -104,11 +118,14 @@ def reintervention_times(data: TidyData) -> pd.DataFrame:
     from cryoneuro.analysis.safety import exposed
 
     people = exposed(data)
-    contact = pd.concat([
-        data.visits[["participant_id", "days_since_procedure"]],
-        data.scores[["participant_id", "days_since_procedure"]],
-        data.adverse_events[["participant_id", "days_since_procedure"]],
-        data.reinterventions[["participant_id", "days_since_procedure"]]])
+    contact = pd.concat(
+        [
+            data.visits[["participant_id", "days_since_procedure"]],
+            data.scores[["participant_id", "days_since_procedure"]],
+            data.adverse_events[["participant_id", "days_since_procedure"]],
+            data.reinterventions[["participant_id", "days_since_procedure"]],
+        ]
+    )
     last = contact.groupby("participant_id")["days_since_procedure"].max()
     first_event = data.reinterventions.groupby("participant_id")["days_since_procedure"].min()
     rows = []
@@ -120,8 +137,9 @@ def reintervention_times(data: TidyData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["participant_id", "arm", "duration", "event"])
 
 
-def kaplan_meier(times: pd.DataFrame, label: str, at_days: tuple[int, ...] = (91, 182, 365)
-                 ) -> tuple[pd.DataFrame, object]:
+def kaplan_meier(
+    times: pd.DataFrame, label: str, at_days: tuple[int, ...] = (91, 182, 365)
+) -> tuple[pd.DataFrame, object]:
     """Median time with 95 % CI and survival at fixed days per arm; and the KM figure."""
     import matplotlib.pyplot as plt
     from lifelines import KaplanMeierFitter
@@ -137,21 +155,30 @@ def kaplan_meier(times: pd.DataFrame, label: str, at_days: tuple[int, ...] = (91
         kmf = KaplanMeierFitter(label=str(arm))
         kmf.fit(group["duration"], group["event"])
         fitters.append(kmf)
-        kmf.plot_survival_function(ax=ax, ci_show=True, show_censors=True,
-                                   censor_styles={"ms": 5, "marker": "|"})
+        kmf.plot_survival_function(
+            ax=ax, ci_show=True, show_censors=True, censor_styles={"ms": 5, "marker": "|"}
+        )
         ci = median_survival_times(kmf.confidence_interval_)
-        row = {"endpoint": label, "arm": arm, "n": len(group), "events": int(group["event"].sum()),
-               "median_days": float(kmf.median_survival_time_),
-               "median_ci_lower": float(ci.iloc[0, 0]), "median_ci_upper": float(ci.iloc[0, 1])}
+        row = {
+            "endpoint": label,
+            "arm": arm,
+            "n": len(group),
+            "events": int(group["event"].sum()),
+            "median_days": float(kmf.median_survival_time_),
+            "median_ci_lower": float(ci.iloc[0, 0]),
+            "median_ci_upper": float(ci.iloc[0, 1]),
+        }
         for day in at_days:
             row[f"free_at_day_{day}"] = float(kmf.survival_function_at_times(day).iloc[0])
         if "interval_lower" in group:
             # sensitivity: Turnbull's NPMLE on the intervals themselves (no imputation)
             turnbull = KaplanMeierFitter().fit_interval_censoring(
-                group["interval_lower"], group["interval_upper"])
+                group["interval_lower"], group["interval_upper"]
+            )
             # the NPMLE is set-valued inside Turnbull intervals: report the middle of its bounds
-            row["median_turnbull_days"] = float(np.mean(
-                np.asarray(turnbull.median_survival_time_, dtype=float)))
+            row["median_turnbull_days"] = float(
+                np.mean(np.asarray(turnbull.median_survival_time_, dtype=float))
+            )
         rows.append(row)
     table = pd.DataFrame(rows)
     if len(groups) == 2:
@@ -172,8 +199,7 @@ def at_risk(times: pd.DataFrame, days: tuple[int, ...] = (0, 91, 182, 365, 730))
     """Numbers at risk per arm at given days: participants whose time is ≥ the day."""
     rows = []
     for arm, group in times.groupby("arm"):
-        rows.append({"arm": arm, **{f"day_{d}": int((group["duration"] >= d).sum())
-                                    for d in days}})
+        rows.append({"arm": arm, **{f"day_{d}": int((group["duration"] >= d).sum()) for d in days}})
     return pd.DataFrame(rows)
 
 
@@ -185,11 +211,21 @@ def calibration(times: pd.DataFrame) -> tuple[pd.DataFrame, dict, object | None]
 
     data = times.dropna(subset=["predicted_relief_days"])
     if len(data) < 6 or data["event"].sum() < 3:
-        return pd.DataFrame(), {"n": len(data), "note": "too few participants with a "
-                                "plan's prediction and an observed recurrence"}, None
-    summary = {"n": len(data), "events": int(data["event"].sum()),
-               "concordance_index": float(concordance_index(
-                   data["duration"], data["predicted_relief_days"], data["event"]))}
+        return (
+            pd.DataFrame(),
+            {
+                "n": len(data),
+                "note": "too few participants with a plan's prediction and an observed recurrence",
+            },
+            None,
+        )
+    summary = {
+        "n": len(data),
+        "events": int(data["event"].sum()),
+        "concordance_index": float(
+            concordance_index(data["duration"], data["predicted_relief_days"], data["event"])
+        ),
+    }
     events = data[data["event"] == 1]
     log_ratio = np.log(events["duration"] / events["predicted_relief_days"])
     summary["median_observed_over_predicted"] = float(np.exp(np.median(log_ratio)))
@@ -197,18 +233,35 @@ def calibration(times: pd.DataFrame) -> tuple[pd.DataFrame, dict, object | None]
     rows = []
     for name, group in data.groupby(tertile, observed=True):
         kmf = KaplanMeierFitter().fit(group["duration"], group["event"])
-        rows.append({"predicted_tertile": str(name), "n": len(group),
-                     "events": int(group["event"].sum()),
-                     "median_predicted_days": float(group["predicted_relief_days"].median()),
-                     "km_median_observed_days": float(kmf.median_survival_time_)})
+        rows.append(
+            {
+                "predicted_tertile": str(name),
+                "n": len(group),
+                "events": int(group["event"].sum()),
+                "median_predicted_days": float(group["predicted_relief_days"].median()),
+                "km_median_observed_days": float(kmf.median_survival_time_),
+            }
+        )
     table = pd.DataFrame(rows)
     summary["published_series"] = _published_check(data)
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    ax.scatter(events["predicted_relief_days"], events["duration"], s=18, label="recurrence",
-               color="#c62828")
+    ax.scatter(
+        events["predicted_relief_days"],
+        events["duration"],
+        s=18,
+        label="recurrence",
+        color="#c62828",
+    )
     censored = data[data["event"] == 0]
-    ax.scatter(censored["predicted_relief_days"], censored["duration"], s=22, marker="^",
-               facecolors="none", edgecolors="#0057b8", label="no recurrence yet (censored)")
+    ax.scatter(
+        censored["predicted_relief_days"],
+        censored["duration"],
+        s=22,
+        marker="^",
+        facecolors="none",
+        edgecolors="#0057b8",
+        label="no recurrence yet (censored)",
+    )
     finite = table["km_median_observed_days"].replace(np.inf, np.nan)
     ax.plot(table["median_predicted_days"], finite, "ks-", ms=6, label="tertile: KM median")
     top = float(max(data["duration"].max(), data["predicted_relief_days"].max())) * 1.05

@@ -26,8 +26,15 @@ import pandas as pd
 
 from cryoneuro.analysis.tidy import TidyData, from_frames
 
-VISIT_DAYS: dict[str, int] = {"baseline": -7, "w2": 14, "m1": 30, "m3": 91, "m6": 182,
-                              "m12": 365, "m24": 730}
+VISIT_DAYS: dict[str, int] = {
+    "baseline": -7,
+    "w2": 14,
+    "m1": 30,
+    "m3": 91,
+    "m6": 182,
+    "m12": 365,
+    "m24": 730,
+}
 
 
 @dataclass
@@ -51,9 +58,14 @@ class SyntheticStudy:
     visits: dict[str, int] = field(default_factory=lambda: dict(VISIT_DAYS))
     dropout_per_visit: float = 0.04
     screen_failures: int = 10
-    ae_probabilities: dict[str, float] = field(default_factory=lambda: {
-        "pain": 0.10, "infection": 0.03, "worsening_of_symptoms": 0.05,
-        "damage_to_adjacent_structures": 0.02})
+    ae_probabilities: dict[str, float] = field(
+        default_factory=lambda: {
+            "pain": 0.10,
+            "infection": 0.03,
+            "worsening_of_symptoms": 0.05,
+            "damage_to_adjacent_structures": 0.02,
+        }
+    )
     reintervention_probability: float = 0.5
     seed: int = 1
 
@@ -69,11 +81,18 @@ def generate(spec: SyntheticStudy | None = None) -> TidyData:
     number = 0
     for _ in range(spec.screen_failures):
         number += 1
-        participants.append({"participant_id": f"P{number:04d}", "design": spec.design,
-                             "status": "screen_failed", "site": spec.sites[0],
-                             "study": "SYN", "status_reason": (
-                                 "not meeting inclusion criteria", "declined to participate"
-                             )[number % 2]})
+        participants.append(
+            {
+                "participant_id": f"P{number:04d}",
+                "design": spec.design,
+                "status": "screen_failed",
+                "site": spec.sites[0],
+                "study": "SYN",
+                "status_reason": ("not meeting inclusion criteria", "declined to participate")[
+                    number % 2
+                ],
+            }
+        )
     for arm in arms:
         treated = arm == spec.arms[0]
         for _ in range(spec.n_per_arm):
@@ -83,8 +102,9 @@ def generate(spec: SyntheticStudy | None = None) -> TidyData:
             site = spec.sites[int(rng.integers(0, len(spec.sites)))]
             baseline = rng.normal(spec.baseline_mean, spec.baseline_sd)
             u = rng.normal(0.0, spec.participant_sd)
-            predicted = float(np.exp(rng.normal(np.log(spec.relief_median_days),
-                                                 spec.prediction_spread)))
+            predicted = float(
+                np.exp(rng.normal(np.log(spec.relief_median_days), spec.prediction_spread))
+            )
             relief = predicted * float(np.exp(rng.normal(0.0, spec.calibration_sd)))
             status = "completed"
             last_day = 0
@@ -97,77 +117,158 @@ def generate(spec: SyntheticStudy | None = None) -> TidyData:
                 change = 0.0 if code == "baseline" else spec.control_change
                 if code != "baseline" and treated and day < relief:
                     change += spec.effect
-                pain = int(np.clip(np.rint(baseline + u + change + rng.normal(0, spec.residual_sd)
-                                           ), 0, 10))
+                pain = int(
+                    np.clip(np.rint(baseline + u + change + rng.normal(0, spec.residual_sd)), 0, 10)
+                )
                 date = start + dt.timedelta(days=day)
-                visits.append({"participant_id": pid, "visit_id": f"{pid}-{code}",
-                               "visit_code": code, "visit_date": date.isoformat(),
-                               "days_since_procedure": day})
-                eq = [int(np.clip(1 + round(pain / 2.5 + rng.normal(0, 0.5)), 1, 5))
-                      for _ in range(5)]
+                visits.append(
+                    {
+                        "participant_id": pid,
+                        "visit_id": f"{pid}-{code}",
+                        "visit_code": code,
+                        "visit_date": date.isoformat(),
+                        "days_since_procedure": day,
+                    }
+                )
+                eq = [
+                    int(np.clip(1 + round(pain / 2.5 + rng.normal(0, 0.5)), 1, 5)) for _ in range(5)
+                ]
                 for instrument, measure, value in (
-                        ("nrs", "pain", pain),
-                        ("eq5d5l", "index_england", round(float(np.clip(
-                            1 - 0.09 * pain + rng.normal(0, .05), -0.285, 1.0)), 3)),
-                        ("eq5d5l", "vas", int(np.clip(90 - 6 * pain + rng.normal(0, 8), 0, 100))),
-                        ("moxfq", "walking_standing", round(float(np.clip(
-                            10 * pain + rng.normal(0, 8), 0, 100)), 1)),
-                        ("mobility", "walking_distance_m", int(max(0, 2500 - 200 * pain
-                                                                   + rng.normal(0, 300))))):
-                    scores.append({"participant_id": pid, "visit_code": code,
-                                   "visit_date": date.isoformat(), "days_since_procedure": day,
-                                   "instrument": instrument, "kind": "score",
-                                   "measure": measure, "value": value})
-                scores.append({"participant_id": pid, "visit_code": code,
-                               "visit_date": date.isoformat(), "days_since_procedure": day,
-                               "instrument": "eq5d5l", "kind": "item", "measure": "profile",
-                               "value": "".join(map(str, eq))})
+                    ("nrs", "pain", pain),
+                    (
+                        "eq5d5l",
+                        "index_england",
+                        round(
+                            float(np.clip(1 - 0.09 * pain + rng.normal(0, 0.05), -0.285, 1.0)), 3
+                        ),
+                    ),
+                    ("eq5d5l", "vas", int(np.clip(90 - 6 * pain + rng.normal(0, 8), 0, 100))),
+                    (
+                        "moxfq",
+                        "walking_standing",
+                        round(float(np.clip(10 * pain + rng.normal(0, 8), 0, 100)), 1),
+                    ),
+                    (
+                        "mobility",
+                        "walking_distance_m",
+                        int(max(0, 2500 - 200 * pain + rng.normal(0, 300))),
+                    ),
+                ):
+                    scores.append(
+                        {
+                            "participant_id": pid,
+                            "visit_code": code,
+                            "visit_date": date.isoformat(),
+                            "days_since_procedure": day,
+                            "instrument": instrument,
+                            "kind": "score",
+                            "measure": measure,
+                            "value": value,
+                        }
+                    )
+                scores.append(
+                    {
+                        "participant_id": pid,
+                        "visit_code": code,
+                        "visit_date": date.isoformat(),
+                        "days_since_procedure": day,
+                        "instrument": "eq5d5l",
+                        "kind": "item",
+                        "measure": "profile",
+                        "value": "".join(map(str, eq)),
+                    }
+                )
                 last_day = max(last_day, day)
                 if treated and day >= relief and recurrence_day is None and code != "baseline":
                     recurrence_day = day
             if status == "completed" and rng.random() < 0.03:
                 status = "withdrawn"
-            participants.append({
-                "participant_id": pid, "study": "SYN", "site": site, "design": spec.design,
-                "arm": arm if rct else "", "sex": str(rng.choice(["female", "male"], p=[.7, .3])),
-                "age_at_enrolment_years": int(rng.integers(30, 76)),
-                "enrolment_date": (start - dt.timedelta(days=14)).isoformat(), "status": status,
-                "status_reason": {"lost_to_follow_up": "no contact after two reminders",
-                                  "withdrawn": "withdrew consent"}.get(status, ""),
-                "neuroma_type": spec.neuroma_type, "neuroma_site": "third web space",
-                "laterality": str(rng.choice(["left", "right"])),
-                "neuroma_size_mm": round(float(rng.normal(6.5, 1.5)), 1),
-                "prior_treatments": "steroid injection"})
-            procedures.append({
-                "participant_id": pid, "procedure_id": f"{pid}-C1", "procedure_date":
-                    start.isoformat(), "days_since_procedure": 0,
-                "imaging_modality": "ultrasound", "anaesthesia": "local",
-                "device_name": "generic N2O system", "manufacturer": "n/a",
-                "device_lot": "L1", "probe_model": "1.5 mm", "gas": "nitrous-oxide",
-                "protocol": "2x60 s" if treated else "sham (probe not cooled)",
-                "operator": "IR1", "predicted_relief_days": round(predicted, 1) if treated
-                else None, "has_plan": treated})
+            participants.append(
+                {
+                    "participant_id": pid,
+                    "study": "SYN",
+                    "site": site,
+                    "design": spec.design,
+                    "arm": arm if rct else "",
+                    "sex": str(rng.choice(["female", "male"], p=[0.7, 0.3])),
+                    "age_at_enrolment_years": int(rng.integers(30, 76)),
+                    "enrolment_date": (start - dt.timedelta(days=14)).isoformat(),
+                    "status": status,
+                    "status_reason": {
+                        "lost_to_follow_up": "no contact after two reminders",
+                        "withdrawn": "withdrew consent",
+                    }.get(status, ""),
+                    "neuroma_type": spec.neuroma_type,
+                    "neuroma_site": "third web space",
+                    "laterality": str(rng.choice(["left", "right"])),
+                    "neuroma_size_mm": round(float(rng.normal(6.5, 1.5)), 1),
+                    "prior_treatments": "steroid injection",
+                }
+            )
+            procedures.append(
+                {
+                    "participant_id": pid,
+                    "procedure_id": f"{pid}-C1",
+                    "procedure_date": start.isoformat(),
+                    "days_since_procedure": 0,
+                    "imaging_modality": "ultrasound",
+                    "anaesthesia": "local",
+                    "device_name": "generic N2O system",
+                    "manufacturer": "n/a",
+                    "device_lot": "L1",
+                    "probe_model": "1.5 mm",
+                    "gas": "nitrous-oxide",
+                    "protocol": "2x60 s" if treated else "sham (probe not cooled)",
+                    "operator": "IR1",
+                    "predicted_relief_days": round(predicted, 1) if treated else None,
+                    "has_plan": treated,
+                }
+            )
             for category, p in spec.ae_probabilities.items():
                 if rng.random() < p:
                     day = int(rng.integers(1, 60))
-                    events.append({
-                        "participant_id": pid, "event_id": f"{pid}-AE{len(events)}",
-                        "onset_date": (start + dt.timedelta(days=day)).isoformat(),
-                        "days_since_procedure": day, "category": category,
-                        "severity": "mild", "serious": False, "relatedness": "possible",
-                        "outcome": "recovered", "device_incident": False,
-                        "procedure_id": f"{pid}-C1", "description": "synthetic"})
+                    events.append(
+                        {
+                            "participant_id": pid,
+                            "event_id": f"{pid}-AE{len(events)}",
+                            "onset_date": (start + dt.timedelta(days=day)).isoformat(),
+                            "days_since_procedure": day,
+                            "category": category,
+                            "severity": "mild",
+                            "serious": False,
+                            "relatedness": "possible",
+                            "outcome": "recovered",
+                            "device_incident": False,
+                            "procedure_id": f"{pid}-C1",
+                            "description": "synthetic",
+                        }
+                    )
             if recurrence_day is not None and rng.random() < spec.reintervention_probability:
                 day = recurrence_day + int(rng.integers(7, 60))
                 if day <= last_day:
-                    reinterventions.append({
-                        "participant_id": pid, "reintervention_id": f"{pid}-R1",
-                        "reintervention_date": (start + dt.timedelta(days=day)).isoformat(),
-                        "days_since_procedure": day, "kind": "repeat cryoablation",
-                        "description": "synthetic"})
-    frames = {name: pd.DataFrame(rows) for name, rows in (
-        ("participants", participants), ("procedures", procedures), ("visits", visits),
-        ("scores", scores), ("adverse_events", events), ("reinterventions", reinterventions))
-        if rows}
-    return from_frames(source=f"synthetic {spec.design} (seed {spec.seed})",
-                       **{k: v.astype(object) for k, v in frames.items()})
+                    reinterventions.append(
+                        {
+                            "participant_id": pid,
+                            "reintervention_id": f"{pid}-R1",
+                            "reintervention_date": (start + dt.timedelta(days=day)).isoformat(),
+                            "days_since_procedure": day,
+                            "kind": "repeat cryoablation",
+                            "description": "synthetic",
+                        }
+                    )
+    frames = {
+        name: pd.DataFrame(rows)
+        for name, rows in (
+            ("participants", participants),
+            ("procedures", procedures),
+            ("visits", visits),
+            ("scores", scores),
+            ("adverse_events", events),
+            ("reinterventions", reinterventions),
+        )
+        if rows
+    }
+    return from_frames(
+        source=f"synthetic {spec.design} (seed {spec.seed})",
+        **{k: v.astype(object) for k, v in frames.items()},
+    )

@@ -58,10 +58,18 @@ SCHEMA: dict[str, list[Column]] = {
         _c("sex", "str", False, "female, male, other, unknown"),
         _c("age_at_enrolment_years", "int", False, "age in whole years"),
         _c("enrolment_date", "date", False, "date of enrolment (consent)"),
-        _c("status", "str", False,
-           "screen_failed, enrolled, withdrawn, lost_to_follow_up or completed"),
-        _c("status_reason", "str", False,
-           "why screen-failed, withdrawn or lost (shown in the CONSORT diagram)"),
+        _c(
+            "status",
+            "str",
+            False,
+            "screen_failed, enrolled, withdrawn, lost_to_follow_up or completed",
+        ),
+        _c(
+            "status_reason",
+            "str",
+            False,
+            "why screen-failed, withdrawn or lost (shown in the CONSORT diagram)",
+        ),
         _c("neuroma_type", "str", False, "morton, stump or traumatic"),
         _c("neuroma_site", "str", False, "anatomical site, e.g. third web space"),
         _c("laterality", "str", False, "left, right"),
@@ -82,8 +90,12 @@ SCHEMA: dict[str, list[Column]] = {
         _c("gas", "str", False, "argon, nitrous-oxide, carbon-dioxide, nitrogen"),
         _c("protocol", "str", False, "freeze/thaw protocol as given"),
         _c("operator", "str", False, "operator (role or pseudonym)"),
-        _c("predicted_relief_days", "float", False,
-           "regrowth-limited median relief (days) of the stored plan (cryoneuro.regrowth.relief_summary)"),
+        _c(
+            "predicted_relief_days",
+            "float",
+            False,
+            "regrowth-limited median relief (days) of the stored plan (cryoneuro.regrowth.relief_summary)",
+        ),
         _c("has_plan", "bool", False, "a cryoneuro plan is attached"),
     ],
     "visits": [
@@ -108,8 +120,13 @@ SCHEMA: dict[str, list[Column]] = {
         _c("event_id", "str", False, "unique per event"),
         _c("onset_date", "date", False, "date of onset"),
         _DAYS,
-        _c("category", "str", True, "pain, worsening_of_symptoms, infection, "
-           "damage_to_adjacent_structures, further_intervention, other (NICE HTG652)"),
+        _c(
+            "category",
+            "str",
+            True,
+            "pain, worsening_of_symptoms, infection, "
+            "damage_to_adjacent_structures, further_intervention, other (NICE HTG652)",
+        ),
         _c("severity", "str", False, "mild, moderate, severe"),
         _c("serious", "bool", False, "meets the definition of a serious adverse event"),
         _c("relatedness", "str", False, "not_related … definite"),
@@ -130,8 +147,14 @@ SCHEMA: dict[str, list[Column]] = {
 
 TABLES: dict[str, list[str]] = {t: [c.name for c in cols] for t, cols in SCHEMA.items()}
 
-SAFETY_CATEGORIES = ("pain", "worsening_of_symptoms", "infection",
-                     "damage_to_adjacent_structures", "further_intervention", "other")
+SAFETY_CATEGORIES = (
+    "pain",
+    "worsening_of_symptoms",
+    "infection",
+    "damage_to_adjacent_structures",
+    "further_intervention",
+    "other",
+)
 
 
 @dataclass
@@ -155,8 +178,10 @@ class TidyData:
     def design(self) -> str:
         """``rct`` when any participant has an arm and the design says so, else case_series."""
         designs = set(self.participants["design"].dropna().str.lower()) - {""}
-        if "rct" in designs or self.participants["arm"].fillna("").ne("").any() and \
-                self.participants["arm"].dropna().nunique() > 1:
+        if "rct" in designs or (
+            self.participants["arm"].fillna("").ne("").any()
+            and self.participants["arm"].dropna().nunique() > 1
+        ):
             return "rct"
         return "case_series"
 
@@ -175,18 +200,22 @@ def _coerce(frame: pd.DataFrame, table: str, where: str) -> pd.DataFrame:
             if column.required:
                 raise InputError(
                     f"{where}: table '{table}' lacks required column '{column.name}' "
-                    f"(columns are: {', '.join(TABLES[table])})")
+                    f"(columns are: {', '.join(TABLES[table])})"
+                )
             frame[column.name] = pd.Series([None] * len(frame), dtype="object")
             continue
         raw = frame[column.name]
         blank = raw.isna() | raw.astype(str).str.strip().isin(["", "nan", "NaN", "None", "NA"])
         if column.required and blank.any():
             row = int(np.flatnonzero(blank.to_numpy())[0]) + 2
-            raise InputError(f"{where}: {table}.{column.name} is empty in row {row}; "
-                             f"every row needs a {column.description}")
+            raise InputError(
+                f"{where}: {table}.{column.name} is empty in row {row}; "
+                f"every row needs a {column.description}"
+            )
         if column.kind == "str":
             frame[column.name] = raw.where(~blank, None).map(
-                lambda v: None if v is None else str(v).strip().lstrip("'"))
+                lambda v: None if v is None else str(v).strip().lstrip("'")
+            )
             continue
         text = raw.where(~blank, None)
         if column.kind in ("int", "float"):
@@ -198,24 +227,40 @@ def _coerce(frame: pd.DataFrame, table: str, where: str) -> pd.DataFrame:
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise InputError(
                     f"{where}: {table}.{column.name} in row {row + 2} is "
-                    f"'{str(raw.iloc[row])[:30]}', not a{'n integer' if column.kind == 'int' else ' number'}")
+                    f"'{str(raw.iloc[row])[:30]}', not a{'n integer' if column.kind == 'int' else ' number'}"
+                )
             frame[column.name] = values.astype("Int64" if column.kind == "int" else "float64")
         elif column.kind == "bool":
-            mapped = text.map(lambda v: None if v is None else
-                              {"true": True, "1": True, "yes": True, "false": False, "0": False,
-                               "no": False}.get(str(v).strip().lower(), "?"))
+            mapped = text.map(
+                lambda v: (
+                    None
+                    if v is None
+                    else {
+                        "true": True,
+                        "1": True,
+                        "yes": True,
+                        "false": False,
+                        "0": False,
+                        "no": False,
+                    }.get(str(v).strip().lower(), "?")
+                )
+            )
             if (mapped == "?").any():
                 row = int(np.flatnonzero((mapped == "?").to_numpy())[0])
-                raise InputError(f"{where}: {table}.{column.name} in row {row + 2} is "
-                                 f"'{str(raw.iloc[row])[:30]}'; use true or false")
+                raise InputError(
+                    f"{where}: {table}.{column.name} in row {row + 2} is "
+                    f"'{str(raw.iloc[row])[:30]}'; use true or false"
+                )
             frame[column.name] = mapped.astype("boolean")
         elif column.kind == "date":
             values = pd.to_datetime(text, errors="coerce", format="ISO8601")
             bad = values.isna() & ~blank
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise InputError(f"{where}: {table}.{column.name} in row {row + 2} is "
-                                 f"'{str(raw.iloc[row])[:30]}', not a date; use YYYY-MM-DD")
+                raise InputError(
+                    f"{where}: {table}.{column.name} in row {row + 2} is "
+                    f"'{str(raw.iloc[row])[:30]}', not a date; use YYYY-MM-DD"
+                )
             frame[column.name] = values
     return frame
 
@@ -226,24 +271,32 @@ def validate(data: TidyData) -> TidyData:
     ids = data.participants["participant_id"]
     duplicated = ids[ids.duplicated()]
     if len(duplicated):
-        raise InputError(f"{where}: participants.participant_id '{duplicated.iloc[0]}' appears "
-                         "twice; each participant needs one row")
+        raise InputError(
+            f"{where}: participants.participant_id '{duplicated.iloc[0]}' appears "
+            "twice; each participant needs one row"
+        )
     known = set(ids)
     for table in ("procedures", "visits", "scores", "adverse_events", "reinterventions"):
         frame = data.table(table)
         unknown = sorted(set(frame["participant_id"]) - known)
         if unknown:
-            raise InputError(f"{where}: {table} refers to participant_id '{unknown[0]}' that is "
-                             "not in participants; add the participant or remove the rows")
+            raise InputError(
+                f"{where}: {table} refers to participant_id '{unknown[0]}' that is "
+                "not in participants; add the participant or remove the rows"
+            )
     kinds = set(data.scores["kind"].str.lower())
     if kinds - {"item", "score"}:
-        raise InputError(f"{where}: scores.kind must be 'item' or 'score' "
-                         f"(found '{sorted(kinds - {'item', 'score'})[0]}')")
+        raise InputError(
+            f"{where}: scores.kind must be 'item' or 'score' "
+            f"(found '{sorted(kinds - {'item', 'score'})[0]}')"
+        )
     categories = set(data.adverse_events["category"])
     if categories - set(SAFETY_CATEGORIES):
-        raise InputError(f"{where}: adverse_events.category "
-                         f"'{sorted(categories - set(SAFETY_CATEGORIES))[0]}' is not one of "
-                         f"{', '.join(SAFETY_CATEGORIES)}")
+        raise InputError(
+            f"{where}: adverse_events.category "
+            f"'{sorted(categories - set(SAFETY_CATEGORIES))[0]}' is not one of "
+            f"{', '.join(SAFETY_CATEGORIES)}"
+        )
     return data
 
 
@@ -252,16 +305,20 @@ def _read_table(source: Path, table: str, members: dict[str, bytes] | None) -> p
     try:
         if members is not None:
             raw = members.get(f"{table}.csv")
-            return None if raw is None else pd.read_csv(io.BytesIO(raw), dtype=str,
-                                                        keep_default_na=False)
+            return (
+                None
+                if raw is None
+                else pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
+            )
         parquet, csv = source / f"{table}.parquet", source / f"{table}.csv"
         if parquet.is_file():
             return pd.read_parquet(parquet).astype(object)
         if csv.is_file():
             return pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8")
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise InputError(f"{where}: cannot read table '{table}': "
-                         f"{str(exc).splitlines()[0][:120]}") from None
+        raise InputError(
+            f"{where}: cannot read table '{table}': {str(exc).splitlines()[0][:120]}"
+        ) from None
     return None
 
 
@@ -272,14 +329,19 @@ def load_tidy(path: str | Path) -> TidyData:
     if source.is_file() and source.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(source) as archive:
-                members = {Path(n).name: archive.read(n) for n in archive.namelist()
-                           if n.endswith(".csv")}
+                members = {
+                    Path(n).name: archive.read(n) for n in archive.namelist() if n.endswith(".csv")
+                }
         except zipfile.BadZipFile:
-            raise InputError(f"{source}: not a readable zip file; give the registry's tidy "
-                             "export or a folder of CSV files") from None
+            raise InputError(
+                f"{source}: not a readable zip file; give the registry's tidy "
+                "export or a folder of CSV files"
+            ) from None
     elif not source.is_dir():
-        raise InputError(f"{source}: no such folder or .zip; DATA must be a folder with "
-                         "participants.csv (and visits.csv, scores.csv, …) or their zip")
+        raise InputError(
+            f"{source}: no such folder or .zip; DATA must be a folder with "
+            "participants.csv (and visits.csv, scores.csv, …) or their zip"
+        )
     frames: dict[str, pd.DataFrame] = {}
     files: dict[str, str] = {}
     for table in SCHEMA:
@@ -291,8 +353,10 @@ def load_tidy(path: str | Path) -> TidyData:
         frame = _read_table(source, table, members)
         if frame is None:
             if table == "participants":
-                raise InputError(f"{source}: no participants.csv or participants.parquet; "
-                                 "a tidy data set needs at least the participants table")
+                raise InputError(
+                    f"{source}: no participants.csv or participants.parquet; "
+                    "a tidy data set needs at least the participants table"
+                )
             frame = _empty(table)
         frames[table] = _coerce(frame, table, str(source))
     data = TidyData(**frames, source=str(source), files=files)
@@ -308,8 +372,9 @@ def from_frames(source: str = "frames", **tables: pd.DataFrame) -> TidyData:
     return validate(TidyData(**frames, source=source, files={t: f"{source}:{t}" for t in SCHEMA}))
 
 
-def write_tidy(data: TidyData, out_dir: str | Path, fmt: Literal["csv", "parquet"] = "csv"
-               ) -> dict[str, Path]:
+def write_tidy(
+    data: TidyData, out_dir: str | Path, fmt: Literal["csv", "parquet"] = "csv"
+) -> dict[str, Path]:
     """Write each table as ``<table>.csv`` or ``<table>.parquet`` (atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -322,8 +387,9 @@ def write_tidy(data: TidyData, out_dir: str | Path, fmt: Literal["csv", "parquet
         path = out / f"{table}.{fmt}"
         tmp = path.with_name(path.name + ".tmp")
         if fmt == "parquet":
-            frame.astype({c.name: "string" for c in SCHEMA[table] if c.kind == "str"}
-                         ).to_parquet(tmp, index=False)
+            frame.astype({c.name: "string" for c in SCHEMA[table] if c.kind == "str"}).to_parquet(
+                tmp, index=False
+            )
         else:
             frame.to_csv(tmp, index=False, encoding="utf-8")
         tmp.replace(path)
@@ -335,9 +401,15 @@ def schema_markdown() -> str:
     """The schema as Markdown tables (docs/tidy-format.md is this text)."""
     lines = []
     for table, columns in SCHEMA.items():
-        lines += [f"### `{table}`", "", "| column | type | required | meaning |",
-                  "|---|---|---|---|"]
-        lines += [f"| `{c.name}` | {c.kind} | {'yes' if c.required else ''} | {c.description} |"
-                  for c in columns]
+        lines += [
+            f"### `{table}`",
+            "",
+            "| column | type | required | meaning |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{c.name}` | {c.kind} | {'yes' if c.required else ''} | {c.description} |"
+            for c in columns
+        ]
         lines.append("")
     return "\n".join(lines)

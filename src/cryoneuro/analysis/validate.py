@@ -82,8 +82,10 @@ class Checked:
     exclusions: list[Exclusion] = field(default_factory=list)
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame([e.to_dict() for e in self.exclusions],
-                            columns=["table", "row", "participant_id", "rule", "detail"])
+        return pd.DataFrame(
+            [e.to_dict() for e in self.exclusions],
+            columns=["table", "row", "participant_id", "rule", "detail"],
+        )
 
 
 def file_of(data: TidyData, table: str) -> str:
@@ -120,18 +122,25 @@ def measure_range(instrument: str, measure: str) -> tuple[float, float] | None:
     inst = get_instrument(instrument)
     for item in inst.items:
         if item.name == measure and item.kind in ("integer", "number"):
-            return (-math.inf if item.min is None else float(item.min),
-                    math.inf if item.max is None else float(item.max))
+            return (
+                -math.inf if item.min is None else float(item.min),
+                math.inf if item.max is None else float(item.max),
+            )
     extremes = []
     for bound in ("min", "max"):
-        answers = {it.name: getattr(it, bound) for it in inst.items
-                   if it.kind in ("integer", "number") and getattr(it, bound) is not None}
+        answers = {
+            it.name: getattr(it, bound)
+            for it in inst.items
+            if it.kind in ("integer", "number") and getattr(it, bound) is not None
+        }
         try:
             value = inst.score(answers).get(measure)
         except InputError:
             value = None
         extremes.append(value)
-    numeric = [float(v) for v in extremes if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    numeric = [
+        float(v) for v in extremes if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     if not numeric:
         if any(isinstance(v, str) for v in extremes):
             return None  # a label such as the EQ-5D profile or a walking aid
@@ -154,9 +163,11 @@ def _check_known(data: TidyData, column: str, known: tuple[str, ...] | None) -> 
     bad = active & (values != "") & ~values.isin(known)
     if bad.any():
         label = people.index[bad][0]
-        raise InputError(f"{_where(data, 'participants', label, column)}: '{_show(values[label])}'"
-                         f" is not one of the declared {column}s ({', '.join(known)}); correct "
-                         f"the value or the --{column}s list")
+        raise InputError(
+            f"{_where(data, 'participants', label, column)}: '{_show(values[label])}'"
+            f" is not one of the declared {column}s ({', '.join(known)}); correct "
+            f"the value or the --{column}s list"
+        )
 
 
 def _check_participants(data: TidyData) -> None:
@@ -167,33 +178,42 @@ def _check_participants(data: TidyData) -> None:
         bad = values.notna() & ~values.fillna("").isin(allowed)
         if bad.any():
             label = people.index[bad][0]
-            raise InputError(f"{_where(data, 'participants', label, column)}: "
-                             f"'{_show(values[label])}' is not one of {', '.join(allowed)}")
+            raise InputError(
+                f"{_where(data, 'participants', label, column)}: "
+                f"'{_show(values[label])}' is not one of {', '.join(allowed)}"
+            )
     active = people["status"].fillna("") != "screen_failed"
     if data.design == "rct":
         no_arm = active & people["arm"].fillna("").eq("")
         if no_arm.any():
             label = people.index[no_arm][0]
-            raise InputError(f"{_where(data, 'participants', label, 'arm')}: participant "
-                             f"'{people.loc[label, 'participant_id']}' of a randomised trial has "
-                             "no arm; give the allocated arm (or status screen_failed)")
+            raise InputError(
+                f"{_where(data, 'participants', label, 'arm')}: participant "
+                f"'{people.loc[label, 'participant_id']}' of a randomised trial has "
+                "no arm; give the allocated arm (or status screen_failed)"
+            )
     if people["site"].fillna("").ne("").any():
         no_site = active & people["site"].fillna("").eq("")
         if no_site.any():
             label = people.index[no_site][0]
-            raise InputError(f"{_where(data, 'participants', label, 'site')}: other participants "
-                             "have a site and this one has none; give every participant's site "
-                             "(it is a covariate of the mixed model)")
+            raise InputError(
+                f"{_where(data, 'participants', label, 'site')}: other participants "
+                "have a site and this one has none; give every participant's site "
+                "(it is a covariate of the mixed model)"
+            )
     ids = data.procedures["procedure_id"]
     dup = ids.duplicated(keep="first")
     if dup.any():
         label = data.procedures.index[dup][0]
-        raise InputError(f"{_where(data, 'procedures', label, 'procedure_id')}: '{ids[label]}' "
-                         "appears twice; each procedure needs its own id")
+        raise InputError(
+            f"{_where(data, 'procedures', label, 'procedure_id')}: '{ids[label]}' "
+            "appears twice; each procedure needs its own id"
+        )
 
 
-def _duplicates(data: TidyData, table: str, keys: list[str], policy: Duplicates,
-                exclusions: list[Exclusion]) -> pd.DataFrame:
+def _duplicates(
+    data: TidyData, table: str, keys: list[str], policy: Duplicates, exclusions: list[Exclusion]
+) -> pd.DataFrame:
     frame = data.table(table)
     if frame.empty:
         return frame
@@ -205,27 +225,42 @@ def _duplicates(data: TidyData, table: str, keys: list[str], policy: Duplicates,
     conflicting = dup & ~frame.astype(str).duplicated(subset=columns, keep=False)
     if policy == "drop_identical" and not conflicting.any():
         for label in frame.index[identical]:
-            exclusions.append(Exclusion(table, _row(label), str(frame.loc[label, "participant_id"]),
-                                        "identical duplicate row dropped (--duplicates "
-                                        "drop-identical)",
-                                        ", ".join(f"{k}={frame.loc[label, k]}" for k in keys)))
+            exclusions.append(
+                Exclusion(
+                    table,
+                    _row(label),
+                    str(frame.loc[label, "participant_id"]),
+                    "identical duplicate row dropped (--duplicates drop-identical)",
+                    ", ".join(f"{k}={frame.loc[label, k]}" for k in keys),
+                )
+            )
         return frame[~identical]
     second = frame.index[frame.duplicated(subset=keys, keep="first")][0]
     key = frame.loc[second, keys]
     first = frame.index[(frame[keys] == key).all(axis=1)][0]
     what = ", ".join(f"{k} {key[k]}" for k in keys)
-    hint = ("the rows differ, so one value has to be chosen by you" if conflicting.any() else
-            "the rows are identical: delete one, or pass --duplicates drop-identical")
-    raise InputError(f"{_where(data, table, second, keys[-1])}: duplicates row {_row(first)} "
-                     f"({what}); one row per {'participant and visit' if table == 'visits' else 'participant, visit and measure'} — {hint}")
+    hint = (
+        "the rows differ, so one value has to be chosen by you"
+        if conflicting.any()
+        else "the rows are identical: delete one, or pass --duplicates drop-identical"
+    )
+    raise InputError(
+        f"{_where(data, table, second, keys[-1])}: duplicates row {_row(first)} "
+        f"({what}); one row per {'participant and visit' if table == 'visits' else 'participant, visit and measure'} — {hint}"
+    )
 
 
 def _first_procedure_date(data: TidyData) -> pd.Series:
     return data.procedures.groupby("participant_id")["procedure_date"].min()
 
 
-def _days(data: TidyData, table: str, date_column: str, exclusions: list[Exclusion],
-          required: pd.Series | None) -> pd.DataFrame:
+def _days(
+    data: TidyData,
+    table: str,
+    date_column: str,
+    exclusions: list[Exclusion],
+    required: pd.Series | None,
+) -> pd.DataFrame:
     """Derive blank days from dates, check given days against dates, refuse where needed."""
     frame = data.table(table).copy()
     if frame.empty:
@@ -238,25 +273,34 @@ def _days(data: TidyData, table: str, date_column: str, exclusions: list[Exclusi
     mismatch = both & (days.astype("float") != derived.astype("float"))
     if mismatch.any():
         label = frame.index[mismatch][0]
-        raise InputError(f"{_where(data, table, label, 'days_since_procedure')}: "
-                         f"{days[label]} disagrees with {date_column} {date[label].date()} − "
-                         f"procedure_date {start[label].date()} = {int(derived[label])} days; "
-                         "correct one of them")
+        raise InputError(
+            f"{_where(data, table, label, 'days_since_procedure')}: "
+            f"{days[label]} disagrees with {date_column} {date[label].date()} − "
+            f"procedure_date {start[label].date()} = {int(derived[label])} days; "
+            "correct one of them"
+        )
     fill = days.isna() & derived.notna()
     for label in frame.index[fill]:
-        exclusions.append(Exclusion(table, _row(label), str(frame.loc[label, "participant_id"]),
-                                    "days_since_procedure derived from the dates",
-                                    f"{date_column} − first procedure_date = "
-                                    f"{int(derived[label])}"))
+        exclusions.append(
+            Exclusion(
+                table,
+                _row(label),
+                str(frame.loc[label, "participant_id"]),
+                "days_since_procedure derived from the dates",
+                f"{date_column} − first procedure_date = {int(derived[label])}",
+            )
+        )
     frame.loc[fill, "days_since_procedure"] = derived[fill].astype("Int64")
     if required is not None:
         missing = required & frame["days_since_procedure"].isna()
         if missing.any():
             label = frame.index[missing][0]
-            raise InputError(f"{_where(data, table, label, 'days_since_procedure')}: empty, and "
-                             f"no {date_column} and procedure_date to derive it from; the "
-                             "time-to-event and longitudinal analyses need the day of every "
-                             "follow-up row")
+            raise InputError(
+                f"{_where(data, table, label, 'days_since_procedure')}: empty, and "
+                f"no {date_column} and procedure_date to derive it from; the "
+                "time-to-event and longitudinal analyses need the day of every "
+                "follow-up row"
+            )
     return frame
 
 
@@ -269,16 +313,20 @@ def _check_timing(data: TidyData, table: str) -> None:
     late = base & (day > 0).fillna(False)
     if late.any():
         label = frame.index[late][0]
-        raise InputError(f"{_where(data, table, label, 'days_since_procedure')}: a baseline "
-                         f"dated day {int(day[label])}, after the procedure; baseline must be on "
-                         "or before day 0")
+        raise InputError(
+            f"{_where(data, table, label, 'days_since_procedure')}: a baseline "
+            f"dated day {int(day[label])}, after the procedure; baseline must be on "
+            "or before day 0"
+        )
     early = ~base & (day <= 0).fillna(False)
     if early.any():
         label = frame.index[early][0]
-        raise InputError(f"{_where(data, table, label, 'days_since_procedure')}: visit "
-                         f"'{frame.loc[label, 'visit_code']}' is dated day {int(day[label])}; a "
-                         "follow-up must be after day 0 — code a pre-procedure assessment as "
-                         "'baseline' (one per participant) or correct the date")
+        raise InputError(
+            f"{_where(data, table, label, 'days_since_procedure')}: visit "
+            f"'{frame.loc[label, 'visit_code']}' is dated day {int(day[label])}; a "
+            "follow-up must be after day 0 — code a pre-procedure assessment as "
+            "'baseline' (one per participant) or correct the date"
+        )
 
 
 def _check_scores(data: TidyData) -> None:
@@ -291,29 +339,37 @@ def _check_scores(data: TidyData) -> None:
     unknown = ~scores["instrument"].isin(list(INSTRUMENTS))
     if unknown.any():
         label = scores.index[unknown][0]
-        raise InputError(f"{_where(data, 'scores', label, 'instrument')}: "
-                         f"'{_show(scores.loc[label, 'instrument'])}' is not an instrument; use "
-                         f"one of {', '.join(INSTRUMENTS)}")
+        raise InputError(
+            f"{_where(data, 'scores', label, 'instrument')}: "
+            f"'{_show(scores.loc[label, 'instrument'])}' is not an instrument; use "
+            f"one of {', '.join(INSTRUMENTS)}"
+        )
     kinds = scores["kind"].str.lower()
     # one pass per (instrument, kind, measure): a few dozen groups, vectorised inside
-    for (code, kind, measure), group in scores.groupby([scores["instrument"], kinds,
-                                                        scores["measure"]], sort=False):
+    for (code, kind, measure), group in scores.groupby(
+        [scores["instrument"], kinds, scores["measure"]], sort=False
+    ):
         inst = INSTRUMENTS[code]
         values = group["value"]
         given = values.notna()
         if kind == "item":
             names = [it.name for it in inst.items]
             if measure not in names:
-                raise InputError(f"{_where(data, 'scores', group.index[0], 'measure')}: "
-                                 f"'{_show(measure)}' is not an item of {code}; items are "
-                                 f"{', '.join(names)}")
+                raise InputError(
+                    f"{_where(data, 'scores', group.index[0], 'measure')}: "
+                    f"'{_show(measure)}' is not an item of {code}; items are "
+                    f"{', '.join(names)}"
+                )
             item = inst.item(measure)
             for value in pd.unique(values[given]):
                 try:
                     # a text item is expanded by the instrument's own preparation first
                     # (EQ-5D-5L: a profile → its 5 items); other items are checked as they are
-                    answers = inst.prepare(code, {measure: value}) \
-                        if inst.prepare and item.kind == "text" else {measure: value}
+                    answers = (
+                        inst.prepare(code, {measure: value})
+                        if inst.prepare and item.kind == "text"
+                        else {measure: value}
+                    )
                     for name, answer in answers.items():
                         check_item(code, inst.item(name) if name != measure else item, answer)
                 except InputError as exc:
@@ -322,9 +378,11 @@ def _check_scores(data: TidyData) -> None:
             continue
         names = [m.name for m in inst.measures]
         if measure not in names:
-            raise InputError(f"{_where(data, 'scores', group.index[0], 'measure')}: "
-                             f"'{_show(measure)}' is not a measure of {code}; measures are "
-                             f"{', '.join(names)}")
+            raise InputError(
+                f"{_where(data, 'scores', group.index[0], 'measure')}: "
+                f"'{_show(measure)}' is not a measure of {code}; measures are "
+                f"{', '.join(names)}"
+            )
         bounds = measure_range(code, measure)
         if bounds is None:
             continue
@@ -332,21 +390,30 @@ def _check_scores(data: TidyData) -> None:
         bad = given & (numbers.isna() | ~np.isfinite(numbers.fillna(0.0)))
         if bad.any():
             label = group.index[bad.to_numpy()][0]
-            raise InputError(f"{_where(data, 'scores', label, 'value')}: "
-                             f"'{_show(values[label])}' is not a number; {code}/{measure} is "
-                             "numeric — write digits (e.g. 7)")
+            raise InputError(
+                f"{_where(data, 'scores', label, 'value')}: "
+                f"'{_show(values[label])}' is not a number; {code}/{measure} is "
+                "numeric — write digits (e.g. 7)"
+            )
         lo, hi = bounds
         out = given & ((numbers < lo - 1e-9) | (numbers > hi + 1e-9))
         if out.any():
             label = group.index[out.to_numpy()][0]
             span = f"{lo:g} to {hi:g}" if math.isfinite(hi) else f"≥ {lo:g}"
-            raise InputError(f"{_where(data, 'scores', label, 'value')}: {code}/{measure} = "
-                             f"{_show(values[label])} is outside its range {span}; correct the "
-                             "value")
+            raise InputError(
+                f"{_where(data, 'scores', label, 'value')}: {code}/{measure} = "
+                f"{_show(values[label])} is outside its range {span}; correct the "
+                "value"
+            )
 
 
-def check(data: TidyData, *, duplicates: Duplicates = "refuse",
-          arms: tuple[str, ...] | None = None, sites: tuple[str, ...] | None = None) -> Checked:
+def check(
+    data: TidyData,
+    *,
+    duplicates: Duplicates = "refuse",
+    arms: tuple[str, ...] | None = None,
+    sites: tuple[str, ...] | None = None,
+) -> Checked:
     """Refuse what cannot be analysed; return the data (days derived) and the listed exclusions.
 
     ``arms`` and ``sites``, when given (the protocol's lists), must contain every participant's
@@ -359,8 +426,13 @@ def check(data: TidyData, *, duplicates: Duplicates = "refuse",
     _check_known(data, "arm", arms)
     _check_known(data, "site", sites)
     visits = _duplicates(data, "visits", ["participant_id", "visit_code"], duplicates, exclusions)
-    scores = _duplicates(data, "scores", ["participant_id", "visit_code", "instrument", "kind",
-                                          "measure"], duplicates, exclusions)
+    scores = _duplicates(
+        data,
+        "scores",
+        ["participant_id", "visit_code", "instrument", "kind", "measure"],
+        duplicates,
+        exclusions,
+    )
     data = replace(data, visits=visits, scores=scores)
     _check_scores(data)
     followup = {t: data.table(t)["visit_code"] != "baseline" for t in ("visits", "scores")}
@@ -369,19 +441,32 @@ def check(data: TidyData, *, duplicates: Duplicates = "refuse",
         visits=_days(data, "visits", "visit_date", exclusions, followup["visits"]),
         scores=_days(data, "scores", "visit_date", exclusions, followup["scores"]),
         adverse_events=_days(data, "adverse_events", "onset_date", exclusions, None),
-        reinterventions=_days(data, "reinterventions", "reintervention_date", exclusions,
-                              pd.Series(True, index=data.reinterventions.index)))
+        reinterventions=_days(
+            data,
+            "reinterventions",
+            "reintervention_date",
+            exclusions,
+            pd.Series(True, index=data.reinterventions.index),
+        ),
+    )
     for table in ("visits", "scores"):
         _check_timing(data, table)
-    for table, column in (("adverse_events", "days_since_procedure"),
-                          ("reinterventions", "days_since_procedure")):
+    for table, column in (
+        ("adverse_events", "days_since_procedure"),
+        ("reinterventions", "days_since_procedure"),
+    ):
         frame = data.table(table)
-        before = (frame[column].astype("Float64") < 0).fillna(False) if len(frame) else \
-            pd.Series(dtype=bool)
+        before = (
+            (frame[column].astype("Float64") < 0).fillna(False)
+            if len(frame)
+            else pd.Series(dtype=bool)
+        )
         if before.any():
             label = frame.index[before][0]
-            raise InputError(f"{_where(data, table, label, column)}: day {frame.loc[label, column]}"
-                             " is before the procedure; events of the study start at day 0")
+            raise InputError(
+                f"{_where(data, table, label, column)}: day {frame.loc[label, column]}"
+                " is before the procedure; events of the study start at day 0"
+            )
     exclusions += population_exclusions(data)
     return Checked(data, exclusions)
 
@@ -397,40 +482,65 @@ def exposed_population(data: TidyData) -> tuple[pd.DataFrame, list[Exclusion]]:
     with_procedure = set(data.procedures["participant_id"])
     arms_recorded = set(frame.loc[frame["participant_id"].isin(with_procedure), "arm"])
     left_out = frame["arm"].isin(arms_recorded) & ~frame["participant_id"].isin(with_procedure)
-    out = [Exclusion("participants", _row(label), str(frame.loc[label, "participant_id"]),
-                     "no procedure recorded in an arm whose procedures are recorded: not "
-                     "exposed, excluded from safety", f"arm {frame.loc[label, 'arm']}")
-           for label in frame.index[left_out]]
+    out = [
+        Exclusion(
+            "participants",
+            _row(label),
+            str(frame.loc[label, "participant_id"]),
+            "no procedure recorded in an arm whose procedures are recorded: not "
+            "exposed, excluded from safety",
+            f"arm {frame.loc[label, 'arm']}",
+        )
+        for label in frame.index[left_out]
+    ]
     return frame[~left_out].reset_index(drop=True), out
 
 
 def population_exclusions(data: TidyData) -> list[Exclusion]:
     """Exclusions made by the analyses themselves (rule 6), for the report."""
     people, out = exposed_population(data)
-    contact = pd.concat([data.table(t)[["participant_id", "days_since_procedure"]]
-                         for t in ("visits", "scores", "adverse_events", "reinterventions")])
+    contact = pd.concat(
+        [
+            data.table(t)[["participant_id", "days_since_procedure"]]
+            for t in ("visits", "scores", "adverse_events", "reinterventions")
+        ]
+    )
     last = contact.groupby("participant_id")["days_since_procedure"].max()
     index = data.participants.reset_index().set_index("participant_id")["index"]
     for pid in people["participant_id"]:
         if not (pid in last.index and pd.notna(last[pid]) and last[pid] > 0):
-            out.append(Exclusion("participants", _row(index[pid]), str(pid),
-                                 "no contact after day 0: no time at risk, left out of "
-                                 "time to re-intervention"))
+            out.append(
+                Exclusion(
+                    "participants",
+                    _row(index[pid]),
+                    str(pid),
+                    "no contact after day 0: no time at risk, left out of time to re-intervention",
+                )
+            )
     from cryoneuro.analysis.outcomes import OUTCOMES
 
     scores = data.scores[data.scores["kind"].str.lower() == "score"]
     for code in ("pain", "pain_vas"):
         spec = OUTCOMES[code]
-        rows = scores[(scores["instrument"] == spec.instrument) & (scores["measure"] == spec.measure)
-                      & scores["value"].notna()]
+        rows = scores[
+            (scores["instrument"] == spec.instrument)
+            & (scores["measure"] == spec.measure)
+            & scores["value"].notna()
+        ]
         if rows.empty:
             continue
         has_base = set(rows.loc[rows["visit_code"] == "baseline", "participant_id"])
         for pid in sorted(set(rows["participant_id"]) - has_base):
             first = rows.index[rows["participant_id"] == pid][0]
-            out.append(Exclusion("scores", _row(first), pid,
-                                 f"no baseline {spec.instrument}/{spec.measure}: excluded from "
-                                 "change, responder, recurrence and mixed-model analyses"))
+            out.append(
+                Exclusion(
+                    "scores",
+                    _row(first),
+                    pid,
+                    f"no baseline {spec.instrument}/{spec.measure}: excluded from "
+                    "change, responder, recurrence and mixed-model analyses",
+                )
+            )
     return out
 
 

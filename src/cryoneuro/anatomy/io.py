@@ -67,9 +67,13 @@ class Anatomy:
     def __post_init__(self) -> None:
         check_spacing(self.spacing_mm, self.source)
         if not np.issubdtype(self.labels.dtype, np.integer):
-            raise LabelMapError(f"{self.source}: label map has dtype {self.labels.dtype}, not integer")
+            raise LabelMapError(
+                f"{self.source}: label map has dtype {self.labels.dtype}, not integer"
+            )
         if self.image is not None and self.image.shape != self.labels.shape:
-            raise AlignmentError(f"{self.source}: image shape {self.image.shape} != labels {self.labels.shape}")
+            raise AlignmentError(
+                f"{self.source}: image shape {self.image.shape} != labels {self.labels.shape}"
+            )
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
 
     # --- conversions -------------------------------------------------------------------------
@@ -86,6 +90,7 @@ class Anatomy:
 
     def label_value(self, name: str) -> int:
         from cryoneuro.anatomy.labels import label_value
+
         return label_value(self.label_names, name, source=self.source)
 
     def mask(self, *names: str) -> np.ndarray:
@@ -107,27 +112,50 @@ class Anatomy:
         Labels: nearest neighbour (outside → 0); image: linear (outside → −1000 HU, air).
         """
         check_spacing((voxel_mm,) * 3, self.source)
-        lo, hi = (self.bounds_mm() if bounds_mm is None else (np.asarray(bounds_mm[0], float), np.asarray(bounds_mm[1], float)))
+        lo, hi = (
+            self.bounds_mm()
+            if bounds_mm is None
+            else (np.asarray(bounds_mm[0], float), np.asarray(bounds_mm[1], float))
+        )
         shape = np.maximum(1, np.round((hi - lo) / voxel_mm).astype(int))
         cells = math.prod(int(n) for n in shape)
         if cells > MAX_CELLS or voxel_mm < MIN_VOXEL_MM:  # before SimpleITK allocates the grid
-            raise SpacingError(f"{self.source}: resampling to {voxel_mm:g} mm voxels gives {cells:,} cells; "
-                               f"the limit is {MAX_CELLS:,} cells of at least {MIN_VOXEL_MM:g} mm "
-                               "(cryoneuro.input_checks); crop the image or check its voxel spacing")
+            raise SpacingError(
+                f"{self.source}: resampling to {voxel_mm:g} mm voxels gives {cells:,} cells; "
+                f"the limit is {MAX_CELLS:,} cells of at least {MIN_VOXEL_MM:g} mm "
+                "(cryoneuro.input_checks); crop the image or check its voxel spacing"
+            )
         ref = sitk.Image([int(s) for s in shape], sitk.sitkUInt8)
         ref.SetSpacing((float(voxel_mm),) * 3)
         ref.SetOrigin(tuple(float(v) for v in lo + voxel_mm / 2))
         ref.SetDirection(tuple(np.eye(3).ravel()))
-        lab = sitk.Resample(self._to_sitk(self.labels.astype(np.int32)), ref, sitk.Transform(),
-                            sitk.sitkNearestNeighbor, 0, sitk.sitkInt32)
+        lab = sitk.Resample(
+            self._to_sitk(self.labels.astype(np.int32)),
+            ref,
+            sitk.Transform(),
+            sitk.sitkNearestNeighbor,
+            0,
+            sitk.sitkInt32,
+        )
         img = None
         if self.image is not None:
-            r = sitk.Resample(self._to_sitk(self.image.astype(np.float32)), ref, sitk.Transform(),
-                              sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+            r = sitk.Resample(
+                self._to_sitk(self.image.astype(np.float32)),
+                ref,
+                sitk.Transform(),
+                sitk.sitkLinear,
+                -1000.0,
+                sitk.sitkFloat32,
+            )
             img = sitk.GetArrayFromImage(r).transpose(2, 1, 0).copy()
-        return replace(self, labels=sitk.GetArrayFromImage(lab).transpose(2, 1, 0).copy(), image=img,
-                       spacing_mm=(float(voxel_mm),) * 3, origin_mm=tuple(float(v) for v in lo + voxel_mm / 2),
-                       direction=np.eye(3))
+        return replace(
+            self,
+            labels=sitk.GetArrayFromImage(lab).transpose(2, 1, 0).copy(),
+            image=img,
+            spacing_mm=(float(voxel_mm),) * 3,
+            origin_mm=tuple(float(v) for v in lo + voxel_mm / 2),
+            direction=np.eye(3),
+        )
 
     def grid(self) -> Grid:
         """The engine grid (corner origin); requires an axis-aligned isotropic anatomy."""
@@ -135,12 +163,19 @@ class Anatomy:
             raise SpacingError(f"{self.source}: image is oblique; call resample_to(voxel_mm) first")
         sp = self.spacing_mm
         if max(sp) - min(sp) > 1e-6 * max(sp):
-            raise SpacingError(f"{self.source}: spacing {sp} mm is anisotropic; call resample_to(voxel_mm) first")
+            raise SpacingError(
+                f"{self.source}: spacing {sp} mm is anisotropic; call resample_to(voxel_mm) first"
+            )
         origin = tuple(float(o - sp[0] / 2) for o in self.origin_mm)
-        return Grid(shape=tuple(int(n) for n in self.labels.shape), voxel_mm=float(sp[0]), origin_mm=origin)  # type: ignore[arg-type]
+        return Grid(
+            shape=tuple(int(n) for n in self.labels.shape), voxel_mm=float(sp[0]), origin_mm=origin
+        )  # type: ignore[arg-type]
 
-    def to_model_inputs(self, tissue_map: dict[str, str] | None = None, default_tissue: str | None = None,
-                        ) -> tuple[Grid, np.ndarray, list[ThermalProperties]]:
+    def to_model_inputs(
+        self,
+        tissue_map: dict[str, str] | None = None,
+        default_tissue: str | None = None,
+    ) -> tuple[Grid, np.ndarray, list[ThermalProperties]]:
         """(Grid, uint8 per-voxel material index, materials) for :class:`ThermalModel`.
 
         ``tissue_map`` maps label names to tissue-library names (merged over
@@ -150,10 +185,16 @@ class Anatomy:
         grid = self.grid()
         tmap = {**DEFAULT_TISSUE_MAP, **(tissue_map or {})}
         present = [int(v) for v in np.unique(self.labels)]
-        names = {v: self.label_names.get(v, "background" if v == 0 else f"label_{v}") for v in present}
-        unmapped = sorted(f"{v}:{n}" for v, n in names.items() if n not in tmap and default_tissue is None)
+        names = {
+            v: self.label_names.get(v, "background" if v == 0 else f"label_{v}") for v in present
+        }
+        unmapped = sorted(
+            f"{v}:{n}" for v, n in names.items() if n not in tmap and default_tissue is None
+        )
         if unmapped:
-            raise LabelMapError(f"{self.source}: no tissue for labels {unmapped}; add them to tissue_map or give default_tissue")
+            raise LabelMapError(
+                f"{self.source}: no tissue for labels {unmapped}; add them to tissue_map or give default_tissue"
+            )
         tissue_names: list[str] = []
         lut = np.zeros(max(present) + 1 if present else 1, dtype=np.uint8)
         for v, n in names.items():
@@ -169,7 +210,9 @@ class Anatomy:
 def check_spacing(spacing: tuple[float, ...], source: str) -> None:
     sp = np.asarray(spacing, dtype=float)
     if sp.shape != (3,) or not np.all(np.isfinite(sp)) or np.any(sp <= 0):
-        raise SpacingError(f"{source}: voxel spacing {tuple(spacing)} mm must be three positive numbers")
+        raise SpacingError(
+            f"{source}: voxel spacing {tuple(spacing)} mm must be three positive numbers"
+        )
 
 
 # --- readers -------------------------------------------------------------------------------------
@@ -190,11 +233,15 @@ def read_sitk(path: str | Path) -> sitk.Image:
             img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
         msg = str(exc).strip().splitlines()
-        raise ImageReadError(f"{p}: cannot read image ({msg[-1] if msg else 'unknown error'})"[:300]) from None
+        raise ImageReadError(
+            f"{p}: cannot read image ({msg[-1] if msg else 'unknown error'})"[:300]
+        ) from None
     if img.GetDimension() == 2:
         img = sitk.JoinSeries(img)
     if img.GetNumberOfComponentsPerPixel() != 1:
-        raise ImageReadError(f"{p}: has {img.GetNumberOfComponentsPerPixel()} components per voxel; expected scalar")
+        raise ImageReadError(
+            f"{p}: has {img.GetNumberOfComponentsPerPixel()} components per voxel; expected scalar"
+        )
     check_spacing(img.GetSpacing(), str(p))
     return img
 
@@ -206,19 +253,28 @@ def _array(img: sitk.Image) -> np.ndarray:
 def check_aligned(image: sitk.Image, labels: sitk.Image, source: str) -> None:
     """Raise :class:`AlignmentError` unless size, spacing, origin, direction agree."""
     if image.GetSize() != labels.GetSize():
-        raise AlignmentError(f"{source}: label map size {labels.GetSize()} != image size {image.GetSize()}")
-    checks = [("spacing", image.GetSpacing(), labels.GetSpacing(), ALIGN_TOL_MM),
-              ("origin", image.GetOrigin(), labels.GetOrigin(), ALIGN_TOL_MM),
-              ("direction", image.GetDirection(), labels.GetDirection(), DIRECTION_TOL)]
+        raise AlignmentError(
+            f"{source}: label map size {labels.GetSize()} != image size {image.GetSize()}"
+        )
+    checks = [
+        ("spacing", image.GetSpacing(), labels.GetSpacing(), ALIGN_TOL_MM),
+        ("origin", image.GetOrigin(), labels.GetOrigin(), ALIGN_TOL_MM),
+        ("direction", image.GetDirection(), labels.GetDirection(), DIRECTION_TOL),
+    ]
     for what, a, b, tol in checks:
         if not np.allclose(a, b, atol=tol):
-            raise AlignmentError(f"{source}: label map {what} {tuple(round(v, 4) for v in b)} != image {what} "
-                                 f"{tuple(round(v, 4) for v in a)}; resample the labels onto the image")
+            raise AlignmentError(
+                f"{source}: label map {what} {tuple(round(v, 4) for v in b)} != image {what} "
+                f"{tuple(round(v, 4) for v in a)}; resample the labels onto the image"
+            )
 
 
-def load_anatomy(labels_path: str | Path, image_path: str | Path | None = None,
-                 label_names: str | Path | dict | None = None,
-                 required_labels: tuple[str, ...] = ()) -> Anatomy:
+def load_anatomy(
+    labels_path: str | Path,
+    image_path: str | Path | None = None,
+    label_names: str | Path | dict | None = None,
+    required_labels: tuple[str, ...] = (),
+) -> Anatomy:
     """Read a label map (+ optional CT/MR image and label-name table) into an :class:`Anatomy`.
 
     ``label_names``: a table file (Slicer ``.ctbl``, ITK-SNAP ``.txt``, ``.json``, ``.toml``) or
@@ -229,7 +285,9 @@ def load_anatomy(labels_path: str | Path, image_path: str | Path | None = None,
     arr = _array(lab)
     if not np.issubdtype(arr.dtype, np.integer):
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise LabelMapError(f"{lp}: label map has non-integer values (dtype {arr.dtype}); is it an image?")
+            raise LabelMapError(
+                f"{lp}: label map has non-integer values (dtype {arr.dtype}); is it an image?"
+            )
         arr = arr.astype(np.int32)
     img_arr = None
     if image_path is not None:
@@ -240,6 +298,7 @@ def load_anatomy(labels_path: str | Path, image_path: str | Path | None = None,
         names = read_label_table(label_names)
     elif isinstance(label_names, dict):
         from cryoneuro.anatomy.labels import normalise_label_mapping
+
         names = normalise_label_mapping(label_names)
     else:
         names = {int(v): f"label_{int(v)}" for v in np.unique(arr) if v != 0}
@@ -248,15 +307,26 @@ def load_anatomy(labels_path: str | Path, image_path: str | Path | None = None,
         values = [v for v, n in names.items() if n == req]
         if not values or not (set(values) & present):
             raise LabelMapError(f"{lp}: required label '{req}' is missing from the label map")
-    return Anatomy(labels=arr, label_names=names, spacing_mm=tuple(lab.GetSpacing()),  # type: ignore[arg-type]
-                   origin_mm=tuple(lab.GetOrigin()), direction=np.array(lab.GetDirection()).reshape(3, 3),  # type: ignore[arg-type]
-                   image=img_arr, source=str(lp))
+    return Anatomy(
+        labels=arr,
+        label_names=names,
+        spacing_mm=tuple(lab.GetSpacing()),  # type: ignore[arg-type]
+        origin_mm=tuple(lab.GetOrigin()),
+        direction=np.array(lab.GetDirection()).reshape(3, 3),  # type: ignore[arg-type]
+        image=img_arr,
+        source=str(lp),
+    )
 
 
 def write_anatomy(anatomy: Anatomy, image_path: str | Path | None, labels_path: str | Path) -> None:
     """Write labels (and the image if present) as NIfTI/NRRD (by suffix)."""
-    sitk.WriteImage(anatomy._to_sitk(anatomy.labels.astype(np.uint8 if anatomy.labels.max() < 256 else np.int32)),
-                    str(labels_path), True)
+    sitk.WriteImage(
+        anatomy._to_sitk(
+            anatomy.labels.astype(np.uint8 if anatomy.labels.max() < 256 else np.int32)
+        ),
+        str(labels_path),
+        True,
+    )
     if image_path is not None and anatomy.image is not None:
         sitk.WriteImage(anatomy._to_sitk(anatomy.image.astype(np.float32)), str(image_path), True)
 
@@ -280,10 +350,15 @@ class UltrasoundPlane:
     def __post_init__(self) -> None:
         sp = np.asarray(self.pixel_spacing_mm, float)
         if sp.shape != (2,) or not np.all(np.isfinite(sp)) or np.any(sp <= 0):
-            raise SpacingError(f"ultrasound: pixel spacing {self.pixel_spacing_mm} must be two positive numbers")
+            raise SpacingError(
+                f"ultrasound: pixel spacing {self.pixel_spacing_mm} must be two positive numbers"
+            )
         u, v = np.asarray(self.col_axis, float), np.asarray(self.row_axis, float)
-        if not (np.isclose(np.linalg.norm(u), 1, atol=1e-3) and np.isclose(np.linalg.norm(v), 1, atol=1e-3)
-                and abs(u @ v) < 1e-3):
+        if not (
+            np.isclose(np.linalg.norm(u), 1, atol=1e-3)
+            and np.isclose(np.linalg.norm(v), 1, atol=1e-3)
+            and abs(u @ v) < 1e-3
+        ):
             raise InputError("ultrasound: col_axis and row_axis must be orthogonal unit vectors")
 
     @property
@@ -294,22 +369,29 @@ class UltrasoundPlane:
         """Physical LPS mm of pixel centre(s) (row, col); shape (..., 3)."""
         r = np.asarray(row, float)[..., None]
         c = np.asarray(col, float)[..., None]
-        return (np.asarray(self.origin_mm) + c * self.pixel_spacing_mm[1] * np.asarray(self.col_axis)
-                + r * self.pixel_spacing_mm[0] * np.asarray(self.row_axis))
+        return (
+            np.asarray(self.origin_mm)
+            + c * self.pixel_spacing_mm[1] * np.asarray(self.col_axis)
+            + r * self.pixel_spacing_mm[0] * np.asarray(self.row_axis)
+        )
 
 
-def read_ultrasound(path: str | Path, origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                    col_axis: tuple[float, float, float] = (1.0, 0.0, 0.0),
-                    row_axis: tuple[float, float, float] = (0.0, 0.0, 1.0),
-                    pixel_spacing_mm: tuple[float, float] | None = None) -> UltrasoundPlane:
+def read_ultrasound(
+    path: str | Path,
+    origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    col_axis: tuple[float, float, float] = (1.0, 0.0, 0.0),
+    row_axis: tuple[float, float, float] = (0.0, 0.0, 1.0),
+    pixel_spacing_mm: tuple[float, float] | None = None,
+) -> UltrasoundPlane:
     """Read a 2D frame (DICOM with PixelSpacing/SequenceOfUltrasoundRegions, or PNG + given spacing)."""
     p = Path(path)
     spacing = pixel_spacing_mm
     if p.suffix.lower() in {".dcm", ""} and spacing is None:
         try:
             import pydicom
+
             ds = pydicom.dcmread(str(p), stop_before_pixels=True)
-        except Exception as exc:  # noqa: BLE001 - any pydicom failure is a bad file
+        except Exception as exc:
             raise ImageReadError(f"{p}: cannot read DICOM ({exc.__class__.__name__})") from None
         if "PixelSpacing" in ds:
             spacing = (float(ds.PixelSpacing[0]), float(ds.PixelSpacing[1]))

@@ -28,13 +28,31 @@ class MissingLabelError(InputError):
 
 #: Phantom label names → tissue-library names (cryoneuro.tissue.TISSUES).
 DEFAULT_TISSUE_MAP: dict[str, str] = {
-    "background": "fat", "skin": "skin", "subcutaneous_fat": "fat", "plantar_fat": "fat",
-    "fat": "fat", "muscle": "muscle", "muscle_flap": "muscle", "tendon": "tendon",
-    "ligament": "tendon", "metatarsal": "bone", "metatarsal_marrow": "bone", "phalanx": "bone",
-    "tibia": "bone", "fibula": "bone", "bone": "bone", "bone_marrow": "bone",
-    "nerve": "nerve", "neuroma": "nerve", "digital_nerve": "nerve", "tibial_nerve": "nerve",
-    "digital_artery": "blood", "artery": "blood", "posterior_tibial_artery": "blood",
-    "vein": "blood", "scar": "tendon",
+    "background": "fat",
+    "skin": "skin",
+    "subcutaneous_fat": "fat",
+    "plantar_fat": "fat",
+    "fat": "fat",
+    "muscle": "muscle",
+    "muscle_flap": "muscle",
+    "tendon": "tendon",
+    "ligament": "tendon",
+    "metatarsal": "bone",
+    "metatarsal_marrow": "bone",
+    "phalanx": "bone",
+    "tibia": "bone",
+    "fibula": "bone",
+    "bone": "bone",
+    "bone_marrow": "bone",
+    "nerve": "nerve",
+    "neuroma": "nerve",
+    "digital_nerve": "nerve",
+    "tibial_nerve": "nerve",
+    "digital_artery": "blood",
+    "artery": "blood",
+    "posterior_tibial_artery": "blood",
+    "vein": "blood",
+    "scar": "tendon",
 }
 
 
@@ -52,7 +70,9 @@ def read_label_table(path: str | Path) -> dict[int, str]:
         if suffix == ".toml":
             return normalise_label_mapping(tomllib.loads(text), source=str(p))
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise LabelTableError(f"{p}: not valid {suffix[1:].upper()} ({exc})".splitlines()[0]) from None
+        raise LabelTableError(
+            f"{p}: not valid {suffix[1:].upper()} ({exc})".splitlines()[0]
+        ) from None
     return _parse_text_table(text, str(p))
 
 
@@ -65,7 +85,9 @@ def normalise_label_mapping(mapping: dict, *, source: str = "label map") -> dict
         elif re.fullmatch(r"-?\d+", str(key)):
             value, name = int(key), str(val)
         else:
-            raise LabelTableError(f"{source}: entry {key!r} = {val!r} is neither value→name nor name→value")
+            raise LabelTableError(
+                f"{source}: entry {key!r} = {val!r} is neither value→name nor name→value"
+            )
         out[value] = name
     return out
 
@@ -99,4 +121,6 @@ def label_value(names: dict[int, str], name: str, *, source: str = "label map") 
     for value, n in names.items():
         if n == name:
             return value
-    raise MissingLabelError(f"{source}: required label '{name}' not found (have {sorted(names.values())})")
+    raise MissingLabelError(
+        f"{source}: required label '{name}' not found (have {sorted(names.values())})"
+    )

@@ -10,50 +10,89 @@ from rich.table import Table
 from cryoneuro.cli._app import app, emit_json, out, user_errors
 from cryoneuro.errors import InputError
 
-_STEPS = ["scoring", "participant flow", "change from baseline", "mixed model (ITT)",
-          "estimands and sensitivity",
-          "between-arm effects, every outcome", "cost-utility",
-          "time to recurrence and re-intervention", "safety", "calibration of predicted relief",
-          "writing the report"]
+_STEPS = [
+    "scoring",
+    "participant flow",
+    "change from baseline",
+    "mixed model (ITT)",
+    "estimands and sensitivity",
+    "between-arm effects, every outcome",
+    "cost-utility",
+    "time to recurrence and re-intervention",
+    "safety",
+    "calibration of predicted relief",
+    "writing the report",
+]
 
 
 @app.command("analyse")
 @user_errors
 def analyse_cmd(
-    data: Path = typer.Argument(None, help="Tidy data: a folder of <table>.csv/.parquet or the "
-                                           "registry's tidy export (.zip)."),
-    out_dir: Path = typer.Option(Path("out/analysis"), "--out",
-                                 help="analysis.html, analysis.pdf, tables/*.csv, figures/*.png."),
-    primary_visit: str = typer.Option(None, "--primary-visit",
-                                      help="Visit code of the primary end point (default m3)."),
-    control: str = typer.Option(None, "--control",
-                                help="Control arm code of an RCT (default: recognised by name)."),
-    synthetic: str = typer.Option(None, "--synthetic",
-                                  help="Analyse a generated study instead: rct or case-series "
-                                       "(its tables are written to OUT/data)."),
-    seed: int = typer.Option(1, "--seed", help="Seed of the --synthetic study and of the "
-                                               "cost-utility bootstrap."),
-    duplicates: str = typer.Option("refuse", "--duplicates",
-                                   help="refuse (default) or drop-identical: drop rows that repeat "
-                                        "another row in every column, listed in the report; "
-                                        "conflicting duplicates are always refused."),
-    arms: str = typer.Option(None, "--arms", help="The protocol's arm codes, comma-separated: "
-                             "any other arm in the data is refused."),
-    sites: str = typer.Option(None, "--sites", help="The protocol's site codes, comma-separated: "
-                              "any other site in the data is refused."),
-    df_method: str = typer.Option("satterthwaite", "--df",
-                                  help="MMRM degrees of freedom: satterthwaite (default) or "
-                                       "kenward-roger (us and cs)."),
-    covariance: str = typer.Option("us", "--covariance",
-                                   help="MMRM covariance across visits: us (unstructured, "
-                                        "default), cs (compound symmetry) or ar1."),
-    economics: Path = typer.Option(None, "--economics",
-                                   help="Unit-cost CSV (item, unit_cost_gbp, source): add the "
-                                        "cost-utility analysis (QALYs, ICER, NMB, CEAC)."),
-    bootstrap: int = typer.Option(2000, "--bootstrap",
-                                  help="Bootstrap replicates of the cost-utility analysis."),
+    data: Path = typer.Argument(
+        None,
+        help="Tidy data: a folder of <table>.csv/.parquet or the registry's tidy export (.zip).",
+    ),
+    out_dir: Path = typer.Option(
+        Path("out/analysis"),
+        "--out",
+        help="analysis.html, analysis.pdf, tables/*.csv, figures/*.png.",
+    ),
+    primary_visit: str = typer.Option(
+        None, "--primary-visit", help="Visit code of the primary end point (default m3)."
+    ),
+    control: str = typer.Option(
+        None, "--control", help="Control arm code of an RCT (default: recognised by name)."
+    ),
+    synthetic: str = typer.Option(
+        None,
+        "--synthetic",
+        help="Analyse a generated study instead: rct or case-series "
+        "(its tables are written to OUT/data).",
+    ),
+    seed: int = typer.Option(
+        1, "--seed", help="Seed of the --synthetic study and of the cost-utility bootstrap."
+    ),
+    duplicates: str = typer.Option(
+        "refuse",
+        "--duplicates",
+        help="refuse (default) or drop-identical: drop rows that repeat "
+        "another row in every column, listed in the report; "
+        "conflicting duplicates are always refused.",
+    ),
+    arms: str = typer.Option(
+        None,
+        "--arms",
+        help="The protocol's arm codes, comma-separated: any other arm in the data is refused.",
+    ),
+    sites: str = typer.Option(
+        None,
+        "--sites",
+        help="The protocol's site codes, comma-separated: any other site in the data is refused.",
+    ),
+    df_method: str = typer.Option(
+        "satterthwaite",
+        "--df",
+        help="MMRM degrees of freedom: satterthwaite (default) or kenward-roger (us and cs).",
+    ),
+    covariance: str = typer.Option(
+        "us",
+        "--covariance",
+        help="MMRM covariance across visits: us (unstructured, "
+        "default), cs (compound symmetry) or ar1.",
+    ),
+    economics: Path = typer.Option(
+        None,
+        "--economics",
+        help="Unit-cost CSV (item, unit_cost_gbp, source): add the "
+        "cost-utility analysis (QALYs, ICER, NMB, CEAC).",
+    ),
+    bootstrap: int = typer.Option(
+        2000, "--bootstrap", help="Bootstrap replicates of the cost-utility analysis."
+    ),
     schema: bool = typer.Option(False, "--schema", help="Print the tidy format and exit."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print one JSON object on stdout and nothing else."
+    ),
 ) -> None:
     """Pain, QoL and mobility change, responders, ITT effect, survival, safety, calibration."""
     from cryoneuro.analysis.tidy import load_tidy, schema_markdown, write_tidy
@@ -67,9 +106,18 @@ def analyse_cmd(
         design = synthetic.replace("-", "_")
         if design not in ("rct", "case_series"):
             raise InputError(f"--synthetic must be rct or case-series (got '{synthetic}')")
-        spec = (SyntheticStudy(seed=seed) if design == "rct" else SyntheticStudy(
-            design="case_series", n_per_arm=40, effect=-3.5, relief_median_days=150,
-            prediction_spread=0.7, seed=seed))
+        spec = (
+            SyntheticStudy(seed=seed)
+            if design == "rct"
+            else SyntheticStudy(
+                design="case_series",
+                n_per_arm=40,
+                effect=-3.5,
+                relief_median_days=150,
+                prediction_spread=0.7,
+                seed=seed,
+            )
+        )
         dataset = generate(spec)
         write_tidy(dataset, out_dir / "data")
     elif data is None:
@@ -98,11 +146,16 @@ def analyse_cmd(
         if bootstrap < 100:
             raise InputError(f"--bootstrap {bootstrap}: use at least 100 replicates")
         unit_costs = load_unit_costs(economics)
+
     def codes(text: str | None) -> tuple[str, ...] | None:
         return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
 
-    checked = check(dataset, duplicates=duplicates.strip().lower().replace("-", "_"),
-                    arms=codes(arms), sites=codes(sites))
+    checked = check(
+        dataset,
+        duplicates=duplicates.strip().lower().replace("-", "_"),
+        arms=codes(arms),
+        sites=codes(sites),
+    )
     dataset = checked.data
     rct.primary_visit(dataset, primary_visit)
     if dataset.design == "rct":
@@ -110,13 +163,20 @@ def analyse_cmd(
 
     with progress_bar(not json_output) as bar:
         task = bar.add_task("analysing", total=len(_STEPS))
-        results = analyse(checked, out_dir, primary_visit=primary_visit, control=control,
-                          covariance=covariance, df_method=df_method, unit_costs=unit_costs,
-                          bootstrap=bootstrap,
-                          seed=seed,
-                          progress=lambda msg: bar.update(
-                              task, completed=_STEPS.index(msg) if msg in _STEPS else 0,
-                              description=msg))
+        results = analyse(
+            checked,
+            out_dir,
+            primary_visit=primary_visit,
+            control=control,
+            covariance=covariance,
+            df_method=df_method,
+            unit_costs=unit_costs,
+            bootstrap=bootstrap,
+            seed=seed,
+            progress=lambda msg: bar.update(
+                task, completed=_STEPS.index(msg) if msg in _STEPS else 0, description=msg
+            ),
+        )
         bar.update(task, completed=len(_STEPS), description="done")
     if json_output:
         emit_json(results)
@@ -129,12 +189,16 @@ def _summary(results: dict) -> None:
     table.add_column("result")
     table.add_column("value", justify="right")
     for row in results.get("change", {}).get(results["pain_outcome"], []):
-        table.add_row(f"pain change at {row['visit']} ({row['arm']}, n={row['n']})",
-                      f"{row['mean_change']:.2f} ({row['ci_lower']:.2f} to {row['ci_upper']:.2f})")
+        table.add_row(
+            f"pain change at {row['visit']} ({row['arm']}, n={row['n']})",
+            f"{row['mean_change']:.2f} ({row['ci_lower']:.2f} to {row['ci_upper']:.2f})",
+        )
     for row in results.get("treatment_effect", []):
         if row["visit"] == results["primary_visit"]:
-            table.add_row(f"{row['method']} effect at {row['visit']}",
-                          f"{row['effect']:.2f} ({row['ci_lower']:.2f} to {row['ci_upper']:.2f})")
+            table.add_row(
+                f"{row['method']} effect at {row['visit']}",
+                f"{row['effect']:.2f} ({row['ci_lower']:.2f} to {row['ci_upper']:.2f})",
+            )
     for row in results.get("survival", {}).get("recurrence", []):
         table.add_row(f"median relief, days ({row['arm']})", f"{row['median_days']:.0f}")
     out.print(table)

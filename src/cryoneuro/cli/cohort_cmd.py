@@ -30,7 +30,7 @@ def plans_from_registry(url: str):
     from cryoneuro.registry.db import make_engine
     from cryoneuro.registry.models import Procedure
 
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         raise InputError(f"--db {url}: no such database file")
     try:
         engine = make_engine(url)
@@ -39,11 +39,16 @@ def plans_from_registry(url: str):
     plans, skipped = [], []
     try:
         with Session(engine) as session:
-            rows = session.execute(select(Procedure.id, Procedure.procedure_date, Procedure.plan)
-                                   .where(Procedure.plan.is_not(None)).order_by(Procedure.id)).all()
+            rows = session.execute(
+                select(Procedure.id, Procedure.procedure_date, Procedure.plan)
+                .where(Procedure.plan.is_not(None))
+                .order_by(Procedure.id)
+            ).all()
             session.rollback()
     except SQLAlchemyError as exc:
-        raise InputError(f"--db {url}: cannot read procedures ({str(exc).splitlines()[0][:200]})") from None
+        raise InputError(
+            f"--db {url}: cannot read procedures ({str(exc).splitlines()[0][:200]})"
+        ) from None
     finally:
         engine.dispose()
     for pid, date, plan in rows:
@@ -55,21 +60,39 @@ def plans_from_registry(url: str):
         except InputError as exc:
             skipped.append({"source": f"procedure/{pid}", "reason": str(exc)})
             continue
-        plans.append(StoredPlan(f"procedure/{pid}", text, procedure_id=int(pid),
-                                procedure_date=date.isoformat() if date else None))
+        plans.append(
+            StoredPlan(
+                f"procedure/{pid}",
+                text,
+                procedure_id=int(pid),
+                procedure_date=date.isoformat() if date else None,
+            )
+        )
     return plans, skipped
 
 
 @cohort_app.command("resimulate")
 @user_errors
 def resimulate_cmd(
-    source: str = typer.Argument(None, help="A folder of plan.json files (searched recursively), or a registry URL."),
-    db: str = typer.Option(None, "--db", help="Registry database URL (sqlite:///registry.db, postgresql://…)."),
-    out_dir: Path = typer.Option(..., "--out", help="cohort.parquet, cohort.csv, summary.json, then_vs_now.png."),
-    scheduler: str = typer.Option(None, "--scheduler", help="Address of a running dask scheduler (default: a local cluster)."),
+    source: str = typer.Argument(
+        None, help="A folder of plan.json files (searched recursively), or a registry URL."
+    ),
+    db: str = typer.Option(
+        None, "--db", help="Registry database URL (sqlite:///registry.db, postgresql://…)."
+    ),
+    out_dir: Path = typer.Option(
+        ..., "--out", help="cohort.parquet, cohort.csv, summary.json, then_vs_now.png."
+    ),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="Address of a running dask scheduler (default: a local cluster)."
+    ),
     workers: int = typer.Option(2, "--workers", help="Workers of the local cluster."),
-    voxel_mm: float = typer.Option(None, "--voxel-mm", help="Force the grid (0.5 or 1.0); default: each plan's own."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
+    voxel_mm: float = typer.Option(
+        None, "--voxel-mm", help="Force the grid (0.5 or 1.0); default: each plan's own."
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print one JSON object on stdout and nothing else."
+    ),
 ) -> None:
     """Re-simulate every stored plan with the current model; then / now / difference per plan."""
     from cryoneuro.cli.simulate_cmd import progress_bar
@@ -85,8 +108,10 @@ def resimulate_cmd(
         raise InputError("give a folder of plans or --db URL (one of them)")
     items, skipped = plans_from_registry(db) if db else plans_from_folder(source)
     if not items:
-        raise InputError(f"{db or source}: no stored cryoneuro plans found"
-                         + (f" ({len(skipped)} not plans)" if skipped else ""))
+        raise InputError(
+            f"{db or source}: no stored cryoneuro plans found"
+            + (f" ({len(skipped)} not plans)" if skipped else "")
+        )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -94,17 +119,25 @@ def resimulate_cmd(
     (out_dir / "partial.csv").unlink(missing_ok=True)
     with progress_bar(not json_output) as bar:
         task = bar.add_task("re-simulating", total=len(items))
-        table = resimulate(items, voxel_mm=voxel_mm, scheduler=scheduler, workers=workers, out_dir=out_dir,
-                           progress=lambda done, total: bar.update(task, completed=done))
+        table = resimulate(
+            items,
+            voxel_mm=voxel_mm,
+            scheduler=scheduler,
+            workers=workers,
+            out_dir=out_dir,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
     summary = summarise(table, skipped)
     summary["source"] = db or str(source)
     write_outputs(table, summary, out_dir)
     if json_output:
         emit_json(summary)
         return
-    out.print(f"{summary['replayed']} of {summary['plans']} plans re-simulated with cryoneuro {summary['software_now']}; "
-              f"{summary['changed']} changed, {summary['block_changed']} with a different block verdict, "
-              f"{summary['errors']} could not be replayed")
+    out.print(
+        f"{summary['replayed']} of {summary['plans']} plans re-simulated with cryoneuro {summary['software_now']}; "
+        f"{summary['changed']} changed, {summary['block_changed']} with a different block verdict, "
+        f"{summary['errors']} could not be replayed"
+    )
     for r in summary["error_rows"]:
         out.print(f"  [yellow]{r['source']}[/yellow]: {r['status']}")
     out.print(f"results in [bold]{out_dir}[/bold]")

@@ -13,12 +13,24 @@ from cryoneuro.cli._app import app, emit_json, out, user_errors
 @app.command("demo")
 @user_errors
 def demo_cmd(
-    out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Where to write the plan and its report."),
-    phantom: str = typer.Option("morton", "--phantom", help="morton (forefoot) or stump (transtibial)."),
-    scheduler: str = typer.Option(None, "--scheduler", help="Screen the candidates on this running dask scheduler."),
-    workers: int = typer.Option(None, "--workers", help="Screen the candidates on a local Dask cluster of N workers "
-                                "(default: in process). The plan is the same either way."),
-    json_output: bool = typer.Option(False, "--json", help="Print the plan as one JSON object and nothing else."),
+    out_dir: Path = typer.Option(
+        Path("out/demo"), "--out", help="Where to write the plan and its report."
+    ),
+    phantom: str = typer.Option(
+        "morton", "--phantom", help="morton (forefoot) or stump (transtibial)."
+    ),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="Screen the candidates on this running dask scheduler."
+    ),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        help="Screen the candidates on a local Dask cluster of N workers "
+        "(default: in process). The plan is the same either way.",
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print the plan as one JSON object and nothing else."
+    ),
 ) -> None:
     """Plan a cryoablation on a bundled phantom: candidate placements and cryogens, full 3D
     simulation of each, nerve block, skin and artery safety, predicted relief, HTML/PDF report."""
@@ -38,34 +50,56 @@ def demo_cmd(
         raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
     with progress_bar(not json_output) as bar:
         task = bar.add_task("planning", total=1.0)
-        plan = plan_phantom(makers[phantom](), out_dir, scheduler=scheduler, workers=workers,
-                            progress=lambda f, label: bar.update(task, completed=f, description=label))
+        plan = plan_phantom(
+            makers[phantom](),
+            out_dir,
+            scheduler=scheduler,
+            workers=workers,
+            progress=lambda f, label: bar.update(task, completed=f, description=label),
+        )
     if json_output:
         emit_json(plan.model_dump(mode="json"))
         return
-    verdict = "[green]feasible[/green]" if plan.feasible else "[red]not feasible[/red]: " + "; ".join(plan.reasons)
+    verdict = (
+        "[green]feasible[/green]"
+        if plan.feasible
+        else "[red]not feasible[/red]: " + "; ".join(plan.reasons)
+    )
     p = plan.probes[0]
     out.print(f"Plan for {plan.case}: {verdict}")
-    wall = (f"device model {p.device}: wall {p.wall_temperature_end_c:.1f} °C at the end of the freeze "
-            f"(gas {p.tip_temperature_c:.1f} °C, {p.mean_cooling_w:.1f} W)" if p.drive == "device"
-            else f"held at {p.tip_temperature_c:.1f} °C")
-    out.print(f"  probe {p.diameter_mm} mm, {p.active_length_mm:g} mm active, {p.gas}, {wall}; "
-              + " → ".join(f"{ph.kind} {ph.duration_s:g} s" for ph in plan.protocol))
-    out.print(f"  nerve: complete block {plan.nerve.get('complete_block')}, blocked {plan.nerve.get('blocked_length_mm', 0):.1f} mm, "
-              f"neurotmesis risk {plan.nerve.get('neurotmesis_risk')}")
+    wall = (
+        f"device model {p.device}: wall {p.wall_temperature_end_c:.1f} °C at the end of the freeze "
+        f"(gas {p.tip_temperature_c:.1f} °C, {p.mean_cooling_w:.1f} W)"
+        if p.drive == "device"
+        else f"held at {p.tip_temperature_c:.1f} °C"
+    )
+    out.print(
+        f"  probe {p.diameter_mm} mm, {p.active_length_mm:g} mm active, {p.gas}, {wall}; "
+        + " → ".join(f"{ph.kind} {ph.duration_s:g} s" for ph in plan.protocol)
+    )
+    out.print(
+        f"  nerve: complete block {plan.nerve.get('complete_block')}, blocked {plan.nerve.get('blocked_length_mm', 0):.1f} mm, "
+        f"neurotmesis risk {plan.nerve.get('neurotmesis_risk')}"
+    )
     skin = next((s for s in plan.safety if s["structure"] == "skin"), None)
     if skin:
         out.print(f"  skin minimum {skin['min_temperature_c']:.1f} °C (limit 0 °C)")
     if plan.relief:
         r = plan.relief
-        out.print(f"  regrowth-limited estimate of relief: median {r['median_days']:.0f} days "
-                  f"({r['interval_days'][0]:.0f}–{r['interval_days'][1]:.0f})")
+        out.print(
+            f"  regrowth-limited estimate of relief: median {r['median_days']:.0f} days "
+            f"({r['interval_days'][0]:.0f}–{r['interval_days'][1]:.0f})"
+        )
         obs = r.get("observed_in_published_series", {})
         if "interval_days" in obs:
-            out.print(f"  observed in published series: relief still present at {obs['interval_days'][0]}–"
-                      f"{obs['interval_days'][1]} days")
+            out.print(
+                f"  observed in published series: relief still present at {obs['interval_days'][0]}–"
+                f"{obs['interval_days'][1]} days"
+            )
         if r.get("statement"):
             out.print(f"  {r['statement']}", markup=False)
     for w in plan.warnings:
         out.print(f"  [yellow]warning[/yellow]: {w}")
-    out.print(f"Report: [bold]{plan.files['report_html']}[/bold] (PDF beside it); plan: {out_dir / 'plan.json'}")
+    out.print(
+        f"Report: [bold]{plan.files['report_html']}[/bold] (PDF beside it); plan: {out_dir / 'plan.json'}"
+    )

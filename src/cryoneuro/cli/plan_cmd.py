@@ -111,19 +111,31 @@ def load_anatomy_case(path: Path):
     names = str(base / names) if isinstance(names, str) else names
     s = case.structures
     required = (s.target, s.nerve, s.skin, *s.arteries, *s.bones)
-    anatomy = load_anatomy(base / case.anatomy.labels, base / case.anatomy.image if case.anatomy.image else None,
-                           names, required_labels=required)
+    anatomy = load_anatomy(
+        base / case.anatomy.labels,
+        base / case.anatomy.image if case.anatomy.image else None,
+        names,
+        required_labels=required,
+    )
     if not anatomy.is_axis_aligned or max(anatomy.spacing_mm) - min(anatomy.spacing_mm) > 1e-6:
         anatomy = anatomy.resample_to(min(0.5, min(anatomy.spacing_mm) * 1.0))
     lv = anatomy.label_value
     from cryoneuro.anatomy.labels import DEFAULT_TISSUE_MAP
 
-    phantom = Phantom(name=path.stem, anatomy=anatomy, neuroma_label=lv(s.target), nerve_label=lv(s.nerve),
-                      artery_labels=[lv(n) for n in s.arteries], skin_label=lv(s.skin),
-                      bone_labels=[lv(n) for n in s.bones], centreline_mm=np.asarray(case.nerve.centreline_mm),
-                      end_organ_mm=np.asarray(case.nerve.end_organ_mm),
-                      tissue_map={**DEFAULT_TISSUE_MAP, **case.anatomy.tissue_map},
-                      neuroma_type=case.nerve.neuroma_type, block_proximal_to_mm=case.nerve.block_proximal_to_mm)
+    phantom = Phantom(
+        name=path.stem,
+        anatomy=anatomy,
+        neuroma_label=lv(s.target),
+        nerve_label=lv(s.nerve),
+        artery_labels=[lv(n) for n in s.arteries],
+        skin_label=lv(s.skin),
+        bone_labels=[lv(n) for n in s.bones],
+        centreline_mm=np.asarray(case.nerve.centreline_mm),
+        end_organ_mm=np.asarray(case.nerve.end_organ_mm),
+        tissue_map={**DEFAULT_TISSUE_MAP, **case.anatomy.tissue_map},
+        neuroma_type=case.nerve.neuroma_type,
+        block_proximal_to_mm=case.nerve.block_proximal_to_mm,
+    )
     return phantom, case.plan
 
 
@@ -135,17 +147,23 @@ def _check_plan_limits(plan: PlanSpec, source: str) -> None:
     longest = (MAX_PROTOCOL_S - THAW_S) / 2
     for i, freeze in enumerate(plan.freezes_s):
         if freeze > longest:
-            raise CaseFileError(f"{source}: plan.freezes_s[{i}] = {freeze:g} s; the protocol (two freezes "
-                                f"and a {THAW_S:g} s thaw) must last at most {MAX_PROTOCOL_S:g} s, so a "
-                                f"freeze at most {longest:g} s")
+            raise CaseFileError(
+                f"{source}: plan.freezes_s[{i}] = {freeze:g} s; the protocol (two freezes "
+                f"and a {THAW_S:g} s thaw) must last at most {MAX_PROTOCOL_S:g} s, so a "
+                f"freeze at most {longest:g} s"
+            )
 
 
 @app.command("plan")
 @user_errors
 def plan_cmd(
-    case_file: Path = typer.Argument(..., help="Anatomy case file (TOML); see `cryoneuro.cli.plan_cmd`."),
+    case_file: Path = typer.Argument(
+        ..., help="Anatomy case file (TOML); see `cryoneuro.cli.plan_cmd`."
+    ),
     out_dir: Path = typer.Option(..., "--out", help="Where to write plan.json and the report."),
-    json_output: bool = typer.Option(False, "--json", help="Print the plan as one JSON object and nothing else."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print the plan as one JSON object and nothing else."
+    ),
 ) -> None:
     """Plan a neuroma cryoablation on labelled images: placement, iceball, nerve block, safety, relief, report."""
     from cryoneuro.cli.simulate_cmd import progress_bar
@@ -154,11 +172,24 @@ def plan_cmd(
     phantom, spec = load_anatomy_case(case_file)
     with progress_bar(not json_output) as bar:
         task = bar.add_task("planning", total=1.0)
-        plan = plan_phantom(phantom, out_dir, gases=tuple(spec.gases), offsets_mm=tuple(spec.offsets_mm),
-                            shifts_mm=tuple(spec.shifts_mm), freezes_s=tuple(spec.freezes_s), drive=spec.drive,
-                            progress=lambda f, label: bar.update(task, completed=f, description=label))
+        plan = plan_phantom(
+            phantom,
+            out_dir,
+            gases=tuple(spec.gases),
+            offsets_mm=tuple(spec.offsets_mm),
+            shifts_mm=tuple(spec.shifts_mm),
+            freezes_s=tuple(spec.freezes_s),
+            drive=spec.drive,
+            progress=lambda f, label: bar.update(task, completed=f, description=label),
+        )
     if json_output:
         emit_json(plan.model_dump(mode="json"))
         return
-    out.print(("[green]feasible[/green]" if plan.feasible else "[red]not feasible[/red]: " + "; ".join(plan.reasons))
-              + f" — report {plan.files['report_html']}")
+    out.print(
+        (
+            "[green]feasible[/green]"
+            if plan.feasible
+            else "[red]not feasible[/red]: " + "; ".join(plan.reasons)
+        )
+        + f" — report {plan.files['report_html']}"
+    )

@@ -29,8 +29,9 @@ def _parse_answers(code: str, tokens: list[str]) -> dict[str, str]:
             if code == "eq5d5l" and "profile" not in answers:
                 name, value = "profile", token
             else:
-                raise InputError(f"{code}: answer '{token[:40]}' must be item=value "
-                                 f"(e.g. {_example(code)})")
+                raise InputError(
+                    f"{code}: answer '{token[:40]}' must be item=value (e.g. {_example(code)})"
+                )
         name = name.strip()
         if name in answers:
             raise InputError(f"{code}: item '{name[:40]}' is given twice")
@@ -49,8 +50,12 @@ def _list(json_output: bool) -> None:
     from cryoneuro.instruments import INSTRUMENTS, VALUE_SETS
 
     if json_output:
-        emit_json({"instruments": [i.to_dict() for i in INSTRUMENTS.values()],
-                   "value_sets": [v.to_dict() for v in VALUE_SETS.values()]})
+        emit_json(
+            {
+                "instruments": [i.to_dict() for i in INSTRUMENTS.values()],
+                "value_sets": [v.to_dict() for v in VALUE_SETS.values()],
+            }
+        )
         return
     table = Table(title="Instruments (cryoneuro score INSTRUMENT item=value ...)")
     table.add_column("code", no_wrap=True)
@@ -61,8 +66,11 @@ def _list(json_output: bool) -> None:
         items = ", ".join(f"{i.name}{'' if i.required else '?'}" for i in ins.items)
         table.add_row(ins.code, ins.label, items, ", ".join(m.name for m in ins.measures))
     out.print(table)
-    out.print("[dim]? = optional. EQ-5D-5L value sets: " + ", ".join(VALUE_SETS)
-              + ". Details: cryoneuro score --list --json[/dim]")
+    out.print(
+        "[dim]? = optional. EQ-5D-5L value sets: "
+        + ", ".join(VALUE_SETS)
+        + ". Details: cryoneuro score --list --json[/dim]"
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -78,13 +86,17 @@ def _fmt(value: Any) -> str:
 def score_cmd(
     instrument: str = typer.Argument(None, help="Instrument code (see --list), e.g. eq5d5l."),
     answers: list[str] = typer.Argument(  # noqa: B008 (Typer declares arguments this way)
-        None, help="Answers as item=value; for eq5d5l the 5-digit profile may be given bare."),
+        None, help="Answers as item=value; for eq5d5l the 5-digit profile may be given bare."
+    ),
     value_set: str = typer.Option(
-        None, "--value-set",
-        help="EQ-5D-5L value set: england, uk-2026 or uk-crosswalk (default: all)."),
+        None,
+        "--value-set",
+        help="EQ-5D-5L value set: england, uk-2026 or uk-crosswalk (default: all).",
+    ),
     list_instruments: bool = typer.Option(False, "--list", help="List the instruments."),
-    json_output: bool = typer.Option(False, "--json",
-                                     help="Print one JSON object on stdout and nothing else."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print one JSON object on stdout and nothing else."
+    ),
 ) -> None:
     """Score a questionnaire (NRS, VAS, EQ-5D-5L, MOXFQ, BPI, stump, mobility)."""
     from cryoneuro.instruments import get_instrument, get_value_set, score
@@ -110,13 +122,17 @@ def score_cmd(
     if ins.code == "eq5d5l":
         payload["profile"] = scores["profile"]
         if vs is not None:
-            payload.update(value_set=vs.name, index=scores[measure_name(vs.name)],
-                           version=vs.version, citation=vs.citation, doi=vs.doi)
+            payload.update(
+                value_set=vs.name,
+                index=scores[measure_name(vs.name)],
+                version=vs.version,
+                citation=vs.citation,
+                doi=vs.doi,
+            )
         else:
             from cryoneuro.instruments import VALUE_SETS
 
-            payload["indices"] = {
-                name: scores[measure_name(name)] for name in VALUE_SETS}
+            payload["indices"] = {name: scores[measure_name(name)] for name in VALUE_SETS}
         if "vas" in scores:
             payload["vas"] = scores["vas"]
     payload["scores"] = scores

@@ -16,21 +16,57 @@ from cryoneuro.errors import CaseFileError, InputError
 @user_errors
 def sweep_cmd(
     case_file: Path = typer.Argument(None, help="Case file (TOML); or give --plan instead."),
-    vary: list[str] = typer.Option(None, "--vary", help="PATH=LO:HI, e.g. domain.tissue.perfusion=1000:8000 (repeatable; case files)."),
-    plan_file: Path = typer.Option(None, "--plan", help="A saved plan.json: sweep the uncertainty of that plan."),
+    vary: list[str] = typer.Option(
+        None,
+        "--vary",
+        help="PATH=LO:HI, e.g. domain.tissue.perfusion=1000:8000 (repeatable; case files).",
+    ),
+    plan_file: Path = typer.Option(
+        None, "--plan", help="A saved plan.json: sweep the uncertainty of that plan."
+    ),
     samples: int = typer.Option(50, "--samples", help="Latin-hypercube samples."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (same seed, same samples)."),
-    scheduler: str = typer.Option(None, "--scheduler", help="Address of a running dask scheduler (default: a local cluster)."),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="Address of a running dask scheduler (default: a local cluster)."
+    ),
     workers: int = typer.Option(2, "--workers", help="Workers of the local cluster."),
-    voxel_mm: float = typer.Option(None, "--voxel-mm", help="Case: override domain.voxel_mm. Plan: 1.0 (default, the fast screening grid) or 0.5."),
-    position_sd_mm: float = typer.Option(1.0, "--position-sd-mm", help="Plan: SD of the probe-tip error per axis (mm)."),
-    tip_temperature_sd_c: float = typer.Option(5.0, "--tip-temperature-sd-c", help="Plan: SD of the tip-temperature offset (°C; never colder than planned)."),
-    perfusion_scale: str = typer.Option("0.5:2", "--perfusion-scale", help="Plan: perfusion multiplier LO:HI (log-uniform) or a fixed value."),
-    conductivity_scale: str = typer.Option("1", "--conductivity-scale", help="Plan: unfrozen-conductivity multiplier LO:HI or a value."),
-    frozen_conductivity_scale: str = typer.Option("1", "--frozen-conductivity-scale", help="Plan: frozen-conductivity multiplier LO:HI or a value."),
-    freeze_scale: str = typer.Option("1", "--freeze-scale", help="Plan: freeze-duration multiplier LO:HI or a value."),
-    out_dir: Path = typer.Option(Path("out/sweep"), "--out", help="Results: sweep.parquet, sweep.csv, plots (and summary.json for a plan)."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
+    voxel_mm: float = typer.Option(
+        None,
+        "--voxel-mm",
+        help="Case: override domain.voxel_mm. Plan: 1.0 (default, the fast screening grid) or 0.5.",
+    ),
+    position_sd_mm: float = typer.Option(
+        1.0, "--position-sd-mm", help="Plan: SD of the probe-tip error per axis (mm)."
+    ),
+    tip_temperature_sd_c: float = typer.Option(
+        5.0,
+        "--tip-temperature-sd-c",
+        help="Plan: SD of the tip-temperature offset (°C; never colder than planned).",
+    ),
+    perfusion_scale: str = typer.Option(
+        "0.5:2",
+        "--perfusion-scale",
+        help="Plan: perfusion multiplier LO:HI (log-uniform) or a fixed value.",
+    ),
+    conductivity_scale: str = typer.Option(
+        "1", "--conductivity-scale", help="Plan: unfrozen-conductivity multiplier LO:HI or a value."
+    ),
+    frozen_conductivity_scale: str = typer.Option(
+        "1",
+        "--frozen-conductivity-scale",
+        help="Plan: frozen-conductivity multiplier LO:HI or a value.",
+    ),
+    freeze_scale: str = typer.Option(
+        "1", "--freeze-scale", help="Plan: freeze-duration multiplier LO:HI or a value."
+    ),
+    out_dir: Path = typer.Option(
+        Path("out/sweep"),
+        "--out",
+        help="Results: sweep.parquet, sweep.csv, plots (and summary.json for a plan).",
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print one JSON object on stdout and nothing else."
+    ),
 ) -> None:
     """Vary case fields over ranges — or perturb a saved plan — run every sample on Dask, and summarise the spread."""
     if workers < 1:
@@ -40,18 +76,35 @@ def sweep_cmd(
     if plan_file is not None:
         if case_file is not None or vary:
             raise InputError("give either CASE.toml with --vary or --plan PLAN.json, not both")
-        _plan_sweep(plan_file, samples=samples, seed=seed, scheduler=scheduler, workers=workers,
-                    voxel_mm=1.0 if voxel_mm is None else voxel_mm, position_sd_mm=position_sd_mm,
-                    tip_temperature_sd_c=tip_temperature_sd_c, scales=(perfusion_scale, conductivity_scale,
-                                                                       frozen_conductivity_scale, freeze_scale),
-                    out_dir=out_dir, json_output=json_output)
+        _plan_sweep(
+            plan_file,
+            samples=samples,
+            seed=seed,
+            scheduler=scheduler,
+            workers=workers,
+            voxel_mm=1.0 if voxel_mm is None else voxel_mm,
+            position_sd_mm=position_sd_mm,
+            tip_temperature_sd_c=tip_temperature_sd_c,
+            scales=(perfusion_scale, conductivity_scale, frozen_conductivity_scale, freeze_scale),
+            out_dir=out_dir,
+            json_output=json_output,
+        )
         return
     if case_file is None:
         raise InputError("give a case file (CASE.toml --vary PATH=LO:HI …) or --plan PLAN.json")
     if not vary:
         raise InputError("a case sweep needs at least one --vary PATH=LO:HI")
-    _case_sweep(case_file, vary, samples=samples, seed=seed, scheduler=scheduler, workers=workers,
-                voxel_mm=voxel_mm, out_dir=out_dir, json_output=json_output)
+    _case_sweep(
+        case_file,
+        vary,
+        samples=samples,
+        seed=seed,
+        scheduler=scheduler,
+        workers=workers,
+        voxel_mm=voxel_mm,
+        out_dir=out_dir,
+        json_output=json_output,
+    )
 
 
 def _prepare_out(out_dir: Path) -> None:
@@ -62,8 +115,18 @@ def _prepare_out(out_dir: Path) -> None:
     (out_dir / "partial.csv").unlink(missing_ok=True)
 
 
-def _case_sweep(case_file: Path, vary: list[str], *, samples: int, seed: int, scheduler: str | None, workers: int,
-                voxel_mm: float | None, out_dir: Path, json_output: bool) -> None:
+def _case_sweep(
+    case_file: Path,
+    vary: list[str],
+    *,
+    samples: int,
+    seed: int,
+    scheduler: str | None,
+    workers: int,
+    voxel_mm: float | None,
+    out_dir: Path,
+    json_output: bool,
+) -> None:
     from cryoneuro.cli.simulate_cmd import progress_bar
     from cryoneuro.sweep import Variation, plot_sweep, run_sweep
 
@@ -78,29 +141,63 @@ def _case_sweep(case_file: Path, vary: list[str], *, samples: int, seed: int, sc
     _prepare_out(out_dir)
     with progress_bar(not json_output) as bar:
         task = bar.add_task("sweeping", total=samples)
-        table = run_sweep(data, variations, samples=samples, seed=seed, scheduler=scheduler, workers=workers,
-                          out_dir=out_dir, overrides=overrides,
-                          progress=lambda done, total: bar.update(task, completed=done))
+        table = run_sweep(
+            data,
+            variations,
+            samples=samples,
+            seed=seed,
+            scheduler=scheduler,
+            workers=workers,
+            out_dir=out_dir,
+            overrides=overrides,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
     table.to_parquet(out_dir / "sweep.parquet", index=False)
     table.to_csv(out_dir / "sweep.csv", index=False)
     plot_sweep(table, variations, out_dir / "sweep.png")
-    stats = {c: {"mean": float(table[c].mean()), "sd": float(table[c].std(ddof=1)) if len(table) > 1 else 0.0,
-                 "p05": float(table[c].quantile(0.05)), "p95": float(table[c].quantile(0.95))}
-             for c in table.columns if c != "sample" and c not in [v.path for v in variations]}
-    result = {"samples": len(table), "variations": [v.__dict__ for v in variations], "outputs": stats,
-              "files": {k: str(out_dir / f) for k, f in (("parquet", "sweep.parquet"), ("csv", "sweep.csv"),
-                                                           ("plot", "sweep.png"))}}
+    stats = {
+        c: {
+            "mean": float(table[c].mean()),
+            "sd": float(table[c].std(ddof=1)) if len(table) > 1 else 0.0,
+            "p05": float(table[c].quantile(0.05)),
+            "p95": float(table[c].quantile(0.95)),
+        }
+        for c in table.columns
+        if c != "sample" and c not in [v.path for v in variations]
+    }
+    result = {
+        "samples": len(table),
+        "variations": [v.__dict__ for v in variations],
+        "outputs": stats,
+        "files": {
+            k: str(out_dir / f)
+            for k, f in (("parquet", "sweep.parquet"), ("csv", "sweep.csv"), ("plot", "sweep.png"))
+        },
+    }
     if json_output:
         emit_json(result)
         return
     for name, s in stats.items():
-        out.print(f"{name:>28}: {s['mean']:8.2f} ± {s['sd']:.2f}  (5–95 %: {s['p05']:.2f}–{s['p95']:.2f})")
+        out.print(
+            f"{name:>28}: {s['mean']:8.2f} ± {s['sd']:.2f}  (5–95 %: {s['p05']:.2f}–{s['p95']:.2f})"
+        )
     out.print(f"results in [bold]{out_dir}[/bold]")
 
 
-def _plan_sweep(plan_file: Path, *, samples: int, seed: int, scheduler: str | None, workers: int, voxel_mm: float,
-                position_sd_mm: float, tip_temperature_sd_c: float, scales: tuple[str, str, str, str],
-                out_dir: Path, json_output: bool) -> None:
+def _plan_sweep(
+    plan_file: Path,
+    *,
+    samples: int,
+    seed: int,
+    scheduler: str | None,
+    workers: int,
+    voxel_mm: float,
+    position_sd_mm: float,
+    tip_temperature_sd_c: float,
+    scales: tuple[str, str, str, str],
+    out_dir: Path,
+    json_output: bool,
+) -> None:
     from cryoneuro.cli.simulate_cmd import progress_bar
     from cryoneuro.planning.plan import Plan
     from cryoneuro.planning.replay import check_voxel, context_for, replay
@@ -112,11 +209,21 @@ def _plan_sweep(plan_file: Path, *, samples: int, seed: int, scheduler: str | No
         write_plan_sweep,
     )
 
-    names = ("--perfusion-scale", "--conductivity-scale", "--frozen-conductivity-scale", "--freeze-scale")
+    names = (
+        "--perfusion-scale",
+        "--conductivity-scale",
+        "--frozen-conductivity-scale",
+        "--freeze-scale",
+    )
     perf, cond, fcond, freeze = (parse_scale(t, n) for t, n in zip(scales, names))
-    spec = PlanUncertainty(position_sd_mm=position_sd_mm, tip_temperature_sd_c=tip_temperature_sd_c,
-                           perfusion_scale=perf, conductivity_scale=cond, frozen_conductivity_scale=fcond,
-                           freeze_scale=freeze)
+    spec = PlanUncertainty(
+        position_sd_mm=position_sd_mm,
+        tip_temperature_sd_c=tip_temperature_sd_c,
+        perfusion_scale=perf,
+        conductivity_scale=cond,
+        frozen_conductivity_scale=fcond,
+        freeze_scale=freeze,
+    )
     check_voxel(voxel_mm)
     if plan_file.is_dir():
         raise InputError(f"--plan {plan_file}: is a folder; give its plan.json")
@@ -126,20 +233,35 @@ def _plan_sweep(plan_file: Path, *, samples: int, seed: int, scheduler: str | No
     nominal = replay(plan, voxel_mm=voxel_mm, context=ctx).as_dict()
     with progress_bar(not json_output) as bar:
         task = bar.add_task(f"replaying {plan.case}", total=samples)
-        table = run_plan_sweep(plan, spec, samples=samples, seed=seed, voxel_mm=voxel_mm, scheduler=scheduler,
-                               workers=workers, out_dir=out_dir,
-                               progress=lambda done, total: bar.update(task, completed=done))
-    summary = summarise_plan_sweep(table, spec=spec, seed=seed, voxel_mm=voxel_mm, nominal=nominal, plan_name=plan.case)
+        table = run_plan_sweep(
+            plan,
+            spec,
+            samples=samples,
+            seed=seed,
+            voxel_mm=voxel_mm,
+            scheduler=scheduler,
+            workers=workers,
+            out_dir=out_dir,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    summary = summarise_plan_sweep(
+        table, spec=spec, seed=seed, voxel_mm=voxel_mm, nominal=nominal, plan_name=plan.case
+    )
     write_plan_sweep(table, summary, out_dir)
     if json_output:
         emit_json(summary)
         return
     pb, ps = summary["p_complete_block"], summary["p_skin_safe"]
     out.print(f"{plan.case}: {len(table)} samples on the {voxel_mm:g} mm grid")
-    out.print(f"  P(complete block) {pb['p']:.3f} (95 % CI {pb['ci95'][0]:.3f}–{pb['ci95'][1]:.3f}); "
-              f"P(skin safe) {ps['p']:.3f} ({ps['ci95'][0]:.3f}–{ps['ci95'][1]:.3f})")
-    for key, label in (("coverage_20", "target ≤ −20 °C"), ("skin_min_c", "skin minimum °C"),
-                       ("warmest_min_c", "warmest nerve section °C")):
+    out.print(
+        f"  P(complete block) {pb['p']:.3f} (95 % CI {pb['ci95'][0]:.3f}–{pb['ci95'][1]:.3f}); "
+        f"P(skin safe) {ps['p']:.3f} ({ps['ci95'][0]:.3f}–{ps['ci95'][1]:.3f})"
+    )
+    for key, label in (
+        ("coverage_20", "target ≤ −20 °C"),
+        ("skin_min_c", "skin minimum °C"),
+        ("warmest_min_c", "warmest nerve section °C"),
+    ):
         d = summary["distributions"][key]
         out.print(f"  {label:>26}: mean {d['mean']:.2f} (5–95 %: {d['p05']:.2f}–{d['p95']:.2f})")
     out.print(f"results in [bold]{out_dir}[/bold]")

@@ -47,11 +47,33 @@ from cryoneuro.instruments.pain import (
 from cryoneuro.instruments.stump import score_stump
 
 __all__ = [
-    "DIMENSIONS", "INSTRUMENTS", "VALUE_SETS", "AdditiveValueSet", "Instrument", "Item",
-    "LookupValueSet", "Measure", "Scores", "ValueSet", "all_profiles", "eq5d5l_index",
-    "get_instrument", "get_value_set", "improvement_category", "is_responder",
-    "percent_change", "register", "register_value_set", "score", "score_bpi", "score_eq5d5l",
-    "score_mobility", "score_moxfq", "score_nrs", "score_stump", "score_vas",
+    "DIMENSIONS",
+    "INSTRUMENTS",
+    "VALUE_SETS",
+    "AdditiveValueSet",
+    "Instrument",
+    "Item",
+    "LookupValueSet",
+    "Measure",
+    "Scores",
+    "ValueSet",
+    "all_profiles",
+    "eq5d5l_index",
+    "get_instrument",
+    "get_value_set",
+    "improvement_category",
+    "is_responder",
+    "percent_change",
+    "register",
+    "register_value_set",
+    "score",
+    "score_bpi",
+    "score_eq5d5l",
+    "score_mobility",
+    "score_moxfq",
+    "score_nrs",
+    "score_stump",
+    "score_vas",
 ]
 
 

@@ -52,9 +52,15 @@ class Item:
         return noun
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "min": self.min, "max": self.max,
-                "required": self.required, "choices": list(self.choices) or None,
-                "label": self.label}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "min": self.min,
+            "max": self.max,
+            "required": self.required,
+            "choices": list(self.choices) or None,
+            "label": self.label,
+        }
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,7 @@ class Measure:
     direction: Direction = "higher is worse"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description,
-                "direction": self.direction}
+        return {"name": self.name, "description": self.description, "direction": self.direction}
 
 
 Scorer = Callable[..., Scores]
@@ -103,8 +108,10 @@ class Instrument:
     def validate(self, answers: Mapping[str, Any]) -> dict[str, Any]:
         """Clean answers (ints, floats, choice strings) or an InputError naming the item."""
         if not isinstance(answers, Mapping):
-            raise InputError(f"{self.code}: answers must be a mapping of item → value "
-                             f"(got {type(answers).__name__})")
+            raise InputError(
+                f"{self.code}: answers must be a mapping of item → value "
+                f"(got {type(answers).__name__})"
+            )
         raw = self.prepare(self.code, answers) if self.prepare else dict(answers)
         return validate_items(self.code, self.items, raw)
 
@@ -117,9 +124,15 @@ class Instrument:
         return self.scorer(self.validate(answers), **options)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "label": self.label, "citation": self.citation,
-                "doi": self.doi, "items": [i.to_dict() for i in self.items],
-                "measures": [m.to_dict() for m in self.measures], "notes": list(self.notes)}
+        return {
+            "code": self.code,
+            "label": self.label,
+            "citation": self.citation,
+            "doi": self.doi,
+            "items": [i.to_dict() for i in self.items],
+            "measures": [m.to_dict() for m in self.measures],
+            "notes": list(self.notes),
+        }
 
 
 #: code → Instrument. Filled by the instrument modules on import; extend with :func:`register`.
@@ -203,14 +216,14 @@ def check_item(code: str, item: Item, value: Any) -> int | float | str:
             number = int(number)
     else:
         number = float(number)
-    if (item.min is not None and number < item.min) or (item.max is not None
-                                                         and number > item.max):
+    if (item.min is not None and number < item.min) or (item.max is not None and number > item.max):
         raise InputError(bad)
     return number
 
 
-def validate_items(code: str, items: tuple[Item, ...], answers: Mapping[str, Any]
-                   ) -> dict[str, Any]:
+def validate_items(
+    code: str, items: tuple[Item, ...], answers: Mapping[str, Any]
+) -> dict[str, Any]:
     """Check every answer against ``items``: unknown, missing, wrong type or out of range.
 
     Missing means absent, ``None`` or an empty string (what an empty form field sends).
@@ -219,8 +232,9 @@ def validate_items(code: str, items: tuple[Item, ...], answers: Mapping[str, Any
     spec = {it.name: it for it in items}
     for name in answers:
         if name not in spec:
-            raise InputError(f"{code}: unknown item '{_show(name)}'; known items: "
-                             f"{', '.join(spec)}")
+            raise InputError(
+                f"{code}: unknown item '{_show(name)}'; known items: {', '.join(spec)}"
+            )
     clean: dict[str, Any] = {}
     for name, item in spec.items():
         value = answers.get(name)

@@ -36,8 +36,13 @@ from cryoneuro.instruments.base import (
 )
 
 #: The five dimensions in profile order (EuroQol's order on the form).
-DIMENSIONS: tuple[str, ...] = ("mobility", "self_care", "usual_activities", "pain_discomfort",
-                               "anxiety_depression")
+DIMENSIONS: tuple[str, ...] = (
+    "mobility",
+    "self_care",
+    "usual_activities",
+    "pain_discomfort",
+    "anxiety_depression",
+)
 _PROFILE = re.compile(r"[1-5]{5}")
 _DATA = "data/value_sets"
 
@@ -65,8 +70,14 @@ class ValueSet:
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "version": self.version,
-                "citation": self.citation, "doi": self.doi, "kind": type(self).__name__}
+        return {
+            "name": self.name,
+            "label": self.label,
+            "version": self.version,
+            "citation": self.citation,
+            "doi": self.doi,
+            "kind": type(self).__name__,
+        }
 
 
 @dataclass
@@ -88,15 +99,19 @@ class AdditiveValueSet(ValueSet):
 
     def __post_init__(self) -> None:
         if set(self.decrements) != set(DIMENSIONS) or any(
-                len(v) != 4 for v in self.decrements.values()):
-            raise ValueError(f"value set {self.name}: need 4 decrements (levels 2–5) for each "
-                             f"of {', '.join(DIMENSIONS)}")
+            len(v) != 4 for v in self.decrements.values()
+        ):
+            raise ValueError(
+                f"value set {self.name}: need 4 decrements (levels 2–5) for each "
+                f"of {', '.join(DIMENSIONS)}"
+            )
 
     def index(self, profile: str) -> float:
         profile = check_profile(profile)
         loss = self.constant + sum(
             0.0 if level == "1" else self.decrements[dim][int(level) - 2]
-            for dim, level in zip(DIMENSIONS, profile))
+            for dim, level in zip(DIMENSIONS, profile)
+        )
         return round(1.0 - loss, 3) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
@@ -125,15 +140,23 @@ class LookupValueSet(ValueSet):
         try:
             return self.table[profile]
         except KeyError:
-            raise InputError(f"eq5d5l: profile '{profile}' has no value in the {self.name} "
-                             f"table (the source table lacks it)") from None
+            raise InputError(
+                f"eq5d5l: profile '{profile}' has no value in the {self.name} "
+                f"table (the source table lacks it)"
+            ) from None
 
 
 def all_profiles() -> list[str]:
     """All 3125 EQ-5D-5L profiles, 11111 … 55555 in lexicographic order."""
     digits = "12345"
-    return [a + b + c + d + e for a in digits for b in digits for c in digits
-            for d in digits for e in digits]
+    return [
+        a + b + c + d + e
+        for a in digits
+        for b in digits
+        for c in digits
+        for d in digits
+        for e in digits
+    ]
 
 
 def load_value_set(toml_text: str, table_text: str | None = None) -> ValueSet:
@@ -172,8 +195,11 @@ def register_value_set(value_set: ValueSet, *, replace: bool = False) -> ValueSe
     return value_set
 
 
-for _file in ("eq5d5l_england_devlin_2018.toml", "eq5d5l_uk_rowen_2026.toml",
-              "eq5d5l_uk_crosswalk_van_hout_2012.toml"):
+for _file in (
+    "eq5d5l_england_devlin_2018.toml",
+    "eq5d5l_uk_rowen_2026.toml",
+    "eq5d5l_uk_crosswalk_van_hout_2012.toml",
+):
     register_value_set(_load_packaged(_file))
 
 # The shared crosswalk had all 3125 profiles when it was copied (2026-11-25). Should a future
@@ -181,16 +207,19 @@ for _file in ("eq5d5l_england_devlin_2018.toml", "eq5d5l_uk_rowen_2026.toml",
 if missing := getattr(VALUE_SETS["uk-crosswalk"], "missing_profiles", []):  # pragma: no cover
     import warnings
 
-    warnings.warn(f"EQ-5D-5L uk-crosswalk table lacks {len(missing)} profile(s): "
-                  f"{', '.join(missing[:10])}", stacklevel=1)
+    warnings.warn(
+        f"EQ-5D-5L uk-crosswalk table lacks {len(missing)} profile(s): {', '.join(missing[:10])}",
+        stacklevel=1,
+    )
 
 
 def get_value_set(name: str) -> ValueSet:
     """The registered value set ``name`` or an InputError listing the known ones."""
     key = str(name).strip().lower()
     if key not in VALUE_SETS:
-        raise InputError(f"eq5d5l: unknown value set '{_show(name)}'; known: "
-                         f"{', '.join(VALUE_SETS)}")
+        raise InputError(
+            f"eq5d5l: unknown value set '{_show(name)}'; known: {', '.join(VALUE_SETS)}"
+        )
     return VALUE_SETS[key]
 
 
@@ -211,23 +240,30 @@ def _prepare(code: str, answers: Mapping[str, Any]) -> dict[str, Any]:
     profile = raw.pop("profile", None)
     if profile is None or (isinstance(profile, str) and not profile.strip()):
         if all(_missing(raw.get(d)) for d in DIMENSIONS):
-            raise InputError(f"{code}: item 'profile' (5 digits, each 1–5) or the five items "
-                             f"{', '.join(DIMENSIONS)} (each an integer 1–5) are required")
+            raise InputError(
+                f"{code}: item 'profile' (5 digits, each 1–5) or the five items "
+                f"{', '.join(DIMENSIONS)} (each an integer 1–5) are required"
+            )
         return raw
     profile = check_profile(profile, code)
     for dim, level in zip(DIMENSIONS, profile):
         given = raw.get(dim)
         if not _missing(given) and _to_number(given) != int(level):
-            raise InputError(f"{code}: item '{dim}' ({_show(given)}) disagrees with "
-                                 f"profile '{profile}'; give one or the other")
+            raise InputError(
+                f"{code}: item '{dim}' ({_show(given)}) disagrees with "
+                f"profile '{profile}'; give one or the other"
+            )
         raw[dim] = level
     return raw
 
 
 def _score(answers: dict[str, Any], value_sets: Iterable[str] | str | None = None) -> Scores:
     profile = "".join(str(answers[d]) for d in DIMENSIONS)
-    names = list(VALUE_SETS) if value_sets is None else (
-        [value_sets] if isinstance(value_sets, str) else list(value_sets))
+    names = (
+        list(VALUE_SETS)
+        if value_sets is None
+        else ([value_sets] if isinstance(value_sets, str) else list(value_sets))
+    )
     out: Scores = {"profile": profile}
     if "vas" in answers:
         out["vas"] = float(answers["vas"])
@@ -237,40 +273,77 @@ def _score(answers: dict[str, Any], value_sets: Iterable[str] | str | None = Non
     return out
 
 
-_DIM_LABELS = {"mobility": "mobility", "self_care": "self-care",
-               "usual_activities": "usual activities", "pain_discomfort": "pain/discomfort",
-               "anxiety_depression": "anxiety/depression"}
+_DIM_LABELS = {
+    "mobility": "mobility",
+    "self_care": "self-care",
+    "usual_activities": "usual activities",
+    "pain_discomfort": "pain/discomfort",
+    "anxiety_depression": "anxiety/depression",
+}
 
-EQ5D5L = register(Instrument(
-    code="eq5d5l",
-    label="EQ-5D-5L",
-    items=(*(Item(d, 1, 5, label=f"{_DIM_LABELS[d]}, level 1 (no problems) – 5 (extreme)")
-             for d in DIMENSIONS),
-           Item("vas", 0, 100, required=False,
-                label="EQ VAS 0 (worst imaginable health) – 100 (best)"),
-           Item("profile", required=False, kind="text",
-                label="alternative to the five items: 5 digits, each 1–5")),
-    measures=(
-        Measure("profile", "The 5-digit health profile (MO SC UA PD AD); a label, not ordered.",
-                "not ordered"),
-        Measure("vas", "EQ VAS 0–100 (only when given); higher is better.", "higher is better"),
-        Measure("index_england", "Index, England value set (Devlin 2018), −0.285 to 1; "
-                "higher is better.", "higher is better"),
-        Measure("index_uk_2026", "Index, UK 2026 value set (Rowen 2026), −0.567 to 1; "
-                "higher is better.", "higher is better"),
-        Measure("index_uk_crosswalk", "Index, UK crosswalk to 3L (van Hout 2012), −0.594 to 1; "
-                "higher is better.", "higher is better"),
-    ),
-    citation=("Herdman M, et al. Development and preliminary testing of the new five-level "
-              "version of EQ-5D (EQ-5D-5L). Qual Life Res 2011;20(10):1727-1736."),
-    doi="10.1007/s11136-011-9903-x",
-    prepare=_prepare,
-    options=("value_sets",),
-    notes=(("Give the five items or 'profile'; 'vas' is optional here (the registry requires "
-            "it). Option value_sets= restricts the index measures; default: every registered "
-            "value set."),),
-    scorer=_score,
-))
+EQ5D5L = register(
+    Instrument(
+        code="eq5d5l",
+        label="EQ-5D-5L",
+        items=(
+            *(
+                Item(d, 1, 5, label=f"{_DIM_LABELS[d]}, level 1 (no problems) – 5 (extreme)")
+                for d in DIMENSIONS
+            ),
+            Item(
+                "vas",
+                0,
+                100,
+                required=False,
+                label="EQ VAS 0 (worst imaginable health) – 100 (best)",
+            ),
+            Item(
+                "profile",
+                required=False,
+                kind="text",
+                label="alternative to the five items: 5 digits, each 1–5",
+            ),
+        ),
+        measures=(
+            Measure(
+                "profile",
+                "The 5-digit health profile (MO SC UA PD AD); a label, not ordered.",
+                "not ordered",
+            ),
+            Measure("vas", "EQ VAS 0–100 (only when given); higher is better.", "higher is better"),
+            Measure(
+                "index_england",
+                "Index, England value set (Devlin 2018), −0.285 to 1; higher is better.",
+                "higher is better",
+            ),
+            Measure(
+                "index_uk_2026",
+                "Index, UK 2026 value set (Rowen 2026), −0.567 to 1; higher is better.",
+                "higher is better",
+            ),
+            Measure(
+                "index_uk_crosswalk",
+                "Index, UK crosswalk to 3L (van Hout 2012), −0.594 to 1; higher is better.",
+                "higher is better",
+            ),
+        ),
+        citation=(
+            "Herdman M, et al. Development and preliminary testing of the new five-level "
+            "version of EQ-5D (EQ-5D-5L). Qual Life Res 2011;20(10):1727-1736."
+        ),
+        doi="10.1007/s11136-011-9903-x",
+        prepare=_prepare,
+        options=("value_sets",),
+        notes=(
+            (
+                "Give the five items or 'profile'; 'vas' is optional here (the registry requires "
+                "it). Option value_sets= restricts the index measures; default: every registered "
+                "value set."
+            ),
+        ),
+        scorer=_score,
+    )
+)
 
 
 def score_eq5d5l(answers: Mapping[str, Any], **options: Any) -> Scores:

@@ -25,29 +25,54 @@ def _score(answers: dict[str, Any]) -> Scores:
     return out
 
 
-MOBILITY = register(Instrument(
-    code="mobility",
-    label="Mobility (walking distance, time, aid)",
-    items=(
-        Item("walking_distance_m", 0, 100000, kind="number",
-             label="distance the patient can walk, metres"),
-        Item("walking_time_min", 0, 1440, required=False, kind="number",
-             label="time taken for that distance, minutes"),
-        Item("aid", required=False, kind="choice", choices=AIDS, label="walking aid used"),
-    ),
-    measures=(
-        Measure("walking_distance_m", "Walking distance in metres; higher is better.",
-                "higher is better"),
-        Measure("walking_time_min", "Time for that distance in minutes (when given); a "
-                "duration, not ordered by itself.", "not ordered"),
-        Measure("aid", "Walking aid (none, stick, crutches, frame, wheelchair; when given); "
-                "a category.", "not ordered"),
-    ),
-    citation=("NICE HTG652 (formerly IPG747): cryotherapy for peripheral neuromas; efficacy "
-              "outcomes quality of life, mobility and pain."),
-    doi=None,
-    scorer=_score,
-))
+MOBILITY = register(
+    Instrument(
+        code="mobility",
+        label="Mobility (walking distance, time, aid)",
+        items=(
+            Item(
+                "walking_distance_m",
+                0,
+                100000,
+                kind="number",
+                label="distance the patient can walk, metres",
+            ),
+            Item(
+                "walking_time_min",
+                0,
+                1440,
+                required=False,
+                kind="number",
+                label="time taken for that distance, minutes",
+            ),
+            Item("aid", required=False, kind="choice", choices=AIDS, label="walking aid used"),
+        ),
+        measures=(
+            Measure(
+                "walking_distance_m",
+                "Walking distance in metres; higher is better.",
+                "higher is better",
+            ),
+            Measure(
+                "walking_time_min",
+                "Time for that distance in minutes (when given); a "
+                "duration, not ordered by itself.",
+                "not ordered",
+            ),
+            Measure(
+                "aid",
+                "Walking aid (none, stick, crutches, frame, wheelchair; when given); a category.",
+                "not ordered",
+            ),
+        ),
+        citation=(
+            "NICE HTG652 (formerly IPG747): cryotherapy for peripheral neuromas; efficacy "
+            "outcomes quality of life, mobility and pain."
+        ),
+        doi=None,
+        scorer=_score,
+    )
+)
 
 
 def score_mobility(answers: dict[str, Any]) -> Scores:

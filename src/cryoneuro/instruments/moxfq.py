@@ -70,30 +70,48 @@ def _score(answers: dict[str, Any]) -> Scores:
     return out
 
 
-MOXFQ = register(Instrument(
-    code="moxfq",
-    label="MOXFQ (Manchester–Oxford Foot Questionnaire)",
-    items=tuple(Item(f"q{i}", 0, ITEM_MAX, required=False,
-                     label=f"item {i}, 0 (none of the time / no pain) – 4 (all of the time)")
-                for i in range(1, 17)),
-    measures=(
-        Measure("walking_standing", "Walking/standing domain 0–100 (items 2–8); higher is "
-                "worse."),
-        Measure("pain", "Pain domain 0–100 (items 1, 11, 12, 15, 16); higher is worse."),
-        Measure("social_interaction", "Social interaction domain 0–100 (items 9, 10, 13, 14); "
-                "higher is worse."),
-        Measure("index", "MOXFQ-Index 0–100 over all 16 items (Morley 2013); higher is worse."),
-    ),
-    citation=("Dawson J, et al. A patient-based questionnaire to assess outcomes of foot "
-              "surgery: validation in the context of surgery for hallux valgus. Qual Life Res "
-              "2006;15(7):1211-1222. Index: Morley D, et al. Bone Joint Res 2013;2(4):66-69 "
-              "(doi 10.1302/2046-3758.24.2000147)."),
-    doi="10.1007/s11136-006-0061-5",
-    notes=(("Items are optional one by one: a domain is scored with at most one missing item "
-            "(imputed as the mean of the domain's answered items), otherwise it is None; the "
-            "Index needs all three domains. Mapping and rule: *check* against the user manual."),),
-    scorer=_score,
-))
+MOXFQ = register(
+    Instrument(
+        code="moxfq",
+        label="MOXFQ (Manchester–Oxford Foot Questionnaire)",
+        items=tuple(
+            Item(
+                f"q{i}",
+                0,
+                ITEM_MAX,
+                required=False,
+                label=f"item {i}, 0 (none of the time / no pain) – 4 (all of the time)",
+            )
+            for i in range(1, 17)
+        ),
+        measures=(
+            Measure(
+                "walking_standing", "Walking/standing domain 0–100 (items 2–8); higher is worse."
+            ),
+            Measure("pain", "Pain domain 0–100 (items 1, 11, 12, 15, 16); higher is worse."),
+            Measure(
+                "social_interaction",
+                "Social interaction domain 0–100 (items 9, 10, 13, 14); higher is worse.",
+            ),
+            Measure("index", "MOXFQ-Index 0–100 over all 16 items (Morley 2013); higher is worse."),
+        ),
+        citation=(
+            "Dawson J, et al. A patient-based questionnaire to assess outcomes of foot "
+            "surgery: validation in the context of surgery for hallux valgus. Qual Life Res "
+            "2006;15(7):1211-1222. Index: Morley D, et al. Bone Joint Res 2013;2(4):66-69 "
+            "(doi 10.1302/2046-3758.24.2000147)."
+        ),
+        doi="10.1007/s11136-006-0061-5",
+        notes=(
+            (
+                "Items are optional one by one: a domain is scored with at most one missing item "
+                "(imputed as the mean of the domain's answered items), otherwise it is None; the "
+                "Index needs all three domains. Mapping and rule: *check* against the user manual."
+            ),
+        ),
+        scorer=_score,
+    )
+)
 
 
 def score_moxfq(answers: dict[str, Any]) -> Scores:

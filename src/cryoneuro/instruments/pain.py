@@ -40,26 +40,32 @@ def score_vas(answers: dict[str, object]) -> Scores:
     return VAS.score(answers)
 
 
-NRS = register(Instrument(
-    code="nrs",
-    label="Pain NRS (0–10)",
-    items=(Item("pain", 0, 10, label="pain intensity, 0 = no pain, 10 = worst imaginable"),),
-    measures=(Measure("pain", "Pain intensity 0–10; higher is worse."),),
-    citation=("Farrar JT, et al. Clinical importance of changes in chronic pain intensity "
-              "measured on an 11-point numerical pain rating scale. Pain 2001;94(2):149-158."),
-    doi="10.1016/S0304-3959(01)00349-9",
-    scorer=_score_single,
-))
+NRS = register(
+    Instrument(
+        code="nrs",
+        label="Pain NRS (0–10)",
+        items=(Item("pain", 0, 10, label="pain intensity, 0 = no pain, 10 = worst imaginable"),),
+        measures=(Measure("pain", "Pain intensity 0–10; higher is worse."),),
+        citation=(
+            "Farrar JT, et al. Clinical importance of changes in chronic pain intensity "
+            "measured on an 11-point numerical pain rating scale. Pain 2001;94(2):149-158."
+        ),
+        doi="10.1016/S0304-3959(01)00349-9",
+        scorer=_score_single,
+    )
+)
 
-VAS = register(Instrument(
-    code="vas",
-    label="Pain VAS (0–100)",
-    items=(Item("pain", 0, 100, label="pain intensity in mm on a 100 mm line"),),
-    measures=(Measure("pain", "Pain intensity 0–100 mm; higher is worse."),),
-    citation=("Huskisson EC. Measurement of pain. Lancet 1974;2(7889):1127-1131."),
-    doi="10.1016/S0140-6736(74)90884-8",
-    scorer=_score_single,
-))
+VAS = register(
+    Instrument(
+        code="vas",
+        label="Pain VAS (0–100)",
+        items=(Item("pain", 0, 100, label="pain intensity in mm on a 100 mm line"),),
+        measures=(Measure("pain", "Pain intensity 0–100 mm; higher is worse."),),
+        citation=("Huskisson EC. Measurement of pain. Lancet 1974;2(7889):1127-1131."),
+        doi="10.1016/S0140-6736(74)90884-8",
+        scorer=_score_single,
+    )
+)
 
 
 # --------------------------------------------------------------------------- MCID helpers
@@ -83,8 +89,9 @@ def percent_change(baseline: float, follow_up: float) -> float | None:
     return 100.0 * (f - b) / b
 
 
-def is_responder(baseline: float, follow_up: float, threshold: float = 0.3, *,
-                 points: float | None = None) -> bool:
+def is_responder(
+    baseline: float, follow_up: float, threshold: float = 0.3, *, points: float | None = None
+) -> bool:
     """Whether pain fell by at least ``threshold`` of baseline (default 30 %, Farrar 2001).
 
     With ``points`` (e.g. 2 on the NRS, Farrar 2001) an absolute fall of at least that many

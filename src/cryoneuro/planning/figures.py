@@ -3,25 +3,32 @@ across the probe — what a radiologist checks before freezing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.ndimage import map_coordinates  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.ndimage import map_coordinates
 
-from cryoneuro.thermal.figures import ISO_COLOURS  # noqa: E402
-from cryoneuro.thermal.solver import ThermalResult  # noqa: E402
+from cryoneuro.thermal.figures import ISO_COLOURS
+from cryoneuro.thermal.solver import ThermalResult
 
 #: Outline colours of the structures drawn on the image.
-STRUCTURE_COLOURS = {"nerve": "#ffd400", "target": "#ff7f00", "artery": "#e41a1c", "skin": "#f781bf",
-                     "bone": "#ffffff"}
+STRUCTURE_COLOURS = {
+    "nerve": "#ffd400",
+    "target": "#ff7f00",
+    "artery": "#e41a1c",
+    "skin": "#f781bf",
+    "bone": "#ffffff",
+}
 
 
-def _plane(values: np.ndarray, result: ThermalResult, origin, a_axis, b_axis, a_mm, order: int, cval):
+def _plane(
+    values: np.ndarray, result: ThermalResult, origin, a_axis, b_axis, a_mm, order: int, cval
+):
     grid = result.grid
     A, B = np.meshgrid(a_mm, a_mm)
     pts = np.asarray(origin)[None, None, :] + A[..., None] * a_axis + B[..., None] * b_axis
@@ -30,9 +37,16 @@ def _plane(values: np.ndarray, result: ThermalResult, origin, a_axis, b_axis, a_
     return out.reshape(A.shape)
 
 
-def plot_plan_overlays(result: ThermalResult, image: np.ndarray | None, structures: dict[str, np.ndarray],
-                       path: str | Path, *, isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
-                       window: tuple[float, float] = (-200.0, 600.0), title: str = "") -> Path:
+def plot_plan_overlays(
+    result: ThermalResult,
+    image: np.ndarray | None,
+    structures: dict[str, np.ndarray],
+    path: str | Path,
+    *,
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
+    window: tuple[float, float] = (-200.0, 600.0),
+    title: str = "",
+) -> Path:
     """Two panels through the first probe (along its axis, and across it at mid active length):
     the image in grey, structure outlines in colour, isotherms of the minimum temperature."""
     probe = result.model.probes[0]
@@ -43,33 +57,62 @@ def plot_plan_overlays(result: ThermalResult, image: np.ndarray | None, structur
     a = np.arange(-half, half + h, h)
     tip = np.asarray(probe.tip_mm, dtype=float)
     mid = tip + 0.5 * probe.active_length_mm * w
-    tmin = np.where(np.isfinite(result.min_temperature_c), result.min_temperature_c,
-                    result.model.body_temperature_c)
+    tmin = np.where(
+        np.isfinite(result.min_temperature_c),
+        result.min_temperature_c,
+        result.model.body_temperature_c,
+    )
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.4), constrained_layout=True)
-    for ax, origin, b_axis, label in ((axes[0], mid, w, "along the probe"), (axes[1], mid, v, "across the probe")):
+    for ax, origin, b_axis, label in (
+        (axes[0], mid, w, "along the probe"),
+        (axes[1], mid, v, "across the probe"),
+    ):
         if image is not None:
             img = _plane(image.astype(float), result, origin, u, b_axis, a, 1, window[0])
-            ax.imshow(img, origin="lower", extent=(a[0], a[-1], a[0], a[-1]), cmap="gray",
-                      vmin=window[0], vmax=window[1])
+            ax.imshow(
+                img,
+                origin="lower",
+                extent=(a[0], a[-1], a[0], a[-1]),
+                cmap="gray",
+                vmin=window[0],
+                vmax=window[1],
+            )
         for name, mask in structures.items():
             m = _plane(mask.astype(float), result, origin, u, b_axis, a, 1, 0.0)
             if m.max() >= 0.5:
-                ax.contour(a, a, m, levels=[0.5], colors=[STRUCTURE_COLOURS.get(name, "c")], linewidths=1.2)
+                ax.contour(
+                    a, a, m, levels=[0.5], colors=[STRUCTURE_COLOURS.get(name, "c")], linewidths=1.2
+                )
                 ax.plot([], [], color=STRUCTURE_COLOURS.get(name, "c"), label=name)
         t = _plane(tmin, result, origin, u, b_axis, a, 1, result.model.body_temperature_c)
         levels = sorted(isotherms_c)
-        cs = ax.contour(a, a, t, levels=levels, colors=[ISO_COLOURS.get(float(x), "c") for x in levels],
-                        linewidths=1.8, linestyles="--")
+        cs = ax.contour(
+            a,
+            a,
+            t,
+            levels=levels,
+            colors=[ISO_COLOURS.get(float(x), "c") for x in levels],
+            linewidths=1.8,
+            linestyles="--",
+        )
         ax.clabel(cs, fmt=lambda x: f"{x:g} °C", fontsize=8)
         if label == "along the probe":
-            ax.plot([0, 0], [-0.5 * probe.active_length_mm, a[-1]], color="#00e5ff", lw=2.5, solid_capstyle="butt")
+            ax.plot(
+                [0, 0],
+                [-0.5 * probe.active_length_mm, a[-1]],
+                color="#00e5ff",
+                lw=2.5,
+                solid_capstyle="butt",
+            )
         else:
             ax.add_patch(plt.Circle((0, 0), probe.radius_mm, color="#00e5ff"))
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("mm")
         ax.set_aspect("equal")
     axes[0].legend(loc="upper right", fontsize=7, framealpha=0.6)
-    fig.suptitle(title or "Planned iceball on the image (dashed: isotherms of the minimum temperature)")
+    fig.suptitle(
+        title or "Planned iceball on the image (dashed: isotherms of the minimum temperature)"
+    )
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)

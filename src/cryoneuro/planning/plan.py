@@ -7,7 +7,7 @@ names the software version that made it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class Plan(_Model):
 
     schema_version: str = SCHEMA_VERSION
     software_version: str = __version__
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     case: str
     inputs: dict[str, Any] = Field(default_factory=dict)  # the case as read, for reproducibility
     probes: list[ProbePlacement]
@@ -86,12 +86,14 @@ class Plan(_Model):
         return self.model_dump_json(indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "Plan":
+    def from_json(cls, text: str) -> Plan:
         try:
             return cls.model_validate_json(text)
         except ValueError as exc:
             first = str(exc).splitlines()
-            raise InputError(f"not a cryoneuro plan: {first[1] if len(first) > 1 else first[0]}") from None
+            raise InputError(
+                f"not a cryoneuro plan: {first[1] if len(first) > 1 else first[0]}"
+            ) from None
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (a half-written plan is never left behind)."""
@@ -102,7 +104,7 @@ class Plan(_Model):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Plan":
+    def load(cls, path: str | Path) -> Plan:
         try:
             return cls.from_json(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:

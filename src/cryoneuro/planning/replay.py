@@ -75,10 +75,17 @@ class Perturbation:
 
     def __post_init__(self) -> None:
         if len(self.tip_offset_mm) != 3 or not all(math.isfinite(v) for v in self.tip_offset_mm):
-            raise InputError(f"tip_offset_mm must be three finite numbers (got {self.tip_offset_mm})")
+            raise InputError(
+                f"tip_offset_mm must be three finite numbers (got {self.tip_offset_mm})"
+            )
         if not math.isfinite(self.tip_temperature_offset_c):
             raise InputError("tip_temperature_offset_c must be finite")
-        for key in ("perfusion_scale", "conductivity_scale", "frozen_conductivity_scale", "freeze_scale"):
+        for key in (
+            "perfusion_scale",
+            "conductivity_scale",
+            "frozen_conductivity_scale",
+            "freeze_scale",
+        ):
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
                 raise InputError(f"{key} must be a positive number (got {v})")
@@ -133,10 +140,14 @@ def phantom_for(plan: Plan):
     name = plan.inputs.get("phantom")
     makers = _phantom_makers()
     if not name:
-        raise InputError(f"plan '{plan.case}' does not name a bundled phantom (inputs.phantom); "
-                         "only phantom plans can be replayed")
+        raise InputError(
+            f"plan '{plan.case}' does not name a bundled phantom (inputs.phantom); "
+            "only phantom plans can be replayed"
+        )
     if name not in makers:
-        raise InputError(f"plan '{plan.case}': unknown phantom '{name}' (known: {', '.join(sorted(makers))})")
+        raise InputError(
+            f"plan '{plan.case}': unknown phantom '{name}' (known: {', '.join(sorted(makers))})"
+        )
     return makers[name]()
 
 
@@ -159,14 +170,24 @@ def _scaled_materials(materials: list, p: Perturbation) -> list:
         if m.name in UNSCALED_MATERIALS:
             out.append(m)
             continue
-        out.append(dataclasses.replace(m, perfusion=m.perfusion * p.perfusion_scale,
-                                       k_unfrozen=m.k_unfrozen * p.conductivity_scale,
-                                       k_frozen=m.k_frozen * p.frozen_conductivity_scale))
+        out.append(
+            dataclasses.replace(
+                m,
+                perfusion=m.perfusion * p.perfusion_scale,
+                k_unfrozen=m.k_unfrozen * p.conductivity_scale,
+                k_frozen=m.k_frozen * p.frozen_conductivity_scale,
+            )
+        )
     return out
 
 
-def replay(plan: Plan | str, perturbation: Perturbation | None = None, *, voxel_mm: float = 1.0,
-           context: ReplayContext | None = None) -> ReplayMetrics:
+def replay(
+    plan: Plan | str,
+    perturbation: Perturbation | None = None,
+    *,
+    voxel_mm: float = 1.0,
+    context: ReplayContext | None = None,
+) -> ReplayMetrics:
     """Simulate a saved plan (perturbed) on the 0.5 or 1.0 mm grid and judge the result."""
     from cryoneuro.planning.pipeline import relief_for
     from cryoneuro.thermal import Phase, ProbeGeometry, ThermalModel, constant, simulate
@@ -182,28 +203,60 @@ def replay(plan: Plan | str, perturbation: Perturbation | None = None, *, voxel_
         if pr.tip_temperature_c is None:
             raise InputError(f"plan '{ctx.plan.case}': probe '{pr.name}' has no tip temperature")
         tip_c = max(pr.tip_temperature_c + p.tip_temperature_offset_c, pr.tip_temperature_c)
-        geoms.append(ProbeGeometry(tuple(float(v) for v in np.asarray(pr.tip_mm) + offset), tuple(pr.direction),
-                                   pr.diameter_mm, pr.active_length_mm, name=pr.name))
+        geoms.append(
+            ProbeGeometry(
+                tuple(float(v) for v in np.asarray(pr.tip_mm) + offset),
+                tuple(pr.direction),
+                pr.diameter_mm,
+                pr.active_length_mm,
+                name=pr.name,
+            )
+        )
         temps.append(constant(tip_c))
         applied.append(tip_c)
-        devices.append(device_for(pr.gas or "argon", pr.device, p.tip_temperature_offset_c)
-                       if pr.drive == "device" and pr.device else None)
-    phases = [Phase(ph.kind, ph.duration_s * (p.freeze_scale if ph.kind == "freeze" else 1.0), ph.temperature_c)
-              for ph in ctx.plan.protocol]
-    model = ThermalModel(level.grid, level.labels, _scaled_materials(level.materials, p), geoms, temps,
-                         probe_devices=devices if any(d is not None for d in devices) else None)
+        devices.append(
+            device_for(pr.gas or "argon", pr.device, p.tip_temperature_offset_c)
+            if pr.drive == "device" and pr.device
+            else None
+        )
+    phases = [
+        Phase(
+            ph.kind,
+            ph.duration_s * (p.freeze_scale if ph.kind == "freeze" else 1.0),
+            ph.temperature_c,
+        )
+        for ph in ctx.plan.protocol
+    ]
+    model = ThermalModel(
+        level.grid,
+        level.labels,
+        _scaled_materials(level.materials, p),
+        geoms,
+        temps,
+        probe_devices=devices if any(d is not None for d in devices) else None,
+    )
     res = simulate(model, phases)
-    prof, safety, _ = level.judge(res, phantom.centreline_mm, getattr(phantom, "block_proximal_to_mm", None))
+    prof, safety, _ = level.judge(
+        res, phantom.centreline_mm, getattr(phantom, "block_proximal_to_mm", None)
+    )
     cov = injury.target_coverage(res.min_temperature_c, level.grid, level.target & res.tissue_mask)
     by = {s.name: s.min_c for s in safety}
     skin = by.get("skin", math.inf)
     relief = relief_for(phantom, prof)
     return ReplayMetrics(
-        complete_block=prof.complete_block, warmest_min_c=float(np.nanmin(prof.warmest_c)),
-        coldest_min_c=float(np.nanmin(prof.coldest_c)), blocked_length_mm=prof.blocked_length_mm,
-        neurotmesis_risk=prof.neurotmesis_risk, coverage_20=cov.fractions[-20.0], coverage_40=cov.fractions[-40.0],
-        skin_min_c=float(skin), skin_safe=bool(skin > injury.SKIN_SAFE_C), artery_min_c=float(by.get("artery", math.nan)),
-        relief_median_days=float(relief.get("median_days", math.nan)), tip_temperature_c=float(applied[0]))
+        complete_block=prof.complete_block,
+        warmest_min_c=float(np.nanmin(prof.warmest_c)),
+        coldest_min_c=float(np.nanmin(prof.coldest_c)),
+        blocked_length_mm=prof.blocked_length_mm,
+        neurotmesis_risk=prof.neurotmesis_risk,
+        coverage_20=cov.fractions[-20.0],
+        coverage_40=cov.fractions[-40.0],
+        skin_min_c=float(skin),
+        skin_safe=bool(skin > injury.SKIN_SAFE_C),
+        artery_min_c=float(by.get("artery", math.nan)),
+        relief_median_days=float(relief.get("median_days", math.nan)),
+        tip_temperature_c=float(applied[0]),
+    )
 
 
 def stored_metrics(plan: Plan) -> dict[str, Any]:
@@ -212,13 +265,19 @@ def stored_metrics(plan: Plan) -> dict[str, Any]:
     artery = next((s for s in plan.safety if s.get("structure") == "artery"), {})
     nerve = plan.nerve
     nan = math.nan
-    return {"complete_block": nerve.get("complete_block"), "warmest_min_c": nerve.get("warmest_min_c", nan),
-            "coldest_min_c": nerve.get("coldest_min_c", nan), "blocked_length_mm": nerve.get("blocked_length_mm", nan),
-            "neurotmesis_risk": nerve.get("neurotmesis_risk"),
-            "coverage_20": plan.coverage.get("fraction_at_or_below_-20_c", nan),
-            "coverage_40": plan.coverage.get("fraction_at_or_below_-40_c", nan),
-            "skin_min_c": skin.get("min_temperature_c", nan),
-            "skin_safe": (skin["min_temperature_c"] > injury.SKIN_SAFE_C) if "min_temperature_c" in skin else None,
-            "artery_min_c": artery.get("min_temperature_c", nan),
-            "relief_median_days": plan.relief.get("median_days", nan) if plan.relief else nan,
-            "tip_temperature_c": plan.probes[0].tip_temperature_c if plan.probes else nan}
+    return {
+        "complete_block": nerve.get("complete_block"),
+        "warmest_min_c": nerve.get("warmest_min_c", nan),
+        "coldest_min_c": nerve.get("coldest_min_c", nan),
+        "blocked_length_mm": nerve.get("blocked_length_mm", nan),
+        "neurotmesis_risk": nerve.get("neurotmesis_risk"),
+        "coverage_20": plan.coverage.get("fraction_at_or_below_-20_c", nan),
+        "coverage_40": plan.coverage.get("fraction_at_or_below_-40_c", nan),
+        "skin_min_c": skin.get("min_temperature_c", nan),
+        "skin_safe": (skin["min_temperature_c"] > injury.SKIN_SAFE_C)
+        if "min_temperature_c" in skin
+        else None,
+        "artery_min_c": artery.get("min_temperature_c", nan),
+        "relief_median_days": plan.relief.get("median_days", nan) if plan.relief else nan,
+        "tip_temperature_c": plan.probes[0].tip_temperature_c if plan.probes else nan,
+    }

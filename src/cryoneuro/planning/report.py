@@ -100,14 +100,24 @@ def _relief_lines(relief: dict) -> list[str]:
     if not relief:
         return ["  no complete block: no relief estimate"]
     if "regrowth_limited_estimate" not in relief:
-        return [f"  {k.replace('_', ' ')}: {_fmt(v)}" for k, v in relief.items() if not isinstance(v, dict)]
+        return [
+            f"  {k.replace('_', ' ')}: {_fmt(v)}"
+            for k, v in relief.items()
+            if not isinstance(v, dict)
+        ]
     e, o = relief["regrowth_limited_estimate"], relief["observed_in_published_series"]
-    lines = [(f"  regrowth-limited estimate: median {e['median_days']:.0f} days, interval "
-              f"{e['interval_days'][0]:.0f}-{e['interval_days'][1]:.0f} days ({e['level']:.0%}); "
-              f"{relief['distance_mm']:.1f} mm from the {relief['distance_from']}")]
+    lines = [
+        (
+            f"  regrowth-limited estimate: median {e['median_days']:.0f} days, interval "
+            f"{e['interval_days'][0]:.0f}-{e['interval_days'][1]:.0f} days ({e['level']:.0%}); "
+            f"{relief['distance_mm']:.1f} mm from the {relief['distance_from']}"
+        )
+    ]
     if "interval_days" in o:
-        lines.append(f"  observed in published series: {o['interval_days'][0]}-{o['interval_days'][1]} days "
-                     f"({', '.join(x['study'] for x in o['series'])})")
+        lines.append(
+            f"  observed in published series: {o['interval_days'][0]}-{o['interval_days'][1]} days "
+            f"({', '.join(x['study'] for x in o['series'])})"
+        )
     else:
         lines.append("  observed in published series: none in the evidence set")
     lines += [f"    {u}" for u in o.get("unverified", [])]
@@ -129,9 +139,12 @@ def write_report(plan: Plan, out_dir: str | Path, images: dict[str, Path]) -> di
     for row in plan.safety:
         columns += [k for k in row if k not in columns]
     page = env.from_string(_TEMPLATE).render(
-        plan=plan, images={k: _embed(Path(p)) for k, p in images.items() if Path(p).is_file()},
-        fmt=_fmt, vec=lambda v: "(" + ", ".join(f"{x:.1f}" for x in v) + ")",
-        safety_columns=columns, inputs=json.dumps(plan.inputs, indent=2, default=str),
+        plan=plan,
+        images={k: _embed(Path(p)) for k, p in images.items() if Path(p).is_file()},
+        fmt=_fmt,
+        vec=lambda v: "(" + ", ".join(f"{x:.1f}" for x in v) + ")",
+        safety_columns=columns,
+        inputs=json.dumps(plan.inputs, indent=2, default=str),
     )
     html_path = out / REPORT_HTML
     tmp = html_path.with_suffix(".html.tmp")
@@ -149,21 +162,40 @@ def _write_pdf(plan: Plan, path: Path, images: dict[str, Path]) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
-    lines = [f"Cryoablation plan — {plan.case}", f"cryoneuro {plan.software_version}, "
-             f"{plan.created_at:%Y-%m-%d %H:%M} UTC — research use only", "",
-             "FEASIBLE" if plan.feasible else "NOT FEASIBLE: " + "; ".join(plan.reasons)]
+    lines = [
+        f"Cryoablation plan — {plan.case}",
+        f"cryoneuro {plan.software_version}, "
+        f"{plan.created_at:%Y-%m-%d %H:%M} UTC — research use only",
+        "",
+        "FEASIBLE" if plan.feasible else "NOT FEASIBLE: " + "; ".join(plan.reasons),
+    ]
     lines += [f"warning: {w}" for w in plan.warnings]
     lines += ["", "Isotherms (diameter x length, volume):"]
-    lines += [f"  {lv} C: {m.diameter_mm:.1f} x {m.length_mm:.1f} mm, {m.volume_ml:.2f} ml" for lv, m in plan.isotherms.items()]
+    lines += [
+        f"  {lv} C: {m.diameter_mm:.1f} x {m.length_mm:.1f} mm, {m.volume_ml:.2f} ml"
+        for lv, m in plan.isotherms.items()
+    ]
     for title, section in (("Nerve", plan.nerve), ("Coverage", plan.coverage)):
-        lines += ["", f"{title}:"] + [f"  {k.replace('_', ' ')}: {_fmt(v)}" for k, v in section.items()
-                                      if not isinstance(v, dict)]
-    lines += ["", "Duration of relief:"] + _relief_lines(plan.relief)
-    lines += ["", "Adjacent structures:"] + ["  " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items()) for row in plan.safety]
+        lines += ["", f"{title}:"] + [
+            f"  {k.replace('_', ' ')}: {_fmt(v)}"
+            for k, v in section.items()
+            if not isinstance(v, dict)
+        ]
+    lines += ["", "Duration of relief:", *_relief_lines(plan.relief)]
+    lines += ["", "Adjacent structures:"] + [
+        "  " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items()) for row in plan.safety
+    ]
     tmp = path.with_suffix(".pdf.tmp")
     with PdfPages(tmp) as pdf:
         fig = plt.figure(figsize=(8.27, 11.69))
-        fig.text(0.06, 0.96, "\n".join(html.unescape(s) for s in lines), va="top", family="monospace", fontsize=8)
+        fig.text(
+            0.06,
+            0.96,
+            "\n".join(html.unescape(s) for s in lines),
+            va="top",
+            family="monospace",
+            fontsize=8,
+        )
         pdf.savefig(fig)
         plt.close(fig)
         for p in images.values():

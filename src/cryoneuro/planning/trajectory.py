@@ -61,8 +61,15 @@ def _sample(field_: np.ndarray, grid: Grid, pts: np.ndarray) -> np.ndarray:
 
 
 def assess_trajectory(
-    entry_mm, tip_mm, labels: np.ndarray, grid: Grid, names: dict[int, str], *,
-    skin: str = "skin", avoid: dict[str, list[str]] | None = None, background: int = 0,
+    entry_mm,
+    tip_mm,
+    labels: np.ndarray,
+    grid: Grid,
+    names: dict[int, str],
+    *,
+    skin: str = "skin",
+    avoid: dict[str, list[str]] | None = None,
+    background: int = 0,
     min_clearance_mm: float = DEFAULT_MIN_CLEARANCE_MM,
 ) -> TrajectoryReport:
     """Check the straight needle path from ``entry_mm`` to ``tip_mm``.
@@ -76,7 +83,9 @@ def assess_trajectory(
     seg = tip - entry
     depth = float(np.linalg.norm(seg))
     if depth < grid.voxel_mm:
-        raise GeometryError("trajectory: entry and tip are closer than one voxel; move the entry point")
+        raise GeometryError(
+            "trajectory: entry and tip are closer than one voxel; move the entry point"
+        )
     if not grid.contains(tip):
         raise GeometryError(f"trajectory: tip {tip.round(2).tolist()} mm is outside the image")
     unit = seg / depth
@@ -91,7 +100,11 @@ def assess_trajectory(
     last = None
     for lab, d in zip(along, s):
         if lab != last:
-            name = "outside" if lab < 0 else ("air" if lab == background else names.get(int(lab), str(lab)))
+            name = (
+                "outside"
+                if lab < 0
+                else ("air" if lab == background else names.get(int(lab), str(lab)))
+            )
             path.append((name, round(float(d), 2)))
             last = lab
     violations, warnings = [], []
@@ -99,8 +112,10 @@ def assess_trajectory(
     if first_tissue is None:
         violations.append("the path meets no tissue: the entry and tip are both outside the body")
     elif first_tissue[0] != skin:
-        violations.append(f"the needle enters through '{first_tissue[0]}', not '{skin}': put the "
-                          "entry point outside the body so the path starts at the skin")
+        violations.append(
+            f"the needle enters through '{first_tissue[0]}', not '{skin}': put the "
+            "entry point outside the body so the path starts at the skin"
+        )
 
     clearance: dict[str, float] = {}
     for cls, label_names in avoid.items():
@@ -110,13 +125,16 @@ def assess_trajectory(
         mask = np.isin(labels, present)
         crossed = [(nm, d) for nm, d in path if nm in label_names]
         if crossed:
-            violations.append(f"the needle crosses {cls} ('{crossed[0][0]}' at {crossed[0][1]:.1f} mm "
-                              "depth): choose another entry point")
+            violations.append(
+                f"the needle crosses {cls} ('{crossed[0][0]}' at {crossed[0][1]:.1f} mm "
+                "depth): choose another entry point"
+            )
         dist = ndimage.distance_transform_edt(~mask, sampling=grid.voxel_mm)
         clearance[cls] = float(_sample(dist, grid, pts).min())
         if not crossed and clearance[cls] < min_clearance_mm:
-            warnings.append(f"the needle passes {clearance[cls]:.1f} mm from {cls} "
-                            f"(< {min_clearance_mm:g} mm)")
+            warnings.append(
+                f"the needle passes {clearance[cls]:.1f} mm from {cls} (< {min_clearance_mm:g} mm)"
+            )
 
     angle_skin = None
     skin_id = ids.get(skin)
@@ -131,10 +149,15 @@ def assess_trajectory(
     axes = [float(np.degrees(np.arccos(np.clip(abs(unit[a]), 0.0, 1.0)))) for a in range(3)]
     skin_depth = first_tissue[1] if first_tissue else 0.0
     return TrajectoryReport(
-        entry_mm=entry.round(3).tolist(), tip_mm=tip.round(3).tolist(),
-        depth_mm=round(depth - skin_depth, 2), angle_to_skin_normal_deg=angle_skin,
-        angles_to_axes_deg=axes, path=path, clearance_mm=clearance,
-        violations=violations, warnings=warnings,
+        entry_mm=entry.round(3).tolist(),
+        tip_mm=tip.round(3).tolist(),
+        depth_mm=round(depth - skin_depth, 2),
+        angle_to_skin_normal_deg=angle_skin,
+        angles_to_axes_deg=axes,
+        path=path,
+        clearance_mm=clearance,
+        violations=violations,
+        warnings=warnings,
     )
 
 

@@ -38,8 +38,14 @@ from cryoneuro.errors import InputError
 from cryoneuro.thermal.geometry import Grid
 
 #: The files a plan bundle may contain, in bundle order.
-BUNDLE_FILES = ("plan.json", "report.html", "report.pdf", "image.nii.gz",
-                "min_temperature.nii.gz", "iceball_labels.nii.gz")
+BUNDLE_FILES = (
+    "plan.json",
+    "report.html",
+    "report.pdf",
+    "image.nii.gz",
+    "min_temperature.nii.gz",
+    "iceball_labels.nii.gz",
+)
 BUNDLE_NAME = "plan_bundle.zip"
 #: Iceball label → "at or below this temperature" (°C).
 ICEBALL_THRESHOLDS_C = {1: 0.0, 2: -20.0, 3: -40.0}
@@ -49,10 +55,14 @@ def grid_affine(grid: Grid) -> np.ndarray:
     """The NIfTI (RAS) voxel-to-world affine of a cell-centred LPS grid (see module doc)."""
     v = float(grid.voxel_mm)
     ox, oy, oz = (float(o) for o in grid.origin_mm)
-    return np.array([[-v, 0.0, 0.0, -(ox + v / 2)],
-                     [0.0, -v, 0.0, -(oy + v / 2)],
-                     [0.0, 0.0, v, oz + v / 2],
-                     [0.0, 0.0, 0.0, 1.0]])
+    return np.array(
+        [
+            [-v, 0.0, 0.0, -(ox + v / 2)],
+            [0.0, -v, 0.0, -(oy + v / 2)],
+            [0.0, 0.0, v, oz + v / 2],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
 
 
 def iceball_labels(min_temperature_c: np.ndarray) -> np.ndarray:
@@ -65,8 +75,9 @@ def iceball_labels(min_temperature_c: np.ndarray) -> np.ndarray:
     return labels
 
 
-def write_plan_volumes(out_dir: str | Path, image: np.ndarray, min_temperature_c: np.ndarray,
-                       grid: Grid) -> dict[str, Path]:
+def write_plan_volumes(
+    out_dir: str | Path, image: np.ndarray, min_temperature_c: np.ndarray, grid: Grid
+) -> dict[str, Path]:
     """Write image, minimum temperature and iceball labels as NIfTI-1 (.nii.gz) on ``grid``.
 
     Returns name → path. Raises :class:`InputError` when an array is not 3-D on the grid.
@@ -119,7 +130,9 @@ def bundle_plan(out_dir: str | Path) -> Path:
             path = out / name
             if path.is_file():
                 # .nii.gz and .pdf are already compressed: store them as they are
-                compress = zipfile.ZIP_STORED if name.endswith((".gz", ".pdf")) else zipfile.ZIP_DEFLATED
+                compress = (
+                    zipfile.ZIP_STORED if name.endswith((".gz", ".pdf")) else zipfile.ZIP_DEFLATED
+                )
                 zf.write(path, name, compress_type=compress)
     tmp.replace(target)
     return target

@@ -84,8 +84,9 @@ class RegistrySession(Session):
         if type(orig).__name__ != "UniqueViolation" and "UNIQUE constraint failed" not in str(orig):
             raise exc
         self.rollback()
-        raise ConflictError("this record was saved by another request at the same moment; "
-                            "reload to see it") from None
+        raise ConflictError(
+            "this record was saved by another request at the same moment; reload to see it"
+        ) from None
 
 
 @contextmanager
@@ -118,7 +119,9 @@ def _values(obj: Base, *, old: bool, only_changed: bool) -> dict[str, Any]:
         if only_changed and not changed:
             continue
         if old:
-            value = hist.deleted[0] if hist.deleted else (hist.unchanged[0] if hist.unchanged else None)
+            value = (
+                hist.deleted[0] if hist.deleted else (hist.unchanged[0] if hist.unchanged else None)
+            )
         else:
             value = getattr(obj, attr.key)
         result[attr.key] = REDACTED if attr.key in obj.__audit_redact__ else _jsonable(value)
@@ -137,8 +140,10 @@ def _check_changes(session: Session, _ctx: Any, _instances: Any) -> None:
         if isinstance(obj, AuditEntry):
             raise AuditTamperError("the audit trail is append-only: entries cannot change")
     if any(isinstance(obj, AuditEntry) for obj in session.new):
-        raise AuditTamperError("audit entries are written by audit.py only (log_event), so that "
-                               "each is a link of the chain")
+        raise AuditTamperError(
+            "audit entries are written by audit.py only (log_event), so that "
+            "each is a link of the chain"
+        )
     needs_reason = [
         obj
         for obj in list(session.deleted)
@@ -158,11 +163,20 @@ def _site_of(session: Session, obj: Base, cache: dict[tuple[str, int], int | Non
     site = getattr(obj, "site_id", None)
     if isinstance(site, int):
         return site
-    for attr, query in (("participant_id", select(Participant.site_id).where(
-                            Participant.id == getattr(obj, "participant_id", None))),
-                        ("procedure_id", select(Participant.site_id).join(
-                            Procedure, Procedure.participant_id == Participant.id).where(
-                            Procedure.id == getattr(obj, "procedure_id", None)))):
+    for attr, query in (
+        (
+            "participant_id",
+            select(Participant.site_id).where(
+                Participant.id == getattr(obj, "participant_id", None)
+            ),
+        ),
+        (
+            "procedure_id",
+            select(Participant.site_id)
+            .join(Procedure, Procedure.participant_id == Participant.id)
+            .where(Procedure.id == getattr(obj, "procedure_id", None)),
+        ),
+    ):
         value = getattr(obj, attr, None)
         if isinstance(value, int):
             if (attr, value) not in cache:
@@ -180,18 +194,34 @@ def _record(session: Session, _ctx: Any) -> None:
     sites: dict[tuple[str, int], int | None] = {}
 
     def add(obj: Base, action: str, old: dict | None, new: dict | None) -> None:
-        rows.append({"occurred_at": now, "user_id": actor.user_id, "username": actor.username,
-                     "action": action, "table_name": obj.__tablename__, "row_id": _row_id(obj),
-                     "old_values": old, "new_values": new, "reason": reason,
-                     "site_id": _site_of(session, obj, sites)})
+        rows.append(
+            {
+                "occurred_at": now,
+                "user_id": actor.user_id,
+                "username": actor.username,
+                "action": action,
+                "table_name": obj.__tablename__,
+                "row_id": _row_id(obj),
+                "old_values": old,
+                "new_values": new,
+                "reason": reason,
+                "site_id": _site_of(session, obj, sites),
+            }
+        )
 
     for obj in session.new:
         if getattr(obj, "__audited__", False):
             add(obj, "create", None, _values(obj, old=False, only_changed=False))
     for obj in session.dirty:
-        if getattr(obj, "__audited__", False) and session.is_modified(obj, include_collections=False):
-            add(obj, "update", _values(obj, old=True, only_changed=True),
-                _values(obj, old=False, only_changed=True))
+        if getattr(obj, "__audited__", False) and session.is_modified(
+            obj, include_collections=False
+        ):
+            add(
+                obj,
+                "update",
+                _values(obj, old=True, only_changed=True),
+                _values(obj, old=False, only_changed=True),
+            )
     for obj in session.deleted:
         if getattr(obj, "__audited__", False):
             add(obj, "delete", _values(obj, old=True, only_changed=False), None)
@@ -221,15 +251,26 @@ def _utc_text(value: dt.datetime) -> str:
 def canonical(entry: dict[str, Any]) -> bytes:
     """The bytes an entry's HMAC covers: every column but the hash, as it reads back from
     either database (UTC microseconds, JSON with sorted keys)."""
-    payload = [entry["id"], _utc_text(entry["occurred_at"]), entry["user_id"], entry["username"],
-               entry["action"], entry["table_name"], entry["row_id"], entry["old_values"],
-               entry["new_values"], entry["reason"] or "", entry["site_id"]]
+    payload = [
+        entry["id"],
+        _utc_text(entry["occurred_at"]),
+        entry["user_id"],
+        entry["username"],
+        entry["action"],
+        entry["table_name"],
+        entry["row_id"],
+        entry["old_values"],
+        entry["new_values"],
+        entry["reason"] or "",
+        entry["site_id"],
+    ]
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
 def link(key: bytes, previous_hash: str, entry: dict[str, Any]) -> str:
-    return hmac.new(key, previous_hash.encode() + b"|" + canonical(entry),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        key, previous_hash.encode() + b"|" + canonical(entry), hashlib.sha256
+    ).hexdigest()
 
 
 def _mac(key: bytes, text: str) -> str:
@@ -249,10 +290,21 @@ def start_chain(session: Session, key: bytes) -> None:
         return
     last = session.connection().execute(select(func.max(AuditEntry.id))).scalar() or 0
     now = utcnow()
-    session.connection().execute(insert(RegistrySetting.__table__), [
-        {"name": CHAIN_START, "value": f"{last}:{_mac(key, f'start:{last}')}", "updated_at": now},
-        {"name": CHAIN_HEAD, "value": f"{last}:{GENESIS}:{_mac(key, f'head:{last}:{GENESIS}')}",
-         "updated_at": now}])
+    session.connection().execute(
+        insert(RegistrySetting.__table__),
+        [
+            {
+                "name": CHAIN_START,
+                "value": f"{last}:{_mac(key, f'start:{last}')}",
+                "updated_at": now,
+            },
+            {
+                "name": CHAIN_HEAD,
+                "value": f"{last}:{GENESIS}:{_mac(key, f'head:{last}:{GENESIS}')}",
+                "updated_at": now,
+            },
+        ],
+    )
 
 
 def append_entries(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -274,9 +326,12 @@ def append_entries(session: Session, rows: list[dict[str, Any]]) -> None:
         row["entry_hash"] = previous = link(key, previous, row)
     session.connection().execute(insert(AuditEntry.__table__), rows)
     session.connection().execute(
-        update(RegistrySetting.__table__).where(RegistrySetting.name == CHAIN_HEAD)
-        .values(value=f"{last}:{previous}:{_mac(key, f'head:{last}:{previous}')}",
-                updated_at=utcnow()))
+        update(RegistrySetting.__table__)
+        .where(RegistrySetting.name == CHAIN_HEAD)
+        .values(
+            value=f"{last}:{previous}:{_mac(key, f'head:{last}:{previous}')}", updated_at=utcnow()
+        )
+    )
 
 
 @dataclass
@@ -294,9 +349,22 @@ class ChainReport:
 
 
 def _entry_dict(entry: AuditEntry) -> dict[str, Any]:
-    return {c: getattr(entry, c) for c in ("id", "occurred_at", "user_id", "username", "action",
-                                           "table_name", "row_id", "old_values", "new_values",
-                                           "reason", "site_id")}
+    return {
+        c: getattr(entry, c)
+        for c in (
+            "id",
+            "occurred_at",
+            "user_id",
+            "username",
+            "action",
+            "table_name",
+            "row_id",
+            "old_values",
+            "new_values",
+            "reason",
+            "site_id",
+        )
+    }
 
 
 def verify_chain(session: Session, key: bytes) -> ChainReport:
@@ -305,38 +373,54 @@ def verify_chain(session: Session, key: bytes) -> ChainReport:
     head = _setting(session, CHAIN_HEAD)
     total = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
     if start is None or head is None:
-        return ChainReport(0, total, None if total == 0 else
-                           "the chain has not been started (no keys registered yet)")
+        return ChainReport(
+            0,
+            total,
+            None if total == 0 else "the chain has not been started (no keys registered yet)",
+        )
     start_text, start_mac = start.split(":")
     start_id = int(start_text)
     if not hmac.compare_digest(start_mac, _mac(key, f"start:{start_id}")):
-        return ChainReport(0, 0, "the chain's start record was altered (or the audit key "
-                                 "is not this database's)")
+        return ChainReport(
+            0, 0, "the chain's start record was altered (or the audit key is not this database's)"
+        )
     head_text, head_hash, head_mac = head.split(":")
     head_id = int(head_text)
     if not hmac.compare_digest(head_mac, _mac(key, f"head:{head_id}:{head_hash}")):
         return ChainReport(0, 0, "the chain's head record was altered")
-    before = session.scalar(select(func.count()).select_from(AuditEntry)
-                            .where(AuditEntry.id <= start_id)) or 0
+    before = (
+        session.scalar(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.id <= start_id)
+        )
+        or 0
+    )
     previous, expected, checked = GENESIS, start_id + 1, 0
-    query = (select(AuditEntry).where(AuditEntry.id > start_id).order_by(AuditEntry.id)
-             .execution_options(yield_per=1000))
+    query = (
+        select(AuditEntry)
+        .where(AuditEntry.id > start_id)
+        .order_by(AuditEntry.id)
+        .execution_options(yield_per=1000)
+    )
     for entry in session.scalars(query):
         if entry.id > head_id:
-            return ChainReport(checked, before, f"entry {entry.id} was inserted outside the "
-                               f"registry (the trail ends at entry {head_id})", entry.id)
+            return ChainReport(
+                checked,
+                before,
+                f"entry {entry.id} was inserted outside the "
+                f"registry (the trail ends at entry {head_id})",
+                entry.id,
+            )
         if entry.id != expected:
             gap = f"{expected}" if entry.id == expected + 1 else f"{expected}–{entry.id - 1}"
             return ChainReport(checked, before, f"entry {gap} was deleted", expected)
-        if not hmac.compare_digest(entry.entry_hash or "",
-                                   link(key, previous, _entry_dict(entry))):
-            return ChainReport(checked, before, f"entry {entry.id} was altered (or replaced)",
-                               entry.id)
+        if not hmac.compare_digest(entry.entry_hash or "", link(key, previous, _entry_dict(entry))):
+            return ChainReport(
+                checked, before, f"entry {entry.id} was altered (or replaced)", entry.id
+            )
         previous, expected, checked = entry.entry_hash, expected + 1, checked + 1
     if expected - 1 != head_id:
         gap = f"{expected}" if head_id == expected else f"{expected}–{head_id}"
-        return ChainReport(checked, before, f"entry {gap} was deleted (end of the trail)",
-                           expected)
+        return ChainReport(checked, before, f"entry {gap} was deleted (end of the trail)", expected)
     return ChainReport(checked, before)
 
 
@@ -347,20 +431,36 @@ def verify_chain(session: Session, key: bytes) -> ChainReport:
 READ_ONLY = "read_only"
 
 
-def log_event(session: Session, actor: Actor | None, action: str, *, table: str = "",
-              row_id: str = "", details: dict[str, Any] | None = None, site_id: int | None = None,
-              username: str | None = None, reason: str = "") -> None:
+def log_event(
+    session: Session,
+    actor: Actor | None,
+    action: str,
+    *,
+    table: str = "",
+    row_id: str = "",
+    details: dict[str, Any] | None = None,
+    site_id: int | None = None,
+    username: str | None = None,
+    reason: str = "",
+) -> None:
     """Append one event (log-in, export, identifier view) to the trail.
 
     It joins the session's transaction, except in a read-only request session (a GET, the
     log-in check), where it commits in its own short transaction, so the record stays even
     though the request's session is rolled back.
     """
-    row = {"occurred_at": utcnow(), "user_id": actor.user_id if actor else None,
-           "username": (username if username is not None else
-                        actor.username if actor else "")[:80],
-           "action": action[:10], "table_name": table[:60], "row_id": row_id[:60],
-           "old_values": None, "new_values": details, "reason": reason, "site_id": site_id}
+    row = {
+        "occurred_at": utcnow(),
+        "user_id": actor.user_id if actor else None,
+        "username": (username if username is not None else actor.username if actor else "")[:80],
+        "action": action[:10],
+        "table_name": table[:60],
+        "row_id": row_id[:60],
+        "old_values": None,
+        "new_values": details,
+        "reason": reason,
+        "site_id": site_id,
+    }
     if not session.info.get(READ_ONLY):
         append_entries(session, [row])
         return
@@ -375,8 +475,19 @@ def log_event(session: Session, actor: Actor | None, action: str, *, table: str 
         own.close()
 
 
-AUDIT_COLUMNS = ["id", "occurred_at", "user_id", "username", "action", "table_name", "row_id",
-                 "old_values", "new_values", "reason", "site_id"]
+AUDIT_COLUMNS = [
+    "id",
+    "occurred_at",
+    "user_id",
+    "username",
+    "action",
+    "table_name",
+    "row_id",
+    "old_values",
+    "new_values",
+    "reason",
+    "site_id",
+]
 
 
 def _scoped(query: Any, actor: Actor) -> Any:
@@ -387,11 +498,20 @@ def _scoped(query: Any, actor: Actor) -> Any:
     return query.where(AuditEntry.site_id.in_(sorted(actor.site_ids) or [-1]))
 
 
-def list_audit(session: Session, actor: Actor, *, table: str | None = None,
-               row_id: str | None = None, limit: int = 500) -> list[AuditEntry]:
+def list_audit(
+    session: Session,
+    actor: Actor,
+    *,
+    table: str | None = None,
+    row_id: str | None = None,
+    limit: int = 500,
+) -> list[AuditEntry]:
     """Newest entries first, scoped by site (:func:`_scoped`)."""
-    query = _scoped(select(AuditEntry), actor).order_by(AuditEntry.id.desc()).limit(
-        max(1, min(limit, 10000)))
+    query = (
+        _scoped(select(AuditEntry), actor)
+        .order_by(AuditEntry.id.desc())
+        .limit(max(1, min(limit, 10000)))
+    )
     if table:
         query = query.where(AuditEntry.table_name == table)
     if row_id:
@@ -408,11 +528,25 @@ def audit_csv(session: Session, actor: Actor) -> str:
     writer = csv.writer(buffer)
     writer.writerow(AUDIT_COLUMNS)
     for entry in session.scalars(_scoped(select(AuditEntry), actor).order_by(AuditEntry.id)):
-        writer.writerow(safe_row([
-            entry.id, entry.occurred_at.isoformat() if entry.occurred_at else "", entry.user_id,
-            entry.username, entry.action, entry.table_name, entry.row_id,
-            json.dumps(entry.old_values, sort_keys=True) if entry.old_values is not None else "",
-            json.dumps(entry.new_values, sort_keys=True) if entry.new_values is not None else "",
-            entry.reason, entry.site_id,
-        ]))
+        writer.writerow(
+            safe_row(
+                [
+                    entry.id,
+                    entry.occurred_at.isoformat() if entry.occurred_at else "",
+                    entry.user_id,
+                    entry.username,
+                    entry.action,
+                    entry.table_name,
+                    entry.row_id,
+                    json.dumps(entry.old_values, sort_keys=True)
+                    if entry.old_values is not None
+                    else "",
+                    json.dumps(entry.new_values, sort_keys=True)
+                    if entry.new_values is not None
+                    else "",
+                    entry.reason,
+                    entry.site_id,
+                ]
+            )
+        )
     return buffer.getvalue()

@@ -123,8 +123,10 @@ class LoginRateLimitedError(RegistryError):
 
     def __init__(self, retry_after_s: int) -> None:
         minutes = max(1, math.ceil(retry_after_s / 60))
-        super().__init__(f"too many failed log-in attempts: try again in {minutes} minute"
-                         f"{'s' if minutes != 1 else ''}")
+        super().__init__(
+            f"too many failed log-in attempts: try again in {minutes} minute"
+            f"{'s' if minutes != 1 else ''}"
+        )
         self.retry_after = int(retry_after_s)
 
 
@@ -144,8 +146,13 @@ class LoginRateLimiter:
     #: Above this many tracked keys, expired ones are swept (bounds memory under a flood).
     SWEEP_AT = 10_000
 
-    def __init__(self, max_failures: int = 5, window_s: float = 15 * 60,
-                 clock: Callable[[], float] = time.monotonic, ip_max_failures: int = 50) -> None:
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window_s: float = 15 * 60,
+        clock: Callable[[], float] = time.monotonic,
+        ip_max_failures: int = 50,
+    ) -> None:
         self.max_failures = max_failures
         self.ip_max_failures = ip_max_failures
         self.window_s = window_s
@@ -207,8 +214,10 @@ RESET_SALT = "cryoneuro-password-reset"
 #: A reset link works for this long (and only until the password changes).
 RESET_MAX_AGE_S = 24 * 3600
 PASSWORD_MIN_LENGTH = 12
-PASSWORD_RULE = (f"at least {PASSWORD_MIN_LENGTH} characters, including letters and at least "
-                 "one digit or symbol, and not containing your user name")
+PASSWORD_RULE = (
+    f"at least {PASSWORD_MIN_LENGTH} characters, including letters and at least "
+    "one digit or symbol, and not containing your user name"
+)
 
 
 def check_password_rule(password: str, username: str = "") -> None:
@@ -241,20 +250,27 @@ def _reset_serializer(secret_key: str, clock: Callable[[], float]) -> URLSafeTim
     return URLSafeTimedSerializer(secret_key, salt=RESET_SALT, signer=_Signer)
 
 
-def make_reset_token(secret_key: str, user: User,
-                     clock: Callable[[], float] = time.time) -> str:
+def make_reset_token(secret_key: str, user: User, clock: Callable[[], float] = time.time) -> str:
     """A signed, time-stamped token for one user's current password hash."""
     return _reset_serializer(secret_key, clock).dumps(
-        {"u": user.id, "f": password_fingerprint(user.password_hash)})
+        {"u": user.id, "f": password_fingerprint(user.password_hash)}
+    )
 
 
-def read_reset_token(session: Session, secret_key: str, token: str,
-                     max_age_s: int = RESET_MAX_AGE_S,
-                     clock: Callable[[], float] = time.time) -> User:
+def read_reset_token(
+    session: Session,
+    secret_key: str,
+    token: str,
+    max_age_s: int = RESET_MAX_AGE_S,
+    clock: Callable[[], float] = time.time,
+) -> User:
     """The user a valid reset token is for; :class:`RegistryInputError` if it is invalid,
     expired, already used (the password changed since) or the user is inactive."""
-    invalid = RegistryInputError("this password reset link is invalid, expired or already used: "
-                                 "ask an administrator for a new one", "token")
+    invalid = RegistryInputError(
+        "this password reset link is invalid, expired or already used: "
+        "ask an administrator for a new one",
+        "token",
+    )
     if not token or len(token) > 500:
         raise invalid
     try:
@@ -264,8 +280,10 @@ def read_reset_token(session: Session, secret_key: str, token: str,
     if not isinstance(payload, dict) or not isinstance(payload.get("u"), int):
         raise invalid
     user = session.get(User, payload["u"]) if 0 < payload["u"] < 2**31 else None
-    if (user is None or not user.active
-            or not hmac.compare_digest(str(payload.get("f")),
-                                       password_fingerprint(user.password_hash))):
+    if (
+        user is None
+        or not user.active
+        or not hmac.compare_digest(str(payload.get("f")), password_fingerprint(user.password_hash))
+    ):
         raise invalid
     return user

@@ -52,8 +52,12 @@ def is_busy(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OperationalError):
         text = str(exc.orig).lower()
-        return ("database is locked" in text or "database is busy" in text
-                or "lock timeout" in text or "too many clients" in text)
+        return (
+            "database is locked" in text
+            or "database is busy" in text
+            or "lock timeout" in text
+            or "too many clients" in text
+        )
     return False
 
 

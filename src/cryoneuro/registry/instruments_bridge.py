@@ -21,19 +21,42 @@ ITEM_SPECS: dict[str, dict[str, tuple[int, int, bool]]] = {
     "nrs": {"pain": (0, 10, True)},
     "vas": {"pain": (0, 100, True)},
     "eq5d5l": {
-        **{k: (1, 5, True) for k in ("mobility", "self_care", "usual_activities",
-                                      "pain_discomfort", "anxiety_depression")},
+        **{
+            k: (1, 5, True)
+            for k in (
+                "mobility",
+                "self_care",
+                "usual_activities",
+                "pain_discomfort",
+                "anxiety_depression",
+            )
+        },
         "vas": (0, 100, True),
     },
     "moxfq": {f"q{i}": (0, 4, True) for i in range(1, 17)},
     "bpi": {
         **{k: (0, 10, True) for k in ("worst", "least", "average", "now")},
-        **{k: (0, 10, False) for k in ("general_activity", "mood", "walking", "work",
-                                       "relations", "sleep", "enjoyment")},
+        **{
+            k: (0, 10, False)
+            for k in (
+                "general_activity",
+                "mood",
+                "walking",
+                "work",
+                "relations",
+                "sleep",
+                "enjoyment",
+            )
+        },
     },
 }
-INSTRUMENT_LABELS = {"nrs": "Pain NRS (0–10)", "vas": "Pain VAS (0–100)",
-                     "eq5d5l": "EQ-5D-5L", "moxfq": "MOXFQ", "bpi": "Brief Pain Inventory"}
+INSTRUMENT_LABELS = {
+    "nrs": "Pain NRS (0–10)",
+    "vas": "Pain VAS (0–100)",
+    "eq5d5l": "EQ-5D-5L",
+    "moxfq": "MOXFQ",
+    "bpi": "Brief Pain Inventory",
+}
 
 
 def validate_answers(answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -44,14 +67,17 @@ def validate_answers(answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
         if spec is None:
             raise RegistryInputError(
                 f"unknown instrument '{instrument[:40]}'; known: {', '.join(ITEM_SPECS)}",
-                f"answers.{instrument[:40]}")
+                f"answers.{instrument[:40]}",
+            )
         if not isinstance(items, dict):
             raise RegistryInputError("answers must be an object of items", f"answers.{instrument}")
         out: dict[str, int] = {}
         for item in items:
             if item not in spec:
-                raise RegistryInputError(f"unknown item '{str(item)[:40]}' for {instrument}",
-                                         f"answers.{instrument}.{str(item)[:40]}")
+                raise RegistryInputError(
+                    f"unknown item '{str(item)[:40]}' for {instrument}",
+                    f"answers.{instrument}.{str(item)[:40]}",
+                )
         for item, (lo, hi, required) in spec.items():
             field = f"answers.{instrument}.{item}"
             value = items.get(item)
@@ -65,17 +91,22 @@ def validate_answers(answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
                 try:
                     value = int(value.strip())
                 except ValueError:
-                    raise RegistryInputError(f"{item} must be a whole number {lo}–{hi}", field) from None
+                    raise RegistryInputError(
+                        f"{item} must be a whole number {lo}–{hi}", field
+                    ) from None
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             if not isinstance(value, int):
                 raise RegistryInputError(f"{item} must be a whole number {lo}–{hi}", field)
             if not lo <= value <= hi:
-                raise RegistryInputError(f"{item} must be between {lo} and {hi} (got {value})", field)
+                raise RegistryInputError(
+                    f"{item} must be between {lo} and {hi} (got {value})", field
+                )
             out[item] = value
         if instrument == "bpi" and 0 < sum(k in out for k in spec if not spec[k][2]) < 4:
-            raise RegistryInputError("BPI interference needs at least 4 of 7 items",
-                                     "answers.bpi.general_activity")
+            raise RegistryInputError(
+                "BPI interference needs at least 4 of 7 items", "answers.bpi.general_activity"
+            )
         clean[instrument] = out
     return clean
 
@@ -96,7 +127,7 @@ def score_answers(answers: dict[str, dict[str, int]]) -> dict[str, Any]:
             result = generic(code, items) if generic is not None else specific(items)
         except InputError as exc:
             raise RegistryInputError(str(exc), f"answers.{code}") from exc
-        except Exception as exc:  # noqa: BLE001 — a scorer bug must not lose the answers
+        except Exception as exc:
             log.warning("scoring %s failed: %s", code, exc)
             continue
         if hasattr(result, "model_dump"):

@@ -78,22 +78,28 @@ class RegistryKeys:
 
     def fingerprint(self) -> str:
         """HMAC-SHA256 of a constant label under each key, joined: safe to store."""
-        parts = [hmac.new(getattr(self, name), FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:32]
-                 for name in KEY_NAMES]
+        parts = [
+            hmac.new(getattr(self, name), FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:32]
+            for name in KEY_NAMES
+        ]
         return ":".join(parts)
 
     def to_json(self) -> str:
-        body = {"format": KEY_FILE_FORMAT,
-                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                **{name: base64.urlsafe_b64encode(getattr(self, name)).decode()
-                   for name in KEY_NAMES}}
+        body = {
+            "format": KEY_FILE_FORMAT,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            **{name: base64.urlsafe_b64encode(getattr(self, name)).decode() for name in KEY_NAMES},
+        }
         return json.dumps(body, indent=2) + "\n"
 
 
 def default_key_file(db_url: str) -> Path:
     """Beside a SQLite database file (``registry.db`` → ``registry.db.keys.json``); for other
     databases ``$XDG_CONFIG_HOME/cryoneuro/registry-keys.json`` (``~/.config`` by default)."""
-    if db_url.startswith("sqlite:///") and db_url.removeprefix("sqlite:///") not in ("", ":memory:"):
+    if db_url.startswith("sqlite:///") and db_url.removeprefix("sqlite:///") not in (
+        "",
+        ":memory:",
+    ):
         return Path(db_url.removeprefix("sqlite:///") + ".keys.json")
     config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     return config / "cryoneuro" / "registry-keys.json"
@@ -106,8 +112,10 @@ def write_key_file(path: Path, keys: RegistryKeys | None = None) -> RegistryKeys
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise KeyFileError(f"{path} already exists: keys are never overwritten (see key "
-                           "rotation in docs/registry.md)") from None
+        raise KeyFileError(
+            f"{path} already exists: keys are never overwritten (see key "
+            "rotation in docs/registry.md)"
+        ) from None
     except OSError as exc:
         raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -124,15 +132,19 @@ def _decode(path: Path, body: dict, name: str) -> bytes:
     except (ValueError, TypeError):
         raw = b""
     if len(raw) != 32:
-        raise KeyFileError(f"{path}: '{name}' is not 32 bytes of urlsafe base64: restore the "
-                           "file from its backup or create keys with `cryoneuro keys init`")
+        raise KeyFileError(
+            f"{path}: '{name}' is not 32 bytes of urlsafe base64: restore the "
+            "file from its backup or create keys with `cryoneuro keys init`"
+        )
     return raw
 
 
 def load_key_file(path: Path) -> RegistryKeys:
     """Read and check a key file: present, owner-only permissions, well-formed."""
-    hint = "create one with `cryoneuro keys init`, or run `cryoneuro serve --dev` for " \
-           "throwaway development keys"
+    hint = (
+        "create one with `cryoneuro keys init`, or run `cryoneuro serve --dev` for "
+        "throwaway development keys"
+    )
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -140,23 +152,30 @@ def load_key_file(path: Path) -> RegistryKeys:
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
     if os.name == "posix" and stat.S_IMODE(info.st_mode) & 0o077:
-        raise KeyFileError(f"key file {path} is readable by others (mode "
-                           f"{stat.S_IMODE(info.st_mode):o}): run `chmod 600 {path}`")
+        raise KeyFileError(
+            f"key file {path} is readable by others (mode "
+            f"{stat.S_IMODE(info.st_mode):o}): run `chmod 600 {path}`"
+        )
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        raise KeyFileError(f"key file {path} is not valid JSON: restore it from its backup") from None
+        raise KeyFileError(
+            f"key file {path} is not valid JSON: restore it from its backup"
+        ) from None
     if not isinstance(body, dict) or body.get("format") != KEY_FILE_FORMAT:
-        raise KeyFileError(f"key file {path} is not a cryoneuro registry key file (format "
-                           f"'{KEY_FILE_FORMAT}' expected)")
+        raise KeyFileError(
+            f"key file {path} is not a cryoneuro registry key file (format "
+            f"'{KEY_FILE_FORMAT}' expected)"
+        )
     return RegistryKeys(*(_decode(path, body, name) for name in KEY_NAMES))
 
 
 FINGERPRINT_SETTING = "key_fingerprint"
 
 
-def check_database_keys(session: Session, keys: RegistryKeys, key_path: Path | str,
-                        *, register: bool = True) -> str:
+def check_database_keys(
+    session: Session, keys: RegistryKeys, key_path: Path | str, *, register: bool = True
+) -> str:
     """Refuse keys that are not this database's; record the fingerprint on first use.
 
     Returns ``"match"`` or ``"registered"``. A database without a fingerprint (created before
@@ -173,14 +192,21 @@ def check_database_keys(session: Session, keys: RegistryKeys, key_path: Path | s
         if hmac.compare_digest(row.value, expected):
             return "match"
         stored = row.value.split(":")
-        wrong = [name for name, a, b in zip(KEY_NAMES, stored, expected.split(":"), strict=False)
-                 if a != b] or list(KEY_NAMES)
-        raise KeyFileError(f"key file {key_path} does not belong to this database ({', '.join(wrong)} "
-                           "differ): use the key file created with it (see key rotation in "
-                           "docs/registry.md)")
+        wrong = [
+            name
+            for name, a, b in zip(KEY_NAMES, stored, expected.split(":"), strict=False)
+            if a != b
+        ] or list(KEY_NAMES)
+        raise KeyFileError(
+            f"key file {key_path} does not belong to this database ({', '.join(wrong)} "
+            "differ): use the key file created with it (see key rotation in "
+            "docs/registry.md)"
+        )
     stored_identifier = session.execute(
-        select(ParticipantIdentifier.nhs_number_encrypted, ParticipantIdentifier.nhs_number_hash)
-        .limit(1)).first()
+        select(
+            ParticipantIdentifier.nhs_number_encrypted, ParticipantIdentifier.nhs_number_hash
+        ).limit(1)
+    ).first()
     if stored_identifier is not None:
         from cryptography.fernet import Fernet, InvalidToken
 
@@ -188,11 +214,16 @@ def check_database_keys(session: Session, keys: RegistryKeys, key_path: Path | s
             number = Fernet(keys.fernet_key()).decrypt(stored_identifier[0].encode()).decode()
         except (InvalidToken, ValueError):
             number = None
-        digest = (hmac.new(keys.fernet_key(), number.encode(), hashlib.sha256).hexdigest()
-                  if number is not None else "")
+        digest = (
+            hmac.new(keys.fernet_key(), number.encode(), hashlib.sha256).hexdigest()
+            if number is not None
+            else ""
+        )
         if number is None or not hmac.compare_digest(digest, stored_identifier[1]):
-            raise KeyFileError(f"identifier key in {key_path} cannot read the NHS numbers "
-                               "stored in this database: use the key file created with it")
+            raise KeyFileError(
+                f"identifier key in {key_path} cannot read the NHS numbers "
+                "stored in this database: use the key file created with it"
+            )
     if register:
         from cryoneuro.registry.audit import start_chain
 
@@ -202,9 +233,11 @@ def check_database_keys(session: Session, keys: RegistryKeys, key_path: Path | s
     return "registered"
 
 
-DEV_WARNING = ("WARNING: --dev: ephemeral random keys. Sessions, NHS numbers and randomisation "
-               "lists written now become unreadable when the server stops. Never use --dev "
-               "with real patients.")
+DEV_WARNING = (
+    "WARNING: --dev: ephemeral random keys. Sessions, NHS numbers and randomisation "
+    "lists written now become unreadable when the server stops. Never use --dev "
+    "with real patients."
+)
 
 
 def ensure_keys(settings: RegistrySettings, *, dev: bool = False) -> RegistrySettings:
@@ -217,8 +250,9 @@ def ensure_keys(settings: RegistrySettings, *, dev: bool = False) -> RegistrySet
     return settings.load_keys()
 
 
-def check_startup(settings: RegistrySettings, factory: sessionmaker[Session], *,
-                  dev: bool = False) -> str:
+def check_startup(
+    settings: RegistrySettings, factory: sessionmaker[Session], *, dev: bool = False
+) -> str:
     """Run before serving: the database must accept these keys (see
     :func:`check_database_keys`). In ``dev`` mode a database that already has keys is
     refused, so throwaway keys are never mixed into a real registry."""
@@ -228,8 +262,10 @@ def check_startup(settings: RegistrySettings, factory: sessionmaker[Session], *,
     if dev:
         with factory() as session:
             if session.get(RegistrySetting, FINGERPRINT_SETTING) is not None:
-                raise KeyFileError("--dev refused: this database has registered keys; start "
-                                   f"without --dev using its key file ({settings.key_path()})")
+                raise KeyFileError(
+                    "--dev refused: this database has registered keys; start "
+                    f"without --dev using its key file ({settings.key_path()})"
+                )
         return "dev"
     with transaction(factory) as session:
         return check_database_keys(session, settings.keys, settings.key_path())
@@ -251,8 +287,9 @@ def rotate_session_key(settings: RegistrySettings, factory: sessionmaker[Session
     from cryoneuro.registry.models import RegistrySetting, UserSession, utcnow
 
     old = settings.keys
-    new = RegistryKeys(secrets.token_bytes(32), old.identifier_key, old.randomisation_key,
-                       old.audit_key)
+    new = RegistryKeys(
+        secrets.token_bytes(32), old.identifier_key, old.randomisation_key, old.audit_key
+    )
     path = settings.key_path()
     pending = path.with_name(path.name + ".new")
     pending.unlink(missing_ok=True)
@@ -262,20 +299,33 @@ def rotate_session_key(settings: RegistrySettings, factory: sessionmaker[Session
             check_database_keys(session, old, path, register=False)
             row = session.get(RegistrySetting, FINGERPRINT_SETTING)
             if row is None:
-                raise KeyFileError("this database has no registered keys yet: start the server "
-                                   "once (or run `cryoneuro db upgrade`) before rotating")
+                raise KeyFileError(
+                    "this database has no registered keys yet: start the server "
+                    "once (or run `cryoneuro db upgrade`) before rotating"
+                )
             row.value, row.updated_at = new.fingerprint(), utcnow()
-            session.execute(update(UserSession).where(UserSession.revoked_at.is_(None))
-                            .values(revoked_at=utcnow()))
-            log_event(session, Actor.system(), "key-rotate", table="registry_setting",
-                      row_id=FINGERPRINT_SETTING, details={"key": "session_key"},
-                      reason="session key rotated")
+            session.execute(
+                update(UserSession)
+                .where(UserSession.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            log_event(
+                session,
+                Actor.system(),
+                "key-rotate",
+                table="registry_setting",
+                row_id=FINGERPRINT_SETTING,
+                details={"key": "session_key"},
+                reason="session key rotated",
+            )
     except BaseException:
         pending.unlink(missing_ok=True)
         raise
     try:
         os.replace(pending, path)
     except OSError as exc:
-        raise KeyFileError(f"the database now expects the keys in {pending}, but moving it to "
-                           f"{path} failed ({exc.strerror}): move it by hand") from None
+        raise KeyFileError(
+            f"the database now expects the keys in {pending}, but moving it to "
+            f"{path} failed ({exc.strerror}): move it by hand"
+        ) from None
     return new

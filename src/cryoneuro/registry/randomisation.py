@@ -40,12 +40,18 @@ BLOCK_MULTIPLIERS = (1, 2, 3)
 BLOCKS_PER_EXTENSION = 25
 
 
-def permuted_block(secret: bytes, study_id: int, site_id: int, block_number: int,
-                   arms: Sequence[tuple[str, int]],
-                   multipliers: Sequence[int] = BLOCK_MULTIPLIERS) -> list[str]:
+def permuted_block(
+    secret: bytes,
+    study_id: int,
+    site_id: int,
+    block_number: int,
+    arms: Sequence[tuple[str, int]],
+    multipliers: Sequence[int] = BLOCK_MULTIPLIERS,
+) -> list[str]:
     """One block of arm codes, deterministic given the secret and its position."""
-    digest = hmac.new(secret, f"{study_id}:{site_id}:{block_number}".encode(),
-                      hashlib.sha256).digest()
+    digest = hmac.new(
+        secret, f"{study_id}:{site_id}:{block_number}".encode(), hashlib.sha256
+    ).digest()
     rng = random.Random(int.from_bytes(digest, "big"))
     multiplier = rng.choice(list(multipliers))
     block = [code for code, ratio in arms for _ in range(ratio * multiplier)]
@@ -53,30 +59,51 @@ def permuted_block(secret: bytes, study_id: int, site_id: int, block_number: int
     return block
 
 
-def _extend(session: Session, settings: RegistrySettings, study: Study,
-            stratum: RandomisationStratum, n_blocks: int = BLOCKS_PER_EXTENSION) -> None:
+def _extend(
+    session: Session,
+    settings: RegistrySettings,
+    study: Study,
+    stratum: RandomisationStratum,
+    n_blocks: int = BLOCKS_PER_EXTENSION,
+) -> None:
     arms = [(arm.code, arm.ratio) for arm in study.arms]
     if len(arms) < 2:
         raise RandomisationError(f"study {study.code} needs at least two arms to randomise")
-    sequence = session.scalar(
-        select(RandomisationSlot.sequence).where(RandomisationSlot.stratum_id == stratum.id)
-        .order_by(RandomisationSlot.sequence.desc()).limit(1)) or 0
+    sequence = (
+        session.scalar(
+            select(RandomisationSlot.sequence)
+            .where(RandomisationSlot.stratum_id == stratum.id)
+            .order_by(RandomisationSlot.sequence.desc())
+            .limit(1)
+        )
+        or 0
+    )
     secret = settings.randomisation_seed_secret()
-    for block_number in range(stratum.blocks_generated + 1, stratum.blocks_generated + n_blocks + 1):
+    for block_number in range(
+        stratum.blocks_generated + 1, stratum.blocks_generated + n_blocks + 1
+    ):
         block = permuted_block(secret, study.id, stratum.site_id, block_number, arms)
         for code in block:
             sequence += 1
-            session.add(RandomisationSlot(stratum_id=stratum.id, sequence=sequence,
-                                          block_number=block_number, block_size=len(block),
-                                          arm_code=code))
+            session.add(
+                RandomisationSlot(
+                    stratum_id=stratum.id,
+                    sequence=sequence,
+                    block_number=block_number,
+                    block_size=len(block),
+                    arm_code=code,
+                )
+            )
     stratum.blocks_generated += n_blocks
 
 
-def generate_list(session: Session, settings: RegistrySettings, study: Study,
-                  site_id: int) -> RandomisationStratum:
+def generate_list(
+    session: Session, settings: RegistrySettings, study: Study, site_id: int
+) -> RandomisationStratum:
     """Create the stratum and its first blocks (called when a site joins an RCT)."""
-    stratum = RandomisationStratum(study_id=study.id, site_id=site_id, blocks_generated=0,
-                                   allocations=0)
+    stratum = RandomisationStratum(
+        study_id=study.id, site_id=site_id, blocks_generated=0, allocations=0
+    )
     session.add(stratum)
     session.flush()
     _extend(session, settings, study, stratum)
@@ -96,8 +123,9 @@ def is_eligible(participant: Participant, study: Study) -> bool:
     return consent_ok
 
 
-def randomise(session: Session, settings: RegistrySettings, actor: Actor,
-              participant_id: int) -> str:
+def randomise(
+    session: Session, settings: RegistrySettings, actor: Actor, participant_id: int
+) -> str:
     """Allocate the next concealed slot of the participant's stratum; return the arm code."""
     from cryoneuro.registry.services.participants import get_participant
 
@@ -109,16 +137,19 @@ def randomise(session: Session, settings: RegistrySettings, actor: Actor,
     if study.design != StudyDesign.rct:
         raise RandomisationError(f"study {study.code} is a case series: nothing to randomise")
     if actor.blinded(study):
-        raise PermissionDeniedError(f"role '{actor.role}' is blinded in {study.code}: an "
-                                    "unblinded investigator randomises")
+        raise PermissionDeniedError(
+            f"role '{actor.role}' is blinded in {study.code}: an unblinded investigator randomises"
+        )
     if participant.status != "enrolled":
         raise RandomisationError("only enrolled participants can be randomised")
     if not is_eligible(participant, study):
         raise RandomisationError("participant is not eligible or has not consented")
     stratum = session.scalars(
         select(RandomisationStratum)
-        .where(RandomisationStratum.study_id == study.id,
-               RandomisationStratum.site_id == participant.site_id)
+        .where(
+            RandomisationStratum.study_id == study.id,
+            RandomisationStratum.site_id == participant.site_id,
+        )
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one_or_none()
@@ -128,8 +159,10 @@ def randomise(session: Session, settings: RegistrySettings, actor: Actor,
     if participant.arm_code is not None:
         raise RandomisationError(f"participant {participant.study_number} is already randomised")
     slot = session.scalars(
-        select(RandomisationSlot).where(RandomisationSlot.stratum_id == stratum.id,
-                                        RandomisationSlot.sequence == stratum.allocations + 1)
+        select(RandomisationSlot).where(
+            RandomisationSlot.stratum_id == stratum.id,
+            RandomisationSlot.sequence == stratum.allocations + 1,
+        )
     ).one_or_none()
     with acting(session, actor, reason="randomisation"):
         if slot is None:
@@ -138,7 +171,9 @@ def randomise(session: Session, settings: RegistrySettings, actor: Actor,
             slot = session.scalars(
                 select(RandomisationSlot).where(
                     RandomisationSlot.stratum_id == stratum.id,
-                    RandomisationSlot.sequence == stratum.allocations + 1)).one()
+                    RandomisationSlot.sequence == stratum.allocations + 1,
+                )
+            ).one()
         now = utcnow()
         slot.participant_id = participant.id
         slot.allocated_at = now
@@ -166,9 +201,17 @@ def emergency_unblind(session: Session, actor: Actor, participant_id: int, reaso
         raise RandomisationError("the participant has not been randomised")
     reason = (reason or "").strip()
     if len(reason) < 10:
-        raise RegistryInputError("give the clinical reason for unblinding (at least 10 "
-                                 "characters)", "reason")
-    log_event(session, actor, "unblind", table="participant", row_id=str(participant.id),
-              details={"study_number": participant.study_number}, site_id=participant.site_id,
-              reason=reason[:1000])
+        raise RegistryInputError(
+            "give the clinical reason for unblinding (at least 10 characters)", "reason"
+        )
+    log_event(
+        session,
+        actor,
+        "unblind",
+        table="participant",
+        row_id=str(participant.id),
+        details={"study_number": participant.study_number},
+        site_id=participant.site_id,
+        reason=reason[:1000],
+    )
     return participant.arm_code

@@ -133,7 +133,9 @@ class ProcedureIn(Strict):
     anaesthesia: Anaesthesia
     device_name: Short
     manufacturer: Short
-    device_lot: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    device_lot: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    ]
     probe_model: Annotated[str, StringConstraints(max_length=200)] = ""
     gas: Gas
     protocol: LongText = ""
@@ -172,7 +174,9 @@ class AdverseEventIn(Strict):
     onset_date: ClinicalDate
     procedure_id: Id | None = None
     category: SafetyCategory
-    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+    description: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)
+    ]
     severity: Severity
     serious: bool
     relatedness: Relatedness

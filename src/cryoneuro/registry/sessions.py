@@ -36,8 +36,15 @@ def open_session(session: Session, user: User, ip: str) -> str:
     """Create a session for ``user``; returns the token for the cookie (stored hashed)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(UserSession(token_hash=token_hash(token), user_id=user.id, created_at=now,
-                            last_seen_at=now, ip=ip[:64]))
+    session.add(
+        UserSession(
+            token_hash=token_hash(token),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            ip=ip[:64],
+        )
+    )
     session.flush()
     return token
 
@@ -46,8 +53,9 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def check_session(session: Session, settings: RegistrySettings, token: object,
-                  now: dt.datetime | None = None) -> tuple[User, bool]:
+def check_session(
+    session: Session, settings: RegistrySettings, token: object, now: dt.datetime | None = None
+) -> tuple[User, bool]:
     """The user of a live session and whether ``last_seen_at`` is due to be written;
     :class:`AuthenticationError` when the session is unknown, revoked, idle too long, too
     old, or its user deactivated."""
@@ -69,23 +77,34 @@ def check_session(session: Session, settings: RegistrySettings, token: object,
 
 
 def touch(session: Session, token: str) -> None:
-    session.execute(update(UserSession).where(UserSession.token_hash == token_hash(token))
-                    .values(last_seen_at=utcnow()))
+    session.execute(
+        update(UserSession)
+        .where(UserSession.token_hash == token_hash(token))
+        .values(last_seen_at=utcnow())
+    )
 
 
 def revoke(session: Session, token: object) -> None:
     """End one session (log-out)."""
     if isinstance(token, str):
-        session.execute(update(UserSession).where(UserSession.token_hash == token_hash(token),
-                                                  UserSession.revoked_at.is_(None))
-                        .values(revoked_at=utcnow()))
+        session.execute(
+            update(UserSession)
+            .where(UserSession.token_hash == token_hash(token), UserSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
 
 
 def revoke_all(session: Session, user_id: int) -> int:
     """End every session of a user (password change or reset, deactivation); returns how many."""
-    ids = list(session.scalars(select(UserSession.token_hash).where(
-        UserSession.user_id == user_id, UserSession.revoked_at.is_(None))))
+    ids = list(
+        session.scalars(
+            select(UserSession.token_hash).where(
+                UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+            )
+        )
+    )
     if ids:
-        session.execute(update(UserSession).where(UserSession.token_hash.in_(ids))
-                        .values(revoked_at=utcnow()))
+        session.execute(
+            update(UserSession).where(UserSession.token_hash.in_(ids)).values(revoked_at=utcnow())
+        )
     return len(ids)

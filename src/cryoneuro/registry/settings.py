@@ -78,8 +78,6 @@ class RegistrySettings(BaseSettings):
         return self.keys.randomisation_key
 
 
-
-
 @lru_cache(maxsize=1)
 def get_settings() -> RegistrySettings:
     """Settings read once from the environment (without keys: see :meth:`load_keys`)."""

@@ -10,6 +10,13 @@ from cryoneuro.thermal.isotherms import isotherm_metrics
 from cryoneuro.thermal.solver import Phase, ThermalModel, ThermalResult, constant, simulate, trace
 
 __all__ = [
-    "Grid", "Phase", "ProbeGeometry", "ThermalModel", "ThermalResult", "constant",
-    "isotherm_metrics", "simulate", "trace",
+    "Grid",
+    "Phase",
+    "ProbeGeometry",
+    "ThermalModel",
+    "ThermalResult",
+    "constant",
+    "isotherm_metrics",
+    "simulate",
+    "trace",
 ]

@@ -71,9 +71,15 @@ def water_ice(*, mushy_half_width_c: float = 0.05) -> ThermalProperties:
     whose middle (0 °C) the analytic functions take as the sharp melting point.
     """
     return ThermalProperties(
-        name="water/ice", k_unfrozen=0.60, k_frozen=2.22, c_unfrozen=1000 * 4180.0,
-        c_frozen=1000 * 2050.0, latent=1000 * 334e3, t_liquidus=mushy_half_width_c,
-        t_solidus=-mushy_half_width_c, source="CRC Handbook (water, ice at 0 C), rho 1000",
+        name="water/ice",
+        k_unfrozen=0.60,
+        k_frozen=2.22,
+        c_unfrozen=1000 * 4180.0,
+        c_frozen=1000 * 2050.0,
+        latent=1000 * 334e3,
+        t_liquidus=mushy_half_width_c,
+        t_solidus=-mushy_half_width_c,
+        source="CRC Handbook (water, ice at 0 C), rho 1000",
     )
 
 
@@ -117,31 +123,47 @@ def neumann_lambda(
     d_s, d_l = t_m - wall_temperature_c, initial_temperature_c - t_m
 
     def f(lam: float) -> float:
-        solid = props.k_frozen * d_s * math.exp(-lam * lam) / (math.erf(lam) * math.sqrt(math.pi * a_s))
-        liquid = props.k_unfrozen * d_l / (float(erfcx(lam * math.sqrt(nu))) * math.sqrt(math.pi * a_l))
+        solid = (
+            props.k_frozen * d_s * math.exp(-lam * lam) / (math.erf(lam) * math.sqrt(math.pi * a_s))
+        )
+        liquid = (
+            props.k_unfrozen * d_l / (float(erfcx(lam * math.sqrt(nu))) * math.sqrt(math.pi * a_l))
+        )
         return solid - liquid - props.latent * lam * math.sqrt(a_s)
 
     return _root(f, "neumann_lambda")
 
 
 def neumann_front_position(
-    time_s: ArrayLike, props: ThermalProperties, *, wall_temperature_c: float,
-    initial_temperature_c: float, melt_temperature_c: float | None = None,
+    time_s: ArrayLike,
+    props: ThermalProperties,
+    *,
+    wall_temperature_c: float,
+    initial_temperature_c: float,
+    melt_temperature_c: float | None = None,
 ) -> NDArray[np.float64] | float:
     """Front position ``X(t) = 2 λ √(α_s t)`` in metres (C&J §11.2)."""
     t = np.asarray(time_s, dtype=float)
     if np.any(t < 0):
         raise InputError("time_s must be >= 0")
-    lam = neumann_lambda(props, wall_temperature_c=wall_temperature_c,
-                         initial_temperature_c=initial_temperature_c,
-                         melt_temperature_c=melt_temperature_c)
+    lam = neumann_lambda(
+        props,
+        wall_temperature_c=wall_temperature_c,
+        initial_temperature_c=initial_temperature_c,
+        melt_temperature_c=melt_temperature_c,
+    )
     x = 2.0 * lam * np.sqrt(props.alpha_frozen * t)
     return float(x) if x.ndim == 0 else x
 
 
 def neumann_temperature(
-    x_m: ArrayLike, time_s: float, props: ThermalProperties, *, wall_temperature_c: float,
-    initial_temperature_c: float, melt_temperature_c: float | None = None,
+    x_m: ArrayLike,
+    time_s: float,
+    props: ThermalProperties,
+    *,
+    wall_temperature_c: float,
+    initial_temperature_c: float,
+    melt_temperature_c: float | None = None,
 ) -> NDArray[np.float64]:
     """Temperature (°C) of the Neumann solution at depth ``x_m`` (m) and time ``time_s`` (s).
 
@@ -154,21 +176,29 @@ def neumann_temperature(
     if np.any(x < 0):
         raise InputError("x_m must be >= 0 (the medium is x > 0)")
     t_m = _melt(props, melt_temperature_c)
-    lam = neumann_lambda(props, wall_temperature_c=wall_temperature_c,
-                         initial_temperature_c=initial_temperature_c,
-                         melt_temperature_c=melt_temperature_c)
+    lam = neumann_lambda(
+        props,
+        wall_temperature_c=wall_temperature_c,
+        initial_temperature_c=initial_temperature_c,
+        melt_temperature_c=melt_temperature_c,
+    )
     a_s, a_l = props.alpha_frozen, props.alpha_unfrozen
     front = 2.0 * lam * math.sqrt(a_s * time_s)
     solid = wall_temperature_c + (t_m - wall_temperature_c) * erf(
-        x / (2.0 * np.sqrt(a_s * time_s))) / math.erf(lam)
+        x / (2.0 * np.sqrt(a_s * time_s))
+    ) / math.erf(lam)
     liquid = initial_temperature_c - (initial_temperature_c - t_m) * erfc(
-        x / (2.0 * np.sqrt(a_l * time_s))) / math.erfc(lam * math.sqrt(a_s / a_l))
+        x / (2.0 * np.sqrt(a_l * time_s))
+    ) / math.erfc(lam * math.sqrt(a_s / a_l))
     return np.where(x < front, solid, liquid)
 
 
 # --------------------------------------------------------------------------- line heat sink
 def line_sink_lambda(
-    props: ThermalProperties, *, sink_w_per_m: float, initial_temperature_c: float,
+    props: ThermalProperties,
+    *,
+    sink_w_per_m: float,
+    initial_temperature_c: float,
     melt_temperature_c: float | None = None,
 ) -> float:
     """Root λ of the line-sink freezing equation (front ``R = 2λ√(α_l t)``), C&J §11.6.
@@ -187,30 +217,45 @@ def line_sink_lambda(
 
     def f(lam: float) -> float:
         l2 = lam * lam
-        return (sink_w_per_m / (4.0 * math.pi * a_l) * math.exp(-l2 * a_l / a_s)
-                + props.c_unfrozen * d_l * math.exp(-l2) / float(expi(-l2)) - props.latent * l2)
+        return (
+            sink_w_per_m / (4.0 * math.pi * a_l) * math.exp(-l2 * a_l / a_s)
+            + props.c_unfrozen * d_l * math.exp(-l2) / float(expi(-l2))
+            - props.latent * l2
+        )
 
     return _root(f, "line_sink_lambda")
 
 
 def line_sink_front_radius(
-    time_s: ArrayLike, props: ThermalProperties, *, sink_w_per_m: float,
-    initial_temperature_c: float, melt_temperature_c: float | None = None,
+    time_s: ArrayLike,
+    props: ThermalProperties,
+    *,
+    sink_w_per_m: float,
+    initial_temperature_c: float,
+    melt_temperature_c: float | None = None,
 ) -> NDArray[np.float64] | float:
     """Freezing-front radius ``R(t) = 2 λ √(α_l t)`` in metres (C&J §11.6)."""
     t = np.asarray(time_s, dtype=float)
     if np.any(t < 0):
         raise InputError("time_s must be >= 0")
-    lam = line_sink_lambda(props, sink_w_per_m=sink_w_per_m,
-                           initial_temperature_c=initial_temperature_c,
-                           melt_temperature_c=melt_temperature_c)
+    lam = line_sink_lambda(
+        props,
+        sink_w_per_m=sink_w_per_m,
+        initial_temperature_c=initial_temperature_c,
+        melt_temperature_c=melt_temperature_c,
+    )
     r = 2.0 * lam * np.sqrt(props.alpha_unfrozen * t)
     return float(r) if r.ndim == 0 else r
 
 
 def line_sink_temperature(
-    r_m: ArrayLike, time_s: float, props: ThermalProperties, *, sink_w_per_m: float,
-    initial_temperature_c: float, melt_temperature_c: float | None = None,
+    r_m: ArrayLike,
+    time_s: float,
+    props: ThermalProperties,
+    *,
+    sink_w_per_m: float,
+    initial_temperature_c: float,
+    melt_temperature_c: float | None = None,
 ) -> NDArray[np.float64]:
     """Temperature (°C) at radius ``r_m`` (m > 0) and ``time_s`` of the line-sink solution.
 
@@ -223,21 +268,31 @@ def line_sink_temperature(
     if np.any(r <= 0):
         raise InputError("r_m must be > 0 (the sink at r = 0 is singular)")
     t_m = _melt(props, melt_temperature_c)
-    lam = line_sink_lambda(props, sink_w_per_m=sink_w_per_m,
-                           initial_temperature_c=initial_temperature_c,
-                           melt_temperature_c=melt_temperature_c)
+    lam = line_sink_lambda(
+        props,
+        sink_w_per_m=sink_w_per_m,
+        initial_temperature_c=initial_temperature_c,
+        melt_temperature_c=melt_temperature_c,
+    )
     a_s, a_l = props.alpha_frozen, props.alpha_unfrozen
     front = 2.0 * lam * math.sqrt(a_l * time_s)
     frozen = t_m + sink_w_per_m / (4.0 * math.pi * props.k_frozen) * (
-        expi(-r * r / (4.0 * a_s * time_s)) - expi(-lam * lam * a_l / a_s))
+        expi(-r * r / (4.0 * a_s * time_s)) - expi(-lam * lam * a_l / a_s)
+    )
     liquid = initial_temperature_c - (initial_temperature_c - t_m) * expi(
-        -r * r / (4.0 * a_l * time_s)) / expi(-lam * lam)
+        -r * r / (4.0 * a_l * time_s)
+    ) / expi(-lam * lam)
     return np.where(r < front, frozen, liquid)
 
 
 def line_sink_isotherm_radius(
-    temperature_c: float, time_s: float, props: ThermalProperties, *, sink_w_per_m: float,
-    initial_temperature_c: float, melt_temperature_c: float | None = None,
+    temperature_c: float,
+    time_s: float,
+    props: ThermalProperties,
+    *,
+    sink_w_per_m: float,
+    initial_temperature_c: float,
+    melt_temperature_c: float | None = None,
 ) -> float:
     """Radius (m) at which the line-sink solution equals ``temperature_c`` at ``time_s``.
 
@@ -247,8 +302,11 @@ def line_sink_isotherm_radius(
     t_m = _melt(props, melt_temperature_c)
     if not temperature_c < initial_temperature_c:
         raise InputError("temperature_c must be below initial_temperature_c")
-    kw = {"sink_w_per_m": sink_w_per_m, "initial_temperature_c": initial_temperature_c,
-              "melt_temperature_c": t_m}
+    kw = {
+        "sink_w_per_m": sink_w_per_m,
+        "initial_temperature_c": initial_temperature_c,
+        "melt_temperature_c": t_m,
+    }
     front = float(line_sink_front_radius(time_s, props, **kw))
     if temperature_c == t_m:
         return front

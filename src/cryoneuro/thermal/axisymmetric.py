@@ -46,7 +46,6 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import NDArray
-
 from scipy.optimize import brentq
 
 from cryoneuro.errors import GeometryError, InputError
@@ -88,20 +87,28 @@ class _Material:
     def u_of_t(self, t: NDArray | float) -> NDArray:
         x = np.asarray(t, dtype=float) - self.ts
         xm = np.clip(x, 0.0, self.dtm)
-        return np.where(x <= 0, self.kf * x,
-                        np.where(x < self.dtm, self.kf * xm + self.a2 * xm**2,
-                                 self.u_l + self.ku * (x - self.dtm)))
+        return np.where(
+            x <= 0,
+            self.kf * x,
+            np.where(
+                x < self.dtm, self.kf * xm + self.a2 * xm**2, self.u_l + self.ku * (x - self.dtm)
+            ),
+        )
 
     def t_of_u(self, u: NDArray) -> NDArray:
         um = np.clip(u, 0.0, self.u_l)
         xm = 2.0 * um / (self.kf + np.sqrt(self.kf**2 + 4.0 * self.a2 * um))
-        return self.ts + np.where(u <= 0, u / self.kf,
-                                  np.where(u < self.u_l, xm, self.dtm + (u - self.u_l) / self.ku))
+        return self.ts + np.where(
+            u <= 0, u / self.kf, np.where(u < self.u_l, xm, self.dtm + (u - self.u_l) / self.ku)
+        )
 
     def enthalpy(self, t: NDArray) -> NDArray:
         x = t - self.ts
-        return np.where(x <= 0, self.cf * x, np.where(
-            x < self.dtm, self.c_mushy * x, self.h_l + self.cu * (x - self.dtm)))
+        return np.where(
+            x <= 0,
+            self.cf * x,
+            np.where(x < self.dtm, self.c_mushy * x, self.h_l + self.cu * (x - self.dtm)),
+        )
 
     def props(self, t: NDArray) -> tuple[NDArray, NDArray, NDArray]:
         """(dH/dT, k, f_l) at temperature ``t``."""
@@ -143,18 +150,25 @@ def parse_protocol(protocol: Sequence[Sequence[object] | Phase]) -> list[Phase]:
         else:
             item = tuple(item)
             if not item or item[0] not in ("freeze", "thaw-passive", "thaw-active"):
-                raise InputError(f"protocol phase {item!r}: kind must be 'freeze', "
-                                 "'thaw-passive' or 'thaw-active'")
+                raise InputError(
+                    f"protocol phase {item!r}: kind must be 'freeze', "
+                    "'thaw-passive' or 'thaw-active'"
+                )
             if item[0] == "thaw-active" and len(item) != 3:
-                raise InputError(f"protocol phase {item!r}: give ('thaw-active', duration_s, "
-                                 "temperature_c)")
+                raise InputError(
+                    f"protocol phase {item!r}: give ('thaw-active', duration_s, temperature_c)"
+                )
             if item[0] != "thaw-active" and len(item) != 2:
                 raise InputError(f"protocol phase {item!r}: give ({item[0]!r}, duration_s)")
-            ph = Phase(str(item[0]), float(item[1]),  # type: ignore[arg-type]
-                       float(item[2]) if len(item) == 3 else None)  # type: ignore[arg-type]
+            ph = Phase(
+                str(item[0]),
+                float(item[1]),  # type: ignore[arg-type]
+                float(item[2]) if len(item) == 3 else None,
+            )  # type: ignore[arg-type]
         if not (math.isfinite(ph.duration_s) and ph.duration_s > 0):
-            raise InputError(f"protocol phase {ph.kind}: duration_s must be > 0 "
-                             f"(got {ph.duration_s})")
+            raise InputError(
+                f"protocol phase {ph.kind}: duration_s must be > 0 (got {ph.duration_s})"
+            )
         phases.append(ph)
     return phases
 
@@ -173,8 +187,9 @@ def _graded(start: float, stop: float, h: float, growth: float, h_max: float) ->
         out.append(x)
 
 
-def _half_axis(anchor: float, end: float, fine_end: float, h: float, growth: float,
-               h_max: float) -> list[float]:
+def _half_axis(
+    anchor: float, end: float, fine_end: float, h: float, growth: float, h_max: float
+) -> list[float]:
     """Faces from ``anchor`` (excluded) to ``end``: uniform ``h`` up to ``fine_end``, then graded."""
     sgn = 1.0 if end > anchor else -1.0
     faces, x = [], anchor
@@ -190,8 +205,16 @@ def _half_axis(anchor: float, end: float, fine_end: float, h: float, growth: flo
     return faces
 
 
-def _axis_faces(lo: float, hi: float, anchor: float, fine_lo: float, fine_hi: float, h: float,
-                growth: float, h_max: float) -> NDArray:
+def _axis_faces(
+    lo: float,
+    hi: float,
+    anchor: float,
+    fine_lo: float,
+    fine_hi: float,
+    h: float,
+    growth: float,
+    h_max: float,
+) -> NDArray:
     """Faces on [lo, hi] with a face at ``anchor``, uniform ``h`` on [fine_lo, fine_hi]."""
     down = _half_axis(anchor, lo, max(fine_lo, lo), h, growth, h_max) if anchor > lo else []
     up = _half_axis(anchor, hi, min(fine_hi, hi), h, growth, h_max) if anchor < hi else []
@@ -219,13 +242,15 @@ class _Geometry:
         if self.kind == "none":
             return np.zeros(z.shape)
         hemi = np.sqrt(np.clip(self.a**2 - (z - self.z_a) ** 2, 0.0, None))
-        return np.where((z >= self.z_a) & (z <= self.z_b), self.a,
-                        np.where((z >= self.z_tip) & (z < self.z_a), hemi, 0.0))
+        return np.where(
+            (z >= self.z_a) & (z <= self.z_b),
+            self.a,
+            np.where((z >= self.z_tip) & (z < self.z_a), hemi, 0.0),
+        )
 
     def surface_z(self, r: NDArray) -> NDArray:
         """Lower z of the active surface at radius r < a (hemisphere)."""
         return self.z_a - np.sqrt(np.clip(self.a**2 - np.asarray(r) ** 2, 0.0, None))
-
 
 
 class _Mesh:
@@ -237,14 +262,16 @@ class _Mesh:
         nr, nz = self.rc.size, self.zc.size
         self.shape = (nz, nr)
         dz, ring = np.diff(zf), np.pi * np.diff(rf**2)
-        self.volume = (dz[:, None] * ring[None, :])
+        self.volume = dz[:, None] * ring[None, :]
         R, Z = np.meshgrid(self.rc, self.zc)
         g = geom
         if g.kind == "capsule":
-            self.probe = (R < g.a) & (Z <= g.z_b) & ((Z >= g.z_a) | ((Z - g.z_a) ** 2 + R**2 < g.a**2))
-            self.shaft = (R < g.a) & (Z > g.z_b)
+            self.probe = (
+                (g.a > R) & (g.z_b >= Z) & ((g.z_a <= Z) | ((Z - g.z_a) ** 2 + R**2 < g.a**2))
+            )
+            self.shaft = (g.a > R) & (g.z_b < Z)
         elif g.kind == "cylinder":
-            self.probe, self.shaft = R < g.a, np.zeros(self.shape, bool)
+            self.probe, self.shaft = g.a > R, np.zeros(self.shape, bool)
         else:
             self.probe = self.shaft = np.zeros(self.shape, bool)
         self.tissue = ~(self.probe | self.shaft)
@@ -257,8 +284,11 @@ class _Mesh:
         g_probe, g_outer = np.zeros(n), np.zeros(n)
 
         def couple(p: NDArray, q: NDArray, cond: NDArray) -> None:
-            rows.extend([p, q]); cols.extend([q, p]); vals.extend([cond, cond])
-            np.add.at(diag, p, -cond); np.add.at(diag, q, -cond)
+            rows.extend([p, q])
+            cols.extend([q, p])
+            vals.extend([cond, cond])
+            np.add.at(diag, p, -cond)
+            np.add.at(diag, q, -cond)
 
         diag = np.zeros(n)
         # radial faces between (j, i) and (j, i + 1); conductances of the steady cylindrical profile, 2πΔz / ln(r_out/r_in): exact
@@ -293,8 +323,13 @@ class _Mesh:
                 k = idx[row, :]
                 np.add.at(g_outer, k[k >= 0], (ring / dist)[k >= 0])
         self.g_probe, self.g_outer = g_probe, g_outer
-        off = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                            shape=(n, n)) if rows else sp.csr_matrix((n, n))
+        off = (
+            sp.csr_matrix(
+                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+            )
+            if rows
+            else sp.csr_matrix((n, n))
+        )
         self.a_cond = (off + sp.diags(diag - g_outer)).tocsr()  # A u: net conduction into cells
 
     def full(self, values: NDArray, probe_value: float = math.nan) -> NDArray:
@@ -312,8 +347,9 @@ class _Stepper:
     conductance matrix; Jacobian ``diag(V H'(u)/Δt − V S'(u) + g_probe) − A`` (SPD).
     """
 
-    def __init__(self, mesh: _Mesh, mat: _Material, sink_w: NDArray | None,
-                 tol_c: float = 1e-4) -> None:
+    def __init__(
+        self, mesh: _Mesh, mat: _Material, sink_w: NDArray | None, tol_c: float = 1e-4
+    ) -> None:
         self.mesh, self.mat, self.tol = mesh, mat, tol_c
         self.b_outer = mesh.g_outer * float(mat.u_of_t(mat.t_body))
         self.sink = np.zeros(mesh.n) if sink_w is None else sink_w
@@ -331,17 +367,24 @@ class _Stepper:
 
             def count(_: NDArray) -> None:
                 its[0] += 1
+
             x, info = spla.cg(
                 spla.LinearOperator(a.shape, matvec=lambda v: jdiag * v - a @ v, dtype=float),
-                rhs, rtol=1e-7, atol=0.0, maxiter=25, callback=count,
-                M=spla.LinearOperator(a.shape, matvec=lu.solve, dtype=float))
+                rhs,
+                rtol=1e-7,
+                atol=0.0,
+                maxiter=25,
+                callback=count,
+                M=spla.LinearOperator(a.shape, matvec=lu.solve, dtype=float),
+            )
             self.cg_iterations += its[0]
             self.stale = its[0] > 10
             if info == 0:
                 return x
         jac = (sp.diags(jdiag) - a).tocsc()
-        self.lu = spla.splu(jac, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                            options={"SymmetricMode": True})
+        self.lu = spla.splu(
+            jac, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+        )
         self.factorizations += 1
         self.stale = False
         return self.lu.solve(rhs)
@@ -355,8 +398,15 @@ class _Stepper:
         q_outer = float(np.sum(self.b_outer - self.mesh.g_outer * u))
         return q_probe, q_outer, s
 
-    def step(self, u: NDArray, dt: float, g_probe: NDArray, u_wall: float,
-             depth: int = 0, guess: NDArray | None = None) -> NDArray:
+    def step(
+        self,
+        u: NDArray,
+        dt: float,
+        g_probe: NDArray,
+        u_wall: float,
+        depth: int = 0,
+        guess: NDArray | None = None,
+    ) -> NDArray:
         mat, vol = self.mat, self.mesh.vol
         h_old = mat.enthalpy(mat.t_of_u(u))
         b = self.b_outer + g_probe * u_wall - self.sink
@@ -366,7 +416,11 @@ class _Stepper:
             self.newton_iterations += 1
             dh, k, fl = mat.props(t)
             s, ds = mat.source(t, fl, k)
-            res = vol * (mat.enthalpy(t) - h_old) / dt - (self.mesh.a_cond @ x + b - g_probe * x) - vol * s
+            res = (
+                vol * (mat.enthalpy(t) - h_old) / dt
+                - (self.mesh.a_cond @ x + b - g_probe * x)
+                - vol * s
+            )
             jdiag = vol * dh / (k * dt) - vol * ds + g_probe
             new = x + self._linear_solve(jdiag, -res)
             # truncate at the kinks of H(u): u = 0 (T_s) and u = u_l (T_l)
@@ -402,8 +456,9 @@ def _iso_key(iso: float) -> str:
     return str(int(iso)) if float(iso).is_integer() else str(iso)
 
 
-def _isotherm_metrics(mesh: _Mesh, field_c: NDArray, isotherms_c: Sequence[float],
-                      body_c: float, wall_c: float | None) -> dict[str, dict[str, float]]:
+def _isotherm_metrics(
+    mesh: _Mesh, field_c: NDArray, isotherms_c: Sequence[float], body_c: float, wall_c: float | None
+) -> dict[str, dict[str, float]]:
     """Volume (ml), diameter and length (mm) of ``{T ≤ iso} ∪ active probe`` (shaft excluded).
 
     Rows (fixed z) and columns (fixed r) are scanned with T linear between cell centres, the
@@ -444,17 +499,23 @@ def _isotherm_metrics(mesh: _Mesh, field_c: NDArray, isotherms_c: Sequence[float
                 continue
             stop = int(np.argmin(tis)) if not tis.all() else zc.size  # first non-tissue cell
             x, t = [zf[0]], [field_c[0, i] if mesh.adiabatic_z else body_c]
-            x += list(zc[:stop]); t += list(field_c[:stop, i])
+            x += list(zc[:stop])
+            t += list(field_c[:stop, i])
             if stop < zc.size and mesh.probe[stop, i]:
-                x.append(float(g.surface_z(rc[i]))); t.append(field_c[stop - 1, i] if wall_c is None else wall_c)
+                x.append(float(g.surface_z(rc[i])))
+                t.append(field_c[stop - 1, i] if wall_c is None else wall_c)
             elif stop == zc.size:
-                x.append(zf[-1]); t.append(field_c[-1, i] if mesh.adiabatic_z else body_c)
+                x.append(zf[-1])
+                t.append(field_c[-1, i] if mesh.adiabatic_z else body_c)
             lo, hi = _below(np.asarray(x), np.asarray(t, dtype=float), iso)
             if lo.size:
                 z_lo, z_hi = min(z_lo, float(lo.min())), max(z_hi, float(hi.max()))
         length = (z_hi - z_lo) if z_hi > z_lo else 0.0
-        out[_iso_key(iso)] = {"volume_ml": float(vol * 1e6), "diameter_mm": 2e3 * r_max,
-                              "length_mm": 1e3 * length}
+        out[_iso_key(iso)] = {
+            "volume_ml": float(vol * 1e6),
+            "diameter_mm": 2e3 * r_max,
+            "length_mm": 1e3 * length,
+        }
     return out
 
 
@@ -499,22 +560,40 @@ class AxisymmetricResult:
         ref = abs(self.heat_extracted_j) + abs(self.sink_j)
         return abs(self.energy_residual_j) / ref if ref > 0 else abs(self.energy_residual_j)
 
-    def isotherms_of(self, field_c: NDArray, isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
-                     wall_temperature_c: float | None = None) -> dict[str, dict[str, float]]:
+    def isotherms_of(
+        self,
+        field_c: NDArray,
+        isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
+        wall_temperature_c: float | None = None,
+    ) -> dict[str, dict[str, float]]:
         """``{"volume_ml", "diameter_mm", "length_mm"}`` per isotherm of any (nz, nr) field
         (``wall_temperature_c``: probe surface value; None → zero-gradient at the surface)."""
         field_c = np.asarray(field_c, float)
         if field_c.shape != self._mesh.shape:
-            raise InputError(f"field shape {field_c.shape} != grid shape {self._mesh.shape} (nz, nr)")
-        return _isotherm_metrics(self._mesh, np.asarray(field_c, float), isotherms_c,
-                                 self.body_temperature_c, wall_temperature_c)
+            raise InputError(
+                f"field shape {field_c.shape} != grid shape {self._mesh.shape} (nz, nr)"
+            )
+        return _isotherm_metrics(
+            self._mesh,
+            np.asarray(field_c, float),
+            isotherms_c,
+            self.body_temperature_c,
+            wall_temperature_c,
+        )
 
 
-def _run(mesh: _Mesh, tissue: ThermalProperties, phases: list[Phase],
-         tip: float | Callable[[float], float], dt_s: float, body_c: float,
-         isotherms_c: Sequence[float], points_mm: Sequence[tuple[float, float]],
-         sink_w_per_m: float | None = None,
-         device: DeviceDrive | None = None) -> AxisymmetricResult:
+def _run(
+    mesh: _Mesh,
+    tissue: ThermalProperties,
+    phases: list[Phase],
+    tip: float | Callable[[float], float],
+    dt_s: float,
+    body_c: float,
+    isotherms_c: Sequence[float],
+    points_mm: Sequence[tuple[float, float]],
+    sink_w_per_m: float | None = None,
+    device: DeviceDrive | None = None,
+) -> AxisymmetricResult:
     if not (math.isfinite(dt_s) and dt_s > 0):
         raise InputError(f"dt_s must be > 0 (got {dt_s})")
     mat = _Material(tissue, body_c)
@@ -529,11 +608,17 @@ def _run(mesh: _Mesh, tissue: ThermalProperties, phases: list[Phase],
     t_min = np.full(mesh.n, float(body_c))
     q_probe = q_outer = q_src = q_sink = 0.0
     pts = np.asarray(points_mm, dtype=float).reshape(-1, 2) * MM
-    if len(pts) and not (np.all(pts[:, 0] >= 0) and np.all(pts[:, 0] <= mesh.rf[-1])
-                         and np.all(pts[:, 1] >= mesh.zf[0]) and np.all(pts[:, 1] <= mesh.zf[-1])):
-        raise InputError("points_mm: every (r, z) point must lie inside the domain "
-                         f"(0 <= r <= {mesh.rf[-1] / MM} mm, {mesh.zf[0] / MM} <= z <= "
-                         f"{mesh.zf[-1] / MM} mm)")
+    if len(pts) and not (
+        np.all(pts[:, 0] >= 0)
+        and np.all(pts[:, 0] <= mesh.rf[-1])
+        and np.all(pts[:, 1] >= mesh.zf[0])
+        and np.all(pts[:, 1] <= mesh.zf[-1])
+    ):
+        raise InputError(
+            "points_mm: every (r, z) point must lie inside the domain "
+            f"(0 <= r <= {mesh.rf[-1] / MM} mm, {mesh.zf[0] / MM} <= z <= "
+            f"{mesh.zf[-1] / MM} mm)"
+        )
     hist_t, hist_v = [0.0], [np.full(len(pts), body_c)]
     t_now, steps, wall, wall_min = 0.0, 0, None, None
     wall_trace: list[float] = []
@@ -551,8 +636,13 @@ def _run(mesh: _Mesh, tissue: ThermalProperties, phases: list[Phase],
             dt = min(dt_s, t_end - t_now)
             if t_end - (t_now + dt) < 1e-6 * dt_s:
                 dt = t_end - t_now
-            wall = (tip_at(t_now + dt) if ph.kind == "freeze"
-                    else ph.temperature_c if ph.kind == "thaw-active" else None)
+            wall = (
+                tip_at(t_now + dt)
+                if ph.kind == "freeze"
+                else ph.temperature_c
+                if ph.kind == "thaw-active"
+                else None
+            )
             if device is not None and wall is not None:
                 wall = _device_wall(mesh.g_probe, mat, u, device, ph.kind, ph.temperature_c)
             wall_trace.append(math.nan if wall is None else wall)
@@ -562,38 +652,64 @@ def _run(mesh: _Mesh, tissue: ThermalProperties, phases: list[Phase],
             u_prev, dt_prev = u, dt
             u = stepper.step(u, dt, g_probe, u_wall, guess=guess)
             qp, qo, s = stepper.fluxes(u, g_probe, u_wall)
-            q_probe += qp * dt; q_outer += qo * dt; q_src += float(np.sum(mesh.vol * s)) * dt
+            q_probe += qp * dt
+            q_outer += qo * dt
+            q_src += float(np.sum(mesh.vol * s)) * dt
             q_sink += float(np.sum(stepper.sink)) * dt
-            t_now += dt; steps += 1
+            t_now += dt
+            steps += 1
             temp = mat.t_of_u(u)
             np.minimum(t_min, temp, out=t_min)
             if wall is not None:
                 wall_min = wall if wall_min is None else min(wall_min, wall)
             if len(pts):
                 hist_t.append(t_now)
-                hist_v.append(_interpolate(mesh, mesh.full(temp, math.nan if wall is None else wall), pts))
+                hist_v.append(
+                    _interpolate(mesh, mesh.full(temp, math.nan if wall is None else wall), pts)
+                )
     temp = mat.t_of_u(u)
     e1 = float(np.sum(mesh.vol * mat.enthalpy(temp)))
     final = mesh.full(temp, math.nan if wall is None else wall)
     tmin = mesh.full(t_min, math.nan if wall_min is None else wall_min)
     return AxisymmetricResult(
-        r_centres_mm=mesh.rc / MM, z_centres_mm=mesh.zc / MM, r_faces_mm=mesh.rf / MM,
-        z_faces_mm=mesh.zf / MM, temperature_c=final, min_temperature_c=tmin,
+        r_centres_mm=mesh.rc / MM,
+        z_centres_mm=mesh.zc / MM,
+        r_faces_mm=mesh.rf / MM,
+        z_faces_mm=mesh.zf / MM,
+        temperature_c=final,
+        min_temperature_c=tmin,
         isotherms_final=_isotherm_metrics(mesh, final, isotherms_c, body_c, wall),
         isotherms_minimum=_isotherm_metrics(mesh, tmin, isotherms_c, body_c, wall_min),
-        time_s=t_now, heat_extracted_j=q_probe, enthalpy_change_j=e1 - e0, source_j=q_src,
-        outer_boundary_j=q_outer, sink_j=q_sink,
+        time_s=t_now,
+        heat_extracted_j=q_probe,
+        enthalpy_change_j=e1 - e0,
+        source_j=q_src,
+        outer_boundary_j=q_outer,
+        sink_j=q_sink,
         energy_residual_j=(e1 - e0) - (q_src + q_outer - q_probe - q_sink),
         points_mm=[tuple(p) for p in np.asarray(points_mm, float).reshape(-1, 2)],
-        point_times_s=np.asarray(hist_t), point_temperatures_c=np.asarray(hist_v),
-        wall_time_s=time.perf_counter() - wall_clock, steps=steps,
-        newton_iterations=stepper.newton_iterations, factorizations=stepper.factorizations,
-        final_wall_temperature_c=wall, min_wall_temperature_c=wall_min, body_temperature_c=body_c,
-        wall_temperature_c=np.asarray(wall_trace), _mesh=mesh)
+        point_times_s=np.asarray(hist_t),
+        point_temperatures_c=np.asarray(hist_v),
+        wall_time_s=time.perf_counter() - wall_clock,
+        steps=steps,
+        newton_iterations=stepper.newton_iterations,
+        factorizations=stepper.factorizations,
+        final_wall_temperature_c=wall,
+        min_wall_temperature_c=wall_min,
+        body_temperature_c=body_c,
+        wall_temperature_c=np.asarray(wall_trace),
+        _mesh=mesh,
+    )
 
 
-def _device_wall(g_probe: NDArray, mat: _Material, u: NDArray, device: DeviceDrive,
-                 kind: str, thaw_limit_c: float | None) -> float:
+def _device_wall(
+    g_probe: NDArray,
+    mat: _Material,
+    u: NDArray,
+    device: DeviceDrive,
+    kind: str,
+    thaw_limit_c: float | None,
+) -> float:
     """Wall temperature of a device-driven probe on the state ``u`` (see the module docstring)."""
     g_sum = float(np.sum(g_probe))
     if g_sum <= 0.0:
@@ -610,6 +726,7 @@ def _device_wall(g_probe: NDArray, mat: _Material, u: NDArray, device: DeviceDri
         def balance(t: float) -> float:
             gas = min(device.gas_conductance_w_per_k * (t - t_gas), device.capacity_w)
             return g_sum * (u_bar - u_wall(t)) - gas
+
         return float(brentq(balance, t_gas, t_bar, xtol=1e-6))
     limit = device.thaw_limit_c if thaw_limit_c is None else thaw_limit_c
     if device.thaw_power_w is None or t_bar >= limit:
@@ -626,9 +743,10 @@ def _interpolate(mesh: _Mesh, full: NDArray, pts: NDArray) -> NDArray:
         j = int(np.clip(np.searchsorted(mesh.zc, z) - 1, 0, mesh.zc.size - 2))
         fr = float(np.clip((r - mesh.rc[i]) / (mesh.rc[i + 1] - mesh.rc[i]), 0, 1))
         fz = float(np.clip((z - mesh.zc[j]) / (mesh.zc[j + 1] - mesh.zc[j]), 0, 1))
-        c = full[j:j + 2, i:i + 2]
-        out[n] = ((1 - fz) * ((1 - fr) * c[0, 0] + fr * c[0, 1])
-                  + fz * ((1 - fr) * c[1, 0] + fr * c[1, 1]))
+        c = full[j : j + 2, i : i + 2]
+        out[n] = (1 - fz) * ((1 - fr) * c[0, 0] + fr * c[0, 1]) + fz * (
+            (1 - fr) * c[1, 0] + fr * c[1, 1]
+        )
     return out
 
 
@@ -638,8 +756,9 @@ def _check_positive(**values: float) -> None:
             raise InputError(f"{name} must be a positive number (got {v!r})")
 
 
-def _radial_faces(a: float, radius: float, h: float, fine_to: float, growth: float,
-                  h_max: float) -> NDArray:
+def _radial_faces(
+    a: float, radius: float, h: float, fine_to: float, growth: float, h_max: float
+) -> NDArray:
     n_in = max(2, math.ceil(a / h - 1e-9))
     inner = list(np.linspace(0.0, a, n_in + 1))
     return np.array(inner + _half_axis(a, radius, min(fine_to, radius), h, growth, h_max))
@@ -685,67 +804,121 @@ def solve_axisymmetric(
     is a coarse mode (within about 0.15 mm). ``points_mm``: (r, z) points whose temperature
     history is recorded at every step.
     """
-    _check_positive(probe_diameter_mm=probe_diameter_mm, active_length_mm=active_length_mm,
-                    radius_mm=radius_mm, cell_mm=cell_mm, dt_s=dt_s, max_cell_mm=max_cell_mm)
+    _check_positive(
+        probe_diameter_mm=probe_diameter_mm,
+        active_length_mm=active_length_mm,
+        radius_mm=radius_mm,
+        cell_mm=cell_mm,
+        dt_s=dt_s,
+        max_cell_mm=max_cell_mm,
+    )
     phases = parse_protocol(protocol)
     a = 0.5 * probe_diameter_mm * MM
     z0, z1 = (float(v) * MM for v in z_extent_mm)
     z_tip, z_b = tip_z_mm * MM, (tip_z_mm + active_length_mm) * MM
     if active_length_mm * MM < a:
-        raise GeometryError(f"active_length_mm ({active_length_mm}) must be at least the probe "
-                            f"radius ({a / MM} mm): the hemispherical end is part of it")
+        raise GeometryError(
+            f"active_length_mm ({active_length_mm}) must be at least the probe "
+            f"radius ({a / MM} mm): the hemispherical end is part of it"
+        )
     if not (z0 < z_tip - 2 * cell_mm * MM and z_b < z1 - 2 * cell_mm * MM):
-        raise GeometryError(f"probe (tip z = {tip_z_mm} mm, active to z = {z_b / MM} mm) must "
-                            f"lie inside z_extent_mm = {tuple(z_extent_mm)} with some margin")
+        raise GeometryError(
+            f"probe (tip z = {tip_z_mm} mm, active to z = {z_b / MM} mm) must "
+            f"lie inside z_extent_mm = {tuple(z_extent_mm)} with some margin"
+        )
     if radius_mm * MM < a + 4 * cell_mm * MM:
-        raise GeometryError(f"radius_mm ({radius_mm}) must exceed the probe radius plus a few cells")
+        raise GeometryError(
+            f"radius_mm ({radius_mm}) must exceed the probe radius plus a few cells"
+        )
     if growth < 1.0:
         raise InputError(f"growth must be >= 1 (got {growth})")
     h, margin = cell_mm * MM, fine_margin_mm * MM
     rf = _radial_faces(a, radius_mm * MM, h, a + margin, growth, max(max_cell_mm * MM, h))
-    zf = _axis_faces(z0, z1, z_b, z_tip - margin, z_b + margin, h, growth,
-                     max(max_cell_mm * MM, h))
+    zf = _axis_faces(z0, z1, z_b, z_tip - margin, z_b + margin, h, growth, max(max_cell_mm * MM, h))
     mesh = _Mesh(rf, zf, _Geometry("capsule", a, z_tip, z_b), adiabatic_z=False)
     tip = device.gas_temperature_c if device is not None else tip_temperature_c
-    return _run(mesh, tissue, phases, tip, dt_s, body_temperature_c, isotherms_c,
-                points_mm, device=device)
+    return _run(
+        mesh, tissue, phases, tip, dt_s, body_temperature_c, isotherms_c, points_mm, device=device
+    )
 
 
 def solve_line_sink(
-    tissue: ThermalProperties, *, sink_w_per_m: float, duration_s: float,
-    radius_mm: float = 40.0, height_mm: float = 1.0, cell_mm: float = 0.05,
-    dt_s: float = 1.0, fine_to_mm: float = 14.0, initial_temperature_c: float = 37.0,
+    tissue: ThermalProperties,
+    *,
+    sink_w_per_m: float,
+    duration_s: float,
+    radius_mm: float = 40.0,
+    height_mm: float = 1.0,
+    cell_mm: float = 0.05,
+    dt_s: float = 1.0,
+    fine_to_mm: float = 14.0,
+    initial_temperature_c: float = 37.0,
     isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
 ) -> AxisymmetricResult:
     """Validation mode: a line sink ``sink_w_per_m`` (W/m, heat removed) spread over the first
     radial cell along the whole height, z ends adiabatic, no perfusion unless ``tissue`` has
     it; ``r = radius_mm`` held at ``initial_temperature_c``. Compare with
     :func:`cryoneuro.thermal.analytic.line_sink_isotherm_radius` (C&J §11.6)."""
-    _check_positive(sink_w_per_m=sink_w_per_m, duration_s=duration_s, radius_mm=radius_mm,
-                    height_mm=height_mm, cell_mm=cell_mm, dt_s=dt_s)
+    _check_positive(
+        sink_w_per_m=sink_w_per_m,
+        duration_s=duration_s,
+        radius_mm=radius_mm,
+        height_mm=height_mm,
+        cell_mm=cell_mm,
+        dt_s=dt_s,
+    )
     h = cell_mm * MM
     rf = np.array([0.0, *_half_axis(0.0, radius_mm * MM, fine_to_mm * MM, h, 1.05, 1e-3)])
     nz = max(1, round(height_mm / max(cell_mm, 0.5)))
     zf = np.linspace(0.0, height_mm * MM, nz + 1)
     mesh = _Mesh(rf, zf, _Geometry("none"), adiabatic_z=True)
-    return _run(mesh, tissue, [Phase("freeze", float(duration_s))], initial_temperature_c,
-                dt_s, initial_temperature_c, isotherms_c, (), sink_w_per_m=sink_w_per_m)
+    return _run(
+        mesh,
+        tissue,
+        [Phase("freeze", float(duration_s))],
+        initial_temperature_c,
+        dt_s,
+        initial_temperature_c,
+        isotherms_c,
+        (),
+        sink_w_per_m=sink_w_per_m,
+    )
 
 
 def solve_infinite_cylinder(
-    tissue: ThermalProperties, *, probe_diameter_mm: float, wall_temperature_c: float,
-    duration_s: float, radius_mm: float = 80.0, cell_mm: float = 0.1, dt_s: float = 1.0,
-    body_temperature_c: float = 37.0, growth: float = 1.05,
+    tissue: ThermalProperties,
+    *,
+    probe_diameter_mm: float,
+    wall_temperature_c: float,
+    duration_s: float,
+    radius_mm: float = 80.0,
+    cell_mm: float = 0.1,
+    dt_s: float = 1.0,
+    body_temperature_c: float = 37.0,
+    growth: float = 1.05,
     isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
 ) -> AxisymmetricResult:
     """Validation mode: an infinitely long probe ``r < a`` held at ``wall_temperature_c``, z ends
     adiabatic (one z layer), ``r = radius_mm`` at body temperature. With ``dt_s ≥ duration_s``
     ≫ C/ω one backward-Euler step is the steady state, to compare with the modified-Bessel
     profile ``T − T_b ∝ K0(r/δ)`` (δ = √(k/ω)) when no phase change occurs."""
-    _check_positive(probe_diameter_mm=probe_diameter_mm, duration_s=duration_s,
-                    radius_mm=radius_mm, cell_mm=cell_mm, dt_s=dt_s)
+    _check_positive(
+        probe_diameter_mm=probe_diameter_mm,
+        duration_s=duration_s,
+        radius_mm=radius_mm,
+        cell_mm=cell_mm,
+        dt_s=dt_s,
+    )
     a, h = 0.5 * probe_diameter_mm * MM, cell_mm * MM
     rf = _radial_faces(a, radius_mm * MM, h, a + 10 * h, growth, 2e-3)
     mesh = _Mesh(rf, np.array([0.0, 1e-3]), _Geometry("cylinder", a), adiabatic_z=True)
-    return _run(mesh, tissue, [Phase("freeze", float(duration_s))], wall_temperature_c, dt_s,
-                body_temperature_c, isotherms_c, ())
+    return _run(
+        mesh,
+        tissue,
+        [Phase("freeze", float(duration_s))],
+        wall_temperature_c,
+        dt_s,
+        body_temperature_c,
+        isotherms_c,
+        (),
+    )

@@ -34,7 +34,7 @@ def gpu_available() -> bool:
     try:
         cupy = importlib.import_module("cupy")
         return int(cupy.cuda.runtime.getDeviceCount()) > 0
-    except Exception:  # noqa: BLE001 — no CuPy, no driver, no device: all mean "no GPU"
+    except Exception:
         return False
 
 
@@ -45,8 +45,10 @@ def resolve(backend: str) -> str:
     if backend == "auto":
         return "cupy" if gpu_available() else "numba"
     if backend == "cupy" and not gpu_available():
-        raise InputError("backend 'cupy' needs CuPy and an NVIDIA GPU "
-                         "(pip install cupy-cuda12x); use 'auto' to fall back to the CPU")
+        raise InputError(
+            "backend 'cupy' needs CuPy and an NVIDIA GPU "
+            "(pip install cupy-cuda12x); use 'auto' to fall back to the CPU"
+        )
     return backend
 
 
@@ -90,18 +92,36 @@ class ArrayKernels:
         key = (id(lab), id(mat))
         cols = self._columns.get(key)
         if cols is None:
-            cols = {c: mat[:, c][lab] for c in (nk.TS, nk.TL, nk.CF, nk.CU, nk.HL, nk.KF, nk.KU,
-                                                 nk.PERF, nk.INV_CF, nk.INV_CU, nk.SLOPE_M,
-                                                 nk.INV_DT, nk.SINK)}
+            cols = {
+                c: mat[:, c][lab]
+                for c in (
+                    nk.TS,
+                    nk.TL,
+                    nk.CF,
+                    nk.CU,
+                    nk.HL,
+                    nk.KF,
+                    nk.KU,
+                    nk.PERF,
+                    nk.INV_CF,
+                    nk.INV_CU,
+                    nk.SLOPE_M,
+                    nk.INV_DT,
+                    nk.SINK,
+                )
+            }
             self._columns = {key: cols}  # one simulation at a time: keep only the current one
         return cols
 
     def _temperature(self, h: Any, c: dict[int, Any]) -> Any:
         xp = self.xp
         hl = c[nk.HL]
-        return (c[nk.TS] + xp.minimum(h, 0.0) * c[nk.INV_CF]
-                + xp.minimum(xp.maximum(h, 0.0), hl) * c[nk.SLOPE_M]
-                + xp.maximum(h - hl, 0.0) * c[nk.INV_CU])
+        return (
+            c[nk.TS]
+            + xp.minimum(h, 0.0) * c[nk.INV_CF]
+            + xp.minimum(xp.maximum(h, 0.0), hl) * c[nk.SLOPE_M]
+            + xp.maximum(h - hl, 0.0) * c[nk.INV_CU]
+        )
 
     def _conductivity(self, t: Any, c: dict[int, Any]) -> Any:
         fl = self.xp.clip((t - c[nk.TS]) * c[nk.INV_DT], 0.0, 1.0)
@@ -115,15 +135,42 @@ class ArrayKernels:
         xp = self.xp
         c = self._cols(lab, mat)
         ts, tl = c[nk.TS], c[nk.TL]
-        out[...] = xp.where(temp <= ts, c[nk.CF] * (temp - ts),
-                            xp.where(temp < tl, c[nk.HL] * (temp - ts) * c[nk.INV_DT],
-                                     c[nk.HL] + c[nk.CU] * (temp - tl)))
+        out[...] = xp.where(
+            temp <= ts,
+            c[nk.CF] * (temp - ts),
+            xp.where(
+                temp < tl, c[nk.HL] * (temp - ts) * c[nk.INV_DT], c[nk.HL] + c[nk.CU] * (temp - tl)
+            ),
+        )
 
     def conductivity_field(self, temp: Any, lab: Any, mat: Any, out: Any) -> None:
         out[...] = self._conductivity(temp, self._cols(lab, mat))
 
-    def stage(self, h_out, h1, h2, h0, m0, t_old, k_old, t_new, k_new, lab, mat, c1, c2, c0, cl,
-              cm, inv_dx2, source, use_source, extra, store_rate, n_chunks) -> None:
+    def stage(
+        self,
+        h_out,
+        h1,
+        h2,
+        h0,
+        m0,
+        t_old,
+        k_old,
+        t_new,
+        k_new,
+        lab,
+        mat,
+        c1,
+        c2,
+        c0,
+        cl,
+        cm,
+        inv_dx2,
+        source,
+        use_source,
+        extra,
+        store_rate,
+        n_chunks,
+    ) -> None:
         """One explicit stage on the padded arrays (see :func:`kernels.stage`)."""
         xp = self.xp
         inner = (slice(1, -1),) * 3
@@ -155,8 +202,9 @@ class ArrayKernels:
         t_new[inner] = tn
         k_new[inner] = self._conductivity(tn, c)
 
-    def probe_rates(self, t, k, cells, inv_theta, which, probe_temp, probe_on, inv_dx2, out,
-                    per_probe) -> None:
+    def probe_rates(
+        self, t, k, cells, inv_theta, which, probe_temp, probe_on, inv_dx2, out, per_probe
+    ) -> None:
         """Ghost-fluid flux from the probe surfaces (see :func:`kernels.probe_rates`)."""
         xp = self.xp
         idx = (cells[:, 0], cells[:, 1], cells[:, 2])
@@ -192,8 +240,7 @@ class ArrayKernels:
             for q, thr in enumerate(self.to_host(thresholds).tolist()):
                 a_in, b_in = a <= thr, b <= thr
                 f = (thr - a) / xp.where(b != a, b - a, 1.0)
-                part = xp.where(a_in & b_in, 1.0,
-                                xp.where(a_in, f, xp.where(b_in, 1.0 - f, 0.0)))
+                part = xp.where(a_in & b_in, 1.0, xp.where(a_in, f, xp.where(b_in, 1.0 - f, 0.0)))
                 below[q] += (dt_since * xp.where(live, part, 0.0)).astype(below.dtype)
         t_prev[...] = xp.where(live, b, t_prev)
 

@@ -53,10 +53,12 @@ class DeviceDrive:
             if isinstance(v, bool) or not math.isfinite(v):
                 raise InputError(f"{self.name}.{field_name}: {v!r} is not a finite number")
         if self.capacity_w <= 0 or self.gas_conductance_w_per_k <= 0:
-            raise InputError(f"{self.name}: capacity_w and gas_conductance_w_per_k must be "
-                             "positive")
-        if self.thaw_power_w is not None and not (math.isfinite(self.thaw_power_w)
-                                                  and self.thaw_power_w > 0):
+            raise InputError(
+                f"{self.name}: capacity_w and gas_conductance_w_per_k must be positive"
+            )
+        if self.thaw_power_w is not None and not (
+            math.isfinite(self.thaw_power_w) and self.thaw_power_w > 0
+        ):
             raise InputError(f"{self.name}.thaw_power_w must be a positive number of watts")
 
     def freeze_wall_c(self, conductance_w_per_k: float, tissue_c: float) -> float:
@@ -69,8 +71,9 @@ class DeviceDrive:
             return t_robin
         return min(tissue_c, max(self.gas_temperature_c, tissue_c - self.capacity_w / g))
 
-    def thaw_wall_c(self, conductance_w_per_k: float, tissue_c: float,
-                    limit_c: float | None = None) -> float:
+    def thaw_wall_c(
+        self, conductance_w_per_k: float, tissue_c: float, limit_c: float | None = None
+    ) -> float:
         """Wall temperature during an active thaw (heating power up to a temperature limit)."""
         limit = self.thaw_limit_c if limit_c is None else limit_c
         if self.thaw_power_w is None or conductance_w_per_k <= 0.0:

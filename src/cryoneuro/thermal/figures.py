@@ -6,23 +6,30 @@ probe is shown as straight as an axis-aligned one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.ndimage import map_coordinates  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.ndimage import map_coordinates
 
-from cryoneuro.thermal.solver import ThermalResult  # noqa: E402
+from cryoneuro.thermal.solver import ThermalResult
 
 ISO_COLOURS = {0.0: "#2b8cbe", -20.0: "#7b3294", -40.0: "#d7191c"}
 
 
-def sample_plane(field: np.ndarray, result: ThermalResult, origin_mm: np.ndarray, a_axis: np.ndarray,
-                 b_axis: np.ndarray, a_mm: np.ndarray, b_mm: np.ndarray) -> np.ndarray:
+def sample_plane(
+    field: np.ndarray,
+    result: ThermalResult,
+    origin_mm: np.ndarray,
+    a_axis: np.ndarray,
+    b_axis: np.ndarray,
+    a_mm: np.ndarray,
+    b_mm: np.ndarray,
+) -> np.ndarray:
     """Values of ``field`` on the plane ``origin + a * a_axis + b * b_axis`` (shape (nb, na))."""
     grid = result.grid
     A, B = np.meshgrid(a_mm, b_mm)
@@ -40,8 +47,14 @@ def _plane_axes(result: ThermalResult) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return frame[0], frame[1], frame[2], half
 
 
-def plot_slices(result: ThermalResult, path: str | Path, *, field: str = "min",
-                isotherms_c: Sequence[float] = (0.0, -20.0, -40.0), title: str | None = None) -> Path:
+def plot_slices(
+    result: ThermalResult,
+    path: str | Path,
+    *,
+    field: str = "min",
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
+    title: str | None = None,
+) -> Path:
     """Two panels: the plane containing the probe axis, and the cross-section at the middle of
     the active length; colour = temperature (minimum reached, or final), lines = isotherms."""
     data = result.min_temperature_c if field == "min" else result.temperature_c
@@ -57,16 +70,31 @@ def plot_slices(result: ThermalResult, path: str | Path, *, field: str = "min",
     cold = float(np.nanmin(data)) if np.isfinite(data).any() else -150.0
     vmin, vmax = min(cold, -40.0), result.model.body_temperature_c
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), constrained_layout=True)
-    panels = ((axes[0], along, "along the probe (u–w plane)", "w: along probe from tip (mm)"),
-              (axes[1], across, "across the probe, mid active length (u–v plane)", "v (mm)"))
+    panels = (
+        (axes[0], along, "along the probe (u–w plane)", "w: along probe from tip (mm)"),
+        (axes[1], across, "across the probe, mid active length (u–v plane)", "v (mm)"),
+    )
     for ax, img, label, ylabel in panels:
         finite = np.isfinite(img)
         rows, cols = np.nonzero(finite)
-        im = ax.imshow(img, origin="lower", extent=(a[0], a[-1], a[0], a[-1]), cmap="RdYlBu_r",
-                       vmin=vmin, vmax=vmax, interpolation="bilinear")
+        im = ax.imshow(
+            img,
+            origin="lower",
+            extent=(a[0], a[-1], a[0], a[-1]),
+            cmap="RdYlBu_r",
+            vmin=vmin,
+            vmax=vmax,
+            interpolation="bilinear",
+        )
         levels = sorted(isotherms_c)
-        cs = ax.contour(a, a, np.where(finite, img, vmax), levels=levels,
-                        colors=[ISO_COLOURS.get(float(lv), "k") for lv in levels], linewidths=1.6)
+        cs = ax.contour(
+            a,
+            a,
+            np.where(finite, img, vmax),
+            levels=levels,
+            colors=[ISO_COLOURS.get(float(lv), "k") for lv in levels],
+            linewidths=1.6,
+        )
         ax.clabel(cs, fmt=lambda x: f"{x:g} °C", fontsize=8)
         if len(rows):
             ax.set_xlim(a[cols.min()], a[cols.max()])
@@ -77,9 +105,15 @@ def plot_slices(result: ThermalResult, path: str | Path, *, field: str = "min",
         ax.set_aspect("equal")
     _draw_probe(axes[0], probe)
     axes[1].add_patch(plt.Circle((0, 0), probe.radius_mm, color="0.2"))
-    fig.colorbar(im, ax=axes, shrink=0.85, label=("minimum temperature reached" if field == "min"
-                                                   else "final temperature") + " (°C)")
-    fig.suptitle(title or f"Isotherms after {sum(p.duration_s for p in result.phases):g} s", fontsize=12)
+    fig.colorbar(
+        im,
+        ax=axes,
+        shrink=0.85,
+        label=("minimum temperature reached" if field == "min" else "final temperature") + " (°C)",
+    )
+    fig.suptitle(
+        title or f"Isotherms after {sum(p.duration_s for p in result.phases):g} s", fontsize=12
+    )
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -90,8 +124,11 @@ def _draw_probe(ax, probe) -> None:
     r, length = probe.radius_mm, probe.active_length_mm
     ax.add_patch(plt.Rectangle((-r, r), 2 * r, length - r, color="0.15", zorder=3))
     ax.add_patch(plt.Circle((0, r), r, color="0.15", zorder=3))
-    ax.add_patch(plt.Rectangle((-r, length), 2 * r, 500, facecolor="0.75", edgecolor="0.4",
-                               hatch="//", zorder=3))
+    ax.add_patch(
+        plt.Rectangle(
+            (-r, length), 2 * r, 500, facecolor="0.75", edgecolor="0.4", hatch="//", zorder=3
+        )
+    )
 
 
 def plot_point_histories(result: ThermalResult, path: str | Path) -> Path | None:

@@ -47,8 +47,8 @@ class Grid:
     origin_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @classmethod
-    def from_size(cls, size_mm: tuple[float, float, float], voxel_mm: float) -> "Grid":
-        shape = tuple(int(round(s / voxel_mm)) for s in size_mm)
+    def from_size(cls, size_mm: tuple[float, float, float], voxel_mm: float) -> Grid:
+        shape = tuple(round(s / voxel_mm) for s in size_mm)
         for axis, (s, n) in enumerate(zip(size_mm, shape)):
             if n < 3:
                 raise GeometryError(
@@ -100,10 +100,16 @@ class ProbeGeometry:
         d = np.asarray(self.direction, dtype=float)
         norm = float(np.linalg.norm(d))
         if not math.isfinite(norm) or norm == 0.0:
-            raise GeometryError(f"{self.name}.direction must be a non-zero vector (got {self.direction})")
+            raise GeometryError(
+                f"{self.name}.direction must be a non-zero vector (got {self.direction})"
+            )
         if not (self.diameter_mm > 0 and math.isfinite(self.diameter_mm)):
-            raise GeometryError(f"{self.name}.diameter_mm must be positive (got {self.diameter_mm})")
-        if not (self.active_length_mm >= self.diameter_mm / 2 and math.isfinite(self.active_length_mm)):
+            raise GeometryError(
+                f"{self.name}.diameter_mm must be positive (got {self.diameter_mm})"
+            )
+        if not (
+            self.active_length_mm >= self.diameter_mm / 2 and math.isfinite(self.active_length_mm)
+        ):
             raise GeometryError(
                 f"{self.name}.active_length_mm ({self.active_length_mm}) must be at least the probe "
                 f"radius ({self.diameter_mm / 2} mm)"
@@ -157,22 +163,21 @@ class ProbeGeometry:
         return np.vstack([u, v, w])
 
 
-def _active_sdf(x, y, z, probe: "ProbeGeometry") -> np.ndarray:
+def _active_sdf(x, y, z, probe: ProbeGeometry) -> np.ndarray:
     a_pt, b_pt = probe.segment_mm
     u = probe.unit
     p = np.asarray(probe.tip_mm, dtype=float)
     s = (x - p[0]) * u[0] + (y - p[1]) * u[1] + (z - p[2]) * u[2]
-    return np.maximum(_capsule_sdf(x, y, z, a_pt, b_pt, probe.radius_mm), s - probe.active_length_mm)
+    return np.maximum(
+        _capsule_sdf(x, y, z, a_pt, b_pt, probe.radius_mm), s - probe.active_length_mm
+    )
 
 
 def _capsule_sdf(x, y, z, a_pt: np.ndarray, b_pt: np.ndarray, radius: float) -> np.ndarray:
     ab = b_pt - a_pt
     ab2 = float(ab @ ab)
     px, py, pz = x - a_pt[0], y - a_pt[1], z - a_pt[2]
-    if ab2 == 0.0:
-        t = 0.0
-    else:
-        t = np.clip((px * ab[0] + py * ab[1] + pz * ab[2]) / ab2, 0.0, 1.0)
+    t = 0.0 if ab2 == 0.0 else np.clip((px * ab[0] + py * ab[1] + pz * ab[2]) / ab2, 0.0, 1.0)
     dx, dy, dz = px - t * ab[0], py - t * ab[1], pz - t * ab[2]
     return np.sqrt(dx * dx + dy * dy + dz * dz) - radius
 
@@ -205,7 +210,9 @@ class ProbeRaster:
 _FACES = ((0, -1), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1))
 
 
-def rasterise_probes(grid: Grid, probes: list[ProbeGeometry], *, insulated_shaft: bool = True) -> ProbeRaster:
+def rasterise_probes(
+    grid: Grid, probes: list[ProbeGeometry], *, insulated_shaft: bool = True
+) -> ProbeRaster:
     """Mark attached and insulated-shaft cells; compute ghost-fluid face distances.
 
     The shaft (beyond the active length, radius ``a``) is adiabatic by default: its voxels

@@ -79,7 +79,9 @@ def isotherm_metrics(
     }
 
 
-def subvoxel_volume_mm3(field: np.ndarray, voxel_mm: float, level: float, valid: np.ndarray) -> float:
+def subvoxel_volume_mm3(
+    field: np.ndarray, voxel_mm: float, level: float, valid: np.ndarray
+) -> float:
     """Volume (mm³) of ``field <= level`` with partial voxels at the surface (module docstring)."""
     inside = (field <= level) & valid
     filled = np.where(valid, field, level + 1e3)
@@ -95,6 +97,8 @@ def subvoxel_volume_mm3(field: np.ndarray, voxel_mm: float, level: float, valid:
     width = voxel_mm * (np.abs(gx) + np.abs(gy) + np.abs(gz)) / np.where(ok, gnorm, 1.0)
     dist = (filled[idx] - level) / np.where(ok, gnorm, 1.0)
     # (a flat field has no surface to place: such voxels count whole or not at all)
-    frac = np.where(ok, np.clip(0.5 - dist / np.where(ok, width, 1.0), 0.0, 1.0), inside[idx].astype(float))
+    frac = np.where(
+        ok, np.clip(0.5 - dist / np.where(ok, width, 1.0), 0.0, 1.0), inside[idx].astype(float)
+    )
     whole = int((inside & ~near).sum())
     return (whole + float(frac.sum())) * voxel_mm**3

@@ -47,8 +47,20 @@ def material_table(materials, body_temperature_c: float = 37.0) -> np.ndarray:
     The last row is the non-conducting *probe material* used for probe and shaft voxels: zero
     conductivity, perfusion and metabolism, so the stencil leaves them untouched.
     """
-    rows = [(p.t_solidus, p.t_liquidus, p.c_frozen, p.c_unfrozen, p.latent, p.k_frozen,
-             p.k_unfrozen, p.perfusion, p.metabolism) for p in materials]
+    rows = [
+        (
+            p.t_solidus,
+            p.t_liquidus,
+            p.c_frozen,
+            p.c_unfrozen,
+            p.latent,
+            p.k_frozen,
+            p.k_unfrozen,
+            p.perfusion,
+            p.metabolism,
+        )
+        for p in materials
+    ]
     rows.append((-1000.0, -999.0, 1.0e6, 1.0e6, 0.0, 0.0, 0.0, 0.0, 0.0))
     mat = np.zeros((len(rows), N_COLUMNS))
     for m, (ts, tl, cf, cu, latent, kf, ku, perf, met) in enumerate(rows):
@@ -64,8 +76,12 @@ def material_table(materials, body_temperature_c: float = 37.0) -> np.ndarray:
 def temperature_of(h, mat, m):
     """T(H), branch-free: the three linear pieces joined with min/max."""
     hl = mat[m, HL]
-    return (mat[m, TS] + min(h, 0.0) * mat[m, INV_CF]
-            + min(max(h, 0.0), hl) * mat[m, SLOPE_M] + max(h - hl, 0.0) * mat[m, INV_CU])
+    return (
+        mat[m, TS]
+        + min(h, 0.0) * mat[m, INV_CF]
+        + min(max(h, 0.0), hl) * mat[m, SLOPE_M]
+        + max(h - hl, 0.0) * mat[m, INV_CU]
+    )
 
 
 @njit(inline="always", cache=True)
@@ -113,8 +129,30 @@ def conductivity_field(temp, lab, mat, out):
 
 
 @njit(parallel=True, cache=True)
-def stage(h_out, h1, h2, h0, m0, t_old, k_old, t_new, k_new, lab, mat, c1, c2, c0, cl, cm,
-          inv_dx2, source, use_source, extra, store_rate, n_chunks):
+def stage(
+    h_out,
+    h1,
+    h2,
+    h0,
+    m0,
+    t_old,
+    k_old,
+    t_new,
+    k_new,
+    lab,
+    mat,
+    c1,
+    c2,
+    c0,
+    cl,
+    cm,
+    inv_dx2,
+    source,
+    use_source,
+    extra,
+    store_rate,
+    n_chunks,
+):
     """One explicit stage on padded arrays (one ghost layer on every side)::
 
         h_out = c1 h1 + cl L(T, k)                                   (extra = False)
@@ -143,11 +181,14 @@ def stage(h_out, h1, h2, h0, m0, t_old, k_old, t_new, k_new, lab, mat, c1, c2, c
         fy = np.empty(nz)
         for j in range(1, ny - 1):
             for k in range(1, nz - 1):
-                fx[j, k] = (_harmonic(k_old[i0, j, k], k_old[i0 - 1, j, k])
-                            * (t_old[i0 - 1, j, k] - t_old[i0, j, k]))
+                fx[j, k] = _harmonic(k_old[i0, j, k], k_old[i0 - 1, j, k]) * (
+                    t_old[i0 - 1, j, k] - t_old[i0, j, k]
+                )
         for i in range(i0, i1):
             for k in range(1, nz - 1):
-                fy[k] = _harmonic(k_old[i, 1, k], k_old[i, 0, k]) * (t_old[i, 0, k] - t_old[i, 1, k])
+                fy[k] = _harmonic(k_old[i, 1, k], k_old[i, 0, k]) * (
+                    t_old[i, 0, k] - t_old[i, 1, k]
+                )
             for j in range(1, ny - 1):
                 fz = _harmonic(k_old[i, j, 1], k_old[i, j, 0]) * (t_old[i, j, 0] - t_old[i, j, 1])
                 for k in range(1, nz - 1):

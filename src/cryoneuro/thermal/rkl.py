@@ -83,6 +83,12 @@ def check_consistency(s: int) -> float:
     y_prev2, y_prev1 = y0, y0 + c[0][2] * tau * m0
     for j in range(2, s + 1):
         mu, nu, mut, gmt = c[j - 1]
-        y = mu * y_prev1 + nu * y_prev2 + (1 - mu - nu) * y0 + mut * tau * (-y_prev1) + gmt * tau * m0
+        y = (
+            mu * y_prev1
+            + nu * y_prev2
+            + (1 - mu - nu) * y0
+            + mut * tau * (-y_prev1)
+            + gmt * tau * m0
+        )
         y_prev2, y_prev1 = y_prev1, y
     return float(np.float64(y_prev1))

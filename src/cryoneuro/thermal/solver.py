@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numba
 import numpy as np
@@ -69,7 +69,9 @@ class Phase:
         if self.kind not in PHASE_KINDS:
             raise InputError(f"phase kind '{self.kind}' is not one of {PHASE_KINDS}")
         if not (math.isfinite(self.duration_s) and self.duration_s > 0):
-            raise InputError(f"phase duration must be a positive number of seconds (got {self.duration_s})")
+            raise InputError(
+                f"phase duration must be a positive number of seconds (got {self.duration_s})"
+            )
 
 
 def constant(value_c: float) -> TemperatureSchedule:
@@ -108,13 +110,19 @@ class ThermalModel:
         if self.probe_devices is not None and len(self.probe_devices) != len(self.probes):
             raise InputError("give one device drive (or None) per probe")
         if self.labels.shape != self.grid.shape:
-            raise InputError(f"label map shape {self.labels.shape} does not match the grid {self.grid.shape}")
+            raise InputError(
+                f"label map shape {self.labels.shape} does not match the grid {self.grid.shape}"
+            )
         if len(self.probe_temperature) != len(self.probes):
             raise InputError("give one temperature schedule per probe")
         if self.labels.size and int(self.labels.max()) >= len(self.materials):
-            raise InputError(f"label {int(self.labels.max())} has no material (only {len(self.materials)} given)")
+            raise InputError(
+                f"label {int(self.labels.max())} has no material (only {len(self.materials)} given)"
+            )
         if self.boundary not in ("body", "adiabatic"):
-            raise InputError(f"domain.boundary must be 'body' or 'adiabatic' (got '{self.boundary}')")
+            raise InputError(
+                f"domain.boundary must be 'body' or 'adiabatic' (got '{self.boundary}')"
+            )
         self.labels = np.ascontiguousarray(self.labels, dtype=np.uint8)
 
     def faces(self) -> np.ndarray:
@@ -158,7 +166,9 @@ class ThermalResult:
     def time_below(self, threshold_c: float) -> np.ndarray:
         idx = np.flatnonzero(np.isclose(self.thresholds_c, threshold_c))
         if not len(idx):
-            raise InputError(f"no time-below record for {threshold_c} C; add it to output.isotherms_c")
+            raise InputError(
+                f"no time-below record for {threshold_c} C; add it to output.isotherms_c"
+            )
         return self.time_below_s[idx[0]]
 
 
@@ -209,8 +219,9 @@ def simulate(
         raise InputError(f"time_step_s must be positive (got {time_step_s})")
     if not protocol:
         raise InputError("protocol.phases is empty; add at least one { freeze_s = ... }")
-    too_long = input_checks.check_protocol(sum(p.duration_s for p in protocol), sample_interval_s,
-                                           len(protocol), len(points_mm or {}))
+    too_long = input_checks.check_protocol(
+        sum(p.duration_s for p in protocol), sample_interval_s, len(protocol), len(points_mm or {})
+    )
     if too_long:  # before anything is allocated (input_checks.py)
         raise InputError(too_long)
     started = time.perf_counter()
@@ -244,13 +255,18 @@ def simulate(
     dt_stable = stable_time_step(model, raster)
     if max_time_step_s is not None:
         dt_stable = min(dt_stable, max_time_step_s)
-    n_steps = sum(p.duration_s for p in protocol) / (dt_stable if scheme == "euler" else time_step_s)
+    n_steps = sum(p.duration_s for p in protocol) / (
+        dt_stable if scheme == "euler" else time_step_s
+    )
     if n_steps > input_checks.MAX_SOLVER_STEPS:  # the step schedule is a list of this length
-        raise InputError(f"solver.scheme = '{scheme}' would take {n_steps:.3g} steps (limit "
-                         f"{input_checks.MAX_SOLVER_STEPS:,}); use 'rkl2', larger voxels or a shorter protocol")
+        raise InputError(
+            f"solver.scheme = '{scheme}' would take {n_steps:.3g} steps (limit "
+            f"{input_checks.MAX_SOLVER_STEPS:,}); use 'rkl2', larger voxels or a shorter protocol"
+        )
     use_source = model.source_w_m3 is not None
-    source = kern.to_device(state.pad(model.source_w_m3, 0.0) if use_source
-                            else np.zeros((1, 1, 1)))
+    source = kern.to_device(
+        state.pad(model.source_w_m3, 0.0) if use_source else np.zeros((1, 1, 1))
+    )
     n_probes = len(model.probes)
     heat = np.zeros(n_probes)
     probe_temp = np.zeros(n_probes)
@@ -277,8 +293,11 @@ def simulate(
                 if phase.kind == "freeze":
                     probe_temp[p] = model.probe_temperature[p](t_phase + 0.5 * dt)
                 elif phase.kind == "thaw-active":
-                    probe_temp[p] = (phase.temperature_c if phase.temperature_c is not None
-                                     else DEFAULT_ACTIVE_THAW_C)
+                    probe_temp[p] = (
+                        phase.temperature_c
+                        if phase.temperature_c is not None
+                        else DEFAULT_ACTIVE_THAW_C
+                    )
             if any_device and phase.kind != "thaw-passive":
                 g_w_k, t_eff = state.wall_conductance(inv_dx2)
                 for p, dev in enumerate(devices):
@@ -340,8 +359,12 @@ def simulate(
 class _State:
     """Padded working arrays (one ghost layer) and the operations on them."""
 
-    def __init__(self, model: ThermalModel, raster: ProbeRaster,
-                 kern: backends.NumbaKernels | backends.ArrayKernels | None = None) -> None:
+    def __init__(
+        self,
+        model: ThermalModel,
+        raster: ProbeRaster,
+        kern: backends.NumbaKernels | backends.ArrayKernels | None = None,
+    ) -> None:
         self.kern = kern = kern or backends.NumbaKernels()
         grid = model.grid
         self.mat = kernels.material_table(model.materials, model.body_temperature_c)
@@ -388,8 +411,20 @@ class _State:
         self.inv_theta, self.which = raster.boundary_inv_theta, raster.boundary_probe
         if kern.name != "numba":  # the working arrays live on the backend's device
             dev = kern.to_device
-            for name in ("lab", "mat", "h", "t_old", "k_old", "t_new", "k_new", "prates",
-                         "cells", "free", "inv_theta", "which"):
+            for name in (
+                "lab",
+                "mat",
+                "h",
+                "t_old",
+                "k_old",
+                "t_new",
+                "k_new",
+                "prates",
+                "cells",
+                "free",
+                "inv_theta",
+                "which",
+            ):
                 setattr(self, name, dev(getattr(self, name)))
             self.members = [tuple(dev(c + 1) for c in m) for m in self.members]
             self.owners = [tuple(dev(c) for c in o) for o in self.owners]
@@ -409,8 +444,18 @@ class _State:
         return float(self.interior(self.h)[self.free].sum())
 
     def _probe(self, t, k, probe_temp, on, inv_dx2) -> None:
-        self.kern.probe_rates(t, k, self.cells, self.inv_theta, self.which, probe_temp, on,
-                              inv_dx2, self.prates, self.per_probe)
+        self.kern.probe_rates(
+            t,
+            k,
+            self.cells,
+            self.inv_theta,
+            self.which,
+            probe_temp,
+            on,
+            inv_dx2,
+            self.prates,
+            self.per_probe,
+        )
 
     def wall_conductance(self, inv_dx2: float) -> tuple[np.ndarray, np.ndarray]:
         """Per probe: tissue-side conductance ``G`` (W/K) of its ghost-fluid faces and the
@@ -427,19 +472,50 @@ class _State:
         g_prime = self.per_probe - q0
         safe = np.where(g_prime > 0, g_prime, 1.0)
         t_eff = np.where(g_prime > 0, -q0 / safe, np.nan)
-        return g_prime / inv_dx2 ** 1.5, t_eff
+        return g_prime / inv_dx2**1.5, t_eff
 
     def step(self, dt, inv_dx2, source, use_source, probe_temp, on, heat) -> None:
         """Forward Euler: ``H += dt L(H)``; ``heat`` gets the heat each probe drew (J/m³)."""
         n_cells = len(self.cells)
         if n_cells:
             self._probe(self.t_old, self.k_old, probe_temp, on, inv_dx2)
-        self.kern.stage(self.h, self.h, self.h, self.h, self.h, self.t_old, self.k_old,
-                      self.t_new, self.k_new, self.lab, self.mat, 1.0, 0.0, 0.0, dt, 0.0,
-                      inv_dx2, source, use_source, False, False, self.n_chunks)
+        self.kern.stage(
+            self.h,
+            self.h,
+            self.h,
+            self.h,
+            self.h,
+            self.t_old,
+            self.k_old,
+            self.t_new,
+            self.k_new,
+            self.lab,
+            self.mat,
+            1.0,
+            0.0,
+            0.0,
+            dt,
+            0.0,
+            inv_dx2,
+            source,
+            use_source,
+            False,
+            False,
+            self.n_chunks,
+        )
         if n_cells:
-            self.kern.add_probe_rates(self.h, self.t_new, self.k_new, self.lab, self.mat, self.cells,
-                                    self.prates, dt, self.h, False)
+            self.kern.add_probe_rates(
+                self.h,
+                self.t_new,
+                self.k_new,
+                self.lab,
+                self.mat,
+                self.cells,
+                self.prates,
+                dt,
+                self.h,
+                False,
+            )
             heat -= dt * self.per_probe
         self.t_old, self.t_new = self.t_new, self.t_old
         self.k_old, self.k_new = self.k_new, self.k_old
@@ -451,8 +527,9 @@ class _State:
         stays exact."""
         if self.spare is None:
             xp = self.kern.xp
-            self.spare = [(xp.empty_like(self.h), self.t_old.copy(), self.k_old.copy())
-                          for _ in range(2)]
+            self.spare = [
+                (xp.empty_like(self.h), self.t_old.copy(), self.k_old.copy()) for _ in range(2)
+            ]
             self.m0 = xp.zeros_like(self.h)
         coef = rkl.coefficients(n_stages)
         n_cells = len(self.cells)
@@ -464,12 +541,43 @@ class _State:
         q0 = self.per_probe.copy()
         mut1 = coef[0][2]
         a = bufs[1]
-        self.kern.stage(a[0], y0[0], y0[0], y0[0], self.m0, y0[1], y0[2], a[1], a[2], self.lab,
-                      self.mat, 1.0, 0.0, 0.0, mut1 * tau, 0.0, inv_dx2, source, use_source,
-                      False, True, self.n_chunks)
+        self.kern.stage(
+            a[0],
+            y0[0],
+            y0[0],
+            y0[0],
+            self.m0,
+            y0[1],
+            y0[2],
+            a[1],
+            a[2],
+            self.lab,
+            self.mat,
+            1.0,
+            0.0,
+            0.0,
+            mut1 * tau,
+            0.0,
+            inv_dx2,
+            source,
+            use_source,
+            False,
+            True,
+            self.n_chunks,
+        )
         if n_cells:
-            self.kern.add_probe_rates(a[0], a[1], a[2], self.lab, self.mat, self.cells, self.prates,
-                                    mut1 * tau, self.m0, True)
+            self.kern.add_probe_rates(
+                a[0],
+                a[1],
+                a[2],
+                self.lab,
+                self.mat,
+                self.cells,
+                self.prates,
+                mut1 * tau,
+                self.m0,
+                True,
+            )
         e_prev2, e_prev1 = np.zeros_like(q0), mut1 * tau * q0
         prev2, prev1 = y0, a
         for j in range(2, n_stages + 1):
@@ -477,12 +585,43 @@ class _State:
             out = bufs[2] if j == 2 else prev2
             if n_cells:
                 self._probe(prev1[1], prev1[2], probe_temp, on, inv_dx2)
-            self.kern.stage(out[0], prev1[0], prev2[0], y0[0], self.m0, prev1[1], prev1[2], out[1],
-                          out[2], self.lab, self.mat, mu, nu, 1.0 - mu - nu, mut * tau, gmt * tau,
-                          inv_dx2, source, use_source, True, False, self.n_chunks)
+            self.kern.stage(
+                out[0],
+                prev1[0],
+                prev2[0],
+                y0[0],
+                self.m0,
+                prev1[1],
+                prev1[2],
+                out[1],
+                out[2],
+                self.lab,
+                self.mat,
+                mu,
+                nu,
+                1.0 - mu - nu,
+                mut * tau,
+                gmt * tau,
+                inv_dx2,
+                source,
+                use_source,
+                True,
+                False,
+                self.n_chunks,
+            )
             if n_cells:
-                self.kern.add_probe_rates(out[0], out[1], out[2], self.lab, self.mat, self.cells,
-                                        self.prates, mut * tau, self.m0, False)
+                self.kern.add_probe_rates(
+                    out[0],
+                    out[1],
+                    out[2],
+                    self.lab,
+                    self.mat,
+                    self.cells,
+                    self.prates,
+                    mut * tau,
+                    self.m0,
+                    False,
+                )
             e_new = mu * e_prev1 + nu * e_prev2 + mut * tau * self.per_probe + gmt * tau * q0
             e_prev2, e_prev1 = e_prev1, e_new
             prev2, prev1 = prev1, out

@@ -15,13 +15,17 @@ def iso_key(level: float) -> str:
     return f"{level:g}"
 
 
-def isotherms(result: ThermalResult, levels_c: Sequence[float], *, field: str = "min") -> dict[str, dict[str, float]]:
+def isotherms(
+    result: ThermalResult, levels_c: Sequence[float], *, field: str = "min"
+) -> dict[str, dict[str, float]]:
     """Isotherm metrics of the minimum-temperature field (the region that ever reached the
     level, which is what injury depends on) or of the final field."""
     data = result.min_temperature_c if field == "min" else result.temperature_c
     frame = result.model.probes[0].frame()
-    return {iso_key(lv): isotherm_metrics(data, result.grid, result.raster.kind, frame, lv)
-            for lv in levels_c}
+    return {
+        iso_key(lv): isotherm_metrics(data, result.grid, result.raster.kind, frame, lv)
+        for lv in levels_c
+    }
 
 
 def summarise(result: ThermalResult, levels_c: Sequence[float]) -> dict[str, Any]:
@@ -52,7 +56,9 @@ def summarise(result: ThermalResult, levels_c: Sequence[float]) -> dict[str, Any
             "operator_evaluations": result.operator_evaluations,
             "steps": result.steps,
             "wall_time_s": round(result.wall_time_s, 3),
-            "cell_updates_per_s": result.grid.n_cells * result.steps / max(result.wall_time_s, 1e-9),
+            "cell_updates_per_s": result.grid.n_cells
+            * result.steps
+            / max(result.wall_time_s, 1e-9),
         },
     }
 
@@ -66,16 +72,21 @@ def probe_summary(result: ThermalResult) -> list[dict[str, Any]]:
     for i, (geom, dev) in enumerate(zip(result.model.probes, devices)):
         w = walls[:, i] if walls is not None else np.array([np.nan])
         finite = w[np.isfinite(w)]
-        out.append({
-            "name": geom.name,
-            "drive": "held" if dev is None else "device",
-            "wall_temperature_end_of_freeze_c": _last_freeze_wall(result, i),
-            "wall_temperature_min_c": float(finite.min()) if finite.size else None,
-            "heat_drawn_j": float(result.probe_heat_j[i]),
-            "mean_cooling_during_freezes_w": float(result.probe_heat_j[i] / freeze_s),
-            **({} if dev is None else {"gas_temperature_c": dev.gas_temperature_c,
-                                       "capacity_w": dev.capacity_w}),
-        })
+        out.append(
+            {
+                "name": geom.name,
+                "drive": "held" if dev is None else "device",
+                "wall_temperature_end_of_freeze_c": _last_freeze_wall(result, i),
+                "wall_temperature_min_c": float(finite.min()) if finite.size else None,
+                "heat_drawn_j": float(result.probe_heat_j[i]),
+                "mean_cooling_during_freezes_w": float(result.probe_heat_j[i] / freeze_s),
+                **(
+                    {}
+                    if dev is None
+                    else {"gas_temperature_c": dev.gas_temperature_c, "capacity_w": dev.capacity_w}
+                ),
+            }
+        )
     return out
 
 

@@ -25,8 +25,10 @@ def reset_url(request: Request, token: str) -> str:
 
     base = request.app.state.settings.public_base_url.strip().rstrip("/")
     if not base.startswith(("https://", "http://")):
-        raise ConflictError("reset links need the registry's public address: set "
-                            "CRYONEURO_PUBLIC_BASE_URL (e.g. https://registry.example.nhs.uk)")
+        raise ConflictError(
+            "reset links need the registry's public address: set "
+            "CRYONEURO_PUBLIC_BASE_URL (e.g. https://registry.example.nhs.uk)"
+        )
     return f"{base}/reset-password/{token}"
 
 
@@ -34,27 +36,46 @@ def reset_url(request: Request, token: str) -> str:
 def users_page(request: Request, session: SessionDep, actor: PageActor) -> HTMLResponse:
     from cryoneuro.web.pages import render
 
-    return render(request, "users.html", actor=actor, users=accounts.list_users(session, actor),
-                  link=None, link_user=None, hours=RESET_MAX_AGE_S // 3600)
+    return render(
+        request,
+        "users.html",
+        actor=actor,
+        users=accounts.list_users(session, actor),
+        link=None,
+        link_user=None,
+        hours=RESET_MAX_AGE_S // 3600,
+    )
 
 
 @router.post("/admin/users/{user_id}/reset-link", response_class=HTMLResponse)
-def issue_link(user_id: int, request: Request, flat: FormDep, session: SessionDep,
-               settings: SettingsDep, actor: PageActor) -> HTMLResponse:
+def issue_link(
+    user_id: int,
+    request: Request,
+    flat: FormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: PageActor,
+) -> HTMLResponse:
     from cryoneuro.web.pages import render
 
     token = accounts.issue_reset_token(session, settings, actor, user_id)
     session.commit()
     users = accounts.list_users(session, actor)
-    return render(request, "users.html", actor=actor, users=users, link=reset_url(request, token),
-                  link_user=next(u.username for u in users if u.id == user_id),
-                  hours=RESET_MAX_AGE_S // 3600)
+    return render(
+        request,
+        "users.html",
+        actor=actor,
+        users=users,
+        link=reset_url(request, token),
+        link_user=next(u.username for u in users if u.id == user_id),
+        hours=RESET_MAX_AGE_S // 3600,
+    )
 
 
-@router.api_route("/reset-password/{token}", methods=["GET", "POST"],
-                  response_class=HTMLResponse)
-def reset_page(token: str, request: Request, data: FormDep, session: SessionDep,
-               settings: SettingsDep) -> Response:
+@router.api_route("/reset-password/{token}", methods=["GET", "POST"], response_class=HTMLResponse)
+def reset_page(
+    token: str, request: Request, data: FormDep, session: SessionDep, settings: SettingsDep
+) -> Response:
     from cryoneuro.web.pages import render
 
     user = accounts.check_reset_token(session, settings, token[:600])
@@ -68,11 +89,21 @@ def reset_page(token: str, request: Request, data: FormDep, session: SessionDep,
                 accounts.reset_password(session, settings, token[:600], password)
                 session.commit()
                 request.session.clear()
-                return render(request, "login.html", error="",
-                              message="Password changed: log in with the new password.")
+                return render(
+                    request,
+                    "login.html",
+                    error="",
+                    message="Password changed: log in with the new password.",
+                )
             except RegistryInputError as exc:
                 session.rollback()
                 errors[exc.field or "password"] = str(exc)
-    return render(request, "reset_password.html", status=422 if errors else 200,
-                  username=user.username, rule=PASSWORD_RULE, errors=errors,
-                  action=str(request.url.path))
+    return render(
+        request,
+        "reset_password.html",
+        status=422 if errors else 200,
+        username=user.username,
+        rule=PASSWORD_RULE,
+        errors=errors,
+        action=str(request.url.path),
+    )

@@ -67,8 +67,13 @@ class ActiveIn(Strict):
 
 
 def _user_out(user) -> dict:
-    return {"id": user.id, "username": user.username, "role": user.role, "active": user.active,
-            "sites": sorted(s.code for s in user.sites)}
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "active": user.active,
+        "sites": sorted(s.code for s in user.sites),
+    }
 
 
 def _admin(actor: Actor, action: str) -> None:
@@ -85,30 +90,51 @@ def create_site(body: SiteIn, session: SessionDep, actor: ApiActor) -> dict:
 
 @router.post("/studies", status_code=201)
 def create_study(body: StudyIn, session: SessionDep, actor: ApiActor) -> dict:
-    study = setup.create_study(session, actor, code=body.code, title=body.title,
-                               design=body.design,
-                               arms=[(a.code, a.label, a.ratio) for a in body.arms],
-                               test_study=body.test_study, blinded_roles=body.blinded_roles)
+    study = setup.create_study(
+        session,
+        actor,
+        code=body.code,
+        title=body.title,
+        design=body.design,
+        arms=[(a.code, a.label, a.ratio) for a in body.arms],
+        test_study=body.test_study,
+        blinded_roles=body.blinded_roles,
+    )
     session.commit()
-    return {"id": study.id, "code": study.code, "design": study.design,
-            "arms": [a.code for a in study.arms], "test_study": study.test_study,
-            "blinded_roles": study.blinded_roles}
+    return {
+        "id": study.id,
+        "code": study.code,
+        "design": study.design,
+        "arms": [a.code for a in study.arms],
+        "test_study": study.test_study,
+        "blinded_roles": study.blinded_roles,
+    }
 
 
 @router.post("/studies/{code}/sites", status_code=201)
-def add_study_site(code: str, body: StudySiteIn, session: SessionDep, settings: SettingsDep,
-                   actor: ApiActor) -> dict:
+def add_study_site(
+    code: str, body: StudySiteIn, session: SessionDep, settings: SettingsDep, actor: ApiActor
+) -> dict:
     _admin(actor, "add sites to studies")
     study = setup.get_study(session, code[:40])
-    setup.add_site_to_study(session, settings, actor, study, setup.get_site(session, body.site_code))
+    setup.add_site_to_study(
+        session, settings, actor, study, setup.get_site(session, body.site_code)
+    )
     session.commit()
     return {"study": study.code, "sites": [s.code for s in study.sites]}
 
 
 @router.post("/users", status_code=201)
 def create_user(body: UserIn, session: SessionDep, actor: ApiActor) -> dict:
-    user = setup.create_user(session, actor, username=body.username, password=body.password,
-                             role=body.role, site_codes=body.sites, full_name=body.full_name)
+    user = setup.create_user(
+        session,
+        actor,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        site_codes=body.sites,
+        full_name=body.full_name,
+    )
     session.commit()
     session.refresh(user)
     return _user_out(user)
@@ -142,4 +168,3 @@ def _checked(user_id: int) -> int:
     if not 0 < user_id <= 2**31 - 1:
         raise NotFoundError(f"no user with id {user_id}")
     return user_id
-

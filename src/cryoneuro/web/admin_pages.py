@@ -22,16 +22,29 @@ router = APIRouter(include_in_schema=False)
 ADMIN = frozenset({Role.administrator})
 
 
-def _page(request: Request, session: Session, actor: Actor, status: int = 200,
-          error: str = "", field: str | None = None) -> HTMLResponse:
+def _page(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    status: int = 200,
+    error: str = "",
+    field: str | None = None,
+) -> HTMLResponse:
     from cryoneuro.web.pages import render
 
-    return render(request, "admin.html", status=status, actor=actor, error=error, field=field,
-                  message=request.query_params.get("done", "")[:200],
-                  sites=list(session.scalars(select(Site).order_by(Site.code))),
-                  studies=list(session.scalars(select(Study).order_by(Study.code))),
-                  users=list(session.scalars(select(User).order_by(User.username))),
-                  roles=Role.codes())
+    return render(
+        request,
+        "admin.html",
+        status=status,
+        actor=actor,
+        error=error,
+        field=field,
+        message=request.query_params.get("done", "")[:200],
+        sites=list(session.scalars(select(Site).order_by(Site.code))),
+        studies=list(session.scalars(select(Study).order_by(Study.code))),
+        users=list(session.scalars(select(User).order_by(User.username))),
+        roles=Role.codes(),
+    )
 
 
 def _codes(text: str) -> list[str]:
@@ -45,8 +58,10 @@ def _arms(text: str) -> list[tuple[str, str, int]]:
             continue
         parts = [p.strip() for p in line.split(":")]
         if len(parts) != 3 or not parts[2].isdigit() or not 1 <= int(parts[2]) <= 10:
-            raise RegistryInputError(f"arm '{line[:60]}': write one arm per line as "
-                                     "code:label:ratio (ratio 1–10)", "arms")
+            raise RegistryInputError(
+                f"arm '{line[:60]}': write one arm per line as code:label:ratio (ratio 1–10)",
+                "arms",
+            )
         arms.append((parts[0][:40], parts[1][:200], int(parts[2])))
     return arms
 
@@ -60,8 +75,7 @@ def _act(request: Request, session: Session, actor: Actor, done: str, change: An
     except RegistryError as exc:
         session.rollback()
         field = exc.field if isinstance(exc, RegistryInputError) else None
-        return _page(request, session, actor, status=exc.status_code, error=str(exc),
-                     field=field)
+        return _page(request, session, actor, status=exc.status_code, error=str(exc), field=field)
     return RedirectResponse(f"/admin?done={done}", status_code=303)
 
 
@@ -73,51 +87,115 @@ def admin_page(request: Request, session: SessionDep, actor: PageActor) -> HTMLR
 
 @router.post("/admin/sites")
 def add_site(request: Request, form: FormDep, session: SessionDep, actor: PageActor) -> Response:
-    return _act(request, session, actor, "site", lambda: setup.create_site(
-        session, actor, form.get("code", "").strip()[:20], form.get("name", "").strip()[:200]))
+    return _act(
+        request,
+        session,
+        actor,
+        "site",
+        lambda: setup.create_site(
+            session, actor, form.get("code", "").strip()[:20], form.get("name", "").strip()[:200]
+        ),
+    )
 
 
 @router.post("/admin/studies")
 def add_study(request: Request, form: FormDep, session: SessionDep, actor: PageActor) -> Response:
-    return _act(request, session, actor, "study", lambda: setup.create_study(
-        session, actor, code=form.get("code", "").strip()[:40],
-        title=form.get("title", "").strip()[:300], design=form.get("design", ""),
-        arms=_arms(form.get("arms", "")), test_study=form.get("test_study") == "on",
-        blinded_roles=_codes(form.get("blinded_roles", ""))))
+    return _act(
+        request,
+        session,
+        actor,
+        "study",
+        lambda: setup.create_study(
+            session,
+            actor,
+            code=form.get("code", "").strip()[:40],
+            title=form.get("title", "").strip()[:300],
+            design=form.get("design", ""),
+            arms=_arms(form.get("arms", "")),
+            test_study=form.get("test_study") == "on",
+            blinded_roles=_codes(form.get("blinded_roles", "")),
+        ),
+    )
 
 
 @router.post("/admin/study-sites")
-def add_study_site(request: Request, form: FormDep, session: SessionDep, settings: SettingsDep,
-                   actor: PageActor) -> Response:
-    return _act(request, session, actor, "study-site", lambda: setup.add_site_to_study(
-        session, settings, actor, setup.get_study(session, form.get("study", "")[:40]),
-        setup.get_site(session, form.get("site", "")[:20])))
+def add_study_site(
+    request: Request, form: FormDep, session: SessionDep, settings: SettingsDep, actor: PageActor
+) -> Response:
+    return _act(
+        request,
+        session,
+        actor,
+        "study-site",
+        lambda: setup.add_site_to_study(
+            session,
+            settings,
+            actor,
+            setup.get_study(session, form.get("study", "")[:40]),
+            setup.get_site(session, form.get("site", "")[:20]),
+        ),
+    )
 
 
 @router.post("/admin/users")
 def add_user(request: Request, form: FormDep, session: SessionDep, actor: PageActor) -> Response:
-    return _act(request, session, actor, "user", lambda: setup.create_user(
-        session, actor, username=form.get("username", "").strip()[:80],
-        password=form.get("password", "")[:200], role=form.get("role", ""),
-        site_codes=_codes(form.get("sites", "")), full_name=form.get("full_name", "")[:200]))
+    return _act(
+        request,
+        session,
+        actor,
+        "user",
+        lambda: setup.create_user(
+            session,
+            actor,
+            username=form.get("username", "").strip()[:80],
+            password=form.get("password", "")[:200],
+            role=form.get("role", ""),
+            site_codes=_codes(form.get("sites", "")),
+            full_name=form.get("full_name", "")[:200],
+        ),
+    )
 
 
 @router.post("/admin/users/{user_id}/role")
-def user_role(user_id: int, request: Request, form: FormDep, session: SessionDep,
-              actor: PageActor) -> Response:
-    return _act(request, session, actor, "role", lambda: admin.set_role(
-        session, actor, user_id, form.get("role", ""), form.get("reason", "")))
+def user_role(
+    user_id: int, request: Request, form: FormDep, session: SessionDep, actor: PageActor
+) -> Response:
+    return _act(
+        request,
+        session,
+        actor,
+        "role",
+        lambda: admin.set_role(
+            session, actor, user_id, form.get("role", ""), form.get("reason", "")
+        ),
+    )
 
 
 @router.post("/admin/users/{user_id}/sites")
-def user_sites(user_id: int, request: Request, form: FormDep, session: SessionDep,
-               actor: PageActor) -> Response:
-    return _act(request, session, actor, "sites", lambda: admin.set_sites(
-        session, actor, user_id, _codes(form.get("sites", "")), form.get("reason", "")))
+def user_sites(
+    user_id: int, request: Request, form: FormDep, session: SessionDep, actor: PageActor
+) -> Response:
+    return _act(
+        request,
+        session,
+        actor,
+        "sites",
+        lambda: admin.set_sites(
+            session, actor, user_id, _codes(form.get("sites", "")), form.get("reason", "")
+        ),
+    )
 
 
 @router.post("/admin/users/{user_id}/active")
-def user_active(user_id: int, request: Request, form: FormDep, session: SessionDep,
-                actor: PageActor) -> Response:
-    return _act(request, session, actor, "active", lambda: admin.set_active(
-        session, actor, user_id, form.get("active") == "1", form.get("reason", "")))
+def user_active(
+    user_id: int, request: Request, form: FormDep, session: SessionDep, actor: PageActor
+) -> Response:
+    return _act(
+        request,
+        session,
+        actor,
+        "active",
+        lambda: admin.set_active(
+            session, actor, user_id, form.get("active") == "1", form.get("reason", "")
+        ),
+    )

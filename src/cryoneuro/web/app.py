@@ -56,8 +56,10 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                                for a in record.args)
+            record.args = tuple(
+                self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
         if isinstance(record.msg, str):
             record.msg = self.PATTERN.sub(r"\1[redacted]", record.msg)
         return True
@@ -76,8 +78,9 @@ def signed_session_checker(settings: RegistrySettings):
 
     def check(cookie: str) -> bool:
         try:
-            data = json.loads(base64.b64decode(signer.unsign(cookie.encode(),
-                                                             max_age=settings.session_max_age_s)))
+            data = json.loads(
+                base64.b64decode(signer.unsign(cookie.encode(), max_age=settings.session_max_age_s))
+            )
         except (BadSignature, ValueError, TypeError):
             return False
         return isinstance(data, dict) and isinstance(data.get("sid"), str)
@@ -93,10 +96,15 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     """
     settings = ensure_keys(settings or get_settings(), dev=dev)
     # /docs and /openapi.json only after log-in (routes below), not FastAPI's public ones
-    app = FastAPI(title="cryoneuro registry",
-                  description="Research registry for cryoablation of peripheral neuromas "
-                              "(NICE HTG652: research only).", version="1",
-                  docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="cryoneuro registry",
+        description="Research registry for cryoablation of peripheral neuromas "
+        "(NICE HTG652: research only).",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     access_log = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access_log.filters):
         access_log.addFilter(RedactTokens())
@@ -111,42 +119,62 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         engine.dispose()
         raise
     app.state.login_limiter = LoginRateLimiter()
-    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key,
-                       session_cookie="cryoneuro_session", max_age=settings.session_max_age_s,
-                       same_site="strict", https_only=settings.secure_cookies)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="cryoneuro_session",
+        max_age=settings.session_max_age_s,
+        same_site="strict",
+        https_only=settings.secure_cookies,
+    )
 
-    app.add_middleware(LimitsAndHeaders, limit_bytes=MAX_BODY_BYTES,
-                       upload_limit_bytes=MAX_UPLOAD_BODY_BYTES,
-                       deadline_s=settings.body_deadline_s,
-                       is_authenticated=signed_session_checker(settings))
+    app.add_middleware(
+        LimitsAndHeaders,
+        limit_bytes=MAX_BODY_BYTES,
+        upload_limit_bytes=MAX_UPLOAD_BODY_BYTES,
+        deadline_s=settings.body_deadline_s,
+        is_authenticated=signed_session_checker(settings),
+    )
 
     @app.exception_handler(RegistryError)
     async def registry_error(request: Request, exc: RegistryError) -> Response:
         if isinstance(exc, AuthenticationError) and _wants_html(request):
             return RedirectResponse("/login", status_code=303)
         field = exc.field if isinstance(exc, RegistryInputError) else None
-        headers = ({"Retry-After": str(exc.retry_after)}
-                   if isinstance(exc, LoginRateLimitedError | ServiceBusyError) else {})
+        headers = (
+            {"Retry-After": str(exc.retry_after)}
+            if isinstance(exc, LoginRateLimitedError | ServiceBusyError)
+            else {}
+        )
         if _wants_html(request):
             from cryoneuro.web.pages import error_page
 
             response = error_page(request, exc.status_code, str(exc), field)
             response.headers.update(headers)
             return response
-        return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.status_code,
-                            headers=headers)
+        return JSONResponse(
+            {"detail": str(exc), "field": field}, status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg"))[:300]}
-                  for e in exc.errors()[:20]]
+        errors = [
+            {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg"))[:300]}
+            for e in exc.errors()[:20]
+        ]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         if _wants_html(request):
             from cryoneuro.web.pages import error_page
 
             return error_page(request, 422, first["message"], first["field"])
-        return JSONResponse({"detail": f"{first['field']}: {first['message']}",
-                             "field": first["field"], "errors": errors}, status_code=422)
+        return JSONResponse(
+            {
+                "detail": f"{first['field']}: {first['message']}",
+                "field": first["field"],
+                "errors": errors,
+            },
+            status_code=422,
+        )
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeoutError)
@@ -154,13 +182,15 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         """Lock or pool wait exceeded (db.py): 503 with Retry-After, never a 500."""
         if not is_busy(exc):
             raise exc
-        return JSONResponse({"detail": "the registry is busy: retry in a few seconds",
-                             "field": None}, status_code=503, headers={"Retry-After": "2"})
+        return JSONResponse(
+            {"detail": "the registry is busy: retry in a few seconds", "field": None},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return JSONResponse({"detail": str(exc.detail), "field": None},
-                            status_code=exc.status_code)
+        return JSONResponse({"detail": str(exc.detail), "field": None}, status_code=exc.status_code)
 
     from cryoneuro.web import (
         account_pages,
@@ -185,9 +215,9 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         page.headers["content-security-policy"] = (
             "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
             "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
-            "https://fastapi.tiangolo.com; frame-ancestors 'none'")
+            "https://fastapi.tiangolo.com; frame-ancestors 'none'"
+        )
         return page
-
 
     app.include_router(api.router)
     app.include_router(admin_api.router)

@@ -100,8 +100,12 @@ def sessionmaker_for_writes(request: Request):
     from sqlalchemy.orm import sessionmaker
 
     state = request.app.state
-    return sessionmaker(bind=state.write_engine, class_=state.session_factory.class_,
-                        expire_on_commit=False, info=dict(state.session_factory.kw["info"]))
+    return sessionmaker(
+        bind=state.write_engine,
+        class_=state.session_factory.class_,
+        expire_on_commit=False,
+        info=dict(state.session_factory.kw["info"]),
+    )
 
 
 def start_session(request: Request, user: User, keep_csrf: bool) -> None:
@@ -162,8 +166,12 @@ async def posted_upload(request: Request) -> dict[str, Any]:
     check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
     upload = form.get("bundle")
     reason = form.get("reason")
-    return {"bundle": await upload.read(MAX_BUNDLE_BYTES + 1) if isinstance(upload, UploadFile)
-            else b"", "reason": reason if isinstance(reason, str) else ""}
+    return {
+        "bundle": await upload.read(MAX_BUNDLE_BYTES + 1)
+        if isinstance(upload, UploadFile)
+        else b"",
+        "reason": reason if isinstance(reason, str) else "",
+    }
 
 
 UploadFormDep = Annotated[dict[str, Any], Depends(posted_upload)]

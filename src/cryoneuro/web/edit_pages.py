@@ -34,56 +34,91 @@ from cryoneuro.web.forms import FormField, choices, fill, nest, validate
 
 router = APIRouter(include_in_schema=False)
 
-TITLES = {"neuroma": "Edit neuroma", "procedure": "Edit procedure",
-          "followup_visit": "Correct follow-up answers", "adverse_event": "Edit adverse event"}
+TITLES = {
+    "neuroma": "Edit neuroma",
+    "procedure": "Edit procedure",
+    "followup_visit": "Correct follow-up answers",
+    "adverse_event": "Edit adverse event",
+}
 CHECKBOXES = {"adverse_event": {"device_incident"}}
 
 
 def _fields(table: str) -> list[FormField]:
     if table == "neuroma":
-        return [FormField("neuroma_type", "Neuroma type", "select", choices(NeuromaType.codes())),
-                FormField("anatomical_site", "Anatomical site"),
-                FormField("laterality", "Laterality", "select",
-                          [("left", "left"), ("right", "right")], required=False),
-                FormField("size_mm", "Size (mm)", "number", required=False,
-                          attrs={"step": "0.1"})]
+        return [
+            FormField("neuroma_type", "Neuroma type", "select", choices(NeuromaType.codes())),
+            FormField("anatomical_site", "Anatomical site"),
+            FormField(
+                "laterality",
+                "Laterality",
+                "select",
+                [("left", "left"), ("right", "right")],
+                required=False,
+            ),
+            FormField("size_mm", "Size (mm)", "number", required=False, attrs={"step": "0.1"}),
+        ]
     if table == "procedure":
-        return [FormField("procedure_date", "Procedure date", "date"),
-                FormField("imaging_modality", "Imaging guidance", "select",
-                          choices(ImagingModality.codes())),
-                FormField("anaesthesia", "Anaesthesia", "select", choices(Anaesthesia.codes())),
-                FormField("device_name", "Device"), FormField("manufacturer", "Manufacturer"),
-                FormField("device_lot", "Lot number"),
-                FormField("probe_model", "Probe model / gauge", required=False),
-                FormField("gas", "Cryogen", "select", choices(Gas.codes())),
-                FormField("protocol", "Freeze–thaw protocol", "textarea", required=False),
-                FormField("operator", "Operator"),
-                FormField("predicted_relief_days", "Predicted relief (days)", "number",
-                          required=False)]
+        return [
+            FormField("procedure_date", "Procedure date", "date"),
+            FormField(
+                "imaging_modality", "Imaging guidance", "select", choices(ImagingModality.codes())
+            ),
+            FormField("anaesthesia", "Anaesthesia", "select", choices(Anaesthesia.codes())),
+            FormField("device_name", "Device"),
+            FormField("manufacturer", "Manufacturer"),
+            FormField("device_lot", "Lot number"),
+            FormField("probe_model", "Probe model / gauge", required=False),
+            FormField("gas", "Cryogen", "select", choices(Gas.codes())),
+            FormField("protocol", "Freeze–thaw protocol", "textarea", required=False),
+            FormField("operator", "Operator"),
+            FormField("predicted_relief_days", "Predicted relief (days)", "number", required=False),
+        ]
     if table == "adverse_event":
-        return [FormField("onset_date", "Onset date", "date"),
-                FormField("category", "Category (NICE safety outcome)", "select",
-                          choices(SafetyCategory.codes())),
-                FormField("description", "What happened", "textarea"),
-                FormField("severity", "Severity", "select", choices(Severity.codes())),
-                FormField("serious", "Serious (SAE)", "yesno"),
-                FormField("relatedness", "Related to the procedure/device", "select",
-                          choices(Relatedness.codes())),
-                FormField("outcome", "Outcome", "select", choices(AEOutcome.codes())),
-                FormField("device_incident", "Device incident", "checkbox")]
+        return [
+            FormField("onset_date", "Onset date", "date"),
+            FormField(
+                "category",
+                "Category (NICE safety outcome)",
+                "select",
+                choices(SafetyCategory.codes()),
+            ),
+            FormField("description", "What happened", "textarea"),
+            FormField("severity", "Severity", "select", choices(Severity.codes())),
+            FormField("serious", "Serious (SAE)", "yesno"),
+            FormField(
+                "relatedness",
+                "Related to the procedure/device",
+                "select",
+                choices(Relatedness.codes()),
+            ),
+            FormField("outcome", "Outcome", "select", choices(AEOutcome.codes())),
+            FormField("device_incident", "Device incident", "checkbox"),
+        ]
     fields = [FormField("visit_date", "Visit date", "date")]
     for instrument in ("nrs", "eq5d5l", "moxfq", "bpi"):
         for n, (item, (lo, hi, _req)) in enumerate(ITEM_SPECS[instrument].items()):
-            fields.append(FormField(f"answers.{instrument}.{item}", item.replace("_", " "),
-                                    "number", required=False, hint=f"{lo}–{hi}",
-                                    section=INSTRUMENT_LABELS[instrument] if n == 0 else "",
-                                    attrs={"min": str(lo), "max": str(hi)}))
+            fields.append(
+                FormField(
+                    f"answers.{instrument}.{item}",
+                    item.replace("_", " "),
+                    "number",
+                    required=False,
+                    hint=f"{lo}–{hi}",
+                    section=INSTRUMENT_LABELS[instrument] if n == 0 else "",
+                    attrs={"min": str(lo), "max": str(hi)},
+                )
+            )
     return fields
 
 
 def _reason_field() -> FormField:
-    return FormField("reason", "Reason for change", "textarea", section="Reason for change",
-                     hint="required; recorded in the audit trail with the old and new values")
+    return FormField(
+        "reason",
+        "Reason for change",
+        "textarea",
+        section="Reason for change",
+        hint="required; recorded in the audit trail with the old and new values",
+    )
 
 
 def _current(row: Any, fields: list[FormField]) -> dict[str, str]:
@@ -129,25 +164,36 @@ def _row(session: Any, actor: Actor, table: str, row_id: int) -> tuple[Any, Any]
     return row, participant
 
 
-@router.api_route("/records/{table}/{row_id}/edit", methods=["GET", "POST"],
-                  response_class=HTMLResponse)
-def edit_page(table: str, row_id: int, request: Request, posted_data: FormDep,
-              session: SessionDep, actor: PageActor) -> Response:
+@router.api_route(
+    "/records/{table}/{row_id}/edit", methods=["GET", "POST"], response_class=HTMLResponse
+)
+def edit_page(
+    table: str,
+    row_id: int,
+    request: Request,
+    posted_data: FormDep,
+    session: SessionDep,
+    actor: PageActor,
+) -> Response:
     from cryoneuro.web.pages import render
 
     row, participant = _row(session, actor, table[:40], row_id)
-    fields = _fields(table) + [_reason_field()]
+    fields = [*_fields(table), _reason_field()]
     errors: dict[str, str] = {}
     if request.method == "POST":
         flat = posted_data
         data = nest(flat, CHECKBOXES.get(table, set()))
         reason = str(data.pop("reason", "") or "")
         try:
-            clinical.edit_record(session, actor, table, row.id,
-                                 _changes(table, fields[:-1], data), reason)
+            clinical.edit_record(
+                session, actor, table, row.id, _changes(table, fields[:-1], data), reason
+            )
             session.commit()
-            target = (f"/procedures/{row.id}" if table == "procedure"
-                      else f"/participants/{participant.id}")
+            target = (
+                f"/procedures/{row.id}"
+                if table == "procedure"
+                else f"/participants/{participant.id}"
+            )
             return RedirectResponse(target, status_code=303)
         except RegistryInputError as exc:
             session.rollback()
@@ -156,23 +202,44 @@ def edit_page(table: str, row_id: int, request: Request, posted_data: FormDep,
     else:
         flat = _current(row, fields[:-1])
     general = fill(fields, flat, errors)
-    return render(request, "form.html", status=422 if errors else 200, actor=actor,
-                  title=f"{TITLES[table]} — {participant.study_number}", fields=fields,
-                  general=general, action=str(request.url.path), submit="Save changes")
+    return render(
+        request,
+        "form.html",
+        status=422 if errors else 200,
+        actor=actor,
+        title=f"{TITLES[table]} — {participant.study_number}",
+        fields=fields,
+        general=general,
+        action=str(request.url.path),
+        submit="Save changes",
+    )
 
 
-@router.api_route("/participants/{participant_id}/withdraw", methods=["GET", "POST"],
-                  response_class=HTMLResponse)
-def withdraw_page(participant_id: int, request: Request, posted_data: FormDep,
-                  session: SessionDep, actor: PageActor) -> Response:
+@router.api_route(
+    "/participants/{participant_id}/withdraw", methods=["GET", "POST"], response_class=HTMLResponse
+)
+def withdraw_page(
+    participant_id: int,
+    request: Request,
+    posted_data: FormDep,
+    session: SessionDep,
+    actor: PageActor,
+) -> Response:
     from cryoneuro.web.pages import render
 
     participant = participants.get_participant(session, actor, participant_id)
     actor.require_write(participant.site_id)
-    fields = [FormField("withdrawal_date", "Date of withdrawal", "date",
-                        value=dt.date.today().isoformat()),
-              FormField("reason", "Reason", "textarea",
-                        hint="recorded in the audit trail; no further visits are accepted")]
+    fields = [
+        FormField(
+            "withdrawal_date", "Date of withdrawal", "date", value=dt.date.today().isoformat()
+        ),
+        FormField(
+            "reason",
+            "Reason",
+            "textarea",
+            hint="recorded in the audit trail; no further visits are accepted",
+        ),
+    ]
     flat: dict[str, Any] = {}
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -180,14 +247,23 @@ def withdraw_page(participant_id: int, request: Request, posted_data: FormDep,
         data, errors = validate(WithdrawalIn, nest(flat))
         if data is not None:
             try:
-                participants.withdraw(session, actor, participant.id, data.withdrawal_date,
-                                      data.reason)
+                participants.withdraw(
+                    session, actor, participant.id, data.withdrawal_date, data.reason
+                )
                 session.commit()
                 return RedirectResponse(f"/participants/{participant.id}", status_code=303)
             except RegistryInputError as exc:
                 session.rollback()
                 errors = {exc.field or "form": str(exc)}
     general = fill(fields, flat, errors)
-    return render(request, "form.html", status=422 if errors else 200, actor=actor,
-                  title=f"Withdraw {participant.study_number}", fields=fields, general=general,
-                  action=str(request.url.path), submit="Withdraw participant")
+    return render(
+        request,
+        "form.html",
+        status=422 if errors else 200,
+        actor=actor,
+        title=f"Withdraw {participant.study_number}",
+        fields=fields,
+        general=general,
+        action=str(request.url.path),
+        submit="Withdraw participant",
+    )

@@ -34,25 +34,45 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: (reset tokens), and a CSP allowing only the app's own scripts, styles and images. Niivue
 #: (static/) needs WebGL only; 'unsafe-inline' styles because templates use style attributes.
 SECURITY_HEADERS = (
-    (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-    (b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy",
-     (b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-      b"img-src 'self' data: blob:; connect-src 'self'; worker-src 'self' blob:; "
-      b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+    (b"referrer-policy", b"no-referrer"),
+    (
+        b"content-security-policy",
+        (
+            b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            b"img-src 'self' data: blob:; connect-src 'self'; worker-src 'self' blob:; "
+            b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+        ),
+    ),
 )
 #: Body cap without a signed session cookie (log-in, password reset).
 ANONYMOUS_LIMIT = 64 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-async def _reply(send: Send, status: int, detail: str, field: str = "body",
-                 extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+async def _reply(
+    send: Send,
+    status: int,
+    detail: str,
+    field: str = "body",
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
     body = json.dumps({"detail": detail, "field": field}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), *extra, *SECURITY_HEADERS]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *extra,
+                *SECURITY_HEADERS,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -60,10 +80,17 @@ class LimitsAndHeaders:
     """Buffer each request body under a deadline and an authentication-dependent size cap;
     add the security headers to every response."""
 
-    def __init__(self, app: ASGIApp, *, limit_bytes: int, upload_limit_bytes: int,
-                 deadline_s: float = 15.0, is_authenticated: Callable[[str], bool] | None = None,
-                 cookie_name: str = "cryoneuro_session",
-                 upload_suffix: str = "/plan-bundle") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit_bytes: int,
+        upload_limit_bytes: int,
+        deadline_s: float = 15.0,
+        is_authenticated: Callable[[str], bool] | None = None,
+        cookie_name: str = "cryoneuro_session",
+        upload_suffix: str = "/plan-bundle",
+    ) -> None:
         self.app = app
         self.limit = limit_bytes
         self.upload_limit = upload_limit_bytes
@@ -77,7 +104,7 @@ class LimitsAndHeaders:
             if key == b"cookie":
                 try:
                     morsel = SimpleCookie(value.decode("latin-1")).get(self.cookie_name)
-                except Exception:  # noqa: BLE001, S112 — a malformed Cookie header is no session
+                except Exception:
                     continue
                 if morsel is not None and self.is_authenticated(morsel.value):
                     return True

@@ -45,17 +45,23 @@ from cryoneuro.web.forms import FormField, choices
 __all__ = ["CLINICAL_FORMS", "EnrolmentIn", "enrolment_fields"]
 
 
-def enrolment_fields(session: Session, actor: Actor,
-                     study_code: str) -> tuple[list[FormField], str]:
+def enrolment_fields(
+    session: Session, actor: Actor, study_code: str
+) -> tuple[list[FormField], str]:
     studies = list(session.scalars(select(Study).order_by(Study.code)))
     study = next((s for s in studies if s.code == study_code), studies[0] if studies else None)
     code = study.code if study else ""
     sites = [s for s in (study.sites if study else []) if actor.can_access_site(s.id)]
     today = dt.date.today().isoformat()
     fields = [
-        FormField("study_code", "Study", "select", [(s.code, f"{s.code} — {s.title}")
-                                                     for s in studies], value=code,
-                  attrs={"onchange": "location='/enrol?study='+this.value"}),
+        FormField(
+            "study_code",
+            "Study",
+            "select",
+            [(s.code, f"{s.code} — {s.title}") for s in studies],
+            value=code,
+            attrs={"onchange": "location='/enrol?study='+this.value"},
+        ),
         FormField("site_code", "Site", "select", [(s.code, s.name) for s in sites]),
         FormField("nhs_number", "NHS number", hint="10 digits; stored encrypted"),
         FormField("sex", "Sex", "select", choices(Sex.codes())),
@@ -65,18 +71,32 @@ def enrolment_fields(session: Session, actor: Actor,
         FormField("consent_form_version", "Consent form version", value="v1.0"),
         FormField("consented", "Written informed consent given", "checkbox"),
     ]
-    for criterion in (study.criteria if study else []):
-        fields.append(FormField(f"eligibility.{criterion.code}",
-                                f"{criterion.kind.title()}: {criterion.text}", "yesno",
-                                section="Eligibility"))
+    for criterion in study.criteria if study else []:
+        fields.append(
+            FormField(
+                f"eligibility.{criterion.code}",
+                f"{criterion.kind.title()}: {criterion.text}",
+                "yesno",
+                section="Eligibility",
+            )
+        )
     fields += [
-        FormField("neuroma.neuroma_type", "Neuroma type", "select", choices(NeuromaType.codes()),
-                  section="Neuroma"),
+        FormField(
+            "neuroma.neuroma_type",
+            "Neuroma type",
+            "select",
+            choices(NeuromaType.codes()),
+            section="Neuroma",
+        ),
         FormField("neuroma.anatomical_site", "Anatomical site", hint="e.g. third web space"),
-        FormField("neuroma.laterality", "Laterality", "select",
-                  [("", "—"), ("left", "left"), ("right", "right")], required=False),
-        FormField("neuroma.size_mm", "Size (mm)", "number", required=False,
-                  attrs={"step": "0.1"}),
+        FormField(
+            "neuroma.laterality",
+            "Laterality",
+            "select",
+            [("", "—"), ("left", "left"), ("right", "right")],
+            required=False,
+        ),
+        FormField("neuroma.size_mm", "Size (mm)", "number", required=False, attrs={"step": "0.1"}),
     ]
     return fields, code
 
@@ -96,11 +116,16 @@ class ClinicalForm:
 def _procedure_fields(session: Session, p: Participant, _flat: dict) -> list[FormField]:
     return [
         FormField("procedure_date", "Procedure date", "date", value=dt.date.today().isoformat()),
-        FormField("neuroma_id", "Neuroma", "select",
-                  [(str(n.id), f"{n.neuroma_type} — {n.anatomical_site}") for n in p.neuromas],
-                  required=False),
-        FormField("imaging_modality", "Imaging guidance", "select",
-                  choices(ImagingModality.codes())),
+        FormField(
+            "neuroma_id",
+            "Neuroma",
+            "select",
+            [(str(n.id), f"{n.neuroma_type} — {n.anatomical_site}") for n in p.neuromas],
+            required=False,
+        ),
+        FormField(
+            "imaging_modality", "Imaging guidance", "select", choices(ImagingModality.codes())
+        ),
         FormField("anaesthesia", "Anaesthesia", "select", choices(Anaesthesia.codes())),
         FormField("device_name", "Device", section="Device"),
         FormField("manufacturer", "Manufacturer"),
@@ -109,10 +134,16 @@ def _procedure_fields(session: Session, p: Participant, _flat: dict) -> list[For
         FormField("gas", "Cryogen", "select", choices(Gas.codes())),
         FormField("protocol", "Freeze–thaw protocol", "textarea", required=False),
         FormField("operator", "Operator"),
-        FormField("plan", "Plan (JSON from `cryoneuro plan`)", "textarea", required=False,
-                  section="Plan"),
-        FormField("predicted_relief_days", "Predicted relief (days)", "number", required=False,
-                  hint="taken from the plan when left blank"),
+        FormField(
+            "plan", "Plan (JSON from `cryoneuro plan`)", "textarea", required=False, section="Plan"
+        ),
+        FormField(
+            "predicted_relief_days",
+            "Predicted relief (days)",
+            "number",
+            required=False,
+            hint="taken from the plan when left blank",
+        ),
     ]
 
 
@@ -129,15 +160,24 @@ def _prepare_procedure(data: dict[str, Any], errors: dict[str, str]) -> dict[str
 def _followup_fields(session: Session, p: Participant, _flat: dict) -> list[FormField]:
     study = session.get(Study, p.study_id)
     visits = [(v.code, f"{v.label} (day {v.day})") for v in study.visits] if study else []
-    fields = [FormField("visit_code", "Visit", "select", visits),
-              FormField("visit_date", "Visit date", "date", value=dt.date.today().isoformat())]
+    fields = [
+        FormField("visit_code", "Visit", "select", visits),
+        FormField("visit_date", "Visit date", "date", value=dt.date.today().isoformat()),
+    ]
     for instrument in ("nrs", "eq5d5l", "moxfq", "bpi"):
         first = True
         for item, (lo, hi, _req) in ITEM_SPECS[instrument].items():
-            fields.append(FormField(f"answers.{instrument}.{item}", f"{item.replace('_', ' ')}",
-                                    "number", required=False, hint=f"{lo}–{hi}",
-                                    section=INSTRUMENT_LABELS[instrument] if first else "",
-                                    attrs={"min": str(lo), "max": str(hi)}))
+            fields.append(
+                FormField(
+                    f"answers.{instrument}.{item}",
+                    f"{item.replace('_', ' ')}",
+                    "number",
+                    required=False,
+                    hint=f"{lo}–{hi}",
+                    section=INSTRUMENT_LABELS[instrument] if first else "",
+                    attrs={"min": str(lo), "max": str(hi)},
+                )
+            )
             first = False
     return fields
 
@@ -154,17 +194,22 @@ def _prepare_followup(data: dict[str, Any], errors: dict[str, str]) -> dict[str,
 def _ae_fields(session: Session, p: Participant, _flat: dict) -> list[FormField]:
     return [
         FormField("onset_date", "Onset date", "date", value=dt.date.today().isoformat()),
-        FormField("procedure_id", "Procedure", "select",
-                  [(str(x.id), f"{x.procedure_date} — {x.device_name}") for x in p.procedures],
-                  required=False),
-        FormField("category", "Category (NICE safety outcome)", "select",
-                  choices(SafetyCategory.codes())),
-        FormField("description", "What happened", "textarea",
-                  hint="no names or other identifiers"),
+        FormField(
+            "procedure_id",
+            "Procedure",
+            "select",
+            [(str(x.id), f"{x.procedure_date} — {x.device_name}") for x in p.procedures],
+            required=False,
+        ),
+        FormField(
+            "category", "Category (NICE safety outcome)", "select", choices(SafetyCategory.codes())
+        ),
+        FormField("description", "What happened", "textarea", hint="no names or other identifiers"),
         FormField("severity", "Severity", "select", choices(Severity.codes())),
         FormField("serious", "Serious (SAE)", "yesno"),
-        FormField("relatedness", "Related to the procedure/device", "select",
-                  choices(Relatedness.codes())),
+        FormField(
+            "relatedness", "Related to the procedure/device", "select", choices(Relatedness.codes())
+        ),
         FormField("outcome", "Outcome", "select", choices(AEOutcome.codes())),
         FormField("device_incident", "Device incident (report to MHRA Yellow Card)", "checkbox"),
     ]
@@ -174,24 +219,50 @@ def _reintervention_fields(session: Session, p: Participant, _flat: dict) -> lis
     return [
         FormField("reintervention_date", "Date", "date", value=dt.date.today().isoformat()),
         FormField("kind", "Kind", "select", choices(ReinterventionKind.codes())),
-        FormField("description", "Details", "textarea", required=False,
-                  hint="no names or other identifiers"),
+        FormField(
+            "description",
+            "Details",
+            "textarea",
+            required=False,
+            hint="no names or other identifiers",
+        ),
     ]
 
 
 CLINICAL_FORMS: dict[str, ClinicalForm] = {
     "procedure": ClinicalForm(
-        "Record procedure", "Save procedure", ProcedureIn, _procedure_fields,
-        clinical.record_procedure, lambda p, row: f"/participants/{p.id}", _prepare_procedure),
+        "Record procedure",
+        "Save procedure",
+        ProcedureIn,
+        _procedure_fields,
+        clinical.record_procedure,
+        lambda p, row: f"/participants/{p.id}",
+        _prepare_procedure,
+    ),
     "followup": ClinicalForm(
-        "Follow-up questionnaires", "Save follow-up", FollowUpIn, _followup_fields,
-        clinical.record_followup, lambda p, row: f"/participants/{p.id}", _prepare_followup),
+        "Follow-up questionnaires",
+        "Save follow-up",
+        FollowUpIn,
+        _followup_fields,
+        clinical.record_followup,
+        lambda p, row: f"/participants/{p.id}",
+        _prepare_followup,
+    ),
     "adverse_event": ClinicalForm(
-        "Report adverse event", "Report event", AdverseEventIn, _ae_fields,
-        clinical.report_adverse_event, lambda p, row: f"/adverse-events/{row.id}",
-        checkboxes={"device_incident"}),
+        "Report adverse event",
+        "Report event",
+        AdverseEventIn,
+        _ae_fields,
+        clinical.report_adverse_event,
+        lambda p, row: f"/adverse-events/{row.id}",
+        checkboxes={"device_incident"},
+    ),
     "reintervention": ClinicalForm(
-        "Record re-intervention", "Save re-intervention", ReinterventionIn,
-        _reintervention_fields, clinical.record_reintervention,
-        lambda p, row: f"/participants/{p.id}"),
+        "Record re-intervention",
+        "Save re-intervention",
+        ReinterventionIn,
+        _reintervention_fields,
+        clinical.record_reintervention,
+        lambda p, row: f"/participants/{p.id}",
+    ),
 }

@@ -47,10 +47,9 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
 
 
 def error_page(request: Request, status: int, message: str, field: str | None) -> HTMLResponse:
-    return render(request, "error.html", status=status, status_code=status, message=message,
-                  field=field)
-
-
+    return render(
+        request, "error.html", status=status, status_code=status, message=message, field=field
+    )
 
 
 def client_ip(request: Request) -> str:
@@ -67,12 +66,19 @@ def limited_authenticate(request: Request, session: Session, username: str, pass
         user = authenticate(session, username, password)
     except AuthenticationError:
         limiter.failure(username, ip)
-        audit.log_event(session, None, "login-fail", table="app_user", details={"ip": ip},
-                        username=username)
+        audit.log_event(
+            session, None, "login-fail", table="app_user", details={"ip": ip}, username=username
+        )
         raise
     limiter.success(username, ip)
-    audit.log_event(session, Actor.from_user(user), "login", table="app_user",
-                    row_id=str(user.id), details={"ip": ip})
+    audit.log_event(
+        session,
+        Actor.from_user(user),
+        "login",
+        table="app_user",
+        row_id=str(user.id),
+        details={"ip": ip},
+    )
     return user
 
 
@@ -103,20 +109,26 @@ def logout(request: Request, data: FormDep) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: SessionDep,
-         actor: PageActor) -> HTMLResponse:
+def home(request: Request, session: SessionDep, actor: PageActor) -> HTMLResponse:
     from cryoneuro.web import charts
 
     outcomes = outcome_summary(session, actor)
-    return render(request, "dashboard.html", actor=actor, board=dashboard(session, actor),
-                  participants=participants.list_participants(session, actor),
-                  can_write=actor.role in WRITE_ROLES, outcomes=outcomes, charts=charts)
+    return render(
+        request,
+        "dashboard.html",
+        actor=actor,
+        board=dashboard(session, actor),
+        participants=participants.list_participants(session, actor),
+        can_write=actor.role in WRITE_ROLES,
+        outcomes=outcomes,
+        charts=charts,
+    )
 
 
 @router.api_route("/enrol", methods=["GET", "POST"], response_class=HTMLResponse)
-def enrol(request: Request, flat: FormDep, session: SessionDep,
-          settings: SettingsDep,
-          actor: PageActor) -> Response:
+def enrol(
+    request: Request, flat: FormDep, session: SessionDep, settings: SettingsDep, actor: PageActor
+) -> Response:
     actor.require(WRITE_ROLES, "enrol participants")
     study_code = flat.get("study_code") or request.query_params.get("study", "")
     fields, study_code = page_forms.enrolment_fields(session, actor, study_code[:40])
@@ -131,36 +143,64 @@ def enrol(request: Request, flat: FormDep, session: SessionDep,
             except RegistryInputError as exc:
                 errors = input_error(exc)
     general = fill(fields, flat, errors)
-    return render(request, "form.html", status=422 if errors else 200, actor=actor,
-                  title=f"Enrol a participant ({study_code})", fields=fields, general=general,
-                  action=f"/enrol?study={study_code}", submit="Enrol")
+    return render(
+        request,
+        "form.html",
+        status=422 if errors else 200,
+        actor=actor,
+        title=f"Enrol a participant ({study_code})",
+        fields=fields,
+        general=general,
+        action=f"/enrol?study={study_code}",
+        submit="Enrol",
+    )
 
 
 @router.get("/participants/{participant_id}", response_class=HTMLResponse)
-def participant_page(participant_id: int, request: Request,
-                     session: SessionDep,
-                     settings: SettingsDep,
-                     actor: PageActor) -> HTMLResponse:
+def participant_page(
+    participant_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: PageActor,
+) -> HTMLResponse:
     p = participants.get_participant(session, actor, participant_id)
     study = clinical.study_of(session, p)
     summary = participants.participant_summary(session, settings, actor, p)
-    return render(request, "participant.html", actor=actor, p=p, study=study,
-                  summary=summary, arm=summary["arm_code"],
-                  can_write=actor.role in WRITE_ROLES)
+    return render(
+        request,
+        "participant.html",
+        actor=actor,
+        p=p,
+        study=study,
+        summary=summary,
+        arm=summary["arm_code"],
+        can_write=actor.role in WRITE_ROLES,
+    )
 
 
 @router.post("/participants/{participant_id}/randomise")
-def randomise_page(participant_id: int, request: Request, flat: FormDep,
-                   session: SessionDep,
-                   settings: SettingsDep,
-                   actor: PageActor) -> Response:
+def randomise_page(
+    participant_id: int,
+    request: Request,
+    flat: FormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: PageActor,
+) -> Response:
     randomise(session, settings, actor, participant_id)
     session.commit()
     return RedirectResponse(f"/participants/{participant_id}", status_code=303)
 
 
-def _clinical_form(request: Request, flat: dict[str, Any], session: Session, actor: Actor,
-                   participant_id: int, kind: str) -> Response:
+def _clinical_form(
+    request: Request,
+    flat: dict[str, Any],
+    session: Session,
+    actor: Actor,
+    participant_id: int,
+    kind: str,
+) -> Response:
     p = participants.get_participant(session, actor, participant_id)
     actor.require_write(p.site_id)
     spec = page_forms.CLINICAL_FORMS[kind]
@@ -179,54 +219,71 @@ def _clinical_form(request: Request, flat: dict[str, Any], session: Session, act
             except RegistryInputError as exc:
                 errors = input_error(exc)
     general = fill(fields, flat, errors)
-    return render(request, "form.html", status=422 if errors else 200, actor=actor,
-                  title=f"{spec.title} — {p.study_number}", fields=fields, general=general,
-                  action=str(request.url.path), submit=spec.submit)
+    return render(
+        request,
+        "form.html",
+        status=422 if errors else 200,
+        actor=actor,
+        title=f"{spec.title} — {p.study_number}",
+        fields=fields,
+        general=general,
+        action=str(request.url.path),
+        submit=spec.submit,
+    )
 
 
-@router.api_route("/participants/{participant_id}/procedure", methods=["GET", "POST"],
-                  response_class=HTMLResponse)
-def procedure_page(participant_id: int, request: Request, flat: FormDep,
-                         session: SessionDep,
-                         actor: PageActor) -> Response:
+@router.api_route(
+    "/participants/{participant_id}/procedure", methods=["GET", "POST"], response_class=HTMLResponse
+)
+def procedure_page(
+    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
+) -> Response:
     return _clinical_form(request, flat, session, actor, participant_id, "procedure")
 
 
-@router.api_route("/participants/{participant_id}/followup", methods=["GET", "POST"],
-                  response_class=HTMLResponse)
-def followup_page(participant_id: int, request: Request, flat: FormDep,
-                        session: SessionDep,
-                        actor: PageActor) -> Response:
+@router.api_route(
+    "/participants/{participant_id}/followup", methods=["GET", "POST"], response_class=HTMLResponse
+)
+def followup_page(
+    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
+) -> Response:
     return _clinical_form(request, flat, session, actor, participant_id, "followup")
 
 
-@router.api_route("/participants/{participant_id}/adverse-event", methods=["GET", "POST"],
-                  response_class=HTMLResponse)
-def adverse_event_page(participant_id: int, request: Request, flat: FormDep,
-                             session: SessionDep,
-                             actor: PageActor) -> Response:
+@router.api_route(
+    "/participants/{participant_id}/adverse-event",
+    methods=["GET", "POST"],
+    response_class=HTMLResponse,
+)
+def adverse_event_page(
+    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
+) -> Response:
     return _clinical_form(request, flat, session, actor, participant_id, "adverse_event")
 
 
-@router.api_route("/participants/{participant_id}/reintervention", methods=["GET", "POST"],
-                  response_class=HTMLResponse)
-def reintervention_page(participant_id: int, request: Request, flat: FormDep, session: SessionDep,
-                              actor: PageActor) -> Response:
+@router.api_route(
+    "/participants/{participant_id}/reintervention",
+    methods=["GET", "POST"],
+    response_class=HTMLResponse,
+)
+def reintervention_page(
+    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
+) -> Response:
     return _clinical_form(request, flat, session, actor, participant_id, "reintervention")
 
 
 @router.get("/adverse-events/{event_id}", response_class=HTMLResponse)
-def adverse_event_summary(event_id: int, request: Request,
-                          session: SessionDep,
-                          actor: PageActor) -> HTMLResponse:
+def adverse_event_summary(
+    event_id: int, request: Request, session: SessionDep, actor: PageActor
+) -> HTMLResponse:
     summary = yellow_card_summary(session, actor, event_id)
-    return render(request, "yellow_card.html", actor=actor, summary=summary,
-                  text=yellow_card_text(summary))
+    return render(
+        request, "yellow_card.html", actor=actor, summary=summary, text=yellow_card_text(summary)
+    )
 
 
 @router.get("/audit", response_class=HTMLResponse)
-def audit_page(request: Request, session: SessionDep,
-               actor: PageActor) -> HTMLResponse:
+def audit_page(request: Request, session: SessionDep, actor: PageActor) -> HTMLResponse:
     entries = audit.list_audit(session, actor, limit=500)
     return render(request, "audit.html", actor=actor, entries=entries, dumps=json.dumps)
 
@@ -237,5 +294,6 @@ def exports_page(request: Request, actor: PageActor) -> HTMLResponse:
     from cryoneuro.registry.exports.tidy import TABLES
 
     actor.require(EXPORT_ROLES, "export data")
-    return render(request, "exports.html", actor=actor, tables=list(TABLES),
-                  today=dt.date.today().isoformat())
+    return render(
+        request, "exports.html", actor=actor, tables=list(TABLES), today=dt.date.today().isoformat()
+    )

@@ -22,21 +22,32 @@ from cryoneuro.web.deps import PageActor, SessionDep, UploadFormDep
 
 router = APIRouter(include_in_schema=False)
 
-REPORT_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
-              "sandbox; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+REPORT_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+    "sandbox; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 DATA_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
 PDF_CSP = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 
 def file_response(row: Any) -> Response:
     """A stored plan file with its media type and a CSP suited to its kind."""
-    csp = REPORT_CSP if row.name.endswith(".html") else (
-        PDF_CSP if row.name.endswith(".pdf") else DATA_CSP)
+    csp = (
+        REPORT_CSP
+        if row.name.endswith(".html")
+        else (PDF_CSP if row.name.endswith(".pdf") else DATA_CSP)
+    )
     inline = row.name.endswith((".html", ".pdf", ".json"))
     disposition = f'{"inline" if inline else "attachment"}; filename="{row.name}"'
-    return Response(row.content, media_type=row.media_type,
-                    headers={"Content-Security-Policy": csp, "Content-Disposition": disposition,
-                             "X-Content-SHA256": row.sha256})
+    return Response(
+        row.content,
+        media_type=row.media_type,
+        headers={
+            "Content-Security-Policy": csp,
+            "Content-Disposition": disposition,
+            "X-Content-SHA256": row.sha256,
+        },
+    )
 
 
 def _viewer(procedure: Procedure, names: set[str]) -> dict[str, Any] | None:
@@ -49,13 +60,22 @@ def _viewer(procedure: Procedure, names: set[str]) -> dict[str, Any] | None:
     if isinstance(tip, list) and len(tip) == 3 and all(isinstance(v, int | float) for v in tip):
         # plan coordinates are LPS mm; the NIfTI world (and Niivue) is RAS
         target = f"{-float(tip[0]):.3f},{-float(tip[1]):.3f},{float(tip[2]):.3f}"
-    overlay = ("iceball_labels.nii.gz" if "iceball_labels.nii.gz" in names else None)
-    return {"image": base + "image.nii.gz", "overlay": base + overlay if overlay else "",
-            "target": target or ""}
+    overlay = "iceball_labels.nii.gz" if "iceball_labels.nii.gz" in names else None
+    return {
+        "image": base + "image.nii.gz",
+        "overlay": base + overlay if overlay else "",
+        "target": target or "",
+    }
 
 
-def render_procedure(request: Request, session: Any, actor: Actor, procedure_id: int,
-                     status: int = 200, errors: dict[str, str] | None = None) -> HTMLResponse:
+def render_procedure(
+    request: Request,
+    session: Any,
+    actor: Actor,
+    procedure_id: int,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+) -> HTMLResponse:
     from cryoneuro.web.pages import render
 
     procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
@@ -63,22 +83,35 @@ def render_procedure(request: Request, session: Any, actor: Actor, procedure_id:
     names = {f.name for f in files}
     plan = procedure.plan or {}
     relief = plan.get("relief") if isinstance(plan.get("relief"), dict) else {}
-    return render(request, "procedure.html", status=status, actor=actor, x=procedure,
-                  p=participant, files=files, names=names, plan=plan, relief=relief,
-                  viewer=_viewer(procedure, names), errors=errors or {},
-                  can_write=actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
-                  max_mb=plan_files.MAX_BUNDLE_BYTES // 2**20)
+    return render(
+        request,
+        "procedure.html",
+        status=status,
+        actor=actor,
+        x=procedure,
+        p=participant,
+        files=files,
+        names=names,
+        plan=plan,
+        relief=relief,
+        viewer=_viewer(procedure, names),
+        errors=errors or {},
+        can_write=actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
+        max_mb=plan_files.MAX_BUNDLE_BYTES // 2**20,
+    )
 
 
 @router.get("/procedures/{procedure_id}", response_class=HTMLResponse)
-def procedure_page(procedure_id: int, request: Request, session: SessionDep,
-                   actor: PageActor) -> HTMLResponse:
+def procedure_page(
+    procedure_id: int, request: Request, session: SessionDep, actor: PageActor
+) -> HTMLResponse:
     return render_procedure(request, session, actor, procedure_id)
 
 
 @router.post("/procedures/{procedure_id}/plan-bundle", response_class=HTMLResponse)
-def upload_bundle(procedure_id: int, request: Request, form: UploadFormDep,
-                  session: SessionDep, actor: PageActor) -> Response:
+def upload_bundle(
+    procedure_id: int, request: Request, form: UploadFormDep, session: SessionDep, actor: PageActor
+) -> Response:
     procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
     actor.require_write(participant.site_id)
     content, reason = form["bundle"], form["reason"]
@@ -87,12 +120,17 @@ def upload_bundle(procedure_id: int, request: Request, form: UploadFormDep,
         session.commit()
     except RegistryInputError as exc:
         session.rollback()
-        return render_procedure(request, session, actor, procedure_id, status=422,
-                                errors={exc.field or "bundle": str(exc)})
+        return render_procedure(
+            request,
+            session,
+            actor,
+            procedure_id,
+            status=422,
+            errors={exc.field or "bundle": str(exc)},
+        )
     return RedirectResponse(f"/procedures/{procedure.id}", status_code=303)
 
 
 @router.get("/procedures/{procedure_id}/files/{name}")
-def procedure_file(procedure_id: int, name: str, session: SessionDep,
-                   actor: PageActor) -> Response:
+def procedure_file(procedure_id: int, name: str, session: SessionDep, actor: PageActor) -> Response:
     return file_response(plan_files.get_file(session, actor, procedure_id, name))

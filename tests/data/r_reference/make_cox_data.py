@@ -12,8 +12,14 @@ for i in range(60):
     treated = i % 2
     t = rng.exponential(300 if treated else 150)
     c = rng.uniform(100, 500)
-    rows.append({"id": i, "treated": treated, "duration": round(float(min(t, c)), 0) + 1,
-                 "event": int(t <= c)})
+    rows.append(
+        {
+            "id": i,
+            "treated": treated,
+            "duration": round(float(min(t, c)), 0) + 1,
+            "event": int(t <= c),
+        }
+    )
 with open("cox_data.csv", "w", newline="") as fh:
     writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
     writer.writeheader()

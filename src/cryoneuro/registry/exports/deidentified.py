@@ -25,16 +25,26 @@ from cryoneuro.registry.services.participants import list_participants
 from cryoneuro.registry.settings import RegistrySettings
 
 #: Free-text columns (typed by users) and row ids that would link back to the registry.
-FREE_TEXT = {"neuroma_site", "prior_treatments", "device_name", "manufacturer", "device_lot",
-             "probe_model", "protocol", "operator", "description"}
+FREE_TEXT = {
+    "neuroma_site",
+    "prior_treatments",
+    "device_name",
+    "manufacturer",
+    "device_lot",
+    "probe_model",
+    "protocol",
+    "operator",
+    "description",
+}
 DROPPED = FREE_TEXT | {"visit_id", "event_id", "procedure_id", "reintervention_id"}
 DEID_TABLES = {name: [c for c in cols if c not in DROPPED] for name, cols in TABLES.items()}
 MAX_SHIFT_DAYS = 180
 
 
 def _digest(settings: RegistrySettings, participant_id: int) -> bytes:
-    return hmac.new(settings.randomisation_seed_secret(), f"deid:{participant_id}".encode(),
-                    hashlib.sha256).digest()
+    return hmac.new(
+        settings.randomisation_seed_secret(), f"deid:{participant_id}".encode(), hashlib.sha256
+    ).digest()
 
 
 def date_offset_days(settings: RegistrySettings, participant_id: int) -> int:
@@ -42,8 +52,9 @@ def date_offset_days(settings: RegistrySettings, participant_id: int) -> int:
     return value % (2 * MAX_SHIFT_DAYS + 1) - MAX_SHIFT_DAYS
 
 
-def deidentified_tables(session: Session, settings: RegistrySettings,
-                        actor: Actor) -> dict[str, list[dict]]:
+def deidentified_tables(
+    session: Session, settings: RegistrySettings, actor: Actor
+) -> dict[str, list[dict]]:
     actor.require(EXPORT_ROLES, "export data")
     studies = {s.id: s for s in session.scalars(select(Study))}
     sites = {s.id: s for s in session.scalars(select(Site))}
@@ -51,8 +62,7 @@ def deidentified_tables(session: Session, settings: RegistrySettings,
     for participant in list_participants(session, actor):
         shift = dt.timedelta(days=date_offset_days(settings, participant.id))
         pseudonym = "D" + _digest(settings, participant.id)[4:10].hex().upper()
-        for name, rows in participant_rows(session, participant, studies, sites,
-                                           actor).items():
+        for name, rows in participant_rows(session, participant, studies, sites, actor).items():
             for row in rows:
                 clean = {}
                 for key, value in row.items():

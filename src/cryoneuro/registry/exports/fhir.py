@@ -18,8 +18,10 @@ LOINC_PAIN_NRS = ("72514-3", "Pain severity - 0-10 verbal numeric rating [Score]
 
 
 def _subject(study_number: str) -> dict[str, Any]:
-    return {"identifier": {"system": STUDY_NUMBER_SYSTEM, "value": study_number},
-            "display": study_number}
+    return {
+        "identifier": {"system": STUDY_NUMBER_SYSTEM, "value": study_number},
+        "display": study_number,
+    }
 
 
 def bundle_dict(session: Session, actor: Actor) -> dict[str, Any]:
@@ -30,39 +32,83 @@ def bundle_dict(session: Session, actor: Actor) -> dict[str, Any]:
             qr_id = f"qr-{visit.id}"
             items = []
             for instrument, answers in sorted(visit.answers.items()):
-                items.append({"linkId": instrument, "item": [
-                    {"linkId": f"{instrument}.{item}", "answer": [{"valueInteger": int(v)}]}
-                    for item, v in answers.items()]})
-            entries.append({"fullUrl": f"urn:uuid:{qr_id}", "resource": {
-                "resourceType": "QuestionnaireResponse", "id": qr_id, "status": "completed",
-                "questionnaire": QUESTIONNAIRES + visit.visit_code,
-                "subject": _subject(p.study_number), "authored": visit.visit_date.isoformat(),
-                "item": items}})
+                items.append(
+                    {
+                        "linkId": instrument,
+                        "item": [
+                            {"linkId": f"{instrument}.{item}", "answer": [{"valueInteger": int(v)}]}
+                            for item, v in answers.items()
+                        ],
+                    }
+                )
+            entries.append(
+                {
+                    "fullUrl": f"urn:uuid:{qr_id}",
+                    "resource": {
+                        "resourceType": "QuestionnaireResponse",
+                        "id": qr_id,
+                        "status": "completed",
+                        "questionnaire": QUESTIONNAIRES + visit.visit_code,
+                        "subject": _subject(p.study_number),
+                        "authored": visit.visit_date.isoformat(),
+                        "item": items,
+                    },
+                }
+            )
             observations: list[tuple[str, str, float, dict | None]] = []
             if "nrs" in visit.answers:
-                observations.append(("nrs", "pain", float(visit.answers["nrs"]["pain"]),
-                                     {"system": "http://loinc.org", "code": LOINC_PAIN_NRS[0],
-                                      "display": LOINC_PAIN_NRS[1]}))
+                observations.append(
+                    (
+                        "nrs",
+                        "pain",
+                        float(visit.answers["nrs"]["pain"]),
+                        {
+                            "system": "http://loinc.org",
+                            "code": LOINC_PAIN_NRS[0],
+                            "display": LOINC_PAIN_NRS[1],
+                        },
+                    )
+                )
             for instrument, score in sorted((visit.scores or {}).items()):
                 for measure, value in _flatten_scores("", score):
                     if isinstance(value, int | float) and not isinstance(value, bool):
                         observations.append((instrument, measure, float(value), None))
             for n, (instrument, measure, value, loinc) in enumerate(observations):
-                coding = [{"system": "urn:cryoneuro:score", "code": f"{instrument}.{measure}",
-                           "display": f"{instrument} {measure}"}]
+                coding = [
+                    {
+                        "system": "urn:cryoneuro:score",
+                        "code": f"{instrument}.{measure}",
+                        "display": f"{instrument} {measure}",
+                    }
+                ]
                 if loinc:
                     coding.insert(0, loinc)
                 obs_id = f"obs-{visit.id}-{n}"
-                entries.append({"fullUrl": f"urn:uuid:{obs_id}", "resource": {
-                    "resourceType": "Observation", "id": obs_id, "status": "final",
-                    "category": [{"coding": [{
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "survey"}]}],
-                    "code": {"coding": coding, "text": f"{instrument} {measure}"},
-                    "subject": _subject(p.study_number),
-                    "effectiveDateTime": visit.visit_date.isoformat(),
-                    "valueQuantity": {"value": value},
-                    "derivedFrom": [{"reference": f"urn:uuid:{qr_id}"}]}})
+                entries.append(
+                    {
+                        "fullUrl": f"urn:uuid:{obs_id}",
+                        "resource": {
+                            "resourceType": "Observation",
+                            "id": obs_id,
+                            "status": "final",
+                            "category": [
+                                {
+                                    "coding": [
+                                        {
+                                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                            "code": "survey",
+                                        }
+                                    ]
+                                }
+                            ],
+                            "code": {"coding": coding, "text": f"{instrument} {measure}"},
+                            "subject": _subject(p.study_number),
+                            "effectiveDateTime": visit.visit_date.isoformat(),
+                            "valueQuantity": {"value": value},
+                            "derivedFrom": [{"reference": f"urn:uuid:{qr_id}"}],
+                        },
+                    }
+                )
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 

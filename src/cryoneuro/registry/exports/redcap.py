@@ -29,11 +29,23 @@ from cryoneuro.registry.models import (
 from cryoneuro.registry.services.participants import list_participants
 
 DICTIONARY_COLUMNS = [
-    "Variable / Field Name", "Form Name", "Section Header", "Field Type", "Field Label",
-    "Choices, Calculations, OR Slider Labels", "Field Note",
-    "Text Validation Type OR Show Slider Number", "Text Validation Min", "Text Validation Max",
-    "Identifier?", "Branching Logic (Show field only if...)", "Required Field?",
-    "Custom Alignment", "Question Number (surveys only)", "Matrix Group Name", "Matrix Ranking?",
+    "Variable / Field Name",
+    "Form Name",
+    "Section Header",
+    "Field Type",
+    "Field Label",
+    "Choices, Calculations, OR Slider Labels",
+    "Field Note",
+    "Text Validation Type OR Show Slider Number",
+    "Text Validation Min",
+    "Text Validation Max",
+    "Identifier?",
+    "Branching Logic (Show field only if...)",
+    "Required Field?",
+    "Custom Alignment",
+    "Question Number (surveys only)",
+    "Matrix Group Name",
+    "Matrix Ranking?",
     "Field Annotation",
 ]
 
@@ -42,17 +54,39 @@ def _choices(vocabulary: Any) -> str:
     return " | ".join(f"{i}, {code}" for i, code in enumerate(vocabulary.codes(), start=1))
 
 
-def _field(name: str, form: str, ftype: str, label: str, choices: str = "",
-           validation: str = "", vmin: Any = "", vmax: Any = "") -> dict[str, Any]:
-    return {"Variable / Field Name": name, "Form Name": form, "Field Type": ftype,
-            "Field Label": label, "Choices, Calculations, OR Slider Labels": choices,
-            "Text Validation Type OR Show Slider Number": validation,
-            "Text Validation Min": vmin, "Text Validation Max": vmax}
+def _field(
+    name: str,
+    form: str,
+    ftype: str,
+    label: str,
+    choices: str = "",
+    validation: str = "",
+    vmin: Any = "",
+    vmax: Any = "",
+) -> dict[str, Any]:
+    return {
+        "Variable / Field Name": name,
+        "Form Name": form,
+        "Field Type": ftype,
+        "Field Label": label,
+        "Choices, Calculations, OR Slider Labels": choices,
+        "Text Validation Type OR Show Slider Number": validation,
+        "Text Validation Min": vmin,
+        "Text Validation Max": vmax,
+    }
 
 
-CODED = {"sex": Sex, "neuroma_type": NeuromaType, "imaging_modality": ImagingModality,
-         "anaesthesia": Anaesthesia, "gas": Gas, "category": SafetyCategory,
-         "severity": Severity, "relatedness": Relatedness, "outcome": AEOutcome}
+CODED = {
+    "sex": Sex,
+    "neuroma_type": NeuromaType,
+    "imaging_modality": ImagingModality,
+    "anaesthesia": Anaesthesia,
+    "gas": Gas,
+    "category": SafetyCategory,
+    "severity": Severity,
+    "relatedness": Relatedness,
+    "outcome": AEOutcome,
+}
 
 
 def data_dictionary() -> list[dict[str, Any]]:
@@ -62,33 +96,65 @@ def data_dictionary() -> list[dict[str, Any]]:
         _field("site", "enrolment", "text", "Site code"),
         _field("arm", "enrolment", "text", "Allocated arm (RCT)"),
         _field("sex", "enrolment", "dropdown", "Sex", _choices(Sex)),
-        _field("age_at_enrolment_years", "enrolment", "text", "Age at enrolment", "",
-               "integer", 16, 120),
+        _field(
+            "age_at_enrolment_years",
+            "enrolment",
+            "text",
+            "Age at enrolment",
+            "",
+            "integer",
+            16,
+            120,
+        ),
         _field("enrolment_date", "enrolment", "text", "Enrolment date", "", "date_ymd"),
         _field("neuroma_type", "enrolment", "dropdown", "Neuroma type", _choices(NeuromaType)),
         _field("neuroma_site", "enrolment", "text", "Neuroma anatomical site"),
         _field("neuroma_size_mm", "enrolment", "text", "Neuroma size (mm)", "", "number", 0, 200),
         _field("procedure_date", "procedure", "text", "Procedure date", "", "date_ymd"),
-        _field("imaging_modality", "procedure", "dropdown", "Imaging guidance",
-               _choices(ImagingModality)),
+        _field(
+            "imaging_modality",
+            "procedure",
+            "dropdown",
+            "Imaging guidance",
+            _choices(ImagingModality),
+        ),
         _field("anaesthesia", "procedure", "dropdown", "Anaesthesia", _choices(Anaesthesia)),
         _field("device_name", "procedure", "text", "Device"),
         _field("manufacturer", "procedure", "text", "Manufacturer"),
         _field("device_lot", "procedure", "text", "Device lot"),
         _field("gas", "procedure", "dropdown", "Cryogen", _choices(Gas)),
-        _field("predicted_relief_days", "procedure", "text", "Predicted relief (days)", "",
-               "number", 0, 3650),
+        _field(
+            "predicted_relief_days",
+            "procedure",
+            "text",
+            "Predicted relief (days)",
+            "",
+            "number",
+            0,
+            3650,
+        ),
         _field("visit_code", "followup", "text", "Visit"),
         _field("visit_date", "followup", "text", "Visit date", "", "date_ymd"),
     ]
     for instrument, items in ITEM_SPECS.items():
         for item, (lo, hi, _required) in items.items():
-            rows.append(_field(f"{instrument}_{item}", "followup", "text",
-                               f"{instrument.upper()} {item}", "", "integer", lo, hi))
+            rows.append(
+                _field(
+                    f"{instrument}_{item}",
+                    "followup",
+                    "text",
+                    f"{instrument.upper()} {item}",
+                    "",
+                    "integer",
+                    lo,
+                    hi,
+                )
+            )
     rows += [
         _field("onset_date", "adverse_event", "text", "Onset date", "", "date_ymd"),
-        _field("category", "adverse_event", "dropdown", "Safety category",
-               _choices(SafetyCategory)),
+        _field(
+            "category", "adverse_event", "dropdown", "Safety category", _choices(SafetyCategory)
+        ),
         _field("severity", "adverse_event", "dropdown", "Severity", _choices(Severity)),
         _field("serious", "adverse_event", "yesno", "Serious"),
         _field("relatedness", "adverse_event", "dropdown", "Relatedness", _choices(Relatedness)),
@@ -115,45 +181,72 @@ def records(session: Session, actor: Actor) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for p in list_participants(session, actor):
         n = p.neuromas[0] if p.neuromas else None
-        out.append({"record_id": p.study_number, "redcap_repeat_instrument": "",
-                    "redcap_repeat_instance": "", "study": studies[p.study_id],
-                    "site": sites[p.site_id],
-                    "arm": ("blinded" if p.arm_code and actor.blinded(study_rows[p.study_id])
-                            else p.arm_code or ""),
-                    "sex": _code("sex", p.sex), "age_at_enrolment_years": p.age_at_enrolment_years,
-                    "enrolment_date": p.enrolment_date.isoformat(),
-                    "neuroma_type": _code("neuroma_type", n.neuroma_type) if n else "",
-                    "neuroma_site": n.anatomical_site if n else "",
-                    "neuroma_size_mm": n.size_mm if n and n.size_mm is not None else "",
-                    "enrolment_complete": 2})
+        out.append(
+            {
+                "record_id": p.study_number,
+                "redcap_repeat_instrument": "",
+                "redcap_repeat_instance": "",
+                "study": studies[p.study_id],
+                "site": sites[p.site_id],
+                "arm": (
+                    "blinded"
+                    if p.arm_code and actor.blinded(study_rows[p.study_id])
+                    else p.arm_code or ""
+                ),
+                "sex": _code("sex", p.sex),
+                "age_at_enrolment_years": p.age_at_enrolment_years,
+                "enrolment_date": p.enrolment_date.isoformat(),
+                "neuroma_type": _code("neuroma_type", n.neuroma_type) if n else "",
+                "neuroma_site": n.anatomical_site if n else "",
+                "neuroma_size_mm": n.size_mm if n and n.size_mm is not None else "",
+                "enrolment_complete": 2,
+            }
+        )
         for i, proc in enumerate(p.procedures, start=1):
-            out.append({"record_id": p.study_number, "redcap_repeat_instrument": "procedure",
-                        "redcap_repeat_instance": i,
-                        "procedure_date": proc.procedure_date.isoformat(),
-                        "imaging_modality": _code("imaging_modality", proc.imaging_modality),
-                        "anaesthesia": _code("anaesthesia", proc.anaesthesia),
-                        "device_name": proc.device_name, "manufacturer": proc.manufacturer,
-                        "device_lot": proc.device_lot, "gas": _code("gas", proc.gas),
-                        "predicted_relief_days": proc.predicted_relief_days or "",
-                        "procedure_complete": 2})
+            out.append(
+                {
+                    "record_id": p.study_number,
+                    "redcap_repeat_instrument": "procedure",
+                    "redcap_repeat_instance": i,
+                    "procedure_date": proc.procedure_date.isoformat(),
+                    "imaging_modality": _code("imaging_modality", proc.imaging_modality),
+                    "anaesthesia": _code("anaesthesia", proc.anaesthesia),
+                    "device_name": proc.device_name,
+                    "manufacturer": proc.manufacturer,
+                    "device_lot": proc.device_lot,
+                    "gas": _code("gas", proc.gas),
+                    "predicted_relief_days": proc.predicted_relief_days or "",
+                    "procedure_complete": 2,
+                }
+            )
         for i, visit in enumerate(p.visits, start=1):
-            row = {"record_id": p.study_number, "redcap_repeat_instrument": "followup",
-                   "redcap_repeat_instance": i, "visit_code": visit.visit_code,
-                   "visit_date": visit.visit_date.isoformat(), "followup_complete": 2}
+            row = {
+                "record_id": p.study_number,
+                "redcap_repeat_instrument": "followup",
+                "redcap_repeat_instance": i,
+                "visit_code": visit.visit_code,
+                "visit_date": visit.visit_date.isoformat(),
+                "followup_complete": 2,
+            }
             for instrument, items in visit.answers.items():
                 for item, value in items.items():
                     row[f"{instrument}_{item}"] = value
             out.append(row)
         for i, event in enumerate(p.adverse_events, start=1):
-            out.append({"record_id": p.study_number,
-                        "redcap_repeat_instrument": "adverse_event", "redcap_repeat_instance": i,
-                        "onset_date": event.onset_date.isoformat(),
-                        "category": _code("category", event.category),
-                        "severity": _code("severity", event.severity),
-                        "serious": int(event.serious),
-                        "relatedness": _code("relatedness", event.relatedness),
-                        "outcome": _code("outcome", event.outcome),
-                        "adverse_event_complete": 2})
+            out.append(
+                {
+                    "record_id": p.study_number,
+                    "redcap_repeat_instrument": "adverse_event",
+                    "redcap_repeat_instance": i,
+                    "onset_date": event.onset_date.isoformat(),
+                    "category": _code("category", event.category),
+                    "severity": _code("severity", event.severity),
+                    "serious": int(event.serious),
+                    "relatedness": _code("relatedness", event.relatedness),
+                    "outcome": _code("outcome", event.outcome),
+                    "adverse_event_complete": 2,
+                }
+            )
     return out
 
 
@@ -173,6 +266,11 @@ def dictionary_csv() -> str:
 def records_csv(session: Session, actor: Actor) -> str:
     fields = [r["Variable / Field Name"] for r in data_dictionary()]
     forms = dict.fromkeys(r["Form Name"] for r in data_dictionary())
-    columns = [fields[0], "redcap_repeat_instrument", "redcap_repeat_instance", *fields[1:],
-               *(f"{form}_complete" for form in forms)]
+    columns = [
+        fields[0],
+        "redcap_repeat_instrument",
+        "redcap_repeat_instance",
+        *fields[1:],
+        *(f"{form}_complete" for form in forms),
+    ]
     return _csv(records(session, actor), columns)

@@ -44,63 +44,128 @@ def _flatten_scores(prefix: str, value: Any) -> list[tuple[str, Any]]:
     return []
 
 
-def participant_rows(session: Session, participant: Participant,
-                     studies: dict[int, Study], sites: dict[int, Site],
-                     actor: Actor | None = None) -> dict[str, list[dict]]:
+def participant_rows(
+    session: Session,
+    participant: Participant,
+    studies: dict[int, Study],
+    sites: dict[int, Site],
+    actor: Actor | None = None,
+) -> dict[str, list[dict]]:
     """All tidy rows of one participant (used by the full and de-identified exports)."""
     study, site = studies[participant.study_id], sites[participant.site_id]
     pid = participant.study_number
     neuroma = participant.neuromas[0] if participant.neuromas else None
     day0 = participant.procedures[0].procedure_date if participant.procedures else None
     rows: dict[str, list[dict]] = {name: [] for name in TABLES}
-    rows["participants"].append({
-        "participant_id": pid, "study": study.code, "site": site.code, "design": study.design,
-        "arm": ("blinded" if participant.arm_code and actor is not None and actor.blinded(study)
-                else participant.arm_code or ""), "sex": participant.sex,
-        "age_at_enrolment_years": participant.age_at_enrolment_years,
-        "enrolment_date": participant.enrolment_date, "status": participant.status,
-        "neuroma_type": neuroma.neuroma_type if neuroma else "",
-        "neuroma_site": neuroma.anatomical_site if neuroma else "",
-        "laterality": neuroma.laterality if neuroma else "",
-        "neuroma_size_mm": neuroma.size_mm if neuroma else None,
-        "prior_treatments": "; ".join(neuroma.prior_treatments) if neuroma else ""})
+    rows["participants"].append(
+        {
+            "participant_id": pid,
+            "study": study.code,
+            "site": site.code,
+            "design": study.design,
+            "arm": (
+                "blinded"
+                if participant.arm_code and actor is not None and actor.blinded(study)
+                else participant.arm_code or ""
+            ),
+            "sex": participant.sex,
+            "age_at_enrolment_years": participant.age_at_enrolment_years,
+            "enrolment_date": participant.enrolment_date,
+            "status": participant.status,
+            "neuroma_type": neuroma.neuroma_type if neuroma else "",
+            "neuroma_site": neuroma.anatomical_site if neuroma else "",
+            "laterality": neuroma.laterality if neuroma else "",
+            "neuroma_size_mm": neuroma.size_mm if neuroma else None,
+            "prior_treatments": "; ".join(neuroma.prior_treatments) if neuroma else "",
+        }
+    )
     for p in participant.procedures:
-        rows["procedures"].append({
-            "participant_id": pid, "procedure_id": p.id, "procedure_date": p.procedure_date,
-            "days_since_procedure": _days(day0, p.procedure_date),
-            "imaging_modality": p.imaging_modality, "anaesthesia": p.anaesthesia,
-            "device_name": p.device_name, "manufacturer": p.manufacturer,
-            "device_lot": p.device_lot, "probe_model": p.probe_model, "gas": p.gas,
-            "protocol": p.protocol, "operator": p.operator,
-            "predicted_relief_days": p.predicted_relief_days, "has_plan": p.plan is not None})
+        rows["procedures"].append(
+            {
+                "participant_id": pid,
+                "procedure_id": p.id,
+                "procedure_date": p.procedure_date,
+                "days_since_procedure": _days(day0, p.procedure_date),
+                "imaging_modality": p.imaging_modality,
+                "anaesthesia": p.anaesthesia,
+                "device_name": p.device_name,
+                "manufacturer": p.manufacturer,
+                "device_lot": p.device_lot,
+                "probe_model": p.probe_model,
+                "gas": p.gas,
+                "protocol": p.protocol,
+                "operator": p.operator,
+                "predicted_relief_days": p.predicted_relief_days,
+                "has_plan": p.plan is not None,
+            }
+        )
     for v in participant.visits:
         days = _days(day0, v.visit_date)
-        rows["visits"].append({"participant_id": pid, "visit_id": v.id,
-                               "visit_code": v.visit_code, "visit_date": v.visit_date,
-                               "days_since_procedure": days})
-        base = {"participant_id": pid, "visit_code": v.visit_code, "visit_date": v.visit_date,
-                "days_since_procedure": days}
+        rows["visits"].append(
+            {
+                "participant_id": pid,
+                "visit_id": v.id,
+                "visit_code": v.visit_code,
+                "visit_date": v.visit_date,
+                "days_since_procedure": days,
+            }
+        )
+        base = {
+            "participant_id": pid,
+            "visit_code": v.visit_code,
+            "visit_date": v.visit_date,
+            "days_since_procedure": days,
+        }
         for instrument, items in sorted(v.answers.items()):
             for item, value in items.items():
-                rows["scores"].append({**base, "instrument": instrument, "kind": "item",
-                                       "measure": item, "value": value})
+                rows["scores"].append(
+                    {
+                        **base,
+                        "instrument": instrument,
+                        "kind": "item",
+                        "measure": item,
+                        "value": value,
+                    }
+                )
         for instrument, score in sorted((v.scores or {}).items()):
             for measure, value in _flatten_scores("", score):
-                rows["scores"].append({**base, "instrument": instrument, "kind": "score",
-                                       "measure": measure, "value": value})
+                rows["scores"].append(
+                    {
+                        **base,
+                        "instrument": instrument,
+                        "kind": "score",
+                        "measure": measure,
+                        "value": value,
+                    }
+                )
     for e in participant.adverse_events:
-        rows["adverse_events"].append({
-            "participant_id": pid, "event_id": e.id, "onset_date": e.onset_date,
-            "days_since_procedure": _days(day0, e.onset_date), "category": e.category,
-            "severity": e.severity, "serious": e.serious, "relatedness": e.relatedness,
-            "outcome": e.outcome, "device_incident": e.device_incident,
-            "procedure_id": e.procedure_id, "description": e.description})
+        rows["adverse_events"].append(
+            {
+                "participant_id": pid,
+                "event_id": e.id,
+                "onset_date": e.onset_date,
+                "days_since_procedure": _days(day0, e.onset_date),
+                "category": e.category,
+                "severity": e.severity,
+                "serious": e.serious,
+                "relatedness": e.relatedness,
+                "outcome": e.outcome,
+                "device_incident": e.device_incident,
+                "procedure_id": e.procedure_id,
+                "description": e.description,
+            }
+        )
     for r in participant.reinterventions:
-        rows["reinterventions"].append({
-            "participant_id": pid, "reintervention_id": r.id,
-            "reintervention_date": r.reintervention_date,
-            "days_since_procedure": _days(day0, r.reintervention_date), "kind": r.kind,
-            "description": r.description})
+        rows["reinterventions"].append(
+            {
+                "participant_id": pid,
+                "reintervention_id": r.id,
+                "reintervention_date": r.reintervention_date,
+                "days_since_procedure": _days(day0, r.reintervention_date),
+                "kind": r.kind,
+                "description": r.description,
+            }
+        )
     return rows
 
 
@@ -111,8 +176,7 @@ def tidy_tables(session: Session, actor: Actor) -> dict[str, list[dict]]:
     sites = {s.id: s for s in session.scalars(select(Site))}
     tables: dict[str, list[dict]] = {name: [] for name in TABLES}
     for participant in list_participants(session, actor):
-        for name, rows in participant_rows(session, participant, studies, sites,
-                                           actor).items():
+        for name, rows in participant_rows(session, participant, studies, sites, actor).items():
             tables[name].extend(rows)
     return tables
 

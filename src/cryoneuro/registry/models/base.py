@@ -44,7 +44,7 @@ class CreatedMixin:
     )
 
 
-class StrEnum(str, enum.Enum):
+class StrEnum(enum.StrEnum):
     """Enum whose values are the stored codes."""
 
     def __str__(self) -> str:

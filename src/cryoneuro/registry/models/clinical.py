@@ -8,13 +8,13 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
-    Index,
     Boolean,
     CheckConstraint,
     Date,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -43,9 +43,11 @@ class Participant(CreatedMixin, Base):
     """A pseudonymised participant: ``study_number`` is the only id used outside the site."""
 
     __tablename__ = "participant"
-    __table_args__ = (CheckConstraint(check_in("sex", Sex), name="sex"),
-                      # the dashboard and site-scoped lists filter by site and status
-                      Index("ix_participant_site_status", "site_id", "status"))
+    __table_args__ = (
+        CheckConstraint(check_in("sex", Sex), name="sex"),
+        # the dashboard and site-scoped lists filter by site and status
+        Index("ix_participant_site_status", "site_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)

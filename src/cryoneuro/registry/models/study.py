@@ -34,9 +34,7 @@ class Study(CreatedMixin, Base):
 
     arms: Mapped[list[StudyArm]] = relationship(back_populates="study", order_by="StudyArm.id")
     visits: Mapped[list[VisitDefinition]] = relationship(order_by="VisitDefinition.day")
-    criteria: Mapped[list[EligibilityCriterion]] = relationship(
-        order_by="EligibilityCriterion.id"
-    )
+    criteria: Mapped[list[EligibilityCriterion]] = relationship(order_by="EligibilityCriterion.id")
     sites: Mapped[list[Site]] = relationship(secondary="study_site", order_by="Site.code")
 
 

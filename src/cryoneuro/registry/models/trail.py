@@ -21,8 +21,10 @@ class AuditEntry(Base):
     __tablename__ = "audit_entry"
     __audited__ = False
     # the monitor's view of one record's history, and the trail in time order
-    __table_args__ = (Index("ix_audit_entry_table_row", "table_name", "row_id"),
-                      Index("ix_audit_entry_occurred_at", "occurred_at"))
+    __table_args__ = (
+        Index("ix_audit_entry_table_row", "table_name", "row_id"),
+        Index("ix_audit_entry_occurred_at", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -37,8 +37,13 @@ def list_users(session: Session, actor: Actor) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
-def issue_reset_token(session: Session, settings: RegistrySettings, actor: Actor, user_id: int,
-                      clock: Callable[[], float] = time.time) -> str:
+def issue_reset_token(
+    session: Session,
+    settings: RegistrySettings,
+    actor: Actor,
+    user_id: int,
+    clock: Callable[[], float] = time.time,
+) -> str:
     """A reset token for ``user_id`` (administrators only); the issue is audited."""
     actor.require(ADMIN, "issue password reset links")
     user = session.get(User, user_id) if valid_id(user_id) else None
@@ -46,19 +51,31 @@ def issue_reset_token(session: Session, settings: RegistrySettings, actor: Actor
         raise NotFoundError("no such active user")
     token = make_reset_token(settings.secret_key, user, clock)
     # Nothing in the row changes, so record the event itself (a link of the audit chain).
-    log_event(session, actor, "reset-link", table="app_user", row_id=str(user.id),
-              details={"username": user.username},
-              reason="one-time password reset link issued by an administrator")
+    log_event(
+        session,
+        actor,
+        "reset-link",
+        table="app_user",
+        row_id=str(user.id),
+        details={"username": user.username},
+        reason="one-time password reset link issued by an administrator",
+    )
     return token
 
 
-def check_reset_token(session: Session, settings: RegistrySettings, token: str,
-                      clock: Callable[[], float] = time.time) -> User:
+def check_reset_token(
+    session: Session, settings: RegistrySettings, token: str, clock: Callable[[], float] = time.time
+) -> User:
     return read_reset_token(session, settings.secret_key, token, clock=clock)
 
 
-def reset_password(session: Session, settings: RegistrySettings, token: str, password: str,
-                   clock: Callable[[], float] = time.time) -> User:
+def reset_password(
+    session: Session,
+    settings: RegistrySettings,
+    token: str,
+    password: str,
+    clock: Callable[[], float] = time.time,
+) -> User:
     """Set a new password with a valid link; the link (and any older one) dies with it."""
     user = read_reset_token(session, settings.secret_key, token, clock=clock)
     check_password_rule(password, user.username)

@@ -48,8 +48,9 @@ def set_role(session: Session, actor: Actor, user_id: int, role: str, reason: st
     return user
 
 
-def set_sites(session: Session, actor: Actor, user_id: int, site_codes: list[str],
-              reason: str) -> User:
+def set_sites(
+    session: Session, actor: Actor, user_id: int, site_codes: list[str], reason: str
+) -> User:
     """Make ``site_codes`` exactly the user's member sites (each added/removed row audited)."""
     actor.require(ADMIN, "change site memberships")
     user = _user(session, user_id)
@@ -59,8 +60,10 @@ def set_sites(session: Session, actor: Actor, user_id: int, site_codes: list[str
         if site is None:
             raise NotFoundError(f"no site with code {code[:40]}")
         wanted[site.id] = site
-    current = {m.site_id: m for m in session.scalars(
-        select(SiteMembership).where(SiteMembership.user_id == user.id))}
+    current = {
+        m.site_id: m
+        for m in session.scalars(select(SiteMembership).where(SiteMembership.user_id == user.id))
+    }
     with acting(session, actor, reason=_reason(reason)):
         for site_id, membership in current.items():
             if site_id not in wanted:

@@ -49,8 +49,9 @@ def _not_before_enrolment(participant: Participant, date: dt.date, field: str) -
         raise RegistryInputError("date is in the future", field)
 
 
-def record_procedure(session: Session, actor: Actor, participant_id: int,
-                     data: ProcedureIn) -> Procedure:
+def record_procedure(
+    session: Session, actor: Actor, participant_id: int, data: ProcedureIn
+) -> Procedure:
     """Record a cryoablation with its device/lot and the stored Plan (JSON)."""
     participant = _writable(session, actor, participant_id)
     _not_before_enrolment(participant, data.procedure_date, "procedure_date")
@@ -65,88 +66,143 @@ def record_procedure(session: Session, actor: Actor, participant_id: int,
         if predicted is None:  # the plan's median relief, as for plan bundles
             relief = data.plan.get("relief") or {}
             value = relief.get("median_days") if isinstance(relief, dict) else None
-            if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 3650:
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and 0 <= value <= 3650
+            ):
                 predicted = float(value)
-    procedure = Procedure(participant_id=participant.id,
-                          **data.model_dump(mode="json", exclude={"predicted_relief_days",
-                                                                  "procedure_date"}),
-                          procedure_date=data.procedure_date, predicted_relief_days=predicted)
+    procedure = Procedure(
+        participant_id=participant.id,
+        **data.model_dump(mode="json", exclude={"predicted_relief_days", "procedure_date"}),
+        procedure_date=data.procedure_date,
+        predicted_relief_days=predicted,
+    )
     with acting(session, actor):
         session.add(procedure)
     return procedure
 
 
-def record_followup(session: Session, actor: Actor, participant_id: int,
-                    data: FollowUpIn) -> FollowUpVisit:
+def record_followup(
+    session: Session, actor: Actor, participant_id: int, data: FollowUpIn
+) -> FollowUpVisit:
     """Validate instrument answers (422 naming the item), score them, store both."""
     participant = _writable(session, actor, participant_id)
     _not_before_enrolment(participant, data.visit_date, "visit_date")
-    definition = session.scalar(select(VisitDefinition).where(
-        VisitDefinition.study_id == participant.study_id,
-        VisitDefinition.code == data.visit_code))
+    definition = session.scalar(
+        select(VisitDefinition).where(
+            VisitDefinition.study_id == participant.study_id,
+            VisitDefinition.code == data.visit_code,
+        )
+    )
     if definition is None:
         raise RegistryInputError(f"unknown visit '{data.visit_code}' in this study", "visit_code")
-    if session.scalar(select(FollowUpVisit.id).where(
+    if session.scalar(
+        select(FollowUpVisit.id).where(
             FollowUpVisit.participant_id == participant.id,
-            FollowUpVisit.visit_code == data.visit_code)):
+            FollowUpVisit.visit_code == data.visit_code,
+        )
+    ):
         raise ConflictError(f"visit {data.visit_code} is already recorded: edit it instead")
     answers = validate_answers(data.answers)
     if not answers:
         raise RegistryInputError("at least one instrument must be answered", "answers")
-    visit = FollowUpVisit(participant_id=participant.id, visit_code=data.visit_code,
-                          visit_date=data.visit_date, answers=answers,
-                          scores=score_answers(answers))
+    visit = FollowUpVisit(
+        participant_id=participant.id,
+        visit_code=data.visit_code,
+        visit_date=data.visit_date,
+        answers=answers,
+        scores=score_answers(answers),
+    )
     with acting(session, actor):
         session.add(visit)
     return visit
 
 
-def report_adverse_event(session: Session, actor: Actor, participant_id: int,
-                         data: AdverseEventIn) -> AdverseEvent:
+def report_adverse_event(
+    session: Session, actor: Actor, participant_id: int, data: AdverseEventIn
+) -> AdverseEvent:
     participant = _writable(session, actor, participant_id)
     _not_before_enrolment(participant, data.onset_date, "onset_date")
     if data.procedure_id is not None:
-        procedure = (session.get(Procedure, data.procedure_id)
-                     if valid_id(data.procedure_id) else None)
+        procedure = (
+            session.get(Procedure, data.procedure_id) if valid_id(data.procedure_id) else None
+        )
         if procedure is None or procedure.participant_id != participant.id:
             raise RegistryInputError("no such procedure for this participant", "procedure_id")
-    event = AdverseEvent(participant_id=participant.id, **data.model_dump(mode="json",
-                         exclude={"onset_date"}), onset_date=data.onset_date)
+    event = AdverseEvent(
+        participant_id=participant.id,
+        **data.model_dump(mode="json", exclude={"onset_date"}),
+        onset_date=data.onset_date,
+    )
     with acting(session, actor):
         session.add(event)
     return event
 
 
-def record_reintervention(session: Session, actor: Actor, participant_id: int,
-                          data: ReinterventionIn) -> Reintervention:
+def record_reintervention(
+    session: Session, actor: Actor, participant_id: int, data: ReinterventionIn
+) -> Reintervention:
     participant = _writable(session, actor, participant_id)
     _not_before_enrolment(participant, data.reintervention_date, "reintervention_date")
-    row = Reintervention(participant_id=participant.id, kind=data.kind.value,
-                         description=data.description,
-                         reintervention_date=data.reintervention_date)
+    row = Reintervention(
+        participant_id=participant.id,
+        kind=data.kind.value,
+        description=data.description,
+        reintervention_date=data.reintervention_date,
+    )
     with acting(session, actor):
         session.add(row)
     return row
 
 
 EDITABLE: dict[str, tuple[type[Base], frozenset[str]]] = {
-    "adverse_event": (AdverseEvent, frozenset({"outcome", "severity", "serious", "relatedness",
-                                               "description", "category", "device_incident",
-                                               "onset_date"})),
-    "procedure": (Procedure, frozenset({"device_lot", "protocol", "operator", "probe_model",
-                                        "predicted_relief_days", "procedure_date",
-                                        "imaging_modality", "anaesthesia", "device_name",
-                                        "manufacturer", "gas"})),
-    "neuroma": (Neuroma, frozenset({"anatomical_site", "laterality", "size_mm", "neuroma_type",
-                                    "prior_treatments"})),
+    "adverse_event": (
+        AdverseEvent,
+        frozenset(
+            {
+                "outcome",
+                "severity",
+                "serious",
+                "relatedness",
+                "description",
+                "category",
+                "device_incident",
+                "onset_date",
+            }
+        ),
+    ),
+    "procedure": (
+        Procedure,
+        frozenset(
+            {
+                "device_lot",
+                "protocol",
+                "operator",
+                "probe_model",
+                "predicted_relief_days",
+                "procedure_date",
+                "imaging_modality",
+                "anaesthesia",
+                "device_name",
+                "manufacturer",
+                "gas",
+            }
+        ),
+    ),
+    "neuroma": (
+        Neuroma,
+        frozenset({"anatomical_site", "laterality", "size_mm", "neuroma_type", "prior_treatments"}),
+    ),
     "followup_visit": (FollowUpVisit, frozenset({"visit_date", "answers"})),
 }
 #: Date fields that must stay between enrolment and tomorrow when edited.
 _DATES = {"procedure_date", "onset_date", "visit_date"}
 
 
-def edit_record(session: Session, actor: Actor, table: str, row_id: int,
-                changes: dict[str, Any], reason: str) -> Base:
+def edit_record(
+    session: Session, actor: Actor, table: str, row_id: int, changes: dict[str, Any], reason: str
+) -> Base:
     """Change listed fields of one record; the reason goes into the audit trail."""
     if table not in EDITABLE:
         raise RegistryInputError(f"records of '{table[:40]}' cannot be edited here", "table")
@@ -166,8 +222,11 @@ def edit_record(session: Session, actor: Actor, table: str, row_id: int,
     # Re-validate through the input schema by merging into the current values.
     from cryoneuro.registry import schemas
 
-    schema = {"adverse_event": schemas.AdverseEventIn, "procedure": schemas.ProcedureIn,
-              "neuroma": schemas.NeuromaIn}[table]
+    schema = {
+        "adverse_event": schemas.AdverseEventIn,
+        "procedure": schemas.ProcedureIn,
+        "neuroma": schemas.NeuromaIn,
+    }[table]
     current = {k: getattr(row, k) for k in schema.model_fields if hasattr(row, k)}
     from pydantic import ValidationError
 
@@ -186,8 +245,9 @@ def edit_record(session: Session, actor: Actor, table: str, row_id: int,
     return row
 
 
-def edit_followup(session: Session, actor: Actor, visit_id: int, changes: dict[str, Any],
-                  reason: str) -> FollowUpVisit:
+def edit_followup(
+    session: Session, actor: Actor, visit_id: int, changes: dict[str, Any], reason: str
+) -> FollowUpVisit:
     """Correct a visit's date and/or answers; answers are re-validated and re-scored.
 
     ``changes["answers"]`` replaces the visit's answers as a whole (instrument → items), so a

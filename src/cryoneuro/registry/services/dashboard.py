@@ -21,8 +21,9 @@ from cryoneuro.registry.models import (
 )
 
 
-def visit_status(definition: VisitDefinition, day0: dt.date, done: bool,
-                 today: dt.date) -> tuple[str, dt.date, dt.date]:
+def visit_status(
+    definition: VisitDefinition, day0: dt.date, done: bool, today: dt.date
+) -> tuple[str, dt.date, dt.date]:
     """'done', 'overdue' (window closed), 'due' (window open) or 'upcoming'."""
     target = day0 + dt.timedelta(days=definition.day)
     opens = target - dt.timedelta(days=definition.window_before_days)
@@ -41,8 +42,9 @@ def visit_status(definition: VisitDefinition, day0: dt.date, done: bool,
 LIST_LIMIT = 100
 
 
-def dashboard(session: Session, actor: Actor, today: dt.date | None = None,
-              limit: int = LIST_LIMIT) -> dict[str, Any]:
+def dashboard(
+    session: Session, actor: Actor, today: dt.date | None = None, limit: int = LIST_LIMIT
+) -> dict[str, Any]:
     """Counts per study and site plus the list of visits due or overdue at the actor's sites.
 
     Built from a handful of aggregate queries (participants, first procedure dates, visit codes
@@ -58,47 +60,69 @@ def dashboard(session: Session, actor: Actor, today: dt.date | None = None,
     recruitment_rows = session.execute(
         select(Participant.study_id, Participant.site_id, func.count())
         .where(Participant.id.in_(scope_ids))
-        .group_by(Participant.study_id, Participant.site_id)).all()
+        .group_by(Participant.study_id, Participant.site_id)
+    ).all()
     followed = session.execute(
-        select(Participant.id, Participant.study_id, Participant.study_number,
-               func.min(Procedure.procedure_date))
+        select(
+            Participant.id,
+            Participant.study_id,
+            Participant.study_number,
+            func.min(Procedure.procedure_date),
+        )
         .join(Procedure, Procedure.participant_id == Participant.id)
         .where(Participant.id.in_(scope_ids), Participant.status == "enrolled")
         .group_by(Participant.id, Participant.study_id, Participant.study_number)
-        .order_by(Participant.id)).all()
+        .order_by(Participant.id)
+    ).all()
     done: dict[int, set[str]] = {}
     if followed:
-        enrolled_ids = (select(Procedure.participant_id).join(
-            Participant, Participant.id == Procedure.participant_id)
-            .where(Participant.id.in_(scope_ids), Participant.status == "enrolled"))
+        enrolled_ids = (
+            select(Procedure.participant_id)
+            .join(Participant, Participant.id == Procedure.participant_id)
+            .where(Participant.id.in_(scope_ids), Participant.status == "enrolled")
+        )
         for pid, code in session.execute(
-                select(FollowUpVisit.participant_id, FollowUpVisit.visit_code)
-                .where(FollowUpVisit.participant_id.in_(enrolled_ids))):
+            select(FollowUpVisit.participant_id, FollowUpVisit.visit_code).where(
+                FollowUpVisit.participant_id.in_(enrolled_ids)
+            )
+        ):
             done.setdefault(pid, set()).add(code)
 
     def count(model, *where) -> int:
-        return int(session.scalar(select(func.count()).select_from(model)
-                                  .where(model.participant_id.in_(scope_ids), *where)) or 0)
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(model)
+                .where(model.participant_id.in_(scope_ids), *where)
+            )
+            or 0
+        )
 
-    totals = {"participants": int(sum(n for _, _, n in recruitment_rows)),
-              "procedures": count(Procedure), "followup_visits": count(FollowUpVisit),
-              "adverse_events": count(AdverseEvent),
-              "serious_adverse_events": count(AdverseEvent, AdverseEvent.serious.is_(True))}
+    totals = {
+        "participants": int(sum(n for _, _, n in recruitment_rows)),
+        "procedures": count(Procedure),
+        "followup_visits": count(FollowUpVisit),
+        "adverse_events": count(AdverseEvent),
+        "serious_adverse_events": count(AdverseEvent, AdverseEvent.serious.is_(True)),
+    }
     recruitment: Counter[tuple[str, str]] = Counter()
     for study_id, site_id, n in recruitment_rows:
         recruitment[(studies[study_id].code, sites[site_id].code)] += int(n)
     due, overdue, n_due, n_overdue = _open_windows(followed, studies, done, today, limit)
     return {
         "totals": {**totals, "visits_due": n_due, "visits_overdue": n_overdue},
-        "recruitment": [{"study": s, "site": site, "participants": n}
-                        for (s, site), n in sorted(recruitment.items())],
+        "recruitment": [
+            {"study": s, "site": site, "participants": n}
+            for (s, site), n in sorted(recruitment.items())
+        ],
         "visits_due": due,
         "visits_overdue": overdue,
     }
 
 
-def _open_windows(followed: list, studies: dict[int, Study], done: dict[int, set[str]],
-                  today: dt.date, limit: int) -> tuple[list, list, int, int]:
+def _open_windows(
+    followed: list, studies: dict[int, Study], done: dict[int, set[str]], today: dt.date, limit: int
+) -> tuple[list, list, int, int]:
     """Due and overdue visit windows of every followed participant, as arrays.
 
     The same rule as :func:`visit_status`, evaluated for all participants × visit definitions
@@ -148,12 +172,17 @@ def _open_windows(followed: list, studies: dict[int, Study], done: dict[int, set
         for i in order:
             pid = int(pids[row[i]])
             definition = defs[i]
-            out[code].append({
-                "participant_id": pid, "study_number": number[pid],
-                "visit_code": definition.code, "label": definition.label,
-                "status": "due" if code == 1 else "overdue",
-                "window_opens": dt.date.fromordinal(int(opens[i])).isoformat(),
-                "window_closes": dt.date.fromordinal(int(closes[i])).isoformat()})
+            out[code].append(
+                {
+                    "participant_id": pid,
+                    "study_number": number[pid],
+                    "visit_code": definition.code,
+                    "label": definition.label,
+                    "status": "due" if code == 1 else "overdue",
+                    "window_opens": dt.date.fromordinal(int(opens[i])).isoformat(),
+                    "window_closes": dt.date.fromordinal(int(closes[i])).isoformat(),
+                }
+            )
     return out[1], out[2], int((kind == 1).sum()), int((kind == 2).sum())
 
 
@@ -164,8 +193,9 @@ def _scope_ids(actor: Actor) -> Any:
     return scope.scalar_subquery()
 
 
-def mean_ci(n: int, total: float, total_sq: float, level: float = 0.95
-            ) -> tuple[float, float | None, float | None]:
+def mean_ci(
+    n: int, total: float, total_sq: float, level: float = 0.95
+) -> tuple[float, float | None, float | None]:
     """Mean and t-based confidence interval from a count, sum and sum of squares."""
     mean = total / n
     if n < 2:
@@ -192,26 +222,38 @@ def outcome_summary(session: Session, actor: Actor) -> list[dict[str, Any]]:
     scope_ids = _scope_ids(actor)
     pain = FollowUpVisit.scores["nrs"]["pain"].as_float()
     pain_rows = session.execute(
-        select(Participant.study_id, Participant.arm_code, FollowUpVisit.visit_code,
-               func.count(pain), func.sum(pain), func.sum(pain * pain))
+        select(
+            Participant.study_id,
+            Participant.arm_code,
+            FollowUpVisit.visit_code,
+            func.count(pain),
+            func.sum(pain),
+            func.sum(pain * pain),
+        )
         .join(Participant, Participant.id == FollowUpVisit.participant_id)
         .where(FollowUpVisit.participant_id.in_(scope_ids))
-        .group_by(Participant.study_id, Participant.arm_code, FollowUpVisit.visit_code)).all()
+        .group_by(Participant.study_id, Participant.arm_code, FollowUpVisit.visit_code)
+    ).all()
     enrol_rows = session.execute(
-        select(Participant.study_id, Participant.site_id, Participant.enrolment_date,
-               func.count())
+        select(Participant.study_id, Participant.site_id, Participant.enrolment_date, func.count())
         .where(Participant.id.in_(scope_ids))
         .group_by(Participant.study_id, Participant.site_id, Participant.enrolment_date)
-        .order_by(Participant.enrolment_date)).all()
+        .order_by(Participant.enrolment_date)
+    ).all()
     studies = {s.id: s for s in session.scalars(select(Study).order_by(Study.code))}
     sites = {s.id: s.code for s in session.scalars(select(Site))}
     result: dict[int, dict[str, Any]] = {}
     for study in studies.values():
         arms = {a.code: a.label for a in study.arms}
-        result[study.id] = {"study": study.code, "title": study.title, "design": study.design,
-                            "visits": [{"code": v.code, "label": v.label, "day": v.day}
-                                       for v in study.visits],
-                            "arms": arms, "pain": [], "recruitment": {}}
+        result[study.id] = {
+            "study": study.code,
+            "title": study.title,
+            "design": study.design,
+            "visits": [{"code": v.code, "label": v.label, "day": v.day} for v in study.visits],
+            "arms": arms,
+            "pain": [],
+            "recruitment": {},
+        }
     pooled: dict[tuple[int, str], list[float]] = {}
     for study_id, arm, visit_code, n, total, total_sq in pain_rows:
         if n and study_id in studies and actor.blinded(studies[study_id]):
@@ -221,23 +263,38 @@ def outcome_summary(session: Session, actor: Actor) -> list[dict[str, Any]]:
             acc[1] += float(total)
             acc[2] += float(total_sq)
     pain_rows = [r for r in pain_rows if not (r[0] in studies and actor.blinded(studies[r[0]]))]
-    pain_rows += [(sid, BLINDED_ARM, visit, n, total, sq)
-                  for (sid, visit), (n, total, sq) in pooled.items()]
+    pain_rows += [
+        (sid, BLINDED_ARM, visit, n, total, sq) for (sid, visit), (n, total, sq) in pooled.items()
+    ]
     for study_id, arm, visit_code, n, total, total_sq in pain_rows:
         if not n or study_id not in result:
             continue
         mean, lo, hi = mean_ci(int(n), float(total), float(total_sq))
         study = result[study_id]
-        arm_label = ("all arms (blinded)" if arm == BLINDED_ARM else
-                     study["arms"].get(arm, arm) if arm else
-                     ("all participants" if study["design"] != "rct" else "not randomised"))
-        study["pain"].append({"arm": arm or "", "arm_label": arm_label, "visit_code": visit_code,
-                              "n": int(n), "mean": mean, "ci_low": lo, "ci_high": hi})
+        arm_label = (
+            "all arms (blinded)"
+            if arm == BLINDED_ARM
+            else study["arms"].get(arm, arm)
+            if arm
+            else ("all participants" if study["design"] != "rct" else "not randomised")
+        )
+        study["pain"].append(
+            {
+                "arm": arm or "",
+                "arm_label": arm_label,
+                "visit_code": visit_code,
+                "n": int(n),
+                "mean": mean,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
     for study_id, site_id, day, n in enrol_rows:
         series = result[study_id]["recruitment"].setdefault(sites[site_id], [])
         previous = series[-1][1] if series else 0
-        series.append((day.isoformat() if hasattr(day, "isoformat") else str(day),
-                       previous + int(n)))
+        series.append(
+            (day.isoformat() if hasattr(day, "isoformat") else str(day), previous + int(n))
+        )
     for study in result.values():
         order = {v["code"]: i for i, v in enumerate(study["visits"])}
         study["pain"].sort(key=lambda r: (r["arm"], order.get(r["visit_code"], 999)))

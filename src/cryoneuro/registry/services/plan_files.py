@@ -98,13 +98,15 @@ def nifti_size_from_header(name: str, data: bytes) -> int:
         shape = header.get_data_shape()
         itemsize = header.get_data_dtype().itemsize
         offset = int(header.get_data_offset())
-    except Exception as exc:  # noqa: BLE001 — nibabel raises many kinds for bad headers
+    except Exception as exc:
         raise _fail(f"{name} has no readable NIfTI-1 header ({str(exc)[:120]})") from None
     voxel_bytes = int(np.prod([int(n) for n in shape], dtype=object)) * itemsize
     if voxel_bytes > MAX_VOLUME_BYTES:
-        raise _fail(f"{name} declares {'×'.join(str(n) for n in shape)} voxels of {itemsize} "
-                    f"bytes ({voxel_bytes / 2**20:.0f} MiB), over the {MAX_VOLUME_BYTES // 2**20} "
-                    "MiB limit")
+        raise _fail(
+            f"{name} declares {'×'.join(str(n) for n in shape)} voxels of {itemsize} "
+            f"bytes ({voxel_bytes / 2**20:.0f} MiB), over the {MAX_VOLUME_BYTES // 2**20} "
+            "MiB limit"
+        )
     return max(offset, NIFTI_HEADER_BYTES) + voxel_bytes
 
 
@@ -115,7 +117,7 @@ def _read_nifti(name: str, data: bytes) -> Any:
     try:
         img = nib.Nifti1Image.from_bytes(raw)
         array = np.asanyarray(img.dataobj)
-    except Exception as exc:  # noqa: BLE001 — nibabel raises many kinds for bad files
+    except Exception as exc:
         raise _fail(f"{name} is not a readable NIfTI-1 image ({str(exc)[:120]})") from None
     if array.ndim != 3 or min(array.shape) < 1:
         raise _fail(f"{name} must be a 3-D volume (shape {array.shape})")
@@ -143,21 +145,30 @@ def validate_bundle(content: bytes) -> Bundle:
                 continue
             name = info.filename.rsplit("/", 1)[-1]
             if name not in MEDIA_TYPES:
-                raise _fail(f"unknown file '{info.filename[:80]}' in the bundle; allowed: "
-                            + ", ".join(MEDIA_TYPES))
+                raise _fail(
+                    f"unknown file '{info.filename[:80]}' in the bundle; allowed: "
+                    + ", ".join(MEDIA_TYPES)
+                )
             if name in files:
                 raise _fail(f"'{name}' appears twice in the bundle")
             if info.flag_bits & 0x1:
                 raise _fail(f"'{name}' is encrypted")
             total += info.file_size
             if total > MAX_FILES_BYTES:
-                raise _fail(f"the files in the bundle add up to more than "
-                            f"{MAX_FILES_BYTES // 2**20} MB")
+                raise _fail(
+                    f"the files in the bundle add up to more than {MAX_FILES_BYTES // 2**20} MB"
+                )
             try:
                 with archive.open(info) as handle:
                     data = handle.read(MAX_FILES_BYTES + 1)
-            except (zipfile.BadZipFile, zlib.error, OSError, RuntimeError, NotImplementedError,
-                    EOFError):
+            except (
+                zipfile.BadZipFile,
+                zlib.error,
+                OSError,
+                RuntimeError,
+                NotImplementedError,
+                EOFError,
+            ):
                 raise _fail(f"'{name}' cannot be read from the zip (corrupt?)") from None
             if len(data) > info.file_size:
                 raise _fail(f"'{name}' is larger than the zip says")
@@ -180,8 +191,11 @@ def validate_bundle(content: bytes) -> Bundle:
             raise _fail("report.html is not UTF-8 text") from None
     shape = _check_volumes(files)
     relief = plan.relief.get("median_days") if isinstance(plan.relief, dict) else None
-    predicted = (float(relief) if isinstance(relief, int | float) and not isinstance(relief, bool)
-                 and 0 <= relief <= 3650 else None)
+    predicted = (
+        float(relief)
+        if isinstance(relief, int | float) and not isinstance(relief, bool) and 0 <= relief <= 3650
+        else None
+    )
     return Bundle(files, plan.model_dump(mode="json"), predicted, shape)
 
 
@@ -209,11 +223,15 @@ def _check_volumes(files: dict[str, BundleFile]) -> tuple[int, ...] | None:
             continue
         ref_name, ref_shape, ref_affine = reference
         if array.shape != ref_shape:
-            raise _fail(f"{name} has shape {array.shape} but {ref_name} has {ref_shape}: the "
-                        "volumes must share one grid")
+            raise _fail(
+                f"{name} has shape {array.shape} but {ref_name} has {ref_shape}: the "
+                "volumes must share one grid"
+            )
         if not np.allclose(affine, ref_affine, atol=1e-4):
-            raise _fail(f"{name} and {ref_name} have different affines (voxel size, origin or "
-                        "orientation): the volumes must share one grid")
+            raise _fail(
+                f"{name} and {ref_name} have different affines (voxel size, origin or "
+                "orientation): the volumes must share one grid"
+            )
     assert reference is not None
     return reference[1]
 
@@ -226,13 +244,16 @@ def _procedure(session: Session, actor: Actor, procedure_id: int) -> tuple[Proce
     return procedure, participant
 
 
-def get_procedure(session: Session, actor: Actor, procedure_id: int) -> tuple[Procedure, Participant]:
+def get_procedure(
+    session: Session, actor: Actor, procedure_id: int
+) -> tuple[Procedure, Participant]:
     """The procedure and its participant, if at one of the actor's sites (404 otherwise)."""
     return _procedure(session, actor, procedure_id)
 
 
-def attach_bundle(session: Session, actor: Actor, procedure_id: int, content: bytes,
-                  reason: str = "") -> list[PlanFile]:
+def attach_bundle(
+    session: Session, actor: Actor, procedure_id: int, content: bytes, reason: str = ""
+) -> list[PlanFile]:
     """Validate and store a plan bundle; sets the procedure's plan and predicted relief.
 
     Replacing an existing bundle needs a ``reason`` (the old files' deletion is audited).
@@ -242,8 +263,9 @@ def attach_bundle(session: Session, actor: Actor, procedure_id: int, content: by
     existing = list(session.scalars(select(PlanFile).where(PlanFile.procedure_id == procedure.id)))
     reason = (reason or "").strip()[:1000]
     if existing and len(reason) < 3:
-        raise RegistryInputError("this procedure already has a plan bundle: give a reason for "
-                                 "replacing it", "reason")
+        raise RegistryInputError(
+            "this procedure already has a plan bundle: give a reason for replacing it", "reason"
+        )
     bundle = validate_bundle(content)
     reason = reason or "plan bundle uploaded (plan and predicted relief from plan.json)"
     rows: list[PlanFile] = []
@@ -252,9 +274,15 @@ def attach_bundle(session: Session, actor: Actor, procedure_id: int, content: by
             session.delete(row)
         session.flush()
         for f in bundle.files.values():
-            row = PlanFile(procedure_id=procedure.id, name=f.name, media_type=f.media_type,
-                           size=len(f.content), sha256=hashlib.sha256(f.content).hexdigest(),
-                           content=f.content, created_by=actor.username)
+            row = PlanFile(
+                procedure_id=procedure.id,
+                name=f.name,
+                media_type=f.media_type,
+                size=len(f.content),
+                sha256=hashlib.sha256(f.content).hexdigest(),
+                content=f.content,
+                created_by=actor.username,
+            )
             session.add(row)
             rows.append(row)
         procedure.plan = bundle.plan
@@ -265,16 +293,19 @@ def attach_bundle(session: Session, actor: Actor, procedure_id: int, content: by
 
 def list_files(session: Session, actor: Actor, procedure_id: int) -> list[PlanFile]:
     procedure, _ = _procedure(session, actor, procedure_id)
-    return list(session.scalars(select(PlanFile).where(PlanFile.procedure_id == procedure.id)
-                                .order_by(PlanFile.id)))
+    return list(
+        session.scalars(
+            select(PlanFile).where(PlanFile.procedure_id == procedure.id).order_by(PlanFile.id)
+        )
+    )
 
 
 def get_file(session: Session, actor: Actor, procedure_id: int, name: str) -> PlanFile:
     """One stored file (bytes loaded), for readers at the procedure's site."""
     procedure, _ = _procedure(session, actor, procedure_id)
-    row = session.scalar(select(PlanFile).where(PlanFile.procedure_id == procedure.id,
-                                                PlanFile.name == name[:100]))
+    row = session.scalar(
+        select(PlanFile).where(PlanFile.procedure_id == procedure.id, PlanFile.name == name[:100])
+    )
     if row is None:
         raise NotFoundError(f"this procedure has no file '{name[:60]}'")
     return row
-

@@ -28,29 +28,70 @@ from cryoneuro.registry.settings import RegistrySettings
 
 #: A default follow-up schedule (days after the procedure, windows) for neuroma studies.
 DEFAULT_VISITS: list[dict[str, Any]] = [
-    {"code": "baseline", "label": "Baseline (before the procedure)", "day": 0,
-     "window_before_days": 60, "window_after_days": 0,
-     "instruments": ["nrs", "eq5d5l", "moxfq"]},
-    {"code": "w2", "label": "2 weeks", "day": 14, "window_before_days": 3, "window_after_days": 7,
-     "instruments": ["nrs"]},
-    {"code": "m1", "label": "1 month", "day": 30, "window_before_days": 7, "window_after_days": 14,
-     "instruments": ["nrs", "eq5d5l", "moxfq"]},
-    {"code": "m3", "label": "3 months", "day": 91, "window_before_days": 14,
-     "window_after_days": 21, "instruments": ["nrs", "eq5d5l", "moxfq"]},
-    {"code": "m6", "label": "6 months", "day": 182, "window_before_days": 21,
-     "window_after_days": 28, "instruments": ["nrs", "eq5d5l", "moxfq"]},
-    {"code": "m12", "label": "12 months", "day": 365, "window_before_days": 30,
-     "window_after_days": 30, "instruments": ["nrs", "eq5d5l", "moxfq"]},
+    {
+        "code": "baseline",
+        "label": "Baseline (before the procedure)",
+        "day": 0,
+        "window_before_days": 60,
+        "window_after_days": 0,
+        "instruments": ["nrs", "eq5d5l", "moxfq"],
+    },
+    {
+        "code": "w2",
+        "label": "2 weeks",
+        "day": 14,
+        "window_before_days": 3,
+        "window_after_days": 7,
+        "instruments": ["nrs"],
+    },
+    {
+        "code": "m1",
+        "label": "1 month",
+        "day": 30,
+        "window_before_days": 7,
+        "window_after_days": 14,
+        "instruments": ["nrs", "eq5d5l", "moxfq"],
+    },
+    {
+        "code": "m3",
+        "label": "3 months",
+        "day": 91,
+        "window_before_days": 14,
+        "window_after_days": 21,
+        "instruments": ["nrs", "eq5d5l", "moxfq"],
+    },
+    {
+        "code": "m6",
+        "label": "6 months",
+        "day": 182,
+        "window_before_days": 21,
+        "window_after_days": 28,
+        "instruments": ["nrs", "eq5d5l", "moxfq"],
+    },
+    {
+        "code": "m12",
+        "label": "12 months",
+        "day": 365,
+        "window_before_days": 30,
+        "window_after_days": 30,
+        "instruments": ["nrs", "eq5d5l", "moxfq"],
+    },
 ]
 DEFAULT_CRITERIA: list[dict[str, str]] = [
     {"code": "adult", "kind": "inclusion", "text": "Aged 18 or over"},
-    {"code": "confirmed_neuroma", "kind": "inclusion",
-     "text": "Neuroma confirmed on ultrasound or MRI"},
+    {
+        "code": "confirmed_neuroma",
+        "kind": "inclusion",
+        "text": "Neuroma confirmed on ultrasound or MRI",
+    },
     {"code": "pain_3_months", "kind": "inclusion", "text": "Pain for at least 3 months"},
     {"code": "coagulopathy", "kind": "exclusion", "text": "Uncorrected coagulopathy"},
     {"code": "local_infection", "kind": "exclusion", "text": "Infection at the puncture site"},
-    {"code": "cold_disorder", "kind": "exclusion",
-     "text": "Cryoglobulinaemia, cold urticaria or Raynaud's affecting the limb"},
+    {
+        "code": "cold_disorder",
+        "kind": "exclusion",
+        "text": "Cryoglobulinaemia, cold urticaria or Raynaud's affecting the limb",
+    },
 ]
 
 
@@ -64,11 +105,19 @@ def create_site(session: Session, actor: Actor, code: str, name: str) -> Site:
     return site
 
 
-def create_study(session: Session, actor: Actor, *, code: str, title: str, design: str,
-                 arms: Sequence[tuple[str, str, int]] = (),
-                 visits: Iterable[dict[str, Any]] = DEFAULT_VISITS,
-                 criteria: Iterable[dict[str, str]] = DEFAULT_CRITERIA,
-                 test_study: bool = False, blinded_roles: Sequence[str] = ()) -> Study:
+def create_study(
+    session: Session,
+    actor: Actor,
+    *,
+    code: str,
+    title: str,
+    design: str,
+    arms: Sequence[tuple[str, str, int]] = (),
+    visits: Iterable[dict[str, Any]] = DEFAULT_VISITS,
+    criteria: Iterable[dict[str, str]] = DEFAULT_CRITERIA,
+    test_study: bool = False,
+    blinded_roles: Sequence[str] = (),
+) -> Study:
     """A study with its arms (RCT only), visit schedule and screening criteria."""
     actor.require(frozenset({Role.administrator}), "create studies")
     if design not in StudyDesign.codes():
@@ -80,12 +129,18 @@ def create_study(session: Session, actor: Actor, *, code: str, title: str, desig
     blindable = [r for r in Role.codes() if r != Role.administrator]
     for role in blinded_roles:
         if role not in blindable:
-            raise RegistryInputError(f"blinded roles must be among {', '.join(blindable)}",
-                                     "blinded_roles")
+            raise RegistryInputError(
+                f"blinded roles must be among {', '.join(blindable)}", "blinded_roles"
+            )
     if blinded_roles and design != StudyDesign.rct:
         raise RegistryInputError("only an RCT has allocations to blind", "blinded_roles")
-    study = Study(code=code, title=title, design=design, test_study=test_study,
-                  blinded_roles=sorted(set(blinded_roles)))
+    study = Study(
+        code=code,
+        title=title,
+        design=design,
+        test_study=test_study,
+        blinded_roles=sorted(set(blinded_roles)),
+    )
     with acting(session, actor):
         session.add(study)
         session.flush()
@@ -99,8 +154,9 @@ def create_study(session: Session, actor: Actor, *, code: str, title: str, desig
     return study
 
 
-def add_site_to_study(session: Session, settings: RegistrySettings, actor: Actor,
-                      study: Study, site: Site) -> None:
+def add_site_to_study(
+    session: Session, settings: RegistrySettings, actor: Actor, study: Study, site: Site
+) -> None:
     """Join a site to a study; for an RCT this generates the site's concealed list."""
     actor.require(frozenset({Role.administrator}), "add sites to studies")
     with acting(session, actor, reason="site joined study"):
@@ -111,8 +167,16 @@ def add_site_to_study(session: Session, settings: RegistrySettings, actor: Actor
     session.refresh(study)
 
 
-def create_user(session: Session, actor: Actor, *, username: str, password: str, role: str,
-                site_codes: Sequence[str] = (), full_name: str = "") -> User:
+def create_user(
+    session: Session,
+    actor: Actor,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    site_codes: Sequence[str] = (),
+    full_name: str = "",
+) -> User:
     actor.require(frozenset({Role.administrator}), "create users")
     if role not in Role.codes():
         raise RegistryInputError(f"role must be one of {', '.join(Role.codes())}", "role")
@@ -127,8 +191,13 @@ def create_user(session: Session, actor: Actor, *, username: str, password: str,
         if site is None:
             raise NotFoundError(f"no site with code {code}")
         sites.append(site)
-    user = User(username=username, full_name=full_name, role=role,
-                password_hash=hash_password(password), active=True)
+    user = User(
+        username=username,
+        full_name=full_name,
+        role=role,
+        password_hash=hash_password(password),
+        active=True,
+    )
     with acting(session, actor):
         session.add(user)
         session.flush()

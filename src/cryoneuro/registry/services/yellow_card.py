@@ -19,8 +19,11 @@ def yellow_card_summary(session: Session, actor: Actor, event_id: int) -> dict[s
     if event is None:
         raise NotFoundError("no such adverse event")
     participant = get_participant(session, actor, event.participant_id)
-    procedure = session.get(Procedure, event.procedure_id) if event.procedure_id else (
-        participant.procedures[-1] if participant.procedures else None)
+    procedure = (
+        session.get(Procedure, event.procedure_id)
+        if event.procedure_id
+        else (participant.procedures[-1] if participant.procedures else None)
+    )
     return {
         "device": procedure.device_name if procedure else "",
         "manufacturer": procedure.manufacturer if procedure else "",
@@ -30,21 +33,33 @@ def yellow_card_summary(session: Session, actor: Actor, event_id: int) -> dict[s
         "incident_date": event.onset_date.isoformat(),
         "incident": f"{event.category.replace('_', ' ')}: {event.description}",
         "device_incident": event.device_incident,
-        "severity": event.severity, "serious": event.serious,
+        "severity": event.severity,
+        "serious": event.serious,
         "relatedness": event.relatedness,
         "patient_outcome": event.outcome.replace("_", " "),
         "patient_age_years": participant.age_at_enrolment_years,
-        "patient_sex": participant.sex, "local_id": participant.study_number,
+        "patient_sex": participant.sex,
+        "local_id": participant.study_number,
         "reporter": actor.username,
     }
 
 
 def yellow_card_text(summary: dict[str, Any]) -> str:
     """Plain text to paste into the Yellow Card form."""
-    labels = [("device", "Device"), ("manufacturer", "Manufacturer"), ("lot_number", "Lot"),
-              ("model", "Model"), ("procedure_date", "Procedure date"),
-              ("incident_date", "Incident date"), ("incident", "Incident"),
-              ("severity", "Severity"), ("serious", "Serious"),
-              ("patient_outcome", "Patient outcome"), ("patient_age_years", "Age (years)"),
-              ("patient_sex", "Sex"), ("local_id", "Local id"), ("reporter", "Reporter")]
+    labels = [
+        ("device", "Device"),
+        ("manufacturer", "Manufacturer"),
+        ("lot_number", "Lot"),
+        ("model", "Model"),
+        ("procedure_date", "Procedure date"),
+        ("incident_date", "Incident date"),
+        ("incident", "Incident"),
+        ("severity", "Severity"),
+        ("serious", "Serious"),
+        ("patient_outcome", "Patient outcome"),
+        ("patient_age_years", "Age (years)"),
+        ("patient_sex", "Sex"),
+        ("local_id", "Local id"),
+        ("reporter", "Reporter"),
+    ]
     return "\n".join(f"{label}: {summary[key]}" for key, label in labels)
