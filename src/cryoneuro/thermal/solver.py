@@ -39,6 +39,7 @@ from cryoneuro.errors import InputError
 from cryoneuro.thermal import backends, kernels, rkl
 from cryoneuro.thermal.drive import DeviceDrive
 from cryoneuro.thermal.geometry import INSULATED, Grid, ProbeGeometry, ProbeRaster, rasterise_probes
+from cryoneuro.thermal.threads import with_free_threads
 from cryoneuro.tissue import ThermalProperties
 
 TemperatureSchedule = Callable[[float], float]
@@ -191,6 +192,7 @@ def stable_time_step(model: ThermalModel, raster: ProbeRaster) -> float:
     return CFL_SAFETY * dt
 
 
+@with_free_threads
 def simulate(
     model: ThermalModel,
     protocol: Sequence[Phase],
