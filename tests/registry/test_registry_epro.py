@@ -235,7 +235,8 @@ def test_submission_equals_staff_entry_and_is_marked_participant_entered(registr
     assert created.user_id is None
     assert event.new_values["source"] == "participant"
     assert event.row_id == str(mine.id)
-    assert link.submitted_at is not None and link.followup_visit_id == mine.id
+    assert link.submitted_at is not None
+    assert link.followup_visit_id == mine.id
     # the link is spent
     again = client.get(f"/epro/{token}")
     assert again.status_code == 410
@@ -279,7 +280,8 @@ def test_high_risk_answer_shows_the_safety_message_and_alerts_the_site(
     assert registry.settings.epro_safety_message in response.text
     with registry.factory() as session:
         alert = session.scalar(select(EproAlert).where(EproAlert.participant_id == pid))
-    assert alert is not None and any(reason in r for r in alert.reasons)
+    assert alert is not None
+    assert any(reason in r for r in alert.reasons)
     # visible to the site's staff, not to another site's
     login(client, "nurse")
     assert reason in client.get("/epro/completion").text
@@ -358,7 +360,8 @@ def test_reminders_send_twice_sends_once_and_the_link_works(registry, client) ->
         second = send_reminders(registry.factory, settings, mailer)
         messages = smtp.messages
     assert [e["kind"] for e in first.sent] == ["due", "digest"]
-    assert second.sent == [] and second.already_sent == 2
+    assert second.sent == []
+    assert second.already_sent == 2
     assert len(messages) == 2
     invite = next(m for m in messages if m["To"] == "patient@example.test")
     digest = next(m for m in messages if m["To"] == "rbh-team@example.test")
