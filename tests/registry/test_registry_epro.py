@@ -446,3 +446,52 @@ def test_cli_send_through_smtp_and_dry_run(registry, monkeypatch) -> None:
         assert json.loads(result.stdout)["already_sent"] == 1
         assert len(smtp.messages) == 1
     assert PASSWORD not in result.output
+
+
+def test_site_staff_acknowledge_an_alert_other_sites_cannot(registry, client) -> None:
+    pid = seed_due_participant(registry)
+    token = _issue(registry, pid)
+    _post(client, token, {"answers.nrs.pain": "10"}, action="save")
+    with registry.factory() as session:
+        alert_id = session.scalar(select(EproAlert.id))
+    client.cookies.clear()
+    leeds = login(client, "leedsnurse")
+    refused = client.post(
+        f"/epro/alerts/{alert_id}/acknowledge", data={"csrf_token": leeds["X-CSRF-Token"]}
+    )
+    assert refused.status_code == 404
+    client.cookies.clear()
+    nurse = login(client, "nurse")
+    done = client.post(
+        f"/epro/alerts/{alert_id}/acknowledge",
+        data={"csrf_token": nurse["X-CSRF-Token"], "back": "completion"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert 'id="no-alerts"' in client.get("/epro/completion").text
+    with registry.factory() as session:
+        alert = session.get(EproAlert, alert_id)
+        entry = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.table_name == "epro_alert", AuditEntry.action == "update"
+            )
+        ).all()[-1]
+    assert alert.acknowledged_by == "nurse"
+    assert entry.username == "nurse"
+    assert "acknowledged" in entry.reason
+
+
+def test_epro_tokens_are_kept_out_of_the_access_log() -> None:
+    import logging
+
+    from cryoneuro.web.app import RedactTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s "%s %s"', ("1.2.3.4", "GET", ""), None
+    )
+    record.args = ("1.2.3.4", "GET", "/epro/eyJwIjoxLCJ2IjoidzIifQ.Z1x.abc")
+    RedactTokens().filter(record)
+    assert record.args[2] == "/epro/[redacted]"
+    record.args = ("1.2.3.4", "GET", "/epro/completion")
+    RedactTokens().filter(record)
+    assert record.args[2] == "/epro/completion"
