@@ -495,3 +495,25 @@ def test_epro_tokens_are_kept_out_of_the_access_log() -> None:
     record.args = ("1.2.3.4", "GET", "/epro/completion")
     RedactTokens().filter(record)
     assert record.args[2] == "/epro/completion"
+
+
+def test_link_for_a_visit_the_clinic_recorded_is_refused(registry, client) -> None:
+    pid = seed_due_participant(registry)
+    token = _issue(registry, pid)
+    with transaction(registry.factory) as session:
+        clinical.record_followup(
+            session,
+            registry.actor("nurse"),
+            pid,
+            FollowUpIn(visit_code="w2", visit_date=TODAY, answers={"nrs": {"pain": 2}}),
+        )
+    response = client.get(f"/epro/{token}")
+    assert response.status_code == 410
+    assert "already recorded" in response.text
+
+
+def test_site_without_a_digest_address_is_reported_not_skipped_silently(registry) -> None:
+    seed_due_participant(registry)
+    report = send_reminders(registry.factory, registry.settings, None, dry_run=True)
+    assert report.no_site_address == ["RBH"]
+    assert [e["kind"] for e in report.sent] == ["due"]

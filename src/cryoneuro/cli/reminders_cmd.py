@@ -71,6 +71,11 @@ def send(
                 f"no contact address: {entry['participant']} {entry['visit_code']} "
                 "(listed in the site digest)"
             )
+        for site in report.no_site_address:
+            console.print(
+                f"no digest for site {site}: no notification address "
+                f"(cryoneuro reminders site-address {site} EMAIL)"
+            )
         for entry in report.failed:
             console.print(f"[red]failed[/red]: {entry}")
         console.print(

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cryoneuro.registry.auth import WRITE_ROLES
 from cryoneuro.registry.db import transaction
-from cryoneuro.registry.errors import RegistryInputError
+from cryoneuro.registry.errors import ConflictError, RegistryInputError
 from cryoneuro.registry.instruments_bridge import INSTRUMENT_LABELS, ITEM_SPECS
 from cryoneuro.registry.models import EproAlert, Participant
 from cryoneuro.registry.models.epro import CHANGE_SINCE_PROCEDURE
@@ -379,6 +379,19 @@ def answer(
     try:
         opened = epro.open_link(session, settings, token)
         visit = epro.submit(session, settings, opened, result)
+    except epro.EproLinkError as exc:  # used or recorded by the clinic a moment ago
+        session.rollback()
+        return _refused(request, exc)
+    except ConflictError:
+        session.rollback()
+        return _refused(
+            request,
+            epro.EproLinkError(
+                "Your clinic has already recorded this follow-up visit. Thank you.",
+                409,
+                "Already recorded",
+            ),
+        )
     except RegistryInputError as exc:
         session.rollback()
         errors = dict(result.errors)

@@ -340,6 +340,18 @@ def open_link(
     if participant.status == "withdrawn":
         raise EproLinkError("This study has ended for you: no answers are needed.", 410)
     definition = visit_definition(session, participant, link.visit_code)
+    if session.scalar(
+        select(FollowUpVisit.id).where(
+            FollowUpVisit.participant_id == participant.id,
+            FollowUpVisit.visit_code == link.visit_code,
+        )
+    ):
+        raise EproLinkError(
+            "Your clinic has already recorded this follow-up visit: there is nothing more to "
+            "do. Thank you.",
+            410,
+            "Already recorded",
+        )
     return OpenLink(link, participant, definition, questionnaire(participant, definition))
 
 

@@ -284,6 +284,8 @@ class ReminderReport:
     sent: list[dict[str, Any]] = field(default_factory=list)
     already_sent: int = 0
     no_contact: list[dict[str, Any]] = field(default_factory=list)
+    #: Digests not sent because the site has no notification address (listed, not silent).
+    no_site_address: list[str] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -292,6 +294,7 @@ class ReminderReport:
             "sent": self.sent,
             "already_sent": self.already_sent,
             "no_contact": self.no_contact,
+            "no_site_address": self.no_site_address,
             "failed": self.failed,
         }
 
@@ -432,7 +435,10 @@ def _send_digests(
             )
     for site_id, digest in sorted(digests.items()):
         digest.links = states
-        if digest.empty or site_id not in addresses:
+        if digest.empty:
+            continue
+        if site_id not in addresses:
+            report.no_site_address.append(digest.site_code)
             continue
         key = f"s{site_id}:{today.isoformat()}:digest"
         entry = {"kind": "digest", "site": digest.site_code}
