@@ -17,7 +17,7 @@ from registry_helpers import enrolment, nhs_numbers, procedure
 from cryoneuro.registry.db import transaction
 from cryoneuro.registry.schemas import EnrolmentIn, ProcedureIn
 from cryoneuro.registry.services import clinical, participants
-from cryoneuro.registry.services.epro import set_contact_email
+from cryoneuro.registry.services.epro_site import set_contact_email
 from cryoneuro.registry.services.reminders import set_site_address
 
 TODAY = dt.date.today()

@@ -38,7 +38,7 @@ from cryoneuro.registry.models import (
     ReminderLog,
 )
 from cryoneuro.registry.schemas import FollowUpIn
-from cryoneuro.registry.services import clinical, epro
+from cryoneuro.registry.services import clinical, epro, epro_site
 from cryoneuro.registry.services.reminders import (
     SmtpMailer,
     SmtpNotConfiguredError,
@@ -315,7 +315,7 @@ def test_contact_email_is_encrypted_and_never_in_the_trail(registry) -> None:
         transaction(registry.factory) as session,
         pytest.raises(RegistryInputError, match="e-mail"),
     ):
-        epro.set_contact_email(
+        epro_site.set_contact_email(
             session, registry.settings, registry.actor("nurse"), pid, "not-an-address"
         )
 
@@ -517,3 +517,17 @@ def test_site_without_a_digest_address_is_reported_not_skipped_silently(registry
     report = send_reminders(registry.factory, registry.settings, None, dry_run=True)
     assert report.no_site_address == ["RBH"]
     assert [e["kind"] for e in report.sent] == ["due"]
+
+
+def test_reminders_are_idempotent_on_postgresql(pg_registry) -> None:
+    """The same run twice on PostgreSQL (the production database): one e-mail, one log row."""
+    seed_due_participant(pg_registry)
+    with SmtpCapture() as smtp:
+        settings = smtp_settings(pg_registry, smtp)
+        for _ in range(2):
+            send_reminders(pg_registry.factory, settings, SmtpMailer.from_settings(settings))
+        messages = smtp.messages
+    assert len(messages) == 1
+    with pg_registry.factory() as session:
+        assert len(session.scalars(select(ReminderLog)).all()) == 1
+        assert len(session.scalars(select(EproLink)).all()) == 1

@@ -97,7 +97,7 @@ def contact(
     """Set a participant's contact e-mail address (audited; never shown in clear)."""
     from cryoneuro.registry.auth import Actor
     from cryoneuro.registry.db import transaction
-    from cryoneuro.registry.services.epro import set_contact_email
+    from cryoneuro.registry.services.epro_site import set_contact_email
     from cryoneuro.registry.services.participants import find_by_study_number
 
     settings, engine, factory = _keyed_factory(_settings(db, key_file))

@@ -23,7 +23,7 @@ from cryoneuro.registry.errors import ConflictError, RegistryInputError
 from cryoneuro.registry.instruments_bridge import INSTRUMENT_LABELS, ITEM_SPECS
 from cryoneuro.registry.models import EproAlert, Participant
 from cryoneuro.registry.models.epro import CHANGE_SINCE_PROCEDURE
-from cryoneuro.registry.services import epro
+from cryoneuro.registry.services import epro, epro_site
 from cryoneuro.registry.services.participants import get_participant
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep, SettingsDep, sessionmaker_for_writes
 from cryoneuro.web.pages import render
@@ -208,7 +208,7 @@ def _refused(request: Request, exc: epro.EproLinkError) -> HTMLResponse:
 @router.get("/epro/completion", response_class=HTMLResponse)
 def completion_page(request: Request, session: SessionDep, actor: PageActor) -> HTMLResponse:
     """ePRO completion by site and visit, with the open safety alerts."""
-    alerts = epro.open_alerts(session, actor)
+    alerts = epro_site.open_alerts(session, actor)
     numbers = {
         p.id: p.study_number
         for p in session.query(Participant).filter(
@@ -219,7 +219,7 @@ def completion_page(request: Request, session: SessionDep, actor: PageActor) -> 
         request,
         "epro_completion.html",
         actor=actor,
-        rows=epro.completion(session, actor),
+        rows=epro_site.completion(session, actor),
         alerts=[(a, numbers.get(a.participant_id, "")) for a in alerts],
         can_write=actor.role in WRITE_ROLES,
     )
@@ -243,7 +243,7 @@ def _staff_page(
     error: str = "",
 ) -> HTMLResponse:
     participant = get_participant(session, actor, participant_id)
-    links = epro.participant_links(session, actor, participant.id)
+    links = epro_site.participant_links(session, actor, participant.id)
     alerts = list(
         session.query(EproAlert)
         .filter(EproAlert.participant_id == participant.id)
@@ -258,10 +258,10 @@ def _staff_page(
         status=status,
         actor=actor,
         p=participant,
-        links=[(link, epro.link_status(link)) for link in links],
+        links=[(link, epro_site.link_status(link)) for link in links],
         alerts=alerts,
         visits=[v for v in study.visits if v.day > 0] if study else [],
-        has_contact=epro.has_contact(session, participant.id),
+        has_contact=epro_site.has_contact(session, participant.id),
         can_write=actor.role in WRITE_ROLES,
         new_url=new_url,
         error=error,
@@ -278,7 +278,7 @@ def set_contact(
     actor: PageActor,
 ) -> Response:
     try:
-        epro.set_contact_email(session, settings, actor, participant_id, data.get("email", ""))
+        epro_site.set_contact_email(session, settings, actor, participant_id, data.get("email", ""))
     except RegistryInputError as exc:
         session.rollback()
         return _staff_page(request, session, actor, participant_id, status=422, error=str(exc))
@@ -318,7 +318,7 @@ def revoke(
 def acknowledge(
     request: Request, alert_id: int, data: FormDep, session: SessionDep, actor: PageActor
 ) -> Response:
-    alert = epro.acknowledge_alert(session, actor, alert_id)
+    alert = epro_site.acknowledge_alert(session, actor, alert_id)
     participant_id = alert.participant_id
     session.commit()
     back = data.get("back", "")

@@ -55,7 +55,7 @@ from cryoneuro.registry.models import (
     SiteNotification,
     VisitDefinition,
 )
-from cryoneuro.registry.services import epro
+from cryoneuro.registry.services import epro, epro_site
 from cryoneuro.registry.services.dashboard import visit_status
 from cryoneuro.registry.settings import RegistrySettings
 
@@ -406,7 +406,7 @@ def send_reminders(
 def _link_states(session: Session) -> dict[tuple[int, str], str]:
     states: dict[tuple[int, str], str] = {}
     for link in session.scalars(select(EproLink).order_by(EproLink.id)):
-        states[(link.participant_id, link.visit_code)] = epro.link_status(link)
+        states[(link.participant_id, link.visit_code)] = epro_site.link_status(link)
     return states
 
 
