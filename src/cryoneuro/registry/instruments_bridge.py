@@ -49,6 +49,15 @@ ITEM_SPECS: dict[str, dict[str, tuple[int, int, bool]]] = {
             )
         },
     },
+    # stump/phantom set and mobility (issue 14: asked of participants too); the walking aid
+    # (a choice, not a number) is not collected by the registry yet
+    "stump": {
+        "residual_limb_pain": (0, 10, True),
+        "phantom_pain": (0, 10, True),
+        "phantom_episodes_per_day": (0, 1000, False),
+        "phantom_episode_duration_min": (0, 1440, False),
+    },
+    "mobility": {"walking_distance_m": (0, 100000, True), "walking_time_min": (0, 1440, False)},
 }
 INSTRUMENT_LABELS = {
     "nrs": "Pain NRS (0–10)",
@@ -56,6 +65,8 @@ INSTRUMENT_LABELS = {
     "eq5d5l": "EQ-5D-5L",
     "moxfq": "MOXFQ",
     "bpi": "Brief Pain Inventory",
+    "stump": "Stump pain: residual-limb and phantom",
+    "mobility": "Mobility (walking distance and time)",
 }
 
 

@@ -39,6 +39,34 @@ class RegistrySettings(BaseSettings):
     #: A request body must arrive whole within this many seconds (else 408; middleware.py).
     body_deadline_s: float = 15.0
 
+    # --- participant self-report (ePRO) and reminders (issue 14; docs/registry.md) ---------
+    #: An ePRO link works for this many days after it is issued (and once).
+    epro_link_ttl_days: int = 14
+    #: Shown to a participant whose answer is high-risk (and the site is alerted). Set the
+    #: site's own wording and telephone number here.
+    epro_safety_message: str = (
+        "Your answers suggest your pain is severe or worse than before. Please contact your "
+        "clinical team today. If you feel very unwell, call NHS 111, or 999 in an emergency."
+    )
+    #: A self-reported pain rating (0-10 scales) at or above this is high-risk.
+    epro_high_risk_pain: int = 10
+    #: Answers to "since the procedure, my pain is ..." that are high-risk.
+    epro_high_risk_change: list[str] = ["much_worse"]
+    #: Overdue visits are chased once, and only up to this many days after the window closed.
+    reminders_overdue_max_days: int = 60
+    #: SMTP relay for reminders. Empty host: not configured, and nothing is sent. No user name
+    #: or password has a default; give them by environment (CRYONEURO_SMTP_PASSWORD).
+    smtp_host: str = ""
+    #: 0: the usual port for the security mode (587 starttls, 465 ssl, 25 none).
+    smtp_port: int = 0
+    #: ``starttls`` (default), ``ssl`` (implicit TLS) or ``none`` (a relay on this host only).
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    #: The From: address of reminder e-mails (required to send).
+    smtp_from: str = ""
+    smtp_timeout_s: float = 30.0
+
     _keys: RegistryKeys | None = PrivateAttr(default=None)
 
     def key_path(self) -> Path:

@@ -50,9 +50,9 @@ def _wants_html(request: Request) -> bool:
 
 
 class RedactTokens(logging.Filter):
-    """Keep password-reset tokens out of the access log (request lines carry the path)."""
+    """Keep password-reset and ePRO tokens out of the access log (request lines carry the path)."""
 
-    PATTERN = re.compile(r"(/reset-password/)[^\s?\"]+")
+    PATTERN = re.compile(r"(/reset-password/|/epro/)(?!completion\b|links/|alerts/)[^\s?\"]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
@@ -198,6 +198,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         admin_pages,
         api,
         edit_pages,
+        epro_pages,
         pages,
         procedure_pages,
     )
@@ -224,6 +225,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     app.include_router(pages.router)
     app.include_router(procedure_pages.router)
     app.include_router(edit_pages.router)
+    app.include_router(epro_pages.router)
     app.include_router(account_pages.router)
     app.include_router(admin_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

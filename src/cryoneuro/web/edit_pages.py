@@ -95,7 +95,7 @@ def _fields(table: str) -> list[FormField]:
             FormField("device_incident", "Device incident", "checkbox"),
         ]
     fields = [FormField("visit_date", "Visit date", "date")]
-    for instrument in ("nrs", "eq5d5l", "moxfq", "bpi"):
+    for instrument in ("nrs", "eq5d5l", "moxfq", "stump", "bpi", "mobility"):
         for n, (item, (lo, hi, _req)) in enumerate(ITEM_SPECS[instrument].items()):
             fields.append(
                 FormField(

@@ -164,7 +164,7 @@ def _followup_fields(session: Session, p: Participant, _flat: dict) -> list[Form
         FormField("visit_code", "Visit", "select", visits),
         FormField("visit_date", "Visit date", "date", value=dt.date.today().isoformat()),
     ]
-    for instrument in ("nrs", "eq5d5l", "moxfq", "bpi"):
+    for instrument in ("nrs", "eq5d5l", "moxfq", "stump", "bpi", "mobility"):
         first = True
         for item, (lo, hi, _req) in ITEM_SPECS[instrument].items():
             fields.append(

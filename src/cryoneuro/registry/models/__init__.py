@@ -27,6 +27,13 @@ from cryoneuro.registry.models.clinical import (
     Procedure,
     Reintervention,
 )
+from cryoneuro.registry.models.epro import (
+    EproAlert,
+    EproLink,
+    ParticipantContact,
+    ReminderLog,
+    SiteNotification,
+)
 from cryoneuro.registry.models.files import PlanFile  # noqa: F401
 from cryoneuro.registry.models.security import RegistrySetting, UserSession
 from cryoneuro.registry.models.study import (
@@ -50,12 +57,15 @@ __all__ = [
     "Consent",
     "EligibilityAnswer",
     "EligibilityCriterion",
+    "EproAlert",
+    "EproLink",
     "FollowUpVisit",
     "Gas",
     "ImagingModality",
     "Neuroma",
     "NeuromaType",
     "Participant",
+    "ParticipantContact",
     "ParticipantIdentifier",
     "Procedure",
     "RandomisationSlot",
@@ -64,12 +74,14 @@ __all__ = [
     "Reintervention",
     "ReinterventionKind",
     "Relatedness",
+    "ReminderLog",
     "Role",
     "SafetyCategory",
     "Severity",
     "Sex",
     "Site",
     "SiteMembership",
+    "SiteNotification",
     "Study",
     "StudyArm",
     "StudyDesign",
