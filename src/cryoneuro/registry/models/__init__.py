@@ -28,6 +28,17 @@ from cryoneuro.registry.models.clinical import (
     Reintervention,
 )
 from cryoneuro.registry.models.files import PlanFile  # noqa: F401
+from cryoneuro.registry.models.queries import (
+    DataQuery,
+    DataQueryStep,
+    DeviationCategory,
+    MissingCode,
+    MissingItem,
+    NotDoneReason,
+    ProtocolDeviation,
+    QueryStatus,
+    VisitNotDone,
+)
 from cryoneuro.registry.models.security import RegistrySetting, UserSession
 from cryoneuro.registry.models.study import (
     EligibilityCriterion,
@@ -48,16 +59,24 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Consent",
+    "DataQuery",
+    "DataQueryStep",
+    "DeviationCategory",
     "EligibilityAnswer",
     "EligibilityCriterion",
     "FollowUpVisit",
     "Gas",
     "ImagingModality",
+    "MissingCode",
+    "MissingItem",
     "Neuroma",
     "NeuromaType",
+    "NotDoneReason",
     "Participant",
     "ParticipantIdentifier",
     "Procedure",
+    "ProtocolDeviation",
+    "QueryStatus",
     "RandomisationSlot",
     "RandomisationStratum",
     "RegistrySetting",
@@ -77,5 +96,6 @@ __all__ = [
     "User",
     "UserSession",
     "VisitDefinition",
+    "VisitNotDone",
     "utcnow",
 ]
