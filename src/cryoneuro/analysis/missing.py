@@ -49,13 +49,13 @@ def check(data: TidyData) -> None:
     from cryoneuro.instruments import INSTRUMENTS
 
     not_done = data.visits_not_done
-    done = set(zip(data.visits["participant_id"], data.visits["visit_code"])) | set(
-        zip(data.scores["participant_id"], data.scores["visit_code"])
+    done = set(zip(data.visits["participant_id"], data.visits["visit_code"], strict=True)) | set(
+        zip(data.scores["participant_id"], data.scores["visit_code"], strict=True)
     )
-    keys = list(zip(not_done["participant_id"], not_done["visit_code"]))
+    keys = list(zip(not_done["participant_id"], not_done["visit_code"], strict=True))
     seen: set[tuple[str, str]] = set()
     for label, key, reason, text in zip(
-        not_done.index, keys, not_done["reason"], not_done["reason_text"].fillna("")
+        not_done.index, keys, not_done["reason"], not_done["reason_text"].fillna(""), strict=True
     ):
         if key in seen:
             raise InputError(
@@ -77,7 +77,13 @@ def check(data: TidyData) -> None:
     items = data.missing_items
     valued = data.scores[(data.scores["kind"].str.lower() == "item") & data.scores["value"].notna()]
     answered = set(
-        zip(valued["participant_id"], valued["visit_code"], valued["instrument"], valued["measure"])
+        zip(
+            valued["participant_id"],
+            valued["visit_code"],
+            valued["instrument"],
+            valued["measure"],
+            strict=True,
+        )
     )
     for label, pid, visit, instrument, item in zip(
         items.index,
@@ -85,6 +91,7 @@ def check(data: TidyData) -> None:
         items["visit_code"],
         items["instrument"],
         items["item"],
+        strict=True,
     ):
         if (pid, visit) not in done:
             raise InputError(
@@ -108,7 +115,7 @@ def check(data: TidyData) -> None:
 def coded_instruments(data: TidyData) -> set[tuple[str, str, str]]:
     """(participant, visit, instrument) with at least one item coded missing."""
     items = data.missing_items
-    return set(zip(items["participant_id"], items["visit_code"], items["instrument"]))
+    return set(zip(items["participant_id"], items["visit_code"], items["instrument"], strict=True))
 
 
 def _people(data: TidyData) -> pd.DataFrame:
@@ -134,11 +141,11 @@ def flow_reasons(
     people = _people(data)
     not_done = data.visits_not_done
     at_primary = not_done[not_done["visit_code"] == primary_visit]
-    reason_of = dict(zip(at_primary["participant_id"], at_primary["reason"]))
+    reason_of = dict(zip(at_primary["participant_id"], at_primary["reason"], strict=True))
     items = data.missing_items
     coded = items[(items["visit_code"] == primary_visit) & (items["instrument"] == instrument)]
     # one code per participant: the first coded item of the outcome's instrument
-    code_of = dict(zip(coded["participant_id"][::-1], coded["missing_code"][::-1]))
+    code_of = dict(zip(coded["participant_id"][::-1], coded["missing_code"][::-1], strict=True))
     out: dict[str, dict[str, Any]] = {}
     for arm, group in people.groupby("arm"):
         ids = [p for p in group["participant_id"] if p not in with_value]

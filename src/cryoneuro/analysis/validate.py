@@ -487,6 +487,7 @@ def _unscored(data: TidyData) -> list[Exclusion]:
             scores.loc[kind == "score", "participant_id"],
             scores.loc[kind == "score", "visit_code"],
             scores.loc[kind == "score", "instrument"],
+            strict=True,
         )
     )
     items = data.missing_items
@@ -503,7 +504,7 @@ def _unscored(data: TidyData) -> list[Exclusion]:
             & (scores["instrument"] == instrument)
         ]
         try:
-            score(instrument, dict(zip(given["measure"], given["value"])))
+            score(instrument, dict(zip(given["measure"], given["value"], strict=True)))
             continue  # the instrument's own missing-data rule scores it
         except InputError:
             pass
@@ -514,7 +515,9 @@ def _unscored(data: TidyData) -> list[Exclusion]:
                 str(pid),
                 "not scored: item(s) coded missing (a code is never a value)",
                 f"{instrument} at {visit}: "
-                + ", ".join(f"{i}={c}" for i, c in zip(group["item"], group["missing_code"])),
+                + ", ".join(
+                    f"{i}={c}" for i, c in zip(group["item"], group["missing_code"], strict=True)
+                ),
             )
         )
     return out
