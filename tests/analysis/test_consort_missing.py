@@ -80,9 +80,9 @@ NOT_DONE = pd.DataFrame(
 def test_vocabularies_match_the_registry() -> None:
     from cryoneuro.registry.models import DeviationCategory, MissingCode, NotDoneReason
 
-    assert NOT_DONE_REASONS == tuple(NotDoneReason.codes())
-    assert MISSING_CODES == tuple(MissingCode.codes())
-    assert DEVIATION_CATEGORIES == tuple(DeviationCategory.codes())
+    assert tuple(NotDoneReason.codes()) == NOT_DONE_REASONS
+    assert tuple(MissingCode.codes()) == MISSING_CODES
+    assert tuple(DeviationCategory.codes()) == DEVIATION_CATEGORIES
 
 
 def test_flow_counts_reasons_per_arm_and_keeps_unexplained_apart() -> None:

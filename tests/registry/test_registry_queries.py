@@ -15,6 +15,7 @@ import io
 import zipfile
 
 from registry_helpers import enrolment, followup, login, procedure
+from test_registry_browser import browser_page  # noqa: F401  (the Chromium fixture)
 
 from cryoneuro.instruments import score
 
@@ -377,3 +378,78 @@ def test_query_pages_answer_and_close(client) -> None:
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     client.post(f"/queries/{qid}", data={"csrf_token": token, "action": "close", "text": ""})
     assert client.get(f"/api/queries/{qid}").json()["status"] == "closed"
+
+
+def test_query_cycle_in_chromium(live_server, browser_page, registry) -> None:  # noqa: F811
+    """The same cycle through the pages in headless Chromium: the monitor raises, the nurse's
+    out-of-range correction is refused beside the field name, the in-range one is saved, the
+    monitor closes, and the audit trail page shows the old and the new answer."""
+    from registry_helpers import PASSWORD
+
+    from cryoneuro.registry.db import transaction
+    from cryoneuro.registry.schemas import EnrolmentIn, FollowUpIn, ProcedureIn
+    from cryoneuro.registry.services import clinical, participants
+
+    nurse = registry.actor("nurse")
+    with transaction(registry.factory) as session:
+        p = participants.enrol(
+            session, registry.settings, nurse, EnrolmentIn.model_validate(enrolment())
+        )
+        clinical.record_procedure(session, nurse, p.id, ProcedureIn.model_validate(procedure()))
+        visit = clinical.record_followup(
+            session, nurse, p.id, FollowUpIn.model_validate(followup())
+        )
+        pid, visit_id = p.id, visit.id
+    page, base = browser_page, live_server.url
+
+    def log_in(username: str) -> None:
+        page.goto(base + "/login")
+        page.fill("#username", username)
+        page.fill("#password", PASSWORD)
+        page.click("#submit")
+        page.wait_for_url(base + "/")
+
+    log_in("monitor")
+    page.goto(f"{base}/participants/{pid}/status")
+    page.select_option("#target", f"followup_visit:{visit_id}:answers.nrs.pain")
+    page.fill("#text", "NRS 3, but the diary says 8: please check")
+    page.click("#raise")
+    page.wait_for_url("**/queries/*")
+    query_url = page.url
+    assert page.inner_text("#query-status") == "open"
+    page.click("text=Log out")
+
+    log_in("nurse")
+    page.goto(base + "/queries")
+    page.click(f"#query-{query_url.rsplit('/', 1)[1]}")
+    page.wait_for_url(query_url)
+    page.fill("#value", "12")
+    page.fill("#text", "diary says 12")
+    page.click("#correct")
+    assert "answers.nrs.pain" in page.inner_text("#query-error")
+    assert page.inner_text("#query-status") == "open"
+    page.fill("#value", "8")
+    page.fill("#text", "transcription error; diary says 8")
+    page.click("#correct")
+    page.wait_for_url(query_url)
+    assert page.inner_text("#query-status") == "answered"
+    page.click("text=Log out")
+
+    log_in("monitor")
+    page.goto(query_url)
+    page.click("#close")
+    page.wait_for_url(query_url)
+    assert page.inner_text("#query-status") == "closed"
+    steps = page.locator("#steps tr.step")
+    assert [steps.nth(i).locator(".action").inner_text() for i in range(steps.count())] == [
+        "raise",
+        "correct",
+        "close",
+    ]
+    assert steps.nth(1).locator(".old").inner_text() == "3"
+    assert steps.nth(1).locator(".new").inner_text() == "8"
+    page.goto(base + "/audit")
+    audit = page.inner_text("table.audit")
+    assert '"pain": 3' in audit
+    assert '"pain": 8' in audit
+    assert "transcription error; diary says 8" in audit
