@@ -361,3 +361,19 @@ def test_visit_not_done_appears_with_its_reason_in_the_consort_flow_of_analyse(
         assert list(csv.DictReader(handle)) == [
             {"category": "visit_window", "arm": "all", "deviations": "1", "participants": "1"}
         ]
+
+
+def test_a_visit_not_done_leaves_the_dashboard_due_list(client) -> None:
+    nurse = login(client, "nurse")
+    pid = _enrol(client, nurse)
+    client.post(f"/api/participants/{pid}/procedures", json=procedure(), headers=nurse)
+    # procedure 90 days ago: the 3-month window is open (test_registry_schema_dashboard.py)
+    assert {v["visit_code"] for v in client.get("/api/dashboard").json()["visits_due"]} == {"m3"}
+    client.post(
+        f"/api/participants/{pid}/visits-not-done",
+        json={"visit_code": "m3", "reason": "unable", "recorded_date": _day(-1)},
+        headers=nurse,
+    )
+    board = client.get("/api/dashboard").json()
+    assert board["visits_due"] == []
+    assert "m3" not in {v["visit_code"] for v in board["visits_overdue"]}
