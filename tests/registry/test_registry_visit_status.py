@@ -377,3 +377,74 @@ def test_a_visit_not_done_leaves_the_dashboard_due_list(client) -> None:
     board = client.get("/api/dashboard").json()
     assert board["visits_due"] == []
     assert "m3" not in {v["visit_code"] for v in board["visits_overdue"]}
+
+
+def test_followup_page_codes_blank_items_and_status_page_forms(client) -> None:
+    import re
+
+    nurse = login(client, "nurse")
+    pid = _enrol(client, nurse, study="STUMP")
+    url = f"/participants/{pid}/followup"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).text).group(1)
+    eq5d = {"self_care": 1, "usual_activities": 2, "pain_discomfort": 2, "anxiety_depression": 1}
+    form = {
+        "csrf_token": token,
+        "visit_code": "m1",
+        "visit_date": _day(-1),
+        "answers.nrs.pain": "4",
+        **{f"answers.eq5d5l.{k}": str(v) for k, v in eq5d.items()},
+        "answers.eq5d5l.vas": "70",
+    }
+    # mobility left blank without a reason: refused beside the field
+    refused = client.post(url, data=form)
+    assert refused.status_code == 422
+    assert 'id="error-answers.eq5d5l.mobility"' in refused.text
+    saved = client.post(
+        url, data={**form, "missing_blank.eq5d5l": "asked-declined"}, follow_redirects=False
+    )
+    assert saved.status_code == 303, saved.text[-500:]
+    status = client.get(f"/api/participants/{pid}/visit-status").json()
+    assert [(m["instrument"], m["item"], m["code"]) for m in status["missing_items"]] == [
+        ("eq5d5l", "mobility", "asked-declined")
+    ]
+    visit = client.get(f"/api/participants/{pid}").json()["visits"][0]
+    assert "eq5d5l" not in visit["scores"]
+    assert visit["scores"]["nrs"] == score("nrs", {"pain": 4})
+    # the visit-not-done and deviation forms of the status page
+    page_url = f"/participants/{pid}/not-done"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(page_url).text).group(1)
+    r = client.post(
+        page_url,
+        data={
+            "csrf_token": token,
+            "visit_code": "m3",
+            "reason": "other",
+            "recorded_date": _day(-1),
+        },
+    )
+    assert r.status_code == 422
+    assert 'id="error-reason_text"' in r.text
+    r = client.post(
+        page_url,
+        data={
+            "csrf_token": token,
+            "visit_code": "m3",
+            "reason": "withdrew",
+            "recorded_date": _day(-1),
+        },
+        follow_redirects=True,
+    )
+    assert r.status_code == 200
+    assert re.search(r'class="reason">withdrew<', r.text)
+    r = client.post(
+        f"/participants/{pid}/deviation",
+        data={
+            "csrf_token": token,
+            "deviation_date": _day(-1),
+            "category": "consent",
+            "description": "consent form version 2.0 used after 2.1 was approved",
+        },
+        follow_redirects=True,
+    )
+    assert r.status_code == 200
+    assert "consent form version 2.0" in r.text
