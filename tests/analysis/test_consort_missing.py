@@ -100,9 +100,32 @@ def test_flow_counts_reasons_per_arm_and_keeps_unexplained_apart() -> None:
             arm["with_primary_visit"]
             + arm["primary_not_done"]
             + arm["primary_item_missing"]
+            + sum(arm["primary_by_status"].values())
             + arm["primary_no_reason"]
             == arm["allocated"]
         )
+
+
+def test_withdrawn_or_lost_by_status_are_not_counted_as_unexplained() -> None:
+    base = _trial(visits_not_done=NOT_DONE)
+    people = base.participants.copy()
+    people.loc[people["participant_id"] == "A4", ["status", "status_reason"]] = [
+        "withdrawn",
+        "moved away",
+    ]
+    data = check(
+        from_frames(
+            "status",
+            participants=people,
+            procedures=base.procedures,
+            scores=base.scores,
+            visits_not_done=NOT_DONE,
+        )
+    ).data
+    a = rct.flow(data, "m3", "pain", scored(data))["arms"]["a"]
+    assert (a["discontinued"], a["discontinued_reasons"]) == (1, {"moved away": 1})
+    assert a["primary_by_status"] == {"withdrawn": 1}
+    assert a["primary_no_reason"] == 0
 
 
 def test_flow_figure_shows_the_reasons() -> None:

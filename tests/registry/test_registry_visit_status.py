@@ -349,6 +349,7 @@ def test_visit_not_done_appears_with_its_reason_in_the_consort_flow_of_analyse(
         arm["with_primary_visit"]
         + arm["primary_not_done"]
         + arm["primary_item_missing"]
+        + sum(arm["primary_by_status"].values())
         + arm["primary_no_reason"]
         == arm["allocated"]
     )

@@ -23,7 +23,9 @@ Rules (applied by :func:`check`, called from :func:`cryoneuro.analysis.validate.
 
 :func:`flow_reasons` gives the CONSORT flow, per arm, the participants whose primary visit was
 not done (by reason), whose primary outcome item was coded missing (by code), and — kept
-apart, not silently folded in — those without a primary value and without any recorded reason.
+apart, not silently folded in — those without a primary value and without any recorded reason
+(participants withdrawn or lost by ``participants.status`` are counted apart: the flow already
+shows them with their ``status_reason``).
 """
 
 from __future__ import annotations
@@ -136,9 +138,19 @@ def flow_reasons(
     ``with_value``: participants who have the primary outcome value at the primary visit.
     Returns ``{arm: {"primary_not_done": n, "primary_not_done_reasons": {reason: n},
     "primary_item_missing": n, "primary_item_missing_codes": {code: n},
-    "primary_no_reason": n, "visits_not_done": {reason: number of visits}}}``.
+    "primary_by_status": {status: n}, "primary_no_reason": n,
+    "visits_not_done": {reason: number of visits}}}``. Each participant without a value is
+    counted once, in this order: visit not done, item coded missing, participant withdrawn or
+    lost to follow-up (``participants.status``, shown in the flow's own box), no reason.
     """
     people = _people(data)
+    status_of = dict(
+        zip(
+            data.participants["participant_id"],
+            data.participants["status"].fillna("enrolled"),
+            strict=True,
+        )
+    )
     not_done = data.visits_not_done
     at_primary = not_done[not_done["visit_code"] == primary_visit]
     reason_of = dict(zip(at_primary["participant_id"], at_primary["reason"], strict=True))
@@ -153,6 +165,17 @@ def flow_reasons(
         codes = pd.Series(
             [code_of[p] for p in ids if p not in reason_of and p in code_of], dtype=object
         )
+        # withdrawn or lost by status: already in the flow's own boxes, with status_reason
+        by_status = pd.Series(
+            [
+                status_of[p]
+                for p in ids
+                if p not in reason_of
+                and p not in code_of
+                and status_of.get(p) in ("withdrawn", "lost_to_follow_up")
+            ],
+            dtype=object,
+        )
         arm_ids = set(group["participant_id"])
         all_not_done = not_done[not_done["participant_id"].isin(arm_ids)]["reason"]
         out[str(arm)] = {
@@ -160,7 +183,8 @@ def flow_reasons(
             "primary_not_done_reasons": {str(k): int(v) for k, v in reasons.value_counts().items()},
             "primary_item_missing": len(codes),
             "primary_item_missing_codes": {str(k): int(v) for k, v in codes.value_counts().items()},
-            "primary_no_reason": sum(1 for p in ids if p not in reason_of and p not in code_of),
+            "primary_by_status": {str(k): int(v) for k, v in by_status.value_counts().items()},
+            "primary_no_reason": len(ids) - len(reasons) - len(codes) - len(by_status),
             "visits_not_done": {str(k): int(v) for k, v in all_not_done.value_counts().items()},
         }
     return out

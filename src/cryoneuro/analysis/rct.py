@@ -356,6 +356,11 @@ def flow_figure(counts: dict, rct: bool):
                     if a["primary_item_missing"]
                     else ""
                 )
+                + (
+                    f"\nwithdrawn or lost, see above (n = {sum(a['primary_by_status'].values())})"
+                    if a["primary_by_status"]
+                    else ""
+                )
                 + f"\nno {primary} value, no reason recorded (n = {a['primary_no_reason']})",
                 "#fff8e1",
             )
