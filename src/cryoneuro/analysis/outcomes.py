@@ -74,14 +74,23 @@ def scored(data: TidyData) -> pd.DataFrame:
             ]
         ]
         if len(missing):
+            from cryoneuro.analysis.missing import coded_instruments
+            from cryoneuro.errors import InputError
             from cryoneuro.instruments import score
 
+            coded = coded_instruments(data)
             rows = []
             keys = ["participant_id", "visit_code", "instrument"]
             for (pid, code, instrument), group in missing.groupby(keys, sort=False):
                 answers = dict(zip(group["measure"], group["value"]))
                 first = group.iloc[0]
-                for measure, value in score(instrument, answers).items():
+                try:
+                    measures = score(instrument, answers)
+                except InputError:
+                    if (pid, code, instrument) in coded:
+                        continue  # an item is coded missing: no score (analysis/missing.py)
+                    raise
+                for measure, value in measures.items():
                     rows.append(
                         {
                             "participant_id": pid,

@@ -263,6 +263,15 @@ def flow(
             "analysed_itt": len(ids & followed & with_baseline),
             "with_primary_visit": len(ids & at_primary),
         }
+    # why the others have no primary value: visit not done, item coded missing, or unrecorded
+    from cryoneuro.analysis.missing import flow_reasons
+    from cryoneuro.analysis.outcomes import OUTCOMES
+
+    for arm, why in flow_reasons(
+        data, primary_visit, OUTCOMES[outcome].instrument, at_primary
+    ).items():
+        if arm in counts["arms"]:
+            counts["arms"][arm].update(why)
     return counts
 
 
@@ -335,6 +344,26 @@ def flow_figure(counts: dict, rct: bool):
         )
         arrow(x, 1.45, x, 0.95)
         primary = counts["primary_visit"] or "primary visit"
+        if "primary_not_done" in a:  # reasons for a missing primary value (analysis/missing.py)
+            box(
+                x + 0.36,
+                1.05,
+                f"{primary} not done (n = {a['primary_not_done']})"
+                + _reason_lines(a["primary_not_done_reasons"])
+                + (
+                    f"\n{primary} item coded missing (n = {a['primary_item_missing']})"
+                    + _reason_lines(a["primary_item_missing_codes"])
+                    if a["primary_item_missing"]
+                    else ""
+                )
+                + (
+                    f"\nwithdrawn or lost, see above (n = {sum(a['primary_by_status'].values())})"
+                    if a["primary_by_status"]
+                    else ""
+                )
+                + f"\nno {primary} value, no reason recorded (n = {a['primary_no_reason']})",
+                "#fff8e1",
+            )
         box(
             x,
             0.6,
@@ -348,7 +377,7 @@ def flow_figure(counts: dict, rct: bool):
 def _reason_lines(reasons: dict[str, int], most: int = 3) -> str:
     """Up to ``most`` reasons as indented lines ("  • lost contact: 3"), the rest summed."""
     items = sorted(reasons.items(), key=lambda kv: -kv[1])
-    lines = [f"\n  • {name[:34]}: {n}" for name, n in items[:most]]
+    lines = [f"\n  • {name.replace('_', ' ')[:34]}: {n}" for name, n in items[:most]]
     if len(items) > most:
         lines.append(f"\n  • other reasons: {sum(n for _, n in items[most:])}")
     return "".join(lines)

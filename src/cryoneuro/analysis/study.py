@@ -89,6 +89,37 @@ def characteristics(data: TidyData, scores: pd.DataFrame | None = None) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def _absence_tables(data: TidyData, results: dict[str, Any]) -> list[Table]:
+    """Visits not done, items coded missing and protocol deviations (analysis/missing.py)."""
+    from cryoneuro.analysis import missing
+
+    tables = []
+    for name, title, table, note in (
+        (
+            "visits_not_done",
+            "Visits not done, by reason",
+            missing.not_done_table(data),
+            "participants per visit, reason and arm (CONSORT: reasons for loss to follow-up)",
+        ),
+        (
+            "missing_items",
+            "Items without a value, by missing code",
+            missing.missing_items_table(data),
+            "HL7 FHIR DataAbsentReason codes; a coded item is never scored as a value",
+        ),
+        (
+            "deviations",
+            "Protocol deviations, by category",
+            missing.deviations_table(data),
+            "number of deviations and of participants with one, per arm",
+        ),
+    ):
+        results[name] = table.to_dict(orient="records")
+        if len(table):
+            tables.append(Table(name, title, table, note))
+    return tables
+
+
 def _mean_sd(values: pd.Series) -> str:
     x = pd.to_numeric(values, errors="coerce").dropna()
     if x.empty:
@@ -189,8 +220,15 @@ def analyse(
                 f"{primary}."
             ),
             [
-                Figure("flow", flow_name, rct.flow_figure(counts, is_rct)),
+                Figure(
+                    "flow",
+                    flow_name,
+                    rct.flow_figure(counts, is_rct),
+                    "reasons for a missing primary value: visit not done (recorded reason), "
+                    "outcome item coded missing (HL7 DataAbsentReason), or no reason recorded",
+                ),
                 Table("characteristics", "Baseline characteristics", characteristics(data, scores)),
+                *_absence_tables(data, results),
             ],
         )
     )

@@ -143,9 +143,50 @@ SCHEMA: dict[str, list[Column]] = {
         _c("kind", "str", False, "repeat cryoablation, surgery (neurectomy), injection …"),
         _c("description", "str", False, "free text"),
     ],
+    "visits_not_done": [
+        _PID,
+        _c("visit_code", "str", True, "the scheduled visit that did not take place"),
+        _c(
+            "reason",
+            "str",
+            True,
+            "lost_to_follow_up, withdrew, died, unable or other (shown in the CONSORT flow)",
+        ),
+        _c("reason_text", "str", False, "free text; required for other"),
+        _c("recorded_date", "date", False, "when the site established it"),
+    ],
+    "missing_items": [
+        _PID,
+        _c("visit_code", "str", True, "the visit (which took place)"),
+        _c("instrument", "str", True, "nrs, vas, eq5d5l, moxfq, bpi, stump, mobility"),
+        _c("item", "str", True, "the item without a value"),
+        _c(
+            "missing_code",
+            "str",
+            True,
+            "why: not-asked, asked-declined, asked-unknown, not-applicable, unknown "
+            "(HL7 FHIR DataAbsentReason); never a value",
+        ),
+    ],
+    "deviations": [
+        _PID,
+        _c("deviation_id", "str", False, "unique per deviation"),
+        _c("deviation_date", "date", False, "date of the deviation"),
+        _DAYS,
+        _c("category", "str", True, "eligibility, visit_window, procedure, consent, other"),
+        _c("visit_code", "str", False, "the visit concerned, if any"),
+        _c("description", "str", False, "free text"),
+    ],
 }
 
 TABLES: dict[str, list[str]] = {t: [c.name for c in cols] for t, cols in SCHEMA.items()}
+
+#: Reasons a visit was not done, missing-item codes (HL7 FHIR DataAbsentReason) and deviation
+#: categories: the registry's vocabularies (registry/models/queries.py), repeated here so the
+#: analysis needs no registry (a test checks that both agree).
+NOT_DONE_REASONS = ("lost_to_follow_up", "withdrew", "died", "unable", "other")
+MISSING_CODES = ("not-asked", "asked-declined", "asked-unknown", "not-applicable", "unknown")
+DEVIATION_CATEGORIES = ("eligibility", "visit_window", "procedure", "consent", "other")
 
 SAFETY_CATEGORIES = (
     "pain",
@@ -170,6 +211,10 @@ class TidyData:
     source: str = ""
     #: table → the file it was read from (for messages that name file, row and column)
     files: dict[str, str] = field(default_factory=dict)
+    #: Why data are absent (issue 14): optional tables, empty when not given.
+    visits_not_done: pd.DataFrame = field(default_factory=lambda: _empty("visits_not_done"))
+    missing_items: pd.DataFrame = field(default_factory=lambda: _empty("missing_items"))
+    deviations: pd.DataFrame = field(default_factory=lambda: _empty("deviations"))
 
     def table(self, name: str) -> pd.DataFrame:
         return getattr(self, name)
@@ -276,7 +321,16 @@ def validate(data: TidyData) -> TidyData:
             "twice; each participant needs one row"
         )
     known = set(ids)
-    for table in ("procedures", "visits", "scores", "adverse_events", "reinterventions"):
+    for table in (
+        "procedures",
+        "visits",
+        "scores",
+        "adverse_events",
+        "reinterventions",
+        "visits_not_done",
+        "missing_items",
+        "deviations",
+    ):
         frame = data.table(table)
         unknown = sorted(set(frame["participant_id"]) - known)
         if unknown:
@@ -297,6 +351,17 @@ def validate(data: TidyData) -> TidyData:
             f"'{sorted(categories - set(SAFETY_CATEGORIES))[0]}' is not one of "
             f"{', '.join(SAFETY_CATEGORIES)}"
         )
+    for table, column, allowed in (
+        ("visits_not_done", "reason", NOT_DONE_REASONS),
+        ("missing_items", "missing_code", MISSING_CODES),
+        ("deviations", "category", DEVIATION_CATEGORIES),
+    ):
+        values = set(data.table(table)[column])
+        if values - set(allowed):
+            raise InputError(
+                f"{where}: {table}.{column} '{sorted(values - set(allowed))[0]}' is not one "
+                f"of {', '.join(allowed)}"
+            )
     return data
 
 

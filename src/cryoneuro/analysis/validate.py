@@ -435,6 +435,10 @@ def check(
     )
     data = replace(data, visits=visits, scores=scores)
     _check_scores(data)
+    from cryoneuro.analysis import missing
+
+    missing.check(data)
+    exclusions += _unscored(data)
     followup = {t: data.table(t)["visit_code"] != "baseline" for t in ("visits", "scores")}
     data = replace(
         data,
@@ -469,6 +473,54 @@ def check(
             )
     exclusions += population_exclusions(data)
     return Checked(data, exclusions)
+
+
+def _unscored(data: TidyData) -> list[Exclusion]:
+    """Instruments left without a score because an item is coded missing (analysis/missing.py
+    rule 3): those without score rows whose scorer refuses the items present."""
+    from cryoneuro.instruments import score
+
+    scores = data.scores
+    kind = scores["kind"].str.lower()
+    have = set(
+        zip(
+            scores.loc[kind == "score", "participant_id"],
+            scores.loc[kind == "score", "visit_code"],
+            scores.loc[kind == "score", "instrument"],
+            strict=True,
+        )
+    )
+    items = data.missing_items
+    out: list[Exclusion] = []
+    for (pid, visit, instrument), group in items.groupby(
+        ["participant_id", "visit_code", "instrument"], sort=False
+    ):
+        if (pid, visit, instrument) in have:
+            continue
+        given = scores[
+            (kind == "item")
+            & (scores["participant_id"] == pid)
+            & (scores["visit_code"] == visit)
+            & (scores["instrument"] == instrument)
+        ]
+        try:
+            score(instrument, dict(zip(given["measure"], given["value"], strict=True)))
+            continue  # the instrument's own missing-data rule scores it
+        except InputError:
+            pass
+        out.append(
+            Exclusion(
+                "missing_items",
+                _row(group.index[0]),
+                str(pid),
+                "not scored: item(s) coded missing (a code is never a value)",
+                f"{instrument} at {visit}: "
+                + ", ".join(
+                    f"{i}={c}" for i, c in zip(group["item"], group["missing_code"], strict=True)
+                ),
+            )
+        )
+    return out
 
 
 # ----------------------------------------------------------------------- populations

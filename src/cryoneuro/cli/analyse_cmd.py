@@ -201,5 +201,18 @@ def _summary(results: dict) -> None:
             )
     for row in results.get("survival", {}).get("recurrence", []):
         table.add_row(f"median relief, days ({row['arm']})", f"{row['median_days']:.0f}")
+    primary = results.get("primary_visit") or "primary visit"
+    for arm, counts in results.get("flow", {}).get("arms", {}).items():
+        # why primary values are absent, as in the CONSORT flow (analysis/missing.py)
+        for key, label in (
+            ("primary_not_done_reasons", f"{primary} not done"),
+            ("primary_item_missing_codes", f"{primary} outcome item coded missing"),
+        ):
+            for reason, n in counts.get(key, {}).items():
+                table.add_row(f"{label} ({arm}): {reason.replace('_', ' ')}", str(n))
+        if counts.get("primary_no_reason"):
+            table.add_row(
+                f"no {primary} value, no reason recorded ({arm})", str(counts["primary_no_reason"])
+            )
     out.print(table)
     out.print(f"report: {results['files']['html']}")

@@ -168,6 +168,9 @@ class FollowUpIn(Strict):
     visit_date: ClinicalDate
     #: instrument code → {item: answer}
     answers: dict[Code, dict[Code, Any]] = Field(max_length=20)
+    #: instrument → {item: missing code} (or → one code for every item): items without a
+    #: value, with why (HL7 DataAbsentReason codes; services/visit_status.py)
+    missing: dict[Code, dict[Code, str] | str] = Field(default_factory=dict, max_length=20)
 
 
 class AdverseEventIn(Strict):

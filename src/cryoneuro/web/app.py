@@ -201,6 +201,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         epro_pages,
         pages,
         procedure_pages,
+        query_pages,
     )
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -228,5 +229,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     app.include_router(epro_pages.router)
     app.include_router(account_pages.router)
     app.include_router(admin_pages.router)
+    app.include_router(query_pages.api)
+    app.include_router(query_pages.pages)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

@@ -179,7 +179,22 @@ def _followup_fields(session: Session, p: Participant, _flat: dict) -> list[Form
                 )
             )
             first = False
+        fields.append(_blank_code_field(instrument))
     return fields
+
+
+def _blank_code_field(instrument: str) -> FormField:
+    """Why this instrument's blank items have no value (issue 14: HL7 DataAbsentReason)."""
+    from cryoneuro.registry.models import MissingCode
+
+    return FormField(
+        f"missing_blank.{instrument}",
+        "items left blank were",
+        "select",
+        [(c, c.replace("-", " ")) for c in MissingCode.codes()],
+        required=False,
+        hint="a reason for every blank item of this instrument; never scored as a value",
+    )
 
 
 def _prepare_followup(data: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
@@ -188,6 +203,17 @@ def _prepare_followup(data: dict[str, Any], errors: dict[str, str]) -> dict[str,
         data["answers"] = {k: v for k, v in answers.items() if v}
     else:
         data["answers"] = {}
+    blank = data.pop("missing_blank", None)
+    if isinstance(blank, dict):  # the code applies to the instrument's items left blank
+        data["missing"] = {
+            instrument: {
+                item: code
+                for item in ITEM_SPECS.get(instrument, {})
+                if item not in (data["answers"].get(instrument) or {})
+            }
+            for instrument, code in blank.items()
+            if isinstance(code, str) and instrument in ITEM_SPECS
+        }
     return data
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
-from cryoneuro.registry.exports.tidy import TABLES, participant_rows
+from cryoneuro.registry.exports.tidy import REGISTRY_ONLY, TABLES, participant_rows
 from cryoneuro.registry.models import Site, Study
 from cryoneuro.registry.services.participants import list_participants
 from cryoneuro.registry.settings import RegistrySettings
@@ -35,9 +35,15 @@ FREE_TEXT = {
     "protocol",
     "operator",
     "description",
+    "reason_text",
 }
-DROPPED = FREE_TEXT | {"visit_id", "event_id", "procedure_id", "reintervention_id"}
-DEID_TABLES = {name: [c for c in cols if c not in DROPPED] for name, cols in TABLES.items()}
+DROPPED = FREE_TEXT | {"visit_id", "event_id", "procedure_id", "reintervention_id", "deviation_id"}
+#: Data queries (free text and raw values) are not part of the de-identified extract.
+DEID_TABLES = {
+    name: [c for c in cols if c not in DROPPED]
+    for name, cols in TABLES.items()
+    if name not in REGISTRY_ONLY
+}
 MAX_SHIFT_DAYS = 180
 
 
@@ -58,7 +64,7 @@ def deidentified_tables(
     actor.require(EXPORT_ROLES, "export data")
     studies = {s.id: s for s in session.scalars(select(Study))}
     sites = {s.id: s for s in session.scalars(select(Site))}
-    tables: dict[str, list[dict]] = {name: [] for name in TABLES}
+    tables: dict[str, list[dict]] = {name: [] for name in DEID_TABLES}
     for participant in list_participants(session, actor):
         shift = dt.timedelta(days=date_offset_days(settings, participant.id))
         pseudonym = "D" + _digest(settings, participant.id)[4:10].hex().upper()

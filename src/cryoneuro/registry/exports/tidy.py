@@ -23,10 +23,16 @@ from cryoneuro.analysis.tidy import TABLES as ANALYSIS_TABLES
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
 from cryoneuro.registry.exports.csvsafe import safe_cell
 from cryoneuro.registry.models import Participant, Site, Study
+from cryoneuro.registry.services import visit_status
 from cryoneuro.registry.services.participants import list_participants
+from cryoneuro.registry.services.queries import QUERY_COLUMNS, query_rows
 
-#: Column names come from the analysis package's schema: one definition, two users.
-TABLES: dict[str, list[str]] = ANALYSIS_TABLES
+#: Column names come from the analysis package's schema: one definition, two users. The
+#: bundle adds the registry's data queries (monitoring, not analysis: cryoneuro analyse
+#: ignores the file).
+TABLES: dict[str, list[str]] = {**ANALYSIS_TABLES, "queries": QUERY_COLUMNS}
+#: Tables that are not per-participant analysis data (filled by :func:`tidy_tables` only).
+REGISTRY_ONLY = frozenset({"queries"})
 
 
 def _days(day0: dt.date | None, date: dt.date) -> int | None:
@@ -56,7 +62,7 @@ def participant_rows(
     pid = participant.study_number
     neuroma = participant.neuromas[0] if participant.neuromas else None
     day0 = participant.procedures[0].procedure_date if participant.procedures else None
-    rows: dict[str, list[dict]] = {name: [] for name in TABLES}
+    rows: dict[str, list[dict]] = {name: [] for name in ANALYSIS_TABLES}
     rows["participants"].append(
         {
             "participant_id": pid,
@@ -166,6 +172,8 @@ def participant_rows(
                 "description": r.description,
             }
         )
+    for name, extra in visit_status.tidy_rows(session, participant, pid, day0).items():
+        rows[name].extend(extra)
     return rows
 
 
@@ -178,6 +186,7 @@ def tidy_tables(session: Session, actor: Actor) -> dict[str, list[dict]]:
     for participant in list_participants(session, actor):
         for name, rows in participant_rows(session, participant, studies, sites, actor).items():
             tables[name].extend(rows)
+    tables["queries"] = query_rows(session, actor)
     return tables
 
 

@@ -35,6 +35,17 @@ from cryoneuro.registry.models.epro import (
     SiteNotification,
 )
 from cryoneuro.registry.models.files import PlanFile  # noqa: F401
+from cryoneuro.registry.models.queries import (
+    DataQuery,
+    DataQueryStep,
+    DeviationCategory,
+    MissingCode,
+    MissingItem,
+    NotDoneReason,
+    ProtocolDeviation,
+    QueryStatus,
+    VisitNotDone,
+)
 from cryoneuro.registry.models.security import RegistrySetting, UserSession
 from cryoneuro.registry.models.study import (
     EligibilityCriterion,
@@ -55,6 +66,9 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Consent",
+    "DataQuery",
+    "DataQueryStep",
+    "DeviationCategory",
     "EligibilityAnswer",
     "EligibilityCriterion",
     "EproAlert",
@@ -62,12 +76,17 @@ __all__ = [
     "FollowUpVisit",
     "Gas",
     "ImagingModality",
+    "MissingCode",
+    "MissingItem",
     "Neuroma",
     "NeuromaType",
+    "NotDoneReason",
     "Participant",
     "ParticipantContact",
     "ParticipantIdentifier",
     "Procedure",
+    "ProtocolDeviation",
+    "QueryStatus",
     "RandomisationSlot",
     "RandomisationStratum",
     "RegistrySetting",
@@ -89,5 +108,6 @@ __all__ = [
     "User",
     "UserSession",
     "VisitDefinition",
+    "VisitNotDone",
     "utcnow",
 ]

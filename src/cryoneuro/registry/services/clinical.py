@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from cryoneuro.registry.audit import acting
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import ConflictError, NotFoundError, RegistryInputError
-from cryoneuro.registry.instruments_bridge import score_answers, validate_answers
 from cryoneuro.registry.models import (
     AdverseEvent,
     Base,
@@ -31,6 +30,7 @@ from cryoneuro.registry.schemas import (
     ProcedureIn,
     ReinterventionIn,
 )
+from cryoneuro.registry.services import visit_status
 from cryoneuro.registry.services.participants import get_participant, valid_id
 
 
@@ -104,18 +104,22 @@ def record_followup(
         )
     ):
         raise ConflictError(f"visit {data.visit_code} is already recorded: edit it instead")
-    answers = validate_answers(data.answers)
-    if not answers:
+    visit_status.refuse_if_not_done(session, participant.id, data.visit_code)
+    missing = visit_status.clean_missing(data.missing)
+    answers = visit_status.validate_with_missing(data.answers, missing)
+    if not answers and not missing:
         raise RegistryInputError("at least one instrument must be answered", "answers")
     visit = FollowUpVisit(
         participant_id=participant.id,
         visit_code=data.visit_code,
         visit_date=data.visit_date,
         answers=answers,
-        scores=score_answers(answers),
+        scores=visit_status.score_with_missing(answers, missing),
     )
     with acting(session, actor):
         session.add(visit)
+        session.flush()
+        visit_status.sync_missing(session, visit, missing)
     return visit
 
 
@@ -261,8 +265,8 @@ def edit_followup(
     actor.require_write(participant.site_id)
     if not reason or len(reason.strip()) < 3:
         raise RegistryInputError("a reason for change is required", "reason")
-    for key in changes:
-        if key not in EDITABLE["followup_visit"][1]:
+    for key in changes:  # ``missing``: the visit's coded items (services/visit_status.py)
+        if key not in EDITABLE["followup_visit"][1] | {"missing"}:
             raise RegistryInputError(f"field '{key[:40]}' cannot be edited", f"changes.{key[:40]}")
     visit_date = visit.visit_date
     if "visit_date" in changes:
@@ -273,19 +277,29 @@ def edit_followup(
             raise RegistryInputError("not a date (YYYY-MM-DD)", "changes.visit_date") from None
         _not_before_enrolment(participant, visit_date, "changes.visit_date")
     answers, scores = visit.answers, visit.scores
-    if "answers" in changes:
-        raw_answers = changes["answers"]
+    old_missing = visit_status.missing_of(session, visit.id)
+    missing = old_missing
+    if "answers" in changes or "missing" in changes:
+        raw_answers = changes.get("answers", visit.answers)
         if not isinstance(raw_answers, dict) or len(raw_answers) > 20:
             raise RegistryInputError("answers must map instruments to items", "changes.answers")
-        answers = validate_answers(raw_answers)
-        if not answers:
+        if "missing" in changes:
+            if not isinstance(changes["missing"], dict) or len(changes["missing"]) > 20:
+                raise RegistryInputError("missing must map instruments to items", "changes.missing")
+            missing = visit_status.clean_missing(changes["missing"])
+        else:  # a value supplied for a coded item replaces its missing code
+            missing = visit_status.drop_answered(old_missing, raw_answers)
+        answers = visit_status.validate_with_missing(raw_answers, missing)
+        if not answers and not missing:
             raise RegistryInputError("at least one instrument must be answered", "answers")
-        scores = score_answers(answers)
+        scores = visit_status.score_with_missing(answers, missing)
     with acting(session, actor, reason=reason.strip()):
         visit.visit_date = visit_date
-        if answers != visit.answers:
+        if answers != visit.answers or scores != visit.scores:
             visit.answers = answers
             visit.scores = scores
+        if missing != old_missing:
+            visit_status.sync_missing(session, visit, missing)
     return visit
 
 

@@ -87,6 +87,15 @@ def dashboard(
             )
         ):
             done.setdefault(pid, set()).add(code)
+        # a visit recorded as not done (with its reason) is neither due nor overdue (issue 14)
+        from cryoneuro.registry.models import VisitNotDone
+
+        for pid, code in session.execute(
+            select(VisitNotDone.participant_id, VisitNotDone.visit_code).where(
+                VisitNotDone.participant_id.in_(enrolled_ids)
+            )
+        ):
+            done.setdefault(pid, set()).add(code)
 
     def count(model, *where) -> int:
         return int(
