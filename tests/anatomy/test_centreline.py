@@ -85,3 +85,26 @@ def test_too_short_or_empty_is_refused_in_one_line():
     mask[4:6, 4:6, 3:6] = True  # 3 voxels long
     with pytest.raises(CentrelineError, match="at least 5 mm"):
         extract_centreline(mask, np.eye(4), target_mask=mask)
+
+
+def test_straight_prism_that_thinning_deletes_falls_back_to_the_centred_path():
+    # an even-width prism along z touching the volume's faces: scikit-image 0.26's 3D thinning
+    # returns no voxel at all for it (issue #3757); the centreline must still be its axis
+    shape = (16, 16, 60)
+    x, y = np.mgrid[: shape[0], : shape[1]]
+    disk = (x - 7.5) ** 2 + (y - 7.5) ** 2 <= 12  # centred between voxels 7 and 8
+    mask = np.repeat(disk[..., None], shape[2], axis=2)
+    affine = np.diag([0.5, 0.5, 0.5, 1.0])
+    target = np.zeros(shape, bool)
+    target[5:11, 5:11, 50:58] = mask[5:11, 5:11, 50:58]
+    line = extract_centreline(mask, affine, target_mask=target)
+    assert line.method.startswith("centred minimal path")
+    # the axis is at x = y = 7.5 voxels = 3.75 mm, between voxel centres (3.5 and 4.0 mm): away
+    # from the end faces (4 mm: a radius and the smoothing window), a quarter voxel off at most
+    z = line.points_mm[:, 2]
+    inner = (z > 4.0) & (z < 29.5 - 4.0)
+    assert np.abs(line.points_mm[inner, :2] - 3.75).max() <= 0.25 + 1e-9
+    assert np.abs(line.points_mm[:, :2] - 3.75).max() < 1.0  # ends: within two voxels
+    assert line.points_mm[0][2] < 2.0  # from the z = 0 face ...
+    assert line.points_mm[-1][2] > 27.0  # ... to the far one (29.5 mm), distal at the target
+    assert line.length_mm == pytest.approx(29.5, abs=2.0)

@@ -1,0 +1,116 @@
+"""Plan a patient's case from a DICOM SEG drawn on a real CT series, and export the plan back
+as a 3D Slicer segmentation, probe markups and a DICOM SEG referencing the series (issue 12,
+item 5, end to end through the CLI).
+
+The CT series is pydicom's ``CT_small.dcm`` repeated into 8 slices and turned 30° about S
+(tests/anatomy/dicom_fixture.py). On it a small forefoot-like case is drawn at known voxels: a
+box of soft tissue whose boundary is the skin, a nerve along the image's row axis and a neuroma
+on it. Independent expectations: the extracted centreline runs along the drawn nerve's LPS
+direction (the series' column-direction cosines, IOP[3:6]); every voxel of the exported −20 °C
+isotherm, placed in the world by the SEG's own frame headers, lies where the planner's minimum
+temperature (read through nibabel's RAS affine, not our code) is ≤ −20 °C.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from dicom_fixture import ct_series
+from typer.testing import CliRunner
+
+from cryoneuro.anatomy.dicom_seg import SEG_SOP_CLASS_UID, read_source_series, write_dicom_seg
+from cryoneuro.cli import app
+
+ROT = 30.0
+
+
+def _draw_case(folder):
+    ct_series(folder / "ct", n_slices=8, rotation_deg=ROT)
+    image, datasets = read_source_series(folder / "ct")
+    shape = image.GetSize()  # (columns, rows, slices)
+    body = np.zeros(shape, bool)
+    body[34:95, 34:95, :] = True  # 40 x 40 mm of tissue, the full 20 mm depth
+    inner = np.zeros(shape, bool)
+    inner[35:94, 35:94, :7] = True
+    skin = body & ~inner  # the box's side walls and its top slice
+    nerve = np.zeros(shape, bool)
+    nerve[62:67, 36:93, 3] = True  # 3.3 mm wide, one 2.5 mm slice, along the rows
+    neuroma = np.zeros(shape, bool)
+    neuroma[59:70, 58:70, 2:5] = True  # 7 x 8 x 7.5 mm
+    masks = {"Skin": skin, "Digital nerve": nerve, "Neuroma": neuroma}
+    write_dicom_seg(masks, datasets, folder / "seg.dcm")
+    (folder / "case.toml").write_text(
+        """
+[anatomy]
+segmentation = "seg.dcm"
+image = "ct"
+
+[plan]
+gases = ["argon"]
+offsets_mm = [0]
+shifts_mm = [0]
+freezes_s = [60]
+""",
+        encoding="utf-8",
+    )
+    return datasets
+
+
+def test_plan_from_dicom_seg_on_a_ct_series_and_export_back(tmp_path):
+    datasets = _draw_case(tmp_path)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        app, ["plan", str(tmp_path / "case.toml"), "--out", str(out), "--export-seg", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.output)
+    case = plan["inputs"]["case"]
+    roles = {n: v["as"] for n, v in case["segment_mapping"]["segments"].items()}
+    assert roles == {"Skin": "skin", "Digital nerve": "nerve", "Neuroma": "target"}
+    # the centreline follows the drawn nerve: the series' column direction (increasing row)
+    line = np.asarray(case["centreline"]["centreline_mm"])
+    axis = np.linalg.svd(line - line.mean(0))[2][0]
+    row_dir = np.asarray(datasets[0].ImageOrientationPatient, float)[3:]
+    assert abs(axis @ row_dir) > np.cos(np.deg2rad(3.0))
+    assert case["centreline"]["length_mm"] > 30.0  # the nerve is drawn 37.7 mm long
+
+    # Slicer segmentation of the isotherms: names, and the plan grid's geometry
+    seg_img = sitk.ReadImage(plan["files"]["isotherms_seg_nrrd"])
+    names = [seg_img.GetMetaData(f"Segment{i}_Name") for i in range(3)]
+    assert names == ["isotherm 0 C", "isotherm -20 C", "isotherm -40 C"]
+    tmin_img = nib.load(out / "min_temperature.nii.gz")
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ tmin_img.affine
+    np.testing.assert_allclose(seg_img.GetOrigin(), lps[:3, 3], atol=1e-6)
+    np.testing.assert_allclose(seg_img.GetSpacing(), np.abs(np.diag(lps)[:3]), atol=1e-9)
+
+    # probe markups: the tip is the plan's
+    mrk = json.loads((out / "probe_1.mrk.json").read_text(encoding="utf-8"))
+    tip = mrk["markups"][0]["controlPoints"][0]["position"]
+    np.testing.assert_allclose(tip, plan["probes"][0]["tip_mm"])
+
+    # DICOM SEG on the source series
+    ds = pydicom.dcmread(plan["files"]["isotherms_dicom_seg"])
+    assert ds.SOPClassUID == SEG_SOP_CLASS_UID
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == datasets[0].SeriesInstanceUID
+    assert [s.SegmentLabel for s in ds.SegmentSequence] == names
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    iop = np.asarray(shared.PlaneOrientationSequence[0].ImageOrientationPatient, float)
+    dr, dc = (float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing)
+    tmin = np.asarray(tmin_img.dataobj, float)
+    inv = np.linalg.inv(lps)
+    pixels = ds.pixel_array if ds.NumberOfFrames > 1 else ds.pixel_array[None]
+    checked = 0
+    for f, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        if int(frame.SegmentIdentificationSequence[0].ReferencedSegmentNumber) != 2:
+            continue  # the -20 C isotherm
+        ipp = np.asarray(frame.PlanePositionSequence[0].ImagePositionPatient, float)
+        rc = np.argwhere(pixels[f])
+        world = ipp + np.outer(rc[:, 1] * dc, iop[:3]) + np.outer(rc[:, 0] * dr, iop[3:])
+        ijk = np.rint((inv[:3, :3] @ world.T).T + inv[:3, 3]).astype(int)
+        assert (tmin[tuple(ijk.T)] <= -20.0).all()
+        checked += len(ijk)
+    assert checked > 0
