@@ -232,6 +232,6 @@ def test_report_shows_both_relief_estimates_and_the_contradiction(tmp_path):
     ):
         assert text in page, text
     table = relief_table(plan)  # the PDF's relief table
-    assert ["observed in published series", "–", "183–600 days"] == table.rows[1][:3]
+    assert table.rows[1][:3] == ["observed in published series", "–", "183–600 days"]
     assert table.note.startswith("Contradiction")
     assert Plan.load(plan.save(tmp_path / "plan.json")) == plan
