@@ -114,3 +114,55 @@ def test_plan_from_dicom_seg_on_a_ct_series_and_export_back(tmp_path):
         assert (tmin[tuple(ijk.T)] <= -20.0).all()
         checked += len(ijk)
     assert checked > 0
+
+
+def test_phantoms_written_as_slicer_cases_read_back_with_their_hand_drawn_nerve(tmp_path):
+    """The phantoms' centrelines and the stump bulb's widest section were drawn by hand from
+    their construction (anatomy/phantoms.py); written as Slicer cases and read back, the
+    extracted ones must agree: mean distance under 0.6 mm (about a voxel), the proximal end
+    within 2.5 mm (a nerve radius), the stump's distal end within 5 mm (the bulb's radius: the
+    extracted end is the centre of the end face, up to one radius inside the pole the hand line
+    ends on), the widest section within 1.5 mm; the roles are the phantoms' labels."""
+    from scipy.spatial import cKDTree
+
+    from cryoneuro.anatomy.patient import write_segmentation_case
+    from cryoneuro.anatomy.phantoms import amputation_stump, morton_forefoot
+    from cryoneuro.cli.plan_cmd import load_plan_case
+
+    for make in (morton_forefoot, amputation_stump):
+        ph = make()
+        case, _ = load_plan_case(write_segmentation_case(ph, tmp_path / ph.name))
+        got = case.phantom
+        names = got.anatomy.label_names
+        assert names[got.neuroma_label] == ph.anatomy.label_names[ph.neuroma_label]
+        assert names[got.nerve_label] == ph.anatomy.label_names[ph.nerve_label]
+        assert names[got.skin_label] == "skin"
+        assert sorted(names[v] for v in got.bone_labels) == sorted(
+            ph.anatomy.label_names[v] for v in ph.bone_labels
+        )
+        assert [names[v] for v in got.artery_labels] == [
+            ph.anatomy.label_names[v] for v in ph.artery_labels
+        ]
+        hand = np.vstack(
+            [np.linspace(a, b, 200) for a, b in zip(ph.centreline_mm[:-1], ph.centreline_mm[1:])]
+        )
+        d = cKDTree(hand).query(got.centreline_mm)[0]
+        assert d.mean() < 0.6, (ph.name, d.mean())
+        assert np.linalg.norm(got.centreline_mm[0] - ph.centreline_mm[0]) < 2.5
+        if ph.neuroma_type == "stump":  # (the Morton hand line ends beyond the segment)
+            assert np.linalg.norm(got.centreline_mm[-1] - hand[-1]) < 5.0
+        np.testing.assert_allclose(got.end_organ_mm, ph.end_organ_mm, atol=1e-3)  # kept
+        if ph.neuroma_type == "stump":  # the same place, each at its own line's arc length
+            where = [
+                _at_arc(line, s)
+                for line, s in (
+                    (got.centreline_mm, got.block_proximal_to_mm),
+                    (ph.centreline_mm, ph.block_proximal_to_mm),
+                )
+            ]
+            assert np.linalg.norm(where[0] - where[1]) < 1.5
+
+
+def _at_arc(line: np.ndarray, s_mm: float) -> np.ndarray:
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
+    return np.array([np.interp(s_mm, s, line[:, a]) for a in range(3)])

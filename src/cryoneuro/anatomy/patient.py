@@ -13,7 +13,7 @@ roles (:func:`cryoneuro.anatomy.segments.to_anatomy`) → resample to an axis-al
 grid when the images are oblique or anisotropic (the thermal engine's grid) → centreline and end
 organ from the nerve and target segments unless given (:mod:`cryoneuro.anatomy.centreline`) →
 for a stump neuroma without ``block_proximal_to_mm``, the arc length of the bulb's widest
-section, measured as the centreline station to which most target voxels are nearest.
+section: the centreline station whose cross-section holds most target voxels.
 """
 
 from __future__ import annotations
@@ -58,12 +58,23 @@ def _affine(anatomy) -> np.ndarray:
 
 
 def widest_section_arc_mm(centreline_mm: np.ndarray, target_world_mm: np.ndarray) -> float:
-    """Arc length (mm) of the centreline station to which most target voxels are nearest."""
+    """Arc length (mm) of the centreline station whose cross-section holds most target voxels.
+
+    A voxel belongs to its nearest station's section when it lies within half a station step
+    of the plane through the station normal to the centreline (so the voxels beyond either end
+    of the line, which are nearest to the end station, do not pile up there)."""
     from scipy.spatial import cKDTree
 
-    _, nearest = cKDTree(centreline_mm).query(target_world_mm)
-    counts = np.bincount(nearest, minlength=len(centreline_mm))
-    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(centreline_mm, axis=0), axis=1))])
+    line = np.asarray(centreline_mm, float)
+    steps = np.linalg.norm(np.diff(line, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(steps)])
+    tangent = np.gradient(line, axis=0)
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
+    half = 0.5 * np.concatenate([[steps[0]], 0.5 * (steps[:-1] + steps[1:]), [steps[-1]]])
+    _, nearest = cKDTree(line).query(target_world_mm)
+    along = np.einsum("ij,ij->i", target_world_mm - line[nearest], tangent[nearest])
+    inside = np.abs(along) <= half[nearest] + 1e-9
+    counts = np.bincount(nearest[inside], minlength=len(line))
     return float(s[int(np.argmax(counts))])
 
 
@@ -152,8 +163,8 @@ def load_patient_case(
         block_proximal_to_mm = widest_section_arc_mm(centreline, world)
         record["block_proximal_to_mm"] = {
             "value": round(block_proximal_to_mm, 2),
-            "rule": "arc length of the centreline station nearest to most target voxels "
-            "(the bulb's widest section)",
+            "rule": "arc length of the centreline station whose cross-section holds most "
+            "target voxels (the bulb's widest section)",
         }
     phantom = Phantom(
         name=name,
@@ -190,3 +201,35 @@ def phantom_segments(phantom: Phantom) -> Segments:
         np.asarray(anat.direction, float),
         source=phantom.name,
     )
+
+
+def write_segmentation_case(phantom: Phantom, folder: str | Path) -> Path:
+    """Write a phantom as a patient's case would arrive: ``phantom.seg.nrrd`` (its labels as
+    named segments), ``image.nrrd`` (its CT-like image) and ``case.toml`` (no structures and no
+    centreline: both come from the segment names and the nerve segment). Returns the case file.
+
+    The case keeps the phantom's end organ (``end_organ_mm``: for the Morton phantom the web
+    space lies beyond the segmented nerve, which a segment cannot show) and its neuroma type.
+    """
+    import SimpleITK as sitk
+
+    from cryoneuro.anatomy.slicer import write_seg_nrrd
+
+    d = Path(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    write_seg_nrrd(phantom_segments(phantom), d / "phantom.seg.nrrd")
+    anat = phantom.anatomy
+    if anat.image is not None:
+        sitk.WriteImage(anat._to_sitk(anat.image.astype(np.float32)), str(d / "image.nrrd"), True)
+    end = ", ".join(f"{v:.3f}" for v in phantom.end_organ_mm)
+    text = (
+        f"# {phantom.name} as a 3D Slicer segmentation (cryoneuro demo --via-segmentation)\n"
+        "[anatomy]\n"
+        'segmentation = "phantom.seg.nrrd"\n'
+        'image = "image.nrrd"\n\n'
+        "[nerve]\n"
+        f'neuroma_type = "{phantom.neuroma_type}"\n'
+        f"end_organ_mm = [{end}]\n"
+    )
+    (d / "case.toml").write_text(text, encoding="utf-8")
+    return d / "case.toml"
