@@ -14,6 +14,7 @@ temperature (read through nibabel's RAS affine, not our code) is ≤ −20 °C.
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import nibabel as nib
 import numpy as np
@@ -143,9 +144,7 @@ def test_phantoms_written_as_slicer_cases_read_back_with_their_hand_drawn_nerve(
         assert [names[v] for v in got.artery_labels] == [
             ph.anatomy.label_names[v] for v in ph.artery_labels
         ]
-        hand = np.vstack(
-            [np.linspace(a, b, 200) for a, b in zip(ph.centreline_mm[:-1], ph.centreline_mm[1:])]
-        )
+        hand = np.vstack([np.linspace(a, b, 200) for a, b in pairwise(ph.centreline_mm)])
         d = cKDTree(hand).query(got.centreline_mm)[0]
         assert d.mean() < 0.6, (ph.name, d.mean())
         assert np.linalg.norm(got.centreline_mm[0] - ph.centreline_mm[0]) < 2.5
