@@ -51,7 +51,7 @@ ROLE_PATTERNS: tuple[tuple[str, str], ...] = (
     ("nerve", r"nerve|nervus|\bn\.\s"),
     ("skin", r"skin|cutis|epiderm"),
     ("artery", r"arter|\ba\.\s"),
-    ("bone", r"bone|metatars|phalan|tibia|fibula|femur|calcane|cuneiform|cuboid|navicular"),
+    ("bone", r"bone|\bmetatars|phalan|\btibia|fibula|femur|calcane|cuneiform|cuboid|navicular"),
 )
 #: Overlap precedence (first wins).
 PRECEDENCE = ("target", "nerve", "artery", "bone", "skin", "tissue")
