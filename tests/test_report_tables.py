@@ -212,6 +212,15 @@ def test_pdf_pages_carry_the_tables_as_text(tmp_path):
     assert "complete_block" not in page.split("Inputs (for reproducibility)")[0]
 
 
+def test_a_plan_without_block_relief_or_warnings_still_reports(tmp_path):
+    plan = _plan(warnings=[]).model_copy(update={"relief": {}, "trajectories": [], "safety": []})
+    rows = _cells(rt.relief_table(plan))
+    assert rows == {"no complete block": ["no relief estimate"]}
+    assert rt.warnings_table(plan).rows == [["–", "none", "–"]]
+    paths = write_report(plan, tmp_path, {})
+    assert paths["pdf"].read_bytes().startswith(b"%PDF")
+
+
 def test_structure_and_isotherm_colours_are_distinct():
     from matplotlib.colors import to_rgb
     from skimage.color import deltaE_ciede2000, rgb2lab

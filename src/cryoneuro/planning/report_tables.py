@@ -312,7 +312,7 @@ def _wrapped(table: Table, width_in: float) -> tuple[list[list[str]], list[float
     else:
         w = [
             max(
-                1.2 * max(len(word) for word in (table.columns[j] or " ").split()) + 2,  # bold
+                1.2 * max((len(word) for word in table.columns[j].split()), default=0) + 2,  # bold
                 0.5 * len(table.columns[j]),
                 *(min(len(r[j]), 40) for r in rows),
                 4,
