@@ -205,7 +205,7 @@ def phantom_segments(phantom: Phantom) -> Segments:
 
 def write_segmentation_case(phantom: Phantom, folder: str | Path) -> Path:
     """Write a phantom as a patient's case would arrive: ``phantom.seg.nrrd`` (its labels as
-    named segments), ``image.nrrd`` (its CT-like image) and ``case.toml`` (no structures and no
+    named segments), ``image.nrrd`` (its CT-like image) and ``<name>.toml`` (no structures and no
     centreline: both come from the segment names and the nerve segment). Returns the case file.
 
     The case keeps the phantom's end organ (``end_organ_mm``: for the Morton phantom the web
@@ -231,5 +231,6 @@ def write_segmentation_case(phantom: Phantom, folder: str | Path) -> Path:
         f'neuroma_type = "{phantom.neuroma_type}"\n'
         f"end_organ_mm = [{end}]\n"
     )
-    (d / "case.toml").write_text(text, encoding="utf-8")
-    return d / "case.toml"
+    case = d / f"{phantom.name}.toml"  # the plan is named after its case file
+    case.write_text(text, encoding="utf-8")
+    return case

@@ -35,7 +35,7 @@ def demo_cmd(
         False,
         "--via-segmentation",
         help="Go the way a patient's case goes: write the phantom as a 3D Slicer segmentation "
-        "(input/phantom.seg.nrrd + image.nrrd + case.toml), read it back, extract the nerve "
+        "(input/phantom.seg.nrrd + image.nrrd + <phantom>.toml), read it back, extract the nerve "
         "centreline from the nerve segment, and plan on that.",
     ),
 ) -> None:
