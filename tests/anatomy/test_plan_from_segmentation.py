@@ -19,6 +19,7 @@ from itertools import pairwise
 import nibabel as nib
 import numpy as np
 import pydicom
+import pytest
 import SimpleITK as sitk
 from dicom_fixture import ct_series
 from typer.testing import CliRunner
@@ -165,3 +166,31 @@ def test_phantoms_written_as_slicer_cases_read_back_with_their_hand_drawn_nerve(
 def _at_arc(line: np.ndarray, s_mm: float) -> np.ndarray:
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
     return np.array([np.interp(s_mm, s, line[:, a]) for a in range(3)])
+
+
+@pytest.mark.parametrize(
+    ("anatomy", "extra", "message"),
+    [
+        ('segmentation = "s.seg.nrrd"', "", "give anatomy.image"),
+        ('labels = "l.nii.gz"\nsegmentation = "s.seg.nrrd"', "", "exactly one of labels"),
+        ("", "", "exactly one of labels"),
+        (
+            'segmentation = "s.seg.nrrd"\nimage = "i.nrrd"',
+            '[structures]\ntarget = "n"\nnerve = "n"\nskin = "s"\n',
+            "not [structures]",
+        ),
+        ('labels = "l.nii.gz"', "", "give [structures], nerve.centreline_mm"),
+        (
+            'segmentation = "missing.seg.nrrd"\nimage = "i.nrrd"',
+            "",
+            "missing.seg.nrrd: no such segmentation file",
+        ),
+    ],
+)
+def test_case_file_mistakes_are_one_line_exit_2(tmp_path, anatomy, extra, message):
+    case = tmp_path / "case.toml"
+    case.write_text(f"[anatomy]\n{anatomy}\n{extra}", encoding="utf-8")
+    res = CliRunner().invoke(app, ["plan", str(case), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
