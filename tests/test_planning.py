@@ -200,7 +200,8 @@ def test_stump_relief_uses_the_no_end_organ_mechanism_and_states_the_contradicti
 
 
 def test_report_shows_both_relief_estimates_and_the_contradiction(tmp_path):
-    from cryoneuro.planning.report import _relief_lines, write_report
+    from cryoneuro.planning.report import write_report
+    from cryoneuro.planning.report_tables import relief_table
     from cryoneuro.regrowth import relief_summary
 
     relief = relief_summary(45.0, "morton")
@@ -230,7 +231,7 @@ def test_report_shows_both_relief_estimates_and_the_contradiction(tmp_path):
         "7.1 → 2.7",
     ):
         assert text in page, text
-    lines = "\n".join(_relief_lines(relief))
-    assert "183-600 days" in lines
-    assert "Contradiction" in lines
+    table = relief_table(plan)  # the PDF's relief table
+    assert table.rows[1][:3] == ["observed in published series", "–", "183–600 days"]
+    assert table.note.startswith("Contradiction")
     assert Plan.load(plan.save(tmp_path / "plan.json")) == plan

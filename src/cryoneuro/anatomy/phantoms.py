@@ -79,6 +79,9 @@ class Phantom:
     #: Arc length (mm along the centreline) of a bulb neuroma's widest section: a block counts
     #: only proximal to or through it (:func:`cryoneuro.injury.nerve_profile`). None: no limit.
     block_proximal_to_mm: float | None = None
+    #: How a patient's case was read (segment roles, overlaps, centreline; anatomy.patient):
+    #: recorded in the plan's inputs. Empty for the procedural phantoms.
+    record: dict = field(default_factory=dict)
 
     def write(self, out_dir: str | Path) -> Path:
         """Write ``image.nii.gz``, ``labels.nii.gz``, ``labels.json`` and ``phantom.json``."""

@@ -31,9 +31,17 @@ def demo_cmd(
     json_output: bool = typer.Option(
         False, "--json", help="Print the plan as one JSON object and nothing else."
     ),
+    via_segmentation: bool = typer.Option(
+        False,
+        "--via-segmentation",
+        help="Go the way a patient's case goes: write the phantom as a 3D Slicer segmentation "
+        "(input/phantom.seg.nrrd + image.nrrd + <phantom>.toml), read it back, extract the nerve "
+        "centreline from the nerve segment, and plan on that.",
+    ),
 ) -> None:
     """Plan a cryoablation on a bundled phantom: candidate placements and cryogens, full 3D
-    simulation of each, nerve block, skin and artery safety, predicted relief, HTML/PDF report."""
+    simulation of each, nerve block, skin and artery safety, predicted relief, HTML/PDF report
+    of tables, and the plan for 3D Slicer (isotherms .seg.nrrd, probe .mrk.json)."""
     from cryoneuro.anatomy.phantoms import amputation_stump, morton_forefoot
     from cryoneuro.cli.simulate_cmd import progress_bar
     from cryoneuro.errors import InputError
@@ -48,15 +56,27 @@ def demo_cmd(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
+    from cryoneuro.planning.export_seg import export_plan
+    from cryoneuro.planning.volumes import bundle_plan
+
+    subject = makers[phantom]()
+    if via_segmentation:
+        from cryoneuro.anatomy.patient import write_segmentation_case
+        from cryoneuro.cli.plan_cmd import load_plan_case
+
+        case_file = write_segmentation_case(subject, out_dir / "input")
+        subject = load_plan_case(case_file)[0].phantom
     with progress_bar(not json_output) as bar:
         task = bar.add_task("planning", total=1.0)
         plan = plan_phantom(
-            makers[phantom](),
+            subject,
             out_dir,
             scheduler=scheduler,
             workers=workers,
             progress=lambda f, label: bar.update(task, completed=f, description=label),
         )
+    export_plan(plan, out_dir)  # isotherms and probes for 3D Slicer
+    bundle_plan(out_dir)
     if json_output:
         emit_json(plan.model_dump(mode="json"))
         return
@@ -100,6 +120,16 @@ def demo_cmd(
             out.print(f"  {r['statement']}", markup=False)
     for w in plan.warnings:
         out.print(f"  [yellow]warning[/yellow]: {w}")
+    if via_segmentation:
+        line = plan.inputs.get("case", {}).get("centreline", {})
+        out.print(
+            f"  centreline from the nerve segment: {line.get('length_mm', 0):.1f} mm "
+            f"({line.get('method', '?')}; distal end: {line.get('distal_end_rule', '?')})"
+        )
     out.print(
         f"Report: [bold]{plan.files['report_html']}[/bold] (PDF beside it); plan: {out_dir / 'plan.json'}"
+    )
+    out.print(
+        f"3D Slicer: drag {plan.files['isotherms_seg_nrrd']} and "
+        f"{plan.files['probe_1_markups']} onto {out_dir / 'image.nii.gz'}"
     )

@@ -26,6 +26,18 @@ The anatomy case file::
     offsets_mm = [0, -2.5, 2.5]
     shifts_mm = [0, 2]
     freezes_s = [60, 120]
+
+Or from a 3D Slicer segmentation or a DICOM SEG (docs/case-file.md), where [structures] and
+[nerve] are optional (roles from the segment names, the centreline from the nerve segment)::
+
+    [anatomy]
+    segmentation = "case.seg.nrrd"    # or a DICOM SEG file, e.g. "seg.dcm"
+    image = "ct/"                     # the DICOM series folder (or NIfTI/NRRD) it was drawn on
+    segment_map = { "N. digitalis III" = "nerve", "Flexor" = "muscle", "Vein" = "ignore" }
+    unlabelled_tissue = "fat"         # voxels inside the body in no segment
+
+    [nerve]                           # optional here; overrides what is extracted
+    end_organ_hint_mm = [24, 40, 11]  # a point near the end organ: that end is distal
 """
 
 from __future__ import annotations
@@ -50,7 +62,12 @@ class _S(StrictKinds):
 
 
 class AnatomySpec(_S):
-    labels: str
+    labels: str | None = None
+    #: a 3D Slicer .seg.nrrd or a DICOM SEG file instead of labels (anatomy.patient)
+    segmentation: str | None = None
+    #: segment name -> role (target, nerve, skin, artery, bone), tissue, or "ignore"
+    segment_map: dict[str, str] = Field(default_factory=dict)
+    unlabelled_tissue: str = "fat"
     image: str | None = None
     label_names: str | dict[str, str] | None = None
     tissue_map: dict[str, str] = Field(default_factory=dict)
@@ -65,8 +82,10 @@ class StructuresSpec(_S):
 
 
 class NerveSpec(_S):
-    centreline_mm: Annotated[list[Vec3], Field(min_length=2)]
-    end_organ_mm: Vec3
+    #: both required with a label map; with a segmentation extracted unless given
+    centreline_mm: Annotated[list[Vec3], Field(min_length=2)] | None = None
+    end_organ_mm: Vec3 | None = None
+    end_organ_hint_mm: Vec3 | None = None
     #: relief mechanism and published series (cryoneuro.regrowth); the plan records it
     neuroma_type: Literal["morton", "stump", "traumatic"] = "morton"
     #: a block counts only proximal to this arc length (the bulb's widest section; injury.nerve_profile)
@@ -84,14 +103,55 @@ class PlanSpec(_S):
 
 class AnatomyCase(_S):
     anatomy: AnatomySpec
-    structures: StructuresSpec
-    nerve: NerveSpec
+    structures: StructuresSpec | None = None
+    nerve: NerveSpec = Field(default_factory=NerveSpec)
     plan: PlanSpec = Field(default_factory=PlanSpec)
+
+    def check_sources(self, source: str) -> None:
+        """One line naming the field when the anatomy's sources do not fit together."""
+        a = self.anatomy
+        if (a.labels is None) == (a.segmentation is None):
+            raise CaseFileError(f"{source}: [anatomy] needs exactly one of labels or segmentation")
+        if a.labels is not None:
+            missing = [
+                f
+                for f, v in (
+                    ("[structures]", self.structures),
+                    ("nerve.centreline_mm", self.nerve.centreline_mm),
+                    ("nerve.end_organ_mm", self.nerve.end_organ_mm),
+                )
+                if v is None
+            ]
+            if missing:
+                raise CaseFileError(f"{source}: with anatomy.labels, give {', '.join(missing)}")
+            if a.segment_map:
+                raise CaseFileError(
+                    f"{source}: anatomy.segment_map applies to a segmentation; with labels use "
+                    "[structures] and tissue_map"
+                )
+        elif a.image is None:
+            raise CaseFileError(
+                f"{source}: with anatomy.segmentation give anatomy.image (the CT/MR it was drawn "
+                "on: a DICOM series folder, NIfTI or NRRD); the plan is drawn and exported on it"
+            )
+        elif self.structures is not None:
+            raise CaseFileError(
+                f"{source}: with anatomy.segmentation, name the roles in anatomy.segment_map, "
+                "not [structures]"
+            )
 
 
 def load_anatomy_case(path: Path):
     """Read the case and its images into a :class:`~cryoneuro.anatomy.phantoms.Phantom`."""
+    patient, plan = load_plan_case(path)
+    return patient.phantom, plan
+
+
+def load_plan_case(path: Path):
+    """(:class:`~cryoneuro.anatomy.patient.PatientCase`, PlanSpec) from a case file: the phantom,
+    what was decided while reading it, and the DICOM source series (if any)."""
     from cryoneuro.anatomy import load_anatomy
+    from cryoneuro.anatomy.patient import PatientCase
     from cryoneuro.anatomy.phantoms import Phantom
     from cryoneuro.case import _format_validation
 
@@ -106,10 +166,14 @@ def load_anatomy_case(path: Path):
     except ValidationError as exc:
         raise CaseFileError(_format_validation(exc, path.name)) from None
     _check_plan_limits(case.plan, path.name)  # before the images are read
+    case.check_sources(path.name)
     base = path.parent
+    if case.anatomy.segmentation is not None:
+        return _load_segmentation_case(path, case), case.plan
     names = case.anatomy.label_names
     names = str(base / names) if isinstance(names, str) else names
     s = case.structures
+    assert s is not None  # check_sources
     required = (s.target, s.nerve, s.skin, *s.arteries, *s.bones)
     anatomy = load_anatomy(
         base / case.anatomy.labels,
@@ -136,7 +200,28 @@ def load_anatomy_case(path: Path):
         neuroma_type=case.nerve.neuroma_type,
         block_proximal_to_mm=case.nerve.block_proximal_to_mm,
     )
-    return phantom, case.plan
+    return PatientCase(phantom, {"labels": str(case.anatomy.labels)}), case.plan
+
+
+def _load_segmentation_case(path: Path, case: AnatomyCase):
+    """The case from a Slicer/DICOM segmentation (:mod:`cryoneuro.anatomy.patient`)."""
+    from cryoneuro.anatomy.patient import load_patient_case
+
+    base, a, n = path.parent, case.anatomy, case.nerve
+    vec = lambda v: None if v is None else np.asarray(v, float)  # noqa: E731
+    return load_patient_case(
+        base / a.segmentation,  # type: ignore[operator]
+        name=path.stem,
+        image=base / a.image if a.image else None,
+        segment_map=a.segment_map,
+        unlabelled_tissue=a.unlabelled_tissue,
+        tissue_map=a.tissue_map,
+        centreline_mm=vec(n.centreline_mm),
+        end_organ_mm=vec(n.end_organ_mm),
+        end_organ_hint_mm=vec(n.end_organ_hint_mm),
+        neuroma_type=n.neuroma_type,
+        block_proximal_to_mm=n.block_proximal_to_mm,
+    )
 
 
 def _check_plan_limits(plan: PlanSpec, source: str) -> None:
@@ -164,12 +249,19 @@ def plan_cmd(
     json_output: bool = typer.Option(
         False, "--json", help="Print the plan as one JSON object and nothing else."
     ),
+    export_seg: bool = typer.Option(
+        False,
+        "--export-seg",
+        help="Also write the isotherms as a 3D Slicer .seg.nrrd, each probe as a .mrk.json "
+        "line, and (when the image is a DICOM series) a DICOM SEG referencing it.",
+    ),
 ) -> None:
     """Plan a neuroma cryoablation on labelled images: placement, iceball, nerve block, safety, relief, report."""
     from cryoneuro.cli.simulate_cmd import progress_bar
     from cryoneuro.planning.pipeline import plan_phantom
 
-    phantom, spec = load_anatomy_case(case_file)
+    patient, spec = load_plan_case(case_file)
+    phantom = patient.phantom
     with progress_bar(not json_output) as bar:
         task = bar.add_task("planning", total=1.0)
         plan = plan_phantom(
@@ -182,6 +274,12 @@ def plan_cmd(
             drive=spec.drive,
             progress=lambda f, label: bar.update(task, completed=f, description=label),
         )
+    if export_seg:
+        from cryoneuro.planning.export_seg import export_plan
+        from cryoneuro.planning.volumes import bundle_plan
+
+        export_plan(plan, out_dir, source_series=patient.source_series)
+        bundle_plan(out_dir)  # the bundle's plan.json lists the exported files
     if json_output:
         emit_json(plan.model_dump(mode="json"))
         return

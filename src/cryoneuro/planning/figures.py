@@ -16,14 +16,18 @@ from scipy.ndimage import map_coordinates
 from cryoneuro.thermal.figures import ISO_COLOURS
 from cryoneuro.thermal.solver import ThermalResult
 
-#: Outline colours of the structures drawn on the image.
+#: Outline colours of the structures drawn on the image. Each differs from every isotherm colour
+#: (:data:`cryoneuro.thermal.figures.ISO_COLOURS`) and from the others by a CIEDE2000 colour
+#: difference of at least 20 (tests/test_report_tables.py): the artery is green, not red, so it
+#: cannot be read as the −40 °C isotherm.
 STRUCTURE_COLOURS = {
     "nerve": "#ffd400",
     "target": "#ff7f00",
-    "artery": "#e41a1c",
+    "artery": "#1a9641",
     "skin": "#f781bf",
     "bone": "#ffffff",
 }
+PROBE_COLOUR = "#00e5ff"
 
 
 def _plane(
@@ -100,15 +104,25 @@ def plot_plan_overlays(
             ax.plot(
                 [0, 0],
                 [-0.5 * probe.active_length_mm, a[-1]],
-                color="#00e5ff",
+                color=PROBE_COLOUR,
                 lw=2.5,
                 solid_capstyle="butt",
             )
         else:
-            ax.add_patch(plt.Circle((0, 0), probe.radius_mm, color="#00e5ff"))
+            ax.add_patch(plt.Circle((0, 0), probe.radius_mm, color=PROBE_COLOUR))
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("mm")
         ax.set_aspect("equal")
+    for level in sorted(isotherms_c, reverse=True):  # the isotherms in the legend too
+        axes[0].plot(
+            [],
+            [],
+            color=ISO_COLOURS.get(float(level), "c"),
+            ls="--",
+            lw=1.8,
+            label=f"{level:g} °C isotherm",
+        )
+    axes[0].plot([], [], color=PROBE_COLOUR, lw=2.5, label="probe")
     axes[0].legend(loc="upper right", fontsize=7, framealpha=0.6)
     fig.suptitle(
         title or "Planned iceball on the image (dashed: isotherms of the minimum temperature)"

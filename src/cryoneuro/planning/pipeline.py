@@ -465,6 +465,7 @@ def _assemble(
         inputs={
             "phantom": phantom.name,
             "notes": phantom.notes,
+            **({"case": phantom.record} if getattr(phantom, "record", None) else {}),
             "voxel_mm": grid.voxel_mm,
             "grid_shape": list(grid.shape),
             "tip_temperature_c": tip_c,

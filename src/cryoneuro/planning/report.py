@@ -37,7 +37,10 @@ img{max-width:100%;border:1px solid #ddd;border-radius:4px}
 {% if plan.feasible %}Feasible: complete nerve block predicted with all adjacent structures within their limits.
 {% else %}Not feasible as planned:<ul>{% for r in plan.reasons %}<li>{{ r }}</li>{% endfor %}</ul>{% endif %}
 </div>
-{% if plan.warnings %}<div class="warn"><b>Warnings</b><ul>{% for w in plan.warnings %}<li>{{ w }}</li>{% endfor %}</ul></div>{% endif %}
+{% macro table(t) %}<table><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in t.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% if t.note %}<p class="small">{{ t.note }}</p>{% endif %}{% endmacro %}
+{% if plan.warnings %}<div class="warn"><b>Warnings</b>{{ table(tables.warnings) }}</div>{% endif %}
 
 <h2>Iceball on the image</h2>
 {% for name, src in images.items() %}<p><img src="{{ src }}" alt="{{ name }}"></p>{% endfor %}
@@ -45,15 +48,14 @@ img{max-width:100%;border:1px solid #ddd;border-radius:4px}
 {% for level, m in plan.isotherms.items() %}<tr><td>{{ level }} °C</td><td>{{ "%.1f"|format(m.diameter_mm) }}</td><td>{{ "%.1f"|format(m.length_mm) }}</td><td>{{ "%.2f"|format(m.volume_ml) }}</td></tr>{% endfor %}
 </table>
 
-<h2>Nerve</h2>
-<table>{% for k, v in plan.nerve.items() if v is not mapping and v is not sequence or v is string %}<tr><td>{{ k|replace("_", " ") }}</td><td>{{ fmt(v) }}</td></tr>{% endfor %}</table>
+<h2>Block along the nerve</h2>
+{{ table(tables.nerve) }}
 
 <h2>Target coverage</h2>
-<table>{% for k, v in plan.coverage.items() %}<tr><td>{{ k|replace("_", " ") }}</td><td>{{ fmt(v) }}</td></tr>{% endfor %}</table>
+{{ table(tables.coverage) }}
 
 <h2>Adjacent structures</h2>
-<table><tr>{% for k in safety_columns %}<th>{{ k|replace("_", " ") }}</th>{% endfor %}</tr>
-{% for row in plan.safety %}<tr>{% for k in safety_columns %}<td>{{ fmt(row.get(k)) }}</td>{% endfor %}</tr>{% endfor %}</table>
+{{ table(tables.structures) }}
 
 <h2>Duration of relief</h2>
 {% set r = plan.relief %}{% if not r %}<p>No complete block: no relief estimate.</p>
@@ -93,38 +95,6 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _relief_lines(relief: dict) -> list[str]:
-    """The relief block as text lines (PDF): both estimates and, when they disagree, the words."""
-    import textwrap
-
-    if not relief:
-        return ["  no complete block: no relief estimate"]
-    if "regrowth_limited_estimate" not in relief:
-        return [
-            f"  {k.replace('_', ' ')}: {_fmt(v)}"
-            for k, v in relief.items()
-            if not isinstance(v, dict)
-        ]
-    e, o = relief["regrowth_limited_estimate"], relief["observed_in_published_series"]
-    lines = [
-        (
-            f"  regrowth-limited estimate: median {e['median_days']:.0f} days, interval "
-            f"{e['interval_days'][0]:.0f}-{e['interval_days'][1]:.0f} days ({e['level']:.0%}); "
-            f"{relief['distance_mm']:.1f} mm from the {relief['distance_from']}"
-        )
-    ]
-    if "interval_days" in o:
-        lines.append(
-            f"  observed in published series: {o['interval_days'][0]}-{o['interval_days'][1]} days "
-            f"({', '.join(x['study'] for x in o['series'])})"
-        )
-    else:
-        lines.append("  observed in published series: none in the evidence set")
-    lines += [f"    {u}" for u in o.get("unverified", [])]
-    lines += ["  " + t for t in textwrap.wrap(relief["statement"], 100)]
-    return lines
-
-
 def _embed(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -135,15 +105,19 @@ def write_report(plan: Plan, out_dir: str | Path, images: dict[str, Path]) -> di
 
     out = Path(out_dir)
     env = Environment(autoescape=select_autoescape(default=True))
-    columns: list[str] = []
-    for row in plan.safety:
-        columns += [k for k in row if k not in columns]
+    from cryoneuro.planning import report_tables as rt
+
     page = env.from_string(_TEMPLATE).render(
         plan=plan,
+        tables={
+            "nerve": rt.nerve_table(plan),
+            "coverage": rt.coverage_table(plan),
+            "structures": rt.structures_table(plan),
+            "warnings": rt.warnings_table(plan),
+        },
         images={k: _embed(Path(p)) for k, p in images.items() if Path(p).is_file()},
         fmt=_fmt,
         vec=lambda v: "(" + ", ".join(f"{x:.1f}" for x in v) + ")",
-        safety_columns=columns,
         inputs=json.dumps(plan.inputs, indent=2, default=str),
     )
     html_path = out / REPORT_HTML
@@ -154,7 +128,8 @@ def write_report(plan: Plan, out_dir: str | Path, images: dict[str, Path]) -> di
 
 
 def _write_pdf(plan: Plan, path: Path, images: dict[str, Path]) -> Path:
-    """A PDF of the same content: a summary page, then one page per image (matplotlib)."""
+    """A PDF of the same content: the verdict and the report's tables
+    (:mod:`cryoneuro.planning.report_tables`, matplotlib tables on A4), then one page per image."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,46 +137,29 @@ def _write_pdf(plan: Plan, path: Path, images: dict[str, Path]) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
-    lines = [
+    from cryoneuro.planning.report_tables import pdf_pages
+
+    header = [
         f"Cryoablation plan — {plan.case}",
-        f"cryoneuro {plan.software_version}, "
-        f"{plan.created_at:%Y-%m-%d %H:%M} UTC — research use only",
-        "",
-        "FEASIBLE" if plan.feasible else "NOT FEASIBLE: " + "; ".join(plan.reasons),
-    ]
-    lines += [f"warning: {w}" for w in plan.warnings]
-    lines += ["", "Isotherms (diameter x length, volume):"]
-    lines += [
-        f"  {lv} C: {m.diameter_mm:.1f} x {m.length_mm:.1f} mm, {m.volume_ml:.2f} ml"
-        for lv, m in plan.isotherms.items()
-    ]
-    for title, section in (("Nerve", plan.nerve), ("Coverage", plan.coverage)):
-        lines += ["", f"{title}:"] + [
-            f"  {k.replace('_', ' ')}: {_fmt(v)}"
-            for k, v in section.items()
-            if not isinstance(v, dict)
-        ]
-    lines += ["", "Duration of relief:", *_relief_lines(plan.relief)]
-    lines += ["", "Adjacent structures:"] + [
-        "  " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items()) for row in plan.safety
+        f"cryoneuro {plan.software_version}, plan schema {plan.schema_version}, "
+        f"{plan.created_at:%Y-%m-%d %H:%M} UTC — research use only (NICE HTG652)",
+        "Feasible: complete nerve block with all adjacent structures within their limits"
+        if plan.feasible
+        else "Not feasible: " + "; ".join(plan.reasons),
     ]
     tmp = path.with_suffix(".pdf.tmp")
-    with PdfPages(tmp) as pdf:
-        fig = plt.figure(figsize=(8.27, 11.69))
-        fig.text(
-            0.06,
-            0.96,
-            "\n".join(html.unescape(s) for s in lines),
-            va="top",
-            family="monospace",
-            fontsize=8,
-        )
-        pdf.savefig(fig)
-        plt.close(fig)
-        for p in images.values():
+    with (
+        matplotlib.rc_context({"pdf.fonttype": 42}),
+        PdfPages(tmp, metadata={"Title": f"cryoneuro plan {plan.case}"}) as pdf,
+    ):
+        for fig in pdf_pages(plan, [html.unescape(h) for h in header]):
+            pdf.savefig(fig)
+            plt.close(fig)
+        for title, p in images.items():
             if Path(p).is_file():
                 fig = plt.figure(figsize=(11.69, 8.27))
-                ax = fig.add_axes((0, 0, 1, 1))
+                fig.text(0.02, 0.97, title, fontsize=11, weight="bold", va="top")
+                ax = fig.add_axes((0.01, 0.01, 0.98, 0.92))
                 ax.imshow(mpimg.imread(p))
                 ax.axis("off")
                 pdf.savefig(fig)
