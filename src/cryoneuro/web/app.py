@@ -199,6 +199,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         api,
         edit_pages,
         epro_pages,
+        job_pages,
         pages,
         procedure_pages,
     )
@@ -224,6 +225,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     app.include_router(admin_api.router)
     app.include_router(pages.router)
     app.include_router(procedure_pages.router)
+    app.include_router(job_pages.router)
     app.include_router(edit_pages.router)
     app.include_router(epro_pages.router)
     app.include_router(account_pages.router)
