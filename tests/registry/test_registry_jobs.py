@@ -301,6 +301,10 @@ def test_queue_checks_role_site_and_parameters(client) -> None:
     assert _queue(client, monitor, proc_id, **CHEAP).status_code == 403
     leeds = login(client, "leedsnurse")
     assert _queue(client, leeds, proc_id, **CHEAP).status_code == 404
+    # nor read its jobs: the JSON status route answers JSON
+    missing = client.get(f"/procedures/{proc_id}/plan-jobs/1")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "no such participant at your sites"
     with client.registry.factory() as session:
         assert session.scalar(select(Job.id)) is None
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from cryoneuro.registry.auth import WRITE_ROLES, Actor
-from cryoneuro.registry.errors import RegistryInputError
+from cryoneuro.registry.errors import RegistryError, RegistryInputError
 from cryoneuro.registry.models.jobs import FINAL_STATES, Job, JobState
 from cryoneuro.registry.services import jobs as job_service
 from cryoneuro.registry.services import plan_files
@@ -58,9 +58,12 @@ def queue_plan(
 def job_status(
     procedure_id: int, job_id: int, session: SessionDep, actor: PageActor
 ) -> JSONResponse:
-    return JSONResponse(
-        job_service.status(job_service.get_job(session, actor, procedure_id, job_id))
-    )
+    try:
+        return JSONResponse(
+            job_service.status(job_service.get_job(session, actor, procedure_id, job_id))
+        )
+    except RegistryError as exc:  # JSON errors for a JSON route (the app's are HTML here)
+        return JSONResponse({"detail": str(exc), "field": None}, status_code=exc.status_code)
 
 
 @router.get("/procedures/{procedure_id}/plan-jobs/{job_id}/progress", response_class=HTMLResponse)
