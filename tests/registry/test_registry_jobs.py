@@ -409,3 +409,63 @@ def _tmp():
     from pathlib import Path
 
     return Path(tempfile.mkdtemp(prefix="cryoneuro-jobtest-"))
+
+
+def test_sigterm_gives_the_running_job_back(registry) -> None:
+    """`cryoneuro worker` as its own process: stopped mid-plan (SIGTERM, as by systemd), it
+    puts the job back in the queue with the attempt counted, and exits cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (job_id,) = _queue_direct(registry, 1)
+    with registry.factory() as session:
+        session.get(Job, job_id).parameters = {
+            **jobs.plan_parameters({"phantom": "morton", **CHEAP})
+        }
+        session.commit()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from cryoneuro.cli import app; app()",
+            "worker",
+            "--db",
+            registry.url,
+            "--key-file",
+            str(registry.settings.key_path()),
+            "--poll-s",
+            "0.2",
+            "--name",
+            "sub",
+        ],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        state = None
+        while time.monotonic() < deadline and process.poll() is None:
+            with registry.factory() as session:
+                job = session.get(Job, job_id)
+                state = (job.state, job.message)
+            if state[0] == "running":
+                break
+            time.sleep(0.2)
+        assert state is not None
+        assert state[0] == "running", state
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert b"worker stopped" in err
+    with registry.factory() as session:
+        job = session.get(Job, job_id)
+        assert (job.state, job.attempts, job.worker) == ("queued", 1, None)
+        assert job.error == "the worker was stopped during the job"

@@ -9,6 +9,7 @@ polls, and stops a job whose cancel was asked at its next progress callback.
 
 from __future__ import annotations
 
+import signal
 import time
 
 import typer
@@ -41,8 +42,16 @@ def worker(
 
     _, engine, factory = _keyed_factory(_settings(db, key_file))
     label = name or jobs.worker_name()
+
+    def stop(_signum: int, _frame: object) -> None:
+        # SIGTERM (systemd, docker stop): the running job stops at its next progress
+        # callback and goes back to the queue; then the loop ends
+        jobs.STOP.set()
+
+    jobs.STOP.clear()
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        while True:
+        while not jobs.STOP.is_set():
             job_id = jobs.run_one(factory, label)
             if job_id is not None:
                 with factory() as session:
@@ -63,8 +72,14 @@ def worker(
             if once:
                 return
             if job_id is None:
-                time.sleep(poll_s)
+                # short sleeps, not STOP.wait(): the handler that sets STOP runs in this
+                # thread, and must not need the lock a waiting Event holds
+                end = time.monotonic() + poll_s
+                while not jobs.STOP.is_set() and time.monotonic() < end:
+                    time.sleep(min(0.2, poll_s))
+        console.print("worker stopped")
     except KeyboardInterrupt:
         console.print("worker stopped")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         engine.dispose()

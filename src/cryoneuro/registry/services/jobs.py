@@ -36,6 +36,7 @@ import math
 import os
 import socket
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,17 @@ SHIFT_LIMIT_MM = 5.0
 
 class JobCancelled(Exception):
     """Raised inside a running job when its cancel flag is seen at a progress callback."""
+
+
+class WorkerStopping(Exception):
+    """Raised inside a running job at a progress callback once the worker was asked to stop."""
+
+
+#: Set by ``cryoneuro worker`` on SIGTERM: the running job stops at its next progress
+#: callback and goes back to the queue. A flag, not an exception thrown from the signal
+#: handler, so no library code is interrupted halfway (an exception raised asynchronously
+#: can land anywhere, including in code that swallows it).
+STOP = threading.Event()
 
 
 def worker_name() -> str:
@@ -195,6 +207,8 @@ def enqueue_plan(
     """
     procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
     actor.require_write(participant.site_id)
+    if actor.user_id is None:  # the worker acts on behalf of the user who queued the job
+        raise RegistryInputError("a plan job is queued by a registry user, not 'system'", "user")
     parameters = plan_parameters(raw)
     reason = (reason or "").strip()[:1000]
     has_bundle = session.scalar(
@@ -376,6 +390,8 @@ def report_progress(
         row = session.execute(select(Job.state, Job.cancel_requested).where(Job.id == job_id)).one()
     if row.cancel_requested or row.state != JobState.running:
         raise JobCancelled
+    if STOP.is_set():
+        raise WorkerStopping
 
 
 def _retry_or_fail(
@@ -502,6 +518,8 @@ def execute(factory: sessionmaker[Session], job_id: int) -> None:
         HANDLERS[kind](factory, job_id)
     except JobCancelled:
         mark_cancelled(factory, job_id)
+    except WorkerStopping:
+        fail(factory, job_id, "the worker was stopped during the job", retry=True)
     except CryoneuroError as exc:
         # a user error: the same input fails the same way, so no retry
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
