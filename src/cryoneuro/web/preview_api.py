@@ -8,10 +8,11 @@ bundled phantom the procedure's plan used (or ``phantom=morton|stump``). Coordin
 plan's (LPS mm); ``direction`` points from the tip to the handle and need not be unit length.
 
 Why a per-process cache: building a :class:`PlacementPreview` (the phantom, its 0.5 mm region
-of interest and the r–z table) takes seconds, a readout a fraction of a second; the workspace asks for a
-readout on every probe move. So each (phantom, gas, freeze) is built once per process and kept
-in a small LRU cache (:func:`functools.lru_cache`); a lock makes concurrent first requests
-build it once. Reading a procedure's preview needs read access to its site, like its page.
+of interest and the r–z table) takes seconds, a readout a fraction of a second; the workspace
+asks for a readout on every probe move. So each (phantom, gas, freeze) is built once per
+process and kept in a small LRU cache (:func:`functools.lru_cache`); a lock makes concurrent
+first requests build it once. Reading a procedure's preview needs read access to its site,
+like its page.
 """
 
 from __future__ import annotations
