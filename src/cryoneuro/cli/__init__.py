@@ -18,6 +18,7 @@ from cryoneuro.cli import score_cmd as _score_cmd  # noqa: F401  (score)
 from cryoneuro.cli import simulate_cmd as _simulate_cmd  # noqa: F401  (registers `simulate`)
 from cryoneuro.cli import sweep_cmd as _sweep_cmd  # noqa: F401  (sweep)
 from cryoneuro.cli import validate_cmd as _validate_cmd  # noqa: F401  (validate)
+from cryoneuro.cli import worker_cmd as _worker_cmd  # noqa: F401  (worker)
 from cryoneuro.cli._app import app, console, emit_json, user_errors
 
 __all__ = ["app", "console", "emit_json", "main", "user_errors"]

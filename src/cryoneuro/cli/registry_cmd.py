@@ -244,16 +244,33 @@ def seed_demo(
     password: str = typer.Option(
         ..., "--password", prompt=True, hide_input=True, envvar="CRYONEURO_NEW_USER_PASSWORD"
     ),
+    sample_data: bool = typer.Option(
+        False,
+        "--sample-data",
+        help="Also enrol synthetic participants with procedures and follow-up (test-range "
+        "NHS numbers), so the dashboard is populated.",
+    ),
+    participants: int = typer.Option(
+        12, "--participants", min=1, max=200, help="How many sample participants."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the sample data."),
 ) -> None:
     """Create a demonstration RCT, case series, two sites and one user per role."""
     from cryoneuro.registry.demo import seed_demo as run_seed
+    from cryoneuro.registry.demo import seed_sample_data
 
     settings, engine, factory = _keyed_factory(_settings(db, key_file))
     try:
         run_seed(factory, settings, password)
+        console.print("demo studies, sites and users created")
+        if sample_data:
+            made = seed_sample_data(factory, settings, count=participants, seed=seed)
+            console.print(
+                f"sample data: {made['participants']} participants, {made['procedures']} "
+                f"procedures, {made['followups']} follow-up visits (seed {seed})"
+            )
     finally:
         engine.dispose()
-    console.print("demo studies, sites and users created")
 
 
 @keys_app.command("rotate-session")

@@ -199,7 +199,9 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         api,
         edit_pages,
         epro_pages,
+        job_pages,
         pages,
+        preview_api,
         procedure_pages,
         query_pages,
     )
@@ -225,6 +227,8 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     app.include_router(admin_api.router)
     app.include_router(pages.router)
     app.include_router(procedure_pages.router)
+    app.include_router(job_pages.router)
+    app.include_router(preview_api.router)
     app.include_router(edit_pages.router)
     app.include_router(epro_pages.router)
     app.include_router(account_pages.router)

@@ -26,6 +26,7 @@ class FormField:
     value: Any = ""
     error: str = ""
     section: str = ""
+    subsection: str = ""
     attrs: dict[str, str] = field(default_factory=dict)
 
 

@@ -71,13 +71,17 @@ def enrolment_fields(
         FormField("consent_form_version", "Consent form version", value="v1.0"),
         FormField("consented", "Written informed consent given", "checkbox"),
     ]
-    for criterion in study.criteria if study else []:
+    # one "Eligibility" section; inclusion criteria, then exclusion, each under one sub-heading
+    criteria = sorted(study.criteria if study else [], key=lambda c: c.kind != "inclusion")
+    for n, criterion in enumerate(criteria):
+        first_of_kind = n == 0 or criteria[n - 1].kind != criterion.kind
         fields.append(
             FormField(
                 f"eligibility.{criterion.code}",
-                f"{criterion.kind.title()}: {criterion.text}",
+                criterion.text,
                 "yesno",
-                section="Eligibility",
+                section="Eligibility" if n == 0 else "",
+                subsection=f"{criterion.kind.title()} criteria" if first_of_kind else "",
             )
         )
     fields += [

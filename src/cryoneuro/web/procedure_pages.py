@@ -83,6 +83,13 @@ def render_procedure(
     names = {f.name for f in files}
     plan = procedure.plan or {}
     relief = plan.get("relief") if isinstance(plan.get("relief"), dict) else {}
+    from cryoneuro.registry.services import jobs as job_service
+    from cryoneuro.web.job_pages import job_context
+
+    plan_jobs = [
+        job_context(j, actor, participant.site_id)
+        for j in job_service.list_jobs(session, actor, procedure.id, limit=5)
+    ]
     return render(
         request,
         "procedure.html",
@@ -98,6 +105,9 @@ def render_procedure(
         errors=errors or {},
         can_write=actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
         max_mb=plan_files.MAX_BUNDLE_BYTES // 2**20,
+        plan_jobs=plan_jobs,
+        phantoms=job_service.PHANTOMS,
+        job_active=any(c["active"] for c in plan_jobs),
     )
 
 
