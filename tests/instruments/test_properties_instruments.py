@@ -89,6 +89,25 @@ def test_scores_stay_within_the_published_ranges(data, code) -> None:
         assert all(scores[name] == 1.0 for name in INDEX_RANGE)  # full health
 
 
+@pytest.mark.parametrize("code", RATED)
+def test_the_extremes_reach_the_ends_of_the_published_ranges(code) -> None:
+    """All items at their best give the best score and all at their worst the worst: NRS/VAS/
+    BPI/MOXFQ 0 and their maximum; EQ-5D-5L 11111 = 1 and 55555 = the value set's minimum."""
+    items = [i for i in INSTRUMENTS[code].items if i.kind == "integer" and i.min is not None]
+    if code == "eq5d5l":
+        items = [i for i in items if i.name in DIMENSIONS]
+    best = score(code, {i.name: int(i.min) for i in items})
+    worst = score(code, {i.name: int(i.max) for i in items})
+    for measure in best:
+        if (code, measure) not in RANGES:
+            continue
+        lo, hi = RANGES[code, measure]
+        if _direction(code, measure) == "higher is worse":
+            assert (best[measure], worst[measure]) == (pytest.approx(lo), pytest.approx(hi))
+        else:
+            assert (best[measure], worst[measure]) == (pytest.approx(hi), pytest.approx(lo))
+
+
 @SETTINGS
 @given(data=st.data(), code=st.sampled_from(RATED))
 def test_a_worse_answer_never_scores_better(data, code) -> None:
