@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from cryoneuro.registry.db import transaction
 from cryoneuro.registry.errors import RegistryInputError
-from cryoneuro.registry.models import Participant, RandomisationSlot
+from cryoneuro.registry.models import Participant, RandomisationSlot, RandomisationStratum
 from cryoneuro.registry.nhs import normalise_nhs_number
 from cryoneuro.registry.randomisation import permuted_block, randomise
 from cryoneuro.registry.schemas import EnrolmentIn
@@ -174,15 +174,14 @@ def test_stratified_balance_holds_within_each_site_whatever_the_arrival_order(
             .where(RandomisationSlot.participant_id.is_not(None))
             .order_by(RandomisationSlot.allocated_at, RandomisationSlot.id)
         ).all()
+        assert len(used) == len(arrivals)  # one slot per participant
         by_stratum: dict[int, list[RandomisationSlot]] = {}
         for slot in used:
             by_stratum.setdefault(slot.stratum_id, []).append(slot)
-        site_of = {
-            slot.stratum_id: session.get(Participant, slot.participant_id).site_id for slot in used
-        }
-        assert sorted(Counter(site_of[s.stratum_id] for s in used).values()) == sorted(
-            Counter(arrivals).values()
-        )  # each participant took a slot of their own site's list
+            stratum = session.get(RandomisationStratum, slot.stratum_id)
+            participant = session.get(Participant, slot.participant_id)
+            assert stratum.site_id == participant.site_id  # a slot of their own site's list
+        assert len(by_stratum) == len(set(arrivals))
         for slots in by_stratum.values():
             slots.sort(key=lambda s: s.sequence)
             assert [s.sequence for s in slots] == list(range(1, len(slots) + 1))  # no gaps
