@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -161,8 +162,17 @@ def test_calibration_detects_when_predictions_are_too_short(scale, expected):
     )
     data.procedures["predicted_relief_days"] *= scale
     times = survival.recurrence_times(data)
-    _table, summary, fig = survival.calibration(times)
-    assert fig is not None
+    table, summary, fig = survival.calibration(times)
+    # the figure plots each participant once at (predicted, observed): recurrences and the
+    # censored, exactly the rows of the recurrence times
+    known = times.dropna(subset=["predicted_relief_days"])
+    drawn = {c.get_label(): c.get_offsets() for c in fig.axes[0].collections}
+    for label, event in (("recurrence", 1), ("no recurrence yet (censored)", 0)):
+        rows = known[known["event"] == event]
+        points = sorted(map(tuple, rows[["predicted_relief_days", "duration"]].to_numpy(float)))
+        np.testing.assert_allclose(sorted(map(tuple, np.asarray(drawn[label], float))), points)
+    assert table["n"].sum() == len(known) == summary["n"]  # tertiles partition the sample
+    plt.close(fig)
     # visit-grid noise and misclassified visits: within 25 % of the true ratio
     assert summary["median_observed_over_predicted"] == pytest.approx(expected, rel=0.25)
     assert summary["concordance_index"] > 0.6  # longer predictions do last longer

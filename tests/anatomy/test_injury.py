@@ -35,10 +35,40 @@ def test_blocked_length_matches_analytic():
     # regrowth starts at the proximal edge (arc 10 mm from z = 0.5 → z = 10.5 … −20 °C at z = 10)
     assert abs(p.lesion_proximal_end_mm - (10 - 0.5)) <= 0.25 + 1e-9
     assert set(np.unique(p.grade)) == {1, 2}
-    import matplotlib
 
-    matplotlib.use("Agg")
-    assert p.plot() is not None
+
+def test_profile_plot_draws_the_profile_and_the_blocked_segment():
+    """The figure shows what the profile holds: the warmest/coldest curves are the profile's
+    arrays, and the shaded blocked segment spans the analytic block z = 10 … 30 mm (arc
+    9.5 … 29.5 mm from z = 0.5), i.e. where −60 + 4|z − 20| ≤ −20 °C."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Polygon, Rectangle
+
+    _, _, z = G.centres_mm()
+    t = np.broadcast_to(-60 + 4.0 * np.abs(z - 20), G.shape).copy()
+    line = np.array([[10, 10, 0.5], [10, 10, 39.5]])
+    p = nerve_profile(t, G, _nerve(), line, step_mm=0.25)
+    fig, ax = plt.subplots()
+    try:
+        assert p.plot(ax) is ax
+        curves = {ln.get_label(): ln for ln in ax.get_lines()}
+        np.testing.assert_array_equal(curves["warmest in section"].get_xdata(), p.s_mm)
+        np.testing.assert_array_equal(curves["warmest in section"].get_ydata(), p.warmest_c)
+        np.testing.assert_array_equal(curves["coldest in section"].get_ydata(), p.coldest_c)
+        green = [
+            patch
+            for patch in ax.patches
+            if isinstance(patch, Polygon | Rectangle)
+            and np.allclose(patch.get_facecolor()[:3], plt.matplotlib.colors.to_rgb("tab:green"))
+        ]
+        assert len(green) == 1  # one blocked run
+        x = green[0].get_xy()[:, 0] if isinstance(green[0], Polygon) else None
+        if x is None:
+            x = np.array([green[0].get_x(), green[0].get_x() + green[0].get_width()])
+        assert x.min() == pytest.approx(10 - 0.5, abs=0.25)
+        assert x.max() == pytest.approx(30 - 0.5, abs=0.25)
+    finally:
+        plt.close(fig)
 
 
 @pytest.mark.parametrize(("warm_edge", "expected"), [(-25.0, True), (-15.0, False)])

@@ -110,16 +110,34 @@ def test_unmapped_and_anisotropic(pair):
     assert b.resample_to(0.5).labels.shape == (10, 12, 16)
 
 
-def test_oblique_resample():
+def test_oblique_image_lands_at_its_world_position(tmp_path):
+    """An oblique label map (array axes rotated 30° about z in LPS) is read with its direction
+    and resampled to where it is in the world: a 8 × 2 × 2 mm bar along the array's first axis,
+    centred on array index c = (9.5, 9.5, 9.5) at 1 mm spacing and origin o, must end up centred
+    at o + R·c with its long axis along R·x̂ = (cos 30°, sin 30°, 0). Ignoring the direction
+    puts the centre 6.6 mm away and the axis along x (0°)."""
     lab = np.zeros((20, 20, 20), np.uint8)
-    lab[8:12, 8:12, 8:12] = 1
+    lab[6:14, 9:11, 9:11] = 1
     c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
     rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    a = Anatomy(labels=lab, label_names={1: "neuroma"}, spacing_mm=(1, 1, 1), direction=rot)
+    origin = np.array([-3.0, 2.0, 5.0])
+    path = _write(
+        tmp_path / "oblique.nrrd", lab, (1.0, 1.0, 1.0), tuple(origin), tuple(rot.ravel())
+    )
+    a = load_anatomy(path, label_names={"1": "neuroma"})
+    np.testing.assert_allclose(a.direction, rot, atol=1e-9)
     r = a.resample_to(0.5)
     assert r.is_axis_aligned
-    vol = r.labels.sum() * 0.125
-    assert abs(vol - 64) < 10  # 4 mm cube survives the rotation
+    ijk = np.argwhere(r.labels == 1).astype(float)
+    world = np.asarray(r.origin_mm) + ijk * 0.5  # axis-aligned: origin is voxel (0,0,0)'s centre
+    expected_centre = origin + rot @ np.array([9.5, 9.5, 9.5])
+    np.testing.assert_allclose(world.mean(axis=0), expected_centre, atol=0.25)
+    # long axis: the principal direction of the resampled voxels
+    _, _, vt = np.linalg.svd(world - world.mean(axis=0), full_matrices=False)
+    angle = np.degrees(np.arctan2(vt[0, 1], vt[0, 0])) % 180
+    assert angle == pytest.approx(30.0, abs=2.0)
+    assert abs(vt[0, 2]) < 0.02
+    assert len(world) * 0.125 == pytest.approx(32.0, rel=0.15)  # 8 × 2 × 2 mm survives
     assert isinstance(r.grid().voxel_mm, float)
 
 

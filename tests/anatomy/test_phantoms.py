@@ -3,6 +3,12 @@ import pytest
 
 from cryoneuro.anatomy import amputation_stump, load_phantom, morton_forefoot
 
+#: The neuroma's semi-axes (x, y, z mm) as published/described for each phantom: Morton's
+#: fusiform neuroma 5.5 × 10 × 5.5 mm (5.5 mm diameter within the 4.9-6.2 mm means of Lee et al.
+#: 2007, Korean J Radiol 8:148, and Pollak et al. 1992, J Foot Surg 31:534); the stump's bulb
+#: neuroma about 10 mm (10 × 9 × 11 mm, anatomy/phantoms.py docstring).
+NEUROMA_SEMI_AXES_MM = {"morton_forefoot": (2.75, 5.0, 2.75), "amputation_stump": (5.0, 4.5, 5.5)}
+
 
 @pytest.mark.parametrize("fn", [morton_forefoot, amputation_stump])
 def test_phantom(fn, tmp_path):
@@ -10,7 +16,13 @@ def test_phantom(fn, tmp_path):
     a = ph.anatomy
     vox = a.spacing_mm[0] ** 3
     neuroma = a.labels == ph.neuroma_label
-    assert 80 < neuroma.sum() * vox < 700  # ~5.5x5.5x10 mm fusiform or ~10 mm bulb
+    # the voxelised neuroma is the stated ellipsoid: volume 4/3 π abc within 3 % (0.5 mm voxels
+    # on a 158-518 mm³ body: measured −0.9 % / +0.9 %) and extents 2a, 2b, 2c within a voxel
+    semi = np.array(NEUROMA_SEMI_AXES_MM[fn.__name__])
+    assert neuroma.sum() * vox == pytest.approx(4 / 3 * np.pi * semi.prod(), rel=0.03)
+    ijk = np.argwhere(neuroma)
+    extent = (ijk.max(axis=0) - ijk.min(axis=0) + 1) * a.spacing_mm[0]
+    np.testing.assert_allclose(extent, 2 * semi, atol=a.spacing_mm[0])
     # realistic HU: cortical bone bright, fat negative
     bone = np.isin(a.labels, ph.bone_labels[:1])
     assert a.image[bone].mean() > 700

@@ -200,5 +200,44 @@ def test_every_instrument_is_described() -> None:
         assert ins.citation
         assert ins.items
         assert ins.measures
-        for m in ins.measures:
-            assert m.direction in m.description or m.direction == "not ordered"
+    declared = {
+        (code, m.name): m.direction for code, ins in INSTRUMENTS.items() for m in ins.measures
+    }
+    assert declared == PUBLISHED_DIRECTIONS
+    for code, ins in INSTRUMENTS.items():
+        for m in ins.measures:  # the sentence users read says the same
+            if m.direction == "not ordered":
+                assert "higher is" not in m.description, (code, m.name)
+            else:
+                assert m.description.endswith(f"; {m.direction}."), (code, m.name)
+
+
+#: The direction of every measure, from the instruments' publications (not from the code):
+#: pain ratings and MOXFQ/BPI scores rise with pain or disability (Farrar 2001; Huskisson 1974;
+#: Dawson 2006 and Morley 2013; Cleeland 2009); EQ-5D VAS and index values rise with health
+#: (Herdman 2011; Devlin 2018; van Hout 2012); walking distance rises with mobility (NICE
+#: HTG652 outcome); the EQ-5D profile, walking time alone and the walking aid are labels or
+#: durations with no better/worse order by themselves.
+PUBLISHED_DIRECTIONS = {
+    ("nrs", "pain"): "higher is worse",
+    ("vas", "pain"): "higher is worse",
+    ("bpi", "severity"): "higher is worse",
+    ("bpi", "interference"): "higher is worse",
+    ("moxfq", "walking_standing"): "higher is worse",
+    ("moxfq", "pain"): "higher is worse",
+    ("moxfq", "social_interaction"): "higher is worse",
+    ("moxfq", "index"): "higher is worse",
+    ("eq5d5l", "profile"): "not ordered",
+    ("eq5d5l", "vas"): "higher is better",
+    ("eq5d5l", "index_england"): "higher is better",
+    ("eq5d5l", "index_uk_2026"): "higher is better",
+    ("eq5d5l", "index_uk_crosswalk"): "higher is better",
+    ("stump", "residual_limb_pain"): "higher is worse",
+    ("stump", "phantom_pain"): "higher is worse",
+    ("stump", "phantom_episodes_per_day"): "higher is worse",
+    ("stump", "phantom_episode_duration_min"): "higher is worse",
+    ("stump", "phantom_burden"): "higher is worse",
+    ("mobility", "walking_distance_m"): "higher is better",
+    ("mobility", "walking_time_min"): "not ordered",
+    ("mobility", "aid"): "not ordered",
+}

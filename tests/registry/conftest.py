@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_helpers import Registry, make_registry
+from registry_helpers import Registry, find_postgres_bin, make_registry
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+#: The PostgreSQL server programs (initdb, pg_ctl): CRYONEURO_PG_BIN, else discovered
+#: (registry_helpers.find_postgres_bin: the newest /usr/lib/postgresql/<major>/bin, else
+#: `pg_config --bindir`, else the directory of initdb on PATH), so any installed major works.
+PG_BIN = find_postgres_bin()
 
 
 def _free_port() -> int:
@@ -90,7 +93,7 @@ def postgres_server_url() -> Iterator[str]:
         yield url
         return
     problem = ""
-    if (PG_BIN / "initdb").exists():
+    if PG_BIN is not None and (PG_BIN / "initdb").exists():
         try:
             url, stop = _start_cluster()
         except (subprocess.CalledProcessError, OSError, LookupError) as exc:
@@ -104,8 +107,8 @@ def postgres_server_url() -> Iterator[str]:
     else:
         problem = f"{PG_BIN}/initdb not found"
     message = (
-        "PostgreSQL unavailable: set CRYONEURO_TEST_POSTGRES_URL or install "
-        f"postgresql-15 ({problem})"
+        "PostgreSQL unavailable: set CRYONEURO_TEST_POSTGRES_URL (or CRYONEURO_PG_BIN) or "
+        f"install the postgresql server package ({problem})"
     )
     if os.environ.get("CI"):
         pytest.fail(message)

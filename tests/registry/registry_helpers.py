@@ -38,6 +38,43 @@ VALID_NHS = [
 ]
 
 
+def find_postgres_bin(
+    root: Path = Path("/usr/lib/postgresql"), env: dict[str, str] | None = None
+) -> Path | None:
+    """The directory holding the PostgreSQL server programs (initdb, pg_ctl), or None.
+
+    In order: ``CRYONEURO_PG_BIN``; the highest major version under ``root`` (Debian/Ubuntu
+    install each major as ``/usr/lib/postgresql/<major>/bin``; majors compare as numbers, so 16
+    beats 9.6); ``pg_config --bindir``; the directory of ``initdb`` on PATH.
+    """
+    import os
+    import shutil
+    import subprocess
+
+    env = os.environ if env is None else env
+    if env.get("CRYONEURO_PG_BIN"):
+        return Path(env["CRYONEURO_PG_BIN"])
+
+    def version(path: Path) -> tuple[int, ...]:
+        try:
+            return tuple(int(part) for part in path.parent.name.split("."))
+        except ValueError:
+            return (-1,)
+
+    installed = sorted(
+        (p for p in root.glob("*/bin") if (p / "initdb").exists() and version(p) >= (0,)),
+        key=version,
+    )
+    if installed:
+        return installed[-1]
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        if out.returncode == 0 and (Path(out.stdout.strip()) / "initdb").exists():
+            return Path(out.stdout.strip())
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
 def nhs_numbers(count: int, start: int = 0) -> list[str]:
     """Valid test-range NHS numbers (999…), skipping those whose check digit would be 10."""
     from cryoneuro.registry.nhs import nhs_check_digit

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
+import hmac
 import io
 import json
 import zipfile
 
-from registry_helpers import adverse_event, enrolment, followup, login, procedure
+from registry_helpers import adverse_event, enrolment, followup, login, nhs_numbers, procedure
 
 from cryoneuro.registry.exports.deidentified import DEID_TABLES
 from cryoneuro.registry.exports.redcap import DICTIONARY_COLUMNS
@@ -48,9 +50,20 @@ def test_tidy_tables(client) -> None:
     visits = _rows(archive.read("visits.csv").decode())
     assert visits[0]["days_since_procedure"] == "88"
     scores = _rows(archive.read("scores.csv").decode())
-    assert {"instrument": "nrs", "measure": "pain", "value": "3"}.items() <= scores[
-        0
-    ].items() or any(r["instrument"] == "nrs" and r["value"] == "3" for r in scores)
+    # one row per answered item and one per score, each with the visit's day: the NRS pain
+    # answer 3 (an item, and its score 3.0 — the NRS score is the rating, Farrar 2001), the
+    # EQ-5D-5L items as answered and the 16 MOXFQ items
+    nrs = sorted((r["kind"], r["measure"], r["value"]) for r in scores if r["instrument"] == "nrs")
+    assert nrs == [("item", "pain", "3"), ("score", "pain", "3.0")]
+    answers = followup()["answers"]
+    for instrument in ("eq5d5l", "moxfq"):
+        items = {
+            r["measure"]: r["value"]
+            for r in scores
+            if r["instrument"] == instrument and r["kind"] == "item"
+        }
+        assert items == {k: str(v) for k, v in answers[instrument].items()}
+    assert {r["days_since_procedure"] for r in scores} == {"88"}
     events = _rows(archive.read("adverse_events.csv").decode())
     assert events[0]["description"].startswith("'=")  # no spreadsheet formula injection
     single = client.get("/api/exports/tidy/procedures.csv")
@@ -59,8 +72,20 @@ def test_tidy_tables(client) -> None:
     assert "9434765919" not in archive.read("participants.csv").decode()
 
 
+def _expected_offset(client, participant_id: int) -> tuple[int, str]:
+    """(date offset, pseudonym) recomputed from the construction documented in
+    exports/deidentified.py: HMAC-SHA256 of "deid:<id>" under the randomisation key; the first
+    4 bytes mod 361, minus 180, are the days; bytes 4-10 in hex, after "D", the pseudonym."""
+    key = client.registry.settings.randomisation_seed_secret()
+    digest = hmac.new(key, f"deid:{participant_id}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") % 361 - 180, "D" + digest[4:10].hex().upper()
+
+
 def test_deidentified_export_shifts_dates_and_drops_identifiers(client) -> None:
-    _populate(client)
+    pid = _populate(client)
+    second = client.post(
+        "/api/participants", json=enrolment(nhs_numbers(1)[0]), headers=login(client, "nurse")
+    ).json()["id"]
     login(client, "stats")
     archive = zipfile.ZipFile(io.BytesIO(client.get("/api/exports/deidentified.zip").content))
     people = _rows(archive.read("participants.csv").decode())
@@ -70,15 +95,31 @@ def test_deidentified_export_shifts_dates_and_drops_identifiers(client) -> None:
     assert not people[0]["participant_id"].startswith("MORTON")
     assert "operator" not in procs[0]
     assert "description" not in _rows(archive.read("adverse_events.csv").decode())[0]
-    true_enrolment = dt.date.fromisoformat(enrolment()["enrolment_date"])
-    shifted = dt.date.fromisoformat(people[0]["enrolment_date"])
-    # intervals are kept, calendar dates are not (offset ≠ 0 for this participant and secret)
+    # every date moves by its participant's offset, recomputed independently, so an export
+    # that does not shift (or shifts by the wrong amount) fails; two participants, so that
+    # at least one offset is non-zero (both zero: 1 key in 361², ~8e-6)
+    offsets = {}
+    for participant_id in (pid, second):
+        offset, pseudonym = _expected_offset(client, participant_id)
+        offsets[pseudonym] = offset
+    assert any(offsets.values())
+    assert sorted(p["participant_id"] for p in people) == sorted(offsets)
+    enrolled = enrolment()["enrolment_date"]
+    for person in people:
+        moved = dt.date.fromisoformat(person["enrolment_date"]) - dt.date.fromisoformat(enrolled)
+        assert moved.days == offsets[person["participant_id"]]
+    for table, column, true_date in (
+        (procs, "procedure_date", procedure()["procedure_date"]),
+        (visits, "visit_date", followup()["visit_date"]),
+    ):
+        (row,) = table
+        moved = dt.date.fromisoformat(row[column]) - dt.date.fromisoformat(true_date)
+        assert moved.days == offsets[row["participant_id"]], (column, moved.days)
     interval = (
         dt.date.fromisoformat(visits[0]["visit_date"])
         - dt.date.fromisoformat(procs[0]["procedure_date"])
     ).days
     assert interval == 88
-    assert abs((shifted - true_enrolment).days) <= 180
     whole = b"".join(archive.read(n) for n in archive.namelist()).decode()
     for secret in ("9434765919", "MORTON-RBH-0001", "Dr Example", "Cellulitis", "HYPERLINK"):
         assert secret not in whole

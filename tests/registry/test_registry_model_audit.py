@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from registry_helpers import adverse_event, enrolment, nhs_numbers
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DatabaseError
 
 from cryoneuro.registry import audit
@@ -17,7 +15,7 @@ from cryoneuro.registry.errors import (
     ReasonForChangeRequiredError,
     RegistryInputError,
 )
-from cryoneuro.registry.models import AdverseEvent, AuditEntry, ParticipantIdentifier
+from cryoneuro.registry.models import AdverseEvent, AuditEntry, Participant, ParticipantIdentifier
 from cryoneuro.registry.nhs import normalise_nhs_number
 from cryoneuro.registry.schemas import AdverseEventIn, EnrolmentIn
 from cryoneuro.registry.services import clinical, participants
@@ -229,4 +227,16 @@ def test_data_entry_cannot_reach_another_sites_participant(registry) -> None:
         participants.get_participant(session, registry.actor("leedsnurse"), pid)
     with pytest.raises(PermissionDeniedError):
         _enrol(registry, actor="monitor", nhs=nhs_numbers(1)[0])
-    assert dt.date.today()
+    with registry.factory() as session:
+        # the own site's nurse does reach it (so the 404 above is about the site), the other
+        # site's nurse cannot write to it either, and the refused enrolment left nothing
+        assert participants.get_participant(session, registry.actor("nurse"), pid).id == pid
+        with pytest.raises(NotFoundError):
+            clinical.report_adverse_event(
+                session,
+                registry.actor("leedsnurse"),
+                pid,
+                AdverseEventIn.model_validate(adverse_event()),
+            )
+        session.rollback()
+        assert session.scalar(select(func.count()).select_from(Participant)) == 1

@@ -104,7 +104,14 @@ def test_bundle_validation_names_the_problem(tmp_path) -> None:
         rezip({**good, "iceball_labels.nii.gz": _gz(wrong_type)}): "must be uint8",
         rezip({k: v for k, v in good.items() if k != "image.nii.gz"}): "no image.nii.gz",
     }
-    assert other  # both bundles built
+    # control: the same labels re-encoded with their own affine pass, so the case above fails
+    # on the 1 mm shift and not on the re-encoding; and the second bundle is valid as built
+    unmoved = {
+        **good,
+        "iceball_labels.nii.gz": _gz(nib.Nifti1Image(np.asarray(shifted.dataobj), shifted.affine)),
+    }
+    assert plan_files.validate_bundle(rezip(unmoved)).predicted_relief_days == MEDIAN_DAYS
+    assert plan_files.validate_bundle(rezip(other)).predicted_relief_days == MEDIAN_DAYS
     for data, expected in cases.items():
         with pytest.raises(RegistryInputError) as info:
             plan_files.validate_bundle(data)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry.auth import Actor
+from cryoneuro.registry.errors import NotFoundError
 from cryoneuro.registry.instruments_bridge import INSTRUMENT_LABELS, ITEM_SPECS
 from cryoneuro.registry.models import (
     AEOutcome,
@@ -46,9 +47,15 @@ __all__ = ["CLINICAL_FORMS", "EnrolmentIn", "enrolment_fields"]
 
 
 def enrolment_fields(
-    session: Session, actor: Actor, study_code: str
+    session: Session, actor: Actor, study_code: str, refuse_unknown: bool = False
 ) -> tuple[list[FormField], str]:
+    """The enrolment form for ``study_code``; no code opens it on the first study (the form's
+    select shows which). ``refuse_unknown``: an unknown code (a link or typed address) is a 404
+    rather than silently replaced by the first study."""
     studies = list(session.scalars(select(Study).order_by(Study.code)))
+    if refuse_unknown and study_code and not any(s.code == study_code for s in studies):
+        known = ", ".join(s.code for s in studies)
+        raise NotFoundError(f"no study '{study_code}'; studies: {known}")
     study = next((s for s in studies if s.code == study_code), studies[0] if studies else None)
     code = study.code if study else ""
     sites = [s for s in (study.sites if study else []) if actor.can_access_site(s.id)]

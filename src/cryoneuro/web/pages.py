@@ -131,7 +131,9 @@ def enrol(
 ) -> Response:
     actor.require(WRITE_ROLES, "enrol participants")
     study_code = flat.get("study_code") or request.query_params.get("study", "")
-    fields, study_code = page_forms.enrolment_fields(session, actor, study_code[:40])
+    fields, study_code = page_forms.enrolment_fields(
+        session, actor, study_code[:40], refuse_unknown=not flat.get("study_code")
+    )
     errors: dict[str, str] = {}
     if request.method == "POST":
         data, errors = validate(page_forms.EnrolmentIn, nest(flat, {"consented"}))
