@@ -15,15 +15,16 @@ from cryoneuro.anatomy.phantoms import amputation_stump, morton_forefoot
 from cryoneuro.planning.pipeline import Boundaries, plan_phantom
 from cryoneuro.planning.search import NAMED_APPROACHES
 
-COARSE = {"screen_voxel_mm": 1.4, "confirm_voxel_mm": 1.0, "confirm_top": 1}
+#: screened and confirmed on one 1 mm grid: the choice is made on the grid it was searched on
+COARSE = {"screen_voxel_mm": 1.0, "confirm_voxel_mm": 1.0, "confirm_top": 1}
 
 
 @pytest.mark.slow
 def test_morton_plan_with_the_cazzato_protocol_from_a_non_dorsal_approach(tmp_path):
-    """Asked for the single 150 s argon freeze on the 20 mm needle from the web space, with
-    warm saline on the skin, the planner returns a plan with that protocol and approach; it is
+    """Asked for the single 150 s argon freeze on the 20 mm needle from an oblique approach
+    (from the web space along the interspace), with warm saline on the skin, the planner returns a plan with that protocol and approach; it is
     feasible, or it says why not in words naming what failed."""
-    approach = "distal"
+    approach = "oblique"
     plan = plan_phantom(
         morton_forefoot(),
         tmp_path,
@@ -41,7 +42,7 @@ def test_morton_plan_with_the_cazzato_protocol_from_a_non_dorsal_approach(tmp_pa
     assert probe.active_length_mm == 20.0
     axis = np.asarray(NAMED_APPROACHES["morton_forefoot"][approach].axis)
     tilt = np.degrees(np.arccos(np.clip(np.dot(probe.direction, axis), -1, 1)))
-    assert tilt <= 20.0 + 1e-6  # within the asked approach's cone, not the dorsal vertical
+    assert tilt <= 25.0 + 1e-6  # within the asked approach's cone, not the dorsal vertical
     assert plan.inputs["protocol_preset"]["name"] == "cazzato-2016"
     assert "150 seconds" in plan.inputs["protocol_preset"]["source_text"]
     if plan.feasible:

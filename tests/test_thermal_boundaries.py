@@ -157,3 +157,12 @@ def test_bad_boundaries_are_refused_in_one_line():
             [],
             surfaces=[bd.SurfaceBoundary("c", np.zeros((2, 2, 2), bool), 20.0)],
         )
+
+
+def test_vessel_diameter_from_a_voxelised_tube():
+    """D = 16 V / (π S_faces) recovers a straight tube's diameter when it spans several voxels."""
+    v = 0.5
+    x = (np.arange(40) + 0.5) * v - 10
+    xx, yy = np.meshgrid(x, x, indexing="ij")
+    tube = np.repeat(((xx**2 + yy**2) <= 3.0**2)[:, :, None], 20, axis=2)
+    assert bd.equivalent_diameter_mm(tube, v) == pytest.approx(6.0, rel=0.05)

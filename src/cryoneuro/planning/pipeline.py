@@ -553,8 +553,8 @@ def plan_phantom(
     out_dir: str | Path,
     *,
     gases=GASES,
-    offsets_mm=OFFSETS_MM,
-    shifts_mm=SHIFTS_MM,
+    offsets_mm=None,
+    shifts_mm=None,
     freezes_s=FREEZE_S,
     procedure_date: dt.date | None = None,
     progress: Callable[[float, str], None] | None = None,
@@ -563,7 +563,7 @@ def plan_phantom(
     workers: int | None = None,
     drive: str = DRIVE,
     protocol: str | None = None,
-    search_method: str = "continuous",
+    search_method: str | None = None,
     approach: str | search.Approach | None = None,
     n_probes: int = 1,
     policy: str = POLICY,
@@ -577,7 +577,8 @@ def plan_phantom(
 ) -> Plan:
     """Plan the phantom's neuroma.
 
-    ``search_method``: ``"continuous"`` (default) searches direction, aim point, depth and
+    ``search_method``: ``"continuous"`` (the default, unless grid ``offsets_mm`` or
+    ``shifts_mm`` are given: they ask for the grid) searches direction, aim point, depth and
     protocol option within ``approach`` (a name of :data:`search.NAMED_APPROACHES`, "top", or an
     :class:`~cryoneuro.planning.search.Approach`; default "top" with the needle tilted up to
     30°) with ``n_sobol`` Sobol points and ``n_local`` Nelder–Mead steps; ``"grid"`` is the
@@ -597,6 +598,16 @@ def plan_phantom(
 
     if drive not in ("device", "held"):
         raise GeometryError(f"drive must be 'device' or 'held' (got '{drive}')")
+    grid_given = offsets_mm is not None or shifts_mm is not None
+    if search_method is None:
+        search_method = "grid" if grid_given else "continuous"
+    if search_method == "continuous" and grid_given:
+        raise GeometryError(
+            "offsets_mm and shifts_mm are grid settings; leave them out for the continuous "
+            "search or set search_method='grid'"
+        )
+    offsets_mm = OFFSETS_MM if offsets_mm is None else offsets_mm
+    shifts_mm = SHIFTS_MM if shifts_mm is None else shifts_mm
     if search_method not in SEARCHES:
         raise GeometryError(f"search must be one of {SEARCHES} (got '{search_method}')")
     if n_probes not in (1, 2):

@@ -130,8 +130,11 @@ NAMED_APPROACHES: dict[str, dict[str, Approach]] = {
     "morton_forefoot": {
         "dorsal": Approach("dorsal", (0.0, 0.0, 1.0), 20.0),
         "plantar": Approach("plantar", (0.0, 0.0, -1.0), 20.0),
-        "oblique": Approach("oblique (dorso-distal, through the web space)", (0.0, _S2, _S2), 30.0),
-        "distal": Approach("distal (from the web space, along the nerve)", (0.0, 1.0, 0.0), 20.0),
+        # from the web space along the interspace, about 20° above the plantar plane: the
+        # needle lies along the nerve (Cazzato 2016's "inter-metatarsal approach")
+        "oblique": Approach(
+            "oblique (from the web space along the interspace)", (0.0, 0.94, 0.342), 25.0
+        ),
     },
     "amputation_stump": {
         "distal": Approach("distal (through the stump end)", (0.0, 0.0, 1.0), 20.0),

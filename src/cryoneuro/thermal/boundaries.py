@@ -254,12 +254,27 @@ def vessel_h_w_m2k(diameter_mm: float, velocity_m_s: float, length_mm: float) ->
     }
 
 
+def _faces(a: np.ndarray, b: np.ndarray) -> int:
+    """Number of cell faces between the masks ``a`` and ``b`` (face neighbours)."""
+    n = 0
+    for axis in range(3):
+        x, y = np.moveaxis(a, axis, 0), np.moveaxis(b, axis, 0)
+        n += int((x[1:] & y[:-1]).sum() + (x[:-1] & y[1:]).sum())
+    return n
+
+
 def equivalent_diameter_mm(lumen: np.ndarray, voxel_mm: float) -> float:
-    """Twice the largest inscribed radius of the lumen mask (+ half a voxel for the cell centre)."""
+    """Diameter of a tubular mask from its volume and its voxel face area: for a cylinder
+    ``D = 4 V / S``, and the staircase of a round section has ``4/π`` times the true wall area
+    (a pixelated circle's outline is its bounding square's), so ``D = 16 V / (π S_faces)``."""
+    lumen = np.asarray(lumen, bool)
     if not lumen.any():
         raise InputError("vessel: the lumen mask is empty")
-    r = float(ndimage.distance_transform_edt(lumen, sampling=voxel_mm).max())
-    return 2.0 * r
+    faces = _faces(lumen, ~lumen)
+    if faces == 0:
+        raise InputError("vessel: the lumen has no wall inside the grid")
+    volume = float(lumen.sum()) * voxel_mm**3
+    return max(16.0 * volume / (math.pi * faces * voxel_mm**2), voxel_mm)
 
 
 def flowing_vessel(
@@ -284,12 +299,7 @@ def flowing_vessel(
     volume_mm3 = float(lumen.sum()) * voxel_mm**3
     length_mm = max(volume_mm3 / (math.pi * d_mm**2 / 4.0), voxel_mm)
     film = vessel_h_w_m2k(d_mm, velocity_m_s, length_mm)
-    faces = 0
-    tissue = np.asarray(free, bool) & ~lumen
-    for axis in range(3):
-        a = np.moveaxis(lumen, axis, 0)
-        t = np.moveaxis(tissue, axis, 0)
-        faces += int((a[1:] & t[:-1]).sum() + (a[:-1] & t[1:]).sum())
+    faces = _faces(lumen, np.asarray(free, bool) & ~lumen)
     wall_mm2 = 4.0 * volume_mm3 / d_mm
     scale = wall_mm2 / (faces * voxel_mm**2) if faces else 1.0
     h = film["h_w_m2k"] * scale
