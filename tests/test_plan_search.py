@@ -162,3 +162,29 @@ def test_continuous_search_finds_the_optimum_of_a_known_function():
     best = max(done, key=lambda e: e.score)
     assert np.allclose(best.x, [0.3, 0.7], atol=0.03)
     assert len(done) <= 1 + 16 + 30
+
+
+def test_plan_case_file_refuses_mixed_settings_in_one_line():
+    from cryoneuro.cli.plan_cmd import PlanSpec, _check_plan_limits
+    from cryoneuro.errors import CaseFileError
+
+    with pytest.raises(CaseFileError, match=r"plan\.offsets_mm is used by search = \"grid\""):
+        _check_plan_limits(PlanSpec(offsets_mm=[0.0]), "case.toml")
+    with pytest.raises(CaseFileError, match="not both"):
+        _check_plan_limits(PlanSpec(approach="plantar", approach_axis=(0, 0, -1)), "case.toml")
+    with pytest.raises(CaseFileError, match="ultrasound plane"):
+        _check_plan_limits(PlanSpec(plane_point_mm=(0, 0, 0), plane_normal=(1, 0, 0)), "c.toml")
+    with pytest.raises(CaseFileError, match="not a preset"):
+        _check_plan_limits(PlanSpec(protocol="cazzato"), "case.toml")
+    _check_plan_limits(PlanSpec(search="grid", offsets_mm=[0.0], protocol="cazzato-2016"), "c")
+
+
+def test_plan_phantom_refuses_grid_settings_with_the_continuous_search(tmp_path):
+    from cryoneuro.anatomy.phantoms import morton_forefoot
+    from cryoneuro.errors import GeometryError
+    from cryoneuro.planning.pipeline import plan_phantom
+
+    with pytest.raises(GeometryError, match="grid settings"):
+        plan_phantom(morton_forefoot(), tmp_path, offsets_mm=(0.0,), search_method="continuous")
+    with pytest.raises(InputError, match="not known"):
+        plan_phantom(morton_forefoot(), tmp_path, approach="posterior")

@@ -474,19 +474,22 @@ SEARCHES = ("continuous", "grid")
 class _Builder:
     """Turns a search point (or a grid point) into a Spec and its checked trajectories."""
 
-    def __init__(self, phantom, fine: Level, target, preset, drive: str, n_probes: int):
-        self.phantom, self.fine, self.target = phantom, fine, np.asarray(target, float)
+    def __init__(self, phantom, anat, target, preset, drive: str, n_probes: int):
+        # needle paths are always checked on the region's own grid (0.5 mm for the phantoms):
+        # a coarse grid can lose a 1 mm skin layer and refuse a path that enters through skin
+        self.phantom, self.target = phantom, np.asarray(target, float)
+        self.lab, self.grid = anat.labels, anat.grid()
         self.preset = preset
         self.model = probe_physics.get_probe_model(preset.device)
         self.n_probes = n_probes
-        names = fine.anat.label_names
+        names = anat.label_names
         self.names = names
         self.avoid = {
             "bone": [names[v] for v in phantom.bone_labels],
             "artery": [names[v] for v in phantom.artery_labels],
         }
         self.skin = names[phantom.skin_label]
-        lo, hi = fine.anat.bounds_mm()
+        lo, hi = anat.bounds_mm()
         self.lo, self.hi = np.asarray(lo, float), np.asarray(hi, float)
         gases = sorted({g for g, _ in preset.options})
         self.tips = {g: probe_physics.tip_state(g).tip_temperature_c for g in gases}
@@ -512,8 +515,8 @@ class _Builder:
                 traj = assess_trajectory(
                     entry,
                     tip,
-                    self.fine.lab,
-                    self.fine.grid,
+                    self.lab,
+                    self.grid,
                     self.names,
                     skin=self.skin,
                     avoid=self.avoid,
@@ -657,7 +660,7 @@ def plan_phantom(
     bounds = anat.bounds_mm()
     fine = Level(phantom, anat, confirm_voxel_mm, bounds, boundaries)
     coarse = Level(phantom, anat, screen_voxel_mm, bounds, boundaries)
-    builder = _Builder(phantom, fine, target, preset, drive, n_probes)
+    builder = _Builder(phantom, anat, target, preset, drive, n_probes)
     refused: list[str] = []
     if search_method == "grid":
         specs = []
