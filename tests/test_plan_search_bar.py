@@ -71,7 +71,7 @@ def test_continuous_search_is_at_least_as_good_as_the_grid(maker, tmp_path):
     }
     grid = plan_phantom(ph, tmp_path / "grid", search_method="grid", **common)
     cont = plan_phantom(
-        ph, tmp_path / "cont", search_method="continuous", n_sobol=8, n_local=6, **common
+        ph, tmp_path / "cont", search_method="continuous", n_sobol=8, n_local=12, **common
     )
     g = max(grid.inputs["search"]["confirmed_scores"])
     c = max(cont.inputs["search"]["confirmed_scores"])

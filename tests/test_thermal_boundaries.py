@@ -166,3 +166,27 @@ def test_vessel_diameter_from_a_voxelised_tube():
     xx, yy = np.meshgrid(x, x, indexing="ij")
     tube = np.repeat(((xx**2 + yy**2) <= 3.0**2)[:, :, None], 20, axis=2)
     assert bd.equivalent_diameter_mm(tube, v) == pytest.approx(6.0, rel=0.05)
+
+
+def test_a_probe_beside_a_held_surface_is_not_pinned_to_it():
+    """A probe whose active part reaches the air cells of a warm-saline surface: the reservoir
+    (conductivity 1e12) must not exchange with the probe, or the heat would be ~1e12 J."""
+    from cryoneuro.thermal import ProbeGeometry, constant
+
+    grid = Grid((12, 12, 12), 1.0)
+    body = np.zeros(grid.shape, bool)
+    body[:, :, :6] = True
+    labels = np.where(body, 0, 1).astype(np.uint8)
+    probe = ProbeGeometry((6.0, 6.0, 2.5), (0.0, 0.0, 1.0), 1.5, 6.0)  # active to z = 8.5
+    model = ThermalModel(
+        grid,
+        labels,
+        [SLAB, get_tissue("air")],
+        [probe],
+        [constant(-150.0)],
+        surfaces=[bd.skin_warming(body, 37.0)],
+    )
+    res = simulate(model, [Phase("freeze", 30.0)])
+    # a 1.5 mm probe drawing heat from tissue for 30 s: tens of joules at most
+    assert 0 < -res.probe_heat_j[0] < 200.0
+    assert abs(res.boundary_heat_j["warm saline on the skin"]) < 200.0

@@ -20,9 +20,10 @@ line leaves the planning region; the trajectory check (trajectory.py) refuses a 
 crosses bone or an artery or does not enter through the skin — such a candidate is scored
 :data:`REFUSED` without a simulation.
 
-Search (:func:`continuous_search`): a scrambled Sobol sample (scipy.stats.qmc; Owen 1998
-scrambling, deterministic seed) over the unit cube, then Nelder–Mead (scipy.optimize) from the
-best sampled point, each evaluation a full 3D simulation on the coarse grid; the best few are
+Search (:func:`continuous_search`): the centre of the unit cube, a scrambled Sobol sample
+(scipy.stats.qmc; Owen 1998 scrambling, deterministic seed), then Nelder–Mead (scipy.optimize)
+restarted from the best sampled point and from the centre (half the local budget each; initial
+simplex a quarter of each range), each evaluation a full 3D simulation on the coarse grid; the best few are
 confirmed at 0.5 mm by the caller (pipeline.py). Nelder–Mead needs no gradient (each score is
 a simulation) and copes with the score's steps better than a gradient method would.
 
@@ -55,7 +56,7 @@ SHIFT_MM = 4.0
 SPACING_MM = (5.0, 12.0)
 #: Default budget: Sobol points and Nelder–Mead evaluations (about the old grid's 24).
 N_SOBOL = 16
-N_LOCAL = 10
+N_LOCAL = 16
 
 
 @dataclass(frozen=True)
@@ -340,29 +341,42 @@ def continuous_search(
     for x in [np.full(dim, 0.5), *sample]:
         run(x)
     if n_local > 0:
+        # Nelder–Mead restarts from the best sampled point and from the centre (the neutral
+        # needle), each with half the budget and an initial simplex a quarter of each range
         best = max(done, key=lambda e: e.score)
-        start = len(done)
-
-        def f(x):
-            if len(done) - start >= n_local:
-                return -best.score  # budget spent: flat, Nelder–Mead stops
-            return -run(x).score
-
-        step = 0.15
-        simplex = [best.x] + [np.clip(best.x + step * np.eye(dim)[i], 0, 1) for i in range(dim)]
-        optimize.minimize(
-            f,
-            best.x,
-            method="Nelder-Mead",
-            bounds=[(0.0, 1.0)] * dim,
-            options={
-                "maxfev": n_local + dim + 1,
-                "initial_simplex": np.array(simplex),
-                "xatol": 0.01,
-                "fatol": 0.01,
-            },
-        )
+        starts = [best.x] + ([done[0].x] if not np.array_equal(best.x, done[0].x) else [])
+        share = [n_local // len(starts) + (i < n_local % len(starts)) for i in range(len(starts))]
+        for x0, budget in zip(starts, share, strict=True):
+            _nelder_mead(run, done, np.asarray(x0, float), budget, dim)
     return done
+
+
+def _nelder_mead(run, done: list, x0: np.ndarray, budget: int, dim: int) -> None:
+    """Nelder–Mead (scipy) from ``x0`` for at most ``budget`` new evaluations."""
+    start = len(done)
+    floor = run(x0).score
+
+    def f(x):
+        if len(done) - start >= budget:
+            return -floor  # budget spent: flat, Nelder–Mead stops
+        return -run(x).score
+
+    step = 0.25
+    simplex = [x0] + [
+        np.clip(x0 + (step if x0[i] <= 0.75 else -step) * np.eye(dim)[i], 0, 1) for i in range(dim)
+    ]
+    optimize.minimize(
+        f,
+        x0,
+        method="Nelder-Mead",
+        bounds=[(0.0, 1.0)] * dim,
+        options={
+            "maxfev": budget + dim + 1,
+            "initial_simplex": np.array(simplex),
+            "xatol": 0.01,
+            "fatol": 0.01,
+        },
+    )
 
 
 def grid_points(offsets_mm, shifts_mm) -> list[tuple[float, float]]:

@@ -434,6 +434,18 @@ class _State:
             self.owners.append(tuple((raster.boundary_cells[touches] + 1).T))
         self.mat_host = self.mat
         self.inv_theta, self.which = raster.boundary_inv_theta, raster.boundary_probe
+        if model.surfaces and len(raster.boundary_cells):
+            # a reservoir cell (boundaries.py) beside a probe does not exchange with it: its
+            # conductivity is the film's (or the wall's 1e12), not a tissue's, and would pin the
+            # probe's wall to the boundary temperature
+            held = np.zeros(grid.shape, bool)
+            for cells in self.reservoirs:
+                held |= cells
+            c = raster.boundary_cells
+            on_reservoir = held[c[:, 0], c[:, 1], c[:, 2]]
+            if on_reservoir.any():
+                self.inv_theta = self.inv_theta.copy()
+                self.inv_theta[on_reservoir] = 0.0
         if kern.name != "numba":  # the working arrays live on the backend's device
             dev = kern.to_device
             for name in (
