@@ -187,6 +187,7 @@ def test_a_probe_beside_a_held_surface_is_not_pinned_to_it():
         surfaces=[bd.skin_warming(body, 37.0)],
     )
     res = simulate(model, [Phase("freeze", 30.0)])
-    # a 1.5 mm probe drawing heat from tissue for 30 s: tens of joules at most
-    assert 0 < -res.probe_heat_j[0] < 200.0
-    assert abs(res.boundary_heat_j["warm saline on the skin"]) < 200.0
+    # a 1.5 mm probe at -150 C drawing heat from tissue for 30 s: hundreds of joules at most
+    # (before the fix: ~1e12 J through the reservoir's wall conductivity)
+    assert 0 < res.probe_heat_j[0] < 1000.0
+    assert abs(res.boundary_heat_j["warm saline on the skin"]) < 1000.0
