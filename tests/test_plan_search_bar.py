@@ -22,8 +22,9 @@ COARSE = {"screen_voxel_mm": 1.0, "confirm_voxel_mm": 1.0, "confirm_top": 1}
 @pytest.mark.slow
 def test_morton_plan_with_the_cazzato_protocol_from_a_non_dorsal_approach(tmp_path):
     """Asked for the single 150 s argon freeze on the 20 mm needle from an oblique approach
-    (from the web space along the interspace), with warm saline on the skin, the planner returns a plan with that protocol and approach; it is
-    feasible, or it says why not in words naming what failed."""
+    (from the web space along the interspace), with warm saline on the skin, the planner
+    returns a plan with that protocol and approach; it is feasible, or it says why not in
+    words naming what failed."""
     approach = "oblique"
     plan = plan_phantom(
         morton_forefoot(),
