@@ -24,8 +24,9 @@ Search (:func:`continuous_search`): the centre of the unit cube, a scrambled Sob
 (scipy.stats.qmc; Owen 1998 scrambling, deterministic seed), then Nelder–Mead (scipy.optimize)
 restarted from the best sampled point and from the centre (half the local budget each; initial
 simplex a quarter of each range), each evaluation a full 3D simulation on the coarse grid;
-the best few are confirmed at 0.5 mm by the caller (pipeline.py). Nelder–Mead needs no gradient (each score is
-a simulation) and copes with the score's steps better than a gradient method would.
+the best few are confirmed at 0.5 mm by the caller (pipeline.py). Nelder–Mead needs no
+gradient (each score is a simulation) and copes with the score's steps better than a gradient
+method would.
 
 Score (:func:`score`, higher is better), in the order of the original ranking: feasible (block,
 skin above 0 °C, clear path) ≫ the policy (``reversible-block``: no neurotmesis risk;
