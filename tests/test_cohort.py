@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cryoneuro.anatomy.phantoms import morton_forefoot
 from cryoneuro.cli import app
-from cryoneuro.planning.pipeline import plan_phantom
+from cryoneuro.planning.pipeline import LEGACY_BOUNDARIES, plan_phantom
 from cryoneuro.planning.plan import Plan
 
 DEMO_CHOICE = {
@@ -21,6 +21,9 @@ DEMO_CHOICE = {
     "offsets_mm": (0.0,),
     "shifts_mm": (2.0,),
     "freezes_s": (60.0,),
+    # the boundaries these tests were written against (adiabatic skin, blood as a perfusion sink
+    # that stops once frozen); with a flowing digital artery this candidate does not block
+    "boundaries": LEGACY_BOUNDARIES,
 }
 
 

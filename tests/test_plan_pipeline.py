@@ -11,7 +11,7 @@ import pytest
 from scipy import optimize, stats
 
 from cryoneuro.anatomy.phantoms import morton_forefoot
-from cryoneuro.planning.pipeline import plan_phantom
+from cryoneuro.planning.pipeline import LEGACY_BOUNDARIES, plan_phantom
 from cryoneuro.planning.plan import Plan
 
 
@@ -56,6 +56,8 @@ def test_nitrous_oxide_probe_beside_the_web_blocks_the_nerve_and_spares_the_skin
         offsets_mm=(0.0,),
         shifts_mm=(2.0,),
         freezes_s=(60.0,),
+        search_method="grid",
+        boundaries=LEGACY_BOUNDARIES,
     )
     assert plan.feasible, plan.reasons
     assert plan.nerve["complete_block"]
@@ -103,6 +105,8 @@ def test_a_plan_that_freezes_the_skin_says_so(tmp_path):
         offsets_mm=(0.0,),
         shifts_mm=(0.0,),
         freezes_s=(120.0,),
+        search_method="grid",
+        boundaries=LEGACY_BOUNDARIES,
     )
     assert not plan.feasible
     assert any("skin" in r for r in plan.reasons)
@@ -128,6 +132,9 @@ bones = ["metatarsal"]
 centreline_mm = [{centre}]
 end_organ_mm = [{", ".join(f"{v:g}" for v in ph.end_organ_mm)}]
 [plan]
+search = "grid"
+skin = "adiabatic"
+arteries = "perfused"
 gases = ["nitrous-oxide"]
 offsets_mm = [0]
 shifts_mm = [2]

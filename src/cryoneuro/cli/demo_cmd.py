@@ -93,6 +93,16 @@ def demo_cmd(
         if p.drive == "device"
         else f"held at {p.tip_temperature_c:.1f} °C"
     )
+    found = plan.inputs.get("search", {})
+    if found:
+        chosen = found.get("chosen", {})
+        out.print(
+            f"  search: {found['method']}, approach {found['approach']['name']}"
+            + (f" (needle tilted {chosen['tilt_deg']:g}°)" if "tilt_deg" in chosen else "")
+            + f", {found['simulated']} candidates simulated, protocol "
+            f"{plan.inputs['protocol_preset']['name']}",
+            markup=False,
+        )
     out.print(
         f"  probe {p.diameter_mm} mm, {p.active_length_mm:g} mm active, {p.gas}, {wall}; "
         + " → ".join(f"{ph.kind} {ph.duration_s:g} s" for ph in plan.protocol)
@@ -118,8 +128,10 @@ def demo_cmd(
             )
         if r.get("statement"):
             out.print(f"  {r['statement']}", markup=False)
-    for w in plan.warnings:
-        out.print(f"  [yellow]warning[/yellow]: {w}")
+    from rich.markup import escape
+
+    for w in plan.warnings:  # each ends with its rule tag in brackets: not rich markup
+        out.print(f"  [yellow]warning[/yellow]: {escape(w)}")
     if via_segmentation:
         line = plan.inputs.get("case", {}).get("centreline", {})
         out.print(

@@ -22,10 +22,22 @@ The anatomy case file::
     # block_proximal_to_mm = 43.6     # optional, stumps: arc length of the bulb's widest section
 
     [plan]                            # all optional
+    search = "continuous"             # or "grid" (the original vertical grid: offsets × shifts)
+    protocol = "cazzato-2016"         # a preset (planning/protocols.py); default: gases × freezes_s
     gases = ["nitrous-oxide", "argon"]
-    offsets_mm = [0, -2.5, 2.5]
-    shifts_mm = [0, 2]
     freezes_s = [60, 120]
+    offsets_mm = [0, -2.5, 2.5]       # grid only
+    shifts_mm = [0, 2]                # grid only
+    approach = "plantar"              # a phantom's named approach, or "top" (default)
+    approach_axis = [0, 0, -1]        # or your own: target -> skin direction (image mm frame)
+    max_tilt_deg = 20                 # with approach_axis
+    plane_point_mm = [24.5, 27, 10]   # optional ultrasound plane: the needle lies in it
+    plane_normal = [1, 0, 0]
+    n_probes = 1                      # 1 or 2
+    policy = "reversible-block"       # or "neuroma-ablation"
+    skin = "convective"               # or "warm-saline", "adiabatic"
+    arteries = "flowing"              # or "perfused"
+    artery_velocity_m_s = 0.1         # user setting (Doppler)
 
 Or from a 3D Slicer segmentation or a DICOM SEG (docs/case-file.md), where [structures] and
 [nerve] are optional (roles from the segment names, the centreline from the nerve segment)::
@@ -38,6 +50,8 @@ Or from a 3D Slicer segmentation or a DICOM SEG (docs/case-file.md), where [stru
 
     [nerve]                           # optional here; overrides what is extracted
     end_organ_hint_mm = [24, 40, 11]  # a point near the end organ: that end is distal
+
+See docs/case-file.md and docs/planning.md.
 """
 
 from __future__ import annotations
@@ -94,11 +108,23 @@ class NerveSpec(_S):
 
 class PlanSpec(_S):
     gases: list[str] = Field(default_factory=lambda: ["nitrous-oxide", "argon"])
-    offsets_mm: list[float] = Field(default_factory=lambda: [0.0, -2.5, 2.5])
-    shifts_mm: list[float] = Field(default_factory=lambda: [0.0, 2.0])
+    offsets_mm: list[float] | None = None  # grid only (default [0, -2.5, 2.5])
+    shifts_mm: list[float] | None = None  # grid only (default [0, 2])
     freezes_s: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [60.0, 120.0])
     #: "device": the catalogue probe's energy balance (default); "held": wall at the gas's boiling point
     drive: Literal["device", "held"] = "device"
+    search: Literal["continuous", "grid"] = "continuous"
+    protocol: str | None = None
+    approach: str | None = None
+    approach_axis: Vec3 | None = None
+    max_tilt_deg: Annotated[float, Field(ge=0, le=89)] = 20.0
+    plane_point_mm: Vec3 | None = None
+    plane_normal: Vec3 | None = None
+    n_probes: Literal[1, 2] = 1
+    policy: Literal["reversible-block", "neuroma-ablation"] = "reversible-block"
+    skin: Literal["convective", "warm-saline", "adiabatic"] = "convective"
+    arteries: Literal["flowing", "perfused"] = "flowing"
+    artery_velocity_m_s: Annotated[float, Field(gt=0)] = 0.1
 
 
 class AnatomyCase(_S):
@@ -226,8 +252,36 @@ def _load_segmentation_case(path: Path, case: AnatomyCase):
 
 def _check_plan_limits(plan: PlanSpec, source: str) -> None:
     """Each candidate runs freeze, passive thaw, freeze (planning.pipeline.protocol): refuse a
-    freeze whose protocol exceeds input_checks.MAX_PROTOCOL_S."""
+    freeze whose protocol exceeds input_checks.MAX_PROTOCOL_S. Refuse grid settings given to
+    the continuous search, and an approach given twice."""
     from cryoneuro.planning.pipeline import THAW_S
+
+    if plan.search == "continuous":
+        for key in ("offsets_mm", "shifts_mm"):
+            if getattr(plan, key) is not None:
+                raise CaseFileError(
+                    f'{source}: plan.{key} is used by search = "grid" only; remove it or set '
+                    'search = "grid"'
+                )
+    if plan.approach is not None and plan.approach_axis is not None:
+        raise CaseFileError(
+            f"{source}: give plan.approach (a name) or plan.approach_axis, not both"
+        )
+    if (plan.plane_point_mm is None) != (plan.plane_normal is None) or (
+        plan.plane_point_mm is not None and plan.approach_axis is None
+    ):
+        raise CaseFileError(
+            f"{source}: an ultrasound plane needs plan.plane_point_mm, plan.plane_normal and "
+            "plan.approach_axis"
+        )
+    if plan.protocol is not None:
+        from cryoneuro.planning.protocols import PRESETS
+
+        if plan.protocol not in PRESETS:
+            raise CaseFileError(
+                f"{source}: plan.protocol = '{plan.protocol}' is not a preset; choose one of "
+                f"{', '.join(PRESETS)}"
+            )
 
     longest = (MAX_PROTOCOL_S - THAW_S) / 2
     for i, freeze in enumerate(plan.freezes_s):
@@ -258,20 +312,40 @@ def plan_cmd(
 ) -> None:
     """Plan a neuroma cryoablation on labelled images: placement, iceball, nerve block, safety, relief, report."""
     from cryoneuro.cli.simulate_cmd import progress_bar
-    from cryoneuro.planning.pipeline import plan_phantom
+    from cryoneuro.planning.pipeline import OFFSETS_MM, SHIFTS_MM, Boundaries, plan_phantom
+    from cryoneuro.planning.search import Approach
 
     patient, spec = load_plan_case(case_file)
     phantom = patient.phantom
+    approach = spec.approach
+    if spec.approach_axis is not None:
+        approach = Approach(
+            "case file",
+            spec.approach_axis,
+            spec.max_tilt_deg,
+            spec.plane_point_mm,
+            spec.plane_normal,
+        )
     with progress_bar(not json_output) as bar:
         task = bar.add_task("planning", total=1.0)
         plan = plan_phantom(
             phantom,
             out_dir,
             gases=tuple(spec.gases),
-            offsets_mm=tuple(spec.offsets_mm),
-            shifts_mm=tuple(spec.shifts_mm),
+            offsets_mm=tuple(spec.offsets_mm or OFFSETS_MM) if spec.search == "grid" else None,
+            shifts_mm=tuple(spec.shifts_mm or SHIFTS_MM) if spec.search == "grid" else None,
             freezes_s=tuple(spec.freezes_s),
             drive=spec.drive,
+            protocol=spec.protocol,
+            search_method=spec.search,
+            approach=approach,
+            n_probes=spec.n_probes,
+            policy=spec.policy,
+            boundaries=Boundaries(
+                skin=spec.skin,
+                arteries=spec.arteries,
+                artery_velocity_m_s=spec.artery_velocity_m_s,
+            ),
             progress=lambda f, label: bar.update(task, completed=f, description=label),
         )
     if export_seg:

@@ -116,14 +116,17 @@ class ReplayContext:
     """A plan's phantom, region of interest and grid: built once, replayed many times."""
 
     def __init__(self, plan: Plan, voxel_mm: float = 1.0) -> None:
-        from cryoneuro.planning.pipeline import Level, region_of_interest
+        from cryoneuro.planning.pipeline import Level, boundaries_for, region_of_interest
 
         check_voxel(voxel_mm)
         self.plan = plan
         self.voxel_mm = float(voxel_mm)
         self.phantom = phantom_for(plan)
         anat, _ = region_of_interest(self.phantom)
-        self.level = Level(self.phantom, anat, self.voxel_mm, anat.bounds_mm())
+        # the plan's skin and artery boundaries (plans before issue 12: adiabatic, perfused)
+        self.level = Level(
+            self.phantom, anat, self.voxel_mm, anat.bounds_mm(), boundaries_for(plan.inputs)
+        )
         if not plan.probes:
             raise InputError(f"plan '{plan.case}' has no probes to replay")
         if not any(p.kind == "freeze" for p in plan.protocol):
@@ -234,6 +237,7 @@ def replay(
         geoms,
         temps,
         probe_devices=devices if any(d is not None for d in devices) else None,
+        surfaces=level.surfaces([np.asarray(t.entry_mm) + offset for t in ctx.plan.trajectories]),
     )
     res = simulate(model, phases)
     prof, safety, _ = level.judge(

@@ -21,6 +21,9 @@ capacity; see ``drive.py``), evaluated on the current tissue state. The wall tem
 probe had is recorded (``ThermalResult.probe_wall_temperature_c``).
 
 Outer faces of the domain are held at body temperature (the far field) or are adiabatic.
+Surfaces inside the domain (skin warming, skin convection, flowing blood) are
+:class:`~cryoneuro.thermal.boundaries.SurfaceBoundary` reservoirs (``ThermalModel.surfaces``);
+the heat each took is ``ThermalResult.boundary_heat_j``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from scipy.ndimage import map_coordinates
 
 from cryoneuro import input_checks
 from cryoneuro.errors import InputError
-from cryoneuro.thermal import backends, kernels, rkl
+from cryoneuro.thermal import backends, boundaries, kernels, rkl
 from cryoneuro.thermal.drive import DeviceDrive
 from cryoneuro.thermal.geometry import INSULATED, Grid, ProbeGeometry, ProbeRaster, rasterise_probes
 from cryoneuro.thermal.threads import with_free_threads
@@ -106,8 +109,13 @@ class ThermalModel:
     insulated_shaft: bool = True  # see geometry.rasterise_probes
     #: per probe: a device energy balance that replaces the held temperature (None: held)
     probe_devices: list[DeviceDrive | None] | None = None
+    #: surfaces inside the domain held at a temperature or convective (boundaries.py)
+    surfaces: list[boundaries.SurfaceBoundary] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        boundaries.check(self.surfaces, self.grid.shape)
+        if len(self.materials) + 1 + len(self.surfaces) > 255:
+            raise InputError("too many materials and boundaries (255 at most)")
         if self.probe_devices is not None and len(self.probe_devices) != len(self.probes):
             raise InputError("give one device drive (or None) per probe")
         if self.labels.shape != self.grid.shape:
@@ -154,6 +162,8 @@ class ThermalResult:
     phases: list[Phase] = field(default_factory=list)
     #: wall temperature of each probe at the sample times (NaN while the probe is off)
     probe_wall_temperature_c: np.ndarray | None = None
+    #: heat each surface boundary took from the tissue over the protocol (J; < 0: it gave heat)
+    boundary_heat_j: dict[str, float] = field(default_factory=dict)
 
     @property
     def grid(self) -> Grid:
@@ -183,6 +193,7 @@ def stable_time_step(model: ThermalModel, raster: ProbeRaster) -> float:
     dx = model.grid.voxel_mm * 1e-3
     present = np.unique(model.labels[raster.kind == 0]) if (raster.kind == 0).any() else []
     s_max = max(raster.max_face_sum, 7.0 if model.faces().any() else 6.0)
+    s_max = max(s_max, 6.0 + boundaries.extra_face_sum(model.surfaces, raster.kind == 0))
     dt = math.inf
     for m in present:
         p = model.materials[int(m)]
@@ -244,7 +255,7 @@ def simulate(
     thresholds_dev = kern.to_device(thresholds)
     names = list((points_mm or {}).keys())
     coords = np.array([points_mm[n] for n in names], dtype=float) if names else np.zeros((0, 3))
-    for name, c in zip(names, coords):
+    for name, c in zip(names, coords, strict=True):
         if not grid.contains(c):
             raise InputError(f"output point '{name}' {list(c)} is outside the domain")
     sample_t: list[float] = [0.0]
@@ -349,6 +360,7 @@ def simulate(
         point_temperatures_c=np.asarray(sample_T).reshape(len(sample_t), len(names)),
         probe_heat_j=heat * voxel_m3,
         enthalpy_change_j=(state.tissue_enthalpy() - h_start) * voxel_m3,
+        boundary_heat_j=state.boundary_heat(voxel_m3),
         time_step_s=dt_used,
         steps=steps,
         wall_time_s=time.perf_counter() - started,
@@ -377,11 +389,24 @@ class _State:
         lab = np.full(tuple(n + 2 for n in grid.shape), self.probe_material, dtype=np.uint8)
         lab_in = model.labels.copy()
         lab_in[~self.free] = self.probe_material
+        # surface boundaries: reservoir rows after the probe material (boundaries.py)
+        self.surface_names = [s.name for s in model.surfaces]
+        self.reservoirs = [s.cells & self.free for s in model.surfaces]
+        self.tissue = self.free.copy()
+        if model.surfaces:
+            self.mat = np.vstack(
+                [self.mat, boundaries.reservoir_rows(model.surfaces, grid.voxel_mm)]
+            )
+            for r, cells in enumerate(self.reservoirs):
+                lab_in[cells] = self.probe_material + 1 + r
+                self.tissue &= ~cells
         lab[self.inner] = lab_in
         self.lab = lab
         t0 = np.full(grid.shape, float(model.body_temperature_c))
         if model.initial_temperature_c is not None:
             t0[...] = model.initial_temperature_c
+        for s, cells in zip(model.surfaces, self.reservoirs, strict=True):
+            t0[cells] = s.temperature_c
         self.t_old = self.pad(t0, float(model.body_temperature_c))
         self.h = np.empty_like(self.t_old)
         kernels.enthalpy_from_temperature(self.t_old, lab, self.mat, self.h)
@@ -411,6 +436,18 @@ class _State:
             self.owners.append(tuple((raster.boundary_cells[touches] + 1).T))
         self.mat_host = self.mat
         self.inv_theta, self.which = raster.boundary_inv_theta, raster.boundary_probe
+        if model.surfaces and len(raster.boundary_cells):
+            # a reservoir cell (boundaries.py) beside a probe does not exchange with it: its
+            # conductivity is the film's (or the wall's 1e12), not a tissue's, and would pin the
+            # probe's wall to the boundary temperature
+            held = np.zeros(grid.shape, bool)
+            for cells in self.reservoirs:
+                held |= cells
+            c = raster.boundary_cells
+            on_reservoir = held[c[:, 0], c[:, 1], c[:, 2]]
+            if on_reservoir.any():
+                self.inv_theta = self.inv_theta.copy()
+                self.inv_theta[on_reservoir] = 0.0
         if kern.name != "numba":  # the working arrays live on the backend's device
             dev = kern.to_device
             for name in (
@@ -443,7 +480,15 @@ class _State:
         return a[self.inner]
 
     def tissue_enthalpy(self) -> float:
-        return float(self.interior(self.h)[self.free].sum())
+        return float(self.kern.to_host(self.interior(self.h))[self.tissue].sum())
+
+    def boundary_heat(self, voxel_m3: float) -> dict[str, float]:
+        """Heat each reservoir collected (its enthalpy starts at 0), J."""
+        h = self.kern.to_host(self.interior(self.h))
+        return {
+            name: float(h[cells].sum()) * voxel_m3
+            for name, cells in zip(self.surface_names, self.reservoirs, strict=True)
+        }
 
     def _probe(self, t, k, probe_temp, on, inv_dx2) -> None:
         self.kern.probe_rates(
