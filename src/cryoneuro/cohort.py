@@ -6,7 +6,7 @@ question is which stored predictions would change — a block that is no longer 
 margin that shrank, a different predicted relief. Each plan is replayed unperturbed
 (:func:`cryoneuro.planning.replay.replay`) on its own grid (``plan.inputs["voxel_mm"]``, 0.5 mm
 for the planner's plans) unless a grid is forced, as one independent Dask task (shared machinery:
-:func:`cryoneuro.sweep.run_tasks`), and one row per plan records then / now / difference.
+:func:`cryoneuro.parallel.run_tasks`), and one row per plan records then / now / difference.
 
 A plan that cannot be replayed (not a phantom plan, unknown phantom) still gets its row, with the
 reason in ``status``; a file that is not a plan at all is listed under ``skipped``. This module
@@ -150,7 +150,7 @@ def resimulate(
 ) -> pd.DataFrame:
     """Re-simulate every plan on Dask; one row per plan, in input order."""
     from cryoneuro.planning.replay import check_voxel
-    from cryoneuro.sweep import run_tasks
+    from cryoneuro.parallel import run_tasks
 
     if voxel_mm is not None:
         check_voxel(voxel_mm)

@@ -36,8 +36,42 @@ out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Top-level modules of the optional extras (``pyproject.toml``) and the extra that provides each.
+#: A command whose extra is not installed fails with one line naming the extra, not a traceback.
+EXTRA_OF_MODULE = {
+    **dict.fromkeys(
+        (
+            "fastapi",
+            "starlette",
+            "uvicorn",
+            "sqlalchemy",
+            "alembic",
+            "pydantic_settings",
+            "argon2",
+            "itsdangerous",
+            "multipart",
+            "python_multipart",
+            "cryptography",
+            "psycopg",
+            "fhir",
+        ),
+        "registry",
+    ),
+    "dask": "scale",
+    "distributed": "scale",
+    "cupy": "gpu",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The extra whose absence raised ``exc``, or None when ``exc`` is not about an extra."""
+    top = (exc.name or "").split(".")[0]
+    return EXTRA_OF_MODULE.get(top)
+
+
 def user_errors(func: F) -> F:
-    """Turn a :class:`CryoneuroError` into a one-line message and a non-zero exit."""
+    """Turn a :class:`CryoneuroError`, or a missing optional extra, into a one-line message and
+    a non-zero exit (2)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -47,6 +81,16 @@ def user_errors(func: F) -> F:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             typer.echo(f"cryoneuro: error: {message}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
+        except ModuleNotFoundError as exc:
+            extra = missing_extra(exc)
+            if extra is None:
+                raise
+            typer.echo(
+                f"cryoneuro: error: this command needs the '{extra}' extra ({exc.name} is not "
+                f'installed): install cryoneuro[{extra}], e.g. pip install "cryoneuro[{extra}]"',
+                err=True,
+            )
+            raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -309,7 +309,7 @@ def plan_phantom(
     if drive not in ("device", "held"):
         raise GeometryError(f"drive must be 'device' or 'held' (got '{drive}')")
     if client is None and (scheduler or workers):
-        from cryoneuro.sweep import dask_client
+        from cryoneuro.parallel import dask_client
 
         with dask_client(scheduler=scheduler, workers=workers or 2) as own:
             return plan_phantom(
