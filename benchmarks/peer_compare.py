@@ -93,7 +93,8 @@ def compare_with_peer(quick: bool = False, voxel_mm: float = 1.0) -> dict:
     }
     ratio = peer["wall_time_s"] / ours.wall_time_s
     md = [
-        f"Peer comparison: design.md §3 case ({duration:g} s freeze) on {list(grid.shape)} voxels of "
+        f"Peer comparison: design.md §3 case ({duration:g} s freeze) on {list(grid.shape)} "
+        f"voxels of "
         f"{voxel_mm} mm; reference: axisymmetric solver (0 C: {ref_iso['0']['diameter_mm']:.2f} x "
         f"{ref_iso['0']['length_mm']:.2f} mm)",
         "",

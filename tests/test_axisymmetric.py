@@ -131,7 +131,8 @@ def test_energy_balance_over_freeze_thaw_freeze() -> None:
 def test_isotherm_measurement_of_a_known_shape() -> None:
     # Field T = −100 + 10 ρ/mm, ρ = distance to the axis segment [tip + a, tip + L_a]:
     # {T ≤ −40} is the ρ ≤ 6 mm capsule minus the shaft, so diameter 12 mm, length
-    # (L_a − a) + D + √(D² − a²) = 21.203 mm (the shaft cuts the top of the cap), volume πD²(L_a − a) + 4/3πD³ − 2π/3 (D³ − (D² − a²)^{3/2}).
+    # (L_a − a) + D + √(D² − a²) = 21.203 mm (the shaft cuts the top of the cap), volume πD²(L_a −
+    # a) + 4/3πD³ − 2π/3 (D³ − (D² − a²)^{3/2}).
     # Tolerances (0.2 mm cells): 0.02 mm, 0.05 mm, 1 %.
     res = solve_axisymmetric(MUSCLE, protocol=[("freeze", 2.0)], cell_mm=0.2, dt_s=2.0, **CASE)
     r, z = np.meshgrid(res.r_centres_mm, res.z_centres_mm)

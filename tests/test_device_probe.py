@@ -271,7 +271,9 @@ def test_every_example_case_builds(path) -> None:
     """Each example (one per catalogue device) is a valid case whose device probes get a drive."""
     case = load_case(path)
     model = case.model()
-    for spec, dev in zip(case.probes, model.probe_devices or [None] * len(case.probes)):
+    for spec, dev in zip(
+        case.probes, model.probe_devices or [None] * len(case.probes), strict=True
+    ):
         assert (dev is not None) == spec.uses_device()
         if dev is not None:
             assert dev.capacity_w > 0

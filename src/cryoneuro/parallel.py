@@ -50,7 +50,8 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise InputError(
-                f"--scheduler {scheduler}: cannot connect ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                f"--scheduler {scheduler}: cannot connect "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
             ) from None
     else:
         cluster = LocalCluster(

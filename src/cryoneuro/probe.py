@@ -173,7 +173,7 @@ def co2_sublimation_pressure_bar(temperature_c: float) -> float:
             f"CO2 sublimation line: {temperature_c} C is not below the triple point (-56.558 C)"
         )
     theta = 1.0 - t_k / CO2_TRIPLE_K
-    s = sum(a * theta**e for a, e in zip(_CO2_SUB_A, _CO2_SUB_T))
+    s = sum(a * theta**e for a, e in zip(_CO2_SUB_A, _CO2_SUB_T, strict=True))
     return CO2_TRIPLE_BAR * math.exp(CO2_TRIPLE_K / t_k * s)
 
 
@@ -464,8 +464,8 @@ def tip_state(
     if warms:
         mode_note = (
             "inverse Joule-Thomson: the gas warms on expansion; cooling_power is "
-            "negative (heat delivered per unit mass flow to a surface at the supply "
-            "temperature)"
+            "negative (heat delivered per unit mass flow to a surface at the "
+            "supply temperature)"
         )
         notes.append(
             mode_note

@@ -126,7 +126,7 @@ def run_sample(
 
     numba.set_num_threads(1)  # one simulation per worker process, one core each
     data = copy.deepcopy(case_data)
-    for path, value in zip(paths, values):
+    for path, value in zip(paths, values, strict=True):
         set_path(data, path, float(value))
     for path, value in overrides.items():
         set_path(data, path, value)
@@ -160,7 +160,7 @@ def run_sweep(
     overrides = overrides or {}
     # Validate one mutated case before sending work out (a bad path fails here, once).
     probe = copy.deepcopy(case_data)
-    for path, value in zip(paths, values[0]):
+    for path, value in zip(paths, values[0], strict=True):
         set_path(probe, path, float(value))
     for path, value in overrides.items():
         set_path(probe, path, value)
@@ -169,7 +169,7 @@ def run_sweep(
     parse_case(probe, "sweep").model()
 
     def row(i: int, result: dict[str, float]) -> dict[str, float]:
-        return {"sample": i, **dict(zip(paths, values[i])), **result}
+        return {"sample": i, **dict(zip(paths, values[i], strict=True)), **result}
 
     results = run_tasks(
         run_sample,
@@ -326,7 +326,8 @@ def _perturbation(values: dict[str, float]):
 
 def run_plan_sample(plan_json: str, voxel_mm: float, values: dict[str, float]) -> dict[str, Any]:
     """One plan-uncertainty sample on a worker: one Numba thread (one core per worker); the
-    phantom and grid are cached per worker process (:func:`cryoneuro.planning.replay.context_for`)."""
+    phantom and grid are cached per worker process
+    (:func:`cryoneuro.planning.replay.context_for`)."""
     import numba
 
     from cryoneuro.planning.replay import replay

@@ -208,5 +208,5 @@ def test_value_sets_are_pluggable() -> None:
         assert score("eq5d5l", {"profile": "22222"})["index_test_flat"] == 0.95
     finally:
         del VALUE_SETS["test-flat"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="already registered"):
         register_value_set(VALUE_SETS["england"])

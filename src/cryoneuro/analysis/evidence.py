@@ -147,7 +147,7 @@ def load_evidence(path: str | Path | None = None) -> pd.DataFrame:
     for col in NUMERIC_COLUMNS:
         frame[col] = [
             _number(v, line, study, col)
-            for v, line, study in zip(frame[col], frame["line"], frame["study"])
+            for v, line, study in zip(frame[col], frame["line"], frame["study"], strict=True)
         ]
     for col in ("outcome", "design", "population", "verified", "primary", "ci_dist"):
         frame[col] = frame[col].str.lower()

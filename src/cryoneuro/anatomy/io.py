@@ -193,7 +193,8 @@ class Anatomy:
         )
         if unmapped:
             raise LabelMapError(
-                f"{self.source}: no tissue for labels {unmapped}; add them to tissue_map or give default_tissue"
+                f"{self.source}: no tissue for labels {unmapped}; add them to tissue_map or give "
+                f"default_tissue"
             )
         tissue_names: list[str] = []
         lut = np.zeros(max(present) + 1 if present else 1, dtype=np.uint8)
@@ -331,7 +332,7 @@ def write_anatomy(anatomy: Anatomy, image_path: str | Path | None, labels_path: 
         sitk.WriteImage(anatomy._to_sitk(anatomy.image.astype(np.float32)), str(image_path), True)
 
 
-# --- ultrasound ------------------------------------------------------------------------------------
+# --- ultrasound -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UltrasoundPlane:
     """A 2D ultrasound frame placed in 3D (LPS mm): pixel (row, col) → physical point.
@@ -383,7 +384,8 @@ def read_ultrasound(
     row_axis: tuple[float, float, float] = (0.0, 0.0, 1.0),
     pixel_spacing_mm: tuple[float, float] | None = None,
 ) -> UltrasoundPlane:
-    """Read a 2D frame (DICOM with PixelSpacing/SequenceOfUltrasoundRegions, or PNG + given spacing)."""
+    """Read a 2D frame (DICOM with PixelSpacing/SequenceOfUltrasoundRegions, or PNG + given
+    spacing)."""
     p = Path(path)
     spacing = pixel_spacing_mm
     if p.suffix.lower() in {".dcm", ""} and spacing is None:

@@ -134,7 +134,8 @@ def resimulate_cmd(
         emit_json(summary)
         return
     out.print(
-        f"{summary['replayed']} of {summary['plans']} plans re-simulated with cryoneuro {summary['software_now']}; "
+        f"{summary['replayed']} of {summary['plans']} plans re-simulated with cryoneuro "
+        f"{summary['software_now']}; "
         f"{summary['changed']} changed, {summary['block_changed']} with a different block verdict, "
         f"{summary['errors']} could not be replayed"
     )

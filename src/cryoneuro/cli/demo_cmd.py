@@ -78,7 +78,8 @@ def demo_cmd(
         + " → ".join(f"{ph.kind} {ph.duration_s:g} s" for ph in plan.protocol)
     )
     out.print(
-        f"  nerve: complete block {plan.nerve.get('complete_block')}, blocked {plan.nerve.get('blocked_length_mm', 0):.1f} mm, "
+        f"  nerve: complete block {plan.nerve.get('complete_block')}, blocked "
+        f"{plan.nerve.get('blocked_length_mm', 0):.1f} mm, "
         f"neurotmesis risk {plan.nerve.get('neurotmesis_risk')}"
     )
     skin = next((s for s in plan.safety if s["structure"] == "skin"), None)
@@ -93,7 +94,8 @@ def demo_cmd(
         obs = r.get("observed_in_published_series", {})
         if "interval_days" in obs:
             out.print(
-                f"  observed in published series: relief still present at {obs['interval_days'][0]}–"
+                f"  observed in published series: relief still present at "
+                f"{obs['interval_days'][0]}–"
                 f"{obs['interval_days'][1]} days"
             )
         if r.get("statement"):
@@ -101,5 +103,6 @@ def demo_cmd(
     for w in plan.warnings:
         out.print(f"  [yellow]warning[/yellow]: {w}")
     out.print(
-        f"Report: [bold]{plan.files['report_html']}[/bold] (PDF beside it); plan: {out_dir / 'plan.json'}"
+        f"Report: [bold]{plan.files['report_html']}[/bold] (PDF beside it); plan: "
+        f"{out_dir / 'plan.json'}"
     )

@@ -110,7 +110,7 @@ class AdditiveValueSet(ValueSet):
         profile = check_profile(profile)
         loss = self.constant + sum(
             0.0 if level == "1" else self.decrements[dim][int(level) - 2]
-            for dim, level in zip(DIMENSIONS, profile)
+            for dim, level in zip(DIMENSIONS, profile, strict=True)
         )
         return round(1.0 - loss, 3) + 0.0  # + 0.0 turns -0.0 into 0.0
 
@@ -246,7 +246,7 @@ def _prepare(code: str, answers: Mapping[str, Any]) -> dict[str, Any]:
             )
         return raw
     profile = check_profile(profile, code)
-    for dim, level in zip(DIMENSIONS, profile):
+    for dim, level in zip(DIMENSIONS, profile, strict=True):
         given = raw.get(dim)
         if not _missing(given) and _to_number(given) != int(level):
             raise InputError(

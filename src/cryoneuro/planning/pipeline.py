@@ -72,7 +72,8 @@ class Candidate:
         return self.profile.complete_block and self.skin_margin_c > 0 and self.trajectory.ok
 
     def rank(self) -> tuple:
-        """Feasible first; then no neurotmesis risk, the largest skin margin, the shortest freeze."""
+        """Feasible first; then no neurotmesis risk, the largest skin margin, the shortest
+        freeze."""
         return (
             self.feasible,
             not self.profile.neurotmesis_risk,
@@ -198,7 +199,8 @@ def relief_for(
     phantom: Phantom, profile: injury.NerveInjuryProfile, procedure_date: dt.date | None = None
 ) -> dict:
     """Relief (regrowth from the lesion's proximal edge; the mechanism by the neuroma type) and
-    what published series observed (:func:`cryoneuro.regrowth.relief_summary`), or {} without a block."""
+    what published series observed (:func:`cryoneuro.regrowth.relief_summary`), or {} without a
+    block."""
     if profile.lesion_proximal_end_mm is None:
         return {}
     dist = regrowth.distance_along_centreline(
@@ -418,8 +420,8 @@ def _assemble(
         )
     if best.profile.complete_block and not best.skin_margin_c > 0:
         reasons.append(
-            f"the skin reaches {best.skin_margin_c:.1f} °C (limit 0 °C) with the smallest iceball that "
-            "blocks the nerve: protect the skin (warm saline) or change the approach"
+            f"the skin reaches {best.skin_margin_c:.1f} °C (limit 0 °C) with the smallest iceball "
+            f"that blocks the nerve: protect the skin (warm saline) or change the approach"
         )
     relief = relief_for(phantom, best.profile, procedure_date)
     traj = best.trajectory

@@ -4,7 +4,8 @@ Why: a plan is one deterministic prediction, but the needle lands within about a
 where it was aimed, the tip runs warmer than the boiling cryogen under heat load, and tissue
 properties are uncertain (design.md §1: perfusion, and everything below −40 °C). Replaying the
 plan under sampled perturbations (:mod:`cryoneuro.sweep`) turns its verdict into probabilities;
-replaying it unperturbed with the current software re-checks a stored plan (:mod:`cryoneuro.cohort`).
+replaying it unperturbed with the current software re-checks a stored plan
+(:mod:`cryoneuro.cohort`).
 
 Model rebuilt: phantom plans (``plan.inputs["phantom"]`` names a bundled phantom) are regenerated
 with :mod:`cryoneuro.anatomy.phantoms` (seeded, so identical), cut to the same region of interest
@@ -157,7 +158,8 @@ def _cached_context(plan_json: str, voxel_mm: float) -> ReplayContext:
 
 
 def context_for(plan: Plan | str, voxel_mm: float = 1.0) -> ReplayContext:
-    """A (per-process cached) context: a Dask worker builds the phantom once per plan, not per sample."""
+    """A (per-process cached) context: a Dask worker builds the phantom once per plan, not per
+    sample."""
     text = plan if isinstance(plan, str) else plan.to_json()
     return _cached_context(text, float(voxel_mm))
 

@@ -17,7 +17,8 @@ Two similarity solutions of the two-phase Stefan problem with a sharp melting po
          - k_l (T_inf - T_m) e^{-ν λ²} / (erfc(λ√ν) · √(π α_l))  =  L λ √α_s.
 
 2. **Line heat sink** (Carslaw & Jaeger 1959, §11.6, written here for freezing; see also
-   Özişik 1993, *Heat Conduction*, 2nd ed., the chapter on phase change). A sink of strength ``Q`` (W per metre of line, heat
+   Özişik 1993, *Heat Conduction*, 2nd ed., the chapter on phase change). A sink of strength ``Q``
+   (W per metre of line, heat
    *removed*) at ``r = 0`` in an infinite liquid initially at ``T_inf``. The front is at
    ``R(t) = 2 λ sqrt(α_l t)`` and
 

@@ -190,7 +190,8 @@ def _graded(start: float, stop: float, h: float, growth: float, h_max: float) ->
 def _half_axis(
     anchor: float, end: float, fine_end: float, h: float, growth: float, h_max: float
 ) -> list[float]:
-    """Faces from ``anchor`` (excluded) to ``end``: uniform ``h`` up to ``fine_end``, then graded."""
+    """Faces from ``anchor`` (excluded) to ``end``: uniform ``h`` up to ``fine_end``, then
+    graded."""
     sgn = 1.0 if end > anchor else -1.0
     faces, x = [], anchor
     while sgn * (fine_end - (x + sgn * h)) >= -1e-12:
@@ -291,7 +292,8 @@ class _Mesh:
             np.add.at(diag, q, -cond)
 
         diag = np.zeros(n)
-        # radial faces between (j, i) and (j, i + 1); conductances of the steady cylindrical profile, 2πΔz / ln(r_out/r_in): exact
+        # radial faces between (j, i) and (j, i + 1); conductances of the steady cylindrical
+        # profile, 2πΔz / ln(r_out/r_in): exact
         # for u ∝ ln r, so the steep profile next to a thin probe is captured on coarse grids
         g_r = 2 * np.pi * dz[:, None] / np.log(self.rc[1:] / self.rc[:-1])[None, :]
         a, b = idx[:, :-1], idx[:, 1:]

@@ -242,7 +242,7 @@ def simulate(
     thresholds_dev = kern.to_device(thresholds)
     names = list((points_mm or {}).keys())
     coords = np.array([points_mm[n] for n in names], dtype=float) if names else np.zeros((0, 3))
-    for name, c in zip(names, coords):
+    for name, c in zip(names, coords, strict=True):
         if not grid.contains(c):
             raise InputError(f"output point '{name}' {list(c)} is outside the domain")
     sample_t: list[float] = [0.0]
