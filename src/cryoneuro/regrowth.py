@@ -49,6 +49,7 @@ import csv
 import datetime as _dt
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -183,8 +184,10 @@ def distance_along_centreline(
 def published_relief(population: str) -> list[dict]:
     """The rows of ``relief_durations.csv`` for one population (all, verified or not)."""
     src = resources.files("cryoneuro.data").joinpath("evidence/relief_durations.csv")
-    with src.open(encoding="utf-8", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["population"] == population]
+    with resources.as_file(src) as path, open(path, encoding="utf-8", newline="") as fh:
+        rows: list[dict[str, Any]] = [
+            r for r in csv.DictReader(fh) if r["population"] == population
+        ]
     for r in rows:
         r["months"] = float(r["months"])
         r["days"] = r["months"] * DAYS_PER_MONTH

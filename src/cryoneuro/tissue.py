@@ -87,7 +87,8 @@ class ThermalProperties:
                 f"unknown tissue propert{'ies' if len(unknown) > 1 else 'y'} {unknown}; "
                 f"known: {sorted(known - {'name', 'source'})}"
             )
-        return replace(self, **overrides)
+        changes: dict[str, Any] = dict(overrides)
+        return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

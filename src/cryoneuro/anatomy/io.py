@@ -153,7 +153,7 @@ class Anatomy:
             labels=sitk.GetArrayFromImage(lab).transpose(2, 1, 0).copy(),
             image=img,
             spacing_mm=(float(voxel_mm),) * 3,
-            origin_mm=tuple(float(v) for v in lo + voxel_mm / 2),
+            origin_mm=tuple(float(v) for v in lo + voxel_mm / 2),  # type: ignore[arg-type]
             direction=np.eye(3),
         )
 
@@ -168,8 +168,10 @@ class Anatomy:
             )
         origin = tuple(float(o - sp[0] / 2) for o in self.origin_mm)
         return Grid(
-            shape=tuple(int(n) for n in self.labels.shape), voxel_mm=float(sp[0]), origin_mm=origin
-        )  # type: ignore[arg-type]
+            shape=tuple(int(n) for n in self.labels.shape),  # type: ignore[arg-type]
+            voxel_mm=float(sp[0]),
+            origin_mm=origin,  # type: ignore[arg-type]
+        )
 
     def to_model_inputs(
         self,
@@ -205,7 +207,7 @@ class Anatomy:
             lut[v] = tissue_names.index(t)  # type: ignore[arg-type]
         if len(tissue_names) > 255:
             raise LabelMapError(f"{self.source}: more than 255 materials")
-        return grid, lut[self.labels], [get_tissue(t) for t in tissue_names]  # type: ignore[arg-type]
+        return grid, lut[self.labels], [get_tissue(t) for t in tissue_names]
 
 
 def check_spacing(spacing: tuple[float, ...], source: str) -> None:
@@ -311,9 +313,9 @@ def load_anatomy(
     return Anatomy(
         labels=arr,
         label_names=names,
-        spacing_mm=tuple(lab.GetSpacing()),  # type: ignore[arg-type]
+        spacing_mm=tuple(lab.GetSpacing()),
         origin_mm=tuple(lab.GetOrigin()),
-        direction=np.array(lab.GetDirection()).reshape(3, 3),  # type: ignore[arg-type]
+        direction=np.array(lab.GetDirection()).reshape(3, 3),
         image=img_arr,
         source=str(lp),
     )

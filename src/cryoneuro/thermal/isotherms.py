@@ -46,7 +46,7 @@ def isosurface_points(field: np.ndarray, grid: Grid, level: float, valid: np.nda
     # Region voxels on the outer faces of the domain bound the region there.
     for axis in range(3):
         for end in (0, grid.shape[axis] - 1):
-            sl = [slice(None)] * 3
+            sl: list[slice | int] = [slice(None)] * 3
             sl[axis] = end
             face = inside[tuple(sl)]
             if face.any():
