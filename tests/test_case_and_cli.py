@@ -1,5 +1,5 @@
 """Case files and the `simulate` command: bad input gets one line naming the field; good input
-gets the JSON contract of design.md §3."""
+gets the JSON contract of docs/contracts.md."""
 
 from __future__ import annotations
 
@@ -113,8 +113,8 @@ def test_simulate_json_contract_and_outputs(tmp_path):
 
 def test_gas_driven_probe_takes_the_gas_model_tip_temperature(tmp_path):
     """A probe given as `gas = "argon"` (recuperated) is held at argon's exhaust saturation
-    temperature at 1 atm, -185.8 C (design.md §1, CoolProp), within 0.2 K; helium, which warms
-    on expansion, is refused with a message naming the field."""
+    temperature at 1 atm, -185.8 C (docs/domain-facts.md, CoolProp), within 0.2 K; helium, which
+    warms on expansion, is refused with a message naming the field."""
     text = GOOD.replace("tip_temperature_c = -150", 'gas = "argon"')
     case = load_case(_write(tmp_path, text))
     assert case.probe_schedules()[0](10.0) == pytest.approx(-185.8, abs=0.2)

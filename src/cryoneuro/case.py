@@ -1,6 +1,6 @@
 """The case file (TOML): domain, tissue, probes, protocol and outputs — validated at the edge.
 
-The minimal homogeneous form is the contract of design.md §3::
+The minimal homogeneous form is the contract of docs/contracts.md::
 
     [domain]
     size_mm = [40, 40, 50]

@@ -166,7 +166,7 @@ class NerveInjuryProfile:
 
         Every axon is interrupted there, and an axon regrows from the proximal edge of its
         lesion, so regrowth (and the relief estimate) starts here: the lesion's own length is
-        regrown too (design.md §1).
+        regrown too (docs/domain-facts.md).
         """
         i = np.flatnonzero(self.blocked)
         return float(self.s_mm[i[0]]) if i.size else None

@@ -90,8 +90,8 @@ GASES: dict[str, Gas] = {
             "Argon",
             ("ar",),
             3000 * PSI_BAR,
-            "3000 psi (206.8 bar), the usual argon cylinder/console class; design.md gives "
-            "single-pass tips for 2000–6000 psi (Sprenkle 2010, J Endourol)",
+            "3000 psi (206.8 bar), the usual argon cylinder/console class; docs/domain-facts.md "
+            "gives single-pass tips for 2000–6000 psi (Sprenkle 2010, J Endourol)",
         ),
         Gas("nitrogen", "Nitrogen", ("n2",), 200.0, "200 bar, a standard gas cylinder"),
         Gas(

@@ -2,8 +2,8 @@
 
 Why two numbers: the mechanism (axons regrow after Wallerian degeneration) gives a time by which
 pain *can* return, but published series observe relief far longer than regrowth alone predicts
-(design.md §1). A plan therefore reports both — the **regrowth-limited estimate** and what was
-**observed in published series** — and says so in words when they contradict.
+(docs/domain-facts.md). A plan therefore reports both — the **regrowth-limited estimate** and
+what was **observed in published series** — and says so in words when they contradict.
 
 Regrowth-limited estimate (two mechanisms, chosen by the neuroma type)::
 

@@ -4,7 +4,7 @@ The bundled file ``data/evidence/neuroma_cryoablation.csv`` holds one row per st
 time point, exactly as the numbers were read from each paper's abstract (``source_text`` keeps
 the sentence). Users may pass their own file with the same header. Every problem a user can
 cause is an :class:`~cryoneuro.errors.InputError` naming the CSV line and column, so that the
-CLI can print one actionable line (design.md §3).
+CLI can print one actionable line (docs/contracts.md).
 
 Conventions (see ``data/evidence/README.md`` and ``docs/meta-analysis.md``):
 

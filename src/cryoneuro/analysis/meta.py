@@ -529,7 +529,7 @@ class MetaResult:
     counts: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON payload (design.md §3): pooled results per outcome and method."""
+        """JSON payload (docs/contracts.md): pooled results per outcome and method."""
         payload: dict[str, Any] = {
             "data": self.data,
             "r": self.r,

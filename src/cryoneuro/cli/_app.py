@@ -1,7 +1,7 @@
 """The Typer application and the conventions every command follows.
 
 Commands live in sibling modules (one per domain step) and register themselves on ``app``.
-Conventions (design.md §3): every computing command takes ``--json`` and then prints exactly
+Conventions (docs/contracts.md): every computing command takes ``--json`` and then prints exactly
 one JSON object on stdout; human output goes through Rich; user mistakes
 (:class:`~cryoneuro.errors.CryoneuroError`) become one line on stderr and exit code 2.
 """

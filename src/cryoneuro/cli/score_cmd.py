@@ -5,7 +5,7 @@
 - ``cryoneuro score --list``
 
 With ``--json`` one JSON object goes to stdout. For EQ-5D-5L with ``--value-set`` it has the
-contract key ``index`` (design.md §3); every result also carries ``scores``, the flat
+contract key ``index`` (docs/contracts.md); every result also carries ``scores``, the flat
 measure → value dict of :func:`cryoneuro.instruments.score`.
 """
 

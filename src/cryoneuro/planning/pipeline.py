@@ -30,7 +30,8 @@ from cryoneuro.planning.trajectory import assess_trajectory, tip_for_target
 from cryoneuro.thermal import Phase, ProbeGeometry, ThermalModel, constant, simulate
 from cryoneuro.thermal.summary import isotherms
 
-#: 17G argon probe class (design.md §1: 17G ≈ 1.47 mm) with a 10 mm active zone (sphere class).
+#: 17G argon probe class (docs/domain-facts.md: 17G ≈ 1.47 mm) with a 10 mm active zone (sphere
+# class).
 PROBE_MODEL = "argon-17G-sphere-class"
 PROBE_DIAMETER_MM = 1.47
 ACTIVE_LENGTH_MM = 10.0

@@ -27,7 +27,7 @@ Method (deliberately different from the 3D explicit Cartesian engine):
   (in Kirchhoff form, ``Σ g (u_i − u(T_w)) = min(hA (T_w − T_gas), Q_max)``, by Brent's
   method) — the same model as the 3D engine, reached by a different discretisation.
 
-Equation (Pennes bioheat with phase change; design.md §1)::
+Equation (Pennes bioheat with phase change; docs/domain-facts.md)::
 
     ∂H/∂t = ∇·(k(T)∇T) + f_l(T) [ω (T_body − T) + q_m]
 
@@ -789,7 +789,8 @@ def solve_axisymmetric(
     points_mm: Sequence[tuple[float, float]] = (),
     device: DeviceDrive | None = None,
 ) -> AxisymmetricResult:
-    """Freeze/thaw protocol around one probe on the axis ``r = 0`` (design.md §3 geometry).
+    """Freeze/thaw protocol around one probe on the axis ``r = 0`` (the reference-case geometry of
+    docs/contracts.md).
 
     ``device``: drive the wall by the device energy balance instead of holding it at
     ``tip_temperature_c`` (which is then ignored; see the module docstring).
@@ -805,7 +806,8 @@ def solve_axisymmetric(
     Grid: uniform ``cell_mm`` cells within ``fine_margin_mm`` of the probe, growing by
     ``growth`` up to ``max_cell_mm`` outside (keep the iceball inside the fine zone). Time:
     backward Euler, ``dt_s``. The defaults (0.2 mm, 2 s) are within about 0.08 mm of the
-    extrapolated isotherm sizes of the design.md §3 case (docs/validation.md); ``cell_mm=0.4``
+    extrapolated isotherm sizes of the reference case (docs/contracts.md, docs/validation.md);
+    ``cell_mm=0.4``
     is a coarse mode (within about 0.15 mm). ``points_mm``: (r, z) points whose temperature
     history is recorded at every step.
     """

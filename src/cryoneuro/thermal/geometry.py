@@ -218,7 +218,8 @@ def rasterise_probes(
     The shaft (beyond the active length, radius ``a``) is adiabatic by default: its voxels
     (centre inside the shaft cylinder) take no part in conduction. ``insulated_shaft=False``
     makes it thermally transparent instead (tissue conducts through it), which lengthens the
-    iceball along the shaft by about 0.35 mm on the design.md §3 case (docs/thermal.md).
+    iceball along the shaft by about 0.35 mm on the reference case (docs/contracts.md,
+    docs/thermal.md).
     """
     h = grid.voxel_mm
     x, y, z = grid.centres_mm()

@@ -14,7 +14,7 @@ linear interpolation along each grid axis, so extents are not quantised to the v
   voxels count 1. Plain voxel counting has a staircase noise of a few per cent on a 0.5 ml
   iceball at 0.5 mm voxels.
 
-These are the definitions of the ``simulate`` JSON contract (design.md §3).
+These are the definitions of the ``simulate`` JSON contract (docs/contracts.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The numbers a user reads off a simulation (the ``simulate`` JSON contract, design.md §3)."""
+"""The numbers a user reads off a simulation (the ``simulate`` JSON contract, docs/contracts.md)."""
 
 from __future__ import annotations
 
