@@ -424,15 +424,31 @@ def tip_state(
 
     Parameters
     ----------
-    gas : argon, nitrogen, nitrous-oxide, carbon-dioxide or helium (aliases Ar, N2, N2O, CO2, He).
-    supply_bar : absolute supply pressure; default per gas (:data:`GASES`).
-    exhaust_bar : absolute exhaust (return) pressure, default 1 atm.
-    supply_temperature_c : supply temperature, default 20 °C.
-    precooled : ideal counter-flow recuperator (True) or single pass (False); see module doc.
-    supply_phase : for a supply within 2 % of the saturation pressure (a cylinder in
-        equilibrium): draw ``"liquid"`` (dip tube, the default) or ``"vapour"``.
+    gas : str
+        argon, nitrogen, nitrous-oxide, carbon-dioxide or helium (aliases Ar, N2, N2O, CO2, He).
+    supply_bar : float, optional
+        Absolute supply pressure in bar; default per gas (:data:`GASES`).
+    exhaust_bar : float
+        Absolute exhaust (return) pressure in bar, default 1 atm.
+    supply_temperature_c : float
+        Supply temperature in °C, default 20 °C.
+    precooled : bool
+        Ideal counter-flow recuperator (True) or single pass (False); see the module docstring.
+    supply_phase : {"liquid", "vapour"}
+        For a supply within 2 % of the saturation pressure (a cylinder in equilibrium): draw
+        ``"liquid"`` (dip tube, the default) or ``"vapour"``.
 
-    Raises :class:`InputError` for bad input, :class:`PhysicsError` where the model does not apply.
+    Returns
+    -------
+    ProbeState
+        Tip temperature (°C), cooling per unit mass flow (W per g/s), exit phase and notes.
+
+    Raises
+    ------
+    InputError
+        Bad input.
+    PhysicsError
+        Where the model does not apply.
     """
     g, p_s, p_e, t_s, h_s, supply_label = _resolve(
         gas, supply_bar, exhaust_bar, supply_temperature_c, supply_phase

@@ -63,6 +63,43 @@ EXTRA_OF_MODULE = {
 }
 
 
+#: The modules whose presence shows an extra is installed (checked before a command starts).
+EXTRA_PROBES = {
+    "registry": (
+        "fastapi",
+        "sqlalchemy",
+        "alembic",
+        "pydantic_settings",
+        "argon2",
+        "itsdangerous",
+        "cryptography",
+    ),
+    "scale": ("dask.distributed",),
+}
+
+
+def _missing_extra_message(extra: str, module: str | None) -> str:
+    return (
+        f"cryoneuro: error: this command needs the '{extra}' extra ({module} is not "
+        f'installed): install cryoneuro[{extra}], e.g. pip install "cryoneuro[{extra}]"'
+    )
+
+
+def require_extra(extra: str) -> None:
+    """Exit 2 with one line naming ``extra`` when it is not installed — called before a command
+    prompts or starts a progress bar, so that nothing else is printed first."""
+    import importlib
+
+    for module in EXTRA_PROBES[extra]:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            typer.echo(
+                _missing_extra_message(extra, getattr(exc, "name", None) or module), err=True
+            )
+            raise typer.Exit(code=2) from None
+
+
 def missing_extra(exc: ModuleNotFoundError) -> str | None:
     """The extra whose absence raised ``exc``, or None when ``exc`` is not about an extra."""
     top = (exc.name or "").split(".")[0]
@@ -85,11 +122,7 @@ def user_errors(func: F) -> F:
             extra = missing_extra(exc)
             if extra is None:
                 raise
-            typer.echo(
-                f"cryoneuro: error: this command needs the '{extra}' extra ({exc.name} is not "
-                f'installed): install cryoneuro[{extra}], e.g. pip install "cryoneuro[{extra}]"',
-                err=True,
-            )
+            typer.echo(_missing_extra_message(extra, exc.name), err=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cryoneuro.cli._app import app, emit_json, out, user_errors
+from cryoneuro.cli._app import app, emit_json, out, require_extra, user_errors
 
 
 @app.command("demo")
@@ -44,6 +44,8 @@ def demo_cmd(
         raise InputError(f"--phantom must be one of {sorted(makers)} (got '{phantom}')")
     if workers is not None and workers < 1:
         raise InputError("--workers must be at least 1")
+    if workers is not None or scheduler:
+        require_extra("scale")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from cryoneuro.cli._app import app, emit_json, out, user_errors
+from cryoneuro.cli._app import app, emit_json, out, require_extra, user_errors
 from cryoneuro.errors import CaseFileError, InputError
 
 
@@ -70,6 +70,7 @@ def sweep_cmd(
 ) -> None:
     """Vary case fields over ranges — or perturb a saved plan — run every sample on Dask, and
     summarise the spread."""
+    require_extra("scale")  # every sweep runs on Dask
     if workers < 1:
         raise InputError("--workers must be at least 1")
     if samples < 1:
