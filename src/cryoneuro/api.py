@@ -130,9 +130,10 @@ def simulate(
     ...     "protocol": {"phases": [{"freeze_s": 30}]},
     ...     "solver": {"backend": "array"},
     ... })
-    >>> float(result.min_temperature_c.min()) < -100  # tissue at the probe wall froze deeply
+    >>> tissue = result.min_temperature_c[result.tissue_mask]  # °C, coldest reached per voxel
+    >>> -150.0 <= float(tissue.min()) < -20.0  # frozen by the probe, never colder than it
     True
-    >>> float(result.min_temperature_c.max()) <= 37.0  # nothing warmer than the body
+    >>> float(tissue.max()) <= 37.0  # nothing warmer than the body
     True
     """
     from cryoneuro.thermal import simulate as _simulate
@@ -366,7 +367,7 @@ def score(instrument: str, answers: Mapping[str, Any], **options: Any) -> dict[s
     >>> cryoneuro.score("nrs", {"pain": 11})
     Traceback (most recent call last):
     ...
-    cryoneuro.errors.InputError: nrs: item 'pain' = 11 is outside 0–10
+    cryoneuro.errors.InputError: nrs: item 'pain' must be an integer 0–10 (got 11)
     """
     from cryoneuro.instruments import score as _score
 
