@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -104,10 +105,19 @@ def test_simulate_runs_without_registry_or_scale(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_built_wheel_installs_with_base_dependencies_and_runs_the_demo(tmp_path) -> None:
+def test_built_wheel_installs_with_base_dependencies_and_runs_the_demo() -> None:
     """Build the wheel, install it with its base dependencies only into a fresh venv (pip may
     use its cache or the package index), run ``cryoneuro demo`` there, and check a registry
-    command names the missing extra."""
+    command names the missing extra.
+
+    The venv lives in its own temporary folder, not pytest's ``tmp_path``: pytest keeps only
+    the three newest base folders, so a concurrent pytest run could delete it mid-test.
+    """
+    with tempfile.TemporaryDirectory(prefix="cryoneuro-wheel-") as folder:
+        _wheel_install_and_demo(Path(folder))
+
+
+def _wheel_install_and_demo(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],

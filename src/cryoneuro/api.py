@@ -299,7 +299,7 @@ def plan(
     >>> p.probes[0].gas
     'argon'
     >>> [phase.kind for phase in p.protocol][:2]
-    ['freeze', 'thaw']
+    ['freeze', 'thaw-passive']
     """
     from cryoneuro.anatomy.phantoms import amputation_stump, morton_forefoot
     from cryoneuro.errors import InputError
