@@ -22,6 +22,9 @@ from cryoneuro.thermal.axisymmetric import (
 )
 from cryoneuro.tissue import get_tissue
 
+# Validation of the independent reference solver (fine r-z meshes): the slow tier.
+pytestmark = pytest.mark.slow
+
 MUSCLE = get_tissue("muscle")
 # reference-case geometry (docs/contracts.md) on a smaller domain (faster; the iceball stays inside
 # at 120 s)

@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from cryoneuro.anatomy.phantoms import morton_forefoot
 from cryoneuro.planning.pipeline import plan_phantom
 from cryoneuro.planning.plan import Plan
+
+# The planner end to end (full 3D simulations): the slow tier.
+pytestmark = pytest.mark.slow
 
 
 def test_nitrous_oxide_probe_beside_the_web_blocks_the_nerve_and_spares_the_skin(tmp_path):

@@ -11,6 +11,9 @@ from cryoneuro.thermal import Grid, Phase, ProbeGeometry, ThermalModel, analytic
 from cryoneuro.thermal.summary import isotherms
 from cryoneuro.tissue import get_tissue
 
+# Validation against closed-form solutions and the reference solver: the slow tier.
+pytestmark = pytest.mark.slow
+
 WATER = analytic.water_ice()
 
 
