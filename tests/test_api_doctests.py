@@ -17,7 +17,7 @@ import pytest
 import cryoneuro
 from cryoneuro import api
 
-SLOW = {"plan", "analyse", "meta_analyse"}
+SLOW = {"plan", "analyse"}
 
 
 def _examples() -> list:

@@ -118,11 +118,15 @@ def test_built_wheel_installs_with_base_dependencies_and_runs_the_demo() -> None
 
 
 def _wheel_install_and_demo(tmp_path: Path) -> None:
+    # A clean environment: with PYTHONPATH pointing at a source tree, pip would take the
+    # package for installed already (its egg-info is there) and skip it.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
         check=True,
         timeout=600,
+        env=env,
     )
     [wheel] = dist.glob("cryoneuro-*.whl")
     env_dir = tmp_path / "venv"
@@ -132,8 +136,8 @@ def _wheel_install_and_demo(tmp_path: Path) -> None:
         [str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)],
         check=True,
         timeout=1200,
+        env=env,
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     installed = subprocess.run(
         [str(bin_dir / "python"), "-m", "pip", "list", "--format=freeze"],
         capture_output=True,
