@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 REGISTRY_MODULES = ("fastapi", "starlette", "sqlalchemy", "alembic", "pydantic_settings", "argon2")
 SCALE_MODULES = ("dask", "distributed")
 
+# Every check starts a fresh interpreter (or builds and installs a wheel): the slow tier.
+pytestmark = pytest.mark.slow
+
 CASE = """
 [domain]
 size_mm = [10, 10, 12]
@@ -104,7 +107,6 @@ def test_simulate_runs_without_registry_or_scale(tmp_path) -> None:
     assert '"isotherms"' in result.stdout
 
 
-@pytest.mark.slow
 def test_built_wheel_installs_with_base_dependencies_and_runs_the_demo() -> None:
     """Build the wheel, install it with its base dependencies only into a fresh venv (pip may
     use its cache or the package index), run ``cryoneuro demo`` there, and check a registry
