@@ -135,7 +135,16 @@ def _wheel_install_and_demo(tmp_path: Path) -> None:
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
     subprocess.run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-compile",  # byte-compile on import instead: only what the demo uses
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
         check=True,
         timeout=1200,
         env=env,
