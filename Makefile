@@ -1,10 +1,13 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# `make test` (what CI runs) = `make lint` + every test; `make test-fast` skips the tests marked
+# slow (validation against reference solvers and measured ice, the browser, the wheel install)
+# for feedback in under a minute.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test test-fast lint docs bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +20,26 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cryoneuro demo --out out/demo
 
-test: $(STAMP)
+# Style, layer contract, types of the core, and the documentation with warnings as errors.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+test: lint
 	$(BIN)/python -m pytest -n 2 --durations=15
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+	@echo "open build/site/index.html"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/thermal.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out build site .pytest_cache

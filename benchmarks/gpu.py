@@ -560,7 +560,8 @@ def markdown(report: dict) -> str:
                 f"probe heat rel. diff {ag['probe_heat_rel_diff']:.1e}"
             ),
             "",
-            f"| isotherm | numba diameter (mm) | {be} diameter (mm) | numba wall (s) | {be} wall (s) |",
+            f"| isotherm | numba diameter (mm) | {be} diameter (mm) | numba wall (s) | {be} "
+            f"wall (s) |",
             "|---|---|---|---|---|",
         ]
         for k in ag["numba"]["isotherms"]:
@@ -576,8 +577,9 @@ def markdown(report: dict) -> str:
         lines += [
             "",
             f"Speed-up vs the CPU figure of record ({ref['source']}: "
-            f"{ref['cell_updates_per_s'] / 1e6:.0f} M cell-updates/s, {ref['wall_time_s']:.1f} s on "
-            f"{ref['machine']['cores']} cores): x{main['speedup_vs_cpu_reference_rate']:.1f} in rate"
+            f"{ref['cell_updates_per_s'] / 1e6:.0f} M cell-updates/s, {ref['wall_time_s']:.1f} s "
+            f"on {ref['machine']['cores']} cores): x{main['speedup_vs_cpu_reference_rate']:.1f} "
+            f"in rate"
             + (
                 f", x{main['speedup_vs_cpu_reference_wall']:.1f} in wall time"
                 if "speedup_vs_cpu_reference_wall" in main

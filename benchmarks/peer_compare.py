@@ -1,4 +1,5 @@
-"""Side-by-side with a peer at equal accuracy: cryoneuro and FiPy on the design.md §3 case.
+"""Side-by-side with a peer at equal accuracy: cryoneuro and FiPy on the reference case
+(docs/contracts.md).
 
 Both solve the same problem on the same voxels; accuracy is measured against the independent
 axisymmetric solver (converged to < 0.1 mm), so "equal accuracy" is checked, not assumed. The
@@ -93,7 +94,9 @@ def compare_with_peer(quick: bool = False, voxel_mm: float = 1.0) -> dict:
     }
     ratio = peer["wall_time_s"] / ours.wall_time_s
     md = [
-        f"Peer comparison: design.md §3 case ({duration:g} s freeze) on {list(grid.shape)} voxels of "
+        f"Peer comparison: reference case of docs/contracts.md ({duration:g} s freeze) on "
+        f"{list(grid.shape)} "
+        f"voxels of "
         f"{voxel_mm} mm; reference: axisymmetric solver (0 C: {ref_iso['0']['diameter_mm']:.2f} x "
         f"{ref_iso['0']['length_mm']:.2f} mm)",
         "",

@@ -259,7 +259,7 @@ async def load(
         await asyncio.gather(
             *(
                 _user(c, h, ids, budget, latencies, deadline, errors, think_s, n)
-                for n, (c, h) in enumerate(zip(clients, headers))
+                for n, (c, h) in enumerate(zip(clients, headers, strict=True))
             )
         )
         if errors:
@@ -323,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             ],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=open(args.out.with_suffix(".server.log"), "w"),
+            # the server outlives this call; the log is closed with the process below
+            stderr=open(args.out.with_suffix(".server.log"), "w"),  # noqa: SIM115
         )
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -368,10 +369,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(
-        f"| participants | concurrent users | requests | throughput (req/s) | p50 (ms) | p95 (ms) | p99 (ms) | 5xx |\n"
+        f"| participants | concurrent users | requests | throughput (req/s) | p50 (ms) | p95 (ms) "
+        f"| p99 (ms) | 5xx |\n"
         f"|---|---|---|---|---|---|---|---|\n| {args.participants} | {args.users} | {len(lat)} | "
-        f"{report['throughput_per_s']:.0f} | {report['latency_ms']['p50']:.0f} | {report['latency_ms']['p95']:.0f} | "
-        f"{report['latency_ms']['p99']:.0f} | {report['server_errors']} |\n(seeding took {seed_s:.0f} s; "
+        f"{report['throughput_per_s']:.0f} | {report['latency_ms']['p50']:.0f} | "
+        f"{report['latency_ms']['p95']:.0f} | "
+        f"{report['latency_ms']['p99']:.0f} | {report['server_errors']} |\n(seeding took "
+        f"{seed_s:.0f} s; "
         f"status codes {report['status']}; p95 by kind {report['p95_ms_by_kind']})"
     )
     return 0 if report["server_errors"] == 0 else 1

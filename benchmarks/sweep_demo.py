@@ -1,6 +1,6 @@
 """Issue 7 bar: a 200-sample uncertainty sweep of the demo plan on Dask.
 
-    .venv/bin/python benchmarks/sweep_demo.py                          # plans the demo first (~1.5 min)
+    .venv/bin/python benchmarks/sweep_demo.py    # plans the demo first (~1.5 min)
     .venv/bin/python benchmarks/sweep_demo.py --plan out/demo/plan.json --samples 200 --voxel-mm 1.0
 
 It runs the same seeded sweep (a) on a local cluster with 1 worker, (b) with 2 workers, and

@@ -8,7 +8,8 @@ Reports, for each configuration: wall time, cell updates per second (operator ev
 cells / s), and the fraction of the machine's memory bandwidth the stencil uses, with the
 bandwidth measured in the same run by a STREAM-style triad (McCalpin 1995). The peer is FiPy
 (benchmarks/peers/fipy_bioheat.py) on the same problem; it is compared at equal accuracy on the
-single-probe design.md §3 case, where the independent axisymmetric solver gives the reference.
+single-probe reference case (docs/contracts.md), where the independent axisymmetric solver gives
+the reference.
 Results go to benchmarks/results/thermal.json and a Markdown table on stdout.
 """
 

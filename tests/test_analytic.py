@@ -1,6 +1,6 @@
 """Closed-form freezing solutions (cryoneuro.thermal.analytic) against published figures.
 
-Reference values: design.md §1 "Analytic solutions to validate against" (water/ice,
+Reference values: docs/domain-facts.md "Analytic solutions to validate against" (water/ice,
 ρ = 1000 kg/m³, CRC Handbook properties: :func:`water_ice`), and the classical one-phase
 Stefan root for St = 1, λ = 0.6201 (tabulated e.g. in Alexiades & Solomon 1993).
 """
@@ -32,7 +32,7 @@ SINK = {"sink_w_per_m": 400.0, "initial_temperature_c": 37.0, "melt_temperature_
 
 
 def test_line_sink_reproduces_design_figures() -> None:
-    # design.md §1: λ = 0.526; 0/−20/−40 °C radii at 600 s 9.76/4.79/2.38 mm. Tolerances:
+    # docs/domain-facts.md: λ = 0.526; 0/−20/−40 °C radii at 600 s 9.76/4.79/2.38 mm. Tolerances:
     # λ ± 1e-3, radii ± 0.02 mm (the design figures are given to 0.01 mm).
     assert line_sink_lambda(ICE, **SINK) == pytest.approx(0.526, abs=1e-3)
     radii_mm = [line_sink_isotherm_radius(t, 600.0, ICE, **SINK) * 1e3 for t in (0, -20, -40)]
@@ -41,7 +41,7 @@ def test_line_sink_reproduces_design_figures() -> None:
 
 
 def test_neumann_front_matches_design_and_lambda_is_consistent() -> None:
-    # design.md §1: front 25.5 mm after 600 s (± 0.02 mm): reproduced. Its λ = 0.504 is not
+    # docs/domain-facts.md: front 25.5 mm after 600 s (± 0.02 mm): reproduced. Its λ = 0.504 is not
     # consistent with that front for water/ice (2λ√(α_s t) with λ = 0.504 gives 25.70 mm); the
     # root of the Neumann equation is λ = 0.5001 (± 1e-3), which gives 25.50 mm.
     x_mm = neumann_front_position(600.0, ICE, **NEU) * 1e3

@@ -2,7 +2,7 @@
 
 Each test states its reference and tolerance. Coarse grids are used where the tolerance
 allows so the file runs in well under a minute on one core; the converged figures for the
-design.md §3 case are in docs/validation.md.
+reference case (docs/contracts.md) are in docs/validation.md.
 """
 
 from __future__ import annotations
@@ -22,8 +22,12 @@ from cryoneuro.thermal.axisymmetric import (
 )
 from cryoneuro.tissue import get_tissue
 
+# Validation of the independent reference solver (fine r-z meshes): the slow tier.
+pytestmark = pytest.mark.slow
+
 MUSCLE = get_tissue("muscle")
-# design.md §3 geometry on a smaller domain (faster; the iceball stays inside at 120 s)
+# reference-case geometry (docs/contracts.md) on a smaller domain (faster; the iceball stays inside
+# at 120 s)
 CASE = {
     "probe_diameter_mm": 1.5,
     "active_length_mm": 10.0,
@@ -36,7 +40,7 @@ CASE = {
 
 def test_line_sink_matches_carslaw_jaeger() -> None:
     # Water/ice, Q = 400 W/m, 600 s: 0/−20/−40 °C radii from C&J §11.6 (9.763/4.794/2.379 mm;
-    # design.md 9.76/4.79/2.38), tolerance 0.1 mm. Mushy range ±0.05 °C about 0 °C.
+    # docs/domain-facts.md 9.76/4.79/2.38), tolerance 0.1 mm. Mushy range ±0.05 °C about 0 °C.
     ice = water_ice()
     res = solve_line_sink(ice, sink_w_per_m=400.0, duration_s=600.0, cell_mm=0.1, dt_s=2.0)
     for iso in (0.0, -20.0, -40.0):
@@ -131,7 +135,8 @@ def test_energy_balance_over_freeze_thaw_freeze() -> None:
 def test_isotherm_measurement_of_a_known_shape() -> None:
     # Field T = −100 + 10 ρ/mm, ρ = distance to the axis segment [tip + a, tip + L_a]:
     # {T ≤ −40} is the ρ ≤ 6 mm capsule minus the shaft, so diameter 12 mm, length
-    # (L_a − a) + D + √(D² − a²) = 21.203 mm (the shaft cuts the top of the cap), volume πD²(L_a − a) + 4/3πD³ − 2π/3 (D³ − (D² − a²)^{3/2}).
+    # (L_a − a) + D + √(D² − a²) = 21.203 mm (the shaft cuts the top of the cap), volume πD²(L_a −
+    # a) + 4/3πD³ − 2π/3 (D³ − (D² − a²)^{3/2}).
     # Tolerances (0.2 mm cells): 0.02 mm, 0.05 mm, 1 %.
     res = solve_axisymmetric(MUSCLE, protocol=[("freeze", 2.0)], cell_mm=0.2, dt_s=2.0, **CASE)
     r, z = np.meshgrid(res.r_centres_mm, res.z_centres_mm)

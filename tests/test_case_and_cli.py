@@ -1,5 +1,5 @@
 """Case files and the `simulate` command: bad input gets one line naming the field; good input
-gets the JSON contract of design.md §3."""
+gets the JSON contract of docs/contracts.md."""
 
 from __future__ import annotations
 
@@ -113,8 +113,8 @@ def test_simulate_json_contract_and_outputs(tmp_path):
 
 def test_gas_driven_probe_takes_the_gas_model_tip_temperature(tmp_path):
     """A probe given as `gas = "argon"` (recuperated) is held at argon's exhaust saturation
-    temperature at 1 atm, -185.8 C (design.md §1, CoolProp), within 0.2 K; helium, which warms
-    on expansion, is refused with a message naming the field."""
+    temperature at 1 atm, -185.8 C (docs/domain-facts.md, CoolProp), within 0.2 K; helium, which
+    warms on expansion, is refused with a message naming the field."""
     text = GOOD.replace("tip_temperature_c = -150", 'gas = "argon"')
     case = load_case(_write(tmp_path, text))
     assert case.probe_schedules()[0](10.0) == pytest.approx(-185.8, abs=0.2)
@@ -127,12 +127,14 @@ def test_gas_driven_probe_takes_the_gas_model_tip_temperature(tmp_path):
 
 # -- input hygiene (issue 11 item 6): limits before allocation, ranges, kinds, clearance --------
 def _cli_refuses(path: Path, expected: str) -> str:
-    """Run `cryoneuro simulate`; it must exit 2 with exactly one stderr line containing ``expected``."""
+    """Run `cryoneuro simulate`; it must exit 2 with exactly one stderr line containing
+    ``expected``."""
     result = runner.invoke(app, ["simulate", str(path), "--json", "--quiet"])
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2, result.stderr
     assert result.stdout == ""
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
     assert expected in lines[0], lines[0]
     return lines[0]
 
@@ -169,7 +171,8 @@ def _cli_refuses(path: Path, expected: str) -> str:
         (
             "points = {",
             "sample_interval_s = 1e-6\npoints = {",
-            "output.sample_interval_s = 1e-06 s over 35 s with 1 points records 70000008 values; the limit is 20000000",
+            "output.sample_interval_s = 1e-06 s over 35 s with 1 points records 70000008 values; "
+            "the limit is 20000000",
         ),
         # temperatures
         (
@@ -242,7 +245,8 @@ def _cli_refuses(path: Path, expected: str) -> str:
         (
             "tip_mm = [8, 8, 5]",
             "tip_mm = [8, 8, 0]",
-            "probes[0].tip_mm: the probe's tip (radius 0.75 mm) comes within one voxel (0.5 mm) of the domain's z min face",
+            "probes[0].tip_mm: the probe's tip (radius 0.75 mm) comes within one voxel (0.5 mm) of "
+            "the domain's z min face",
         ),
         ("tip_mm = [8, 8, 5]", "tip_mm = [15.5, 8, 5]", "of the domain's x max face"),
         (
@@ -482,7 +486,8 @@ freezes_s = FREEZE
         path = tmp_path / "plan.toml"
         path.write_text(case.replace("FREEZE", freeze), encoding="utf-8")
         result = runner.invoke(app, ["plan", str(path), "--out", str(tmp_path / "o"), "--json"])
-        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.exit_code == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert expected in result.stderr
         assert "missing.nii.gz" not in result.stderr
 
@@ -527,7 +532,8 @@ neuroma_type = "TYPE"
     path = tmp_path / "plan.toml"
     path.write_text(case.replace("TYPE", "phantom"), encoding="utf-8")
     result = runner.invoke(app, ["plan", str(path), "--out", str(tmp_path / "o"), "--json"])
-    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.exit_code == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "neuroma_type" in result.stderr
     path.write_text(case.replace("TYPE", "stump"), encoding="utf-8")
     result = runner.invoke(app, ["plan", str(path), "--out", str(tmp_path / "o"), "--json"])

@@ -16,6 +16,9 @@ from cryoneuro.cli import app
 from cryoneuro.planning.pipeline import LEGACY_BOUNDARIES, plan_phantom
 from cryoneuro.planning.plan import Plan
 
+# Cohort re-simulation on Dask: the slow tier.
+pytestmark = pytest.mark.slow
+
 DEMO_CHOICE = {
     "gases": ("nitrous-oxide",),
     "offsets_mm": (0.0,),

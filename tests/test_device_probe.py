@@ -62,7 +62,7 @@ def _crossing(x: np.ndarray, t: np.ndarray, level: float) -> float:
 def test_capacity_limited_probe_freezes_like_a_line_sink() -> None:
     """A thin probe whose flow is exhausted from the first step removes its capacity, a fixed
     heat per unit length: far from it the iceball is the Carslaw & Jaeger line heat sink
-    (§11.6; design.md: Q = 400 W/m in water at 37 °C, 600 s → 0/−20 °C at 9.76/4.79 mm).
+    (§11.6; docs/domain-facts.md: Q = 400 W/m in water at 37 °C, 600 s → 0/−20 °C at 9.76/4.79 mm).
     Probe 1 mm across through a 4 mm slab with adiabatic faces (an infinite probe), 0.5 mm
     voxels. Tolerance 0.3 mm (the probe's finite radius and the voxel).
     The heat drawn equals capacity × time within 1 %."""
@@ -271,7 +271,9 @@ def test_every_example_case_builds(path) -> None:
     """Each example (one per catalogue device) is a valid case whose device probes get a drive."""
     case = load_case(path)
     model = case.model()
-    for spec, dev in zip(case.probes, model.probe_devices or [None] * len(case.probes)):
+    for spec, dev in zip(
+        case.probes, model.probe_devices or [None] * len(case.probes), strict=True
+    ):
         assert (dev is not None) == spec.uses_device()
         if dev is not None:
             assert dev.capacity_w > 0

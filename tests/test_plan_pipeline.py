@@ -14,6 +14,9 @@ from cryoneuro.anatomy.phantoms import morton_forefoot
 from cryoneuro.planning.pipeline import LEGACY_BOUNDARIES, plan_phantom
 from cryoneuro.planning.plan import Plan
 
+# The planner end to end (full 3D simulations): the slow tier.
+pytestmark = pytest.mark.slow
+
 
 def _median_return_days(distance_mm: float) -> float:
     """Median of T = delay + distance / rate, by quadrature (a second method to the planner's
@@ -33,7 +36,7 @@ def _median_return_days(distance_mm: float) -> float:
 
 def _check_relief_against_the_published_rates(plan) -> None:
     """Morton's (end organ): axons regrow from the lesion's proximal edge along the nerve to the
-    toe web (design.md §1). The distance is measured here by hand on the phantom's centreline —
+    toe web (docs/domain-facts.md §1). The distance is measured here by hand on the phantom's centreline —
     its arc length beyond the lesion's proximal edge plus the straight gap from its last point
     to the end organ — and the median return of pain must be the median of the published
     rate/delay model for that distance (planner: 20 000 Monte Carlo draws; standard error of

@@ -1,7 +1,7 @@
 """Cryoprobe gas physics and the `probe` command.
 
 Each test names its reference and tolerance. "CoolProp, 1 atm" values are the saturation
-temperatures design.md §1 lists; handbook values are the CRC/ASHRAE figures cited in
+temperatures docs/domain-facts.md lists; handbook values are the CRC/ASHRAE figures cited in
 :mod:`cryoneuro.probe`.
 """
 
@@ -26,9 +26,9 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("gas", "expected_c"),
     [
-        ("argon", -185.8),  # normal boiling point, design.md §1 (CoolProp); NIST -185.85 C
-        ("nitrogen", -195.8),  # design.md §1; NIST 77.355 K
-        ("nitrous-oxide", -88.5),  # design.md §1; NIST 184.67 K
+        ("argon", -185.8),  # normal boiling point, docs/domain-facts.md (CoolProp); NIST -185.85 C
+        ("nitrogen", -195.8),  # docs/domain-facts.md; NIST 77.355 K
+        ("nitrous-oxide", -88.5),  # docs/domain-facts.md; NIST 184.67 K
         ("carbon-dioxide", -78.5),  # dry-ice sublimation at 1 atm, CRC Handbook
     ],
 )
@@ -72,7 +72,7 @@ def test_sublimation_enthalpy_agrees_with_clausius_clapeyron() -> None:
 
 
 def test_helium_warms_on_expansion() -> None:
-    # inverse J–T above helium's inversion temperature (~45 K): design.md §1
+    # inverse J–T above helium's inversion temperature (~45 K): docs/domain-facts.md
     for precooled in (True, False):
         state = probe.tip_state("He", precooled=precooled)
         assert state.warms
@@ -87,7 +87,7 @@ def test_helium_warms_on_expansion() -> None:
     ("psi", "expected_c"), [(2000, -28), (3000, -48), (4000, -62), (6000, -76)]
 )
 def test_single_pass_argon_matches_design_table(psi: int, expected_c: float) -> None:
-    # design.md §1: argon from 20 C to 1 atm, no precooling; tolerance 2 K
+    # docs/domain-facts.md: argon from 20 C to 1 atm, no precooling; tolerance 2 K
     state = probe.tip_state("argon", supply_bar=psi * probe.PSI_BAR, precooled=False)
     assert state.tip_temperature_c == pytest.approx(expected_c, abs=2.0)
     assert state.exhaust_phase == "gas"
@@ -95,7 +95,7 @@ def test_single_pass_argon_matches_design_table(psi: int, expected_c: float) -> 
 
 
 def test_single_pass_liquid_nitrous_oxide_boils_at_the_tip() -> None:
-    # saturated liquid at 20 C flashes to -88.5 C (design.md §1) with vapour fraction x;
+    # saturated liquid at 20 C flashes to -88.5 C (docs/domain-facts.md) with vapour fraction x;
     # the capacity at the tip is (1 - x) h_fg
     state = probe.tip_state("N2O", precooled=False)
     assert state.tip_temperature_c == pytest.approx(-88.5, abs=0.5)
@@ -152,7 +152,7 @@ def test_linde_difference_matches_second_virial_estimate() -> None:
 
 
 def test_default_supply_pressures() -> None:
-    # design.md §1: saturation pressure at 20 C, N2O 50.5 bar, CO2 57.3 bar (±0.1 bar)
+    # docs/domain-facts.md: saturation pressure at 20 C, N2O 50.5 bar, CO2 57.3 bar (±0.1 bar)
     assert probe.default_supply_bar("nitrous-oxide") == pytest.approx(50.5, abs=0.1)
     assert probe.default_supply_bar("carbon-dioxide") == pytest.approx(57.3, abs=0.1)
     assert probe.default_supply_bar("argon") == pytest.approx(206.8, abs=0.1)  # 3000 psi

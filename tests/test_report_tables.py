@@ -100,7 +100,7 @@ def _plan(warnings=None) -> Plan:
         warnings=warnings
         if warnings is not None
         else [
-            "artery partially frozen (−3.2 °C, inside the mushy range) (source: design.md §3)",
+            "artery partially frozen (−3.2 °C, inside the mushy range) (source: docs/domain-facts.md §3)",
             "needle passes 2.1 mm from the artery [source: user setting, 3 mm]",
             "no source given here",
         ],
@@ -163,7 +163,7 @@ def test_relief_table_puts_the_estimate_beside_the_published_series():
 @pytest.mark.parametrize(
     ("item", "expected"),
     [
-        ("bone partially frozen (source: design.md §3)", ("bone partially frozen", "design.md §3")),
+        ("bone partially frozen (source: docs/domain-facts.md §3)", ("bone partially frozen", "docs/domain-facts.md §3")),
         ("skin below 0 °C [sources: Prologo 2017]", ("skin below 0 °C", "Prologo 2017")),
         ("needle close to artery", ("needle close to artery", "–")),
         ({"text": "artery frozen", "source": "user setting"}, ("artery frozen", "user setting")),
@@ -195,7 +195,7 @@ def test_pdf_pages_carry_the_tables_as_text(tmp_path):
         "Warnings",
         "0.87 ml",
         "9.5 mm",
-        "design.md §3",
+        "docs/domain-facts.md §3",
         plan.relief["observed_in_published_series"]["series"][0]["study"],
     ):
         assert expected in text, expected

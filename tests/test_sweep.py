@@ -21,6 +21,9 @@ from cryoneuro.cli import app
 from cryoneuro.errors import InputError
 from cryoneuro.sweep import Variation, run_sweep, set_path
 
+# Sweeps on a local Dask cluster: the slow tier.
+pytestmark = pytest.mark.slow
+
 CASE = tomllib.loads("""
 [domain]
 size_mm = [16, 16, 20]

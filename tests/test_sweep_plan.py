@@ -18,6 +18,9 @@ from cryoneuro.planning.plan import Plan
 from cryoneuro.planning.replay import Perturbation, replay, stored_metrics
 from cryoneuro.sweep import PlanUncertainty, plan_samples, run_plan_sweep
 
+# Plan-uncertainty sweeps on a local Dask cluster: the slow tier.
+pytestmark = pytest.mark.slow
+
 #: The demo's chosen candidate (nitrous oxide, through the neuroma, active part 2 mm dorsal,
 #: 2 x 60 s): planned alone so the fixture takes seconds, not the demo's full search.
 DEMO_CHOICE = {

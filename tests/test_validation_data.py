@@ -175,8 +175,10 @@ def test_calibration_rows_are_single_probe_diameters_read_first_hand(rows):
     for r in rows:
         if r["role"] != "calibration":
             continue
-        assert r["n_probes"] == "1" and r["layout"] == "single", r["id"]
-        assert r["quantity"] == "diameter" and r["unit"] == "mm", r["id"]
+        assert r["n_probes"] == "1", r["id"]
+        assert r["layout"] == "single", r["id"]
+        assert r["quantity"] == "diameter", r["id"]
+        assert r["unit"] == "mm", r["id"]
         assert r["verified"] == "yes", f"{r['id']}: a calibration figure must be verified"
         assert r["medium_temperature_c"], r["id"]
         assert r["setting"] == "phantom", f"{r['id']}: calibrate on phantom data only"
@@ -210,7 +212,8 @@ def test_phantom_media_table():
     media = _rows(MEDIA)
     assert media, "phantom_media.csv is empty"
     for m in media:
-        assert m["medium"].strip() and m["property"].strip(), m
+        assert m["medium"].strip(), m
+        assert m["property"].strip(), m
         assert m["source"].strip(), f"{m['medium']}/{m['property']}: no source"
         value = _num(m["value"])
         assert value > 0 or m["property"].startswith("freezing"), f"{m['medium']}/{m['property']}"

@@ -131,7 +131,8 @@ def solve_with_fipy(
     ``"chord"`` (both can cycle between the kinks of H; for experiments only).
 
     Returns ``temperature_c`` (final) and ``min_temperature_c`` (per-voxel minimum, sampled
-    every step) as arrays of ``shape`` (indexed [x, y, z]; NaN in insulated-shaft voxels), ``wall_time_s``, ``steps``, ``sweeps_total``, ``max_sweeps_used``,
+    every step) as arrays of ``shape`` (indexed [x, y, z]; NaN in insulated-shaft voxels),
+    ``wall_time_s``, ``steps``, ``sweeps_total``, ``max_sweeps_used``,
     ``unconverged_steps`` and ``solver`` (suite and class name).
     """
     import fipy

@@ -1,6 +1,6 @@
 """The case file (TOML): domain, tissue, probes, protocol and outputs — validated at the edge.
 
-The minimal homogeneous form is the contract of design.md §3::
+The minimal homogeneous form is the contract of docs/contracts.md::
 
     [domain]
     size_mm = [40, 40, 50]
@@ -253,7 +253,7 @@ class Case(_Strict):
             if p.tip_temperature_c is not None:
                 out.append(constant(p.tip_temperature_c))
             elif p.tip_trace_c is not None:
-                times, temps = zip(*p.tip_trace_c) if p.tip_trace_c else ((), ())
+                times, temps = zip(*p.tip_trace_c, strict=True) if p.tip_trace_c else ((), ())
                 out.append(trace(times, temps))
             else:
                 out.append(constant(gas_tip_temperature(p, i)))
@@ -397,7 +397,7 @@ def gas_tip_temperature(spec: ProbeSpec, index: int) -> float:
 
 
 def _check_inside(grid: Grid, probe: ProbeGeometry, index: int) -> None:
-    a_pt, b_pt = probe.segment_mm
+    _, b_pt = probe.segment_mm
     tip = np.asarray(probe.tip_mm)
     lo = np.asarray(grid.origin_mm)
     hi = lo + np.asarray(grid.size_mm)
@@ -542,15 +542,19 @@ def _case_problems(case: Case):
     for j, ph in enumerate(phases):
         field = f"protocol.phases[{j}].tip_temperature_c"
         if ph.thaw_s is not None and ph.mode == "passive" and ph.tip_temperature_c is not None:
-            yield f'{field} applies only to mode = "active" (a passive thaw has no probe temperature)'
+            yield (
+                f'{field} applies only to mode = "active" (a passive thaw has no probe temperature)'
+            )
         if (
             ph.mode == "active"
             and ph.tip_temperature_c is not None
             and not (0.0 < ph.tip_temperature_c <= limits.MAX_PROBE_TEMPERATURE_C)
         ):
             yield (
-                f"{field} = {ph.tip_temperature_c:g} C is outside 0..{limits.MAX_PROBE_TEMPERATURE_C:g} C "
-                "(an active thaw warms the probe above 0 C; thaw devices reach room to body temperature)"
+                f"{field} = {ph.tip_temperature_c:g} C is outside "
+                f"0..{limits.MAX_PROBE_TEMPERATURE_C:g} C "
+                "(an active thaw warms the probe above 0 C; thaw devices reach room to "
+                "body temperature)"
             )
     yield from _probe_problems(case, body)
     # outputs
@@ -562,8 +566,8 @@ def _case_problems(case: Case):
     for k, level in enumerate(levels):
         if not limits.ABSOLUTE_ZERO_C < level < body:
             yield (
-                f"output.isotherms_c[{k}] = {level:g} C must be above {limits.ABSOLUTE_ZERO_C} C and "
-                f"below domain.body_temperature_c ({body:g} C)"
+                f"output.isotherms_c[{k}] = {level:g} C must be above {limits.ABSOLUTE_ZERO_C} C "
+                f"and below domain.body_temperature_c ({body:g} C)"
             )
     grid = case.grid()  # a Grid is a shape and a voxel size: no arrays
     for name, point in out.points.items():
@@ -587,7 +591,8 @@ def _probe_problems(case: Case, body: float):
         if p.tip_temperature_c is not None and p.tip_temperature_c >= body:
             yield (
                 f"probes[{i}].tip_temperature_c = {p.tip_temperature_c:g} C is not below "
-                f"domain.body_temperature_c ({body:g} C); a freezing probe must be colder than the tissue"
+                f"domain.body_temperature_c ({body:g} C); a freezing probe must be colder than "
+                f"the tissue"
             )
         if p.tip_trace_c is None:
             continue
@@ -606,7 +611,10 @@ def _probe_problems(case: Case, body: float):
                     f"{limits.MAX_PROBE_TEMPERATURE_C:g} C"
                 )
         if min(temps) >= body:
-            yield f"{field} never goes below domain.body_temperature_c ({body:g} C): it would not freeze"
+            yield (
+                f"{field} never goes below domain.body_temperature_c ({body:g} C): "
+                "it would not freeze"
+            )
 
 
 def _clearance_problem(grid: Grid, probe: ProbeGeometry, index: int) -> str | None:
@@ -633,7 +641,7 @@ def _clearance_problem(grid: Grid, probe: ProbeGeometry, index: int) -> str | No
         face = "min" if lo[axis] - low[axis] >= high[axis] - hi[axis] else "max"
         return (
             f"probes[{index}].{field}: the probe's {part} (radius {a:g} mm) comes within one voxel "
-            f"({h:g} mm) of the domain's {'xyz'[axis]} {face} face; keep the active surface at least "
-            f"{h:g} mm inside (move the probe or enlarge domain.size_mm)"
+            f"({h:g} mm) of the domain's {'xyz'[axis]} {face} face; keep the active surface at "
+            f"least {h:g} mm inside (move the probe or enlarge domain.size_mm)"
         )
     return None

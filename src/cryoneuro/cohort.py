@@ -6,7 +6,7 @@ question is which stored predictions would change — a block that is no longer 
 margin that shrank, a different predicted relief. Each plan is replayed unperturbed
 (:func:`cryoneuro.planning.replay.replay`) on its own grid (``plan.inputs["voxel_mm"]``, 0.5 mm
 for the planner's plans) unless a grid is forced, as one independent Dask task (shared machinery:
-:func:`cryoneuro.sweep.run_tasks`), and one row per plan records then / now / difference.
+:func:`cryoneuro.parallel.run_tasks`), and one row per plan records then / now / difference.
 
 A plan that cannot be replayed (not a phantom plan, unknown phantom) still gets its row, with the
 reason in ``status``; a file that is not a plan at all is listed under ``skipped``. This module
@@ -83,7 +83,8 @@ def plans_from_folder(root: str | Path) -> tuple[list[StoredPlan], list[dict[str
 
 
 def resimulate_one(item: StoredPlan, voxel_mm: float | None = None) -> dict[str, Any]:
-    """Replay one stored plan (on a Dask worker: one Numba thread) and compare with what it stored."""
+    """Replay one stored plan (on a Dask worker: one Numba thread) and compare with what it
+    stored."""
     import numba
 
     from cryoneuro.planning.plan import Plan
@@ -149,8 +150,8 @@ def resimulate(
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Re-simulate every plan on Dask; one row per plan, in input order."""
+    from cryoneuro.parallel import run_tasks
     from cryoneuro.planning.replay import check_voxel
-    from cryoneuro.sweep import run_tasks
 
     if voxel_mm is not None:
         check_voxel(voxel_mm)
@@ -236,6 +237,7 @@ def plot_then_vs_now(table: pd.DataFrame, path: Path) -> Path:
             ("skin_min_c", "skin minimum (°C)"),
             ("relief_median_days", "predicted relief, median (days)"),
         ),
+        strict=True,
     ):
         a = pd.to_numeric(ok.get(f"{key}_then"), errors="coerce")
         b = pd.to_numeric(ok.get(f"{key}_now"), errors="coerce")

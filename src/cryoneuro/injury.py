@@ -77,7 +77,8 @@ def _interp(field_c: np.ndarray, grid: Grid, pts: np.ndarray) -> np.ndarray:
 def resample_polyline(
     points_mm: np.ndarray, step_mm: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stations every ``step_mm`` along a polyline: (positions N×3, arc length N, unit tangents N×3)."""
+    """Stations every ``step_mm`` along a polyline: (positions N×3, arc length N, unit tangents
+    N×3)."""
     p = np.asarray(points_mm, float)
     if p.ndim != 2 or p.shape[1] != 3 or len(p) < 2:
         raise InputError(
@@ -165,14 +166,15 @@ class NerveInjuryProfile:
 
         Every axon is interrupted there, and an axon regrows from the proximal edge of its
         lesion, so regrowth (and the relief estimate) starts here: the lesion's own length is
-        regrown too (design.md §1).
+        regrown too (docs/domain-facts.md).
         """
         i = np.flatnonzero(self.blocked)
         return float(self.s_mm[i[0]]) if i.size else None
 
     @property
     def lesion_distal_end_mm(self) -> float | None:
-        """Arc length of the most distal blocked station, or None (reported, not used for relief)."""
+        """Arc length of the most distal blocked station, or None (reported, not used for
+        relief)."""
         i = np.flatnonzero(self.blocked)
         return float(self.s_mm[i[-1]]) if i.size else None
 
@@ -229,7 +231,7 @@ class NerveInjuryProfile:
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
 
 
 def nerve_profile(
@@ -303,7 +305,7 @@ def nerve_profile(
     section, sampled_frac = np.zeros(n), np.zeros(n)
     lo = np.asarray(grid.origin_mm)
     shape = np.asarray(grid.shape)
-    for i, (p, t) in enumerate(zip(pos, tang)):
+    for i, (p, t) in enumerate(zip(pos, tang, strict=True)):
         u = np.cross(t, [1.0, 0, 0] if abs(t[0]) < 0.9 else [0, 1.0, 0])
         u /= np.linalg.norm(u)
         v = np.cross(t, u)
@@ -396,7 +398,8 @@ class StructureSafety:
 def isotherm_distance_mm(
     min_temperature_c: np.ndarray, grid: Grid, mask: np.ndarray, isotherm_c: float
 ) -> float:
-    """Closest distance (mm) from the region ``T_min ≤ isotherm_c`` to a structure (0 if they overlap, inf if no ice)."""
+    """Closest distance (mm) from the region ``T_min ≤ isotherm_c`` to a structure (0 if they
+    overlap, inf if no ice)."""
     ice = min_temperature_c <= isotherm_c
     if not ice.any():
         return float("inf")

@@ -70,7 +70,10 @@ def check_protocol(
 ) -> str | None:
     """Why a protocol is refused (a sentence naming the field), or None."""
     if not (math.isfinite(sample_interval_s) and sample_interval_s > 0):
-        return f"output.sample_interval_s must be a positive number of seconds (got {sample_interval_s})"
+        return (
+            "output.sample_interval_s must be a positive number of seconds "
+            f"(got {sample_interval_s})"
+        )
     if total_s > MAX_PROTOCOL_S:
         return (
             f"protocol.phases: the protocol lasts {total_s:g} s; the limit is {MAX_PROTOCOL_S:g} s "
@@ -80,8 +83,8 @@ def check_protocol(
     if values > MAX_RECORDED_VALUES:
         least = total_s * (1 + n_points) / (MAX_RECORDED_VALUES - (n_phases + 1) * (1 + n_points))
         return (
-            f"output.sample_interval_s = {sample_interval_s:g} s over {total_s:g} s with {n_points} "
-            f"points records {values} values; the limit is {MAX_RECORDED_VALUES}; use "
+            f"output.sample_interval_s = {sample_interval_s:g} s over {total_s:g} s with "
+            f"{n_points} points records {values} values; the limit is {MAX_RECORDED_VALUES}; use "
             f"sample_interval_s >= {_round_up(least)} or fewer output.points"
         )
     return None

@@ -90,8 +90,8 @@ GASES: dict[str, Gas] = {
             "Argon",
             ("ar",),
             3000 * PSI_BAR,
-            "3000 psi (206.8 bar), the usual argon cylinder/console class; design.md gives "
-            "single-pass tips for 2000–6000 psi (Sprenkle 2010, J Endourol)",
+            "3000 psi (206.8 bar), the usual argon cylinder/console class; docs/domain-facts.md "
+            "gives single-pass tips for 2000–6000 psi (Sprenkle 2010, J Endourol)",
         ),
         Gas("nitrogen", "Nitrogen", ("n2",), 200.0, "200 bar, a standard gas cylinder"),
         Gas(
@@ -173,7 +173,7 @@ def co2_sublimation_pressure_bar(temperature_c: float) -> float:
             f"CO2 sublimation line: {temperature_c} C is not below the triple point (-56.558 C)"
         )
     theta = 1.0 - t_k / CO2_TRIPLE_K
-    s = sum(a * theta**e for a, e in zip(_CO2_SUB_A, _CO2_SUB_T))
+    s = sum(a * theta**e for a, e in zip(_CO2_SUB_A, _CO2_SUB_T, strict=True))
     return CO2_TRIPLE_BAR * math.exp(CO2_TRIPLE_K / t_k * s)
 
 
@@ -424,15 +424,31 @@ def tip_state(
 
     Parameters
     ----------
-    gas : argon, nitrogen, nitrous-oxide, carbon-dioxide or helium (aliases Ar, N2, N2O, CO2, He).
-    supply_bar : absolute supply pressure; default per gas (:data:`GASES`).
-    exhaust_bar : absolute exhaust (return) pressure, default 1 atm.
-    supply_temperature_c : supply temperature, default 20 °C.
-    precooled : ideal counter-flow recuperator (True) or single pass (False); see module doc.
-    supply_phase : for a supply within 2 % of the saturation pressure (a cylinder in
-        equilibrium): draw ``"liquid"`` (dip tube, the default) or ``"vapour"``.
+    gas : str
+        argon, nitrogen, nitrous-oxide, carbon-dioxide or helium (aliases Ar, N2, N2O, CO2, He).
+    supply_bar : float, optional
+        Absolute supply pressure in bar; default per gas (:data:`GASES`).
+    exhaust_bar : float
+        Absolute exhaust (return) pressure in bar, default 1 atm.
+    supply_temperature_c : float
+        Supply temperature in °C, default 20 °C.
+    precooled : bool
+        Ideal counter-flow recuperator (True) or single pass (False); see the module docstring.
+    supply_phase : {"liquid", "vapour"}
+        For a supply within 2 % of the saturation pressure (a cylinder in equilibrium): draw
+        ``"liquid"`` (dip tube, the default) or ``"vapour"``.
 
-    Raises :class:`InputError` for bad input, :class:`PhysicsError` where the model does not apply.
+    Returns
+    -------
+    ProbeState
+        Tip temperature (°C), cooling per unit mass flow (W per g/s), exit phase and notes.
+
+    Raises
+    ------
+    InputError
+        Bad input.
+    PhysicsError
+        Where the model does not apply.
     """
     g, p_s, p_e, t_s, h_s, supply_label = _resolve(
         gas, supply_bar, exhaust_bar, supply_temperature_c, supply_phase
@@ -464,8 +480,8 @@ def tip_state(
     if warms:
         mode_note = (
             "inverse Joule-Thomson: the gas warms on expansion; cooling_power is "
-            "negative (heat delivered per unit mass flow to a surface at the supply "
-            "temperature)"
+            "negative (heat delivered per unit mass flow to a surface at the "
+            "supply temperature)"
         )
         notes.append(
             mode_note

@@ -2,8 +2,8 @@
 
 Why two numbers: the mechanism (axons regrow after Wallerian degeneration) gives a time by which
 pain *can* return, but published series observe relief far longer than regrowth alone predicts
-(design.md §1). A plan therefore reports both — the **regrowth-limited estimate** and what was
-**observed in published series** — and says so in words when they contradict.
+(docs/domain-facts.md). A plan therefore reports both — the **regrowth-limited estimate** and
+what was **observed in published series** — and says so in words when they contradict.
 
 Regrowth-limited estimate (two mechanisms, chosen by the neuroma type)::
 
@@ -49,6 +49,7 @@ import csv
 import datetime as _dt
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -71,9 +72,9 @@ MECHANISMS = {
 MECHANISM_TEXT = {
     "end_organ": "axons regrow from the lesion's proximal edge to the end organ "
     "(Wallerian delay + distance / rate)",
-    "neuroma_reformation": "no end organ: axons regrow from the lesion's proximal edge to the nerve's end and "
-    "re-form a firing neuroma (Wallerian delay + distance / rate + up to 9 days for the "
-    "sprouts to fire, Wall & Gutnick 1974)",
+    "neuroma_reformation": "no end organ: axons regrow from the lesion's proximal edge to the "
+    "nerve's end and re-form a firing neuroma (Wallerian delay + distance / rate + up to 9 days "
+    "for the sprouts to fire, Wall & Gutnick 1974)",
 }
 
 
@@ -104,7 +105,9 @@ class ReliefPrediction:
         return self._date(self.interval_days[0]), self._date(self.interval_days[1])
 
     def as_dict(self) -> dict:
-        f = lambda d: None if d is None else d.isoformat()
+        def f(d):
+            return None if d is None else d.isoformat()
+
         return {
             "distance_mm": self.distance_mm,
             "distance_from": "lesion proximal edge",
@@ -143,7 +146,8 @@ def predict_relief(
         raise InputError(f"delay must be ≥ 0 days (got {delay})")
     if not rate_gsd >= 1.0 or not delay_sd >= 0 or not 0 < level < 1:
         raise InputError(
-            f"rate_gsd must be ≥ 1, delay_sd ≥ 0 and 0 < level < 1 (got {rate_gsd}, {delay_sd}, {level})"
+            f"rate_gsd must be ≥ 1, delay_sd ≥ 0 and 0 < level < 1 (got {rate_gsd}, "
+            f"{delay_sd}, {level})"
         )
     if mechanism not in MECHANISM_TEXT:
         raise InputError(
@@ -165,7 +169,8 @@ def predict_relief(
 def distance_along_centreline(
     centreline_mm: np.ndarray, from_arc_mm: float, end_organ_mm: np.ndarray
 ) -> float:
-    """Arc length from ``from_arc_mm`` to the centreline point nearest the end organ (+ the gap to it)."""
+    """Arc length from ``from_arc_mm`` to the centreline point nearest the end organ (+ the gap to
+    it)."""
     p = np.asarray(centreline_mm, float)
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
     dense = np.linspace(0, s[-1], max(2, int(s[-1] / 0.1) + 1))
@@ -179,8 +184,10 @@ def distance_along_centreline(
 def published_relief(population: str) -> list[dict]:
     """The rows of ``relief_durations.csv`` for one population (all, verified or not)."""
     src = resources.files("cryoneuro.data").joinpath("evidence/relief_durations.csv")
-    with src.open(encoding="utf-8", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["population"] == population]
+    with resources.as_file(src) as path, open(path, encoding="utf-8", newline="") as fh:
+        rows: list[dict[str, Any]] = [
+            r for r in csv.DictReader(fh) if r["population"] == population
+        ]
     for r in rows:
         r["months"] = float(r["months"])
         r["days"] = r["months"] * DAYS_PER_MONTH
@@ -212,7 +219,8 @@ def observed_interval(population: str) -> dict:
             for r in rows
             if r["verified"] != "yes"
         ],
-        "meaning": "follow-up at which mean pain was still well below baseline: relief lasted at least this long",
+        "meaning": "follow-up at which mean pain was still well below baseline: relief lasted at "
+        "least this long",
     }
     if ok:
         days = [r["days"] for r in ok]
@@ -250,8 +258,8 @@ def confront(
     if verdict == "no published series":
         return {
             "agreement": verdict,
-            "statement": f"No verified published series for '{observed['population']}' in the evidence set: "
-            "the regrowth-limited estimate cannot be checked against outcomes.",
+            "statement": f"No verified published series for '{observed['population']}' in the "
+            "evidence set: the regrowth-limited estimate cannot be checked against outcomes.",
         }
     olo, ohi = observed["interval_days"]
     names = ", ".join(s["study"] for s in observed["series"])
@@ -274,8 +282,8 @@ def confront(
             f"Contradiction: the regrowth-limited estimate ({est}) ends before the shortest relief "
             f"observed in published series ({obs}). Regrowth alone does not explain the observed "
             f"duration (it would need a regrowth rate of {needed:.2f} mm/day against the "
-            f"{rate:g} mm/day assumed); expect relief to outlast the estimate, which is the earliest "
-            "plausible return of pain, not the expected one."
+            f"{rate:g} mm/day assumed); expect relief to outlast the estimate, which is the "
+            f"earliest plausible return of pain, not the expected one."
         )
     return out
 

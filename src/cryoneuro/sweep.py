@@ -14,8 +14,9 @@ A *plan* sweep (:func:`run_plan_sweep`) replays a saved Plan (:mod:`cryoneuro.pl
 under sampled probe-position error, tip-temperature offset and tissue-property and freeze-time
 multipliers, and turns the plan's verdict into probabilities: P(complete nerve block) and
 P(skin safe) with Wilson 95 % intervals, distributions of target coverage and skin minimum, and
-P(block) against the position-error magnitude. :func:`run_tasks` and :func:`dask_client` are the
-Dask machinery all of these (and the planner's screening, and cohort re-simulation) share.
+P(block) against the position-error magnitude. The Dask machinery (:func:`run_tasks`,
+:func:`dask_client`) lives in :mod:`cryoneuro.parallel`, shared with the planner's screening and
+cohort re-simulation.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import copy
 import json
 import math
 import re
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,10 @@ import pandas as pd
 
 from cryoneuro._json import json_safe
 from cryoneuro.errors import InputError
+
+# dask_client is re-exported for callers of its old home
+from cryoneuro.parallel import dask_client as dask_client
+from cryoneuro.parallel import run_tasks
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
@@ -123,7 +126,7 @@ def run_sample(
 
     numba.set_num_threads(1)  # one simulation per worker process, one core each
     data = copy.deepcopy(case_data)
-    for path, value in zip(paths, values):
+    for path, value in zip(paths, values, strict=True):
         set_path(data, path, float(value))
     for path, value in overrides.items():
         set_path(data, path, value)
@@ -137,84 +140,6 @@ def run_sample(
     for name, p in summary["points"].items():
         row[f"{name}_min_c"] = p["min_temperature_c"]
     return row
-
-
-@contextmanager
-def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
-    """A Dask client: on an existing scheduler (``tcp://host:port``) or on a local cluster of
-    ``workers`` single-threaded worker processes (one simulation per core), closed on exit."""
-    from dask.distributed import Client, LocalCluster
-
-    if workers < 1:
-        raise InputError("--workers must be at least 1")
-    cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(
-                f"--scheduler {scheduler}: cannot connect ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-            ) from None
-    else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address="127.0.0.1:0",
-            host="127.0.0.1",
-        )  # a free port: no clash
-        client = Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def run_tasks(
-    func: Callable[..., Any],
-    arguments: Sequence[tuple],
-    *,
-    name: str = "task",
-    scheduler: str | None = None,
-    workers: int = 2,
-    client: Any = None,
-    row: Callable[[int, Any], dict] | None = None,
-    partial: Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[Any]:
-    """Run ``func(*arguments[i])`` for every i on Dask; results in input order.
-
-    Shared by case sweeps, plan-uncertainty sweeps and cohort re-simulation: each task is
-    independent (so the answer does not depend on the workers), has 2 retries (a lost worker's
-    tasks are recomputed), and, with ``row`` and ``partial``, its table row is appended to
-    ``partial.csv`` as it arrives so an interrupted run keeps what it has.
-    """
-    from dask.distributed import as_completed
-
-    if client is None:
-        with dask_client(scheduler, workers) as own:
-            return run_tasks(
-                func, arguments, name=name, client=own, row=row, partial=partial, progress=progress
-            )
-    token = uuid.uuid4().hex[:12]  # unique keys: several runs may share one scheduler
-    n = len(arguments)
-    futures = {
-        client.submit(func, *args, key=f"{name}-{token}-{i}", retries=2, pure=False): i
-        for i, args in enumerate(arguments)
-    }
-    results: dict[int, Any] = {}
-    for done, fut in enumerate(as_completed(futures), start=1):
-        i = futures[fut]
-        results[i] = fut.result()
-        if partial is not None and row is not None:
-            pd.DataFrame([row(i, results[i])]).to_csv(
-                partial, mode="a", header=not partial.exists(), index=False
-            )
-        if progress:
-            progress(done, n)
-    return [results[i] for i in range(n)]
 
 
 def run_sweep(
@@ -235,7 +160,7 @@ def run_sweep(
     overrides = overrides or {}
     # Validate one mutated case before sending work out (a bad path fails here, once).
     probe = copy.deepcopy(case_data)
-    for path, value in zip(paths, values[0]):
+    for path, value in zip(paths, values[0], strict=True):
         set_path(probe, path, float(value))
     for path, value in overrides.items():
         set_path(probe, path, value)
@@ -244,7 +169,7 @@ def run_sweep(
     parse_case(probe, "sweep").model()
 
     def row(i: int, result: dict[str, float]) -> dict[str, float]:
-        return {"sample": i, **dict(zip(paths, values[i])), **result}
+        return {"sample": i, **dict(zip(paths, values[i], strict=True)), **result}
 
     results = run_tasks(
         run_sample,
@@ -401,7 +326,8 @@ def _perturbation(values: dict[str, float]):
 
 def run_plan_sample(plan_json: str, voxel_mm: float, values: dict[str, float]) -> dict[str, Any]:
     """One plan-uncertainty sample on a worker: one Numba thread (one core per worker); the
-    phantom and grid are cached per worker process (:func:`cryoneuro.planning.replay.context_for`)."""
+    phantom and grid are cached per worker process
+    (:func:`cryoneuro.planning.replay.context_for`)."""
     import numba
 
     from cryoneuro.planning.replay import replay

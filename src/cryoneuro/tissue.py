@@ -10,14 +10,15 @@ Model (per tissue, a two-phase material with a mushy range):
   linear mixing rule of Choi & Bischof (2010, Cryobiology 60:52–70, eqs. 3–4)
   ``k_f = k_u + w (k_ice - k_water)`` and ``c_f = c - w (c_water - c_ice)``; ice
   ``k = 2.22 W/m/K``, ``c = 2.05 kJ/kg/K``; water ``k = 0.60``, ``c = 4.18`` (CRC Handbook);
-* latent heat ``L = rho * w * 334 kJ/kg`` (design.md §1; latent heat of fusion of water);
+* latent heat ``L = rho * w * 334 kJ/kg`` (docs/domain-facts.md; latent heat of fusion of water);
 * phase change spread linearly over ``[t_solidus, t_liquidus]`` (tissue: −8 to −1 °C,
-  design.md §1 after Rabin & Shitzer 1998, J Biomech Eng 120:32; water-like gels −0.5 to 0 °C);
+  docs/domain-facts.md after Rabin & Shitzer 1998, J Biomech Eng 120:32; water-like gels −0.5 to 0
+  °C);
 * Pennes perfusion ``omega_b rho_b c_b`` in W/m³/K and metabolic heat in W/m³, both applied only
   to the unfrozen (liquid) fraction.
 
 Sources of the unfrozen values: the IT'IS tissue property database (Hasgall et al.,
-DOI 10.13099/VIP21000-04-0); muscle, skin and bone as listed in design.md §1; fat, nerve,
+DOI 10.13099/VIP21000-04-0); muscle, skin and bone as listed in docs/domain-facts.md; fat, nerve,
 tendon/ligament and blood vessel wall are IT'IS v4 averages. Perfusion in the database is a
 heat-transfer rate in ml/min/kg, converted with ``rho_b c_b = 1050 * 3617 J/m³/K``. Frozen
 properties below about −40 °C are poorly known (Choi & Bischof 2010): every value here is a
@@ -87,7 +88,8 @@ class ThermalProperties:
                 f"unknown tissue propert{'ies' if len(unknown) > 1 else 'y'} {unknown}; "
                 f"known: {sorted(known - {'name', 'source'})}"
             )
-        return replace(self, **overrides)
+        changes: dict[str, Any] = dict(overrides)
+        return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,7 +146,7 @@ _ITIS = "IT'IS database v4 (Hasgall et al., doi:10.13099/VIP21000-04-0)"
 
 
 def _perfusion_ml_min_kg(w_per_m3k: float, density: float) -> float:
-    """Inverse of the conversion above, for values that design.md gives in W/m³/K."""
+    """Inverse of the conversion above, for values that docs/domain-facts.md gives in W/m³/K."""
     return w_per_m3k / RHO_C_BLOOD / density * 60.0 / 1e-6
 
 
@@ -158,7 +160,7 @@ TISSUES: dict[str, ThermalProperties] = {
         water_fraction=0.75,
         perfusion_ml_min_kg=_perfusion_ml_min_kg(3240, 1050),
         metabolism_w_kg=0.91,
-        source=_ITIS + " as in design.md §1; water fraction 0.75",
+        source=_ITIS + " as in docs/domain-facts.md; water fraction 0.75",
     ),
     "skin": from_mass_properties(
         "skin",
@@ -168,7 +170,7 @@ TISSUES: dict[str, ThermalProperties] = {
         water_fraction=0.65,
         perfusion_ml_min_kg=_perfusion_ml_min_kg(8065, 1125),
         metabolism_w_kg=1.65,
-        source=_ITIS + " as in design.md §1; water fraction 0.65",
+        source=_ITIS + " as in docs/domain-facts.md; water fraction 0.65",
     ),
     "bone": from_mass_properties(
         "bone",
@@ -178,7 +180,7 @@ TISSUES: dict[str, ThermalProperties] = {
         water_fraction=0.15,
         perfusion_ml_min_kg=_perfusion_ml_min_kg(3400, 1990),
         metabolism_w_kg=0.15,
-        source=_ITIS + " (cortical) as in design.md §1; water fraction 0.15",
+        source=_ITIS + " (cortical) as in docs/domain-facts.md; water fraction 0.15",
     ),
     "fat": from_mass_properties(
         "fat",
@@ -238,7 +240,7 @@ TISSUES: dict[str, ThermalProperties] = {
         source=_ITIS + " (blood); flow as effective perfusion",
     ),
     # Agar/water gel phantoms: water and ice properties (CRC Handbook), 98 % water,
-    # narrow mushy range (design.md §1), no perfusion.
+    # narrow mushy range (docs/domain-facts.md), no perfusion.
     "gel": ThermalProperties(
         name="gel",
         k_unfrozen=0.60,

@@ -392,7 +392,7 @@ def plot_measured_vs_predicted(table: dict, ax=None):
     ]
     if ax is None:
         _, ax = plt.subplots(1, 3, figsize=(12, 4))
-    for a, (kind, label) in zip(ax, kinds):
+    for a, (kind, label) in zip(ax, kinds, strict=True):
         rows = [r for r in table["rows"] if r["quantity"].endswith(kind) or r["quantity"] == kind]
         if not rows:
             a.set_visible(False)
@@ -410,7 +410,7 @@ def plot_measured_vs_predicted(table: dict, ax=None):
             color="0.9",
             label=f"±{tol:g}",
         )
-        for r, mx, px in zip(rows, m, p):
+        for r, mx, px in zip(rows, m, p, strict=True):
             cal = r["role"] == "calibration"
             a.scatter(
                 mx,
@@ -422,7 +422,7 @@ def plot_measured_vs_predicted(table: dict, ax=None):
                 label="calibration" if cal else "held out",
             )
         handles, labels = a.get_legend_handles_labels()
-        uniq = dict(zip(labels, handles))
+        uniq = dict(zip(labels, handles, strict=True))
         a.legend(uniq.values(), uniq.keys(), fontsize=8, loc="upper left")
         a.set_xlabel(f"measured: {label}")
         a.set_ylabel("predicted")

@@ -35,7 +35,7 @@ def _data(utility=UTILITY):
     )
     scores, visits = [], []
     for pid, values in utility.items():
-        for (code, day), value in zip(DAYS.items(), values):
+        for (code, day), value in zip(DAYS.items(), values, strict=True):
             visits.append({"participant_id": pid, "visit_code": code, "days_since_procedure": day})
             scores.append(
                 {

@@ -51,7 +51,7 @@ BCG = [
 
 def _bcg_log_rr() -> tuple[np.ndarray, np.ndarray]:
     """escalc(measure="RR"): yi = log((a/(a+b))/(c/(c+d))), vi = 1/a − 1/(a+b) + 1/c − 1/(c+d)."""
-    a, b, c, d = (np.array(col, dtype=float) for col in zip(*BCG))
+    a, b, c, d = (np.array(col, dtype=float) for col in zip(*BCG, strict=True))
     y = np.log((a / (a + b)) / (c / (c + d)))
     v = 1 / a - 1 / (a + b) + 1 / c - 1 / (c + d)
     return y, v

@@ -102,14 +102,16 @@ def _write(tmp_path, **tables):
         (
             {
                 "participants": "participant_id\nA\n",
-                "scores": "participant_id,visit_code,instrument,kind,measure,value\nA,m1,nrs,total,p,1\n",
+                "scores": "participant_id,visit_code,instrument,kind,measure,value\n"
+                "A,m1,nrs,total,p,1\n",
             },
             "scores.kind must be",
         ),
         (
             {
                 "participants": "participant_id\nA\n",
-                "scores": "participant_id,visit_code,instrument,kind,measure,value\nA,,nrs,score,pain,1\n",
+                "scores": "participant_id,visit_code,instrument,kind,measure,value\n"
+                "A,,nrs,score,pain,1\n",
             },
             "scores.visit_code is empty in row 2",
         ),

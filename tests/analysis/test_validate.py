@@ -195,7 +195,9 @@ def test_missing_days_are_derived_from_dates_and_listed_or_refused(tmp_path, tri
                 "kind": "repeat cryoablation",
             }
             for pid, date in zip(
-                trial.procedures["participant_id"][:4], trial.procedures["procedure_date"][:4]
+                trial.procedures["participant_id"][:4],
+                trial.procedures["procedure_date"][:4],
+                strict=True,
             )
         ]
     )

@@ -204,6 +204,6 @@ def test_resample_refuses_too_many_cells_before_allocating():
         SpacingError, match=r"tiny.nii.gz: resampling to 0.02 mm voxels gives 1,000,000,000 cells"
     ):
         a.resample_to(0.02)
-    with pytest.raises(SpacingError, match="of at least 0.01 mm"):
+    with pytest.raises(SpacingError, match=r"of at least 0\.01 mm"):
         a.resample_to(0.005)
     assert a.resample_to(0.25).labels.shape == (80, 80, 80)  # 512 000 cells: fine

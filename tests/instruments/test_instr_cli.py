@@ -1,4 +1,4 @@
-"""`cryoneuro score`: the design.md §3 contract (index) and one-line errors with exit 2."""
+"""`cryoneuro score`: the docs/contracts.md contract (index) and one-line errors with exit 2."""
 
 from __future__ import annotations
 

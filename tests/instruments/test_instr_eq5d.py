@@ -2,8 +2,8 @@
 
 Independent here means: not read from the package. The England and UK 2026 coefficients are
 typed again below from their sources (Devlin 2018, Health Econ 27:7, doi 10.1002/hec.3564;
-Rowen 2026, Value Health, doi 10.1016/j.jval.2026.03.008; both as quoted in design.md §1) and
-evaluated by a second code path (an outer sum over a level-major table); the crosswalk is
+Rowen 2026, Value Health, doi 10.1016/j.jval.2026.03.008; both as quoted in docs/domain-facts.md)
+and evaluated by a second code path (an outer sum over a level-major table); the crosswalk is
 compared with the shared source CSV read here directly (not the package's copy).
 """
 
@@ -208,5 +208,5 @@ def test_value_sets_are_pluggable() -> None:
         assert score("eq5d5l", {"profile": "22222"})["index_test_flat"] == 0.95
     finally:
         del VALUE_SETS["test-flat"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="already registered"):
         register_value_set(VALUE_SETS["england"])

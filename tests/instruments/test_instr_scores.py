@@ -23,7 +23,13 @@ from cryoneuro.instruments import (
 # Mapping used (Dawson 2006; commonly cited, *check* against the user manual):
 # walking/standing q2–q8 (7 items, max 28), pain q1, q11, q12, q15, q16 (5, max 20),
 # social interaction q9, q10, q13, q14 (4, max 16); Index all 16 (max 64, Morley 2013).
-MIXED = dict(zip([f"q{i}" for i in range(1, 17)], [3, 2, 2, 1, 1, 0, 4, 3, 1, 0, 2, 3, 1, 2, 4, 1]))
+MIXED = dict(
+    zip(
+        [f"q{i}" for i in range(1, 17)],
+        [3, 2, 2, 1, 1, 0, 4, 3, 1, 0, 2, 3, 1, 2, 4, 1],
+        strict=True,
+    )
+)
 # By hand:
 #   W/S    q2..q8 = 2+2+1+1+0+4+3 = 13 → 13/28 × 100 = 46.428571…
 #   pain   q1, q11, q12, q15, q16 = 3+2+3+4+1 = 13 → 13/20 × 100 = 65

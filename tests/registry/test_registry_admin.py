@@ -33,7 +33,8 @@ def test_a_study_with_two_sites_and_four_users_through_the_api(client) -> None:
             ],
         },
     )
-    assert r.status_code == 201 and r.json()["arms"] == ["cryo", "excision"], r.text
+    assert r.status_code == 201, r.text
+    assert r.json()["arms"] == ["cryo", "excision"], r.text
     for site in ("NTH", "STH"):
         r = client.post("/api/admin/studies/FROST/sites", json={"site_code": site}, headers=h)
         assert r.status_code == 201, r.text
@@ -50,7 +51,8 @@ def test_a_study_with_two_sites_and_four_users_through_the_api(client) -> None:
             headers=h,
             json={"username": name, "password": NEW_PW, "role": role, "sites": sites},
         )
-        assert r.status_code == 201 and r.json()["sites"] == sites, r.text
+        assert r.status_code == 201, r.text
+        assert r.json()["sites"] == sites, r.text
         users[name] = r.json()["id"]
     weak = client.post(
         "/api/admin/users",

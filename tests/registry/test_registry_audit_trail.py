@@ -114,7 +114,8 @@ def _enrol_three(reg) -> list[int]:
     with reg.factory() as session:
         ids = list(session.scalars(select(AuditEntry.id).order_by(AuditEntry.id)))
         report = verify_chain(session, reg.settings.keys.audit_key)
-    assert report.ok and report.checked == len(ids), report
+    assert report.ok, report
+    assert report.checked == len(ids), report
     return ids
 
 
@@ -182,8 +183,8 @@ def test_audit_verify_names_each_kind_of_tampering(backend, request) -> None:
             text(
                 "INSERT INTO audit_entry (id, occurred_at, user_id, username, action, table_name, "
                 "row_id, old_values, new_values, reason, site_id, entry_hash) SELECT id + 1, "
-                "occurred_at, user_id, username, action, table_name, row_id, old_values, new_values, "
-                f"reason, site_id, entry_hash FROM audit_entry WHERE id = {last}"
+                "occurred_at, user_id, username, action, table_name, row_id, old_values, "
+                f"new_values, reason, site_id, entry_hash FROM audit_entry WHERE id = {last}"
             )
         )
         conn.exec_driver_sql(enable)

@@ -32,6 +32,9 @@ from cryoneuro.registry.errors import RegistryInputError
 from cryoneuro.registry.models import Participant
 from cryoneuro.registry.services import plan_files
 
+# Live servers under stalled and concurrent requests: the slow tier.
+pytestmark = pytest.mark.slow
+
 DEADLINE_S = "2"
 
 

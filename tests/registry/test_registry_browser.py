@@ -18,6 +18,9 @@ import pytest
 from plan_bundle_helpers import plan_json
 from registry_helpers import PASSWORD
 
+# Browser tests (Chromium): the slow tier.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path(os.environ.get("CRYONEURO_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
     "--headless",

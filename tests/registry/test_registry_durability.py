@@ -24,6 +24,9 @@ from cryoneuro.registry.models import (
 from cryoneuro.registry.schemas import EnrolmentIn
 from cryoneuro.registry.services import participants
 
+# Servers killed and restarted mid-transaction: the slow tier.
+pytestmark = pytest.mark.slow
+
 
 def _counts(reg) -> dict[str, int]:
     with reg.factory() as session:

@@ -43,7 +43,8 @@ OLD_SOURCE_SECRET = "cryoneuro-development-secret-change-me"
 def _one_line_error(result) -> str:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("cryoneuro: error: "), result.output
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("cryoneuro: error: "), result.output
     return lines[0]
 
 

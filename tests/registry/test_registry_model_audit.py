@@ -136,7 +136,8 @@ def test_edit_needs_reason_and_records_old_and_new(registry) -> None:
         )
     assert info.value.field == "reason"
     # A direct ORM change without a reason is refused at flush time too.
-    with pytest.raises(ReasonForChangeRequiredError), transaction(registry.factory) as session:
+    # the error comes at flush/commit, after the statements that provoke it
+    with pytest.raises(ReasonForChangeRequiredError), transaction(registry.factory) as session:  # noqa: PT012
         session.get(AdverseEvent, ae_id).outcome = "recovered"
         session.flush()
     with transaction(registry.factory) as session:
@@ -162,11 +163,13 @@ def test_edit_needs_reason_and_records_old_and_new(registry) -> None:
 
 def test_audit_trail_cannot_be_altered_through_the_orm(registry) -> None:
     _enrol(registry)
-    with pytest.raises(AuditTamperError), transaction(registry.factory) as session:
+    # the error comes at flush/commit, after the statements that provoke it
+    with pytest.raises(AuditTamperError), transaction(registry.factory) as session:  # noqa: PT012
         entry = session.scalars(select(AuditEntry)).first()
         entry.reason = "tampered"
         session.flush()
-    with pytest.raises(AuditTamperError), transaction(registry.factory) as session:
+    # the error comes at flush/commit, after the statements that provoke it
+    with pytest.raises(AuditTamperError), transaction(registry.factory) as session:  # noqa: PT012
         session.delete(session.scalars(select(AuditEntry)).first())
         session.flush()
     with registry.factory() as session:
@@ -206,16 +209,15 @@ def test_duplicate_nhs_number_and_ineligible_are_refused(registry) -> None:
     with pytest.raises(ConflictError):
         _enrol(registry)
     other = nhs_numbers(1)[0]
-    with pytest.raises(RegistryInputError) as info:
-        body = enrolment(other)
-        body["eligibility"]["coagulopathy"] = True
-        with transaction(registry.factory) as session:
-            participants.enrol(
-                session,
-                registry.settings,
-                registry.actor("nurse"),
-                EnrolmentIn.model_validate(body),
-            )
+    body = enrolment(other)
+    body["eligibility"]["coagulopathy"] = True
+    with pytest.raises(RegistryInputError) as info, transaction(registry.factory) as session:
+        participants.enrol(
+            session,
+            registry.settings,
+            registry.actor("nurse"),
+            EnrolmentIn.model_validate(body),
+        )
     assert info.value.field == "eligibility.coagulopathy"
 
 

@@ -167,7 +167,7 @@ def test_service_attaches_in_one_audited_transaction(registry, tmp_path) -> None
     with registry.factory() as session:
         with pytest.raises(RegistryInputError, match="reason"):
             plan_files.attach_bundle(session, nurse, proc_id, data)
-        with pytest.raises(RegistryInputError, match="plan.json"):
+        with pytest.raises(RegistryInputError, match=r"plan\.json"):
             plan_files.attach_bundle(session, nurse, proc_id, broken, "corrected plan")
         session.rollback()
     with registry.factory() as session:

@@ -66,7 +66,7 @@ def load_unit_costs(path: str | Path) -> dict[str, float]:
                 f"{source}: missing column '{column}'; columns are item, unit_cost_gbp, source"
             )
     costs: dict[str, float] = {}
-    for i, (item, text) in enumerate(zip(frame["item"], frame["unit_cost_gbp"])):
+    for i, (item, text) in enumerate(zip(frame["item"], frame["unit_cost_gbp"], strict=True)):
         row = i + 2
         item = item.strip()
         base = item.split(":", 1)[0]
@@ -162,7 +162,9 @@ def qalys(
     horizon_day = float(order.set_index("visit_code").loc[horizon, "median_day"])
     people = data.participants[data.participants["status"].fillna("") != "screen_failed"]
     out, excluded = [], []
-    for pid, arm in zip(people["participant_id"], people["arm"].fillna("").replace("", "all")):
+    for pid, arm in zip(
+        people["participant_id"], people["arm"].fillna("").replace("", "all"), strict=True
+    ):
         mine = rows[rows["participant_id"] == pid].set_index("visit_code")
         missing = [c for c in ["baseline", *needed] if c not in mine.index]
         if missing:
@@ -309,7 +311,8 @@ def figures(result: CostUtility, thresholds: tuple[float, ...] = THRESHOLDS):
         label="estimate",
     )
     span = float(np.max(np.abs(boot["incremental_qaly"]))) * 1.1 or 0.1
-    for lam, style in zip(thresholds, ("--", ":")):
+    for n, lam in enumerate(thresholds):  # every threshold drawn, styles alternating
+        style = ("--", ":")[n % 2]
         ax.plot(
             [-span, span],
             [-lam * span, lam * span],

@@ -266,7 +266,7 @@ def subgroup_figure(table: pd.DataFrame, tests: pd.DataFrame, overall: float, la
 
     fig, ax = plt.subplots(figsize=(7.0, 0.4 * (len(table) + 2 * len(tests)) + 1.4))
     y, ticks, names = 0.0, [], []
-    p_of = dict(zip(tests["factor"], tests["interaction_p"]))
+    p_of = dict(zip(tests["factor"], tests["interaction_p"], strict=True))
     for factor, group in table.groupby("factor", sort=False):
         ticks.append(y)
         names.append(f"{factor} (interaction p = {p_of[factor]:.2g})")

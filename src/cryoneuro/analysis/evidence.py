@@ -4,7 +4,7 @@ The bundled file ``data/evidence/neuroma_cryoablation.csv`` holds one row per st
 time point, exactly as the numbers were read from each paper's abstract (``source_text`` keeps
 the sentence). Users may pass their own file with the same header. Every problem a user can
 cause is an :class:`~cryoneuro.errors.InputError` naming the CSV line and column, so that the
-CLI can print one actionable line (design.md §3).
+CLI can print one actionable line (docs/contracts.md).
 
 Conventions (see ``data/evidence/README.md`` and ``docs/meta-analysis.md``):
 
@@ -147,7 +147,7 @@ def load_evidence(path: str | Path | None = None) -> pd.DataFrame:
     for col in NUMERIC_COLUMNS:
         frame[col] = [
             _number(v, line, study, col)
-            for v, line, study in zip(frame[col], frame["line"], frame["study"])
+            for v, line, study in zip(frame[col], frame["line"], frame["study"], strict=True)
         ]
     for col in ("outcome", "design", "population", "verified", "primary", "ci_dist"):
         frame[col] = frame[col].str.lower()

@@ -529,7 +529,7 @@ class MetaResult:
     counts: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON payload (design.md §3): pooled results per outcome and method."""
+        """JSON payload (docs/contracts.md): pooled results per outcome and method."""
         payload: dict[str, Any] = {
             "data": self.data,
             "r": self.r,
@@ -572,13 +572,17 @@ class MetaResult:
                 else [
                     {"study": s, "n": int(n), "effect": float(yv), "variance": float(vv)}
                     for s, n, yv, vv in zip(
-                        res.studies["study"], res.studies["n"], res.studies["y"], res.studies["v"]
+                        res.studies["study"],
+                        res.studies["n"],
+                        res.studies["y"],
+                        res.studies["v"],
+                        strict=True,
                     )
                 ]
             )
             entry["excluded"] = [
                 {"study": s, "reason": why}
-                for s, why in zip(res.excluded["study"], res.excluded["reason"])
+                for s, why in zip(res.excluded["study"], res.excluded["reason"], strict=True)
             ]
             if res.sensitivity is not None:
                 entry["r_sensitivity"] = res.sensitivity.to_dict(orient="records")
@@ -593,7 +597,7 @@ def _eligible(
     rows = frame[frame["outcome"].isin(tuple(codes))]
     counts = rows.groupby(["study", "outcome"])["line"].transform("count")
     keep, excluded = [], []
-    for (_, row), count in zip(rows.iterrows(), counts):
+    for (_, row), count in zip(rows.iterrows(), counts, strict=True):
         primary = row["primary"] == "yes" or (row["primary"] == "" and count == 1)
         if not primary:
             continue  # other time points are listed in the data table, not in the analysis
@@ -786,9 +790,11 @@ def _add_study_ci(studies: pd.DataFrame, kind: str, transform: str) -> pd.DataFr
     lo, hi = out["y"] - Z975 * se, out["y"] + Z975 * se
     if kind == "proportion":
         n = out["total"].to_numpy(dtype=float)
-        out["estimate"] = [_to_natural(kind, transform, a, b) for a, b in zip(out["y"], n)]
-        out["ci_lower"] = [_to_natural(kind, transform, a, b) for a, b in zip(lo, n)]
-        out["ci_upper"] = [_to_natural(kind, transform, a, b) for a, b in zip(hi, n)]
+        out["estimate"] = [
+            _to_natural(kind, transform, a, b) for a, b in zip(out["y"], n, strict=True)
+        ]
+        out["ci_lower"] = [_to_natural(kind, transform, a, b) for a, b in zip(lo, n, strict=True)]
+        out["ci_upper"] = [_to_natural(kind, transform, a, b) for a, b in zip(hi, n, strict=True)]
     else:
         out["estimate"], out["ci_lower"], out["ci_upper"] = out["y"], lo, hi
     out["se"] = se
@@ -966,7 +972,8 @@ _GENERIC_LAYOUTS = (
 
 
 def is_generic(path: str | Path) -> bool:
-    """True when a CSV's header holds yi/vi, yi/sei or 2×2 columns instead of the evidence layout."""
+    """True when a CSV's header holds yi/vi, yi/sei or 2×2 columns instead of the evidence
+    layout."""
     try:
         header = pd.read_csv(path, nrows=0).columns
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
@@ -1354,7 +1361,8 @@ def build_sections(result: MetaResult) -> list[Any]:
     generic = "effects" in result.outcomes
     overview = (
         (
-            f"Data: {result.data} — {c['studies']} studies, effects on the {result.transform} scale "
+            f"Data: {result.data} — {c['studies']} studies, effects on the "
+            f"{result.transform} scale "
             f"(generic input). Random effects: {', '.join(METHOD_LABEL[m] for m in result.methods)}"
             "; fixed effect shown for reference. τ² CI by Q-profile (Viechtbauer 2007)."
         )
@@ -1364,11 +1372,12 @@ def build_sections(result: MetaResult) -> list[Any]:
             f"verified against the abstract. Pooled rows: "
             f"{'all' if result.include_unverified else 'verified only'}; one row per study "
             f"(the primary = last reported follow-up). Random effects: "
-            f"{', '.join(METHOD_LABEL[m] for m in result.methods)} (τ² solved exactly, as metafor); "
-            "fixed effect "
+            f"{', '.join(METHOD_LABEL[m] for m in result.methods)} (τ² solved exactly, as "
+            f"metafor); fixed effect "
             f"shown for reference. Missing SDs of a change imputed with r = {result.r:g} "
-            f"(sensitivity r ∈ {{{', '.join(f'{v:g}' for v in result.r_grid)}}}). Proportions on the "
-            f"{'logit' if result.transform == 'logit' else 'Freeman–Tukey'} scale. These are small, "
+            f"(sensitivity r ∈ {{{', '.join(f'{v:g}' for v in result.r_grid)}}}). Proportions on "
+            f"the {'logit' if result.transform == 'logit' else 'Freeman–Tukey'} scale. These "
+            f"are small, "
             "uncontrolled case series: the pooled figures describe the published evidence, they do "
             "not establish efficacy (NICE HTG652: research only)."
         )

@@ -174,7 +174,7 @@ def _linear_derivatives(structure: str, T: int) -> np.ndarray | None:
     if structure == "us":
         rows, cols = np.tril_indices(T)
         d = np.zeros((len(rows), T, T))
-        for k, (i, j) in enumerate(zip(rows, cols)):
+        for k, (i, j) in enumerate(zip(rows, cols, strict=True)):
             d[k, i, j] = d[k, j, i] = 1.0
         return d
     if structure == "cs":
@@ -317,7 +317,8 @@ class _Problem:
         return value
 
     def dphi(self, theta: np.ndarray) -> np.ndarray:
-        """∂Φ/∂θ_k = Φ (Σᵢ XᵢᵀΣᵢ⁻¹Σ_{k,i}Σᵢ⁻¹Xᵢ) Φ (the derivative of a matrix inverse), K × p × p."""
+        """∂Φ/∂θ_k = Φ (Σᵢ XᵢᵀΣᵢ⁻¹Σ_{k,i}Σᵢ⁻¹Xᵢ) Φ (the derivative of a matrix inverse), K × p ×
+        p."""
         sigma, dsigma = _sigma_and_derivs(theta, self.structure, self.T)
         xtvx, _, _, parts = self._xtvx(sigma)
         phi = np.linalg.inv(xtvx)

@@ -66,11 +66,13 @@ def scored(data: TidyData) -> pd.DataFrame:
     out = scores[kind == "score"]
     items = scores[kind == "item"]
     if len(items):
-        have = set(zip(out["participant_id"], out["visit_code"], out["instrument"]))
+        have = set(zip(out["participant_id"], out["visit_code"], out["instrument"], strict=True))
         missing = items[
             [
                 k not in have
-                for k in zip(items["participant_id"], items["visit_code"], items["instrument"])
+                for k in zip(
+                    items["participant_id"], items["visit_code"], items["instrument"], strict=True
+                )
             ]
         ]
         if len(missing):
@@ -82,7 +84,7 @@ def scored(data: TidyData) -> pd.DataFrame:
             rows = []
             keys = ["participant_id", "visit_code", "instrument"]
             for (pid, code, instrument), group in missing.groupby(keys, sort=False):
-                answers = dict(zip(group["measure"], group["value"]))
+                answers = dict(zip(group["measure"], group["value"], strict=True))
                 first = group.iloc[0]
                 try:
                     measures = score(instrument, answers)

@@ -8,7 +8,8 @@ Primary analysis — a mixed model for repeated measures (MMRM) of the change fr
 
 with an unstructured T × T covariance Σ across visits by default (compound symmetry or AR(1)
 on request), fitted by REML; if it does not converge, AR(1) and then compound symmetry are
-fitted instead (a pre-specified fallback, named in the table's method and note). δ_v is the treatment effect at visit v, with a t-based 95 % CI on
+fitted instead (a pre-specified fallback, named in the table's method and note). δ_v is the
+treatment effect at visit v, with a t-based 95 % CI on
 Satterthwaite degrees of freedom. Every randomised participant with a baseline and at least one
 follow-up value is analysed in the arm allocated (intention to treat); missing visits are
 handled by the likelihood under missing at random (Mallinckrodt et al. 2008, Drug Inf J
@@ -388,7 +389,7 @@ def effect_figure(tables: list[pd.DataFrame], label: str):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for offset, table in zip((-0.15, 0.15), tables):
+    for offset, table in zip((-0.15, 0.15), tables, strict=True):
         if table.empty:
             continue
         ax.errorbar(

@@ -4,7 +4,8 @@ The guidance names pain, worsening of symptoms, infection, damage to adjacent st
 further interventions. For each category and arm: participants with at least one event over
 participants exposed (every enrolled participant of an arm, less those of an arm whose
 procedures are recorded who have no ``procedures`` row; a control arm without any ``procedures``
-rows is kept whole, so a surgical control keeps its denominator), with an exact Clopper–Pearson 95 % CI (statsmodels
+rows is kept whole, so a surgical control keeps its denominator), with an exact Clopper–Pearson 95
+% CI (statsmodels
 ``proportion_confint(method="beta")``; exact because events are rare and series small, where
 Wald intervals undercover), the number of events and of serious events. "Further
 interventions" counts a participant with an adverse event in that category *or* a row in

@@ -170,7 +170,7 @@ def analyse(
     is_rct = design == "rct"
     step("scoring")
     scores = oc.scored(data)
-    present = {(i, m) for i, m in zip(scores["instrument"], scores["measure"])}
+    present = {(i, m) for i, m in zip(scores["instrument"], scores["measure"], strict=True)}
     available = [code for code, o in oc.OUTCOMES.items() if (o.instrument, o.measure) in present]
     if "pain" not in available and "pain_vas" not in available:
         raise InputError(
@@ -192,12 +192,13 @@ def analyse(
     sections.append(
         Section(
             "Data checks and exclusions",
-            "Every table passed the checks of cryoneuro.analysis.validate (instrument ranges, one row "
+            "Every table passed the checks of cryoneuro.analysis.validate (instrument ranges, "
+            "one row "
             "per participant and visit, one baseline on or before day 0, follow-up after day 0, "
             "arms and sites given, days present). "
             + (
-                f"{len(exclusions)} row(s) below are left out of, or derived for, an analysis by the "
-                "stated rule."
+                f"{len(exclusions)} row(s) below are left out of, or derived for, an analysis by "
+                f"the stated rule."
                 if len(exclusions)
                 else "Nothing was excluded or derived."
             ),
@@ -286,8 +287,8 @@ def analyse(
                 "Difference between arms in the change from baseline; negative favours the treated "
                 "arm for pain. MMRM: visit, visit × arm, baseline and site as fixed effects, "
                 f"{mmrm_label} covariance across visits, REML, 95 % CI on "
-                f"{'Kenward–Roger' if df_method == 'kenward-roger' else 'Satterthwaite'} degrees of "
-                "freedom; ANCOVA at each visit as a second method.",
+                f"{'Kenward–Roger' if df_method == 'kenward-roger' else 'Satterthwaite'} degrees "
+                f"of freedom; ANCOVA at each visit as a second method.",
                 [
                     Table("treatment_effect", "Treatment effect on pain", both),
                     Figure(

@@ -14,7 +14,8 @@ Re-intervention: the first row of ``reinterventions``; censored at last contact 
 visit, adverse event or procedure day).
 
 Kaplan–Meier estimates (numbers at risk under each plot), median survival with its 95 % CI and
-the log-rank test come from lifelines (KaplanMeierFitter, ``median_survival_times``, ``logrank_test``). Midpoint
+the log-rank test come from lifelines (KaplanMeierFitter, ``median_survival_times``,
+``logrank_test``). Midpoint
 imputation ties many times and so understates the width of the median's CI; Turnbull's
 nonparametric MLE on the intervals themselves (lifelines ``fit_interval_censoring``; Turnbull
 1976, JRSS B 38:290) is reported beside it as a sensitivity analysis. Calibration of the
@@ -129,7 +130,7 @@ def reintervention_times(data: TidyData) -> pd.DataFrame:
     last = contact.groupby("participant_id")["days_since_procedure"].max()
     first_event = data.reinterventions.groupby("participant_id")["days_since_procedure"].min()
     rows = []
-    for pid, arm in zip(people["participant_id"], people["arm"]):
+    for pid, arm in zip(people["participant_id"], people["arm"], strict=True):
         if pid in first_event.index and pd.notna(first_event[pid]):
             rows.append((pid, arm, float(first_event[pid]), 1))
         elif pid in last.index and pd.notna(last[pid]) and last[pid] > 0:
@@ -182,7 +183,7 @@ def kaplan_meier(
         rows.append(row)
     table = pd.DataFrame(rows)
     if len(groups) == 2:
-        (a, ga), (b, gb) = groups
+        (_, ga), (_, gb) = groups
         test = logrank_test(ga["duration"], gb["duration"], ga["event"], gb["event"])
         table["logrank_p"] = float(test.p_value)
     ax.set_xlabel("days after cryoablation")

@@ -94,7 +94,8 @@ SCHEMA: dict[str, list[Column]] = {
             "predicted_relief_days",
             "float",
             False,
-            "regrowth-limited median relief (days) of the stored plan (cryoneuro.regrowth.relief_summary)",
+            "regrowth-limited median relief (days) of the stored plan "
+            "(cryoneuro.regrowth.relief_summary)",
         ),
         _c("has_plan", "bool", False, "a cryoneuro plan is attached"),
     ],
@@ -272,7 +273,8 @@ def _coerce(frame: pd.DataFrame, table: str, where: str) -> pd.DataFrame:
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise InputError(
                     f"{where}: {table}.{column.name} in row {row + 2} is "
-                    f"'{str(raw.iloc[row])[:30]}', not a{'n integer' if column.kind == 'int' else ' number'}"
+                    f"'{str(raw.iloc[row])[:30]}', not "
+                    f"a{'n integer' if column.kind == 'int' else ' number'}"
                 )
             frame[column.name] = values.astype("Int64" if column.kind == "int" else "float64")
         elif column.kind == "bool":

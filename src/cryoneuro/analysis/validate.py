@@ -246,7 +246,9 @@ def _duplicates(
     )
     raise InputError(
         f"{_where(data, table, second, keys[-1])}: duplicates row {_row(first)} "
-        f"({what}); one row per {'participant and visit' if table == 'visits' else 'participant, visit and measure'} — {hint}"
+        f"({what}); one row per "
+        + ("participant and visit" if table == "visits" else "participant, visit and measure")
+        + f" — {hint}"
     )
 
 

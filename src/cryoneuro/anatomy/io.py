@@ -153,7 +153,7 @@ class Anatomy:
             labels=sitk.GetArrayFromImage(lab).transpose(2, 1, 0).copy(),
             image=img,
             spacing_mm=(float(voxel_mm),) * 3,
-            origin_mm=tuple(float(v) for v in lo + voxel_mm / 2),
+            origin_mm=tuple(float(v) for v in lo + voxel_mm / 2),  # type: ignore[arg-type]
             direction=np.eye(3),
         )
 
@@ -168,8 +168,10 @@ class Anatomy:
             )
         origin = tuple(float(o - sp[0] / 2) for o in self.origin_mm)
         return Grid(
-            shape=tuple(int(n) for n in self.labels.shape), voxel_mm=float(sp[0]), origin_mm=origin
-        )  # type: ignore[arg-type]
+            shape=tuple(int(n) for n in self.labels.shape),  # type: ignore[arg-type]
+            voxel_mm=float(sp[0]),
+            origin_mm=origin,  # type: ignore[arg-type]
+        )
 
     def to_model_inputs(
         self,
@@ -193,7 +195,8 @@ class Anatomy:
         )
         if unmapped:
             raise LabelMapError(
-                f"{self.source}: no tissue for labels {unmapped}; add them to tissue_map or give default_tissue"
+                f"{self.source}: no tissue for labels {unmapped}; add them to tissue_map or give "
+                f"default_tissue"
             )
         tissue_names: list[str] = []
         lut = np.zeros(max(present) + 1 if present else 1, dtype=np.uint8)
@@ -204,7 +207,7 @@ class Anatomy:
             lut[v] = tissue_names.index(t)  # type: ignore[arg-type]
         if len(tissue_names) > 255:
             raise LabelMapError(f"{self.source}: more than 255 materials")
-        return grid, lut[self.labels], [get_tissue(t) for t in tissue_names]  # type: ignore[arg-type]
+        return grid, lut[self.labels], [get_tissue(t) for t in tissue_names]
 
 
 def check_spacing(spacing: tuple[float, ...], source: str) -> None:
@@ -310,9 +313,9 @@ def load_anatomy(
     return Anatomy(
         labels=arr,
         label_names=names,
-        spacing_mm=tuple(lab.GetSpacing()),  # type: ignore[arg-type]
+        spacing_mm=tuple(lab.GetSpacing()),
         origin_mm=tuple(lab.GetOrigin()),
-        direction=np.array(lab.GetDirection()).reshape(3, 3),  # type: ignore[arg-type]
+        direction=np.array(lab.GetDirection()).reshape(3, 3),
         image=img_arr,
         source=str(lp),
     )
@@ -331,7 +334,7 @@ def write_anatomy(anatomy: Anatomy, image_path: str | Path | None, labels_path: 
         sitk.WriteImage(anatomy._to_sitk(anatomy.image.astype(np.float32)), str(image_path), True)
 
 
-# --- ultrasound ------------------------------------------------------------------------------------
+# --- ultrasound -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UltrasoundPlane:
     """A 2D ultrasound frame placed in 3D (LPS mm): pixel (row, col) → physical point.
@@ -383,7 +386,8 @@ def read_ultrasound(
     row_axis: tuple[float, float, float] = (0.0, 0.0, 1.0),
     pixel_spacing_mm: tuple[float, float] | None = None,
 ) -> UltrasoundPlane:
-    """Read a 2D frame (DICOM with PixelSpacing/SequenceOfUltrasoundRegions, or PNG + given spacing)."""
+    """Read a 2D frame (DICOM with PixelSpacing/SequenceOfUltrasoundRegions, or PNG + given
+    spacing)."""
     p = Path(path)
     spacing = pixel_spacing_mm
     if p.suffix.lower() in {".dcm", ""} and spacing is None:

@@ -182,7 +182,7 @@ def _skin(body: np.ndarray, thickness_mm: float) -> np.ndarray:
     return body & (ndimage.distance_transform_edt(body, sampling=VOXEL_MM) <= thickness_mm)
 
 
-# --- Morton's neuroma forefoot ---------------------------------------------------------------------
+# --- Morton's neuroma forefoot --------------------------------------------------------------------
 def morton_forefoot(out_dir: str | Path | None = None, seed: int = 0) -> Phantom:
     """Forefoot with a 3rd-interspace Morton's neuroma (see module docstring for the frame)."""
     names = [
@@ -217,7 +217,10 @@ def morton_forefoot(out_dir: str | Path | None = None, seed: int = 0) -> Phantom
     # interosseous muscles between shafts, flexor/extensor tendons, metatarsals and heads
     lab[body & (z > 11.5) & (z <= 22) & (y < 19)] = L["muscle"]
     lab[body & (z > 14) & (z <= 21) & (y < 26)] = L["muscle"]
-    bone_z = lambda yy: 17.0 - 0.1 * yy
+
+    def bone_z(yy):
+        return 17.0 - 0.1 * yy
+
     for tx in toes_x:
         r_shaft = 4.2 - 0.03 * y
         shaft = ((x - tx) ** 2 + (z - bone_z(y)) ** 2 <= r_shaft**2) & (y <= 22)
@@ -276,7 +279,7 @@ def morton_forefoot(out_dir: str | Path | None = None, seed: int = 0) -> Phantom
     return ph
 
 
-# --- transtibial amputation stump --------------------------------------------------------------------
+# --- transtibial amputation stump -----------------------------------------------------------------
 def amputation_stump(out_dir: str | Path | None = None, seed: int = 0) -> Phantom:
     """Transtibial stump end with a tibial-nerve bulb neuroma (see module docstring)."""
     names = [
@@ -345,7 +348,8 @@ def amputation_stump(out_dir: str | Path | None = None, seed: int = 0) -> Phanto
         [L["tibia"], L["fibula"], L["bone_marrow"]],
         np.vstack([centre, neuroma_c, end_organ]),
         end_organ,
-        notes="end organ = distal pole of the bulb neuroma (original territory amputated; lower bound)",
+        notes="end organ = distal pole of the bulb neuroma "
+        "(original territory amputated; lower bound)",
         neuroma_type="stump",
     )
     # the bulb's widest section is the plane through its centre (an ellipsoid about neuroma_c):

@@ -5,6 +5,8 @@ Each sibling module registers the commands of one domain step on :data:`app`.
 
 from __future__ import annotations
 
+import os
+
 from cryoneuro.cli import analyse_cmd as _analyse_cmd  # noqa: F401  (analyse)
 from cryoneuro.cli import cohort_cmd as _cohort_cmd  # noqa: F401  (cohort resimulate)
 from cryoneuro.cli import demo_cmd as _demo_cmd  # noqa: F401  (demo)
@@ -25,5 +27,11 @@ __all__ = ["app", "console", "emit_json", "main", "user_errors"]
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    The command line draws figures to files only, so pyplot (used by some reports) gets the
+    file-only Agg backend unless the user chose one: no display is needed on a headless machine.
+    The library itself never chooses a backend.
+    """
+    os.environ.setdefault("MPLBACKEND", "Agg")
     app()

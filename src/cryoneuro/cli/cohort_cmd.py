@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from cryoneuro.cli._app import app, emit_json, out, user_errors
+from cryoneuro.cli._app import app, emit_json, out, require_extra, user_errors
 from cryoneuro.errors import InputError
 
 cohort_app = typer.Typer(help="Cohorts of stored plans.", no_args_is_help=True)
@@ -95,6 +95,7 @@ def resimulate_cmd(
     ),
 ) -> None:
     """Re-simulate every stored plan with the current model; then / now / difference per plan."""
+    require_extra("scale")  # the plans are re-simulated on Dask
     from cryoneuro.cli.simulate_cmd import progress_bar
     from cryoneuro.cohort import plans_from_folder, resimulate, summarise, write_outputs
 
@@ -134,7 +135,8 @@ def resimulate_cmd(
         emit_json(summary)
         return
     out.print(
-        f"{summary['replayed']} of {summary['plans']} plans re-simulated with cryoneuro {summary['software_now']}; "
+        f"{summary['replayed']} of {summary['plans']} plans re-simulated with cryoneuro "
+        f"{summary['software_now']}; "
         f"{summary['changed']} changed, {summary['block_changed']} with a different block verdict, "
         f"{summary['errors']} could not be replayed"
     )

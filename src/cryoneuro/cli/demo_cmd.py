@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cryoneuro.cli._app import app, emit_json, out, user_errors
+from cryoneuro.cli._app import app, emit_json, out, require_extra, user_errors
 
 
 @app.command("demo")
@@ -52,6 +52,8 @@ def demo_cmd(
         raise InputError(f"--phantom must be one of {sorted(makers)} (got '{phantom}')")
     if workers is not None and workers < 1:
         raise InputError("--workers must be at least 1")
+    if workers is not None or scheduler:
+        require_extra("scale")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -108,7 +110,8 @@ def demo_cmd(
         + " → ".join(f"{ph.kind} {ph.duration_s:g} s" for ph in plan.protocol)
     )
     out.print(
-        f"  nerve: complete block {plan.nerve.get('complete_block')}, blocked {plan.nerve.get('blocked_length_mm', 0):.1f} mm, "
+        f"  nerve: complete block {plan.nerve.get('complete_block')}, blocked "
+        f"{plan.nerve.get('blocked_length_mm', 0):.1f} mm, "
         f"neurotmesis risk {plan.nerve.get('neurotmesis_risk')}"
     )
     skin = next((s for s in plan.safety if s["structure"] == "skin"), None)
@@ -123,7 +126,8 @@ def demo_cmd(
         obs = r.get("observed_in_published_series", {})
         if "interval_days" in obs:
             out.print(
-                f"  observed in published series: relief still present at {obs['interval_days'][0]}–"
+                f"  observed in published series: relief still present at "
+                f"{obs['interval_days'][0]}–"
                 f"{obs['interval_days'][1]} days"
             )
         if r.get("statement"):
@@ -139,7 +143,8 @@ def demo_cmd(
             f"({line.get('method', '?')}; distal end: {line.get('distal_end_rule', '?')})"
         )
     out.print(
-        f"Report: [bold]{plan.files['report_html']}[/bold] (PDF beside it); plan: {out_dir / 'plan.json'}"
+        f"Report: [bold]{plan.files['report_html']}[/bold] (PDF beside it); plan: "
+        f"{out_dir / 'plan.json'}"
     )
     out.print(
         f"3D Slicer: drag {plan.files['isotherms_seg_nrrd']} and "

@@ -1,7 +1,7 @@
 """`cryoneuro meta [DATA.csv] --out DIR`: random-effects meta-analysis of the published evidence.
 
 A thin shell over :mod:`cryoneuro.analysis.meta`: parse options, run, print a Rich summary or
-one JSON object (design.md §3), and write the HTML/PDF/CSV report when ``--out`` is given.
+one JSON object (docs/contracts.md), and write the HTML/PDF/CSV report when ``--out`` is given.
 """
 
 from __future__ import annotations

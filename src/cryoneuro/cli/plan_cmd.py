@@ -18,7 +18,7 @@ The anatomy case file::
     [nerve]
     centreline_mm = [[24.5, 0, 11], [24.5, 27, 10], [24.5, 35, 11]]   # image (LPS) mm
     end_organ_mm = [24.5, 35, 11]
-    neuroma_type = "morton"           # optional: morton (default) | stump | traumatic (relief mechanism)
+    neuroma_type = "morton"  # optional: morton (default) | stump | traumatic (relief mechanism)
     # block_proximal_to_mm = 43.6     # optional, stumps: arc length of the bulb's widest section
 
     [plan]                            # all optional
@@ -102,7 +102,8 @@ class NerveSpec(_S):
     end_organ_hint_mm: Vec3 | None = None
     #: relief mechanism and published series (cryoneuro.regrowth); the plan records it
     neuroma_type: Literal["morton", "stump", "traumatic"] = "morton"
-    #: a block counts only proximal to this arc length (the bulb's widest section; injury.nerve_profile)
+    #: a block counts only proximal to this arc length (the bulb's widest section;
+    #: injury.nerve_profile)
     block_proximal_to_mm: Annotated[float, Field(ge=0)] | None = None
 
 
@@ -111,7 +112,8 @@ class PlanSpec(_S):
     offsets_mm: list[float] | None = None  # grid only (default [0, -2.5, 2.5])
     shifts_mm: list[float] | None = None  # grid only (default [0, 2])
     freezes_s: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [60.0, 120.0])
-    #: "device": the catalogue probe's energy balance (default); "held": wall at the gas's boiling point
+    #: "device": the catalogue probe's energy balance (default); "held": wall at the gas's boiling
+    #: point
     drive: Literal["device", "held"] = "device"
     search: Literal["continuous", "grid"] = "continuous"
     protocol: str | None = None
@@ -310,7 +312,8 @@ def plan_cmd(
         "line, and (when the image is a DICOM series) a DICOM SEG referencing it.",
     ),
 ) -> None:
-    """Plan a neuroma cryoablation on labelled images: placement, iceball, nerve block, safety, relief, report."""
+    """Plan a neuroma cryoablation on labelled images: placement, iceball, nerve block, safety,
+    relief, report."""
     from cryoneuro.cli.simulate_cmd import progress_bar
     from cryoneuro.planning.pipeline import OFFSETS_MM, SHIFTS_MM, Boundaries, plan_phantom
     from cryoneuro.planning.search import Approach

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import typer
 
-from cryoneuro.cli._app import app, console, emit_json, user_errors
+from cryoneuro.cli._app import app, console, emit_json, require_extra, user_errors
 
-db_app = typer.Typer(help="Registry database: migrations.", no_args_is_help=True)
-user_app = typer.Typer(help="Registry users.", no_args_is_help=True)
+
+def _needs_registry() -> None:
+    """Group callback: refuse before any prompt (e.g. a password) when the extra is absent."""
+    require_extra("registry")
+
+
+db_app = typer.Typer(
+    help="Registry database: migrations.", no_args_is_help=True, callback=_needs_registry
+)
+user_app = typer.Typer(help="Registry users.", no_args_is_help=True, callback=_needs_registry)
 app.add_typer(db_app, name="db")
-keys_app = typer.Typer(help="Registry keys: create the key file.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Registry keys: create the key file.", no_args_is_help=True, callback=_needs_registry
+)
 app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
 
@@ -287,7 +297,9 @@ def keys_rotate_session(db: str | None = DB_OPTION, key_file: str | None = KEY_F
     console.print(f"session key replaced in {settings.key_path()}; every user must log in again")
 
 
-audit_app = typer.Typer(help="Registry audit trail: verify its chain.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Registry audit trail: verify its chain.", no_args_is_help=True, callback=_needs_registry
+)
 app.add_typer(audit_app, name="audit")
 
 
@@ -333,8 +345,8 @@ def audit_verify(
         raise typer.Exit(code=1)
 
 
-site_app = typer.Typer(help="Registry sites.", no_args_is_help=True)
-study_app = typer.Typer(help="Registry studies.", no_args_is_help=True)
+site_app = typer.Typer(help="Registry sites.", no_args_is_help=True, callback=_needs_registry)
+study_app = typer.Typer(help="Registry studies.", no_args_is_help=True, callback=_needs_registry)
 app.add_typer(site_app, name="site")
 app.add_typer(study_app, name="study")
 

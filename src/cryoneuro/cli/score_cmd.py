@@ -5,7 +5,7 @@
 - ``cryoneuro score --list``
 
 With ``--json`` one JSON object goes to stdout. For EQ-5D-5L with ``--value-set`` it has the
-contract key ``index`` (design.md §3); every result also carries ``scores``, the flat
+contract key ``index`` (docs/contracts.md); every result also carries ``scores``, the flat
 measure → value dict of :func:`cryoneuro.instruments.score`.
 """
 
@@ -85,7 +85,7 @@ def _fmt(value: Any) -> str:
 @user_errors
 def score_cmd(
     instrument: str = typer.Argument(None, help="Instrument code (see --list), e.g. eq5d5l."),
-    answers: list[str] = typer.Argument(  # noqa: B008 (Typer declares arguments this way)
+    answers: list[str] = typer.Argument(
         None, help="Answers as item=value; for eq5d5l the 5-digit profile may be given bare."
     ),
     value_set: str = typer.Option(

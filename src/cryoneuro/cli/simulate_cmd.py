@@ -89,7 +89,8 @@ def simulate_cmd(
     for p in summary["probes"]:
         if p["wall_temperature_end_of_freeze_c"] is not None:
             out.print(
-                f"{p['name']}: {p['drive']} drive, wall {p['wall_temperature_end_of_freeze_c']:.1f} °C "
+                f"{p['name']}: {p['drive']} drive, wall "
+                f"{p['wall_temperature_end_of_freeze_c']:.1f} °C "
                 f"at the end of the freeze, mean cooling {p['mean_cooling_during_freezes_w']:.1f} W"
             )
     for w in summary["warnings"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from cryoneuro.cli._app import app, emit_json, out, user_errors
+from cryoneuro.cli._app import app, emit_json, out, require_extra, user_errors
 from cryoneuro.errors import CaseFileError, InputError
 
 
@@ -68,7 +68,9 @@ def sweep_cmd(
         False, "--json", help="Print one JSON object on stdout and nothing else."
     ),
 ) -> None:
-    """Vary case fields over ranges — or perturb a saved plan — run every sample on Dask, and summarise the spread."""
+    """Vary case fields over ranges — or perturb a saved plan — run every sample on Dask, and
+    summarise the spread."""
+    require_extra("scale")  # every sweep runs on Dask
     if workers < 1:
         raise InputError("--workers must be at least 1")
     if samples < 1:
@@ -215,7 +217,7 @@ def _plan_sweep(
         "--frozen-conductivity-scale",
         "--freeze-scale",
     )
-    perf, cond, fcond, freeze = (parse_scale(t, n) for t, n in zip(scales, names))
+    perf, cond, fcond, freeze = (parse_scale(t, n) for t, n in zip(scales, names, strict=True))
     spec = PlanUncertainty(
         position_sd_mm=position_sd_mm,
         tip_temperature_sd_c=tip_temperature_sd_c,

@@ -110,7 +110,7 @@ class AdditiveValueSet(ValueSet):
         profile = check_profile(profile)
         loss = self.constant + sum(
             0.0 if level == "1" else self.decrements[dim][int(level) - 2]
-            for dim, level in zip(DIMENSIONS, profile)
+            for dim, level in zip(DIMENSIONS, profile, strict=True)
         )
         return round(1.0 - loss, 3) + 0.0  # + 0.0 turns -0.0 into 0.0
 
@@ -162,9 +162,12 @@ def all_profiles() -> list[str]:
 def load_value_set(toml_text: str, table_text: str | None = None) -> ValueSet:
     """Build a value set from its TOML description (and CSV table for ``kind = "lookup"``)."""
     meta = tomllib.loads(toml_text)
-    common = {k: meta.get(k) for k in ("name", "label", "version", "citation", "doi")}
+    common: dict[str, Any] = {
+        k: meta.get(k) for k in ("name", "label", "version", "citation", "doi")
+    }
     if meta["kind"] == "additive":
-        dec = {k: tuple(float(x) for x in v) for k, v in meta["decrements"].items()}
+        # four decrements per dimension: checked by AdditiveValueSet.__post_init__
+        dec: dict[str, Any] = {k: tuple(float(x) for x in v) for k, v in meta["decrements"].items()}
         return AdditiveValueSet(**common, decrements=dec, constant=float(meta.get("constant", 0)))
     if meta["kind"] == "lookup":
         if table_text is None:
@@ -246,7 +249,7 @@ def _prepare(code: str, answers: Mapping[str, Any]) -> dict[str, Any]:
             )
         return raw
     profile = check_profile(profile, code)
-    for dim, level in zip(DIMENSIONS, profile):
+    for dim, level in zip(DIMENSIONS, profile, strict=True):
         given = raw.get(dim)
         if not _missing(given) and _to_number(given) != int(level):
             raise InputError(

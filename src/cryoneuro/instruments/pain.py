@@ -120,5 +120,5 @@ def improvement_category(baseline: float, follow_up: float) -> Category | None:
     reduction = -change / 100.0
     for name in ("substantial", "moderate", "minimal"):
         if reduction >= IMMPACT_THRESHOLDS[name] - 1e-9:
-            return name  # type: ignore[return-value]
+            return name
     return "none"

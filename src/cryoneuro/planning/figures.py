@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 from scipy.ndimage import map_coordinates
 
 from cryoneuro.thermal.figures import ISO_COLOURS
@@ -66,7 +64,8 @@ def plot_plan_overlays(
         result.min_temperature_c,
         result.model.body_temperature_c,
     )
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5.4), constrained_layout=True)
+    fig = Figure(figsize=(11, 5.4), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, origin, b_axis, label in (
         (axes[0], mid, w, "along the probe"),
         (axes[1], mid, v, "across the probe"),
@@ -109,7 +108,7 @@ def plot_plan_overlays(
                 solid_capstyle="butt",
             )
         else:
-            ax.add_patch(plt.Circle((0, 0), probe.radius_mm, color=PROBE_COLOUR))
+            ax.add_patch(Circle((0, 0), probe.radius_mm, color=PROBE_COLOUR))
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("mm")
         ax.set_aspect("equal")
@@ -129,5 +128,4 @@ def plot_plan_overlays(
     )
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

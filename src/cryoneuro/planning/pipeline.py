@@ -48,7 +48,8 @@ from cryoneuro.thermal import Phase, ProbeGeometry, ThermalModel, constant, simu
 from cryoneuro.thermal import boundaries as bd
 from cryoneuro.thermal.summary import isotherms
 
-#: 17G argon probe class (design.md §1: 17G ≈ 1.47 mm) with a 10 mm active zone (sphere class).
+#: 17G argon probe class (docs/domain-facts.md: 17G ≈ 1.47 mm) with a 10 mm active zone (sphere
+# class).
 PROBE_MODEL = "argon-17G-sphere-class"
 PROBE_DIAMETER_MM = 1.47
 ACTIVE_LENGTH_MM = 10.0
@@ -619,7 +620,7 @@ def plan_phantom(
         raise GeometryError(f"policy must be one of {search.POLICIES} (got '{policy}')")
     boundaries = boundaries or Boundaries()
     if client is None and (scheduler or workers) and search_method == "grid":
-        from cryoneuro.sweep import dask_client
+        from cryoneuro.parallel import dask_client
 
         with dask_client(scheduler=scheduler, workers=workers or 2) as own:
             return plan_phantom(

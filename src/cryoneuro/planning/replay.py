@@ -2,9 +2,10 @@
 
 Why: a plan is one deterministic prediction, but the needle lands within about a millimetre of
 where it was aimed, the tip runs warmer than the boiling cryogen under heat load, and tissue
-properties are uncertain (design.md §1: perfusion, and everything below −40 °C). Replaying the
-plan under sampled perturbations (:mod:`cryoneuro.sweep`) turns its verdict into probabilities;
-replaying it unperturbed with the current software re-checks a stored plan (:mod:`cryoneuro.cohort`).
+properties are uncertain (docs/domain-facts.md: perfusion, and everything below −40 °C). Replaying
+the plan under sampled perturbations (:mod:`cryoneuro.sweep`) turns its verdict into probabilities;
+replaying it unperturbed with the current software re-checks a stored plan
+(:mod:`cryoneuro.cohort`).
 
 Model rebuilt: phantom plans (``plan.inputs["phantom"]`` names a bundled phantom) are regenerated
 with :mod:`cryoneuro.anatomy.phantoms` (seeded, so identical), cut to the same region of interest
@@ -22,7 +23,8 @@ Perturbations (:class:`Perturbation`), with how each enters the model:
 * ``tip_offset_mm`` — a rigid translation of every probe (targeting error; direction kept);
 * ``tip_temperature_offset_c`` — added to each probe's surface temperature during freezes,
   clipped so it is never colder than the plan's tip (the recuperated probe's tip is the exhaust
-  saturation temperature of its gas, the coldest a Joule–Thomson probe reaches; design.md §1);
+  saturation temperature of its gas, the coldest a Joule–Thomson probe reaches;
+  docs/domain-facts.md);
 * ``perfusion_scale`` — Pennes ``ω_b ρ_b c_b`` of every tissue multiplied (not blood, whose
   "perfusion" is the lumped flow of a vessel lumen, and not air);
 * ``conductivity_scale`` / ``frozen_conductivity_scale`` — ``k_unfrozen`` / ``k_frozen`` of every
@@ -160,7 +162,8 @@ def _cached_context(plan_json: str, voxel_mm: float) -> ReplayContext:
 
 
 def context_for(plan: Plan | str, voxel_mm: float = 1.0) -> ReplayContext:
-    """A (per-process cached) context: a Dask worker builds the phantom once per plan, not per sample."""
+    """A (per-process cached) context: a Dask worker builds the phantom once per plan, not per
+    sample."""
     text = plan if isinstance(plan, str) else plan.to_json()
     return _cached_context(text, float(voxel_mm))
 

@@ -98,7 +98,7 @@ def assess_trajectory(
 
     path: list[tuple[str, float]] = []
     last = None
-    for lab, d in zip(along, s):
+    for lab, d in zip(along, s, strict=True):
         if lab != last:
             name = (
                 "outside"

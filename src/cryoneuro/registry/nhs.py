@@ -1,4 +1,4 @@
-"""NHS number validation (modulus 11, NHS Data Dictionary; design.md §1).
+"""NHS number validation (modulus 11, NHS Data Dictionary; docs/domain-facts.md).
 
 Ten digits; weights 10..2 on digits 1–9; check = 11 − (sum mod 11), 11 → 0, 10 → invalid.
 943 476 5919 is valid; 999 000 0000–999 999 9999 are reserved test numbers.

@@ -17,14 +17,15 @@ Two similarity solutions of the two-phase Stefan problem with a sharp melting po
          - k_l (T_inf - T_m) e^{-ν λ²} / (erfc(λ√ν) · √(π α_l))  =  L λ √α_s.
 
 2. **Line heat sink** (Carslaw & Jaeger 1959, §11.6, written here for freezing; see also
-   Özişik 1993, *Heat Conduction*, 2nd ed., the chapter on phase change). A sink of strength ``Q`` (W per metre of line, heat
+   Özişik 1993, *Heat Conduction*, 2nd ed., the chapter on phase change). A sink of strength ``Q``
+   (W per metre of line, heat
    *removed*) at ``r = 0`` in an infinite liquid initially at ``T_inf``. The front is at
    ``R(t) = 2 λ sqrt(α_l t)`` and
 
    * frozen (r < R): ``T = T_m + Q/(4π k_s) [Ei(-r²/4α_s t) - Ei(-λ² α_l/α_s)]``
    * liquid (r > R): ``T = T_inf - (T_inf - T_m) Ei(-r²/4α_l t) / Ei(-λ²)``
    * Stefan condition ``k_s ∂T_s/∂r - k_l ∂T_l/∂r = L dR/dt`` at ``r = R`` gives (re-derived
-     here, the form of design.md §1)
+     here, the form of docs/domain-facts.md)
 
        Q̄ e^{-λ² α_l/α_s} + St e^{-λ²} / Ei(-λ²) = λ²,
        Q̄ = Q / (4π L α_l),  St = C_l (T_inf - T_m) / L.
@@ -34,7 +35,7 @@ All heat capacities ``C`` and the latent heat ``L`` are *volumetric* (J/m³/K, J
 ``k_l, C_l = k_unfrozen, c_unfrozen``. The sharp melting point ``T_m`` defaults to the middle
 of the mushy range, ``(t_solidus + t_liquidus)/2``.
 
-Reference values (design.md §1) are reproduced with :func:`water_ice` (ρ = 1000 kg/m³;
+Reference values (docs/domain-facts.md) are reproduced with :func:`water_ice` (ρ = 1000 kg/m³;
 ice k 2.22 W/m/K, c 2050 J/kg/K; water k 0.60, c 4180; L = 334 kJ/kg): see docs/validation.md.
 """
 
@@ -204,8 +205,8 @@ def line_sink_lambda(
     """Root λ of the line-sink freezing equation (front ``R = 2λ√(α_l t)``), C&J §11.6.
 
     Solves ``Q/(4π α_l) e^{-λ² α_l/α_s} + C_l (T_inf - T_m) e^{-λ²}/Ei(-λ²) = L λ²``, i.e.
-    design.md's ``Q̄ e^{-λ²α_l/α_s} + St e^{-λ²}/Ei(-λ²) = λ²`` multiplied by ``L`` (so that
-    ``L = 0``, pure conduction, is allowed).
+    docs/domain-facts.md's ``Q̄ e^{-λ²α_l/α_s} + St e^{-λ²}/Ei(-λ²) = λ²`` multiplied by ``L`` (so
+    that ``L = 0``, pure conduction, is allowed).
     """
     t_m = _melt(props, melt_temperature_c)
     if sink_w_per_m <= 0:

@@ -27,7 +27,7 @@ Method (deliberately different from the 3D explicit Cartesian engine):
   (in Kirchhoff form, ``Σ g (u_i − u(T_w)) = min(hA (T_w − T_gas), Q_max)``, by Brent's
   method) — the same model as the 3D engine, reached by a different discretisation.
 
-Equation (Pennes bioheat with phase change; design.md §1)::
+Equation (Pennes bioheat with phase change; docs/domain-facts.md)::
 
     ∂H/∂t = ∇·(k(T)∇T) + f_l(T) [ω (T_body − T) + q_m]
 
@@ -41,6 +41,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -148,23 +149,23 @@ def parse_protocol(protocol: Sequence[Sequence[object] | Phase]) -> list[Phase]:
         if isinstance(item, Phase):
             ph = item
         else:
-            item = tuple(item)
-            if not item or item[0] not in ("freeze", "thaw-passive", "thaw-active"):
+            spec: tuple[Any, ...] = tuple(item)
+            if not spec or spec[0] not in ("freeze", "thaw-passive", "thaw-active"):
                 raise InputError(
-                    f"protocol phase {item!r}: kind must be 'freeze', "
+                    f"protocol phase {spec!r}: kind must be 'freeze', "
                     "'thaw-passive' or 'thaw-active'"
                 )
-            if item[0] == "thaw-active" and len(item) != 3:
+            if spec[0] == "thaw-active" and len(spec) != 3:
                 raise InputError(
-                    f"protocol phase {item!r}: give ('thaw-active', duration_s, temperature_c)"
+                    f"protocol phase {spec!r}: give ('thaw-active', duration_s, temperature_c)"
                 )
-            if item[0] != "thaw-active" and len(item) != 2:
-                raise InputError(f"protocol phase {item!r}: give ({item[0]!r}, duration_s)")
+            if spec[0] != "thaw-active" and len(spec) != 2:
+                raise InputError(f"protocol phase {spec!r}: give ({spec[0]!r}, duration_s)")
             ph = Phase(
-                str(item[0]),
-                float(item[1]),  # type: ignore[arg-type]
-                float(item[2]) if len(item) == 3 else None,
-            )  # type: ignore[arg-type]
+                str(spec[0]),
+                float(spec[1]),
+                float(spec[2]) if len(spec) == 3 else None,
+            )
         if not (math.isfinite(ph.duration_s) and ph.duration_s > 0):
             raise InputError(
                 f"protocol phase {ph.kind}: duration_s must be > 0 (got {ph.duration_s})"
@@ -190,7 +191,8 @@ def _graded(start: float, stop: float, h: float, growth: float, h_max: float) ->
 def _half_axis(
     anchor: float, end: float, fine_end: float, h: float, growth: float, h_max: float
 ) -> list[float]:
-    """Faces from ``anchor`` (excluded) to ``end``: uniform ``h`` up to ``fine_end``, then graded."""
+    """Faces from ``anchor`` (excluded) to ``end``: uniform ``h`` up to ``fine_end``, then
+    graded."""
     sgn = 1.0 if end > anchor else -1.0
     faces, x = [], anchor
     while sgn * (fine_end - (x + sgn * h)) >= -1e-12:
@@ -291,7 +293,8 @@ class _Mesh:
             np.add.at(diag, q, -cond)
 
         diag = np.zeros(n)
-        # radial faces between (j, i) and (j, i + 1); conductances of the steady cylindrical profile, 2πΔz / ln(r_out/r_in): exact
+        # radial faces between (j, i) and (j, i + 1); conductances of the steady cylindrical
+        # profile, 2πΔz / ln(r_out/r_in): exact
         # for u ∝ ln r, so the steep profile next to a thin probe is captured on coarse grids
         g_r = 2 * np.pi * dz[:, None] / np.log(self.rc[1:] / self.rc[:-1])[None, :]
         a, b = idx[:, :-1], idx[:, 1:]
@@ -498,16 +501,16 @@ def _isotherm_metrics(
             if not tis.any():
                 continue
             stop = int(np.argmin(tis)) if not tis.all() else zc.size  # first non-tissue cell
-            x, t = [zf[0]], [field_c[0, i] if mesh.adiabatic_z else body_c]
-            x += list(zc[:stop])
-            t += list(field_c[:stop, i])
+            xs, ts = [zf[0]], [field_c[0, i] if mesh.adiabatic_z else body_c]
+            xs += list(zc[:stop])
+            ts += list(field_c[:stop, i])
             if stop < zc.size and mesh.probe[stop, i]:
-                x.append(float(g.surface_z(rc[i])))
-                t.append(field_c[stop - 1, i] if wall_c is None else wall_c)
+                xs.append(float(g.surface_z(rc[i])))
+                ts.append(field_c[stop - 1, i] if wall_c is None else wall_c)
             elif stop == zc.size:
-                x.append(zf[-1])
-                t.append(field_c[-1, i] if mesh.adiabatic_z else body_c)
-            lo, hi = _below(np.asarray(x), np.asarray(t, dtype=float), iso)
+                xs.append(zf[-1])
+                ts.append(field_c[-1, i] if mesh.adiabatic_z else body_c)
+            lo, hi = _below(np.asarray(xs), np.asarray(ts, dtype=float), iso)
             if lo.size:
                 z_lo, z_hi = min(z_lo, float(lo.min())), max(z_hi, float(hi.max()))
         length = (z_hi - z_lo) if z_hi > z_lo else 0.0
@@ -648,7 +651,9 @@ def _run(
             wall_trace.append(math.nan if wall is None else wall)
             g_probe = zero if wall is None else mesh.g_probe
             u_wall = 0.0 if wall is None else float(mat.u_of_t(wall))
-            guess = u + (u - u_prev) * (dt / dt_prev) if u_prev is not None else None
+            guess: np.ndarray | None = (
+                u + (u - u_prev) * (dt / dt_prev) if u_prev is not None else None
+            )
             u_prev, dt_prev = u, dt
             u = stepper.step(u, dt, g_probe, u_wall, guess=guess)
             qp, qo, s = stepper.fluxes(u, g_probe, u_wall)
@@ -784,7 +789,8 @@ def solve_axisymmetric(
     points_mm: Sequence[tuple[float, float]] = (),
     device: DeviceDrive | None = None,
 ) -> AxisymmetricResult:
-    """Freeze/thaw protocol around one probe on the axis ``r = 0`` (design.md §3 geometry).
+    """Freeze/thaw protocol around one probe on the axis ``r = 0`` (the reference-case geometry of
+    docs/contracts.md).
 
     ``device``: drive the wall by the device energy balance instead of holding it at
     ``tip_temperature_c`` (which is then ignored; see the module docstring).
@@ -800,7 +806,8 @@ def solve_axisymmetric(
     Grid: uniform ``cell_mm`` cells within ``fine_margin_mm`` of the probe, growing by
     ``growth`` up to ``max_cell_mm`` outside (keep the iceball inside the fine zone). Time:
     backward Euler, ``dt_s``. The defaults (0.2 mm, 2 s) are within about 0.08 mm of the
-    extrapolated isotherm sizes of the design.md §3 case (docs/validation.md); ``cell_mm=0.4``
+    extrapolated isotherm sizes of the reference case (docs/contracts.md, docs/validation.md);
+    ``cell_mm=0.4``
     is a coarse mode (within about 0.15 mm). ``points_mm``: (r, z) points whose temperature
     history is recorded at every step.
     """

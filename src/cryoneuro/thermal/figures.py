@@ -2,6 +2,10 @@
 
 Slices are sampled in the frame of the first probe (trilinear interpolation), so an oblique
 probe is shown as straight as an axis-aligned one.
+
+Figures are built as :class:`matplotlib.figure.Figure` objects without pyplot, so drawing them
+never chooses or switches a backend (a notebook keeps its inline backend; a headless run needs no
+display) and leaves no open pyplot figure behind.
 """
 
 from __future__ import annotations
@@ -9,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, Rectangle
 from scipy.ndimage import map_coordinates
 
 from cryoneuro.thermal.solver import ThermalResult
@@ -69,7 +71,8 @@ def plot_slices(
 
     cold = float(np.nanmin(data)) if np.isfinite(data).any() else -150.0
     vmin, vmax = min(cold, -40.0), result.model.body_temperature_c
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), constrained_layout=True)
+    fig = Figure(figsize=(11, 5.2), layout="constrained")
+    axes = fig.subplots(1, 2)
     panels = (
         (axes[0], along, "along the probe (u–w plane)", "w: along probe from tip (mm)"),
         (axes[1], across, "across the probe, mid active length (u–v plane)", "v (mm)"),
@@ -104,7 +107,7 @@ def plot_slices(
         ax.set_ylabel(ylabel)
         ax.set_aspect("equal")
     _draw_probe(axes[0], probe)
-    axes[1].add_patch(plt.Circle((0, 0), probe.radius_mm, color="0.2"))
+    axes[1].add_patch(Circle((0, 0), probe.radius_mm, color="0.2"))
     fig.colorbar(
         im,
         ax=axes,
@@ -116,18 +119,15 @@ def plot_slices(
     )
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def _draw_probe(ax, probe) -> None:
     r, length = probe.radius_mm, probe.active_length_mm
-    ax.add_patch(plt.Rectangle((-r, r), 2 * r, length - r, color="0.15", zorder=3))
-    ax.add_patch(plt.Circle((0, r), r, color="0.15", zorder=3))
+    ax.add_patch(Rectangle((-r, r), 2 * r, length - r, color="0.15", zorder=3))
+    ax.add_patch(Circle((0, r), r, color="0.15", zorder=3))
     ax.add_patch(
-        plt.Rectangle(
-            (-r, length), 2 * r, 500, facecolor="0.75", edgecolor="0.4", hatch="//", zorder=3
-        )
+        Rectangle((-r, length), 2 * r, 500, facecolor="0.75", edgecolor="0.4", hatch="//", zorder=3)
     )
 
 
@@ -135,7 +135,8 @@ def plot_point_histories(result: ThermalResult, path: str | Path) -> Path | None
     """Temperature against time at the named points (a thermocouple view)."""
     if not result.point_names:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
     for n, name in enumerate(result.point_names):
         ax.plot(result.point_times_s, result.point_temperatures_c[:, n], label=name)
     t0 = 0.0
@@ -150,5 +151,4 @@ def plot_point_histories(result: ThermalResult, path: str | Path) -> Path | None
     ax.legend(fontsize=8)
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -49,7 +49,7 @@ class Grid:
     @classmethod
     def from_size(cls, size_mm: tuple[float, float, float], voxel_mm: float) -> Grid:
         shape = tuple(round(s / voxel_mm) for s in size_mm)
-        for axis, (s, n) in enumerate(zip(size_mm, shape)):
+        for axis, (s, n) in enumerate(zip(size_mm, shape, strict=True)):
             if n < 3:
                 raise GeometryError(
                     f"domain.size_mm[{axis}] = {s} mm gives only {n} voxels of {voxel_mm} mm; "
@@ -111,8 +111,8 @@ class ProbeGeometry:
             self.active_length_mm >= self.diameter_mm / 2 and math.isfinite(self.active_length_mm)
         ):
             raise GeometryError(
-                f"{self.name}.active_length_mm ({self.active_length_mm}) must be at least the probe "
-                f"radius ({self.diameter_mm / 2} mm)"
+                f"{self.name}.active_length_mm ({self.active_length_mm}) must be at least the "
+                f"probe radius ({self.diameter_mm / 2} mm)"
             )
         object.__setattr__(self, "_unit", d / norm)
 
@@ -218,7 +218,8 @@ def rasterise_probes(
     The shaft (beyond the active length, radius ``a``) is adiabatic by default: its voxels
     (centre inside the shaft cylinder) take no part in conduction. ``insulated_shaft=False``
     makes it thermally transparent instead (tissue conducts through it), which lengthens the
-    iceball along the shaft by about 0.35 mm on the design.md §3 case (docs/thermal.md).
+    iceball along the shaft by about 0.35 mm on the reference case (docs/contracts.md,
+    docs/thermal.md).
     """
     h = grid.voxel_mm
     x, y, z = grid.centres_mm()
@@ -291,7 +292,6 @@ def _ray_theta(
     beyond the attached neighbour by that neighbour's own distance to it.
     """
     t = np.zeros(len(start))
-    a_pt, b_pt = probe.segment_mm
     hit = np.zeros(len(start), dtype=bool)
     for _ in range(64):
         p = start + t[:, None] * step[None, :]

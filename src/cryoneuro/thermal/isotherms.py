@@ -14,7 +14,7 @@ linear interpolation along each grid axis, so extents are not quantised to the v
   voxels count 1. Plain voxel counting has a staircase noise of a few per cent on a 0.5 ml
   iceball at 0.5 mm voxels.
 
-These are the definitions of the ``simulate`` JSON contract (design.md §3).
+These are the definitions of the ``simulate`` JSON contract (docs/contracts.md).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def isosurface_points(field: np.ndarray, grid: Grid, level: float, valid: np.nda
     # Region voxels on the outer faces of the domain bound the region there.
     for axis in range(3):
         for end in (0, grid.shape[axis] - 1):
-            sl = [slice(None)] * 3
+            sl: list[slice | int] = [slice(None)] * 3
             sl[axis] = end
             face = inside[tuple(sl)]
             if face.any():

@@ -1,6 +1,6 @@
 """Numba kernels of the explicit enthalpy bioheat scheme.
 
-The PDE (Pennes 1948 with phase change by the enthalpy method; design.md §1)::
+The PDE (Pennes 1948 with phase change by the enthalpy method; docs/domain-facts.md)::
 
     dH/dt = div(k(T) grad T) + f_l(T) * [w_b (T_a - T) + q_m] + s
 

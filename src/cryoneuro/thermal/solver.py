@@ -191,7 +191,7 @@ def stable_time_step(model: ThermalModel, raster: ProbeRaster) -> float:
     (``1/theta`` up to 2 per probe face).
     """
     dx = model.grid.voxel_mm * 1e-3
-    present = np.unique(model.labels[raster.kind == 0]) if (raster.kind == 0).any() else []
+    present = np.unique(model.labels[raster.kind == 0])  # empty when no tissue voxel
     s_max = max(raster.max_face_sum, 7.0 if model.faces().any() else 6.0)
     s_max = max(s_max, 6.0 + boundaries.extra_face_sum(model.surfaces, raster.kind == 0))
     dt = math.inf
@@ -253,8 +253,9 @@ def simulate(
     t_prev = t_min.copy()
     below = xp.zeros((len(thresholds), *grid.shape), dtype=np.float32)
     thresholds_dev = kern.to_device(thresholds)
-    names = list((points_mm or {}).keys())
-    coords = np.array([points_mm[n] for n in names], dtype=float) if names else np.zeros((0, 3))
+    points = dict(points_mm or {})
+    names = list(points)
+    coords = np.array([points[n] for n in names], dtype=float) if names else np.zeros((0, 3))
     for name, c in zip(names, coords, strict=True):
         if not grid.contains(c):
             raise InputError(f"output point '{name}' {list(c)} is outside the domain")
@@ -278,7 +279,7 @@ def simulate(
         )
     use_source = model.source_w_m3 is not None
     source = kern.to_device(
-        state.pad(model.source_w_m3, 0.0) if use_source else np.zeros((1, 1, 1))
+        state.pad(model.source_w_m3, 0.0) if model.source_w_m3 is not None else np.zeros((1, 1, 1))
     )
     n_probes = len(model.probes)
     heat = np.zeros(n_probes)
@@ -416,7 +417,7 @@ class _State:
         walls = model.wall_temperature_c or (float(model.body_temperature_c),) * 6
         for f in range(6):
             axis, end = divmod(f, 2)
-            sl = [slice(None)] * 3
+            sl: list[slice | int] = [slice(None)] * 3
             sl[axis] = -1 if end else 0
             self.k_old[tuple(sl)] = kernels.K_WALL if faces[f] else 0.0
             self.t_old[tuple(sl)] = walls[f]

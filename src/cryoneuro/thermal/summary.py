@@ -1,4 +1,4 @@
-"""The numbers a user reads off a simulation (the ``simulate`` JSON contract, design.md §3)."""
+"""The numbers a user reads off a simulation (the ``simulate`` JSON contract, docs/contracts.md)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def probe_summary(result: ThermalResult) -> list[dict[str, Any]]:
     walls = result.probe_wall_temperature_c
     freeze_s = sum(p.duration_s for p in result.phases if p.kind == "freeze") or 1.0
     out = []
-    for i, (geom, dev) in enumerate(zip(result.model.probes, devices)):
+    for i, (geom, dev) in enumerate(zip(result.model.probes, devices, strict=True)):
         w = walls[:, i] if walls is not None else np.array([np.nan])
         finite = w[np.isfinite(w)]
         out.append(

@@ -101,7 +101,7 @@ def pain_chart(study: dict[str, Any]) -> Markup:
                 + " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
                 + '"/>'
             )
-        for r, (px, py) in zip(rows, points):
+        for r, (px, py) in zip(rows, points, strict=True):
             ci = ""
             if r["ci_low"] is not None:
                 lo, hi = y(r["ci_low"]), y(r["ci_high"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,7 +24,6 @@ from cryoneuro.registry.services import clinical, participants
 from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
 from cryoneuro.registry.services.yellow_card import yellow_card_summary, yellow_card_text
 from cryoneuro.web import page_forms
-from cryoneuro.web.app import HERE
 from cryoneuro.web.deps import (
     FormDep,
     PageActor,
@@ -37,6 +37,7 @@ from cryoneuro.web.deps import (
 from cryoneuro.web.forms import fill, input_error, nest, validate
 
 router = APIRouter(include_in_schema=False)
+HERE = Path(__file__).parent  # this package; not imported from app.py, which imports pages
 templates = Jinja2Templates(directory=HERE / "templates")
 
 

@@ -264,7 +264,7 @@ def outcome_summary(session: Session, actor: Actor) -> list[dict[str, Any]]:
             "recruitment": {},
         }
     pooled: dict[tuple[int, str], list[float]] = {}
-    for study_id, arm, visit_code, n, total, total_sq in pain_rows:
+    for study_id, _arm, visit_code, n, total, total_sq in pain_rows:
         if n and study_id in studies and actor.blinded(studies[study_id]):
             # a blinded role sees pain pooled over the arms (sums of n, x and x² add up)
             acc = pooled.setdefault((study_id, visit_code), [0, 0.0, 0.0])

@@ -125,7 +125,8 @@ def _read_nifti(name: str, data: bytes) -> Any:
 
 
 def validate_bundle(content: bytes) -> Bundle:
-    """Check an uploaded bundle; :class:`RegistryInputError` (field ``bundle``) names the problem."""
+    """Check an uploaded bundle; :class:`RegistryInputError` (field ``bundle``) names the
+    problem."""
     from cryoneuro.planning.plan import Plan
 
     if not content:
