@@ -1,6 +1,6 @@
 """Cold and warm start of `cryoneuro simulate` (issue 17 item 3).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/cold_start.py [--case examples/homogeneous_muscle.toml]
+    PYTHONPATH=src .venv/bin/python benchmarks/cold_start.py [--case CASE.toml]
 
 Each row is a fresh process (``python -m cryoneuro.cli simulate CASE --json --quiet``), timed
 from outside:

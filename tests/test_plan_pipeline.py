@@ -36,12 +36,12 @@ def _median_return_days(distance_mm: float) -> float:
 
 def _check_relief_against_the_published_rates(plan) -> None:
     """Morton's (end organ): axons regrow from the lesion's proximal edge along the nerve to the
-    toe web (docs/domain-facts.md §1). The distance is measured here by hand on the phantom's centreline —
-    its arc length beyond the lesion's proximal edge plus the straight gap from its last point
-    to the end organ — and the median return of pain must be the median of the published
-    rate/delay model for that distance (planner: 20 000 Monte Carlo draws; standard error of
-    the median ≈ 0.2 days, so 1 day is 5 SE). For the 56.6 mm here that is ≈ 64 days, not just
-    "more than the 7-day Wallerian delay"."""
+    toe web (docs/domain-facts.md §1). The distance is measured here by hand on the phantom's
+    centreline — its arc length beyond the lesion's proximal edge plus the straight gap from its
+    last point to the end organ — and the median return of pain must be the median of the
+    published rate/delay model for that distance (planner: 20 000 Monte Carlo draws; standard
+    error of the median ≈ 0.2 days, so 1 day is 5 SE). For the 56.6 mm here that is ≈ 64 days,
+    not just "more than the 7-day Wallerian delay"."""
     ph = morton_forefoot()
     arc = np.linalg.norm(np.diff(ph.centreline_mm, axis=0), axis=1).sum()
     gap = np.linalg.norm(ph.end_organ_mm - ph.centreline_mm[-1])

@@ -100,7 +100,8 @@ def _plan(warnings=None) -> Plan:
         warnings=warnings
         if warnings is not None
         else [
-            "artery partially frozen (−3.2 °C, inside the mushy range) (source: docs/domain-facts.md §3)",
+            "artery partially frozen (−3.2 °C, inside the mushy range) "
+            "(source: docs/domain-facts.md §3)",
             "needle passes 2.1 mm from the artery [source: user setting, 3 mm]",
             "no source given here",
         ],
@@ -163,7 +164,10 @@ def test_relief_table_puts_the_estimate_beside_the_published_series():
 @pytest.mark.parametrize(
     ("item", "expected"),
     [
-        ("bone partially frozen (source: docs/domain-facts.md §3)", ("bone partially frozen", "docs/domain-facts.md §3")),
+        (
+            "bone partially frozen (source: docs/domain-facts.md §3)",
+            ("bone partially frozen", "docs/domain-facts.md §3"),
+        ),
         ("skin below 0 °C [sources: Prologo 2017]", ("skin below 0 °C", "Prologo 2017")),
         ("needle close to artery", ("needle close to artery", "–")),
         ({"text": "artery frozen", "source": "user setting"}, ("artery frozen", "user setting")),

@@ -34,15 +34,13 @@ from typing import Any
 
 import pandas as pd
 
-from cryoneuro.analysis.tidy import TidyData
+from cryoneuro.analysis.tidy import TidyData, file_of
 from cryoneuro.errors import InputError
 
 NO_REASON = "no reason recorded"
 
 
 def _where(data: TidyData, table: str, label: Any, column: str) -> str:
-    from cryoneuro.analysis.validate import file_of
-
     return f"{file_of(data, table)}, row {int(label) + 2}, column {column}"
 
 

@@ -480,3 +480,8 @@ def schema_markdown() -> str:
         ]
         lines.append("")
     return "\n".join(lines)
+
+
+def file_of(data: TidyData, table: str) -> str:
+    """The file a table was read from, for messages."""
+    return data.files.get(table, f"{data.source or 'data'}:{table}")

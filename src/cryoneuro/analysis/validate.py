@@ -52,7 +52,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from cryoneuro.analysis.tidy import TidyData
+from cryoneuro.analysis.tidy import TidyData, file_of
 from cryoneuro.errors import InputError
 
 STATUSES = ("screen_failed", "enrolled", "withdrawn", "lost_to_follow_up", "completed")
@@ -86,11 +86,6 @@ class Checked:
             [e.to_dict() for e in self.exclusions],
             columns=["table", "row", "participant_id", "rule", "detail"],
         )
-
-
-def file_of(data: TidyData, table: str) -> str:
-    """The file a table was read from, for messages."""
-    return data.files.get(table, f"{data.source or 'data'}:{table}")
 
 
 def _row(index_label: Any) -> int:

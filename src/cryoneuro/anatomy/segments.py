@@ -291,8 +291,8 @@ def on_grid_of(segments: Segments, reference) -> Segments:
         masks[name] = sitk.GetArrayFromImage(out).transpose(2, 1, 0) > 0
     return Segments(
         masks,
-        tuple(reference.GetSpacing()),  # type: ignore[arg-type]
-        tuple(reference.GetOrigin()),  # type: ignore[arg-type]
+        tuple(reference.GetSpacing()),
+        tuple(reference.GetOrigin()),
         np.asarray(reference.GetDirection(), float).reshape(3, 3),
         source=segments.source,
         colours=dict(segments.colours),

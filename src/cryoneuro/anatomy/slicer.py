@@ -102,7 +102,7 @@ def write_seg_nrrd(segments: Segments, path: str | Path) -> Path:
     seg = slicerio.create_segmentation(first.shape, segments.affine())
     seg["containedRepresentationNames"] = ["Binary labelmap"]
     for i, (name, mask) in enumerate(segments.masks.items()):
-        fields = {"id": f"Segment_{i + 1}", "name": name}
+        fields: dict[str, object] = {"id": f"Segment_{i + 1}", "name": name}
         if name in segments.colours:
             fields["color"] = [round(float(c), 6) for c in segments.colours[name]]
         slicerio.add_segment(seg, mask, fields)
@@ -121,7 +121,7 @@ def markups_line(
     description: str = "",
 ) -> dict:
     """A Slicer markups ``Line`` (LPS mm) from the tip to the skin entry."""
-    points = []
+    points: list[dict] = []
     for label, pos in (("tip", tip_mm), ("entry", entry_mm)):
         points.append(
             {

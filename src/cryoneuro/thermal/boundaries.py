@@ -159,7 +159,7 @@ def extra_face_sum(surfaces, free: np.ndarray) -> int:
 def _edge(shape, axis: int, shift: int) -> np.ndarray:
     """Cells whose rolled-in neighbour wrapped around the array (not a real neighbour)."""
     m = np.zeros(shape, bool)
-    sl = [slice(None)] * 3
+    sl: list[slice | int] = [slice(None)] * 3
     sl[axis] = 0 if shift == 1 else -1
     m[tuple(sl)] = True
     return m

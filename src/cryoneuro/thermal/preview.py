@@ -85,12 +85,13 @@ class SingleProbeTable:
 def _phases(protocol: Sequence[object]) -> list[Phase]:
     """Phases from tuples or from any phase object with ``kind``/``duration_s``/``temperature_c``
     (the 3D engine's :class:`cryoneuro.thermal.Phase` included)."""
-    items = [
-        (p.kind, p.duration_s) + (() if p.temperature_c is None else (p.temperature_c,))
-        if hasattr(p, "kind") and not isinstance(p, Phase)
-        else p
-        for p in protocol
-    ]
+    items: list = []
+    for p in protocol:
+        if hasattr(p, "kind") and not isinstance(p, Phase):
+            t = getattr(p, "temperature_c", None)
+            items.append((p.kind, p.duration_s, *(() if t is None else (t,))))  # type: ignore[attr-defined]
+        else:
+            items.append(p)
     return parse_protocol(items)
 
 

@@ -40,6 +40,11 @@ CACHE_S = 10.0
 _cached: tuple[float, int] | None = None
 
 
+def _pool() -> int:
+    """Numba's thread pool size (the most threads a run can use)."""
+    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+
+
 def free_cores(sample_s: float = SAMPLE_S) -> int:
     """Cores of this process's CPU set that were less than half busy over ``sample_s``."""
     import psutil
@@ -64,7 +69,7 @@ def choose_threads(now: float | None = None) -> int:
             from cryoneuro.errors import InputError
 
             raise InputError(f"CRYONEURO_THREADS must be a positive integer (got {env!r})")
-        return min(n, numba.config.NUMBA_NUM_THREADS)
+        return min(n, _pool())
     if ceiling <= 1:
         return 1
     now = time.monotonic() if now is None else now
@@ -81,7 +86,7 @@ def run_threads(n: int | None = None):
     """Run the block with ``n`` Numba threads (default :func:`choose_threads`), then restore."""
     before = numba.get_num_threads()
     n = choose_threads() if n is None else n
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(n, _pool())))
     try:
         yield numba.get_num_threads()
     finally:

@@ -12,35 +12,22 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from cryoneuro.registry.auth import WRITE_ROLES, Actor
 from cryoneuro.registry.errors import RegistryError, RegistryInputError
-from cryoneuro.registry.models.jobs import FINAL_STATES, Job, JobState
+from cryoneuro.registry.models.jobs import JobState
 from cryoneuro.registry.services import jobs as job_service
 from cryoneuro.registry.services import plan_files
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep
+from cryoneuro.web.procedure_pages import job_context, render_procedure
 
 router = APIRouter(include_in_schema=False)
 
 FIELDS = ("phantom", "gases", "offsets_mm", "shifts_mm", "freezes_s")
 
 
-def job_context(job: Job, actor: Actor, site_id: int) -> dict:
-    return {
-        "j": job,
-        "active": job.state not in FINAL_STATES,
-        "can_cancel": job.state not in FINAL_STATES
-        and not job.cancel_requested
-        and actor.role in WRITE_ROLES
-        and actor.can_access_site(site_id),
-    }
-
-
 @router.post("/procedures/{procedure_id}/plan-jobs", response_class=HTMLResponse)
 def queue_plan(
     procedure_id: int, request: Request, form: FormDep, session: SessionDep, actor: PageActor
 ) -> Response:
-    from cryoneuro.web.procedure_pages import render_procedure
-
     raw = {k: form.get(k, "") for k in FIELDS}
     try:
         job_service.enqueue_plan(session, actor, procedure_id, raw, form.get("reason", ""))

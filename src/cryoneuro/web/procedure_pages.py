@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from cryoneuro.registry.auth import WRITE_ROLES, Actor
 from cryoneuro.registry.errors import RegistryInputError
 from cryoneuro.registry.models import Procedure
+from cryoneuro.registry.models.jobs import FINAL_STATES, Job
 from cryoneuro.registry.services import plan_files
 from cryoneuro.web.deps import PageActor, SessionDep, UploadFormDep
 
@@ -84,7 +85,6 @@ def render_procedure(
     plan = procedure.plan or {}
     relief = plan.get("relief") if isinstance(plan.get("relief"), dict) else {}
     from cryoneuro.registry.services import jobs as job_service
-    from cryoneuro.web.job_pages import job_context
 
     plan_jobs = [
         job_context(j, actor, participant.site_id)
@@ -109,6 +109,17 @@ def render_procedure(
         phantoms=job_service.PHANTOMS,
         job_active=any(c["active"] for c in plan_jobs),
     )
+
+
+def job_context(job: Job, actor: Actor, site_id: int) -> dict:
+    return {
+        "j": job,
+        "active": job.state not in FINAL_STATES,
+        "can_cancel": job.state not in FINAL_STATES
+        and not job.cancel_requested
+        and actor.role in WRITE_ROLES
+        and actor.can_access_site(site_id),
+    }
 
 
 @router.get("/procedures/{procedure_id}", response_class=HTMLResponse)
