@@ -41,6 +41,8 @@ def test_choice_is_bounded_cached_and_overridable(monkeypatch):
         return 0
 
     monkeypatch.setattr(threads, "free_cores", fake_free)
+    # a 2-thread ceiling whatever an earlier test in this process left Numba at
+    monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 2)
     assert threads.choose_threads(now=100.0) == 1  # no free core: still one thread
     assert threads.choose_threads(now=100.0 + threads.CACHE_S / 2) == 1
     assert len(calls) == 1  # reused within the cache window

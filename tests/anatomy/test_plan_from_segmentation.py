@@ -52,6 +52,7 @@ segmentation = "seg.dcm"
 image = "ct"
 
 [plan]
+search = "grid"              # one candidate: keeps the test cheap
 gases = ["argon"]
 offsets_mm = [0]
 shifts_mm = [0]

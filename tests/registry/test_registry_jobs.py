@@ -161,9 +161,9 @@ def test_plan_job_that_cannot_plan_fails_once_with_its_error_shown(client) -> No
     final = json.loads(result.stdout)
     assert final["state"] == "failed"
     assert final["attempts"] == 1
-    assert "every candidate needle path crosses bone or an artery" in final["error"]
+    assert "every candidate needle path is refused" in final["error"]
     page = client.get(f"/procedures/{proc_id}").text
-    assert "Failed: morton_forefoot: every candidate needle path crosses bone" in page
+    assert "Failed: morton_forefoot: every candidate needle path is refused" in page
     assert [e.action for e in _job_events(registry, final["id"])] == [
         "job-queue",
         "job-start",
