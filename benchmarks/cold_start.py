@@ -32,7 +32,7 @@ HERE = Path(__file__).parent
 
 def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", check=True)
     return time.perf_counter() - t0, out.stdout
 
 

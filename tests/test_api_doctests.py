@@ -60,5 +60,7 @@ def test_import_is_lazy() -> None:
         "print(sorted(m for m in ('numpy', 'numba', 'cryoneuro.thermal', 'cryoneuro.api') "
         "if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True
+    )
     assert out.stdout.strip() == "[]"

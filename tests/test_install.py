@@ -61,7 +61,13 @@ def _cli_without(modules: tuple[str, ...], args: list[str], cwd: Path):
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=cwd,
+        env=env,
+        timeout=600,
     )
 
 
@@ -153,6 +159,7 @@ def _wheel_install_and_demo(tmp_path: Path) -> None:
         [str(bin_dir / "python"), "-m", "pip", "list", "--format=freeze"],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=True,
         env=env,
     ).stdout.lower()
@@ -164,6 +171,7 @@ def _wheel_install_and_demo(tmp_path: Path) -> None:
         [str(bin_dir / "cryoneuro"), "demo", "--out", str(tmp_path / "demo"), "--json"],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         cwd=tmp_path,
         env=env,
         timeout=1800,
@@ -176,6 +184,7 @@ def _wheel_install_and_demo(tmp_path: Path) -> None:
         [str(bin_dir / "cryoneuro"), "db", "upgrade", "--db", "sqlite:///r.db"],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         cwd=tmp_path,
         env=env,
         timeout=300,

@@ -52,6 +52,7 @@ def _cli_scores(*args: str) -> dict:
         ],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         check=True,
     )
     return json.loads(run.stdout)["scores"]

@@ -328,6 +328,7 @@ def test_visit_not_done_appears_with_its_reason_in_the_consort_flow_of_analyse(
         [sys.executable, "-m", "cryoneuro.cli", "analyse", str(export), "--out", str(out)],
         capture_output=True,
         text=True,
+        encoding="utf-8",
         env=env,
         timeout=600,
         check=False,
