@@ -54,7 +54,7 @@ def main() -> int:
     args = ap.parse_args()
     import numba
 
-    _run("1", 2.0)  # compile outside the timings
+    _run("1", args.voxel_mm)  # compile outside the timings
     rows = []
     for condition in ("idle", "one core busy"):
         stop = mp.Event()
