@@ -57,6 +57,8 @@ __all__ = [
 
 #: Bump when the table's content or meaning changes (old cache files are then ignored).
 TABLE_VERSION = 1
+#: Defaults of :func:`build_table`, shared with :func:`cached_table`'s cache key.
+CELL_MM, DT_S, REACH_MM, BODY_C = 0.4, 3.0, 16.0, 37.0
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,10 @@ def build_table(
     protocol: Sequence[Sequence[object] | Phase],
     device: DeviceDrive | None = None,
     tip_temperature_c: float | None = None,
-    body_temperature_c: float = 37.0,
-    cell_mm: float = 0.4,
-    dt_s: float = 3.0,
-    reach_mm: float = 16.0,
+    body_temperature_c: float = BODY_C,
+    cell_mm: float = CELL_MM,
+    dt_s: float = DT_S,
+    reach_mm: float = REACH_MM,
 ) -> SingleProbeTable:
     """Solve the r–z problem once and keep ``T(r, s)`` (see the module docstring).
 
@@ -243,10 +245,10 @@ def cached_table(
         phases,
         kwargs.get("device"),
         kwargs.get("tip_temperature_c"),
-        kwargs.get("body_temperature_c", 37.0),
-        kwargs.get("cell_mm", 0.4),
-        kwargs.get("dt_s", 3.0),
-        kwargs.get("reach_mm", 16.0),
+        kwargs.get("body_temperature_c", BODY_C),
+        kwargs.get("cell_mm", CELL_MM),
+        kwargs.get("dt_s", DT_S),
+        kwargs.get("reach_mm", REACH_MM),
     )
     key = hashlib.sha256(json.dumps(key_inputs, sort_keys=True).encode()).hexdigest()[:32]
     directory = Path(cache_dir) if cache_dir is not None else _cache_dir()
