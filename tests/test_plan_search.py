@@ -54,6 +54,24 @@ def test_cone_approach_spans_the_cone_and_its_centre_is_the_axis():
     assert max(tilts) > 18.0  # the search reaches the edge of the cone
 
 
+def test_the_depth_range_keeps_the_neuroma_inside_a_long_active_part():
+    """The active part's centre moves along the needle by ± the depth range: ± 4 mm for the
+    10 mm needles, ± 0.4 × 20 = 8 mm for the 20 mm needle of Cazzato 2016, so the neuroma (at
+    the aim point) stays inside the active part at both ends of the range."""
+    assert search.shift_range_mm(10.0) == 4.0
+    assert search.shift_range_mm(20.0) == pytest.approx(8.0)
+    appr = search.Approach("oblique", (0.0, 0.94, 0.342), 0.0)
+    target = np.array([1.0, 2.0, 3.0])
+    for active in (10.0, 20.0):
+        layout = search.Layout(appr, 1, 1, shift_mm=search.shift_range_mm(active))
+        assert layout.names == ["offset_a", "offset_b", "shift"]
+        for end in (0.0, 1.0):
+            dec = layout.decode(np.array([0.5, 0.5, end]), target)
+            along = (dec["centres"][0] - target) @ dec["direction"]
+            assert along == pytest.approx((2 * end - 1) * search.shift_range_mm(active))
+            assert abs(along) < active / 2  # the target is still inside the active part
+
+
 def test_a_plane_far_from_the_approach_axis_is_refused():
     with pytest.raises(InputError, match="ultrasound plane"):
         search.Approach("us", (0.0, 0.0, 1.0), 10.0, (0.0, 0.0, 0.0), (0.0, 0.5, 1.0))

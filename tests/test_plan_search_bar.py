@@ -1,6 +1,7 @@
-"""Issue 12 bar (planner): a plantar/oblique/distal plan with the published single-150 s argon
-protocol (Cazzato 2016) on the Morton phantom, and the continuous search at least as good as
-the original grid on both phantoms by the planner's own score.
+"""Issue 12 bar (planner): a feasible plantar plan on the Morton phantom, a plan with the
+published single-150 s argon protocol (Cazzato 2016) from the oblique approach (feasible, or
+refused in words naming what failed), and the continuous search at least as good as the
+original grid on both phantoms by the planner's own score.
 
 Each run is dozens of 3D simulations; coarse grids (1.4 mm screening, the 17G probe's
 diameter is 1.47 mm) keep them to minutes, so they are marked slow (they still run in CI).
@@ -54,6 +55,33 @@ def test_morton_plan_with_the_cazzato_protocol_from_a_non_dorsal_approach(tmp_pa
     else:
         assert plan.reasons
         assert all(("skin" in r) or ("nerve" in r) for r in plan.reasons)
+
+
+@pytest.mark.slow
+def test_morton_plan_from_the_plantar_approach_is_feasible(tmp_path):
+    """Asked for the plantar approach (the needle from the sole, within 20° of the plantar
+    normal) with the default protocol and boundaries, the planner returns a feasible plantar
+    plan: the nerve blocked, the skin above 0 °C — warmed by saline if it needed it, which the
+    plan then says (issue 12 bar: "the planner can return a plantar or oblique plan")."""
+    plan = plan_phantom(
+        morton_forefoot(), tmp_path, approach="plantar", n_sobol=8, n_local=4, **COARSE
+    )
+    assert plan.feasible, plan.reasons
+    (probe,) = plan.probes
+    axis = np.asarray(NAMED_APPROACHES["morton_forefoot"]["plantar"].axis)
+    tilt = np.degrees(np.arccos(np.clip(np.dot(probe.direction, axis), -1, 1)))
+    assert tilt <= 20.0 + 1e-6
+    assert probe.direction[2] < -0.9  # from the sole (z plantar -> dorsal), not the dorsum
+    assert plan.nerve["complete_block"]
+    skin = next(s for s in plan.safety if s["structure"] == "skin")
+    assert skin["min_temperature_c"] > 0.0
+    protection = plan.inputs["skin_protection"]
+    assert plan.inputs["boundaries"]["skin"] == (
+        "warm-saline" if protection["applied"] else "convective"
+    )
+    if protection["applied"]:
+        assert protection["unprotected_skin_min_c"] <= 0.0 < protection["protected_skin_min_c"]
+        assert any("skin-protection" in w for w in plan.warnings)
 
 
 @pytest.mark.slow

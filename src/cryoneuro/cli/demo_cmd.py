@@ -117,6 +117,14 @@ def demo_cmd(
     skin = next((s for s in plan.safety if s["structure"] == "skin"), None)
     if skin:
         out.print(f"  skin minimum {skin['min_temperature_c']:.1f} °C (limit 0 °C)")
+    protection = plan.inputs.get("skin_protection") or {}
+    if protection.get("tried"):
+        out.print(
+            "  skin protection: warm saline on the skin "
+            + ("applied" if protection["applied"] else "tried, not enough")
+            + f" (skin {protection['unprotected_skin_min_c']:.1f} °C without, "
+            f"{protection['protected_skin_min_c']:.1f} °C with)"
+        )
     if plan.relief:
         r = plan.relief
         out.print(

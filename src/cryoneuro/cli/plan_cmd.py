@@ -36,6 +36,7 @@ The anatomy case file::
     n_probes = 1                      # 1 or 2
     policy = "reversible-block"       # or "neuroma-ablation"
     skin = "convective"               # or "warm-saline", "adiabatic"
+    skin_protection = "if-needed"     # or "never": warm saline only when the skin would freeze
     arteries = "flowing"              # or "perfused"
     artery_velocity_m_s = 0.1         # user setting (Doppler)
 
@@ -125,6 +126,8 @@ class PlanSpec(_S):
     n_probes: Literal[1, 2] = 1
     policy: Literal["reversible-block", "neuroma-ablation"] = "reversible-block"
     skin: Literal["convective", "warm-saline", "adiabatic"] = "convective"
+    #: "if-needed": re-confirm with warm saline when the best blocking plan freezes the skin
+    skin_protection: Literal["if-needed", "never"] = "if-needed"
     arteries: Literal["flowing", "perfused"] = "flowing"
     artery_velocity_m_s: Annotated[float, Field(gt=0)] = 0.1
 
@@ -349,6 +352,7 @@ def plan_cmd(
                 arteries=spec.arteries,
                 artery_velocity_m_s=spec.artery_velocity_m_s,
             ),
+            skin_protection=spec.skin_protection,
             progress=lambda f, label: bar.update(task, completed=f, description=label),
         )
     if export_seg:

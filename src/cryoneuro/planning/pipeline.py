@@ -177,6 +177,17 @@ def protocol(freeze_s: float, thaw_s: float = THAW_S) -> list[Phase]:
 SKIN_OPTIONS = ("convective", "warm-saline", "adiabatic")
 ARTERY_OPTIONS = ("flowing", "perfused")
 SALINE_RADIUS_MM = 25.0
+#: When the best blocking plan freezes the convective skin: "if-needed" re-confirms the top
+#: candidates with warm saline on the skin and takes the protected plan when it is feasible,
+#: saying so in the plan, the report and a warning; "never" keeps the unprotected verdict.
+#: Source: "External skin warming is a critical technique for cutaneous protection when
+#: performing cryoablation of superficial tumors. Existing techniques for cutaneous protection
+#: include hydrodissection, pneumodissection, and application of warm, fluid-filled gloves"
+#: (Bode, Heithaus, Prologo, CIO 2021-22 poster "External Skin Warming During Cryoablation");
+#: the caveat goes into the warning: "Warm compress, saline and CO2 have shortcomings in
+#: protecting the skin" (pneumodissection series, Eur Radiol 2016, key points).
+SKIN_PROTECTION_OPTIONS = ("if-needed", "never")
+SKIN_PROTECTION = "if-needed"
 #: Mean blood velocity in the arteries (m/s): a user setting (measure it by Doppler). The
 #: default is of the order of mean velocities in small limb arteries; it sets the Nusselt
 #: film's entry-length term only (the fully developed limit, Nu = 3.66, does not depend on it).
@@ -578,6 +589,7 @@ def plan_phantom(
     n_sobol: int = search.N_SOBOL,
     n_local: int = search.N_LOCAL,
     seed: int = 0,
+    skin_protection: str = SKIN_PROTECTION,
 ) -> Plan:
     """Plan the phantom's neuroma.
 
@@ -591,7 +603,10 @@ def plan_phantom(
     ``freezes_s`` as two freeze–thaw cycles on the 17G sphere-class probe (the original
     planner). ``n_probes``: 1 or 2 (parallel needles). ``policy``: "reversible-block" or
     "neuroma-ablation". ``boundaries``: skin and artery treatment (:class:`Boundaries`; default
-    convective skin, flowing arteries).
+    convective skin, flowing arteries). ``skin_protection``: "if-needed" (default) re-confirms
+    the top candidates with warm saline on the skin when the best blocking plan freezes the
+    convective skin, and keeps the protected plan when it is feasible (``inputs
+    ["skin_protection"]`` records what was tried and why); "never" does not.
 
     Every candidate is screened on a ``screen_voxel_mm`` grid, the best ``confirm_top`` are
     re-simulated at ``confirm_voxel_mm``, and the choice is made on the confirmed results only.
@@ -619,6 +634,10 @@ def plan_phantom(
     if policy not in search.POLICIES:
         raise GeometryError(f"policy must be one of {search.POLICIES} (got '{policy}')")
     boundaries = boundaries or Boundaries()
+    if skin_protection not in SKIN_PROTECTION_OPTIONS:
+        raise GeometryError(
+            f"skin_protection must be one of {SKIN_PROTECTION_OPTIONS} (got '{skin_protection}')"
+        )
     if client is None and (scheduler or workers) and search_method == "grid":
         from cryoneuro.parallel import dask_client
 
@@ -643,6 +662,7 @@ def plan_phantom(
                 screen_voxel_mm=screen_voxel_mm,
                 confirm_voxel_mm=confirm_voxel_mm,
                 confirm_top=confirm_top,
+                skin_protection=skin_protection,
             )
     preset = (
         presets.get_preset(protocol)
@@ -698,7 +718,12 @@ def plan_phantom(
             search.Evaluation(np.zeros(0), c.score(), c, spec, trajs) for c, spec, trajs in screened
         ]
     else:
-        layout = search.Layout(appr, n_probes, len(preset.options))
+        layout = search.Layout(
+            appr,
+            n_probes,
+            len(preset.options),
+            shift_mm=search.shift_range_mm(builder.model.active_length_mm),
+        )
         budget = 1 + n_sobol + n_local
 
         def evaluate(x):
@@ -750,6 +775,28 @@ def plan_phantom(
                 0.99, f"confirming {n}/{min(confirm_top, len(simulated))} ({confirm_voxel_mm:g} mm)"
             )
     best = max(confirmed, key=Candidate.score)
+    protection: dict = {"rule": skin_protection, "applied": False}
+    if (
+        skin_protection == "if-needed"
+        and boundaries.skin == "convective"
+        and best.profile.complete_block
+        and not best.skin_margin_c > 0
+    ):
+        saline = replace(boundaries, skin="warm-saline")
+        fine_saline = Level(phantom, anat, confirm_voxel_mm, bounds, saline)
+        if progress:
+            progress(0.99, "skin protection: re-confirming with warm saline")
+        protected = [fine_saline.evaluate(phantom, c.spec, c.paths, policy) for c in confirmed]
+        best_saline = max(protected, key=Candidate.score)
+        protection.update(
+            tried="warm-saline",
+            unprotected_skin_min_c=round(float(best.skin_margin_c), 2),
+            protected_skin_min_c=round(float(best_saline.skin_margin_c), 2),
+            protected_block=bool(best_saline.profile.complete_block),
+        )
+        if best_saline.feasible:
+            protection["applied"] = True
+            best, fine, boundaries, confirmed = best_saline, fine_saline, saline, protected
     context = {
         "protocol_preset": preset.describe(),
         "search": {
@@ -767,6 +814,7 @@ def plan_phantom(
             "chosen": best.spec.describe if best.spec else {},
         },
         "boundaries": boundaries.as_dict(),
+        "skin_protection": protection,
         "vessel": fine.vessel_info,
     }
     return _assemble(
@@ -818,10 +866,20 @@ def _assemble(
             f"({injury.NEURAPRAXIA_C:g} °C)"
         )
     if best.profile.complete_block and not best.skin_margin_c > 0:
-        reasons.append(
-            f"the skin reaches {best.skin_margin_c:.1f} °C (limit 0 °C) with the best iceball that "
-            "blocks the nerve: protect the skin (warm saline) or change the approach"
-        )
+        tried = (context.get("skin_protection") or {}).get("tried")
+        if tried:
+            saline = context["skin_protection"]
+            reasons.append(
+                f"the skin reaches {best.skin_margin_c:.1f} °C (limit 0 °C) with the best iceball "
+                f"that blocks the nerve, and {saline['protected_skin_min_c']:.1f} °C with warm "
+                "saline on the skin: change the approach or the protocol"
+            )
+        else:
+            reasons.append(
+                f"the skin reaches {best.skin_margin_c:.1f} °C (limit 0 °C) with the best "
+                "iceball that blocks the nerve: protect the skin (warm saline) or change the "
+                "approach"
+            )
     relief = relief_for(phantom, best.profile, procedure_date)
     paths = best.paths
     overlay = plot_plan_overlays(
@@ -844,7 +902,12 @@ def _assemble(
     vessel_info = dict(context.get("vessel") or {})
     if level is not None:
         warn = plan_warnings.plan_warnings(
-            best, level, boundaries=boundaries, vessel_info=vessel_info, trajectories=paths
+            best,
+            level,
+            boundaries=boundaries,
+            vessel_info=vessel_info,
+            trajectories=paths,
+            protection=context.get("skin_protection"),
         )
         drop = plan_warnings.blood_temperature_drop(best, vessel_info)
         if drop is not None:

@@ -183,6 +183,37 @@ def _quantity_table(title: str, values: dict) -> Table:
     return Table(title, ["quantity", "value"], rows, widths=[3.0, 1.0])
 
 
+def boundaries_table(plan: Plan) -> Table:
+    """How the skin and the arteries were modelled, and whether the plan needs skin warming."""
+    b = plan.inputs.get("boundaries") or {}
+    protection = plan.inputs.get("skin_protection") or {}
+    skin = {
+        "convective": f"room air (h = {b.get('skin_h_w_m2k', 0):g} W/m²/K at "
+        f"{b.get('room_c', 0):g} °C)",
+        "warm-saline": f"warm saline held at {b.get('saline_c', 0):g} °C within "
+        f"{b.get('saline_radius_mm', 0):g} mm of each entry",
+        "adiabatic": "adiabatic (no heat exchange: the model before issue 12)",
+    }.get(b.get("skin", ""), "not recorded (plan made before boundaries were recorded)")
+    rows = [["skin", skin]]
+    if protection.get("tried"):
+        applied = protection.get("applied")
+        rows.append(
+            [
+                "skin protection",
+                ("applied: " if applied else "tried, not enough: ")
+                + f"skin minimum {protection['unprotected_skin_min_c']:.1f} °C without, "
+                f"{protection['protected_skin_min_c']:.1f} °C with warm saline",
+            ]
+        )
+    arteries = {
+        "flowing": f"flowing blood at 37 °C ({b.get('artery_velocity_m_s', 0):g} m/s), open "
+        "while the model runs",
+        "perfused": "perfusion sink that stops once frozen",
+    }.get(b.get("arteries", ""), "not recorded")
+    rows.append(["arteries", arteries])
+    return Table("Thermal boundaries", ["surface", "model"], rows, widths=[1.6, 6.0])
+
+
 def nerve_table(plan: Plan) -> Table:
     return _quantity_table("Block along the nerve", plan.nerve)
 
@@ -286,6 +317,7 @@ def report_tables(plan: Plan) -> list[Table]:
         probes_table(plan),
         protocol_table(plan),
         trajectory_table(plan),
+        boundaries_table(plan),
         isotherms_table(plan),
         nerve_table(plan),
         coverage_table(plan),

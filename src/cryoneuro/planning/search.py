@@ -54,6 +54,17 @@ REFUSED = -1.0e5
 #: placed 5–15 mm apart, so that their iceballs merge: *check*, planning convention).
 LATERAL_MM = 3.0
 SHIFT_MM = 4.0
+#: For longer active parts the depth range grows with them: ± this fraction of the active
+#: length (the neuroma then stays inside the active part: 0.4 × 20 mm = ± 8 mm for the 20 mm
+#: needle of Cazzato 2016, so its freezing zone can be kept away from the entry's skin).
+SHIFT_FRACTION_OF_ACTIVE = 0.4
+
+
+def shift_range_mm(active_length_mm: float) -> float:
+    """The ± depth range of the active part's centre for a needle of this active length."""
+    return max(SHIFT_MM, SHIFT_FRACTION_OF_ACTIVE * active_length_mm)
+
+
 SPACING_MM = (5.0, 12.0)
 #: Default budget: Sobol points and Nelder–Mead evaluations (about the old grid's 24).
 N_SOBOL = 16
@@ -213,6 +224,8 @@ class Layout:
     n_probes: int
     n_options: int
     names: list[str] = field(default_factory=list)
+    #: ± depth range of the active part's centre along the needle (mm)
+    shift_mm: float = SHIFT_MM
 
     def __post_init__(self) -> None:
         a = self.approach
@@ -261,7 +274,7 @@ class Layout:
             )
             phi = math.pi * v.get("separation_angle", 0.0)
             sep = math.cos(phi) * e1 + math.sin(phi) * e2
-        centre = aim + (2 * v["shift"] - 1) * SHIFT_MM * d
+        centre = aim + (2 * v["shift"] - 1) * self.shift_mm * d
         option = min(int(v.get("option", 0.0) * self.n_options), self.n_options - 1)
         if self.n_probes == 2:
             spacing = SPACING_MM[0] + v["spacing"] * (SPACING_MM[1] - SPACING_MM[0])
@@ -275,7 +288,7 @@ class Layout:
             "centres": centres,
             "option": option,
             "offset_mm": float(np.linalg.norm(aim - target)),
-            "shift_mm": float((2 * v["shift"] - 1) * SHIFT_MM),
+            "shift_mm": float((2 * v["shift"] - 1) * self.shift_mm),
             "tilt_deg": tilt_deg,
             "spacing_mm": spacing,
         }

@@ -50,6 +50,17 @@ RULES: dict[str, Rule] = {
             f"complication: two chilblain-type lesions (CIRSE grade 2) in {CVIR_2024}",
         ),
         Rule(
+            "skin-protection",
+            "the plan relies on warm saline (or warm water-soaked gauze) on the skin over the "
+            "iceball: without it the skin freezes; if the skin cannot be warmed, the plan is "
+            "not safe as shown",
+            "source",
+            "'External skin warming is a critical technique for cutaneous protection when "
+            "performing cryoablation of superficial tumors' (Bode, Heithaus, Prologo, CIO "
+            "2021-22 poster); 'Warm compress, saline and CO2 have shortcomings in protecting "
+            "the skin' (pneumodissection series, Eur Radiol 2016)",
+        ),
+        Rule(
             "bone-cold",
             "bone partially or completely frozen: reported, not forbidden",
             "user setting",
@@ -132,8 +143,11 @@ def _state_text(name: str, min_c: float, liq: float, sol: float) -> str:
     )
 
 
-def plan_warnings(best, level, *, boundaries, vessel_info: dict, trajectories) -> list[str]:
-    """All warnings of the chosen candidate, each ending with its rule tag (id; basis; ref)."""
+def plan_warnings(
+    best, level, *, boundaries, vessel_info: dict, trajectories, protection: dict | None = None
+) -> list[str]:
+    """All warnings of the chosen candidate, each ending with its rule tag (id; basis; ref).
+    ``protection``: the planner's skin-protection record (warned about when applied)."""
     out: list[str] = []
     masks = {k: m & best.result.tissue_mask for k, m in level.structures.items()}
     for s in best.safety:
@@ -166,6 +180,14 @@ def plan_warnings(best, level, *, boundaries, vessel_info: dict, trajectories) -
                     "(arteries = 'perfused'): use 'flowing' for a vessel that keeps flowing "
                     + RULES["artery-wall-cold"].tag()
                 )
+    if protection and protection.get("applied"):
+        out.append(
+            "skin protection needed: warm saline on the skin within "
+            f"{boundaries.saline_radius_mm:g} mm of the entry, held at {boundaries.saline_c:g} °C "
+            f"in the model; without it the skin reaches "
+            f"{protection['unprotected_skin_min_c']:.1f} °C, with it "
+            f"{protection['protected_skin_min_c']:.1f} °C " + RULES["skin-protection"].tag()
+        )
     drop = blood_temperature_drop(best, vessel_info)
     if drop is not None and drop >= bd.BLOOD_C_IN - bd.BLOOD_FREEZING_ONSET_C:
         out.append(
