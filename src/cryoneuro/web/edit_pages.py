@@ -31,6 +31,7 @@ from cryoneuro.registry.services import clinical, participants
 from cryoneuro.registry.services.participants import valid_id
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep
 from cryoneuro.web.forms import FormField, choices, fill, nest, validate
+from cryoneuro.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -175,8 +176,6 @@ def edit_page(
     session: SessionDep,
     actor: PageActor,
 ) -> Response:
-    from cryoneuro.web.pages import render
-
     row, participant = _row(session, actor, table[:40], row_id)
     fields = [*_fields(table), _reason_field()]
     errors: dict[str, str] = {}
@@ -225,8 +224,6 @@ def withdraw_page(
     session: SessionDep,
     actor: PageActor,
 ) -> Response:
-    from cryoneuro.web.pages import render
-
     participant = participants.get_participant(session, actor, participant_id)
     actor.require_write(participant.site_id)
     fields = [

@@ -21,7 +21,7 @@ from cryoneuro.registry.auth import WRITE_ROLES
 from cryoneuro.registry.db import transaction
 from cryoneuro.registry.errors import ConflictError, RegistryInputError
 from cryoneuro.registry.instruments_bridge import INSTRUMENT_LABELS, ITEM_SPECS
-from cryoneuro.registry.models import EproAlert, Participant
+from cryoneuro.registry.models import EproAlert, Participant, Study
 from cryoneuro.registry.models.epro import CHANGE_SINCE_PROCEDURE
 from cryoneuro.registry.services import epro, epro_site
 from cryoneuro.registry.services.participants import get_participant
@@ -249,8 +249,6 @@ def _staff_page(
         .filter(EproAlert.participant_id == participant.id)
         .order_by(EproAlert.id)
     )
-    from cryoneuro.registry.models import Study
-
     study = session.get(Study, participant.study_id)
     return render(
         request,

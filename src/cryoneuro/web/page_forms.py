@@ -24,6 +24,7 @@ from cryoneuro.registry.models import (
     Anaesthesia,
     Gas,
     ImagingModality,
+    MissingCode,
     NeuromaType,
     Participant,
     ReinterventionKind,
@@ -196,8 +197,6 @@ def _followup_fields(session: Session, p: Participant, _flat: dict) -> list[Form
 
 def _blank_code_field(instrument: str) -> FormField:
     """Why this instrument's blank items have no value (issue 14: HL7 DataAbsentReason)."""
-    from cryoneuro.registry.models import MissingCode
-
     return FormField(
         f"missing_blank.{instrument}",
         "items left blank were",

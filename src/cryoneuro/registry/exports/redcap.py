@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
-from cryoneuro.registry.exports.csvsafe import safe_cell
+from cryoneuro.registry.csvsafe import safe_cell
 from cryoneuro.registry.instruments_bridge import ITEM_SPECS
 from cryoneuro.registry.models import (
     AEOutcome,
@@ -25,6 +25,8 @@ from cryoneuro.registry.models import (
     SafetyCategory,
     Severity,
     Sex,
+    Site,
+    Study,
 )
 from cryoneuro.registry.services.participants import list_participants
 
@@ -173,8 +175,6 @@ def _code(name: str, value: Any) -> Any:
 def records(session: Session, actor: Actor) -> list[dict[str, Any]]:
     """One enrolment row per participant plus one row per repeating-instrument instance."""
     actor.require(EXPORT_ROLES, "export data")
-    from cryoneuro.registry.models import Site, Study
-
     study_rows = {s.id: s for s in session.query(Study)}
     studies = {i: s.code for i, s in study_rows.items()}
     sites = {s.id: s.code for s in session.query(Site)}

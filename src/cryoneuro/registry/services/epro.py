@@ -55,6 +55,7 @@ from cryoneuro.registry.models import (
 )
 from cryoneuro.registry.models.epro import CHANGE_SINCE_PROCEDURE
 from cryoneuro.registry.schemas import FollowUpIn
+from cryoneuro.registry.services.clinical import record_followup
 from cryoneuro.registry.services.participants import get_participant
 from cryoneuro.registry.settings import RegistrySettings
 
@@ -431,8 +432,6 @@ def submit(
         raise RegistryInputError(
             "Please say how your pain has changed since the procedure.", "change_since_procedure"
         )
-    from cryoneuro.registry.services.clinical import record_followup
-
     link = opened.link
     actor = participant_actor(opened.participant)
     reason = SOURCE_REASON.format(id=link.id)
