@@ -139,19 +139,15 @@ def data_dictionary() -> list[dict[str, Any]]:
         _field("visit_date", "followup", "text", "Visit date", "", "date_ymd"),
     ]
     for instrument, items in ITEM_SPECS.items():
-        for item, (lo, hi, _required) in items.items():
-            rows.append(
-                _field(
-                    f"{instrument}_{item}",
-                    "followup",
-                    "text",
-                    f"{instrument.upper()} {item}",
-                    "",
-                    "integer",
-                    lo,
-                    hi,
-                )
-            )
+        for name, item in items.items():
+            variable, label = f"{instrument}_{name}", f"{instrument.upper()} {name}"
+            if item.kind == "choice":  # the raw value is the instrument's code itself
+                choices = " | ".join(f"{c}, {c}" for c in item.choices)
+                rows.append(_field(variable, "followup", "dropdown", label, choices))
+                continue
+            validation = "integer" if item.kind == "integer" else "number"
+            low, high = ("" if v is None else f"{v:g}" for v in (item.min, item.max))
+            rows.append(_field(variable, "followup", "text", label, "", validation, low, high))
     rows += [
         _field("onset_date", "adverse_event", "text", "Onset date", "", "date_ymd"),
         _field(
