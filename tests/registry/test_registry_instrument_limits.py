@@ -134,7 +134,16 @@ def test_stump_and_mobility_are_recorded_through_the_followup_form(client) -> No
     assert r.status_code == 201, r.text
     pid = r.json()["id"]
     url = f"/participants/{pid}/followup"
-    token = TOKEN.search(client.get(url).text).group(1)
+    page = client.get(url).text
+    token = TOKEN.search(page).group(1)
+    # the form offers the instrument's choices for the aid and decimals for the distance
+    aid = re.search(r'<select name="answers.mobility.aid".*?</select>', page, re.S).group(0)
+    assert re.findall(r'<option value="([a-z]+)"', aid) == list(
+        INSTRUMENTS["mobility"].item("aid").choices
+    )
+    distance = re.search(r'<input[^>]*name="answers.mobility.walking_distance_m"[^>]*>', page)
+    assert 'step="any"' in distance.group(0)
+    assert 'max="100000"' in distance.group(0)
     visit = followup()
     form = {
         "visit_code": visit["visit_code"],
