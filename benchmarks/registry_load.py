@@ -106,10 +106,12 @@ def seed(url: str, participants: int) -> dict[str, list[int]]:
     """Migrate, create the demo studies/users and enrol ``participants`` (half per site)."""
     import datetime as dt
 
+    from cryoneuro.registry.audit import make_sessionmaker
     from cryoneuro.registry.auth import Actor
-    from cryoneuro.registry.db import make_engine, make_sessionmaker
+    from cryoneuro.registry.database_keys import check_startup
+    from cryoneuro.registry.db import make_engine
     from cryoneuro.registry.demo import seed_demo
-    from cryoneuro.registry.keys import check_startup, write_key_file
+    from cryoneuro.registry.keys import write_key_file
     from cryoneuro.registry.migrate import upgrade
     from cryoneuro.registry.models import User
     from cryoneuro.registry.nhs import nhs_check_digit

@@ -32,9 +32,10 @@ from cryoneuro.registry.db import transaction
 from cryoneuro.registry.errors import RegistryInputError
 from cryoneuro.registry.models import Participant, RandomisationSlot, RandomisationStratum
 from cryoneuro.registry.nhs import normalise_nhs_number
-from cryoneuro.registry.randomisation import permuted_block, randomise
+from cryoneuro.registry.randomisation import permuted_block
 from cryoneuro.registry.schemas import EnrolmentIn
 from cryoneuro.registry.services import participants
+from cryoneuro.registry.services.allocation import randomise
 
 nine_digits = st.text(alphabet="0123456789", min_size=9, max_size=9)
 

@@ -131,7 +131,7 @@ def test_enrol_to_export_in_chromium(live_server, browser_page, tmp_path) -> Non
     page.fill("[name='answers.nrs.pain']", "11")
     page.click("#submit")
     error = page.locator("[id='error-answers.nrs.pain']")
-    assert "between 0 and 10" in error.inner_text()
+    assert "0–10" in error.inner_text()
     page.fill("[name='answers.nrs.pain']", "2")
     page.click("#submit")
     page.wait_for_url("**/participants/*")

@@ -87,7 +87,8 @@ CRASH = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from registry_helpers import enrolment
     from cryoneuro.registry.auth import Actor
-    from cryoneuro.registry.db import make_engine, make_sessionmaker, begin_write
+    from cryoneuro.registry.audit import make_sessionmaker
+    from cryoneuro.registry.db import begin_write, make_engine
     from cryoneuro.registry.models import User
     from cryoneuro.registry.schemas import EnrolmentIn
     from cryoneuro.registry.services import participants

@@ -309,7 +309,7 @@ def test_edit_and_withdraw_pages(client) -> None:
     }
     bad = client.post(f"/records/followup_visit/{ids['visit']}/edit", data=visit_form)
     assert bad.status_code == 422
-    assert re.search(r'id="error-answers.nrs.pain"[^>]*>[^<]*between 0 and 10', bad.text)
+    assert re.search(r'id="error-answers.nrs.pain"[^>]*>[^<]*0–10', bad.text)
     ok = client.post(
         f"/records/followup_visit/{ids['visit']}/edit",
         data={**visit_form, "answers.nrs.pain": "4"},

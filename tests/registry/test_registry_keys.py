@@ -141,8 +141,8 @@ def test_serve_refuses_without_keys_and_with_bad_or_foreign_keys(tmp_path: Path)
 def test_legacy_database_refuses_an_identifier_key_that_cannot_read_it(registry) -> None:
     """A database from before the fingerprint, holding NHS numbers: only the key that
     encrypted them is accepted (else duplicate detection would silently stop working)."""
+    from cryoneuro.registry.database_keys import check_database_keys
     from cryoneuro.registry.db import transaction
-    from cryoneuro.registry.keys import check_database_keys
     from cryoneuro.registry.schemas import EnrolmentIn
     from cryoneuro.registry.services import participants
 

@@ -10,9 +10,9 @@ import statistics
 import pytest
 from registry_helpers import enrolment, followup, nhs_numbers
 
-from cryoneuro.registry.randomisation import randomise
 from cryoneuro.registry.schemas import EnrolmentIn, FollowUpIn
 from cryoneuro.registry.services import clinical, participants
+from cryoneuro.registry.services.allocation import randomise
 from cryoneuro.registry.services.dashboard import mean_ci, outcome_summary
 
 TODAY = dt.date.today()

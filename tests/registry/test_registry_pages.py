@@ -94,7 +94,7 @@ def test_followup_errors_are_shown_beside_the_field(client) -> None:
     }
     r = client.post(url, data=form)
     assert r.status_code == 422
-    assert re.search(r'id="error-answers.nrs.pain"[^>]*>[^<]*between 0 and 10', r.text)
+    assert re.search(r'id="error-answers.nrs.pain"[^>]*>[^<]*0–10', r.text)
     assert 'value="12"' in r.text  # the user's answer is kept for correction
     form["answers.nrs.pain"] = "4"
     r = client.post(url, data=form, follow_redirects=False)

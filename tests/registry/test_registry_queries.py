@@ -72,7 +72,7 @@ def test_query_raised_corrected_and_closed_is_audited_step_by_step(client) -> No
     )
     assert bad.status_code == 422
     assert bad.json()["field"] == "answers.nrs.pain"
-    assert "between 0 and 10" in bad.json()["detail"]
+    assert "0–10" in bad.json()["detail"]
     assert client.get(f"/api/queries/{qid}").json()["status"] == "open"
 
     good = client.post(

@@ -12,9 +12,10 @@ from sqlalchemy import select
 from cryoneuro.registry.db import transaction
 from cryoneuro.registry.errors import RandomisationError
 from cryoneuro.registry.models import AuditEntry, Participant, RandomisationSlot
-from cryoneuro.registry.randomisation import permuted_block, randomise
+from cryoneuro.registry.randomisation import permuted_block
 from cryoneuro.registry.schemas import EnrolmentIn
 from cryoneuro.registry.services import participants
+from cryoneuro.registry.services.allocation import randomise
 
 
 def test_blocks_are_balanced_sizes_two_four_and_six_and_depend_on_the_secret() -> None:

@@ -56,8 +56,9 @@ def _settings(db: str | None, key_file: str | None = None):
 
 def _keyed_factory(settings):
     """Engine and session factory with the key file's keys, checked against the database."""
-    from cryoneuro.registry.db import make_engine, make_sessionmaker
-    from cryoneuro.registry.keys import check_startup
+    from cryoneuro.registry.audit import make_sessionmaker
+    from cryoneuro.registry.database_keys import check_startup
+    from cryoneuro.registry.db import make_engine
 
     settings = settings.load_keys()
     engine = make_engine(settings.db_url)
@@ -96,7 +97,7 @@ def serve(
     import uvicorn
 
     from cryoneuro.errors import InputError
-    from cryoneuro.registry.keys import DEV_WARNING
+    from cryoneuro.registry.database_keys import DEV_WARNING
     from cryoneuro.registry.migrate import upgrade as run_upgrade
     from cryoneuro.web import create_app
 
@@ -287,7 +288,7 @@ def seed_demo(
 @user_errors
 def keys_rotate_session(db: str | None = DB_OPTION, key_file: str | None = KEY_FILE_OPTION) -> None:
     """Replace the session key: every session and reset link ends (audited)."""
-    from cryoneuro.registry.keys import rotate_session_key
+    from cryoneuro.registry.database_keys import rotate_session_key
 
     settings, engine, factory = _keyed_factory(_settings(db, key_file))
     try:

@@ -34,17 +34,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, func, insert, inspect, select, update
+from sqlalchemy import Engine, event, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from cryoneuro.registry.auth import AUDIT_ROLES, Actor
+from cryoneuro.registry.csvsafe import safe_row
+from cryoneuro.registry.db import write_engine
 from cryoneuro.registry.errors import (
     AuditTamperError,
     ConflictError,
     ReasonForChangeRequiredError,
     RegistryError,
 )
+from cryoneuro.registry.keys import RegistryKeys
 from cryoneuro.registry.models import (
     AuditEntry,
     Base,
@@ -87,6 +90,18 @@ class RegistrySession(Session):
         raise ConflictError(
             "this record was saved by another request at the same moment; reload to see it"
         ) from None
+
+
+def make_sessionmaker(engine: Engine, keys: RegistryKeys | None = None) -> sessionmaker[Session]:
+    """Audited sessions (:class:`RegistrySession`) that keep loaded attributes after commit
+    (pages render after the commit).
+
+    ``keys`` gives the audit key that chains audit entries (see the module docstring); a
+    session without it can read but cannot write audited changes. It lives here, beside the
+    session class it makes, rather than in db.py, which stays below the audit trail.
+    """
+    info = {"audit_key": keys.audit_key} if keys is not None else {}
+    return sessionmaker(bind=engine, class_=RegistrySession, expire_on_commit=False, info=info)
 
 
 @contextmanager
@@ -464,8 +479,6 @@ def log_event(
     if not session.info.get(READ_ONLY):
         append_entries(session, [row])
         return
-    from cryoneuro.registry.db import write_engine
-
     info = {k: v for k, v in session.info.items() if k != READ_ONLY}
     own = RegistrySession(bind=write_engine(session.get_bind()), info=info)
     try:
@@ -521,8 +534,6 @@ def list_audit(
 
 def audit_csv(session: Session, actor: Actor) -> str:
     """The trail the actor may read, as CSV (old/new values as JSON text), oldest first."""
-    from cryoneuro.registry.exports.csvsafe import safe_row
-
     actor.require(AUDIT_ROLES, "export the audit trail")
     buffer = io.StringIO()
     writer = csv.writer(buffer)

@@ -1,4 +1,4 @@
-"""Engine and session factory.
+"""Engines and writing transactions.
 
 SQLite runs with WAL and foreign keys on; every writing transaction (:func:`transaction`)
 starts with ``BEGIN IMMEDIATE``: the write lock is taken at the start, so two writers never
@@ -12,6 +12,9 @@ lock (SQLite's busy handler retries with back-off for that long) and at most
 :class:`ServiceBusyError`, which the web app answers with 503 and ``Retry-After`` instead of
 a 500. Request bodies are read before any session is opened (web/middleware.py), so a lock
 is only ever held while the server works, never while a client is sending.
+
+This module is the bottom of the registry: it imports neither the audit trail nor the keys.
+Audited sessions are made by :func:`cryoneuro.registry.audit.make_sessionmaker`.
 """
 
 from __future__ import annotations
@@ -19,15 +22,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cryoneuro.registry.errors import RegistryError
-
-if TYPE_CHECKING:
-    from cryoneuro.registry.keys import RegistryKeys
 
 #: Execution option asking SQLite for BEGIN IMMEDIATE (ignored by PostgreSQL).
 IMMEDIATE = "cryoneuro_immediate"
@@ -45,9 +47,6 @@ class ServiceBusyError(RegistryError):
 
 def is_busy(exc: BaseException) -> bool:
     """Whether a database error means "too busy now, retry" (lock or pool timeout)."""
-    from sqlalchemy.exc import OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-
     if isinstance(exc, PoolTimeoutError):
         return True
     if isinstance(exc, OperationalError):
@@ -122,18 +121,6 @@ def _configure_sqlite(engine: Engine) -> None:
 
     event.listen(engine, "commit", _release)
     event.listen(engine, "rollback", _release)
-
-
-def make_sessionmaker(engine: Engine, keys: RegistryKeys | None = None) -> sessionmaker[Session]:
-    """Sessions that keep loaded attributes after commit (pages render after the commit).
-
-    ``keys`` gives the audit key that chains audit entries (audit.py); a session without it
-    can read but cannot write audited changes.
-    """
-    from cryoneuro.registry.audit import RegistrySession
-
-    info = {"audit_key": keys.audit_key} if keys is not None else {}
-    return sessionmaker(bind=engine, class_=RegistrySession, expire_on_commit=False, info=info)
 
 
 def write_engine(engine: Engine) -> Engine:

@@ -5,12 +5,19 @@ test studies: they accept the NHS test-range numbers (999…) and nothing real b
 from __future__ import annotations
 
 import datetime as dt
+import random
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.db import transaction
-from cryoneuro.registry.services import setup
+from cryoneuro.registry.errors import ConflictError, RegistryInputError
+from cryoneuro.registry.models import Participant, Study
+from cryoneuro.registry.nhs import nhs_check_digit
+from cryoneuro.registry.schemas import EnrolmentIn, FollowUpIn, ProcedureIn
+from cryoneuro.registry.services import clinical, participants, setup
+from cryoneuro.registry.services.allocation import randomise
 from cryoneuro.registry.settings import RegistrySettings
 
 DEMO_USERS = [
@@ -70,8 +77,6 @@ VISIT_DAYS = {"baseline": 0, "w2": 14, "m1": 30, "m3": 91, "m6": 182, "m12": 365
 
 
 def _sample_nhs(count: int) -> list[str]:
-    from cryoneuro.registry.nhs import nhs_check_digit
-
     found: list[str] = []
     n = SAMPLE_NHS_START
     while len(found) < count:
@@ -121,16 +126,6 @@ def seed_sample_data(
     through the services (validated and audited as the 'system' user) in one transaction.
     Refused when the demo studies already hold participants, so it never doubles them.
     """
-    import random
-
-    from sqlalchemy import func, select
-
-    from cryoneuro.registry.errors import ConflictError, RegistryInputError
-    from cryoneuro.registry.models import Participant, Study
-    from cryoneuro.registry.randomisation import randomise
-    from cryoneuro.registry.schemas import EnrolmentIn, FollowUpIn, ProcedureIn
-    from cryoneuro.registry.services import clinical, participants
-
     if not 1 <= count <= 200:
         raise RegistryInputError("--participants: give 1 to 200", "count")
     today = today or dt.date.today()

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+from cryoneuro.registry.db import make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -28,10 +31,6 @@ def upgrade(db_url: str, revision: str = "head") -> None:
 
 def current_revision(db_url: str) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    from alembic.runtime.migration import MigrationContext
-
-    from cryoneuro.registry.db import make_engine
-
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:

@@ -15,11 +15,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from cryoneuro.planning.plan import Plan
 from cryoneuro.registry.models import (
     AEOutcome,
     Anaesthesia,
@@ -151,10 +153,6 @@ class ProcedureIn(Strict):
         ``{"warnings": 5}``) broke the procedure page for everyone."""
         if value is None:
             return None
-        from pydantic import ValidationError
-
-        from cryoneuro.planning.plan import Plan
-
         try:
             return Plan.model_validate(value).model_dump(mode="json")
         except ValidationError as exc:

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cryoneuro.registry.auth import PASSWORD_RULE, RESET_MAX_AGE_S
-from cryoneuro.registry.errors import RegistryInputError
+from cryoneuro.registry.errors import ConflictError, RegistryInputError
 from cryoneuro.registry.services import accounts
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep, SettingsDep
+from cryoneuro.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -21,8 +22,6 @@ router = APIRouter(include_in_schema=False)
 def reset_url(request: Request, token: str) -> str:
     """The link from the configured public address, never from the request's Host header
     (a spoofed Host would send the token to someone else's server)."""
-    from cryoneuro.registry.errors import ConflictError
-
     base = request.app.state.settings.public_base_url.strip().rstrip("/")
     if not base.startswith(("https://", "http://")):
         raise ConflictError(
@@ -34,8 +33,6 @@ def reset_url(request: Request, token: str) -> str:
 
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_page(request: Request, session: SessionDep, actor: PageActor) -> HTMLResponse:
-    from cryoneuro.web.pages import render
-
     return render(
         request,
         "users.html",
@@ -56,8 +53,6 @@ def issue_link(
     settings: SettingsDep,
     actor: PageActor,
 ) -> HTMLResponse:
-    from cryoneuro.web.pages import render
-
     token = accounts.issue_reset_token(session, settings, actor, user_id)
     session.commit()
     users = accounts.list_users(session, actor)
@@ -76,8 +71,6 @@ def issue_link(
 def reset_page(
     token: str, request: Request, data: FormDep, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    from cryoneuro.web.pages import render
-
     user = accounts.check_reset_token(session, settings, token[:600])
     errors: dict[str, str] = {}
     if request.method == "POST":

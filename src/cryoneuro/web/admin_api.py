@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from pydantic import Field, StringConstraints
 
 from cryoneuro.registry.auth import Actor
+from cryoneuro.registry.errors import NotFoundError
 from cryoneuro.registry.models import Role
 from cryoneuro.registry.schemas import Code, Reason, Short, Strict
 from cryoneuro.registry.services import admin, setup
@@ -163,8 +164,6 @@ def set_active(user_id: int, body: ActiveIn, session: SessionDep, actor: ApiActo
 
 
 def _checked(user_id: int) -> int:
-    from cryoneuro.registry.errors import NotFoundError
-
     if not 0 < user_id <= 2**31 - 1:
         raise NotFoundError(f"no user with id {user_id}")
     return user_id

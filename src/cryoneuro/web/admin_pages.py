@@ -17,6 +17,7 @@ from cryoneuro.registry.errors import RegistryError, RegistryInputError
 from cryoneuro.registry.models import Role, Site, Study, User
 from cryoneuro.registry.services import admin, setup
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep, SettingsDep
+from cryoneuro.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 ADMIN = frozenset({Role.administrator})
@@ -30,8 +31,6 @@ def _page(
     error: str = "",
     field: str | None = None,
 ) -> HTMLResponse:
-    from cryoneuro.web.pages import render
-
     return render(
         request,
         "admin.html",

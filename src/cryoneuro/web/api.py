@@ -13,8 +13,9 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import StringConstraints
 
 from cryoneuro.registry import audit
+from cryoneuro.registry.auth import EXPORT_ROLES, RESET_MAX_AGE_S
+from cryoneuro.registry.errors import NotFoundError
 from cryoneuro.registry.exports import deidentified, fhir, redcap, tidy
-from cryoneuro.registry.randomisation import randomise
 from cryoneuro.registry.schemas import (
     AdverseEventIn,
     EditIn,
@@ -26,9 +27,11 @@ from cryoneuro.registry.schemas import (
     Strict,
     WithdrawalIn,
 )
-from cryoneuro.registry.services import clinical, participants, plan_files
+from cryoneuro.registry.services import accounts, clinical, participants, plan_files
+from cryoneuro.registry.services.allocation import emergency_unblind, randomise
 from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
 from cryoneuro.registry.services.yellow_card import yellow_card_summary
+from cryoneuro.web.account_pages import reset_url
 from cryoneuro.web.deps import (
     ApiActor,
     ReadSessionDep,
@@ -38,6 +41,8 @@ from cryoneuro.web.deps import (
     end_session,
     start_session,
 )
+from cryoneuro.web.pages import limited_authenticate
+from cryoneuro.web.procedure_pages import file_response
 
 router = APIRouter(prefix="/api", tags=["registry"])
 
@@ -52,8 +57,6 @@ MAX_ID = 2**31 - 1
 
 
 def _id(value: int, field: str = "participant_id") -> int:
-    from cryoneuro.registry.errors import NotFoundError
-
     if not 0 < value <= MAX_ID:
         raise NotFoundError(f"no record with {field} {value}")
     return value
@@ -62,8 +65,6 @@ def _id(value: int, field: str = "participant_id") -> int:
 @router.post("/login")
 def login(body: LoginIn, request: Request, session: ReadSessionDep) -> dict:
     """Start a session; returns the CSRF token to send as X-CSRF-Token on writes."""
-    from cryoneuro.web.pages import limited_authenticate
-
     user = limited_authenticate(request, session, body.username, body.password)
     start_session(request, user, keep_csrf=False)
     return {"username": user.username, "role": user.role, "csrf_token": csrf_token(request)}
@@ -113,8 +114,6 @@ class UnblindIn(Strict):
 @router.post("/participants/{participant_id}/unblind")
 def unblind(participant_id: int, body: UnblindIn, session: SessionDep, actor: ApiActor) -> dict:
     """Emergency unblinding of one participant (clinical reason required; audited)."""
-    from cryoneuro.registry.randomisation import emergency_unblind
-
     arm = emergency_unblind(session, actor, _id(participant_id), body.reason)
     session.commit()
     return {"participant_id": participant_id, "arm_code": arm}
@@ -228,8 +227,6 @@ def audit_export(session: SessionDep, actor: ApiActor) -> Response:
 
 @router.get("/exports/tidy/{table}.csv")
 def tidy_export(table: str, session: SessionDep, actor: ApiActor) -> Response:
-    from cryoneuro.registry.errors import NotFoundError
-
     if table not in tidy.TABLES:
         raise NotFoundError(f"no table '{table[:40]}'; tables: {', '.join(tidy.TABLES)}")
     text = tidy.to_csv(tidy.tidy_tables(session, actor)[table], tidy.TABLES[table])
@@ -262,8 +259,6 @@ def deid_zip(session: SessionDep, settings: SettingsDep, actor: ApiActor) -> Res
 
 @router.get("/exports/redcap/dictionary.csv")
 def redcap_dictionary(actor: ApiActor) -> Response:
-    from cryoneuro.registry.auth import EXPORT_ROLES
-
     actor.require(EXPORT_ROLES, "export data")
     return _csv(redcap.dictionary_csv(), "redcap_dictionary.csv")
 
@@ -327,8 +322,6 @@ def plan_file_list(procedure_id: int, session: SessionDep, actor: ApiActor) -> l
 
 @router.get("/procedures/{procedure_id}/files/{name}")
 def plan_file(procedure_id: int, name: str, session: SessionDep, actor: ApiActor) -> Response:
-    from cryoneuro.web.procedure_pages import file_response
-
     return file_response(
         plan_files.get_file(session, actor, _id(procedure_id, "procedure_id"), name)
     )
@@ -390,10 +383,6 @@ def issue_reset_link(
     user_id: int, request: Request, session: SessionDep, settings: SettingsDep, actor: ApiActor
 ) -> dict:
     """Administrators: a one-time password reset link for a user (copy it to them)."""
-    from cryoneuro.registry.auth import RESET_MAX_AGE_S
-    from cryoneuro.registry.services import accounts
-    from cryoneuro.web.account_pages import reset_url
-
     token = accounts.issue_reset_token(session, settings, actor, _id(user_id, "user_id"))
     session.commit()
     return {"url": reset_url(request, token), "token": token, "expires_in_s": RESET_MAX_AGE_S}
@@ -402,8 +391,6 @@ def issue_reset_link(
 @router.post("/password-reset")
 def password_reset(body: ResetIn, session: SessionDep, settings: SettingsDep) -> dict:
     """Set a new password with a reset token (no log-in: the signed token is the credential)."""
-    from cryoneuro.registry.services import accounts
-
     user = accounts.reset_password(session, settings, body.token, body.password)
     session.commit()
     return {"username": user.username, "ok": True}

@@ -6,6 +6,8 @@ should produce a 500 (see tests/registry/test_registry_api.py).
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
 from pathlib import Path
@@ -13,26 +15,42 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from itsdangerous import BadSignature, TimestampSigner
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from cryoneuro.registry.audit import make_sessionmaker
 from cryoneuro.registry.auth import LoginRateLimitedError, LoginRateLimiter
+from cryoneuro.registry.database_keys import check_startup, ensure_keys
 from cryoneuro.registry.db import (
     ServiceBusyError,
     is_busy,
     make_engine,
-    make_sessionmaker,
     write_engine,
 )
 from cryoneuro.registry.errors import AuthenticationError, RegistryError, RegistryInputError
-from cryoneuro.registry.keys import check_startup, ensure_keys
 from cryoneuro.registry.settings import RegistrySettings, get_settings
+from cryoneuro.web import (
+    account_pages,
+    admin_api,
+    admin_pages,
+    api,
+    edit_pages,
+    epro_pages,
+    job_pages,
+    pages,
+    preview_api,
+    procedure_pages,
+    query_pages,
+)
 from cryoneuro.web.deps import PageActor
 from cryoneuro.web.middleware import LimitsAndHeaders
+from cryoneuro.web.pages import error_page
 
 HERE = Path(__file__).parent
 MAX_BODY_BYTES = 4_000_000
@@ -69,11 +87,6 @@ def signed_session_checker(settings: RegistrySettings):
     """Whether a session cookie is validly signed, unexpired and names a user: the cheap
     check the body middleware makes before reading a large body (the database check of the
     session follows in the route)."""
-    import base64
-    import json
-
-    from itsdangerous import BadSignature, TimestampSigner
-
     signer = TimestampSigner(settings.secret_key)
 
     def check(cookie: str) -> bool:
@@ -147,8 +160,6 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
             else {}
         )
         if _wants_html(request):
-            from cryoneuro.web.pages import error_page
-
             response = error_page(request, exc.status_code, str(exc), field)
             response.headers.update(headers)
             return response
@@ -164,8 +175,6 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         ]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         if _wants_html(request):
-            from cryoneuro.web.pages import error_page
-
             return error_page(request, 422, first["message"], first["field"])
         return JSONResponse(
             {
@@ -192,28 +201,12 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return JSONResponse({"detail": str(exc.detail), "field": None}, status_code=exc.status_code)
 
-    from cryoneuro.web import (
-        account_pages,
-        admin_api,
-        admin_pages,
-        api,
-        edit_pages,
-        epro_pages,
-        job_pages,
-        pages,
-        preview_api,
-        procedure_pages,
-        query_pages,
-    )
-
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_schema(actor: PageActor) -> JSONResponse:
         return JSONResponse(app.openapi())
 
     @app.get("/docs", include_in_schema=False)
     def api_docs(actor: PageActor) -> Response:
-        from fastapi.openapi.docs import get_swagger_ui_html
-
         page = get_swagger_ui_html(openapi_url="/openapi.json", title="cryoneuro registry API")
         # Swagger UI's script and style come from its CDN: allowed on this page only
         page.headers["content-security-policy"] = (

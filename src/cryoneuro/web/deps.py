@@ -8,12 +8,16 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import UploadFile
 
 from cryoneuro.registry.audit import READ_ONLY
 from cryoneuro.registry.auth import Actor
+from cryoneuro.registry.db import transaction
 from cryoneuro.registry.errors import AuthenticationError, PermissionDeniedError
 from cryoneuro.registry.models import User
+from cryoneuro.registry.services.plan_files import MAX_BUNDLE_BYTES
+from cryoneuro.registry.sessions import check_session, open_session, revoke, touch
 from cryoneuro.registry.settings import RegistrySettings
 
 
@@ -74,9 +78,6 @@ def current_actor(request: Request) -> Actor:
     """The user of the request's live server-side session (registry/sessions.py), read in
     its own short read-only session (never the request's write transaction, see
     :func:`get_session`)."""
-    from cryoneuro.registry.db import transaction
-    from cryoneuro.registry.sessions import check_session, touch
-
     token = request.session.get("sid")
     if not isinstance(token, str):
         raise AuthenticationError("log in first")
@@ -97,8 +98,6 @@ def current_actor(request: Request) -> Actor:
 
 def sessionmaker_for_writes(request: Request):
     """A session factory whose transactions are writing ones (short side transactions)."""
-    from sqlalchemy.orm import sessionmaker
-
     state = request.app.state
     return sessionmaker(
         bind=state.write_engine,
@@ -111,9 +110,6 @@ def sessionmaker_for_writes(request: Request):
 def start_session(request: Request, user: User, keep_csrf: bool) -> None:
     """Open a server-side session for ``user`` and put its token in the (signed) cookie; any
     earlier cookie content is dropped (no session fixation)."""
-    from cryoneuro.registry.db import transaction
-    from cryoneuro.registry.sessions import open_session
-
     with transaction(sessionmaker_for_writes(request)) as session:
         token = open_session(session, user, request.client.host if request.client else "")
     csrf = request.session.get("csrf") if keep_csrf else None
@@ -125,9 +121,6 @@ def start_session(request: Request, user: User, keep_csrf: bool) -> None:
 
 def end_session(request: Request) -> None:
     """Revoke the request's server-side session and clear the cookie."""
-    from cryoneuro.registry.db import transaction
-    from cryoneuro.registry.sessions import revoke
-
     with transaction(sessionmaker_for_writes(request)) as session:
         revoke(session, request.session.get("sid"))
     request.session.clear()
@@ -158,10 +151,6 @@ FormDep = Annotated[dict[str, Any], Depends(posted_fields)]
 
 async def posted_upload(request: Request) -> dict[str, Any]:
     """A plan-bundle upload form after the CSRF check: ``bundle`` (bytes) and ``reason``."""
-    from starlette.datastructures import UploadFile
-
-    from cryoneuro.registry.services.plan_files import MAX_BUNDLE_BYTES
-
     form = await request.form(max_files=2, max_fields=10)
     check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
     upload = form.get("bundle")

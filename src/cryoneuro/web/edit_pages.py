@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import NotFoundError, RegistryInputError
-from cryoneuro.registry.instruments_bridge import INSTRUMENT_LABELS, ITEM_SPECS
 from cryoneuro.registry.models import (
     AEOutcome,
     Anaesthesia,
@@ -31,6 +30,8 @@ from cryoneuro.registry.services import clinical, participants
 from cryoneuro.registry.services.participants import valid_id
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep
 from cryoneuro.web.forms import FormField, choices, fill, nest, validate
+from cryoneuro.web.page_forms import FORM_INSTRUMENTS, answer_fields
+from cryoneuro.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -95,19 +96,8 @@ def _fields(table: str) -> list[FormField]:
             FormField("device_incident", "Device incident", "checkbox"),
         ]
     fields = [FormField("visit_date", "Visit date", "date")]
-    for instrument in ("nrs", "eq5d5l", "moxfq", "stump", "bpi", "mobility"):
-        for n, (item, (lo, hi, _req)) in enumerate(ITEM_SPECS[instrument].items()):
-            fields.append(
-                FormField(
-                    f"answers.{instrument}.{item}",
-                    item.replace("_", " "),
-                    "number",
-                    required=False,
-                    hint=f"{lo}–{hi}",
-                    section=INSTRUMENT_LABELS[instrument] if n == 0 else "",
-                    attrs={"min": str(lo), "max": str(hi)},
-                )
-            )
+    for instrument in FORM_INSTRUMENTS:
+        fields += answer_fields(instrument)
     return fields
 
 
@@ -175,8 +165,6 @@ def edit_page(
     session: SessionDep,
     actor: PageActor,
 ) -> Response:
-    from cryoneuro.web.pages import render
-
     row, participant = _row(session, actor, table[:40], row_id)
     fields = [*_fields(table), _reason_field()]
     errors: dict[str, str] = {}
@@ -225,8 +213,6 @@ def withdraw_page(
     session: SessionDep,
     actor: PageActor,
 ) -> Response:
-    from cryoneuro.web.pages import render
-
     participant = participants.get_participant(session, actor, participant_id)
     actor.require_write(participant.site_id)
     fields = [

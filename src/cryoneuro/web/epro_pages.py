@@ -17,11 +17,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from cryoneuro.instruments import Item
 from cryoneuro.registry.auth import WRITE_ROLES
 from cryoneuro.registry.db import transaction
 from cryoneuro.registry.errors import ConflictError, RegistryInputError
 from cryoneuro.registry.instruments_bridge import INSTRUMENT_LABELS, ITEM_SPECS
-from cryoneuro.registry.models import EproAlert, Participant
+from cryoneuro.registry.models import EproAlert, Participant, Study
 from cryoneuro.registry.models.epro import CHANGE_SINCE_PROCEDURE
 from cryoneuro.registry.services import epro, epro_site
 from cryoneuro.registry.services.participants import get_participant
@@ -87,6 +88,7 @@ QUESTION_TEXT: dict[str, dict[str, str]] = {
     "mobility": {
         "walking_distance_m": "How far can you walk before pain stops you (metres)?",
         "walking_time_min": "How long does that walk take you (minutes)?",
+        "aid": "What do you usually use to help you walk?",
     },
 }
 INSTRUMENT_TITLES = {
@@ -106,20 +108,45 @@ CHANGE_LABELS = {
 }
 #: Radio groups with at most this many options; wider ranges are number inputs.
 MAX_RADIO = 11
+#: Plain words for choice codes (the codes are the instrument's: mobility.AIDS).
+CHOICE_LABELS = {
+    "none": "Nothing",
+    "stick": "A walking stick",
+    "crutches": "Crutches",
+    "frame": "A walking frame",
+    "wheelchair": "A wheelchair",
+}
 
 
-def _question(code: str, item: str, lo: int, hi: int, required: bool) -> dict[str, Any]:
-    """One question for the template: text, input kind and the labelled options."""
+def _question(code: str, spec: Item) -> dict[str, Any]:
+    """One question for the template: text, input kind and the labelled options (ranges and
+    choices are the instrument's own item, via instruments_bridge.py)."""
+    item, required = spec.name, spec.required
     name = f"answers.{code}.{item}"
     text = QUESTION_TEXT.get(code, {}).get(item) or INSTRUMENT_LABELS.get(code, code) + f" {item}"
-    if hi - lo + 1 > MAX_RADIO:
+    if spec.kind == "choice":
+        options = [
+            (c, CHOICE_LABELS.get(c, c.replace("_", " ").capitalize())) for c in spec.choices
+        ]
+        return {
+            "name": name,
+            "id": name,
+            "text": text,
+            "kind": "radio",
+            "options": options,
+            "hint": "",
+            "required": required,
+        }
+    lo, hi = int(spec.min or 0), int(spec.max or 0)
+    if spec.kind != "integer" or hi - lo + 1 > MAX_RADIO:
+        noun = "A whole number" if spec.kind == "integer" else "A number"
         return {
             "name": name,
             "id": name,
             "text": text,
             "kind": "number",
-            "lo": lo,
-            "hi": hi,
+            "hint": f"{noun} from {spec.min:g} to {spec.max:g}",
+            "inputmode": "numeric" if spec.kind == "integer" else "decimal",
             "required": required,
         }
     if code == "eq5d5l":
@@ -150,10 +177,7 @@ def _question(code: str, item: str, lo: int, hi: int, required: bool) -> dict[st
 def _sections(opened: epro.OpenLink) -> list[dict[str, Any]]:
     sections = []
     for code, requested in opened.instruments:
-        questions = [
-            _question(code, item, lo, hi, required)
-            for item, (lo, hi, required) in ITEM_SPECS[code].items()
-        ]
+        questions = [_question(code, spec) for spec in ITEM_SPECS[code].values()]
         sections.append(
             {
                 "code": code,
@@ -249,8 +273,6 @@ def _staff_page(
         .filter(EproAlert.participant_id == participant.id)
         .order_by(EproAlert.id)
     )
-    from cryoneuro.registry.models import Study
-
     study = session.get(Study, participant.study_id)
     return render(
         request,

@@ -17,6 +17,7 @@ from cryoneuro.registry.models.jobs import JobState
 from cryoneuro.registry.services import jobs as job_service
 from cryoneuro.registry.services import plan_files
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep
+from cryoneuro.web.pages import render
 from cryoneuro.web.procedure_pages import job_context, render_procedure
 
 router = APIRouter(include_in_schema=False)
@@ -57,8 +58,6 @@ def job_status(
 def job_progress(
     procedure_id: int, job_id: int, request: Request, session: SessionDep, actor: PageActor
 ) -> HTMLResponse:
-    from cryoneuro.web.pages import render
-
     _, participant = plan_files.get_procedure(session, actor, procedure_id)
     job = job_service.get_job(session, actor, procedure_id, job_id)
     response = render(

@@ -24,6 +24,7 @@ from cryoneuro.registry.models import (
     Anaesthesia,
     Gas,
     ImagingModality,
+    MissingCode,
     NeuromaType,
     Participant,
     ReinterventionKind,
@@ -175,29 +176,48 @@ def _followup_fields(session: Session, p: Participant, _flat: dict) -> list[Form
         FormField("visit_code", "Visit", "select", visits),
         FormField("visit_date", "Visit date", "date", value=dt.date.today().isoformat()),
     ]
-    for instrument in ("nrs", "eq5d5l", "moxfq", "stump", "bpi", "mobility"):
-        first = True
-        for item, (lo, hi, _req) in ITEM_SPECS[instrument].items():
+    for instrument in FORM_INSTRUMENTS:
+        fields += answer_fields(instrument)
+        fields.append(_blank_code_field(instrument))
+    return fields
+
+
+#: The instruments on the staff follow-up forms, in order (the VAS is entered by API only).
+FORM_INSTRUMENTS = ("nrs", "eq5d5l", "moxfq", "stump", "bpi", "mobility")
+
+
+def answer_fields(instrument: str) -> list[FormField]:
+    """One form field per item the registry asks, built from the instrument's own item
+    (instruments_bridge.py): a number input with the item's range (whole numbers for integer
+    items), or a list of the item's choices. None is required here: a blank item is either
+    optional or needs a missing code, which the service checks."""
+    fields = []
+    for n, item in enumerate(ITEM_SPECS[instrument].values()):
+        section = INSTRUMENT_LABELS[instrument] if n == 0 else ""
+        name, label = f"answers.{instrument}.{item.name}", item.name.replace("_", " ")
+        if item.kind == "choice":
             fields.append(
                 FormField(
-                    f"answers.{instrument}.{item}",
-                    f"{item.replace('_', ' ')}",
-                    "number",
-                    required=False,
-                    hint=f"{lo}–{hi}",
-                    section=INSTRUMENT_LABELS[instrument] if first else "",
-                    attrs={"min": str(lo), "max": str(hi)},
+                    name, label, "select", choices(list(item.choices)), False, section=section
                 )
             )
-            first = False
-        fields.append(_blank_code_field(instrument))
+            continue
+        attrs = {"step": "1" if item.kind == "integer" else "any"}
+        if item.min is not None:
+            attrs["min"] = f"{item.min:g}"
+        if item.max is not None:
+            attrs["max"] = f"{item.max:g}"
+        hint = f"{attrs.get('min', '')}–{attrs.get('max', '')}"
+        fields.append(
+            FormField(
+                name, label, "number", required=False, hint=hint, section=section, attrs=attrs
+            )
+        )
     return fields
 
 
 def _blank_code_field(instrument: str) -> FormField:
     """Why this instrument's blank items have no value (issue 14: HL7 DataAbsentReason)."""
-    from cryoneuro.registry.models import MissingCode
-
     return FormField(
         f"missing_blank.{instrument}",
         "items left blank were",

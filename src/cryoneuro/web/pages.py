@@ -17,13 +17,20 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry import audit
-from cryoneuro.registry.auth import WRITE_ROLES, Actor, LoginRateLimitedError, authenticate
+from cryoneuro.registry.auth import (
+    EXPORT_ROLES,
+    WRITE_ROLES,
+    Actor,
+    LoginRateLimitedError,
+    authenticate,
+)
 from cryoneuro.registry.errors import AuthenticationError, RegistryInputError
-from cryoneuro.registry.randomisation import randomise
+from cryoneuro.registry.exports.tidy import TABLES
 from cryoneuro.registry.services import clinical, participants
+from cryoneuro.registry.services.allocation import randomise
 from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
 from cryoneuro.registry.services.yellow_card import yellow_card_summary, yellow_card_text
-from cryoneuro.web import page_forms
+from cryoneuro.web import charts, page_forms
 from cryoneuro.web.deps import (
     FormDep,
     PageActor,
@@ -111,8 +118,6 @@ def logout(request: Request, data: FormDep) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: SessionDep, actor: PageActor) -> HTMLResponse:
-    from cryoneuro.web import charts
-
     outcomes = outcome_summary(session, actor)
     return render(
         request,
@@ -293,9 +298,6 @@ def audit_page(request: Request, session: SessionDep, actor: PageActor) -> HTMLR
 
 @router.get("/exports", response_class=HTMLResponse)
 def exports_page(request: Request, actor: PageActor) -> HTMLResponse:
-    from cryoneuro.registry.auth import EXPORT_ROLES
-    from cryoneuro.registry.exports.tidy import TABLES
-
     actor.require(EXPORT_ROLES, "export data")
     return render(
         request, "exports.html", actor=actor, tables=list(TABLES), today=dt.date.today().isoformat()

@@ -18,8 +18,10 @@ from cryoneuro.registry.auth import WRITE_ROLES, Actor
 from cryoneuro.registry.errors import RegistryInputError
 from cryoneuro.registry.models import Procedure
 from cryoneuro.registry.models.jobs import FINAL_STATES, Job
+from cryoneuro.registry.services import jobs as job_service
 from cryoneuro.registry.services import plan_files
 from cryoneuro.web.deps import PageActor, SessionDep, UploadFormDep
+from cryoneuro.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,15 +79,11 @@ def render_procedure(
     status: int = 200,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    from cryoneuro.web.pages import render
-
     procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
     files = plan_files.list_files(session, actor, procedure.id)
     names = {f.name for f in files}
     plan = procedure.plan or {}
     relief = plan.get("relief") if isinstance(plan.get("relief"), dict) else {}
-    from cryoneuro.registry.services import jobs as job_service
-
     plan_jobs = [
         job_context(j, actor, participant.site_id)
         for j in job_service.list_jobs(session, actor, procedure.id, limit=5)

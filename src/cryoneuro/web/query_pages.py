@@ -17,16 +17,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry.auth import WRITE_ROLES, Actor
 from cryoneuro.registry.errors import RegistryInputError
-from cryoneuro.registry.models import DeviationCategory, NotDoneReason, VisitDefinition
+from cryoneuro.registry.models import DeviationCategory, NotDoneReason, Site, VisitDefinition
 from cryoneuro.registry.services import participants, queries, visit_status
 from cryoneuro.registry.services.queries import AnswerIn, CloseIn, QueryIn, ReopenIn
 from cryoneuro.registry.services.visit_status import DeviationIn, RetractIn, VisitNotDoneIn
 from cryoneuro.web.deps import ApiActor, FormDep, PageActor, SessionDep
 from cryoneuro.web.forms import FormField, choices, fill, input_error, nest, validate
+from cryoneuro.web.pages import render
 
 api = APIRouter(prefix="/api", tags=["queries and visit status"])
 pages = APIRouter(include_in_schema=False)
@@ -127,8 +129,6 @@ def participant_status(participant_id: int, session: SessionDep, actor: ApiActor
 
 
 def _render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    from cryoneuro.web.pages import render
-
     return render(request, name, status=status, **context)
 
 
@@ -158,10 +158,6 @@ def queries_page(
 
 
 def _site_codes(session: Session, actor: Actor) -> list[str]:
-    from sqlalchemy import select
-
-    from cryoneuro.registry.models import Site
-
     return [
         s.code
         for s in session.scalars(select(Site).order_by(Site.code))
@@ -287,8 +283,6 @@ def status_page(
 
 
 def _visit_choices(session: Session, study_id: int) -> list[tuple[str, str]]:
-    from sqlalchemy import select
-
     return [
         (v.code, v.label)
         for v in session.scalars(

@@ -24,6 +24,16 @@ def _subject(study_number: str) -> dict[str, Any]:
     }
 
 
+def _answer(value: Any) -> dict[str, Any]:
+    """A QuestionnaireResponse answer of the stored value's type: whole numbers as
+    ``valueInteger``, other numbers as ``valueDecimal``, choice codes as ``valueString``."""
+    if isinstance(value, str):
+        return {"valueString": value}
+    if isinstance(value, int) or float(value).is_integer():
+        return {"valueInteger": int(value)}
+    return {"valueDecimal": float(value)}
+
+
 def bundle_dict(session: Session, actor: Actor) -> dict[str, Any]:
     actor.require(EXPORT_ROLES, "export data")
     entries: list[dict[str, Any]] = []
@@ -36,7 +46,7 @@ def bundle_dict(session: Session, actor: Actor) -> dict[str, Any]:
                     {
                         "linkId": instrument,
                         "item": [
-                            {"linkId": f"{instrument}.{item}", "answer": [{"valueInteger": int(v)}]}
+                            {"linkId": f"{instrument}.{item}", "answer": [_answer(v)]}
                             for item, v in answers.items()
                         ],
                     }

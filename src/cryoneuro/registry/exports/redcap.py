@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
-from cryoneuro.registry.exports.csvsafe import safe_cell
+from cryoneuro.registry.csvsafe import safe_cell
 from cryoneuro.registry.instruments_bridge import ITEM_SPECS
 from cryoneuro.registry.models import (
     AEOutcome,
@@ -25,6 +25,8 @@ from cryoneuro.registry.models import (
     SafetyCategory,
     Severity,
     Sex,
+    Site,
+    Study,
 )
 from cryoneuro.registry.services.participants import list_participants
 
@@ -137,19 +139,15 @@ def data_dictionary() -> list[dict[str, Any]]:
         _field("visit_date", "followup", "text", "Visit date", "", "date_ymd"),
     ]
     for instrument, items in ITEM_SPECS.items():
-        for item, (lo, hi, _required) in items.items():
-            rows.append(
-                _field(
-                    f"{instrument}_{item}",
-                    "followup",
-                    "text",
-                    f"{instrument.upper()} {item}",
-                    "",
-                    "integer",
-                    lo,
-                    hi,
-                )
-            )
+        for name, item in items.items():
+            variable, label = f"{instrument}_{name}", f"{instrument.upper()} {name}"
+            if item.kind == "choice":  # the raw value is the instrument's code itself
+                choices = " | ".join(f"{c}, {c}" for c in item.choices)
+                rows.append(_field(variable, "followup", "dropdown", label, choices))
+                continue
+            validation = "integer" if item.kind == "integer" else "number"
+            low, high = ("" if v is None else f"{v:g}" for v in (item.min, item.max))
+            rows.append(_field(variable, "followup", "text", label, "", validation, low, high))
     rows += [
         _field("onset_date", "adverse_event", "text", "Onset date", "", "date_ymd"),
         _field(
@@ -173,8 +171,6 @@ def _code(name: str, value: Any) -> Any:
 def records(session: Session, actor: Actor) -> list[dict[str, Any]]:
     """One enrolment row per participant plus one row per repeating-instrument instance."""
     actor.require(EXPORT_ROLES, "export data")
-    from cryoneuro.registry.models import Site, Study
-
     study_rows = {s.id: s for s in session.query(Study)}
     studies = {i: s.code for i, s in study_rows.items()}
     sites = {s.id: s.code for s in session.query(Site)}

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cryoneuro.analysis.tidy import TABLES as ANALYSIS_TABLES
 from cryoneuro.registry.auth import EXPORT_ROLES, Actor
-from cryoneuro.registry.exports.csvsafe import safe_cell
+from cryoneuro.registry.csvsafe import safe_cell
 from cryoneuro.registry.models import Participant, Site, Study
 from cryoneuro.registry.services import visit_status
 from cryoneuro.registry.services.participants import list_participants

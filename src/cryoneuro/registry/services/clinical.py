@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,7 @@ from cryoneuro.registry.schemas import (
     PLAN_MAX_BYTES,
     AdverseEventIn,
     FollowUpIn,
+    NeuromaIn,
     ProcedureIn,
     ReinterventionIn,
 )
@@ -224,16 +226,12 @@ def edit_record(
         if key not in allowed:
             raise RegistryInputError(f"field '{key[:40]}' cannot be edited", f"changes.{key[:40]}")
     # Re-validate through the input schema by merging into the current values.
-    from cryoneuro.registry import schemas
-
     schema = {
-        "adverse_event": schemas.AdverseEventIn,
-        "procedure": schemas.ProcedureIn,
-        "neuroma": schemas.NeuromaIn,
+        "adverse_event": AdverseEventIn,
+        "procedure": ProcedureIn,
+        "neuroma": NeuromaIn,
     }[table]
     current = {k: getattr(row, k) for k in schema.model_fields if hasattr(row, k)}
-    from pydantic import ValidationError
-
     try:
         merged = schema.model_validate({**current, **changes})
     except ValidationError as exc:

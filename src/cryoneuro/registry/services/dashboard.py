@@ -6,6 +6,7 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from cryoneuro.registry.models import (
     Site,
     Study,
     VisitDefinition,
+    VisitNotDone,
 )
 
 
@@ -88,8 +90,6 @@ def dashboard(
         ):
             done.setdefault(pid, set()).add(code)
         # a visit recorded as not done (with its reason) is neither due nor overdue (issue 14)
-        from cryoneuro.registry.models import VisitNotDone
-
         for pid, code in session.execute(
             select(VisitNotDone.participant_id, VisitNotDone.visit_code).where(
                 VisitNotDone.participant_id.in_(enrolled_ids)
@@ -139,8 +139,6 @@ def _open_windows(
     dashboard's time under load); dictionaries are built only for the ``limit`` most urgent
     of each kind. Returns (due, overdue, number due, number overdue).
     """
-    import numpy as np
-
     if not followed:
         return [], [], 0, 0
     pids = np.array([row[0] for row in followed], dtype=np.int64)

@@ -35,6 +35,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cryoneuro.instruments import Item
 from cryoneuro.registry.audit import acting, log_event
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import (
@@ -43,7 +44,7 @@ from cryoneuro.registry.errors import (
     RegistryError,
     RegistryInputError,
 )
-from cryoneuro.registry.instruments_bridge import ITEM_SPECS
+from cryoneuro.registry.instruments_bridge import ITEM_SPECS, check_answer
 from cryoneuro.registry.models import (
     EproAlert,
     EproLink,
@@ -55,6 +56,7 @@ from cryoneuro.registry.models import (
 )
 from cryoneuro.registry.models.epro import CHANGE_SINCE_PROCEDURE
 from cryoneuro.registry.schemas import FollowUpIn
+from cryoneuro.registry.services.clinical import record_followup
 from cryoneuro.registry.services.participants import get_participant
 from cryoneuro.registry.settings import RegistrySettings
 
@@ -324,27 +326,33 @@ class DraftResult:
     high_risk: list[str] = field(default_factory=list)
 
 
+def plain_allowed(item: Item) -> str:
+    """What the item accepts, in words for a participant (the ranges are the instrument's)."""
+    if item.kind == "choice":
+        return "Please choose one of the answers."
+    noun = "a whole number" if item.kind == "integer" else "a number"
+    if item.min is not None and item.max is not None:
+        return f"Please enter {noun} from {item.min:g} to {item.max:g}."
+    return f"Please enter {noun}."
+
+
 def parse_form(opened: OpenLink, form: dict[str, Any]) -> DraftResult:
     """Answers from the posted form: only this link's instruments and their items are read
     (anything else in the form is ignored), each checked against its range."""
     draft: dict[str, dict[str, str]] = {}
     errors: dict[str, str] = {}
     for code, _requested in opened.instruments:
-        for item, (lo, hi, _required) in ITEM_SPECS[code].items():
-            name = f"answers.{code}.{item}"
+        for item in ITEM_SPECS[code].values():
+            name = f"answers.{code}.{item.name}"
             raw = form.get(name)
             if not isinstance(raw, str) or not raw.strip():
                 continue
-            text = raw.strip()[:12]
-            try:
-                value = int(text)
-            except ValueError:
-                errors[name] = f"Please enter a whole number from {lo} to {hi}."
+            try:  # the instrument's own check of the item (instruments_bridge.py)
+                value = check_answer(code, item, raw.strip()[:40])
+            except RegistryInputError:
+                errors[name] = plain_allowed(item)
                 continue
-            if not lo <= value <= hi:
-                errors[name] = f"Please enter a number from {lo} to {hi}."
-                continue
-            draft.setdefault(code, {})[item] = str(value)
+            draft.setdefault(code, {})[item.name] = str(value)
     change = form.get("change_since_procedure")
     if change not in CHANGE_SINCE_PROCEDURE:
         change = None
@@ -431,8 +439,6 @@ def submit(
         raise RegistryInputError(
             "Please say how your pain has changed since the procedure.", "change_since_procedure"
         )
-    from cryoneuro.registry.services.clinical import record_followup
-
     link = opened.link
     actor = participant_actor(opened.participant)
     reason = SOURCE_REASON.format(id=link.id)

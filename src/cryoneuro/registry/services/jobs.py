@@ -46,11 +46,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cryoneuro.errors import CryoneuroError
+from cryoneuro.input_checks import MAX_PROTOCOL_S
 from cryoneuro.registry.audit import log_event
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.db import transaction
 from cryoneuro.registry.errors import ConflictError, NotFoundError, RegistryInputError
-from cryoneuro.registry.models import User, utcnow
+from cryoneuro.registry.models import Participant, Procedure, User, utcnow
 from cryoneuro.registry.models.jobs import FINAL_STATES, Job, JobKind, JobState
 from cryoneuro.registry.services import plan_files
 from cryoneuro.registry.services.participants import valid_id
@@ -96,8 +97,6 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def _site_id(session: Session, procedure_id: int) -> int | None:
-    from cryoneuro.registry.models import Participant, Procedure
-
     return session.scalar(
         select(Participant.site_id)
         .join(Procedure, Procedure.participant_id == Participant.id)
@@ -145,7 +144,8 @@ def _numbers(value: Any, field: str, low: float, high: float) -> list[float]:
 def plan_parameters(raw: dict[str, Any]) -> dict[str, Any]:
     """Checked parameters of a plan job; blank fields take the planner's defaults
     (:mod:`cryoneuro.planning.pipeline`). :class:`RegistryInputError` names the field."""
-    from cryoneuro.input_checks import MAX_PROTOCOL_S
+    # imported on use (not a cycle): the planner loads Numba and the imaging readers, seconds
+    # that the web process spends only when a plan job is checked or run
     from cryoneuro.planning import pipeline
 
     phantom = str(raw.get("phantom") or "").strip()
@@ -436,6 +436,8 @@ def _job_actor(session: Session, job: Job) -> Actor:
 
 
 def _phantom(name: str):
+    # imported on use (not a cycle): the planner loads Numba and the imaging readers, seconds
+    # that the web process spends only when a plan job is checked or run
     from cryoneuro.anatomy import phantoms
 
     return phantoms.morton_forefoot() if name == "morton" else phantoms.amputation_stump()
@@ -443,9 +445,10 @@ def _phantom(name: str):
 
 def run_plan(factory: sessionmaker[Session], job_id: int) -> None:
     """Plan the job's phantom and store the bundle with the procedure in one transaction."""
+    # imported on use (not a cycle): the planner loads Numba and the imaging readers, seconds
+    # that the web process spends only when a plan job is checked or run
     from cryoneuro.planning.pipeline import plan_phantom
     from cryoneuro.planning.volumes import BUNDLE_NAME
-    from cryoneuro.registry.models import Procedure
 
     with factory() as session:
         job = session.get(Job, job_id)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cryoneuro.errors import InputError
+from cryoneuro.planning.plan import Plan
 from cryoneuro.registry.audit import acting
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import NotFoundError, RegistryInputError
@@ -127,8 +128,6 @@ def _read_nifti(name: str, data: bytes) -> Any:
 def validate_bundle(content: bytes) -> Bundle:
     """Check an uploaded bundle; :class:`RegistryInputError` (field ``bundle``) names the
     problem."""
-    from cryoneuro.planning.plan import Plan
-
     if not content:
         raise _fail("the bundle is empty: choose the plan_bundle.zip file")
     if len(content) > MAX_BUNDLE_BYTES:

@@ -26,6 +26,7 @@ the eligibility and visit windows built on it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import StringConstraints, ValidationError, create_model
@@ -53,6 +54,7 @@ from cryoneuro.registry.models import (
 from cryoneuro.registry.schemas import EnrolmentIn, Id, Strict
 from cryoneuro.registry.services import clinical
 from cryoneuro.registry.services.participants import get_participant, valid_id
+from cryoneuro.registry.services.visit_status import missing_of
 
 #: Roles that raise, close and re-open queries (monitoring, not data entry).
 QUERY_ROLES = frozenset({Role.monitor, Role.administrator})
@@ -134,8 +136,6 @@ def current_value(session: Session, record_type: str, row: Base, field: str) -> 
         _, instrument, item = field.split(".", 2)
         value = (row.answers or {}).get(instrument, {}).get(item)  # type: ignore[attr-defined]
         if value is None:
-            from cryoneuro.registry.services.visit_status import missing_of
-
             code = missing_of(session, row.id).get(instrument, {}).get(item)  # type: ignore[attr-defined]
             return {"missing": code} if code else None
         return value
@@ -428,8 +428,6 @@ QUERY_COLUMNS = [
 
 
 def _text(value: Any) -> str:
-    import json
-
     return "" if value is None else value if isinstance(value, str) else json.dumps(value)
 
 

@@ -38,9 +38,10 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cryoneuro.registry.audit import acting
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.db import transaction
-from cryoneuro.registry.errors import ConflictError, RegistryError
+from cryoneuro.registry.errors import ConflictError, RegistryError, RegistryInputError
 from cryoneuro.registry.identifiers import decrypt_identifier
 from cryoneuro.registry.models import (
     EproAlert,
@@ -57,6 +58,7 @@ from cryoneuro.registry.models import (
 )
 from cryoneuro.registry.services import epro, epro_site
 from cryoneuro.registry.services.dashboard import visit_status
+from cryoneuro.registry.services.setup import get_site
 from cryoneuro.registry.settings import RegistrySettings
 
 #: The acting user of links issued by the reminder run (recorded in the audit trail).
@@ -472,10 +474,6 @@ def _already_sent(factory: sessionmaker[Session], key: str, report: ReminderRepo
 
 def set_site_address(session: Session, actor: Actor, site_code: str, email: str) -> None:
     """Where a site's digest goes (administrators)."""
-    from cryoneuro.registry.audit import acting
-    from cryoneuro.registry.errors import RegistryInputError
-    from cryoneuro.registry.services.setup import get_site
-
     actor.require(frozenset({Role.administrator}), "set site notification addresses")
     site = get_site(session, site_code)
     email = email.strip()

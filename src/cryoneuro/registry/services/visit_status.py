@@ -31,7 +31,13 @@ from sqlalchemy.orm import Session
 from cryoneuro.registry.audit import acting
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import ConflictError, NotFoundError, RegistryInputError
-from cryoneuro.registry.instruments_bridge import ITEM_SPECS, score_answers, validate_answers
+from cryoneuro.registry.instruments_bridge import (
+    ITEM_SPECS,
+    Answer,
+    placeholder,
+    score_answers,
+    validate_answers,
+)
 from cryoneuro.registry.models import (
     DeviationCategory,
     FollowUpVisit,
@@ -107,15 +113,15 @@ def clean_missing(missing: dict[str, Any] | None) -> Missing:
 
 def validate_with_missing(
     answers: dict[str, dict[str, Any]], missing: Missing
-) -> dict[str, dict[str, int]]:
+) -> dict[str, dict[str, Answer]]:
     """Clean answers where coded items may be absent; an item cannot be both answered and coded.
 
     Items present are range-checked by :func:`validate_answers` (the same check as every entry
     path). A required item that is coded is absent from the answers; for the check of the others
-    a placeholder (the item's minimum) stands in for it and is removed again — it never reaches
-    the stored answers or a scorer.
+    a placeholder (a value the item accepts: its minimum) stands in for it and is removed
+    again — it never reaches the stored answers or a scorer.
     """
-    clean: dict[str, dict[str, int]] = {}
+    clean: dict[str, dict[str, Answer]] = {}
     for instrument in sorted(set(answers) | set(missing)):
         items = answers.get(instrument) or {}
         coded = missing.get(instrument, {})
@@ -134,13 +140,13 @@ def validate_with_missing(
         given = {k: v for k, v in items.items() if v not in (None, "")}
         if not given and coded:
             continue  # every item coded: nothing to store for this instrument
-        placeholders = {k: spec[k][0] for k in coded if spec[k][2]}
+        placeholders = {k: placeholder(spec[k]) for k in coded if spec[k].required}
         checked = validate_answers({instrument: {**given, **placeholders}})[instrument]
         clean[instrument] = {k: v for k, v in checked.items() if k not in coded}
     return clean
 
 
-def score_with_missing(answers: dict[str, dict[str, int]], missing: Missing) -> dict[str, Any]:
+def score_with_missing(answers: dict[str, dict[str, Answer]], missing: Missing) -> dict[str, Any]:
     """Scores of complete instruments; an instrument with coded items is scored only when its
     scorer accepts the items present, and otherwise left without a score."""
     complete = {k: v for k, v in answers.items() if k not in missing}

@@ -5,6 +5,9 @@ formula by Excel and LibreOffice (``=HYPERLINK(...)`` typed into a free-text fie
 live in audit.csv and the REDCap records). Following the OWASP "CSV injection" advice, such a
 text cell is prefixed with a single quote, which spreadsheets show as text; numbers (including
 negative ones, written by the exporter, not typed) are left as they are.
+
+It sits at the top of the registry package, below both users: the audit trail's CSV
+(audit.py) and the exports (exports/), which call the services, which write the audit trail.
 """
 
 from __future__ import annotations
