@@ -134,6 +134,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         upload_limit_bytes=MAX_UPLOAD_BODY_BYTES,
         deadline_s=settings.body_deadline_s,
         is_authenticated=signed_session_checker(settings),
+        upload_suffix=("/plan-bundle", "/images"),  # plan bundles; case images (workspace)
     )
 
     @app.exception_handler(RegistryError)
@@ -204,6 +205,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         preview_api,
         procedure_pages,
         query_pages,
+        workspace_pages,
     )
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -229,6 +231,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     app.include_router(procedure_pages.router)
     app.include_router(job_pages.router)
     app.include_router(preview_api.router)
+    app.include_router(workspace_pages.router)
     app.include_router(edit_pages.router)
     app.include_router(epro_pages.router)
     app.include_router(account_pages.router)

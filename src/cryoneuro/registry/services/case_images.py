@@ -6,12 +6,12 @@ Accepted uploads (the readers of issue 9, :mod:`cryoneuro.anatomy`):
 * **segmentation**: a 3D Slicer ``.seg.nrrd``, a DICOM SEG (``.dcm``), or an integer label map
   (NIfTI/NRRD) with its label names (one ``value name`` per line, as a Slicer colour table).
 
-Checks before anything is read in full, as for plan bundles (services/plan_files.py): each
-upload at most :data:`MAX_UPLOAD_BYTES`; the voxel array declared by the header (NIfTI/NRRD by
-SimpleITK's header-only read, DICOM by Rows × Columns × frames × bits) at most
-:data:`~cryoneuro.registry.services.plan_files.MAX_VOLUME_BYTES`; a zip's members counted and
-their declared sizes summed before extraction, under names we choose (no path from the zip
-is used). Then the files are read with the anatomy readers, and the segmentation must lie on
+Checks before anything is read in full, as for plan bundles (services/plan_files.py): the two
+uploads together at most :data:`MAX_UPLOAD_BYTES` (one request, as a bundle); the voxel array
+declared by the header (NIfTI/NRRD by SimpleITK's header-only read, DICOM by Rows × Columns ×
+frames × bits) at most :data:`~cryoneuro.registry.services.plan_files.MAX_VOLUME_BYTES`; a
+zip's members counted and their declared sizes summed before extraction, under names we choose
+(no path from the zip is used). Then the files are read with the anatomy readers, and the segmentation must lie on
 the image's voxel grid: the same spacing and axes, its origin on an image voxel and its extent
 inside the image (a Slicer segmentation cropped to its extent is padded onto the image; a label
 map must match exactly). Every refusal is one line naming the file and what is wrong (422).
@@ -403,43 +403,61 @@ def _label_names(text: str) -> dict[int, str]:
         raise _fail(f"label_names: {exc}", "label_names") from None
 
 
+def _triple(values: Any, digits: int = 4) -> str:
+    return "(" + ", ".join(f"{round(float(v), digits):g}" for v in values) + ")"
+
+
 def check_geometry(segments: Any, image: Any, fmt: str, label: str) -> None:
-    """The segmentation must lie on the image's voxel grid (see module doc)."""
-    spacing_i = np.asarray(image.GetSpacing(), float)
-    spacing_s = np.asarray(segments.spacing_mm, float)
+    """The segmentation must lie on the image's voxel grid (see module doc).
+
+    With ``A`` the voxel-index → LPS mm affines, ``M = A_image⁻¹ · A_segmentation`` maps a
+    segmentation voxel to image indices: its linear part must be a signed permutation (the
+    same spacing along the same axes, in any order or sense: a DICOM SEG may store its
+    frames in the other slice order), its translation whole voxels, and every corner inside
+    the image. A label map must be the image's grid exactly (``M`` the identity, same size).
+    """
     where = f"segmentation {label}"
-    if not np.allclose(spacing_i, spacing_s, atol=ALIGN_TOL_MM):
+    spacing_i = np.asarray(image.GetSpacing(), float)
+    dir_i = np.asarray(image.GetDirection(), float).reshape(3, 3)
+    a_img = np.eye(4)
+    a_img[:3, :3] = dir_i * spacing_i
+    a_img[:3, 3] = image.GetOrigin()
+    m = np.linalg.solve(a_img, segments.affine())
+    linear, index = m[:3, :3], m[:3, 3]
+    steps = np.linalg.norm(linear, axis=0)
+    if not np.allclose(steps, 1.0, atol=ALIGN_TOL_MM / spacing_i.min()):
         raise _fail(
-            f"{where}: voxel spacing {tuple(np.round(spacing_s, 4))} mm differs from the image's "
-            f"{tuple(np.round(spacing_i, 4))} mm: it must be drawn on this image",
+            f"{where}: voxel spacing {_triple(segments.spacing_mm, 4)} mm differs from the "
+            f"image's {_triple(spacing_i, 4)} mm: it must be drawn on this image",
             "segmentation",
         )
-    dir_i = np.asarray(image.GetDirection(), float).reshape(3, 3)
-    dir_s = np.asarray(segments.direction, float).reshape(3, 3)
-    if not np.allclose(dir_i, dir_s, atol=DIRECTION_TOL):
+    if not np.allclose(np.abs(linear), np.round(np.abs(linear)), atol=1e-3):
         raise _fail(f"{where}: its axes (direction) differ from the image's", "segmentation")
     size_i = np.asarray(image.GetSize(), int)
     size_s = np.asarray(segments.shape, int)
-    index = np.linalg.solve(dir_i * spacing_i, np.asarray(segments.origin_mm) - image.GetOrigin())
     if fmt == "label-map" and (
-        not np.array_equal(size_i, size_s) or not np.allclose(index, 0, atol=0.01)
+        not np.array_equal(size_i, size_s)
+        or not np.allclose(linear, np.eye(3), atol=1e-3)
+        or not np.allclose(index, 0, atol=0.01)
     ):
         raise _fail(
-            f"{where}: a label map must have the image's size {tuple(size_i)} and origin "
-            f"(it has {tuple(size_s)}, offset {tuple(np.round(index, 2))} voxels)",
+            f"{where}: a label map must have the image's size {_triple(size_i)}, axes and "
+            f"origin (it has {_triple(size_s)}, offset {_triple(index, 2)} voxels)",
             "segmentation",
         )
     if not np.allclose(index, np.round(index), atol=0.01):
         raise _fail(
-            f"{where}: its origin is not on an image voxel (offset {tuple(np.round(index, 2))} "
+            f"{where}: its origin is not on an image voxel (offset {_triple(index, 2)} "
             "voxels): it must be drawn on this image",
             "segmentation",
         )
-    start = np.round(index).astype(int)
-    if (start < 0).any() or (start + size_s > size_i).any():
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) * (size_s - 1)
+    at = np.round(corners @ linear.T + index).astype(int)
+    lo, hi = at.min(axis=0), at.max(axis=0)
+    if (lo < 0).any() or (hi >= size_i).any():
         raise _fail(
-            f"{where}: its extent (voxels {tuple(start)} to {tuple(start + size_s - 1)}) lies "
-            f"outside the image's {tuple(size_i)}",
+            f"{where}: its extent (image voxels {_triple(lo)} to {_triple(hi)}) lies outside "
+            f"the image's {_triple(size_i)}",
             "segmentation",
         )
 
@@ -474,6 +492,12 @@ def validate_upload(image: Upload, segmentation: Upload, label_names: str = "") 
     from cryoneuro.anatomy.segments import on_grid_of, same_grid
     from cryoneuro.anatomy.slicer import write_seg_nrrd
 
+    if len(image.content) + len(segmentation.content) > MAX_UPLOAD_BYTES:
+        raise _fail(
+            f"the image and the segmentation add up to more than {MAX_UPLOAD_BYTES // 2**20} MB "
+            "(crop the image to the region of the neuroma)",
+            "image",
+        )
     with tempfile.TemporaryDirectory(prefix="cryoneuro-upload-") as tmp:
         work = Path(tmp)
         img_fmt, img, removed_i = _read_image(image, work)
