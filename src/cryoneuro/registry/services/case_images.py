@@ -11,9 +11,9 @@ uploads together at most :data:`MAX_UPLOAD_BYTES` (one request, as a bundle); th
 declared by the header (NIfTI/NRRD by SimpleITK's header-only read, DICOM by Rows × Columns ×
 frames × bits) at most :data:`~cryoneuro.registry.services.plan_files.MAX_VOLUME_BYTES`; a
 zip's members counted and their declared sizes summed before extraction, under names we choose
-(no path from the zip is used). Then the files are read with the anatomy readers, and the segmentation must lie on
-the image's voxel grid: the same spacing and axes, its origin on an image voxel and its extent
-inside the image (a Slicer segmentation cropped to its extent is padded onto the image; a label
+(no path from the zip is used). Then the files are read with the anatomy readers, and the
+segmentation must lie on the image's voxel grid: the same spacing and axes, its origin on an
+image voxel and its extent inside the image (a Slicer segmentation cropped to its extent is padded onto the image; a label
 map must match exactly). Every refusal is one line naming the file and what is wrong (422).
 
 **De-identification.** DICOM files are de-identified with pydicom before they are written to a
