@@ -14,7 +14,8 @@ zip's members counted and their declared sizes summed before extraction, under n
 (no path from the zip is used). Then the files are read with the anatomy readers, and the
 segmentation must lie on the image's voxel grid: the same spacing and axes, its origin on an
 image voxel and its extent inside the image (a Slicer segmentation cropped to its extent is
-padded onto the image; a label map must match exactly). Every refusal is one line naming the file and what is wrong (422).
+padded onto the image; a label map must match exactly). Every refusal is one line naming the
+file and what is wrong (422).
 
 **De-identification.** DICOM files are de-identified with pydicom before they are written to a
 temporary file to be read (:func:`deidentify`: the patient's name, identifiers, birth date and
