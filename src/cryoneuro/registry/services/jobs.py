@@ -196,6 +196,24 @@ def plan_parameters(raw: dict[str, Any]) -> dict[str, Any]:
 PLACEMENT_VOXELS_MM = (0.5, 1.0)
 
 
+def _vector3(value: Any, field: str) -> list[float]:
+    """Three finite numbers (a point or a direction, LPS mm): "x,y,z" or a list."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise RegistryInputError(f"{field}: give three numbers x, y, z (mm)", field)
+    out = []
+    for v in value:
+        try:
+            x = math.nan if isinstance(v, bool) else float(v)
+        except (TypeError, ValueError):
+            raise RegistryInputError(f"{field}: '{str(v)[:20]}' is not a number", field) from None
+        if not math.isfinite(x) or abs(x) > 1e4:
+            raise RegistryInputError(f"{field}: each number must be finite and within ±10 m", field)
+        out.append(x)
+    return out
+
+
 def placement_parameters(raw: dict[str, Any]) -> dict[str, Any]:
     """Checked parameters of a workspace placement plan (planning/placement.py): the source
     (``case``: the procedure's uploaded images, or a bundled phantom), tip and direction (LPS
@@ -209,16 +227,10 @@ def placement_parameters(raw: dict[str, Any]) -> dict[str, Any]:
         raise RegistryInputError(
             f"source: 'case' (the uploaded images) or one of {', '.join(PHANTOMS)}", "source"
         )
-    tip = _numbers(raw.get("tip_mm"), "tip_mm", -1e4, 1e4)
-    direction = (
-        _numbers(raw.get("direction"), "direction", -1e4, 1e4) if raw.get("direction") else []
-    )
-    if len(tip) != 3:
-        raise RegistryInputError("tip_mm: give three numbers x, y, z (mm)", "tip_mm")
-    if len(direction) != 3 or math.hypot(*direction) < 1e-9:
-        raise RegistryInputError(
-            "direction: give a non-zero vector x, y, z (tip → handle)", "direction"
-        )
+    tip = _vector3(raw.get("tip_mm"), "tip_mm")
+    direction = _vector3(raw.get("direction"), "direction")
+    if math.hypot(*direction) < 1e-9:
+        raise RegistryInputError("direction: a non-zero vector (tip → handle)", "direction")
     gas = str(raw.get("gas") or "argon")
     if gas not in pipeline.GASES:
         raise RegistryInputError(f"gas: choose from {', '.join(pipeline.GASES)}", "gas")
