@@ -79,8 +79,16 @@
     return out.buffer;
   }
 
+  function checksum(text) {  // tells users and tests that a new iceball arrived
+    var h = 0;
+    for (var i = 0; i < text.length; i++) { h = (h * 31 + text.charCodeAt(i)) >>> 0; }
+    return h.toString(16);
+  }
+
   function drawIceball(b64) {
-    if (!nv || !b64) { return Promise.resolve(); }
+    if (!b64) { return Promise.resolve(); }
+    readout.dataset.iceball = checksum(b64);
+    if (!nv) { return Promise.resolve(); }
     var old = iceball;
     return nv.addVolumeFromUrl({
       url: "iceball.nii.gz", name: "iceball.nii.gz", buffer: b64ToBuffer(b64),
