@@ -29,6 +29,7 @@ from cryoneuro.anatomy.patient import write_segmentation_case
 from cryoneuro.registry.models import AuditEntry
 from cryoneuro.registry.models.images import CaseImages
 from cryoneuro.registry.services import case_images
+from cryoneuro.registry.services.deidentify import deidentify
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "anatomy"))
 from dicom_fixture import ct_series
@@ -311,7 +312,7 @@ def test_deidentify_removes_the_patient_at_any_depth_and_private_tags() -> None:
     nested.ReferringPhysicianName = "Dr^Who"
     ds.ReferencedStudySequence = Sequence([nested])
     ds.add_new(0x00111010, "LO", "private note")
-    removed = case_images.deidentify(ds)
+    removed = deidentify(ds)
     assert "PatientName" not in ds
     assert "PatientID" not in ds
     assert "PatientName" not in ds.ReferencedStudySequence[0]

@@ -18,11 +18,12 @@ padded onto the image; a label map must match exactly). Every refusal is one lin
 file and what is wrong (422).
 
 **De-identification.** DICOM files are de-identified with pydicom before they are written to a
-temporary file to be read (:func:`deidentify`: the patient's name, identifiers, birth date and
-the other attributes of :data:`IDENTIFYING`, in nested sequences too, and every private tag).
-What is stored is canonical and carries no DICOM header at all: the image as gzip NIfTI made
-from the voxel array and its geometry only, the segmentation as a ``.seg.nrrd`` of named
-masks. The removed attribute keywords are recorded with the row.
+temporary file to be read (:func:`~cryoneuro.registry.services.deidentify.deidentify`: the
+patient's name, identifiers, birth date and the other identifying attributes, in nested
+sequences too, and every private tag). What is stored is canonical and carries no DICOM
+header at all: the image as gzip NIfTI made from the voxel array and its geometry only, the
+segmentation as a ``.seg.nrrd`` of named masks. The removed attribute
+keywords are recorded with the row.
 
 **Audit.** The row (models/images.py) is audited as any record: who uploaded, the formats,
 names, sizes and SHA-256 of the upload and of the stored files; accepting the structures is an
@@ -50,6 +51,7 @@ from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import NotFoundError, RegistryInputError
 from cryoneuro.registry.models.images import CaseImages
 from cryoneuro.registry.services import plan_files
+from cryoneuro.registry.services.deidentify import deidentify
 
 #: Each uploaded file (the image, a zipped series, the segmentation), as a plan bundle.
 MAX_UPLOAD_BYTES = plan_files.MAX_BUNDLE_BYTES
@@ -59,50 +61,6 @@ MAX_SERIES_FILES = 2000
 #: Geometry tolerances: as anatomy/io.py's alignment check.
 ALIGN_TOL_MM = 1e-3
 DIRECTION_TOL = 1e-4
-#: DICOM attributes removed from every uploaded DICOM file (and its nested sequences):
-#: the identifying attributes of the Basic Application Level Confidentiality Profile
-#: (DICOM PS3.15 Annex E, Table E.1-1) that describe the patient, the people and the places.
-IDENTIFYING = (
-    "PatientName",
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientBirthDate",
-    "PatientBirthTime",
-    "PatientBirthName",
-    "PatientMotherBirthName",
-    "OtherPatientIDs",
-    "OtherPatientNames",
-    "OtherPatientIDsSequence",
-    "PatientAddress",
-    "PatientTelephoneNumbers",
-    "PatientAge",
-    "PatientSize",
-    "PatientWeight",
-    "PatientComments",
-    "MedicalRecordLocator",
-    "EthnicGroup",
-    "Occupation",
-    "MilitaryRank",
-    "BranchOfService",
-    "CountryOfResidence",
-    "RegionOfResidence",
-    "PatientReligiousPreference",
-    "ReferringPhysicianName",
-    "ReferringPhysicianAddress",
-    "PerformingPhysicianName",
-    "PhysiciansOfRecord",
-    "RequestingPhysician",
-    "NameOfPhysiciansReadingStudy",
-    "OperatorsName",
-    "InstitutionName",
-    "InstitutionAddress",
-    "InstitutionalDepartmentName",
-    "StationName",
-    "DeviceSerialNumber",
-    "AccessionNumber",
-    "StudyID",
-    "RequestAttributesSequence",
-)
 ROLE_CHOICES = ("target", "nerve", "skin", "artery", "bone", "ignore")
 IMAGE_NAME = "image.nii.gz"
 SEGMENTATION_NAME = "segmentation.seg.nrrd"
@@ -122,32 +80,6 @@ class Upload:
     @property
     def label(self) -> str:
         return (self.name or "the file")[:80]
-
-
-# --- de-identification -----------------------------------------------------------------------
-
-
-def deidentify(ds: Any) -> list[str]:
-    """Remove :data:`IDENTIFYING` attributes (at any depth) and private tags from a pydicom
-    dataset in place; returns the keywords removed (sorted, each once)."""
-    removed: set[str] = set()
-
-    def strip(dataset: Any) -> None:
-        for keyword in IDENTIFYING:
-            if keyword in dataset:
-                delattr(dataset, keyword)
-                removed.add(keyword)
-        for element in list(dataset):
-            if element.VR == "SQ":
-                for item in element.value:
-                    strip(item)
-
-    strip(ds)
-    had_private = any(e.tag.is_private for e in ds.iterall())
-    ds.remove_private_tags()
-    if had_private:
-        removed.add("(private tags)")
-    return sorted(removed)
 
 
 def _read_dicom(data: bytes, label: str, field: str) -> Any:
