@@ -28,6 +28,7 @@ from cryoneuro.anatomy import phantoms
 from cryoneuro.anatomy.patient import write_segmentation_case
 from cryoneuro.registry.models import AuditEntry
 from cryoneuro.registry.models.images import CaseImages
+from cryoneuro.registry.models.jobs import Job
 from cryoneuro.registry.services import case_images
 from cryoneuro.registry.services.deidentify import deidentify
 
@@ -329,15 +330,34 @@ def test_deidentify_removes_the_patient_at_any_depth_and_private_tags() -> None:
 def test_only_editors_at_the_site_may_upload(client, morton_case) -> None:
     headers, proc_id = _procedure(client)
     image, seg = _morton_files(morton_case)
+    assert _upload(client, headers, proc_id, image, seg).status_code == 303
+    before = _row(client.registry, proc_id)
+    roles = {f"role_{i}": before.proposed_roles[n] for i, n in enumerate(before.segments)}
     client.post("/logout", data={"csrf_token": headers["X-CSRF-Token"]})
     # the monitor reads RBH but may not change study data
     monitor = login(client, "monitor")
     assert client.get(f"/procedures/{proc_id}/plan").status_code == 200
-    assert _upload(client, monitor, proc_id, image, seg).status_code == 403
+    assert client.get(f"/procedures/{proc_id}/case/image.nii.gz").status_code == 200
+    form = {"csrf_token": monitor["X-CSRF-Token"], "reason": "monitor tries"}
+    assert _upload(client, monitor, proc_id, image, seg, reason="x" * 5).status_code == 403
+    accept = client.post(f"/procedures/{proc_id}/plan/structures", data={**form, **roles})
+    assert accept.status_code == 403
+    run = client.post(
+        f"/procedures/{proc_id}/plan/run",
+        data={**form, "tip_mm": "1,2,3", "direction": "0,0,1", "voxel_mm": "1.0"},
+    )
+    assert run.status_code == 403
     client.post("/logout", data={"csrf_token": monitor["X-CSRF-Token"]})
     # a data-entry user of another site does not see the procedure at all
     leeds = login(client, "leedsnurse")
     assert client.get(f"/procedures/{proc_id}/plan").status_code == 404
-    assert _upload(client, leeds, proc_id, image, seg).status_code == 404
+    assert _upload(client, leeds, proc_id, image, seg, reason="x" * 5).status_code == 404
     assert client.get(f"/procedures/{proc_id}/case/image.nii.gz").status_code == 404
-    assert _row(client.registry, proc_id) is None
+    assert client.get(f"/procedures/{proc_id}/plan/case.json").status_code == 404
+    leeds_form = {"csrf_token": leeds["X-CSRF-Token"], **roles}
+    assert client.post(f"/procedures/{proc_id}/plan/structures", data=leeds_form).status_code == 404
+    after = _row(client.registry, proc_id)
+    assert after.image_sha256 == before.image_sha256
+    assert after.accepted_roles is None
+    with client.registry.factory() as session:
+        assert session.scalar(select(Job.id).where(Job.procedure_id == proc_id)) is None

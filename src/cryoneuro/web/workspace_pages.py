@@ -161,6 +161,8 @@ def run_full_plan(
 ) -> Response:
     raw = {k: form.get(k, "") for k in RUN_FIELDS}
     raw.update(mode="placement", source="case")
+    _, participant = plan_files.get_procedure(session, actor, procedure_id)
+    actor.require_write(participant.site_id)  # rights before the form's content
     try:
         row = case_images.get_case(session, actor, procedure_id)
         if row is None or not row.accepted_roles:
