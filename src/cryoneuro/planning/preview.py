@@ -130,7 +130,12 @@ class PlacementPreview:
     def readout(self, tip_mm, direction) -> PreviewReadout:
         """Judge one pose (tip, direction tip → handle) with the planner's rules."""
         start = time.perf_counter()
-        t = self.field(tip_mm, direction)
+        return self.judge(self.field(tip_mm, direction), start)
+
+    def judge(self, t: NDArray, start: float | None = None) -> PreviewReadout:
+        """The readout of a field from :meth:`field` (so a caller that also draws the field
+        places it once); ``start``: the ``perf_counter`` time the pose was asked for."""
+        start = time.perf_counter() if start is None else start
         res = SimpleNamespace(min_temperature_c=t, tissue_mask=np.isfinite(t))
         prof, safety, margin = self.level.judge(
             res,

@@ -47,6 +47,7 @@ from cryoneuro.web import (
     preview_api,
     procedure_pages,
     query_pages,
+    workspace_pages,
 )
 from cryoneuro.web.deps import PageActor
 from cryoneuro.web.middleware import LimitsAndHeaders
@@ -147,6 +148,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
         upload_limit_bytes=MAX_UPLOAD_BODY_BYTES,
         deadline_s=settings.body_deadline_s,
         is_authenticated=signed_session_checker(settings),
+        upload_suffix=("/plan-bundle", "/images"),  # plan bundles; case images (workspace)
     )
 
     @app.exception_handler(RegistryError)
@@ -222,6 +224,7 @@ def create_app(settings: RegistrySettings | None = None, dev: bool = False) -> F
     app.include_router(procedure_pages.router)
     app.include_router(job_pages.router)
     app.include_router(preview_api.router)
+    app.include_router(workspace_pages.router)
     app.include_router(edit_pages.router)
     app.include_router(epro_pages.router)
     app.include_router(account_pages.router)

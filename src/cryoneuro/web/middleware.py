@@ -11,7 +11,8 @@ is in memory before the app sees the request, so no session or lock can wait on 
   is counted as it arrives and refused as soon as it passes the cap;
 - the cap depends on authentication, checked before reading: without a validly signed
   session cookie the cap is :data:`ANONYMOUS_LIMIT` (a log-in form is a few hundred bytes)
-  and upload paths answer 401 at once; with one, 4 MB (51 MB for plan-bundle uploads). The
+  and upload paths answer 401 at once; with one, 4 MB (51 MB for plan-bundle uploads and for
+  a procedure's image and segmentation, ``upload_suffix``). The
   cookie's session is checked against the database later, by the route;
 - the body must arrive within ``deadline_s`` seconds in all, else 408.
 """
@@ -89,7 +90,7 @@ class LimitsAndHeaders:
         deadline_s: float = 15.0,
         is_authenticated: Callable[[str], bool] | None = None,
         cookie_name: str = "cryoneuro_session",
-        upload_suffix: str = "/plan-bundle",
+        upload_suffix: str | tuple[str, ...] = "/plan-bundle",
     ) -> None:
         self.app = app
         self.limit = limit_bytes

@@ -13,12 +13,22 @@ asks for a readout on every probe move. So each (phantom, gas, freeze) is built 
 process and kept in a small LRU cache (:func:`functools.lru_cache`); a lock makes concurrent
 first requests build it once. Reading a procedure's preview needs read access to its site,
 like its page.
+
+**Uploaded images.** When the procedure has a patient's images with accepted structures
+(registry/services/case_images.py) and the request names no phantom, the preview is built on
+the patient's anatomy and cached per (procedure, stored files' SHA-256, accepted roles, gas,
+freeze) in the same way (:func:`case_preview`): a new upload or new roles give a new key.
+With ``"iceball": true`` the answer carries the iceball labels (1: ≤ 0 °C, 2: ≤ −20 °C,
+3: ≤ −40 °C) as a base64 gzip NIfTI on the preview's grid (``iceball_nifti``), for the
+workspace's viewer; the field is placed once for both.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
@@ -57,6 +67,26 @@ def placement_preview(phantom: str, gas: str, freeze_s: float):
         return _cached(phantom, gas, float(freeze_s))
 
 
+_case_cache: OrderedDict[tuple, Any] = OrderedDict()
+
+
+def case_preview(key: tuple, build_phantom: Callable[[], Any], gas: str, freeze_s: float):
+    """The :class:`PlacementPreview` of an uploaded case, built once per ``key`` + settings
+    (least recently used dropped beyond :data:`CACHE_SIZE`)."""
+    from cryoneuro.planning.preview import PlacementPreview
+
+    full = (*key, gas, float(freeze_s))
+    with _build_lock:
+        if full in _case_cache:
+            _case_cache.move_to_end(full)
+            return _case_cache[full]
+        preview = PlacementPreview(build_phantom(), gas=gas, freeze_s=float(freeze_s))
+        _case_cache[full] = preview
+        while len(_case_cache) > CACHE_SIZE:
+            _case_cache.popitem(last=False)
+        return preview
+
+
 def _vector(value: Any, field: str) -> list[float]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",")]
@@ -74,13 +104,18 @@ def _vector(value: Any, field: str) -> list[float]:
     return out
 
 
-def _settings_for(plan: dict[str, Any], raw: dict[str, Any]) -> tuple[str, str, float]:
-    """Phantom, gas and freeze: the request's, else the procedure's plan's, else defaults."""
+def _settings_for(
+    plan: dict[str, Any], raw: dict[str, Any], has_case: bool = False
+) -> tuple[str, str, float]:
+    """Phantom, gas and freeze: the request's, else the procedure's plan's, else defaults.
+    The phantom is ``"case"`` when the procedure has accepted images and none is named."""
     from cryoneuro.input_checks import MAX_PROTOCOL_S
     from cryoneuro.planning import pipeline
 
     phantom = raw.get("phantom")
-    if phantom in (None, ""):
+    if phantom in (None, "") and has_case:
+        phantom = "case"
+    elif phantom in (None, ""):
         case = plan.get("case") or (plan.get("inputs") or {}).get("phantom")
         phantom = next((k for k, v in PHANTOMS.items() if v == case), None)
         if phantom is None:
@@ -89,7 +124,7 @@ def _settings_for(plan: dict[str, Any], raw: dict[str, Any]) -> tuple[str, str, 
                 "phantom=morton or phantom=stump",
                 "phantom",
             )
-    if phantom not in PHANTOMS:
+    if phantom not in PHANTOMS and not (has_case and phantom == "case"):
         raise RegistryInputError(
             f"phantom: choose one of {', '.join(PHANTOMS)} (got '{str(phantom)[:20]}')", "phantom"
         )
@@ -115,14 +150,24 @@ def _settings_for(plan: dict[str, Any], raw: dict[str, Any]) -> tuple[str, str, 
     return phantom, gas, freeze_s
 
 
-def preview_readout(plan: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
-    """Validate the request and compute the readout (JSON-safe: NaN/inf become null)."""
+def preview_readout(
+    plan: dict[str, Any],
+    raw: dict[str, Any],
+    case: tuple[tuple, Callable[[], Any]] | None = None,
+) -> dict[str, Any]:
+    """Validate the request and compute the readout (JSON-safe: NaN/inf become null).
+    ``case``: (cache key, phantom builder) of the procedure's accepted images, if any."""
+    import time
+
     tip = _vector(raw.get("tip"), "tip")
     direction = _vector(raw.get("direction"), "direction")
     if math.hypot(*direction) < 1e-9:
         raise RegistryInputError("direction: must be a non-zero vector (tip → handle)", "direction")
-    phantom, gas, freeze_s = _settings_for(plan, raw)
-    preview = placement_preview(phantom, gas, freeze_s)
+    phantom, gas, freeze_s = _settings_for(plan, raw, has_case=case is not None)
+    if phantom == "case" and case is not None:
+        preview = case_preview(case[0], case[1], gas, freeze_s)
+    else:
+        preview = placement_preview(phantom, gas, freeze_s)
     grid = preview.grid
     lo = list(grid.origin_mm)
     hi = [o + s for o, s in zip(grid.origin_mm, grid.size_mm, strict=True)]
@@ -131,10 +176,16 @@ def preview_readout(plan: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]
         raise RegistryInputError(
             f"tip: outside the {phantom} planning grid (x, y, z mm: {box})", "tip"
         )
-    readout = asdict(preview.readout(tip, direction))
+    placed = time.perf_counter()
+    field = preview.field(tip, direction)
+    readout = asdict(preview.judge(field, placed))
+    extra: dict[str, Any] = {}
+    if raw.get("iceball") in (True, "1", "true"):
+        extra["iceball_nifti"] = _iceball_nifti(field, grid)
     return json_safe(
         {
             **readout,
+            **extra,
             "phantom": phantom,
             "gas": gas,
             "freeze_s": freeze_s,
@@ -142,6 +193,46 @@ def preview_readout(plan: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]
             "direction": direction,
         }
     )
+
+
+def _iceball_nifti(field: Any, grid: Any) -> str:
+    """Iceball labels 0–3 as a base64 gzip NIfTI (RAS affine of the LPS grid, as the plan's
+    volumes: planning/volumes.py)."""
+    import base64
+    import gzip
+
+    import nibabel as nib
+    import numpy as np
+
+    from cryoneuro.planning.volumes import grid_affine, iceball_labels
+
+    affine = grid_affine(grid)
+    img = nib.Nifti1Image(iceball_labels(np.nan_to_num(field, nan=99.0)), affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    return base64.b64encode(gzip.compress(img.to_bytes(), compresslevel=1)).decode("ascii")
+
+
+def _case_of(session: Any, actor: Any, procedure_id: int) -> tuple[tuple, Callable[[], Any]] | None:
+    """(cache key, builder) of the procedure's uploaded images with accepted structures."""
+    from cryoneuro.registry.services import case_images
+
+    row = case_images.get_case(session, actor, procedure_id)
+    if row is None or not row.accepted_roles:
+        return None
+    neuroma = case_images.neuroma_type_of(session, procedure_id)
+    key = (
+        procedure_id,
+        row.image_sha256,
+        row.segmentation_sha256,
+        tuple(sorted(row.accepted_roles.items())),
+        neuroma,
+    )
+
+    def build() -> Any:  # the bytes are read only when the preview is not cached yet
+        return case_images.patient_case(row, neuroma_type=neuroma).phantom
+
+    return key, build
 
 
 def _json_error(exc: RegistryError) -> JSONResponse:
@@ -157,7 +248,8 @@ def preview_get(
 ) -> JSONResponse:
     try:
         procedure, _ = plan_files.get_procedure(session, actor, procedure_id)
-        return JSONResponse(preview_readout(procedure.plan or {}, dict(request.query_params)))
+        case = _case_of(session, actor, procedure.id)
+        return JSONResponse(preview_readout(procedure.plan or {}, dict(request.query_params), case))
     except RegistryError as exc:
         return _json_error(exc)
 
@@ -176,8 +268,10 @@ async def preview_post(procedure_id: int, request: Request, actor: ApiActor) -> 
     def work() -> dict[str, Any]:
         with request.app.state.session_factory() as session:
             procedure, _ = plan_files.get_procedure(session, actor, procedure_id)
-            plan = procedure.plan or {}
-        return preview_readout(plan, raw)
+            # the session stays open so an uncached case preview can read the stored files
+            return preview_readout(
+                procedure.plan or {}, raw, _case_of(session, actor, procedure.id)
+            )
 
     try:
         return JSONResponse(await run_in_threadpool(work))

@@ -35,6 +35,7 @@ from cryoneuro.registry.models.epro import (
     SiteNotification,
 )
 from cryoneuro.registry.models.files import PlanFile  # noqa: F401
+from cryoneuro.registry.models.images import CaseImages  # noqa: F401
 from cryoneuro.registry.models.jobs import Job, JobKind, JobState  # noqa: F401
 from cryoneuro.registry.models.queries import (
     DataQuery,

@@ -148,6 +148,8 @@ def plan_parameters(raw: dict[str, Any]) -> dict[str, Any]:
     # that the web process spends only when a plan job is checked or run
     from cryoneuro.planning import pipeline
 
+    if str(raw.get("mode") or "") == "placement":
+        return placement_parameters(raw)
     phantom = str(raw.get("phantom") or "").strip()
     if phantom not in PHANTOMS:
         raise RegistryInputError(
@@ -185,6 +187,84 @@ def plan_parameters(raw: dict[str, Any]) -> dict[str, Any]:
         "freezes_s": _numbers(
             raw.get("freezes_s") or list(pipeline.FREEZE_S), "freezes_s", 10.0, longest
         ),
+        "drive": drive,
+    }
+
+
+#: Simulation grids a workspace placement may ask for (mm): the planner's confirmation grid
+#: and a coarser, faster one.
+PLACEMENT_VOXELS_MM = (0.5, 1.0)
+
+
+def _vector3(value: Any, field: str) -> list[float]:
+    """Three finite numbers (a point or a direction, LPS mm): "x,y,z" or a list."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise RegistryInputError(f"{field}: give three numbers x, y, z (mm)", field)
+    out = []
+    for v in value:
+        try:
+            x = math.nan if isinstance(v, bool) else float(v)
+        except (TypeError, ValueError):
+            raise RegistryInputError(f"{field}: '{str(v)[:20]}' is not a number", field) from None
+        if not math.isfinite(x) or abs(x) > 1e4:
+            raise RegistryInputError(f"{field}: each number must be finite and within ±10 m", field)
+        out.append(x)
+    return out
+
+
+def placement_parameters(raw: dict[str, Any]) -> dict[str, Any]:
+    """Checked parameters of a workspace placement plan (planning/placement.py): the source
+    (``case``: the procedure's uploaded images, or a bundled phantom), tip and direction (LPS
+    mm, tip → handle), gas, freeze, optional protocol preset and the simulation grid."""
+    from cryoneuro.input_checks import MAX_PROTOCOL_S
+    from cryoneuro.planning import pipeline
+    from cryoneuro.planning import protocols as presets
+
+    source = str(raw.get("source") or "").strip()
+    if source not in ("case", *PHANTOMS):
+        raise RegistryInputError(
+            f"source: 'case' (the uploaded images) or one of {', '.join(PHANTOMS)}", "source"
+        )
+    tip = _vector3(raw.get("tip_mm"), "tip_mm")
+    direction = _vector3(raw.get("direction"), "direction")
+    if math.hypot(*direction) < 1e-9:
+        raise RegistryInputError("direction: a non-zero vector (tip → handle)", "direction")
+    gas = str(raw.get("gas") or "argon")
+    if gas not in pipeline.GASES:
+        raise RegistryInputError(f"gas: choose from {', '.join(pipeline.GASES)}", "gas")
+    longest = (MAX_PROTOCOL_S - pipeline.THAW_S) / 2
+    freeze = _numbers([raw.get("freeze_s") or 120.0], "freeze_s", 10.0, longest)[0]
+    protocol = str(raw.get("protocol") or "").strip() or None
+    if protocol is not None:
+        if protocol not in presets.PRESETS:
+            raise RegistryInputError(
+                f"protocol: choose one of {', '.join(presets.PRESETS)}", "protocol"
+            )
+        offered = [(g, float(f)) for g, f in presets.PRESETS[protocol].options]
+        if (gas, freeze) not in offered:
+            raise RegistryInputError(
+                f"protocol: {protocol} offers "
+                + ", ".join(f"{g} {f:g} s" for g, f in offered)
+                + f"; not {gas} {freeze:g} s",
+                "protocol",
+            )
+    voxel = _numbers([raw.get("voxel_mm") or 0.5], "voxel_mm", 0.5, 1.0)[0]
+    if voxel not in PLACEMENT_VOXELS_MM:
+        raise RegistryInputError("voxel_mm: 0.5 or 1", "voxel_mm")
+    drive = str(raw.get("drive") or pipeline.DRIVE)
+    if drive not in ("device", "held"):
+        raise RegistryInputError("drive: 'device' or 'held'", "drive")
+    return {
+        "mode": "placement",
+        "source": source,
+        "tip_mm": tip,
+        "direction": direction,
+        "gas": gas,
+        "freeze_s": freeze,
+        "protocol": protocol,
+        "voxel_mm": voxel,
         "drive": drive,
     }
 
@@ -454,6 +534,9 @@ def run_plan(factory: sessionmaker[Session], job_id: int) -> None:
         job = session.get(Job, job_id)
         params = dict(job.parameters)
         procedure_date = session.get(Procedure, job.procedure_id).procedure_date
+    if params.get("mode") == "placement":
+        _run_placement(factory, job_id, params, procedure_date)
+        return
 
     def progress(fraction: float, message: str) -> None:
         # the planner's fraction covers the simulations; building the phantom and storing
@@ -476,12 +559,65 @@ def run_plan(factory: sessionmaker[Session], job_id: int) -> None:
         )
         report_progress(factory, job_id, 0.97, "storing the plan bundle")
         content = (Path(out) / BUNDLE_NAME).read_bytes()
+    _store(factory, job_id, content, f"plan of the {params['phantom']} phantom")
+
+
+def _run_placement(
+    factory: sessionmaker[Session], job_id: int, params: dict[str, Any], procedure_date: Any
+) -> None:
+    """The full 3D plan of the workspace's placement, on the uploaded case or a phantom."""
+    from cryoneuro.planning.placement import plan_placement
+    from cryoneuro.planning.volumes import BUNDLE_NAME
+    from cryoneuro.registry.models.images import CaseImages
+    from cryoneuro.registry.services import case_images
+
+    def progress(fraction: float, message: str) -> None:
+        report_progress(factory, job_id, 0.05 + 0.9 * fraction, message)
+
+    if params["source"] == "case":
+        report_progress(factory, job_id, 0.0, "reading the uploaded images")
+        with factory() as session:
+            job = session.get(Job, job_id)
+            row = session.scalar(
+                select(CaseImages).where(CaseImages.procedure_id == job.procedure_id)
+            )
+            if row is None or not row.accepted_roles:
+                raise CryoneuroError("the procedure's images or accepted structures are gone")
+            phantom = case_images.patient_case(
+                row, neuroma_type=case_images.neuroma_type_of(session, job.procedure_id)
+            ).phantom
+            what = f"placement plan of the uploaded images ({row.image_sha256[:12]})"
+    else:
+        report_progress(factory, job_id, 0.0, f"building the {params['source']} phantom")
+        phantom = _phantom(params["source"])
+        what = f"placement plan of the {params['source']} phantom"
+    with tempfile.TemporaryDirectory(prefix="cryoneuro-job-") as out:
+        plan_placement(
+            phantom,
+            out,
+            tip_mm=params["tip_mm"],
+            direction=params["direction"],
+            gas=params["gas"],
+            freeze_s=params["freeze_s"],
+            protocol=params.get("protocol"),
+            drive=params["drive"],
+            voxel_mm=params["voxel_mm"],
+            procedure_date=procedure_date,
+            progress=progress,
+        )
+        report_progress(factory, job_id, 0.97, "storing the plan bundle")
+        content = (Path(out) / BUNDLE_NAME).read_bytes()
+    _store(factory, job_id, content, what)
+
+
+def _store(factory: sessionmaker[Session], job_id: int, content: bytes, what: str) -> None:
+    """Store the finished bundle with the procedure and close the job, in one transaction."""
     with transaction(factory) as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job.cancel_requested or job.state != JobState.running:
             raise JobCancelled
         actor = _job_actor(session, job)
-        reason = job.reason or f"plan job {job.id}: plan of the {params['phantom']} phantom"
+        reason = job.reason or f"plan job {job.id}: {what}"
         if job.reason:
             reason = f"plan job {job.id}: {job.reason}"
         rows = plan_files.attach_bundle(session, actor, job.procedure_id, content, reason)
