@@ -25,9 +25,9 @@ the participant list, a participant page, the procedure page and the job's progr
 2. **during the job**: a ``cryoneuro worker`` process is started, and the measurement begins
    once the job's state is ``running``; the job's state and progress are polled from the
    database every 0.5 s, and only requests that *finished while the job was running* count.
-   The job first builds the phantom (tens of seconds, one core), then simulates the
-   candidates; ``--measure-from simulating`` starts the phase only once the simulations have
-   begun (progress > 5 %).
+   The job first builds the phantom (over a minute on the loaded 2-core machine), then
+   simulates the candidates; ``--measure-from simulating`` starts the phase only once the
+   simulations have begun (progress > 5 %).
    The script fails (exit 1) when the job was not running for the whole phase, or the phase's
    window came out shorter than half of ``--seconds``.
 
