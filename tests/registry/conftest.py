@@ -224,7 +224,7 @@ class LiveServer:
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("ab"),
         )  # a file, not a pipe: a full pipe would stall it
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: CI and shared machines can be loaded
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("server exited: " + self.log.read_text(encoding="utf-8")[-2000:])
@@ -233,7 +233,7 @@ class LiveServer:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not start within 30 s")
+        raise RuntimeError("server did not start within 90 s")
 
     def stop(self, kill: bool = False) -> None:
         if self.process and self.process.poll() is None:
