@@ -165,6 +165,14 @@ def test_score_keeps_the_original_ranking_order():
     assert search.score(cand(True, False, True, 5.0, 60.0)) > search.score(
         cand(True, False, True, 5.0, 120.0)
     )
+    # the skin still counts far below 0 °C (a search with a 20 mm needle must be able to move
+    # towards a safer skin), and a block with the coldest skin still beats no block at all
+    assert search.score(cand(False, False, True, -60.0)) > search.score(
+        cand(False, False, True, -120.0)
+    )
+    assert search.score(cand(False, False, True, -180.0)) > search.score(
+        cand(False, False, False, 50.0)
+    )
     ablate = search.score(cand(True, True, True, 5.0, target_neuro=0.8), "neuroma-ablation")
     assert ablate > search.score(cand(True, False, True, 5.0), "neuroma-ablation")
 

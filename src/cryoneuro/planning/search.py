@@ -31,7 +31,7 @@ method would.
 Score (:func:`score`, higher is better), in the order of the original ranking: feasible (block,
 skin above 0 °C, clear path) ≫ the policy (``reversible-block``: no neurotmesis risk;
 ``neuroma-ablation``: the fraction of the neuroma at or below the neurotmesis threshold) ≫ a
-complete block ≫ the skin margin (±50 °C) and, without a block, how far the best nerve
+complete block ≫ the skin margin (−140 to +50 °C) and, without a block, how far the best nerve
 section is from −20 °C ≫ a shorter freeze.
 """
 
@@ -174,6 +174,15 @@ def approach_for(phantom_name: str, approach: str | Approach | None) -> Approach
     return named[approach]
 
 
+#: The skin margin's range in the score (°C). The floor is low enough that the score still
+#: tells a −60 °C skin from a −120 °C one (with a floor at −50 °C, every long-needle candidate
+#: of the Cazzato protocol scored the same and the search could not move towards a safer skin:
+#: measured on the Morton oblique and plantar approaches, 2026-12-01), and high enough that a
+#: complete block (+200) still outranks any skin margin without one (200 − 140 > 50).
+SKIN_MARGIN_FLOOR_C = -140.0
+SKIN_MARGIN_CAP_C = 50.0
+
+
 def score(candidate, policy: str = "reversible-block") -> float:
     """The planner's score of a simulated candidate (module docstring); higher is better."""
     if policy not in POLICIES:
@@ -185,7 +194,13 @@ def score(candidate, policy: str = "reversible-block") -> float:
         pol = float(candidate.target_neurotmesis)
     s = 1.0e4 * bool(candidate.feasible) + 1.0e3 * pol + 200.0 * bool(prof.complete_block)
     margin = candidate.skin_margin_c
-    s += float(np.clip(margin if np.isfinite(margin) else 50.0, -50.0, 50.0))
+    s += float(
+        np.clip(
+            margin if np.isfinite(margin) else SKIN_MARGIN_CAP_C,
+            SKIN_MARGIN_FLOOR_C,
+            SKIN_MARGIN_CAP_C,
+        )
+    )
     if not prof.complete_block:
         ok = np.isfinite(prof.warmest_c) & (
             prof.eligible if prof.eligible is not None else np.ones(len(prof.warmest_c), bool)
