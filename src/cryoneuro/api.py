@@ -498,6 +498,6 @@ def meta_analyse(
     >>> pain.pooled["dl"].ci_lower <= pain.pooled["dl"].estimate <= pain.pooled["dl"].ci_upper
     True
     """
-    from cryoneuro.analysis.meta import METHODS, run_meta
+    from cryoneuro.analysis.meta_run import METHODS, run_meta
 
     return run_meta(data, outcomes=outcomes, methods=tuple(methods or METHODS), r=r)

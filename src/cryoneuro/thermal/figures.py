@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 from scipy.ndimage import map_coordinates
@@ -49,16 +51,20 @@ def _plane_axes(result: ThermalResult) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return frame[0], frame[1], frame[2], half
 
 
-def plot_slices(
+def draw_slices(
     result: ThermalResult,
-    path: str | Path,
+    axes: Sequence[Axes] | None = None,
     *,
     field: str = "min",
     isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
     title: str | None = None,
-) -> Path:
+) -> Figure:
     """Two panels: the plane containing the probe axis, and the cross-section at the middle of
-    the active length; colour = temperature (minimum reached, or final), lines = isotherms."""
+    the active length; colour = temperature (minimum reached, or final), lines = isotherms.
+
+    ``axes``: two Axes to draw on (default a new pyplot-free Figure). Returns the figure."""
+    from cryoneuro.plotting import figure_and_axes_row
+
     data = result.min_temperature_c if field == "min" else result.temperature_c
     u, v, w, half = _plane_axes(result)
     probe = result.model.probes[0]
@@ -71,8 +77,7 @@ def plot_slices(
 
     cold = float(np.nanmin(data)) if np.isfinite(data).any() else -150.0
     vmin, vmax = min(cold, -40.0), result.model.body_temperature_c
-    fig = Figure(figsize=(11, 5.2), layout="constrained")
-    axes = fig.subplots(1, 2)
+    fig, axes = figure_and_axes_row(axes, 2, (11, 5.2))
     panels = (
         (axes[0], along, "along the probe (u–w plane)", "w: along probe from tip (mm)"),
         (axes[1], across, "across the probe, mid active length (u–v plane)", "v (mm)"),
@@ -117,6 +122,19 @@ def plot_slices(
     fig.suptitle(
         title or f"Isotherms after {sum(p.duration_s for p in result.phases):g} s", fontsize=12
     )
+    return fig
+
+
+def plot_slices(
+    result: ThermalResult,
+    path: str | Path,
+    *,
+    field: str = "min",
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
+    title: str | None = None,
+) -> Path:
+    """:func:`draw_slices` written to ``path`` (PNG, 110 dpi)."""
+    fig = draw_slices(result, field=field, isotherms_c=isotherms_c, title=title)
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
@@ -131,12 +149,14 @@ def _draw_probe(ax, probe) -> None:
     )
 
 
-def plot_point_histories(result: ThermalResult, path: str | Path) -> Path | None:
-    """Temperature against time at the named points (a thermocouple view)."""
+def draw_point_histories(result: ThermalResult, ax: Axes | None = None) -> Axes | None:
+    """Temperature against time at the named points (a thermocouple view), on ``ax`` (default
+    a new pyplot-free Figure). Returns the Axes, or None when the case names no points."""
+    from cryoneuro.plotting import figure_and_axes
+
     if not result.point_names:
         return None
-    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
-    ax = fig.subplots()
+    _, ax = figure_and_axes(ax, (7.5, 4.2))
     for n, name in enumerate(result.point_names):
         ax.plot(result.point_times_s, result.point_temperatures_c[:, n], label=name)
     t0 = 0.0
@@ -149,6 +169,14 @@ def plot_point_histories(result: ThermalResult, path: str | Path) -> Path | None
     ax.set_xlabel("time (s)  — shaded: thaw")
     ax.set_ylabel("temperature (°C)")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_point_histories(result: ThermalResult, path: str | Path) -> Path | None:
+    """:func:`draw_point_histories` written to ``path`` (PNG, 110 dpi); None without points."""
+    ax = draw_point_histories(result)
+    if ax is None:
+        return None
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    cast(Figure, ax.get_figure()).savefig(path, dpi=110)
     return path
