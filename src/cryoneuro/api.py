@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # only for annotations; the imports happen inside each functi
     from cryoneuro.case import Case
     from cryoneuro.planning.plan import Plan
     from cryoneuro.probe import ProbeState
+    from cryoneuro.thermal.result import SimulationResult
     from cryoneuro.thermal.solver import ThermalResult
 
 __all__ = [
@@ -92,7 +93,7 @@ def simulate(
     case: Case | str | Path | Mapping[str, Any],
     *,
     progress: Callable[[float, str], None] | None = None,
-) -> ThermalResult:
+) -> SimulationResult:
     """Simulate a case: 3D Pennes bioheat with freezing (enthalpy method) around its probes.
 
     The equations, parameters and their sources are in ``docs/thermal.md`` and
@@ -108,10 +109,12 @@ def simulate(
 
     Returns
     -------
-    cryoneuro.thermal.ThermalResult
-        ``min_temperature_c`` and ``temperature_c`` (°C, on ``grid``), the temperature at the
-        case's output points over time (``point_times_s`` in s, ``point_temperatures_c`` in °C),
-        the time below each threshold (``time_below_s``, s) and the probes' heat (J).
+    cryoneuro.thermal.result.SimulationResult
+        A :class:`~cryoneuro.thermal.ThermalResult`: ``min_temperature_c`` and
+        ``temperature_c`` (°C, on ``grid``), the temperature at the case's output points over
+        time (``point_times_s`` in s, ``point_temperatures_c`` in °C), the time below each
+        threshold (``time_below_s``, s) and the probes' heat (J); ``summary()`` tabulates the
+        isotherms (mL, mm) and ``plot(ax)`` draws the temperature through the probe.
 
     References
     ----------
@@ -135,13 +138,22 @@ def simulate(
     True
     >>> float(tissue.max()) <= 37.0  # nothing warmer than the body
     True
+    >>> table = result.summary()  # one row per isotherm, nested: 0 °C holds -20 °C
+    >>> list(table.index), list(table.columns)
+    ([0.0, -20.0, -40.0], ['volume_ml', 'diameter_mm', 'length_mm'])
+    >>> bool(table.loc[0.0, "volume_ml"] > table.loc[-20.0, "volume_ml"] > 0)
+    True
+    >>> len(result.plot().images)  # the temperature in the plane of the probe
+    1
     """
     from cryoneuro.thermal import simulate as _simulate
+    from cryoneuro.thermal.result import SimulationResult
 
     if not _is_case(case):
         case = load_case(case)  # type: ignore[arg-type]
     options = case.simulate_options()  # type: ignore[union-attr]
-    return _simulate(case.model(), case.phases(), progress=progress, **options)  # type: ignore[union-attr]
+    result = _simulate(case.model(), case.phases(), progress=progress, **options)  # type: ignore[union-attr]
+    return SimulationResult.of(result)
 
 
 def _is_case(value: Any) -> bool:
@@ -480,7 +492,9 @@ def meta_analyse(
     -------
     cryoneuro.analysis.meta.MetaResult
         Per outcome: the study table, the pooled estimates with 95 % CIs, prediction intervals,
-        τ² and I², and the sensitivity to ``r``; ``to_dict()`` gives the JSON payload.
+        τ² and I², and the sensitivity to ``r``; ``summary()`` tabulates the pooled estimates
+        (one row per outcome and method), ``plot(outcome, ax)`` draws a forest plot and
+        ``to_dict()`` gives the JSON payload.
 
     References
     ----------
@@ -496,6 +510,11 @@ def meta_analyse(
     >>> pain.pooled["dl"].k >= 2
     True
     >>> pain.pooled["dl"].ci_lower <= pain.pooled["dl"].estimate <= pain.pooled["dl"].ci_upper
+    True
+    >>> row = result.summary().loc[("pain", "dl")]  # points on 0-10, negative = less pain
+    >>> (row["k"], row["estimate"]) == (pain.pooled["dl"].k, pain.pooled["dl"].estimate)
+    True
+    >>> len(result.plot("pain").collections) >= pain.k  # a square per study
     True
     """
     from cryoneuro.analysis.meta_run import METHODS, run_meta

@@ -515,6 +515,79 @@ class MetaResult:
     outcomes: dict[str, OutcomeResult]
     counts: dict[str, int]
 
+    def summary(self) -> pd.DataFrame:
+        """The pooled estimates as a table, one row per outcome and τ² method.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``outcome`` and ``method`` (``fe``, ``dl``, ``pm``, ``reml``), with
+            ``k`` (studies), ``estimate``, ``ci_lower``, ``ci_upper`` (95 %), ``pi_lower``,
+            ``pi_upper`` (95 % prediction interval, k ≥ 3), ``tau2`` and ``i2`` (0–1) on the
+            analysis scale (mean change in points on 0–10; logit or Freeman–Tukey for
+            proportions; log ratios), ``scale`` naming it, and ``estimate_natural``,
+            ``ci_lower_natural``, ``ci_upper_natural`` back on the natural scale (a proportion,
+            a ratio) where the outcome has one (NaN otherwise). Outcomes with nothing pooled
+            are left out (``outcomes[name].reason`` says why).
+        """
+        rows = []
+        for name, res in self.outcomes.items():
+            for method, p in res.pooled.items():
+                disp = res.display.get(method, {})
+                rows.append(
+                    {
+                        "outcome": name,
+                        "method": method,
+                        "k": p.k,
+                        "estimate": p.estimate,
+                        "ci_lower": p.ci_lower,
+                        "ci_upper": p.ci_upper,
+                        "pi_lower": p.pi_lower,
+                        "pi_upper": p.pi_upper,
+                        "tau2": p.tau2,
+                        "i2": p.i2,
+                        "scale": res.transform or res.kind,
+                        **{
+                            f"{key}_natural": natural(disp, key, math.nan)
+                            for key in ("estimate", "ci_lower", "ci_upper")
+                        },
+                    }
+                )
+        columns = ["outcome", "method", "k", "estimate", "ci_lower", "ci_upper", "pi_lower"]
+        columns += ["pi_upper", "tau2", "i2", "scale"]
+        columns += ["estimate_natural", "ci_lower_natural", "ci_upper_natural"]
+        return pd.DataFrame(rows, columns=columns).set_index(["outcome", "method"])
+
+    def plot(self, outcome: str | None = None, ax: Any = None) -> Any:
+        """Forest plot of one outcome (:func:`cryoneuro.analysis.meta_plots.forest_plot`).
+
+        Parameters
+        ----------
+        outcome : str, optional
+            An outcome of this result (default: the first with a pooled estimate).
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; default a new pyplot-free Figure.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The forest plot: each study's estimate and 95 % CI (squares sized by weight), the
+            pooled diamonds and the prediction interval.
+        """
+        from cryoneuro.analysis.meta_plots import forest_plot
+
+        pooled = [name for name, res in self.outcomes.items() if res.pooled]
+        if outcome is None:
+            if not pooled:
+                raise InputError("nothing was pooled: no outcome to plot")
+            outcome = pooled[0]
+        if outcome not in pooled:
+            raise InputError(
+                f"outcome '{outcome}' has no pooled estimate here; plot one of {pooled}"
+            )
+        fig = forest_plot(self.outcomes[outcome], ax=ax)
+        return ax if ax is not None else fig.axes[0]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON payload (docs/contracts.md): pooled results per outcome and method."""
         payload: dict[str, Any] = {
