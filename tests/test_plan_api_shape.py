@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from cryoneuro.anatomy.phantoms import morton_forefoot
 from cryoneuro.errors import InputError
 from cryoneuro.planning.pipeline import LEGACY_BOUNDARIES, plan, write_plan
-from cryoneuro.planning.plan import Isotherm, Plan, ProbePlacement, ProtocolPhase
+from cryoneuro.planning.plan import Isotherm, Plan, PlanArtifacts, ProbePlacement, ProtocolPhase
 
 #: one grid candidate (the demo's): a full plan in about a minute on one core
 ONE_CANDIDATE = {
@@ -67,6 +67,16 @@ def test_summary_tabulates_the_plans_own_numbers():
     assert v["coldest tissue"] == -120.5
     assert (v["skin margin to limit"], table["unit"]["skin margin to limit"]) == (4.25, "°C")
     assert v["median relief (regrowth-limited)"] == 64.2
+
+
+def test_a_plan_equals_itself_read_back_whatever_is_attached():
+    plan = _hand_made_plan()
+    plan._artifacts = PlanArtifacts(result=object(), image=None)  # what plan() attaches
+    again = Plan.from_json(plan.to_json())
+    assert again._artifacts is None
+    assert again == plan
+    again.feasible = True
+    assert again != plan
 
 
 def test_a_plan_read_from_json_cannot_be_drawn_or_written(tmp_path):
@@ -126,6 +136,7 @@ def test_plan_computes_without_writing_and_write_plan_writes_what_plan_phantom_d
         "plan_bundle.zip",
     }
     assert all(Path(path).is_file() for path in written.files.values())
+    assert Plan.load(tmp_path / "a" / "plan.json") == computed
     saved = json.loads((tmp_path / "a" / "plan.json").read_text(encoding="utf-8"))
     assert saved["files"] == written.files
     assert saved["isotherms"] == json.loads(computed.to_json())["isotherms"]

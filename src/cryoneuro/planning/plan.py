@@ -103,6 +103,13 @@ class Plan(_Model):
     #: the simulation behind a freshly computed plan (None once read back from JSON)
     _artifacts: PlanArtifacts | None = PrivateAttr(default=None)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when the content is: the attached simulation is not part of it (it is not
+        saved), so a plan equals itself read back from ``plan.json``."""
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
     def summary(self) -> pd.DataFrame:
         """The plan's headline numbers as a table, one row per quantity.
 
