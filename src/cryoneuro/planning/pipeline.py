@@ -794,6 +794,7 @@ def plan(
         fine.anat.label_names,
         fine.lab,
         best.tip_c,
+        None,  # write nothing: write_plan does
         procedure_date,
         fine.structures,
         context=context,
@@ -810,12 +811,15 @@ def _assemble(
     names,
     lab,
     tip_c,
+    out: Path | None,
     procedure_date,
     structures,
     *,
     context: dict | None = None,
     level: Level | None = None,
 ) -> Plan:
+    """The Plan of the chosen candidate, with its simulation attached; written to ``out`` by
+    :func:`write_plan` when a folder is given (None: computed only)."""
     from cryoneuro.planning import warnings as plan_warnings
 
     context = context or {}
@@ -970,6 +974,8 @@ def _assemble(
         title=f"{phantom.name}: planned iceball (minimum temperature)",
         nerve_profile=best.profile,
     )
+    if out is not None:
+        write_plan(plan, out)
     return plan
 
 
