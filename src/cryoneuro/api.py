@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # only for annotations; the imports happen inside each function
     from cryoneuro.analysis.meta import MetaResult
     from cryoneuro.analysis.tidy import TidyData
-    from cryoneuro.anatomy.phantoms import Phantom
+    from cryoneuro.anatomy.patient_anatomy import PatientAnatomy
     from cryoneuro.case import Case
     from cryoneuro.planning.plan import Plan
     from cryoneuro.probe import ProbeState
+    from cryoneuro.thermal.result import SimulationResult
     from cryoneuro.thermal.solver import ThermalResult
 
 __all__ = [
@@ -92,7 +93,7 @@ def simulate(
     case: Case | str | Path | Mapping[str, Any],
     *,
     progress: Callable[[float, str], None] | None = None,
-) -> ThermalResult:
+) -> SimulationResult:
     """Simulate a case: 3D Pennes bioheat with freezing (enthalpy method) around its probes.
 
     The equations, parameters and their sources are in ``docs/thermal.md`` and
@@ -108,10 +109,12 @@ def simulate(
 
     Returns
     -------
-    cryoneuro.thermal.ThermalResult
-        ``min_temperature_c`` and ``temperature_c`` (°C, on ``grid``), the temperature at the
-        case's output points over time (``point_times_s`` in s, ``point_temperatures_c`` in °C),
-        the time below each threshold (``time_below_s``, s) and the probes' heat (J).
+    cryoneuro.thermal.result.SimulationResult
+        A :class:`~cryoneuro.thermal.ThermalResult`: ``min_temperature_c`` and
+        ``temperature_c`` (°C, on ``grid``), the temperature at the case's output points over
+        time (``point_times_s`` in s, ``point_temperatures_c`` in °C), the time below each
+        threshold (``time_below_s``, s) and the probes' heat (J); ``summary()`` tabulates the
+        isotherms (mL, mm) and ``plot(ax)`` draws the temperature through the probe.
 
     References
     ----------
@@ -135,13 +138,22 @@ def simulate(
     True
     >>> float(tissue.max()) <= 37.0  # nothing warmer than the body
     True
+    >>> table = result.summary()  # one row per isotherm, nested: 0 °C holds -20 °C
+    >>> list(table.index), list(table.columns)
+    ([0.0, -20.0, -40.0], ['volume_ml', 'diameter_mm', 'length_mm'])
+    >>> bool(table.loc[0.0, "volume_ml"] > table.loc[-20.0, "volume_ml"] > 0)
+    True
+    >>> len(result.plot().images)  # the temperature in the plane of the probe
+    1
     """
     from cryoneuro.thermal import simulate as _simulate
+    from cryoneuro.thermal.result import SimulationResult
 
     if not _is_case(case):
         case = load_case(case)  # type: ignore[arg-type]
     options = case.simulate_options()  # type: ignore[union-attr]
-    return _simulate(case.model(), case.phases(), progress=progress, **options)  # type: ignore[union-attr]
+    result = _simulate(case.model(), case.phases(), progress=progress, **options)  # type: ignore[union-attr]
+    return SimulationResult.of(result)
 
 
 def _is_case(value: Any) -> bool:
@@ -256,50 +268,74 @@ def tip_state(
 
 
 def plan(
-    anatomy: Phantom | str,
-    out_dir: str | Path,
+    anatomy: PatientAnatomy | str,
+    out_dir: str | Path | None = None,
     *,
     gases: Sequence[str] | None = None,
     offsets_mm: Sequence[float] | None = None,
     shifts_mm: Sequence[float] | None = None,
     freezes_s: Sequence[float] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    **options: Any,
 ) -> Plan:
     """Plan a neuroma cryoablation: probe placement, cryogen and protocol, checked for nerve
-    block, skin and artery safety, with a predicted duration of relief and a report.
+    block, skin and artery safety, with a predicted duration of relief.
 
-    Every candidate is screened on a 1 mm grid and the best are confirmed at 0.5 mm by full 3D
-    simulation (:func:`cryoneuro.planning.pipeline.plan_phantom`, ``docs/planning.md``). The plan
-    and its report (HTML, PDF, figures, volumes) are written to ``out_dir``.
+    Candidates are screened on a 1 mm grid and the best are confirmed at 0.5 mm by full 3D
+    simulation (:func:`cryoneuro.planning.pipeline.plan`, ``docs/planning.md``). Computing
+    writes nothing; give ``out_dir`` (or call :func:`cryoneuro.planning.pipeline.write_plan`
+    later) to write ``plan.json`` and the report (HTML, PDF, figures, NIfTI volumes).
 
     Parameters
     ----------
-    anatomy : Phantom or {"morton", "stump"}
-        A labelled anatomy (:mod:`cryoneuro.anatomy`) or the name of a bundled phantom.
-    out_dir : str or pathlib.Path
-        Folder for the plan (``plan.json``) and its report.
+    anatomy : PatientAnatomy or {"morton", "stump"}
+        A labelled anatomy (:class:`cryoneuro.anatomy.PatientAnatomy`: a patient's, from a case
+        file, or a phantom) or the name of a bundled phantom.
+    out_dir : str or pathlib.Path, optional
+        Folder to write the plan and its report into; default: write nothing.
     gases, offsets_mm, shifts_mm, freezes_s : sequence, optional
         Restrict the candidates: cryogens; lateral needle offsets from the target (mm); shifts of
         the active part along the needle (mm); freeze durations (s). Default: the planner's set.
+        Offsets or shifts ask for the grid search.
     progress : callable, optional
         Called as ``progress(fraction, label)``.
+    **options
+        Passed to :func:`cryoneuro.planning.pipeline.plan` (``search_method``, ``approach``,
+        ``protocol``, ``n_probes``, ``policy``, ``boundaries``, ``drive``, voxel sizes, ...).
 
     Returns
     -------
     cryoneuro.planning.plan.Plan
-        The chosen probes and protocol, isotherms (mL, mm), nerve block, safety margins (mm, °C),
-        predicted relief (days), whether it is feasible and why not, and the files written.
+        The chosen probes and protocol (s, °C), isotherms (mL, mm), nerve block, safety
+        margins (°C, mm), predicted relief (days), whether it is feasible and why not;
+        ``summary()`` tabulates them, ``plot(ax)`` draws the iceball on the image, and
+        ``files`` lists what was written (empty without ``out_dir``).
+
+    References
+    ----------
+    Cazzato RL, Garnon J, Ramamurthy N, et al. Percutaneous MR-guided cryoablation of Morton's
+    neuroma: rationale and technical details after the first 20 patients. Cardiovasc Intervent
+    Radiol 2016;39(10):1491-1498 (the freeze-thaw protocol). The thresholds of nerve injury and
+    their sources are in ``docs/injury.md``; the planner's choices in ``docs/planning.md``.
 
     Examples
     --------
-    >>> import cryoneuro, tempfile
-    >>> with tempfile.TemporaryDirectory() as out:
-    ...     p = cryoneuro.plan("morton", out, gases=["argon"], shifts_mm=[0.0],
-    ...                        freezes_s=[60.0])
-    >>> p.probes[0].gas
-    'argon'
+    Argon, one 60 s double freeze, on the bundled Morton's neuroma phantom:
+
+    >>> import cryoneuro
+    >>> p = cryoneuro.plan("morton", gases=["argon"], shifts_mm=[0.0], freezes_s=[60.0])
+    >>> p.probes[0].gas, p.files  # computed, nothing written
+    ('argon', {})
     >>> [phase.kind for phase in p.protocol][:2]
     ['freeze', 'thaw-passive']
+    >>> table = p.summary()  # one row per quantity, values taken from the plan
+    >>> table.loc["0 °C isotherm diameter", "value"] == p.isotherms["0"].diameter_mm
+    True
+    >>> iceball = p.isotherms
+    >>> iceball["0"].volume_ml > iceball["-20"].volume_ml > iceball["-40"].volume_ml
+    True
+    >>> len(p.plot().collections) > 0  # isotherm and outline contours on a new Axes
+    True
     """
     from cryoneuro.anatomy.phantoms import amputation_stump, morton_forefoot
     from cryoneuro.errors import InputError
@@ -309,10 +345,9 @@ def plan(
         makers = {"morton": morton_forefoot, "stump": amputation_stump}
         if anatomy not in makers:
             raise InputError(
-                f"anatomy must be a Phantom or one of {sorted(makers)} (got {anatomy!r})"
+                f"anatomy must be a PatientAnatomy or one of {sorted(makers)} (got {anatomy!r})"
             )
         anatomy = makers[anatomy]()
-    options: dict[str, Any] = {}
     for name, value in (
         ("gases", gases),
         ("offsets_mm", offsets_mm),
@@ -321,7 +356,10 @@ def plan(
     ):
         if value is not None:
             options[name] = tuple(value)
-    return pipeline.plan_phantom(anatomy, out_dir, progress=progress, **options)
+    result = pipeline.plan(anatomy, progress=progress, **options)
+    if out_dir is not None:
+        pipeline.write_plan(result, out_dir)
+    return result
 
 
 def score(instrument: str, answers: Mapping[str, Any], **options: Any) -> dict[str, Any]:
@@ -454,7 +492,9 @@ def meta_analyse(
     -------
     cryoneuro.analysis.meta.MetaResult
         Per outcome: the study table, the pooled estimates with 95 % CIs, prediction intervals,
-        τ² and I², and the sensitivity to ``r``; ``to_dict()`` gives the JSON payload.
+        τ² and I², and the sensitivity to ``r``; ``summary()`` tabulates the pooled estimates
+        (one row per outcome and method), ``plot(outcome, ax)`` draws a forest plot and
+        ``to_dict()`` gives the JSON payload.
 
     References
     ----------
@@ -471,7 +511,12 @@ def meta_analyse(
     True
     >>> pain.pooled["dl"].ci_lower <= pain.pooled["dl"].estimate <= pain.pooled["dl"].ci_upper
     True
+    >>> row = result.summary().loc[("pain", "dl")]  # points on 0-10, negative = less pain
+    >>> (row["k"], row["estimate"]) == (pain.pooled["dl"].k, pain.pooled["dl"].estimate)
+    True
+    >>> len(result.plot("pain").collections) >= pain.k  # a square per study
+    True
     """
-    from cryoneuro.analysis.meta import METHODS, run_meta
+    from cryoneuro.analysis.meta_run import METHODS, run_meta
 
     return run_meta(data, outcomes=outcomes, methods=tuple(methods or METHODS), r=r)

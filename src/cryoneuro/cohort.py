@@ -221,15 +221,13 @@ def summarise(table: pd.DataFrame, skipped: list[dict[str, str]] | None = None) 
     }
 
 
-def plot_then_vs_now(table: pd.DataFrame, path: Path) -> Path:
-    """Stored (then) against re-simulated (now): warmest nerve section, skin minimum, relief."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def draw_then_vs_now(table: pd.DataFrame, axes: Any = None) -> Any:
+    """Stored (then) against re-simulated (now): warmest nerve section, skin minimum, relief;
+    on ``axes`` (three Axes; default a new pyplot-free Figure). Returns the figure."""
+    from cryoneuro.plotting import figure_and_axes_row
 
     ok = table[table["status"] == "ok"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4), constrained_layout=True)
+    fig, axes = figure_and_axes_row(axes, 3, (12, 4))
     for ax, (key, label) in zip(
         axes,
         (
@@ -267,14 +265,18 @@ def plot_then_vs_now(table: pd.DataFrame, path: Path) -> Path:
         ax.set(xlabel=f"stored: {label}", ylabel=f"now ({__version__})", title=label)
         ax.legend(fontsize=7)
     fig.suptitle(f"{len(ok)} plans re-simulated")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot_then_vs_now(table: pd.DataFrame, path: Path) -> Path:
+    """:func:`draw_then_vs_now` written to ``path`` (PNG, 100 dpi)."""
+    draw_then_vs_now(table).savefig(path, dpi=100)
     return path
 
 
 def write_outputs(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> dict[str, str]:
     """``cohort.parquet``, ``cohort.csv``, ``summary.json``, ``then_vs_now.png``."""
-    from cryoneuro.sweep import write_results
+    from cryoneuro.sweep_io import write_results
 
     return write_results(
         table,

@@ -199,10 +199,10 @@ class NerveInjuryProfile:
 
     def plot(self, ax=None):
         """Warmest/coldest minimum temperature vs arc length, threshold bands, blocked segment."""
-        import matplotlib.pyplot as plt
+        if ax is None:  # a Figure without pyplot: no backend is chosen
+            from matplotlib.figure import Figure
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.5))
+            ax = Figure(figsize=(7, 3.5), layout="constrained").add_subplot()
         cold = self.coldest_c[np.isfinite(self.coldest_c)]
         lo = min(float(cold.min()) if cold.size else 0.0, self.neurotmesis_c) - 10
         ax.axhspan(self.axonotmesis_c, 0, color="gold", alpha=0.15, label="neurapraxia")

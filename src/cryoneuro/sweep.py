@@ -17,28 +17,44 @@ P(skin safe) with Wilson 95 % intervals, distributions of target coverage and sk
 P(block) against the position-error magnitude. The Dask machinery (:func:`run_tasks`,
 :func:`dask_client`) lives in :mod:`cryoneuro.parallel`, shared with the planner's screening and
 cohort re-simulation.
+
+Split by role: this module samples and runs; the statistics of a plan sweep are in
+:mod:`cryoneuro.sweep_stats`, the figures in :mod:`cryoneuro.sweep_plots` and the files in
+:mod:`cryoneuro.sweep_io` (their names are re-exported here for callers of the old home).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cryoneuro._json import json_safe
 from cryoneuro.errors import InputError
 
 # dask_client is re-exported for callers of its old home
 from cryoneuro.parallel import dask_client as dask_client
 from cryoneuro.parallel import run_tasks
+
+# statistics, figures and files live in their own modules (split by role); re-exported here for
+# callers of their old home
+from cryoneuro.sweep_io import write_plan_sweep as write_plan_sweep
+from cryoneuro.sweep_io import write_results as write_results
+from cryoneuro.sweep_plots import draw_plan_sweep as draw_plan_sweep
+from cryoneuro.sweep_plots import draw_sweep as draw_sweep
+from cryoneuro.sweep_plots import plot_plan_sweep as plot_plan_sweep
+from cryoneuro.sweep_plots import plot_sweep as plot_sweep
+from cryoneuro.sweep_stats import ERROR_BINS_MM as ERROR_BINS_MM
+from cryoneuro.sweep_stats import _distribution as _distribution
+from cryoneuro.sweep_stats import _wilson as _wilson
+from cryoneuro.sweep_stats import block_by_error as block_by_error
+from cryoneuro.sweep_stats import summarise_plan_sweep as summarise_plan_sweep
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
@@ -184,34 +200,6 @@ def run_sweep(
     return pd.DataFrame([row(i, r) for i, r in enumerate(results)])
 
 
-def plot_sweep(table: pd.DataFrame, variations: Sequence[Variation], path: Path) -> Path:
-    """Histograms of the isotherm diameters and their scatter against each varied input."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    outputs = [c for c in table.columns if c.endswith("_diameter_mm")]
-    fig, axes = plt.subplots(
-        len(outputs),
-        1 + len(variations),
-        figsize=(3.2 * (1 + len(variations)), 2.6 * len(outputs)),
-        squeeze=False,
-        constrained_layout=True,
-    )
-    for r, out in enumerate(outputs):
-        axes[r, 0].hist(table[out], bins=20, color="#4c72b0")
-        axes[r, 0].set_xlabel(out)
-        for c, v in enumerate(variations, start=1):
-            axes[r, c].scatter(table[v.path], table[out], s=8, alpha=0.7)
-            axes[r, c].set_xlabel(v.path)
-            axes[r, c].set_ylabel(out)
-    fig.suptitle(f"{len(table)} samples")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 # --- uncertainty of a plan ----------------------------------------------------------------------
 #: Order of the Latin-hypercube dimensions of a plan sweep (fixed, so a seed means the same
 #: samples whatever is varied: a dimension with zero spread is simply constant).
@@ -225,8 +213,6 @@ PLAN_DIMENSIONS = (
     "frozen_conductivity_scale",
     "freeze_scale",
 )
-#: Bins of the position-error magnitude (mm) for P(block) against error.
-ERROR_BINS_MM = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, math.inf)
 
 
 def parse_scale(text: str | float | None, option: str) -> tuple[float, float]:
@@ -374,199 +360,3 @@ def run_plan_sweep(
         progress=progress,
     )
     return pd.DataFrame([row(i, r) for i, r in enumerate(results)])
-
-
-def _wilson(k: int, n: int) -> list[float]:
-    from statsmodels.stats.proportion import proportion_confint
-
-    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
-    # the Wilson interval always contains k/n; at k = n (or 0) its bound equals p up to rounding
-    # (0.9999999999999998 < 1.0), which made error bars negative: clamp the round-off only
-    p = k / n
-    return [float(min(lo, p)), float(max(hi, p))]
-
-
-def _distribution(x: pd.Series) -> dict[str, float | None]:
-    x = pd.to_numeric(x, errors="coerce").dropna()
-    if x.empty:
-        return {"n": 0, "mean": None, "p05": None, "p50": None, "p95": None}
-    return {
-        "n": len(x),
-        "mean": float(x.mean()),
-        "p05": float(x.quantile(0.05)),
-        "p50": float(x.quantile(0.5)),
-        "p95": float(x.quantile(0.95)),
-    }
-
-
-def block_by_error(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """P(complete block) per bin of position-error magnitude, with Wilson 95 % intervals."""
-    out = []
-    bins = pd.cut(table["position_error_mm"], ERROR_BINS_MM, right=False)
-    for interval, grp in table.groupby(bins, observed=True):
-        k, n = int(grp["complete_block"].sum()), len(grp)
-        out.append(
-            {
-                "error_mm_from": float(interval.left),
-                "error_mm_to": float(interval.right),
-                "n": n,
-                "p_block": k / n,
-                "ci95": _wilson(k, n),
-            }
-        )
-    return out
-
-
-def summarise_plan_sweep(
-    table: pd.DataFrame,
-    *,
-    spec: PlanUncertainty,
-    seed: int,
-    voxel_mm: float,
-    nominal: dict[str, Any] | None = None,
-    plan_name: str = "",
-) -> dict[str, Any]:
-    """Probabilities (Wilson 95 % CI, statsmodels ``proportion_confint(method="wilson")``) and
-    distributions (mean, 5th/50th/95th percentiles) of a plan sweep."""
-    n = len(table)
-    probs = {}
-    for key, col in (
-        ("complete_block", "complete_block"),
-        ("skin_safe", "skin_safe"),
-        ("neurotmesis_risk", "neurotmesis_risk"),
-    ):
-        k = int(table[col].astype(bool).sum())
-        probs[key] = {
-            "p": k / n if n else None,
-            "k": k,
-            "n": n,
-            "ci95": _wilson(k, n) if n else None,
-        }
-    return {
-        "plan": plan_name,
-        "samples": n,
-        "seed": seed,
-        "voxel_mm": voxel_mm,
-        "model": "1 mm: the planner's screening grid (fast reduced model)"
-        if voxel_mm >= 1.0
-        else "0.5 mm: the planner's confirmation grid",
-        "uncertainty": asdict(spec),
-        "p_complete_block": probs["complete_block"],
-        "p_skin_safe": probs["skin_safe"],
-        "p_neurotmesis_risk": probs["neurotmesis_risk"],
-        "distributions": {
-            c: _distribution(table[c])
-            for c in (
-                "coverage_20",
-                "coverage_40",
-                "skin_min_c",
-                "warmest_min_c",
-                "blocked_length_mm",
-                "artery_min_c",
-                "relief_median_days",
-                "position_error_mm",
-            )
-        },
-        "block_by_position_error": block_by_error(table),
-        "nominal": nominal,
-    }
-
-
-def plot_plan_sweep(table: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """Histograms (target coverage, skin minimum, warmest nerve section) and P(block) against
-    the position-error magnitude (binned, Wilson 95 % error bars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.2), constrained_layout=True)
-    ax = axes[0, 0]
-    ax.hist(table["coverage_20"], bins=20, range=(0, 1), alpha=0.7, label="≤ −20 °C")
-    ax.hist(table["coverage_40"], bins=20, range=(0, 1), alpha=0.7, label="≤ −40 °C")
-    ax.set(xlabel="fraction of the target", ylabel="samples", title="target coverage")
-    ax.legend(fontsize=8)
-    ax = axes[0, 1]
-    ax.hist(table["skin_min_c"], bins=20, color="#c44e52", alpha=0.8)
-    ax.axvline(0.0, color="k", ls="--", lw=1, label="limit 0 °C")
-    ax.set(xlabel="skin minimum temperature (°C)", ylabel="samples", title="skin safety")
-    ax.legend(fontsize=8)
-    ax = axes[1, 0]
-    ax.hist(table["warmest_min_c"], bins=20, color="#55a868", alpha=0.8)
-    ax.axvline(-20.0, color="k", ls="--", lw=1, label="axonotmesis −20 °C")
-    ax.set(xlabel="warmest nerve section, minimum (°C)", ylabel="samples", title="nerve block")
-    ax.legend(fontsize=8)
-    ax = axes[1, 1]
-    rows = block_by_error(table)
-    if rows:
-        mid = [
-            (r["error_mm_from"] + min(r["error_mm_to"], r["error_mm_from"] + 1.0)) / 2 for r in rows
-        ]
-        p = np.array([r["p_block"] for r in rows])
-        ci = np.array([r["ci95"] for r in rows])
-        ax.errorbar(
-            mid,
-            p,
-            yerr=[p - ci[:, 0], ci[:, 1] - p],
-            fmt="o-",
-            capsize=3,
-            label="binned, Wilson 95 %",
-        )
-    jitter = (np.random.default_rng(0).random(len(table)) - 0.5) * 0.06
-    ax.scatter(
-        table["position_error_mm"],
-        table["complete_block"].astype(float) + jitter,
-        s=6,
-        alpha=0.4,
-        color="grey",
-        label="samples (1 = block)",
-    )
-    ax.set(
-        xlabel="probe position error |Δ| (mm)",
-        ylabel="P(complete block)",
-        ylim=(-0.1, 1.1),
-        title="block against position error",
-    )
-    ax.legend(fontsize=8)
-    fig.suptitle(title or f"{len(table)} samples")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def write_results(
-    table: pd.DataFrame,
-    summary: dict[str, Any],
-    out_dir: Path,
-    stem: str,
-    plot_name: str,
-    plot: Callable[[Path], Any],
-) -> dict[str, str]:
-    """``<stem>.parquet``, ``<stem>.csv``, the plot and ``summary.json`` (which lists them all)."""
-    files = {
-        "parquet": out_dir / f"{stem}.parquet",
-        "csv": out_dir / f"{stem}.csv",
-        "summary": out_dir / "summary.json",
-        "plot": out_dir / plot_name,
-    }
-    table.to_parquet(files["parquet"], index=False)
-    table.to_csv(files["csv"], index=False)
-    names = {k: str(v) for k, v in files.items()}
-    summary["files"] = names
-    # the results are on disk before any plot is drawn: a plotting failure loses no numbers
-    files["summary"].write_text(json.dumps(json_safe(summary), indent=2), encoding="utf-8")
-    plot(files["plot"])
-    return names
-
-
-def write_plan_sweep(table: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> dict[str, str]:
-    """``sweep.parquet``, ``sweep.csv``, ``summary.json``, ``uncertainty.png`` in ``out_dir``."""
-    title = f"{summary.get('plan', '')}: {len(table)} samples at {summary.get('voxel_mm')} mm"
-    return write_results(
-        table,
-        summary,
-        out_dir,
-        "sweep",
-        "uncertainty.png",
-        lambda path: plot_plan_sweep(table, path, title=title),
-    )

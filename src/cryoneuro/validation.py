@@ -382,16 +382,16 @@ def validation_table(
 
 
 def plot_measured_vs_predicted(table: dict, ax=None):
-    """Measured against predicted, one panel per kind of quantity (calibration filled)."""
-    import matplotlib.pyplot as plt
+    """Measured against predicted, one panel per kind of quantity (calibration filled), on
+    ``ax`` (three Axes; default a new pyplot-free Figure). Returns the three Axes."""
+    from cryoneuro.plotting import figure_and_axes_row
 
     kinds = [
         ("diameter", "−30 °C lethal-ice diameter (mm)"),
         ("area_fraction", "lethal / iceball area"),
         ("ratio", "1.7 mm / 2.4 mm probe"),
     ]
-    if ax is None:
-        _, ax = plt.subplots(1, 3, figsize=(12, 4))
+    _, ax = figure_and_axes_row(ax, 3, (12, 4))
     for a, (kind, label) in zip(ax, kinds, strict=True):
         rows = [r for r in table["rows"] if r["quantity"].endswith(kind) or r["quantity"] == kind]
         if not rows:
@@ -453,8 +453,6 @@ def write_outputs(table: dict, out_dir: str | Path) -> dict[str, str]:
     """validation.json / .csv / .md and the measured-vs-predicted plot, each written atomically."""
     import json
 
-    import matplotlib.pyplot as plt
-
     from cryoneuro._json import json_safe
 
     out = Path(out_dir)
@@ -489,11 +487,9 @@ def write_outputs(table: dict, out_dir: str | Path) -> dict[str, str]:
     writer.writerows(table["rows"])
     atomic("validation.csv", buf.getvalue())
     atomic("validation.md", markdown_table(table) + "\n")
-    fig, ax = plt.subplots(1, 3, figsize=(12, 4), layout="constrained")
-    plot_measured_vs_predicted(table, ax)
+    axes = plot_measured_vs_predicted(table)
     png = out / "measured_vs_predicted.png"
-    fig.savefig(str(png) + ".tmp.png", dpi=110)
-    plt.close(fig)
+    axes[0].get_figure().savefig(str(png) + ".tmp.png", dpi=110)
     Path(str(png) + ".tmp.png").replace(png)
     files["measured_vs_predicted.png"] = str(png)
     return files

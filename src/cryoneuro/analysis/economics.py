@@ -289,11 +289,14 @@ def cost_utility(
     return CostUtility(q, summary, boot, ceac, excluded)
 
 
-def figures(result: CostUtility, thresholds: tuple[float, ...] = THRESHOLDS):
-    """The cost-effectiveness plane and the acceptability curve."""
-    import matplotlib.pyplot as plt
+def figures(result: CostUtility, thresholds: tuple[float, ...] = THRESHOLDS, axes=None):
+    """The cost-effectiveness plane and the acceptability curve, on ``axes`` (two Axes; default
+    one new pyplot-free Figure each). Returns the two figures (the same one when both axes are
+    on it)."""
+    from cryoneuro.plotting import figure_and_axes
 
-    plane, ax = plt.subplots(figsize=(6.0, 4.6))
+    ax_plane, ax_curve = (None, None) if axes is None else axes
+    plane, ax = figure_and_axes(ax_plane, (6.0, 4.6), layout="tight")
     boot = result.bootstrap
     ax.scatter(
         boot["incremental_qaly"],
@@ -325,8 +328,7 @@ def figures(result: CostUtility, thresholds: tuple[float, ...] = THRESHOLDS):
     ax.set_xlabel("incremental QALYs (baseline-adjusted)")
     ax.set_ylabel("incremental cost, £")
     ax.legend(frameon=False, fontsize=8)
-    plane.tight_layout()
-    curve, ax2 = plt.subplots(figsize=(6.0, 3.8))
+    curve, ax2 = figure_and_axes(ax_curve, (6.0, 3.8), layout="tight")
     ax2.plot(
         result.ceac["wtp_gbp_per_qaly"], result.ceac["probability_cost_effective"], color="#0057b8"
     )
@@ -336,5 +338,4 @@ def figures(result: CostUtility, thresholds: tuple[float, ...] = THRESHOLDS):
     ax2.set_xlabel("willingness to pay, £ per QALY")
     ax2.set_ylabel("probability cost-effective")
     ax2.grid(alpha=0.3)
-    curve.tight_layout()
     return plane, curve

@@ -260,11 +260,12 @@ def subgroups(
     return pd.DataFrame(effects_rows), pd.DataFrame(tests)
 
 
-def subgroup_figure(table: pd.DataFrame, tests: pd.DataFrame, overall: float, label: str):
-    """Forest plot of the within-subgroup effects, with each factor's interaction p."""
-    import matplotlib.pyplot as plt
+def subgroup_figure(table: pd.DataFrame, tests: pd.DataFrame, overall: float, label: str, ax=None):
+    """Forest plot of the within-subgroup effects, with each factor's interaction p; on ``ax``
+    (default a new pyplot-free Figure). Returns the figure."""
+    from cryoneuro.plotting import figure_and_axes
 
-    fig, ax = plt.subplots(figsize=(7.0, 0.4 * (len(table) + 2 * len(tests)) + 1.4))
+    fig, ax = figure_and_axes(ax, (7.0, 0.4 * (len(table) + 2 * len(tests)) + 1.4), layout="tight")
     y, ticks, names = 0.0, [], []
     p_of = dict(zip(tests["factor"], tests["interaction_p"], strict=True))
     for factor, group in table.groupby("factor", sort=False):
@@ -283,5 +284,4 @@ def subgroup_figure(table: pd.DataFrame, tests: pd.DataFrame, overall: float, la
     ax.set_yticks(ticks, names, fontsize=8)
     ax.set_xlabel(f"treatment effect, {label} (95 % CI)")
     ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
     return fig

@@ -1,4 +1,4 @@
-"""Evidence synthesis: effect sizes, random-effects pooling, forest plots and the meta report.
+"""Evidence synthesis, the computation: effect sizes, random-effects pooling, meta-regression.
 
 NICE HTG652 allows percutaneous cryoablation of peripheral neuromas only in research because the
 evidence is a handful of small case series. This module pools what there is — transparently,
@@ -24,71 +24,58 @@ tests/analysis/test_meta_metafor.py)
     ``μ̂ ± t₀.₉₇₅,ₖ₋₂ · √(τ² + SE(μ̂)²)`` (Higgins, Thompson & Spiegelhalter 2009; k ≥ 3).
     Generic ``yi, vi`` files and 2×2 counts (log RR, log OR, RD as metafor ``escalc``) are pooled
     by :func:`analyse_effects`.
+
+The synthesis is split by role: this module computes; :mod:`~cryoneuro.analysis.meta_spec`
+holds the outcomes, methods and defaults; :mod:`~cryoneuro.analysis.meta_run` loads the evidence
+and runs the analyses (:func:`run_meta`, :func:`analyse_effects`);
+:mod:`~cryoneuro.analysis.meta_plots` draws (:func:`forest_plot`, :func:`sensitivity_plot`);
+:mod:`~cryoneuro.analysis.meta_io` reads generic effect files and writes the report. The names
+that moved are still importable from here (loaded on first use), for callers of the old path.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cryoneuro.analysis.evidence import load_evidence, summary_counts
+from cryoneuro.analysis.meta_spec import (
+    CONTINUITY as CONTINUITY,
+)
+from cryoneuro.analysis.meta_spec import (
+    DEFAULT_OUTCOMES as DEFAULT_OUTCOMES,
+)
+from cryoneuro.analysis.meta_spec import (
+    MEASURES as MEASURES,
+)
+from cryoneuro.analysis.meta_spec import (
+    METHOD_LABEL as METHOD_LABEL,
+)
+from cryoneuro.analysis.meta_spec import (
+    METHODS as METHODS,
+)
+from cryoneuro.analysis.meta_spec import (
+    OUTCOMES as OUTCOMES,
+)
+from cryoneuro.analysis.meta_spec import (
+    R_DEFAULT as R_DEFAULT,
+)
+from cryoneuro.analysis.meta_spec import (
+    R_SENSITIVITY as R_SENSITIVITY,
+)
+from cryoneuro.analysis.meta_spec import (
+    Z975 as Z975,
+)
+from cryoneuro.analysis.meta_spec import (
+    natural as natural,
+)
 from cryoneuro.errors import InputError
-
-Z975 = 1.959963984540054
-R_DEFAULT = 0.5
-R_SENSITIVITY = (0.2, 0.5, 0.8)
-CONTINUITY = 0.5
-METHODS = ("dl", "pm", "reml")
-METHOD_LABEL = {
-    "fe": "fixed effect",
-    "dl": "DerSimonian–Laird",
-    "pm": "Paule–Mandel",
-    "reml": "REML",
-}
-
-#: Analysis outcomes: which CSV outcome codes each pools and on which scale.
-OUTCOMES: dict[str, dict[str, Any]] = {
-    "pain": {
-        "codes": ("pain_nrs", "pain_vas"),
-        "kind": "change",
-        "label": "Pain (0–10 NRS or VAS), mean change from baseline",
-    },
-    "pain_nrs": {
-        "codes": ("pain_nrs",),
-        "kind": "change",
-        "label": "Pain NRS (0–10), mean change from baseline",
-    },
-    "pain_vas": {
-        "codes": ("pain_vas",),
-        "kind": "change",
-        "label": "Pain VAS (0–10), mean change from baseline",
-    },
-    "pain_md": {
-        "codes": ("pain_md",),
-        "kind": "difference",
-        "label": "Pain (0–10), difference in change, cryoablation − control (RCT)",
-    },
-    "responder": {
-        "codes": ("responder",),
-        "kind": "proportion",
-        "label": "Responders (pain relief as defined by each study), proportion",
-    },
-    "complication": {
-        "codes": ("complication",),
-        "kind": "proportion",
-        "label": "Procedure-related complications, proportion",
-    },
-}
-#: Outcomes analysed when none is asked for ("pain" already holds the NRS and VAS rows).
-DEFAULT_OUTCOMES = ("pain", "pain_md", "responder", "complication")
-
 
 # --------------------------------------------------------------------------- effect sizes
 
@@ -528,6 +515,79 @@ class MetaResult:
     outcomes: dict[str, OutcomeResult]
     counts: dict[str, int]
 
+    def summary(self) -> pd.DataFrame:
+        """The pooled estimates as a table, one row per outcome and τ² method.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``outcome`` and ``method`` (``fe``, ``dl``, ``pm``, ``reml``), with
+            ``k`` (studies), ``estimate``, ``ci_lower``, ``ci_upper`` (95 %), ``pi_lower``,
+            ``pi_upper`` (95 % prediction interval, k ≥ 3), ``tau2`` and ``i2`` (0–1) on the
+            analysis scale (mean change in points on 0–10; logit or Freeman–Tukey for
+            proportions; log ratios), ``scale`` naming it, and ``estimate_natural``,
+            ``ci_lower_natural``, ``ci_upper_natural`` back on the natural scale (a proportion,
+            a ratio) where the outcome has one (NaN otherwise). Outcomes with nothing pooled
+            are left out (``outcomes[name].reason`` says why).
+        """
+        rows = []
+        for name, res in self.outcomes.items():
+            for method, p in res.pooled.items():
+                disp = res.display.get(method, {})
+                rows.append(
+                    {
+                        "outcome": name,
+                        "method": method,
+                        "k": p.k,
+                        "estimate": p.estimate,
+                        "ci_lower": p.ci_lower,
+                        "ci_upper": p.ci_upper,
+                        "pi_lower": p.pi_lower,
+                        "pi_upper": p.pi_upper,
+                        "tau2": p.tau2,
+                        "i2": p.i2,
+                        "scale": res.transform or res.kind,
+                        **{
+                            f"{key}_natural": natural(disp, key, math.nan)
+                            for key in ("estimate", "ci_lower", "ci_upper")
+                        },
+                    }
+                )
+        columns = ["outcome", "method", "k", "estimate", "ci_lower", "ci_upper", "pi_lower"]
+        columns += ["pi_upper", "tau2", "i2", "scale"]
+        columns += ["estimate_natural", "ci_lower_natural", "ci_upper_natural"]
+        return pd.DataFrame(rows, columns=columns).set_index(["outcome", "method"])
+
+    def plot(self, outcome: str | None = None, ax: Any = None) -> Any:
+        """Forest plot of one outcome (:func:`cryoneuro.analysis.meta_plots.forest_plot`).
+
+        Parameters
+        ----------
+        outcome : str, optional
+            An outcome of this result (default: the first with a pooled estimate).
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; default a new pyplot-free Figure.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The forest plot: each study's estimate and 95 % CI (squares sized by weight), the
+            pooled diamonds and the prediction interval.
+        """
+        from cryoneuro.analysis.meta_plots import forest_plot
+
+        pooled = [name for name, res in self.outcomes.items() if res.pooled]
+        if outcome is None:
+            if not pooled:
+                raise InputError("nothing was pooled: no outcome to plot")
+            outcome = pooled[0]
+        if outcome not in pooled:
+            raise InputError(
+                f"outcome '{outcome}' has no pooled estimate here; plot one of {pooled}"
+            )
+        fig = forest_plot(self.outcomes[outcome], ax=ax)
+        return ax if ax is not None else fig.axes[0]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON payload (docs/contracts.md): pooled results per outcome and method."""
         payload: dict[str, Any] = {
@@ -828,111 +888,11 @@ def r_sensitivity(
     return pd.DataFrame(records)
 
 
-def parse_r_grid(text: str) -> tuple[float, ...]:
-    """Parse ``"0.2,0.5,0.8"``; every value must be a correlation in [−1, 1]."""
-    values = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            value = float(part)
-        except ValueError:
-            raise InputError(
-                f"--r-sensitivity: '{part}' is not a number; give comma-separated "
-                "correlations such as 0.2,0.5,0.8"
-            ) from None
-        check_r(value, "--r-sensitivity")
-        values.append(value)
-    if not values:
-        raise InputError("--r-sensitivity: give at least one correlation, e.g. 0.2,0.5,0.8")
-    return tuple(values)
-
-
 def check_r(r: float, name: str = "--r") -> None:
     if not (math.isfinite(r) and -1.0 <= r <= 1.0):
         raise InputError(
             f"{name} {r:g} is not a correlation; use a value in [-1, 1] (0.5 is the default)"
         )
-
-
-def run_meta(
-    data: str | Path | None = None,
-    *,
-    outcomes: Sequence[str] | None = None,
-    methods: Sequence[str] = METHODS,
-    r: float = R_DEFAULT,
-    r_grid: Sequence[float] = R_SENSITIVITY,
-    include_unverified: bool = False,
-    transform: str = "logit",
-) -> MetaResult:
-    """Load the evidence (bundled when ``data`` is None) and analyse each outcome.
-
-    An outcome asked for explicitly with fewer than 2 poolable studies is an
-    :class:`InputError`; in the default run such outcomes are listed with the reason.
-    """
-    check_r(r)
-    r_grid = tuple(r_grid)
-    for value in r_grid:
-        check_r(value, "--r-sensitivity")
-    if transform not in ("logit", "ft"):
-        raise InputError(f"--proportion-scale '{transform}': use logit or ft")
-    for m in methods:
-        if m not in METHODS:
-            raise InputError(f"--method '{m}': use dl, pm or both")
-    frame = load_evidence(data)
-    explicit = outcomes is not None and len(outcomes) > 0
-    wanted = (
-        list(outcomes)
-        if explicit
-        else [o for o in DEFAULT_OUTCOMES if frame["outcome"].isin(OUTCOMES[o]["codes"]).any()]
-    )
-    for name in wanted:
-        if name not in OUTCOMES:
-            raise InputError(f"--outcome '{name}': use one of {', '.join(OUTCOMES)}")
-    results = {}
-    for name in wanted:
-        res = analyse_outcome(
-            frame,
-            name,
-            methods=methods,
-            r=r,
-            r_grid=r_grid,
-            include_unverified=include_unverified,
-            transform=transform,
-        )
-        if explicit and not res.pooled:
-            hint = "" if include_unverified else " (--include-unverified adds unverified rows)"
-            raise InputError(
-                f"outcome '{name}': {res.reason}{hint}; see the excluded studies with a default run"
-            )
-        results[name] = res
-    if not any(res.pooled for res in results.values()):
-        raise InputError(
-            "no outcome has at least 2 poolable studies; check the verified, "
-            "primary and SD/CI columns of the evidence file"
-        )
-    return MetaResult(
-        data=str(data) if data is not None else "bundled:neuroma_cryoablation.csv",
-        r=r,
-        r_grid=r_grid,
-        methods=tuple(methods),
-        include_unverified=include_unverified,
-        transform=transform,
-        outcomes=results,
-        counts=summary_counts(frame),
-    )
-
-
-# --------------------------------------------------------------------------- generic input
-
-#: Effect measures of a generic file: analysis-scale label, natural-scale label, exp back-transform.
-MEASURES: dict[str, tuple[str, str, bool]] = {
-    "RR": ("log risk ratio", "risk ratio", True),
-    "OR": ("log odds ratio", "odds ratio", True),
-    "RD": ("risk difference", "risk difference", False),
-    "GEN": ("effect", "effect", False),
-}
 
 
 def effect_2x2(
@@ -963,574 +923,29 @@ def effect_2x2(
     return y, v, zero
 
 
-_GENERIC_LAYOUTS = (
-    ("yi", "vi"),
-    ("yi", "sei"),
-    ("ai", "bi", "ci", "di"),
-    ("ai", "n1i", "ci", "n2i"),
-)
-
-
-def is_generic(path: str | Path) -> bool:
-    """True when a CSV's header holds yi/vi, yi/sei or 2×2 columns instead of the evidence
-    layout."""
-    try:
-        header = pd.read_csv(path, nrows=0).columns
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
-        return False
-    cols = {str(c).strip() for c in header}
-    return any(set(layout) <= cols for layout in _GENERIC_LAYOUTS)
-
-
-def load_effects(path: str | Path, measure: str | None) -> tuple[pd.DataFrame, str]:
-    """A generic effects CSV → (study, n, y, v, variance_from), and the measure.
-
-    Columns: ``study`` and one of ``yi, vi`` | ``yi, sei`` (already on the analysis scale;
-    ``--measure RR|OR`` says yi is a log ratio, otherwise GEN) | ``ai, bi, ci, di`` |
-    ``ai, n1i, ci, n2i`` (2×2 counts, ``--measure RR|OR|RD`` required). Each bad cell is named
-    by line and column.
-    """
-    source = Path(path)
-    try:
-        frame = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"{source}: not a readable CSV ({str(exc).splitlines()[0][:80]})"
-        ) from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    layout = next((lay for lay in _GENERIC_LAYOUTS if set(lay) <= set(frame.columns)), None)
-    if layout is None or "study" not in frame.columns:
-        raise InputError(
-            f"{source}: a generic effects file needs a 'study' column and yi+vi, "
-            "yi+sei, ai+bi+ci+di or ai+n1i+ci+n2i"
-        )
-    numbers = {}
-    for col in layout:
-        values = pd.to_numeric(frame[col].str.strip(), errors="coerce")
-        bad = values.isna() | ~np.isfinite(values)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(
-                f"{source}: line {i + 2}, column '{col}': '{frame[col].iloc[i]}' is not a number"
-            )
-        numbers[col] = values.to_numpy(float)
-    counts = layout[0] == "ai"
-    measure = (measure or ("" if counts else "GEN")).upper()
-    if counts and measure not in ("RR", "OR", "RD"):
-        raise InputError(f"{source}: 2×2 counts need --measure RR, OR or RD")
-    if measure not in MEASURES:
-        raise InputError(f"--measure '{measure}': use RR, OR, RD or GEN")
-    if counts:
-        a, c = numbers["ai"], numbers["ci"]
-        b = numbers["bi"] if "bi" in numbers else numbers["n1i"] - a
-        d = numbers["di"] if "di" in numbers else numbers["n2i"] - c
-        cells = np.vstack([a, b, c, d])
-        if (cells < 0).any() or (cells % 1 != 0).any():
-            i = int(np.flatnonzero(((cells < 0) | (cells % 1 != 0)).any(axis=0))[0])
-            raise InputError(
-                f"{source}: line {i + 2}: counts must be whole numbers ≥ 0 (events ≤ total)"
-            )
-        y, v, zero = effect_2x2(a, b, c, d, measure)
-        how = ["2×2 + 0.5 continuity correction" if z else "2×2" for z in zero]
-        n = (a + b + c + d).astype(int)
-    else:
-        y = numbers["yi"]
-        v = numbers["vi"] if "vi" in numbers else numbers["sei"] ** 2
-        if (v <= 0).any():
-            i = int(np.flatnonzero(v <= 0)[0])
-            raise InputError(f"{source}: line {i + 2}, column '{layout[1]}': must be > 0")
-        how = ["given (variance)" if "vi" in numbers else "given (SE²)"] * len(y)
-        n = pd.to_numeric(frame.get("n", pd.Series([""] * len(y))), errors="coerce").fillna(0)
-        n = n.astype(int).to_numpy()
-    out = pd.DataFrame(
-        {
-            "study": frame["study"].str.strip(),
-            "n": n,
-            "y": y,
-            "v": v,
-            "variance_from": how,
-            "verified": "yes",
-        }
-    )
-    return out, measure
-
-
-def analyse_effects(
-    path: str | Path,
-    measure: str | None = None,
-    methods: Sequence[str] = METHODS,
-    moderators: Sequence[str] = (),
-) -> MetaResult:
-    """Pool a generic effects file (yi/vi or 2×2 counts); ratios are shown back on exp scale.
-
-    ``moderators`` names numeric columns of the same file for a REML meta-regression.
-    """
-    studies, measure = load_effects(path, measure)
-    scale, nat_label, exp = MEASURES[measure]
-    kind = "ratio" if exp else "generic"
-    res = OutcomeResult(
-        outcome="effects",
-        label=f"{nat_label} ({Path(path).name})",
-        kind=kind,
-        studies=studies,
-        excluded=pd.DataFrame(
-            columns=["study", "outcome", "timepoint_months", "verified", "reason"]
-        ),
-        axis_label=f"{nat_label}{' (log scale)' if exp else ''}",
-    )
-    if len(studies) < 2:
-        raise InputError(f"{path}: {len(studies)} study: pooling needs at least 2")
-    back = np.exp if exp else (lambda x: x)
-    for method in ("fe", *methods):
-        p = pool(studies["y"], studies["v"], method)
-        res.pooled[method] = p
-        if exp:
-            res.display[method] = {
-                f"{key}_natural": float(back(getattr(p, key)))
-                for key in (
-                    "estimate",
-                    "ci_lower",
-                    "ci_upper",
-                    "pi_lower",
-                    "pi_upper",
-                    "hk_ci_lower",
-                    "hk_ci_upper",
-                )
-            }
-    se = np.sqrt(studies["v"].to_numpy(float))
-    res.studies = studies.assign(
-        se=se,
-        estimate=back(studies["y"]),
-        ci_lower=back(studies["y"] - Z975 * se),
-        ci_upper=back(studies["y"] + Z975 * se),
-        **{f"weight_{m}": p.weights for m, p in res.pooled.items()},
-    )
-    if moderators:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-        raw.columns = [str(c).strip() for c in raw.columns]
-        missing = [m for m in moderators if m not in raw.columns]
-        if missing:
-            raise InputError(f"--moderator '{missing[0]}' is not a column of {path}")
-        res.regression = meta_regression(studies["y"], studies["v"], raw[list(moderators)])
-    return MetaResult(
-        data=str(path),
-        r=math.nan,
-        r_grid=(),
-        methods=tuple(methods),
-        include_unverified=True,
-        transform=f"{scale}",
-        outcomes={"effects": res},
-        counts={"studies": len(studies), "rows": len(studies), "verified_rows": len(studies)},
-    )
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _fmt(value: float, kind: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * value:.1f} %" if kind == "proportion" else f"{value:.2f}"
-
-
-def natural(disp: dict[str, float], key: str, default: float) -> float:
-    """A pooled value on the natural scale (proportion or ratio) when there is one."""
-    return disp.get(f"{key}_proportion", disp.get(f"{key}_natural", default))
-
-
-def forest_plot(res: OutcomeResult) -> Any:
-    """Forest plot: squares sized by random-effects weight, DL/PM diamonds, prediction interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Polygon
-
-    st = res.studies
-    methods = [m for m in METHODS if m in res.pooled]
-    n_rows = len(st) + len(methods) + 2
-    fig, ax = plt.subplots(figsize=(9.5, 0.45 * n_rows + 1.6))
-    wcol = f"weight_{methods[0]}" if methods else None
-    wmax = float(st[wcol].max()) if wcol else 1.0
-    nat = res.kind == "proportion"
-    for i, (_, row) in enumerate(st.iterrows()):
-        yy = n_rows - 1 - i
-        ax.plot([row["ci_lower"], row["ci_upper"]], [yy, yy], color="#333", lw=1.2)
-        size = 40 + 260 * (row[wcol] / wmax if wcol else 0.5)
-        ax.scatter([row["estimate"]], [yy], marker="s", s=size, color="#0057b8", zorder=3)
-        mark = " †" if row["verified"] != "yes" else ""
-        ax.text(
-            -0.02,
-            yy,
-            f"{row['study']}{mark}  (n={row['n']})",
-            transform=ax.get_yaxis_transform(),
-            ha="right",
-            va="center",
-            fontsize=8.5,
-        )
-        ax.text(
-            1.02,
-            yy,
-            f"{_fmt(row['estimate'], res.kind)} [{_fmt(row['ci_lower'], res.kind)}, "
-            f"{_fmt(row['ci_upper'], res.kind)}]",
-            transform=ax.get_yaxis_transform(),
-            ha="left",
-            va="center",
-            fontsize=8,
-        )
-    colours = {"dl": "#c0392b", "pm": "#8e44ad", "reml": "#16a085"}
-    for j, method in enumerate(methods):
-        p, disp = res.pooled[method], res.display.get(method, {})
-        est = natural(disp, "estimate", p.estimate)
-        lo = natural(disp, "ci_lower", p.ci_lower)
-        hi = natural(disp, "ci_upper", p.ci_upper)
-        yy = len(methods) - j
-        ax.add_patch(
-            Polygon(
-                [[lo, yy], [est, yy + 0.3], [hi, yy], [est, yy - 0.3]],
-                closed=True,
-                color=colours[method],
-                zorder=3,
-            )
-        )
-        pil = natural(disp, "pi_lower", p.pi_lower)
-        piu = natural(disp, "pi_upper", p.pi_upper)
-        if not math.isnan(pil):
-            ax.plot([pil, piu], [yy - 0.42, yy - 0.42], color=colours[method], lw=2.2, alpha=0.5)
-        ax.text(
-            -0.02,
-            yy,
-            f"{METHOD_LABEL[method]} (k={p.k})",
-            transform=ax.get_yaxis_transform(),
-            ha="right",
-            va="center",
-            fontsize=8.5,
-            weight="bold",
-        )
-        ax.text(
-            1.02,
-            yy,
-            f"{_fmt(est, res.kind)} [{_fmt(lo, res.kind)}, {_fmt(hi, res.kind)}]",
-            transform=ax.get_yaxis_transform(),
-            ha="left",
-            va="center",
-            fontsize=8,
-            weight="bold",
-        )
-    if res.kind in ("change", "difference"):
-        ax.axvline(0, color="#888", lw=0.8, ls="--")
-    ax.set_ylim(0.2, n_rows - 0.3)
-    ax.set_yticks([])
-    if res.axis_label:
-        ax.set_xlabel(res.axis_label)
-    else:
-        ax.set_xlabel(
-            "proportion"
-            if nat
-            else "mean change, points (negative = less pain)"
-            if res.kind == "change"
-            else "difference, points (negative favours cryoablation)"
-        )
-    if res.kind == "ratio":
-        ax.set_xscale("log")
-        ax.axvline(1.0, color="#888", lw=0.8, ls="--")
-    if nat:
-        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_title(res.label, fontsize=10)
-    het = "; ".join(
-        f"{METHOD_LABEL[m]}: τ² = {res.pooled[m].tau2:.3g}, I² = {100 * res.pooled[m].i2:.0f} %"
-        for m in methods
-    )
-    if methods:
-        q = res.pooled[methods[0]]
-        pi = (
-            "bar under a diamond = 95 % prediction interval"
-            if q.k >= 3
-            else "no prediction interval (k < 3)"
-        )
-        dagger = (
-            "; † = not verified against the abstract" if (st["verified"] != "yes").any() else ""
-        )
-        fig.text(
-            0.02,
-            0.01,
-            f"{het}; Q = {q.q:.2f} (df {q.q_df}, p = {q.q_p:.2g}); {pi}{dagger}",
-            fontsize=7.5,
-            color="#444",
-        )
-    fig.subplots_adjust(left=0.3, right=0.78, bottom=0.12 + 0.6 / n_rows)
-    return fig
-
-
-def sensitivity_plot(sweep: pd.DataFrame, label: str, r_marks: Sequence[float]) -> Any:
-    """Pooled mean change (with 95 % CI band) against the assumed pre/post correlation r."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    colours = {"dl": "#c0392b", "pm": "#8e44ad", "reml": "#16a085"}
-    for method in [m for m in METHODS if f"{m}_estimate" in sweep.columns]:
-        ax.plot(
-            sweep["r"],
-            sweep[f"{method}_estimate"],
-            color=colours[method],
-            label=METHOD_LABEL[method],
-        )
-        ax.fill_between(
-            sweep["r"],
-            sweep[f"{method}_ci_lower"],
-            sweep[f"{method}_ci_upper"],
-            color=colours[method],
-            alpha=0.12,
-        )
-    for r in r_marks:
-        ax.axvline(r, color="#999", lw=0.6, ls=":")
-    ax.set_xlabel("assumed pre/post correlation r")
-    ax.set_ylabel("pooled mean change, points")
-    ax.legend(fontsize=8)
-    ax.set_title(f"{label}: sensitivity to r", fontsize=10)
-    return fig
-
-
-# --------------------------------------------------------------------------- report
-
-
-def _pooled_frame(res: OutcomeResult) -> pd.DataFrame:
-    records = []
-    for method, p in res.pooled.items():
-        disp = res.display.get(method, {})
-        rec = {"method": METHOD_LABEL[method], "k": p.k}
-        for key in (
-            "estimate",
-            "ci_lower",
-            "ci_upper",
-            "hk_ci_lower",
-            "hk_ci_upper",
-            "pi_lower",
-            "pi_upper",
-        ):
-            rec[key] = natural(disp, key, getattr(p, key))
-        rec.update(
-            {
-                "tau2": p.tau2,
-                "tau2_ci_lower": p.tau2_ci_lower,
-                "tau2_ci_upper": p.tau2_ci_upper,
-                "I2_percent": 100 * p.i2,
-                "Q": p.q,
-                "Q_df": p.q_df,
-                "Q_p": p.q_p,
-            }
-        )
-        if res.kind in ("proportion", "ratio"):
-            rec["estimate_transformed"] = p.estimate
-        records.append(rec)
-    return pd.DataFrame(records)
-
-
-def _study_frame(res: OutcomeResult) -> pd.DataFrame:
-    cols = [
-        "study",
-        "year",
-        "n",
-        "population",
-        "guidance",
-        "timepoint_months",
-        "verified",
-        "events",
-        "total",
-        "y",
-        "se",
-        "estimate",
-        "ci_lower",
-        "ci_upper",
-        "variance_from",
-        "weight_fe",
-        "weight_dl",
-        "weight_pm",
-    ]
-    return res.studies[[c for c in cols if c in res.studies.columns]]
-
-
-def build_sections(result: MetaResult) -> list[Any]:
-    """Report sections (tables and figures) for :func:`cryoneuro.analysis.report.write_report`."""
-    from cryoneuro.analysis.report import Figure, Section, Table
-
-    c = result.counts
-    generic = "effects" in result.outcomes
-    overview = (
+#: Names that moved to the orchestration, plotting and I/O modules → their module (PEP 562
+#: lazy re-exports: ``from cryoneuro.analysis.meta import run_meta`` keeps working).
+_MOVED = {
+    **dict.fromkeys(("run_meta", "parse_r_grid", "analyse_effects"), "meta_run"),
+    **dict.fromkeys(("forest_plot", "sensitivity_plot", "_fmt"), "meta_plots"),
+    **dict.fromkeys(
         (
-            f"Data: {result.data} — {c['studies']} studies, effects on the "
-            f"{result.transform} scale "
-            f"(generic input). Random effects: {', '.join(METHOD_LABEL[m] for m in result.methods)}"
-            "; fixed effect shown for reference. τ² CI by Q-profile (Viechtbauer 2007)."
-        )
-        if generic
-        else (
-            f"Data: {result.data} — {c['studies']} studies, {c['rows']} rows, {c['verified_rows']} "
-            f"verified against the abstract. Pooled rows: "
-            f"{'all' if result.include_unverified else 'verified only'}; one row per study "
-            f"(the primary = last reported follow-up). Random effects: "
-            f"{', '.join(METHOD_LABEL[m] for m in result.methods)} (τ² solved exactly, as "
-            f"metafor); fixed effect "
-            f"shown for reference. Missing SDs of a change imputed with r = {result.r:g} "
-            f"(sensitivity r ∈ {{{', '.join(f'{v:g}' for v in result.r_grid)}}}). Proportions on "
-            f"the {'logit' if result.transform == 'logit' else 'Freeman–Tukey'} scale. These "
-            f"are small, "
-            "uncontrolled case series: the pooled figures describe the published evidence, they do "
-            "not establish efficacy (NICE HTG652: research only)."
-        )
-    )
-    sections = [Section("Overview", overview)]
-    all_excluded = []
-    for name, res in result.outcomes.items():
-        items: list[Any] = []
-        if res.pooled:
-            dl = res.pooled.get("dl") or next(iter(res.pooled.values()))
-            text = (
-                f"k = {res.k}; τ² (DL) = {dl.tau2:.3g} (95 % Q-profile CI "
-                f"{dl.tau2_ci_lower:.3g} to {dl.tau2_ci_upper:.3g}), I² = {100 * dl.i2:.0f} %, "
-                f"Q = {dl.q:.2f} (df {dl.q_df}, p = {dl.q_p:.3g})."
-            )
-            failed = [
-                f"{METHOD_LABEL[m]}: {p.note}" for m, p in res.pooled.items() if not p.converged
-            ]
-            if failed:
-                text += " Not converged (no estimate shown): " + "; ".join(failed) + "."
-            items.append(
-                Table(
-                    f"{name}_pooled",
-                    "Pooled estimates",
-                    _pooled_frame(res),
-                    "95 % CI (normal); HK = Hartung–Knapp CI; PI = 95 % prediction "
-                    "interval (k ≥ 3)",
-                )
-            )
-            items.append(
-                Table(
-                    f"{name}_studies",
-                    "Studies in the analysis",
-                    _study_frame(res),
-                    "y and se on the analysis scale; estimate and CI on the natural scale",
-                )
-            )
-            methods = [m for m in METHODS if m in res.pooled]
-            cap = "; ".join(
-                f"{METHOD_LABEL[m]}: τ² = {res.pooled[m].tau2:.3g}, "
-                f"I² = {100 * res.pooled[m].i2:.0f} %"
-                for m in methods
-            )
-            pi = (
-                " Prediction interval shown as a bar under the diamond."
-                if res.k >= 3
-                else " No prediction interval (needs k ≥ 3)."
-            )
-            items.append(
-                Figure(
-                    f"forest_{name}",
-                    f"Forest plot — {res.label}",
-                    forest_plot(res),
-                    f"Squares: study estimates sized by random-effects weight; "
-                    f"diamonds: pooled estimates. {cap}.{pi}",
-                )
-            )
-            if res.regression is not None:
-                reg = res.regression
-                items.append(
-                    Table(
-                        f"{name}_meta_regression",
-                        "Meta-regression (REML)",
-                        reg.table(),
-                        f"residual τ² = {reg.tau2:.3g}; QE = {reg.qe:.2f} (df "
-                        f"{reg.qe_df}, p = {reg.qe_p:.2g}); QM = {reg.qm:.2f} (df "
-                        f"{reg.qm_df}, p = {reg.qm_p:.2g}); pseudo-R² = "
-                        f"{100 * reg.r2:.0f} %",
-                    )
-                )
-            if res.sensitivity is not None and not res.sensitivity.empty:
-                items.append(
-                    Table(
-                        f"{name}_r_sensitivity",
-                        "Sensitivity to the pre/post correlation r",
-                        res.sensitivity,
-                        "only studies whose SD of the change was imputed move",
-                    )
-                )
-                sweep = r_sensitivity(
-                    _candidates_for(result, name),
-                    np.round(np.linspace(-0.2, 0.95, 24), 3).tolist(),
-                    list(result.methods),
-                )
-                items.append(
-                    Figure(
-                        f"r_sensitivity_{name}",
-                        "Pooled mean change against r",
-                        sensitivity_plot(sweep, res.label, result.r_grid),
-                        "Shaded: 95 % CI. Dotted lines: the configured r values.",
-                    )
-                )
-        else:
-            text = f"Not pooled: {res.reason}."
-            if len(res.studies):
-                items.append(Table(f"{name}_studies", "Studies (not pooled)", _study_frame(res)))
-        sections.append(Section(res.label, text, items))
-        for _, row in res.excluded.iterrows():
-            all_excluded.append({"analysis": name, **row.to_dict()})
-    if all_excluded:
-        sections.append(
-            Section(
-                "Studies listed but not pooled",
-                "Each with the reason.",
-                [Table("excluded", "Excluded rows", pd.DataFrame(all_excluded))],
-            )
-        )
-    if generic:
-        return sections
-    frame = load_evidence(None if result.data.startswith("bundled:") else result.data)
-    data_cols = [
-        "study",
-        "year",
-        "outcome",
-        "timepoint_months",
-        "primary",
-        "n",
-        "baseline_mean",
-        "baseline_sd",
-        "followup_mean",
-        "followup_sd",
-        "events",
-        "total",
-        "effect",
-        "ci_lower",
-        "ci_upper",
-        "verified",
-    ]
-    sections.append(
-        Section(
-            "Data set",
-            "Every row of the evidence file (source sentences and notes are in the CSV).",
-            [Table("evidence", "Evidence rows", frame[data_cols])],
-        )
-    )
-    return sections
+            "is_generic",
+            "load_effects",
+            "_GENERIC_LAYOUTS",
+            "build_sections",
+            "write_meta_report",
+            "_pooled_frame",
+            "_study_frame",
+            "_candidates_for",
+        ),
+        "meta_io",
+    ),
+}
 
 
-def _candidates_for(result: MetaResult, outcome: str) -> pd.DataFrame:
-    frame = load_evidence(None if result.data.startswith("bundled:") else result.data)
-    cands, _ = _eligible(frame, OUTCOMES[outcome]["codes"], result.include_unverified)
-    return cands
-
-
-def write_meta_report(result: MetaResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``meta.html``, ``meta.pdf``, ``tables/*.csv`` and ``figures/*.png`` into out_dir."""
-    from cryoneuro.analysis.report import write_report
-
-    sections = build_sections(result)
-    return write_report(
-        out_dir,
-        "Evidence synthesis: percutaneous cryoablation of peripheral neuromas",
-        sections,
-        subtitle=f"data: {result.data}",
-        stem="meta",
-    )
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        module = importlib.import_module(f"cryoneuro.analysis.{_MOVED[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

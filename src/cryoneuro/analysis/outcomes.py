@@ -252,11 +252,12 @@ def responder_rates(
     return table.sort_values(["threshold_percent", "months", "arm"]).reset_index(drop=True)
 
 
-def change_figure(table: pd.DataFrame, label: str):
-    """Mean change from baseline (95 % CI) against months, one line per arm."""
-    import matplotlib.pyplot as plt
+def change_figure(table: pd.DataFrame, label: str, ax=None):
+    """Mean change from baseline (95 % CI) against months, one line per arm; on ``ax`` (default
+    a new pyplot-free Figure). Returns the figure."""
+    from cryoneuro.plotting import figure_and_axes
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = figure_and_axes(ax, (6.4, 3.8), layout="tight")
     for arm, group in table.groupby("arm"):
         group = group.sort_values("months")
         ax.errorbar(
@@ -275,5 +276,4 @@ def change_figure(table: pd.DataFrame, label: str):
     ax.set_ylabel(f"change in {label}")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
-    fig.tight_layout()
     return fig

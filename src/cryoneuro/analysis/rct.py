@@ -276,13 +276,14 @@ def flow(
     return counts
 
 
-def flow_figure(counts: dict, rct: bool):
-    """The CONSORT 2025 (or PROCESS) flow diagram drawn with matplotlib."""
-    import matplotlib.pyplot as plt
+def flow_figure(counts: dict, rct: bool, ax=None):
+    """The CONSORT 2025 (or PROCESS) flow diagram drawn with matplotlib, on ``ax`` (default a
+    new pyplot-free Figure). Returns the figure."""
+    from cryoneuro.plotting import figure_and_axes
 
     arms = list(counts["arms"])
     width = max(len(arms), 1)
-    fig, ax = plt.subplots(figsize=(4.2 + 3.2 * width, 6.4))
+    fig, ax = figure_and_axes(ax, (4.2 + 3.2 * width, 6.4), layout="tight")
     ax.set_axis_off()
     ax.set_xlim(0, width)
     ax.set_ylim(0, 5)
@@ -371,7 +372,6 @@ def flow_figure(counts: dict, rct: bool):
             f"Analysed, ITT mixed model (n = {a['analysed_itt']})\n"
             f"with {primary} outcome (n = {a['with_primary_visit']})",
         )
-    fig.tight_layout()
     return fig
 
 
@@ -384,11 +384,12 @@ def _reason_lines(reasons: dict[str, int], most: int = 3) -> str:
     return "".join(lines)
 
 
-def effect_figure(tables: list[pd.DataFrame], label: str):
-    """Treatment effect with 95 % CI per visit, both methods side by side."""
-    import matplotlib.pyplot as plt
+def effect_figure(tables: list[pd.DataFrame], label: str, ax=None):
+    """Treatment effect with 95 % CI per visit, both methods side by side; on ``ax`` (default a
+    new pyplot-free Figure). Returns the figure."""
+    from cryoneuro.plotting import figure_and_axes
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = figure_and_axes(ax, (6.4, 3.6), layout="tight")
     for offset, table in zip((-0.15, 0.15), tables, strict=True):
         if table.empty:
             continue
@@ -406,7 +407,6 @@ def effect_figure(tables: list[pd.DataFrame], label: str):
     ax.set_ylabel(f"difference in change, {label}")
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 

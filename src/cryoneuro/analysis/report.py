@@ -147,10 +147,6 @@ def write_report(
 
     Returns the paths written, keyed ``html``, ``pdf`` and ``table:<name>`` / ``figure:<name>``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
     out = Path(out_dir)
@@ -220,10 +216,6 @@ def write_report(
                     pdf.savefig(item.figure)
     tmp_pdf.replace(pdf_path)
     written["pdf"] = pdf_path
-    for section in sections:
-        for item in section.items:
-            if isinstance(item, Figure):
-                plt.close(item.figure)
     return written
 
 
@@ -269,7 +261,7 @@ def _text_pages(pdf: Any, lines: list[str], per_page: int = 60) -> None:
     """Monospace text pages; long lines are wrapped at :data:`PDF_WIDTH`, never cut."""
     import textwrap
 
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure as MplFigure
 
     wrapped: list[str] = []
     for line in lines:
@@ -278,7 +270,7 @@ def _text_pages(pdf: Any, lines: list[str], per_page: int = 60) -> None:
         ) or [""]
     lines = wrapped
     for start in range(0, max(len(lines), 1), per_page):
-        fig = plt.figure(figsize=(8.27, 11.69))
+        fig = MplFigure(figsize=(8.27, 11.69))
         fig.text(
             0.06,
             0.97,
@@ -288,4 +280,3 @@ def _text_pages(pdf: Any, lines: list[str], per_page: int = 60) -> None:
             fontsize=6.5,
         )
         pdf.savefig(fig)
-        plt.close(fig)

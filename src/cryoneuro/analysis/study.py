@@ -580,9 +580,6 @@ def analyse(
 
     step("writing the report")
     if not report:  # results only (programmatic use: simulation, power checks)
-        import matplotlib.pyplot as plt
-
-        plt.close("all")
         return results
     paths = write_report(
         out,

@@ -139,17 +139,19 @@ def reintervention_times(data: TidyData) -> pd.DataFrame:
 
 
 def kaplan_meier(
-    times: pd.DataFrame, label: str, at_days: tuple[int, ...] = (91, 182, 365)
+    times: pd.DataFrame, label: str, at_days: tuple[int, ...] = (91, 182, 365), ax=None
 ) -> tuple[pd.DataFrame, object]:
-    """Median time with 95 % CI and survival at fixed days per arm; and the KM figure."""
-    import matplotlib.pyplot as plt
+    """Median time with 95 % CI and survival at fixed days per arm; and the KM figure, drawn on
+    ``ax`` (default a new pyplot-free Figure)."""
     from lifelines import KaplanMeierFitter
     from lifelines.plotting import add_at_risk_counts
     from lifelines.statistics import logrank_test
     from lifelines.utils import median_survival_times
 
     groups = list(times.groupby("arm"))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2 + 0.35 * len(groups)))
+    from cryoneuro.plotting import figure_and_axes
+
+    fig, ax = figure_and_axes(ax, (6.4, 4.2 + 0.35 * len(groups)), layout="tight")
     rows = []
     fitters = []
     for arm, group in groups:
@@ -192,7 +194,6 @@ def kaplan_meier(
     ax.grid(alpha=0.3)
     # numbers at risk (and censored, events) under the plot, at the axis ticks
     add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk"], fig=fig)
-    fig.tight_layout()
     return table, fig
 
 
@@ -204,9 +205,9 @@ def at_risk(times: pd.DataFrame, days: tuple[int, ...] = (0, 91, 182, 365, 730))
     return pd.DataFrame(rows)
 
 
-def calibration(times: pd.DataFrame) -> tuple[pd.DataFrame, dict, object | None]:
-    """Predicted relief against observed recurrence: tertile table, summary and figure."""
-    import matplotlib.pyplot as plt
+def calibration(times: pd.DataFrame, ax=None) -> tuple[pd.DataFrame, dict, object | None]:
+    """Predicted relief against observed recurrence: tertile table, summary and figure (on
+    ``ax``, default a new pyplot-free Figure; None when there are too few data to draw)."""
     from lifelines import KaplanMeierFitter
     from lifelines.utils import concordance_index
 
@@ -245,7 +246,9 @@ def calibration(times: pd.DataFrame) -> tuple[pd.DataFrame, dict, object | None]
         )
     table = pd.DataFrame(rows)
     summary["published_series"] = _published_check(data)
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    from cryoneuro.plotting import figure_and_axes
+
+    fig, ax = figure_and_axes(ax, (5.2, 4.6), layout="tight")
     ax.scatter(
         events["predicted_relief_days"],
         events["duration"],
@@ -273,5 +276,4 @@ def calibration(times: pd.DataFrame) -> tuple[pd.DataFrame, dict, object | None]
     ax.set_ylabel("observed time to recurrence (days)")
     ax.legend(frameon=False, fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return table, summary, fig

@@ -26,7 +26,7 @@ Method:
 4. **Smoothing and resampling** — the voxel staircase is smoothed with a centred moving average
    over ``smooth_mm`` of arc length (end points kept) and resampled every ``step_mm``.
 5. **Direction** — the centreline runs proximal → distal, the end organ at its distal end (the
-   convention of :class:`~cryoneuro.anatomy.phantoms.Phantom`). The distal end is the one nearer
+   convention of :class:`~cryoneuro.anatomy.PatientAnatomy`). The distal end is the one nearer
    ``end_organ_hint_mm`` when given, else the one nearer the target (neuroma) centroid: a stump
    neuroma ends the nerve, and a Morton's neuroma lies in the distal interspace, just proximal
    to the web space where the nerve divides. The rule used is recorded in the result.

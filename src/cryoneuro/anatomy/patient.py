@@ -1,6 +1,6 @@
 """A patient's segmentation (``.seg.nrrd`` or DICOM SEG) and images → a plannable case.
 
-Why: the planner works on a :class:`~cryoneuro.anatomy.phantoms.Phantom` (anatomy, the roles of
+Why: the planner works on a :class:`~cryoneuro.anatomy.PatientAnatomy` (anatomy, the roles of
 its labels, the nerve centreline and end organ). For a patient these come from a viewer's
 segmentation; this module assembles them, records every choice it made (segment roles,
 overlaps, how the centreline and its distal end were found), and leaves each one overridable in
@@ -25,13 +25,13 @@ import numpy as np
 
 from cryoneuro.anatomy.io import read_sitk
 from cryoneuro.anatomy.labels import DEFAULT_TISSUE_MAP
-from cryoneuro.anatomy.phantoms import Phantom
+from cryoneuro.anatomy.patient_anatomy import PatientAnatomy
 from cryoneuro.anatomy.segments import Segments, on_grid_of, same_grid, to_anatomy
 
 
 @dataclass
 class PatientCase:
-    phantom: Phantom
+    phantom: PatientAnatomy
     #: what was decided and how (goes into the plan's inputs)
     record: dict = field(default_factory=dict)
     #: the DICOM series folder the images came from (for a DICOM SEG of the plan), or None
@@ -166,7 +166,7 @@ def load_patient_case(
             "rule": "arc length of the centreline station whose cross-section holds most "
             "target voxels (the bulb's widest section)",
         }
-    phantom = Phantom(
+    phantom = PatientAnatomy(
         name=name,
         anatomy=anatomy,
         neuroma_label=roles["target"][0],
@@ -185,7 +185,7 @@ def load_patient_case(
     return PatientCase(phantom, record, source_series)
 
 
-def phantom_segments(phantom: Phantom) -> Segments:
+def phantom_segments(phantom: PatientAnatomy) -> Segments:
     """A phantom's labels as named segments (what a Slicer user would have drawn): for the
     demo and for tests that plan a phantom through the segmentation path."""
     anat = phantom.anatomy
@@ -203,7 +203,7 @@ def phantom_segments(phantom: Phantom) -> Segments:
     )
 
 
-def write_segmentation_case(phantom: Phantom, folder: str | Path) -> Path:
+def write_segmentation_case(phantom: PatientAnatomy, folder: str | Path) -> Path:
     """Write a phantom as a patient's case would arrive: ``phantom.seg.nrrd`` (its labels as
     named segments), ``image.nrrd`` (its CT-like image) and ``<name>.toml`` (no structures and no
     centreline: both come from the segment names and the nerve segment). Returns the case file.

@@ -19,16 +19,16 @@ Phantom frame (mm, origin at the volume corner; LPS-like but anatomical axes are
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import warnings
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from cryoneuro.anatomy.io import Anatomy, load_anatomy, write_anatomy
-from cryoneuro.anatomy.labels import DEFAULT_TISSUE_MAP
+from cryoneuro.anatomy.io import Anatomy
+from cryoneuro.anatomy.patient_anatomy import PatientAnatomy, load_patient_anatomy
 
 VOXEL_MM = 0.5
 
@@ -57,80 +57,21 @@ HU = {
 }
 
 
-@dataclass
-class Phantom:
-    """A phantom: anatomy + which labels play which role + nerve centreline and end organ (mm)."""
+#: Read a phantom written by :meth:`PatientAnatomy.write` (the same reader as a patient's).
+load_phantom = load_patient_anatomy
 
-    name: str
-    anatomy: Anatomy
-    neuroma_label: int
-    nerve_label: int
-    artery_labels: list[int]
-    skin_label: int
-    bone_labels: list[int]
-    centreline_mm: np.ndarray
-    end_organ_mm: np.ndarray
-    notes: str = ""
-    tissue_map: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TISSUE_MAP))
-    #: "morton" (an interdigital neuroma: the nerve still supplies its end organ), "stump" or
-    #: "traumatic" (no end organ: the pain comes from the neuroma itself); chooses the relief
-    #: mechanism (:mod:`cryoneuro.regrowth`) and the published series it is checked against.
-    neuroma_type: str = "morton"
-    #: Arc length (mm along the centreline) of a bulb neuroma's widest section: a block counts
-    #: only proximal to or through it (:func:`cryoneuro.injury.nerve_profile`). None: no limit.
-    block_proximal_to_mm: float | None = None
-    #: How a patient's case was read (segment roles, overlaps, centreline; anatomy.patient):
-    #: recorded in the plan's inputs. Empty for the procedural phantoms.
-    record: dict = field(default_factory=dict)
 
-    def write(self, out_dir: str | Path) -> Path:
-        """Write ``image.nii.gz``, ``labels.nii.gz``, ``labels.json`` and ``phantom.json``."""
-        d = Path(out_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        write_anatomy(self.anatomy, d / "image.nii.gz", d / "labels.nii.gz")
-        (d / "labels.json").write_text(
-            json.dumps({str(k): v for k, v in self.anatomy.label_names.items()}, indent=1),
-            encoding="utf-8",
+def __getattr__(name: str) -> Any:
+    """``Phantom``: the former name of :class:`PatientAnatomy`, kept working with a warning."""
+    if name == "Phantom":
+        warnings.warn(
+            "cryoneuro.anatomy.phantoms.Phantom is deprecated: use "
+            "cryoneuro.anatomy.PatientAnatomy (the same class)",
+            DeprecationWarning,
+            stacklevel=2,
         )
-        meta = {
-            "name": self.name,
-            "neuroma_label": self.neuroma_label,
-            "nerve_label": self.nerve_label,
-            "artery_labels": self.artery_labels,
-            "skin_label": self.skin_label,
-            "bone_labels": self.bone_labels,
-            "centreline_mm": np.round(self.centreline_mm, 4).tolist(),
-            "end_organ_mm": np.round(self.end_organ_mm, 4).tolist(),
-            "notes": self.notes,
-            "tissue_map": self.tissue_map,
-            "neuroma_type": self.neuroma_type,
-            "block_proximal_to_mm": self.block_proximal_to_mm,
-            "coordinates": "phantom frame, mm, origin at the volume corner",
-        }
-        (d / "phantom.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        return d
-
-
-def load_phantom(directory: str | Path) -> Phantom:
-    """Read a phantom written by :meth:`Phantom.write`."""
-    d = Path(directory)
-    meta = json.loads((d / "phantom.json").read_text(encoding="utf-8"))
-    anat = load_anatomy(d / "labels.nii.gz", d / "image.nii.gz", d / "labels.json")
-    return Phantom(
-        name=meta["name"],
-        anatomy=anat,
-        neuroma_label=meta["neuroma_label"],
-        nerve_label=meta["nerve_label"],
-        artery_labels=meta["artery_labels"],
-        skin_label=meta["skin_label"],
-        bone_labels=meta["bone_labels"],
-        centreline_mm=np.asarray(meta["centreline_mm"], float),
-        end_organ_mm=np.asarray(meta["end_organ_mm"], float),
-        notes=meta.get("notes", ""),
-        tissue_map=meta.get("tissue_map", dict(DEFAULT_TISSUE_MAP)),
-        neuroma_type=meta.get("neuroma_type", "morton"),
-        block_proximal_to_mm=meta.get("block_proximal_to_mm"),
-    )
+        return PatientAnatomy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -183,7 +124,7 @@ def _skin(body: np.ndarray, thickness_mm: float) -> np.ndarray:
 
 
 # --- Morton's neuroma forefoot --------------------------------------------------------------------
-def morton_forefoot(out_dir: str | Path | None = None, seed: int = 0) -> Phantom:
+def morton_forefoot(out_dir: str | Path | None = None, seed: int = 0) -> PatientAnatomy:
     """Forefoot with a 3rd-interspace Morton's neuroma (see module docstring for the frame)."""
     names = [
         "background",
@@ -261,7 +202,7 @@ def morton_forefoot(out_dir: str | Path | None = None, seed: int = 0) -> Phantom
     lab[_skin(body, 1.5) & (z < 4.5)] = L["skin"]  # thick plantar skin
     lab[_skin(body, 1.0)] = L["skin"]
     rng = np.random.default_rng(seed)
-    ph = Phantom(
+    ph = PatientAnatomy(
         "morton_forefoot",
         _finish("morton_forefoot", names, lab, rng),
         L["neuroma"],
@@ -280,7 +221,7 @@ def morton_forefoot(out_dir: str | Path | None = None, seed: int = 0) -> Phantom
 
 
 # --- transtibial amputation stump -----------------------------------------------------------------
-def amputation_stump(out_dir: str | Path | None = None, seed: int = 0) -> Phantom:
+def amputation_stump(out_dir: str | Path | None = None, seed: int = 0) -> PatientAnatomy:
     """Transtibial stump end with a tibial-nerve bulb neuroma (see module docstring)."""
     names = [
         "background",
@@ -338,7 +279,7 @@ def amputation_stump(out_dir: str | Path | None = None, seed: int = 0) -> Phanto
     lab[_skin(body, 2.0)] = L["skin"]
     end_organ = neuroma_c + np.array([0.0, 0.0, 5.5])  # distal pole of the bulb
     rng = np.random.default_rng(seed)
-    ph = Phantom(
+    ph = PatientAnatomy(
         "amputation_stump",
         _finish("amputation_stump", names, lab, rng),
         L["neuroma"],

@@ -71,14 +71,8 @@ def meta_cmd(
     ),
 ) -> None:
     """Pool the published evidence or a generic effects file (DL, PM and REML random effects)."""
-    from cryoneuro.analysis.meta import (
-        METHODS,
-        analyse_effects,
-        is_generic,
-        parse_r_grid,
-        run_meta,
-        write_meta_report,
-    )
+    from cryoneuro.analysis.meta_io import is_generic, write_meta_report
+    from cryoneuro.analysis.meta_run import METHODS, analyse_effects, parse_r_grid, run_meta
 
     method = method.strip().lower()
     methods = (
@@ -131,7 +125,7 @@ def meta_cmd(
             not_pooled.append(f"{name}: {res.reason}")
             continue
         prop = res.kind == "proportion"
-        from cryoneuro.analysis.meta import natural
+        from cryoneuro.analysis.meta_spec import natural
 
         for m, p in res.pooled.items():
             d = res.display.get(m, {})

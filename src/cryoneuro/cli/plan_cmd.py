@@ -173,7 +173,7 @@ class AnatomyCase(_S):
 
 
 def load_anatomy_case(path: Path):
-    """Read the case and its images into a :class:`~cryoneuro.anatomy.phantoms.Phantom`."""
+    """Read the case and its images into a :class:`~cryoneuro.anatomy.PatientAnatomy`."""
     patient, plan = load_plan_case(path)
     return patient.phantom, plan
 
@@ -183,7 +183,7 @@ def load_plan_case(path: Path):
     what was decided while reading it, and the DICOM source series (if any)."""
     from cryoneuro.anatomy import load_anatomy
     from cryoneuro.anatomy.patient import PatientCase
-    from cryoneuro.anatomy.phantoms import Phantom
+    from cryoneuro.anatomy.patient_anatomy import PatientAnatomy
     from cryoneuro.case import _format_validation
 
     try:
@@ -217,7 +217,7 @@ def load_plan_case(path: Path):
     lv = anatomy.label_value
     from cryoneuro.anatomy.labels import DEFAULT_TISSUE_MAP
 
-    phantom = Phantom(
+    phantom = PatientAnatomy(
         name=path.stem,
         anatomy=anatomy,
         neuroma_label=lv(s.target),

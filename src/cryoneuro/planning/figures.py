@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from scipy.ndimage import map_coordinates
@@ -39,21 +40,24 @@ def _plane(
     return out.reshape(A.shape)
 
 
-def plot_plan_overlays(
+def draw_plan_section(
+    ax: Axes,
     result: ThermalResult,
     image: np.ndarray | None,
     structures: dict[str, np.ndarray],
-    path: str | Path,
     *,
+    section: str = "along",
     isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
     window: tuple[float, float] = (-200.0, 600.0),
-    title: str = "",
-) -> Path:
-    """Two panels through the first probe (along its axis, and across it at mid active length):
-    the image in grey, structure outlines in colour, isotherms of the minimum temperature."""
+) -> Axes:
+    """One plane through the first probe on ``ax``: ``section="along"`` its axis, ``"across"``
+    it at mid active length. The image in grey (HU ``window``), the structures' outlines in
+    colour, dashed isotherms of the minimum temperature (°C); axes in mm from the probe's mid
+    active length. Returns ``ax``."""
+    if section not in ("along", "across"):
+        raise ValueError(f"section must be 'along' or 'across' (got {section!r})")
     probe = result.model.probes[0]
-    frame = probe.frame()
-    u, v, w = frame
+    u, v, w = probe.frame()
     half = 0.5 * min(result.grid.size_mm)
     h = result.grid.voxel_mm / 2
     a = np.arange(-half, half + h, h)
@@ -64,54 +68,82 @@ def plot_plan_overlays(
         result.min_temperature_c,
         result.model.body_temperature_c,
     )
-    fig = Figure(figsize=(11, 5.4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, origin, b_axis, label in (
-        (axes[0], mid, w, "along the probe"),
-        (axes[1], mid, v, "across the probe"),
-    ):
-        if image is not None:
-            img = _plane(image.astype(float), result, origin, u, b_axis, a, 1, window[0])
-            ax.imshow(
-                img,
-                origin="lower",
-                extent=(a[0], a[-1], a[0], a[-1]),
-                cmap="gray",
-                vmin=window[0],
-                vmax=window[1],
-            )
-        for name, mask in structures.items():
-            m = _plane(mask.astype(float), result, origin, u, b_axis, a, 1, 0.0)
-            if m.max() >= 0.5:
-                ax.contour(
-                    a, a, m, levels=[0.5], colors=[STRUCTURE_COLOURS.get(name, "c")], linewidths=1.2
-                )
-                ax.plot([], [], color=STRUCTURE_COLOURS.get(name, "c"), label=name)
-        t = _plane(tmin, result, origin, u, b_axis, a, 1, result.model.body_temperature_c)
-        levels = sorted(isotherms_c)
-        cs = ax.contour(
-            a,
-            a,
-            t,
-            levels=levels,
-            colors=[ISO_COLOURS.get(float(x), "c") for x in levels],
-            linewidths=1.8,
-            linestyles="--",
+    b_axis = w if section == "along" else v
+    if image is not None:
+        img = _plane(image.astype(float), result, mid, u, b_axis, a, 1, window[0])
+        ax.imshow(
+            img,
+            origin="lower",
+            extent=(a[0], a[-1], a[0], a[-1]),
+            cmap="gray",
+            vmin=window[0],
+            vmax=window[1],
         )
-        ax.clabel(cs, fmt=lambda x: f"{x:g} °C", fontsize=8)
-        if label == "along the probe":
-            ax.plot(
-                [0, 0],
-                [-0.5 * probe.active_length_mm, a[-1]],
-                color=PROBE_COLOUR,
-                lw=2.5,
-                solid_capstyle="butt",
+    for name, mask in structures.items():
+        m = _plane(mask.astype(float), result, mid, u, b_axis, a, 1, 0.0)
+        if m.max() >= 0.5:
+            ax.contour(
+                a, a, m, levels=[0.5], colors=[STRUCTURE_COLOURS.get(name, "c")], linewidths=1.2
             )
-        else:
-            ax.add_patch(Circle((0, 0), probe.radius_mm, color=PROBE_COLOUR))
-        ax.set_title(label, fontsize=10)
-        ax.set_xlabel("mm")
-        ax.set_aspect("equal")
+            ax.plot([], [], color=STRUCTURE_COLOURS.get(name, "c"), label=name)
+    t = _plane(tmin, result, mid, u, b_axis, a, 1, result.model.body_temperature_c)
+    levels = sorted(isotherms_c)
+    cs = ax.contour(
+        a,
+        a,
+        t,
+        levels=levels,
+        colors=[ISO_COLOURS.get(float(x), "c") for x in levels],
+        linewidths=1.8,
+        linestyles="--",
+    )
+    ax.clabel(cs, fmt=lambda x: f"{x:g} °C", fontsize=8)
+    if section == "along":
+        ax.plot(
+            [0, 0],
+            [-0.5 * probe.active_length_mm, a[-1]],
+            color=PROBE_COLOUR,
+            lw=2.5,
+            solid_capstyle="butt",
+        )
+    else:
+        ax.add_patch(Circle((0, 0), probe.radius_mm, color=PROBE_COLOUR))
+    ax.set_title(f"{section} the probe", fontsize=10)
+    ax.set_xlabel("mm")
+    ax.set_aspect("equal")
+    return ax
+
+
+def draw_plan_overlays(
+    result: ThermalResult,
+    image: np.ndarray | None,
+    structures: dict[str, np.ndarray],
+    axes: Sequence[Axes] | None = None,
+    *,
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
+    window: tuple[float, float] = (-200.0, 600.0),
+    title: str = "",
+) -> Figure:
+    """Two panels through the first probe (along its axis, and across it at mid active length):
+    the image in grey, structure outlines in colour, isotherms of the minimum temperature.
+
+    ``axes``: two Axes to draw on (default: a new :class:`~matplotlib.figure.Figure`, without
+    pyplot, so no backend is chosen). Returns the figure the panels are on."""
+    if axes is None:
+        fig = Figure(figsize=(11, 5.4), layout="constrained")
+        axes = list(fig.subplots(1, 2))
+    if len(axes) != 2:
+        raise ValueError(f"draw_plan_overlays needs two axes (got {len(axes)})")
+    for ax, section in zip(axes, ("along", "across"), strict=True):
+        draw_plan_section(
+            ax,
+            result,
+            image,
+            structures,
+            section=section,
+            isotherms_c=isotherms_c,
+            window=window,
+        )
     for level in sorted(isotherms_c, reverse=True):  # the isotherms in the legend too
         axes[0].plot(
             [],
@@ -123,8 +155,26 @@ def plot_plan_overlays(
         )
     axes[0].plot([], [], color=PROBE_COLOUR, lw=2.5, label="probe")
     axes[0].legend(loc="upper right", fontsize=7, framealpha=0.6)
+    fig = axes[0].get_figure()
     fig.suptitle(
         title or "Planned iceball on the image (dashed: isotherms of the minimum temperature)"
+    )
+    return fig
+
+
+def plot_plan_overlays(
+    result: ThermalResult,
+    image: np.ndarray | None,
+    structures: dict[str, np.ndarray],
+    path: str | Path,
+    *,
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
+    window: tuple[float, float] = (-200.0, 600.0),
+    title: str = "",
+) -> Path:
+    """:func:`draw_plan_overlays` written to ``path`` (PNG at 110 dpi)."""
+    fig = draw_plan_overlays(
+        result, image, structures, isotherms_c=isotherms_c, window=window, title=title
     )
     path = Path(path)
     fig.savefig(path, dpi=110)

@@ -39,10 +39,17 @@ from scipy import ndimage
 
 from cryoneuro import injury, regrowth
 from cryoneuro import probe as probe_physics
-from cryoneuro.anatomy.phantoms import Phantom
+from cryoneuro.anatomy.patient_anatomy import PatientAnatomy
 from cryoneuro.errors import GeometryError
 from cryoneuro.planning import search
-from cryoneuro.planning.plan import Isotherm, Plan, ProbePlacement, ProtocolPhase, TrajectorySummary
+from cryoneuro.planning.plan import (
+    Isotherm,
+    Plan,
+    PlanArtifacts,
+    ProbePlacement,
+    ProtocolPhase,
+    TrajectorySummary,
+)
 from cryoneuro.planning.trajectory import assess_trajectory, tip_for_target
 from cryoneuro.thermal import Phase, ProbeGeometry, ThermalModel, constant, simulate
 from cryoneuro.thermal import boundaries as bd
@@ -146,7 +153,7 @@ class Candidate:
         return (self.score(),)
 
 
-def region_of_interest(phantom: Phantom, half_mm: float = 14.0):
+def region_of_interest(phantom: PatientAnatomy, half_mm: float = 14.0):
     """Resample the anatomy to a box around the neuroma (full height), 0.5 mm voxels.
 
     Deterministic in the phantom alone, so a saved plan's grid can be rebuilt exactly
@@ -233,7 +240,12 @@ class Level:
     """
 
     def __init__(
-        self, phantom: Phantom, anat, voxel_mm: float, bounds, boundaries: Boundaries | None = None
+        self,
+        phantom: PatientAnatomy,
+        anat,
+        voxel_mm: float,
+        bounds,
+        boundaries: Boundaries | None = None,
     ):
         if (
             tuple(anat.spacing_mm) != (voxel_mm,) * 3
@@ -388,7 +400,9 @@ def device_for(gas: str, model_name: str = PROBE_MODEL, tip_offset_c: float = 0.
 
 
 def relief_for(
-    phantom: Phantom, profile: injury.NerveInjuryProfile, procedure_date: dt.date | None = None
+    phantom: PatientAnatomy,
+    profile: injury.NerveInjuryProfile,
+    procedure_date: dt.date | None = None,
 ) -> dict:
     """Relief (regrowth from the lesion's proximal edge; the mechanism by the neuroma type) and
     what published series observed (:func:`cryoneuro.regrowth.relief_summary`); {} without a
@@ -428,7 +442,7 @@ def _screen_task(
 
 
 def _screen(
-    coarse: Level, phantom: Phantom, specs: list, client, progress, total: int, policy=None
+    coarse: Level, phantom: PatientAnatomy, specs: list, client, progress, total: int, policy=None
 ) -> list:
     """Screen every candidate on the coarse level, in process or through a Dask client.
 
@@ -563,9 +577,8 @@ class _Builder:
         return spec, trajs
 
 
-def plan_phantom(
-    phantom: Phantom,
-    out_dir: str | Path,
+def plan(
+    anatomy: PatientAnatomy,
     *,
     gases=GASES,
     offsets_mm=None,
@@ -591,7 +604,12 @@ def plan_phantom(
     seed: int = 0,
     skin_protection: str = SKIN_PROTECTION,
 ) -> Plan:
-    """Plan the phantom's neuroma.
+    """Plan the cryoablation of the anatomy's neuroma; compute only, write nothing.
+
+    Returns the :class:`~cryoneuro.planning.plan.Plan` with the confirmed simulation attached
+    (for :meth:`Plan.plot <cryoneuro.planning.plan.Plan.plot>` and :func:`write_plan`, which
+    writes ``plan.json``, the report, figures and volumes). ``files`` stays empty until
+    :func:`write_plan` runs.
 
     ``search_method``: ``"continuous"`` (the default, unless grid ``offsets_mm`` or
     ``shifts_mm`` are given: they ask for the grid) searches direction, aim point, depth and
@@ -615,6 +633,7 @@ def plan_phantom(
     """
     from cryoneuro.planning import protocols as presets
 
+    phantom = anatomy
     if drive not in ("device", "held"):
         raise GeometryError(f"drive must be 'device' or 'held' (got '{drive}')")
     grid_given = offsets_mm is not None or shifts_mm is not None
@@ -642,9 +661,8 @@ def plan_phantom(
         from cryoneuro.parallel import dask_client
 
         with dask_client(scheduler=scheduler, workers=workers or 2) as own:
-            return plan_phantom(
+            return plan(
                 phantom,
-                out_dir,
                 gases=gases,
                 offsets_mm=offsets_mm,
                 shifts_mm=shifts_mm,
@@ -675,8 +693,6 @@ def plan_phantom(
     if search_method == "continuous" and approach is None:
         appr = replace(appr, name="top, tilted up to 30°", max_tilt_deg=30.0)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     anat, target = region_of_interest(phantom)
     bounds = anat.bounds_mm()
     fine = Level(phantom, anat, confirm_voxel_mm, bounds, boundaries)
@@ -826,7 +842,7 @@ def plan_phantom(
         fine.anat.label_names,
         fine.lab,
         best.tip_c,
-        out,
+        None,  # write nothing: write_plan does
         procedure_date,
         fine.structures,
         context=context,
@@ -843,16 +859,16 @@ def _assemble(
     names,
     lab,
     tip_c,
-    out: Path,
+    out: Path | None,
     procedure_date,
     structures,
     *,
     context: dict | None = None,
     level: Level | None = None,
 ) -> Plan:
+    """The Plan of the chosen candidate, with its simulation attached; written to ``out`` by
+    :func:`write_plan` when a folder is given (None: computed only)."""
     from cryoneuro.planning import warnings as plan_warnings
-    from cryoneuro.planning.figures import plot_plan_overlays
-    from cryoneuro.planning.report import REPORT_HTML, REPORT_PDF, write_report
 
     context = context or {}
     res = best.result
@@ -882,22 +898,11 @@ def _assemble(
             )
     relief = relief_for(phantom, best.profile, procedure_date)
     paths = best.paths
-    overlay = plot_plan_overlays(
-        res,
-        anat.image,
-        {"nerve": np.isin(lab, [phantom.nerve_label]), "target": target_mask, **structures},
-        out / "plan_overlay.png",
-        title=f"{phantom.name}: planned iceball (minimum temperature)",
-    )
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
-    best.profile.plot(ax=ax)
-    fig.savefig(out / "nerve_profile.png", dpi=110)
-    plt.close(fig)
+    overlay_structures = {
+        "nerve": np.isin(lab, [phantom.nerve_label]),
+        "target": target_mask,
+        **structures,
+    }
     boundaries = level.boundaries if level is not None else LEGACY_BOUNDARIES
     vessel_info = dict(context.get("vessel") or {})
     if level is not None:
@@ -1025,19 +1030,27 @@ def _assemble(
         reasons=reasons,
         warnings=warn,
     )
-    # the image and iceball as NIfTI for viewers (the registry's Niivue view), then one bundle
-    from cryoneuro.planning.volumes import BUNDLE_NAME, bundle_plan, write_plan_volumes
-
-    volumes = write_plan_volumes(out, anat.image, res.min_temperature_c, grid)
-    plan.files = {
-        "report_html": str(out / REPORT_HTML),
-        "report_pdf": str(out / REPORT_PDF),
-        "overlay": str(overlay),
-        "nerve_profile": str(out / "nerve_profile.png"),
-        **{name.removesuffix(".nii.gz"): str(path) for name, path in volumes.items()},
-        "bundle": str(out / BUNDLE_NAME),
-    }
-    plan.save(out / "plan.json")
-    write_report(plan, out, {"overlay": overlay, "nerve profile": out / "nerve_profile.png"})
-    bundle_plan(out)
+    plan._artifacts = PlanArtifacts(
+        result=res,
+        image=anat.image,
+        structures=overlay_structures,
+        title=f"{phantom.name}: planned iceball (minimum temperature)",
+        nerve_profile=best.profile,
+    )
+    if out is not None:
+        write_plan(plan, out)
     return plan
+
+
+def write_plan(plan: Plan, out_dir: str | Path) -> Plan:
+    """Write a computed plan: ``plan.json``, the report (HTML, PDF), its figures, the NIfTI
+    volumes and the bundle; see :func:`cryoneuro.planning.writing.write_plan`."""
+    from cryoneuro.planning.writing import write_plan as _write_plan
+
+    return _write_plan(plan, out_dir)
+
+
+def plan_phantom(anatomy: PatientAnatomy, out_dir: str | Path, **options: Any) -> Plan:
+    """Plan and write: :func:`plan` then :func:`write_plan` (``out_dir``); the options are
+    :func:`plan`'s. Kept for the callers written before the two were separated."""
+    return write_plan(plan(anatomy, **options), out_dir)

@@ -7,16 +7,35 @@ names the software version that made it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from cryoneuro import __version__
 from cryoneuro.errors import InputError
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
 SCHEMA_VERSION = "1"
+
+
+@dataclass
+class PlanArtifacts:
+    """What a freshly computed plan keeps beside its JSON content, for drawing and writing: the
+    confirmed simulation (a :class:`~cryoneuro.thermal.ThermalResult`), the image on its grid
+    (HU), the masks of the structures drawn on it, and the nerve's injury profile. Not saved in
+    ``plan.json`` (a plan read back from JSON has none)."""
+
+    result: Any
+    image: Any
+    structures: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+    nerve_profile: Any = None
 
 
 class _Model(BaseModel):
@@ -81,6 +100,94 @@ class Plan(_Model):
     reasons: list[str] = Field(default_factory=list)  # why not feasible
     warnings: list[str] = Field(default_factory=list)
     files: dict[str, str] = Field(default_factory=dict)
+    #: the simulation behind a freshly computed plan (None once read back from JSON)
+    _artifacts: PlanArtifacts | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the content is: the attached simulation is not part of it (it is not
+        saved), so a plan equals itself read back from ``plan.json``."""
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def summary(self) -> pd.DataFrame:
+        """The plan's headline numbers as a table, one row per quantity.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``quantity``, with ``value`` and ``unit``: feasibility, cryogen, freeze
+            time (s), each isotherm's volume (mL), diameter and length (mm), the nerve block and
+            blocked length (mm), the coldest tissue (°C), each adjacent structure's margin to
+            its limit (°C) and the predicted median relief (days). Every value is the plan's
+            own field (nothing is recomputed).
+        """
+        import pandas as pd
+
+        rows: list[tuple[str, Any, str]] = [
+            ("feasible", self.feasible, ""),
+            ("probes", len(self.probes), ""),
+            ("gas", self.probes[0].gas if self.probes else None, ""),
+            (
+                "freeze time",
+                sum(p.duration_s for p in self.protocol if p.kind == "freeze"),
+                "s",
+            ),
+        ]
+        for level, iso in self.isotherms.items():
+            rows += [
+                (f"{level} °C isotherm volume", iso.volume_ml, "mL"),
+                (f"{level} °C isotherm diameter", iso.diameter_mm, "mm"),
+                (f"{level} °C isotherm length", iso.length_mm, "mm"),
+            ]
+        if self.nerve:
+            rows += [
+                ("nerve complete block", self.nerve.get("complete_block"), ""),
+                ("nerve blocked length", self.nerve.get("blocked_length_mm"), "mm"),
+            ]
+        rows.append(("coldest tissue", self.min_tissue_temperature_c, "°C"))
+        for s in self.safety:
+            rows.append((f"{s['structure']} margin to limit", s.get("margin_c"), "°C"))
+        if "median_days" in self.relief:
+            rows.append(("median relief (regrowth-limited)", self.relief["median_days"], "days"))
+        table = pd.DataFrame(rows, columns=["quantity", "value", "unit"])
+        return table.set_index("quantity")
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """Draw the planned iceball on the image, in the plane along the first probe.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; default a new :class:`matplotlib.figure.Figure` (no pyplot, so no
+            backend is chosen).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The image (grey), the structures' outlines, the isotherms of the minimum temperature
+            (dashed, 0/-20/-40 °C) and the probe; axes in mm from the probe's mid active length.
+
+        Raises
+        ------
+        cryoneuro.errors.InputError
+            For a plan read back from JSON: its simulation is not stored; plan again to draw.
+        """
+        if self._artifacts is None:
+            raise InputError(
+                f"plan '{self.case}': no simulation attached (a plan read from JSON keeps only "
+                "its numbers); plan again to draw it"
+            )
+        from cryoneuro.planning.figures import draw_plan_section
+
+        if ax is None:
+            from matplotlib.figure import Figure
+
+            ax = Figure(figsize=(6, 5.4), layout="constrained").add_subplot()
+        art = self._artifacts
+        draw_plan_section(ax, art.result, art.image, art.structures, section="along")
+        ax.set_title(art.title or self.case, fontsize=10)
+        return ax
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

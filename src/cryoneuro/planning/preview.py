@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cryoneuro import probe as probe_physics
-from cryoneuro.anatomy.phantoms import Phantom
+from cryoneuro.anatomy.patient_anatomy import PatientAnatomy
 from cryoneuro.errors import InputError
 from cryoneuro.planning.pipeline import (
     ACTIVE_LENGTH_MM,
@@ -76,7 +76,7 @@ class PlacementPreview:
 
     def __init__(
         self,
-        phantom: Phantom,
+        phantom: PatientAnatomy,
         *,
         gas: str = "argon",
         freeze_s: float = 120.0,

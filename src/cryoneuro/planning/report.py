@@ -131,11 +131,9 @@ def _write_pdf(plan: Plan, path: Path, images: dict[str, Path]) -> Path:
     """A PDF of the same content: the verdict and the report's tables
     (:mod:`cryoneuro.planning.report_tables`, matplotlib tables on A4), then one page per image."""
     import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
 
     from cryoneuro.planning.report_tables import pdf_pages
 
@@ -154,15 +152,13 @@ def _write_pdf(plan: Plan, path: Path, images: dict[str, Path]) -> Path:
     ):
         for fig in pdf_pages(plan, [html.unescape(h) for h in header]):
             pdf.savefig(fig)
-            plt.close(fig)
         for title, p in images.items():
             if Path(p).is_file():
-                fig = plt.figure(figsize=(11.69, 8.27))
+                fig = Figure(figsize=(11.69, 8.27))
                 fig.text(0.02, 0.97, title, fontsize=11, weight="bold", va="top")
                 ax = fig.add_axes((0.01, 0.01, 0.98, 0.92))
                 ax.imshow(mpimg.imread(p))
                 ax.axis("off")
                 pdf.savefig(fig)
-                plt.close(fig)
     tmp.replace(path)
     return path

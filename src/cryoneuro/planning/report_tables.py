@@ -424,10 +424,10 @@ def plan_contradiction(text: str) -> bool:
 
 def pdf_pages(plan: Plan, header: list[str]):
     """Matplotlib figures (A4) carrying ``header`` lines then every table; new page when full."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     figs = []
-    fig = plt.figure(figsize=PAGE_IN)
+    fig = Figure(figsize=PAGE_IN)
     y = MARGIN_IN
     for i, line in enumerate(header):
         fig.text(
@@ -447,7 +447,7 @@ def pdf_pages(plan: Plan, header: list[str]):
         need = 0.28 + sum(n * LINE_IN + 0.06 for n in lines) + (0.5 if table.note else 0)
         if y + need > bottom and y > MARGIN_IN + 0.5:
             figs.append(fig)
-            fig = plt.figure(figsize=PAGE_IN)
+            fig = Figure(figsize=PAGE_IN)
             y = MARGIN_IN
         y += draw_table(fig, table, y) + 0.22
     figs.append(fig)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 from scipy.ndimage import map_coordinates
@@ -49,6 +51,104 @@ def _plane_axes(result: ThermalResult) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return frame[0], frame[1], frame[2], half
 
 
+def draw_slice(
+    result: ThermalResult,
+    ax: Axes | None = None,
+    *,
+    section: str = "along",
+    field: str = "min",
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
+) -> Axes:
+    """One plane through the first probe: ``section="along"`` contains its axis (u–w plane),
+    ``"across"`` is the cross-section at mid active length (u–v plane); colour = temperature
+    (``field``: ``"min"`` reached, or ``"final"``, °C), lines = isotherms, the probe drawn in.
+
+    ``ax``: where to draw (default a new pyplot-free Figure). Returns the Axes."""
+    from cryoneuro.plotting import figure_and_axes
+
+    if section not in ("along", "across"):
+        raise ValueError(f"section must be 'along' or 'across' (got {section!r})")
+    data = result.min_temperature_c if field == "min" else result.temperature_c
+    u, v, w, half = _plane_axes(result)
+    probe = result.model.probes[0]
+    tip = np.asarray(probe.tip_mm, dtype=float)
+    h = result.grid.voxel_mm / 2
+    a = np.arange(-half, half + h, h)
+    if section == "along":
+        img = sample_plane(data, result, tip, u, w, a, a)
+        label, ylabel = "along the probe (u–w plane)", "w: along probe from tip (mm)"
+    else:
+        mid = tip + 0.5 * probe.active_length_mm * w
+        img = sample_plane(data, result, mid, u, v, a, a)
+        label, ylabel = "across the probe, mid active length (u–v plane)", "v (mm)"
+    cold = float(np.nanmin(data)) if np.isfinite(data).any() else -150.0
+    vmin, vmax = min(cold, -40.0), result.model.body_temperature_c
+    _, ax = figure_and_axes(ax, (6, 5.2))
+    finite = np.isfinite(img)
+    rows, cols = np.nonzero(finite)
+    ax.imshow(
+        img,
+        origin="lower",
+        extent=(a[0], a[-1], a[0], a[-1]),
+        cmap="RdYlBu_r",
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="bilinear",
+    )
+    levels = sorted(isotherms_c)
+    cs = ax.contour(
+        a,
+        a,
+        np.where(finite, img, vmax),
+        levels=levels,
+        colors=[ISO_COLOURS.get(float(lv), "k") for lv in levels],
+        linewidths=1.6,
+    )
+    ax.clabel(cs, fmt=lambda x: f"{x:g} °C", fontsize=8)
+    if len(rows):
+        ax.set_xlim(a[cols.min()], a[cols.max()])
+        ax.set_ylim(a[rows.min()], a[rows.max()])
+    ax.set_title(label, fontsize=10)
+    ax.set_xlabel("u (mm)")
+    ax.set_ylabel(ylabel)
+    ax.set_aspect("equal")
+    if section == "along":
+        _draw_probe(ax, probe)
+    else:
+        ax.add_patch(Circle((0, 0), probe.radius_mm, color="0.2"))
+    return ax
+
+
+def draw_slices(
+    result: ThermalResult,
+    axes: Sequence[Axes] | None = None,
+    *,
+    field: str = "min",
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
+    title: str | None = None,
+) -> Figure:
+    """Two panels (:func:`draw_slice`): the plane containing the probe axis, and the
+    cross-section at the middle of the active length; colour = temperature (minimum reached, or
+    final), lines = isotherms; one colour bar.
+
+    ``axes``: two Axes to draw on (default a new pyplot-free Figure). Returns the figure."""
+    from cryoneuro.plotting import figure_and_axes_row
+
+    fig, axes = figure_and_axes_row(axes, 2, (11, 5.2))
+    for ax, section in zip(axes, ("along", "across"), strict=True):
+        draw_slice(result, ax, section=section, field=field, isotherms_c=isotherms_c)
+    fig.colorbar(
+        axes[-1].images[0],
+        ax=axes,
+        shrink=0.85,
+        label=("minimum temperature reached" if field == "min" else "final temperature") + " (°C)",
+    )
+    fig.suptitle(
+        title or f"Isotherms after {sum(p.duration_s for p in result.phases):g} s", fontsize=12
+    )
+    return fig
+
+
 def plot_slices(
     result: ThermalResult,
     path: str | Path,
@@ -57,66 +157,8 @@ def plot_slices(
     isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
     title: str | None = None,
 ) -> Path:
-    """Two panels: the plane containing the probe axis, and the cross-section at the middle of
-    the active length; colour = temperature (minimum reached, or final), lines = isotherms."""
-    data = result.min_temperature_c if field == "min" else result.temperature_c
-    u, v, w, half = _plane_axes(result)
-    probe = result.model.probes[0]
-    tip = np.asarray(probe.tip_mm, dtype=float)
-    h = result.grid.voxel_mm / 2
-    a = np.arange(-half, half + h, h)
-    along = sample_plane(data, result, tip, u, w, a, a)
-    mid = tip + 0.5 * probe.active_length_mm * w
-    across = sample_plane(data, result, mid, u, v, a, a)
-
-    cold = float(np.nanmin(data)) if np.isfinite(data).any() else -150.0
-    vmin, vmax = min(cold, -40.0), result.model.body_temperature_c
-    fig = Figure(figsize=(11, 5.2), layout="constrained")
-    axes = fig.subplots(1, 2)
-    panels = (
-        (axes[0], along, "along the probe (u–w plane)", "w: along probe from tip (mm)"),
-        (axes[1], across, "across the probe, mid active length (u–v plane)", "v (mm)"),
-    )
-    for ax, img, label, ylabel in panels:
-        finite = np.isfinite(img)
-        rows, cols = np.nonzero(finite)
-        im = ax.imshow(
-            img,
-            origin="lower",
-            extent=(a[0], a[-1], a[0], a[-1]),
-            cmap="RdYlBu_r",
-            vmin=vmin,
-            vmax=vmax,
-            interpolation="bilinear",
-        )
-        levels = sorted(isotherms_c)
-        cs = ax.contour(
-            a,
-            a,
-            np.where(finite, img, vmax),
-            levels=levels,
-            colors=[ISO_COLOURS.get(float(lv), "k") for lv in levels],
-            linewidths=1.6,
-        )
-        ax.clabel(cs, fmt=lambda x: f"{x:g} °C", fontsize=8)
-        if len(rows):
-            ax.set_xlim(a[cols.min()], a[cols.max()])
-            ax.set_ylim(a[rows.min()], a[rows.max()])
-        ax.set_title(label, fontsize=10)
-        ax.set_xlabel("u (mm)")
-        ax.set_ylabel(ylabel)
-        ax.set_aspect("equal")
-    _draw_probe(axes[0], probe)
-    axes[1].add_patch(Circle((0, 0), probe.radius_mm, color="0.2"))
-    fig.colorbar(
-        im,
-        ax=axes,
-        shrink=0.85,
-        label=("minimum temperature reached" if field == "min" else "final temperature") + " (°C)",
-    )
-    fig.suptitle(
-        title or f"Isotherms after {sum(p.duration_s for p in result.phases):g} s", fontsize=12
-    )
+    """:func:`draw_slices` written to ``path`` (PNG, 110 dpi)."""
+    fig = draw_slices(result, field=field, isotherms_c=isotherms_c, title=title)
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
@@ -131,12 +173,14 @@ def _draw_probe(ax, probe) -> None:
     )
 
 
-def plot_point_histories(result: ThermalResult, path: str | Path) -> Path | None:
-    """Temperature against time at the named points (a thermocouple view)."""
+def draw_point_histories(result: ThermalResult, ax: Axes | None = None) -> Axes | None:
+    """Temperature against time at the named points (a thermocouple view), on ``ax`` (default
+    a new pyplot-free Figure). Returns the Axes, or None when the case names no points."""
+    from cryoneuro.plotting import figure_and_axes
+
     if not result.point_names:
         return None
-    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
-    ax = fig.subplots()
+    _, ax = figure_and_axes(ax, (7.5, 4.2))
     for n, name in enumerate(result.point_names):
         ax.plot(result.point_times_s, result.point_temperatures_c[:, n], label=name)
     t0 = 0.0
@@ -149,6 +193,14 @@ def plot_point_histories(result: ThermalResult, path: str | Path) -> Path | None
     ax.set_xlabel("time (s)  — shaded: thaw")
     ax.set_ylabel("temperature (°C)")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_point_histories(result: ThermalResult, path: str | Path) -> Path | None:
+    """:func:`draw_point_histories` written to ``path`` (PNG, 110 dpi); None without points."""
+    ax = draw_point_histories(result)
+    if ax is None:
+        return None
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    cast(Figure, ax.get_figure()).savefig(path, dpi=110)
     return path
