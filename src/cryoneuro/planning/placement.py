@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryoneuro.anatomy.phantoms import Phantom
+from cryoneuro.anatomy.patient_anatomy import PatientAnatomy
 from cryoneuro.errors import GeometryError, InputError
 from cryoneuro.planning.pipeline import (
     CONFIRM_VOXEL_MM,
@@ -41,7 +41,7 @@ __all__ = ["plan_placement"]
 
 
 def plan_placement(
-    phantom: Phantom,
+    phantom: PatientAnatomy,
     out_dir: str | Path,
     *,
     tip_mm,
