@@ -107,3 +107,64 @@ def test_continuous_search_is_at_least_as_good_as_the_grid(maker, tmp_path):
     # the six grid points: simulated, or refused without a simulation (a path through an artery)
     assert grid.inputs["search"]["simulated"] + grid.inputs["search"]["refused"] == 6
     assert c >= g - 1e-9, (c, g)
+
+
+def _deep_traumatic_neuroma():
+    """A limb-like block (60 × 40 × 50 mm: skin 2 mm, fat to 8 mm, muscle) with a straight
+    nerve 25 mm under the skin and a 5 × 5 × 10 mm fusiform traumatic neuroma on it: deep
+    enough for the 20 mm active part of the Cazzato needle, with no artery or bone in the way.
+    Built here from the phantoms' own helpers; not a bundled case."""
+    from cryoneuro.anatomy import phantoms as pm
+    from cryoneuro.anatomy.patient_anatomy import PatientAnatomy
+
+    names = ["background", "skin", "subcutaneous_fat", "muscle", "tibial_nerve", "neuroma"]
+    L = {n: i for i, n in enumerate(names)}
+    shape = (120, 80, 100)
+    x, y, z = pm._coords(shape)
+    body = np.broadcast_to(z <= 48.0, shape)
+    lab = np.zeros(body.shape, np.uint8)
+    lab[body] = L["muscle"]
+    lab[body & (z > 40.0)] = L["subcutaneous_fat"]
+    centre = np.array([[0.0, 20.0, 23.0], [60.0, 20.0, 23.0]])
+    lab[np.broadcast_to(pm._tube(x, y, z, centre, 2.0), shape)] = L["tibial_nerve"]
+    bulb = ((x - 30.0) / 5.0) ** 2 + ((y - 20.0) / 2.5) ** 2 + ((z - 23.0) / 2.5) ** 2 <= 1
+    lab[np.broadcast_to(bulb, shape)] = L["neuroma"]
+    lab[pm._skin(body, 2.0)] = L["skin"]
+    return PatientAnatomy(
+        "deep_traumatic_neuroma",
+        pm._finish("deep_traumatic_neuroma", names, lab, np.random.default_rng(0)),
+        L["neuroma"],
+        L["tibial_nerve"],
+        [],
+        L["skin"],
+        [],
+        centre,
+        centre[-1],
+        notes="test case: a deep traumatic neuroma (no end organ)",
+        neuroma_type="traumatic",
+    )
+
+
+@pytest.mark.slow
+def test_the_cazzato_protocol_is_returned_feasible_where_the_needle_fits(tmp_path):
+    """Where the 20 mm active part fits under the skin (a neuroma 25 mm deep), the planner
+    returns the published single 150 s argon freeze as a feasible plan — the verdicts of the
+    forefoot and stump phantoms (skin frozen) come from their anatomy, not from the protocol
+    being unusable (issue 12 bar: "... and the single-150 s argon protocol when they are
+    feasible")."""
+    plan = plan_phantom(
+        _deep_traumatic_neuroma(),
+        tmp_path,
+        protocol="cazzato-2016",
+        n_sobol=4,
+        n_local=4,
+        **COARSE,
+    )
+    assert plan.inputs["protocol_preset"]["name"] == "cazzato-2016"
+    assert [p.duration_s for p in plan.protocol if p.kind == "freeze"] == [150.0]
+    (probe,) = plan.probes
+    assert (probe.gas, probe.active_length_mm) == ("argon", 20.0)
+    assert plan.feasible, plan.reasons
+    assert plan.nerve["complete_block"]
+    skin = next(s for s in plan.safety if s["structure"] == "skin")
+    assert skin["min_temperature_c"] > 0.0
