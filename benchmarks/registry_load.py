@@ -15,6 +15,15 @@ users (each its own login session; exponential think time between requests, mean
 It reports throughput and latency percentiles to stdout (Markdown) and
 benchmarks/results/registry_load.json. Traffic never leaves the loopback interface, and the
 run stops by itself after ``--requests`` requests or ``--max-seconds``.
+
+``--mix pages`` (issue 17 item 7) drives the server-rendered pages instead, as a data-entry
+user clicks through them, logged in through the login form: each client repeats the cycle
+dashboard page (``/``) → participant list (``/api/participants``, one page of it) →
+participant page → follow-up form GET → follow-up form POST, so each kind is a fifth of the
+requests; latency percentiles are reported per kind.
+
+    .venv/bin/python benchmarks/registry_load.py --mix pages --users 20 --think-s 0 \
+        --requests 3000 --out benchmarks/results/registry_saturation_pages.json
 """
 
 from __future__ import annotations
@@ -228,6 +237,87 @@ async def _user(
         latencies.append((kind, time.perf_counter() - t0, resp.status))
 
 
+TOKEN_MARK = 'name="csrf_token" value="'
+
+
+def _token(html: str) -> str:
+    start = html.index(TOKEN_MARK) + len(TOKEN_MARK)
+    return html[start : html.index('"', start)]
+
+
+async def _page_login(client) -> dict[str, str]:
+    """Log in through the HTML form (GET /login for the CSRF token, then POST); returns the
+    token for later form posts (the session keeps it, deps.start_session)."""
+    async with client.get("/login") as r:
+        token = _token(await r.text())
+    form = {"username": "nurse", "password": PASSWORD, "csrf_token": token}
+    async with client.post("/login", data=form, allow_redirects=False) as r:
+        if r.status != 303:
+            raise SystemExit(f"page login failed: HTTP {r.status}")
+    return {"csrf_token": token}
+
+
+#: The page cycle of ``--mix pages``: every kind is a fifth of the requests.
+PAGE_CYCLE = (
+    "dashboard",
+    "participant list",
+    "participant page",
+    "follow-up GET",
+    "follow-up POST",
+)
+
+
+async def _page_user(
+    client,
+    form_token,
+    ids: list[int],
+    budget: list[int],
+    latencies: list[tuple[str, float, int]],
+    deadline: float,
+    errors: list[str],
+    think_s: float,
+    seed: int,
+):
+    import datetime as dt
+
+    rng = random.Random(seed)
+    step = seed % len(PAGE_CYCLE)  # clients start at different points of the cycle
+    pid = rng.choice(ids)
+    while budget[0] > 0 and time.monotonic() < deadline:
+        budget[0] -= 1
+        if think_s > 0:
+            await asyncio.sleep(rng.expovariate(1.0 / think_s))
+        kind = PAGE_CYCLE[step]
+        step = (step + 1) % len(PAGE_CYCLE)
+        if kind == "participant page":
+            pid = rng.choice(ids)
+        t0 = time.perf_counter()
+        if kind == "follow-up POST":
+            form = {
+                **form_token,
+                "visit_code": rng.choice(VISITS),
+                "visit_date": (dt.date.today() - dt.timedelta(days=3)).isoformat(),
+                "answers.nrs.pain": str(rng.randint(0, 10)),
+            }
+            async with client.post(
+                f"/participants/{pid}/followup", data=form, allow_redirects=False
+            ) as resp:
+                text = await resp.text()
+            if resp.status == 422 and len(errors) < 3:
+                errors.append(text[:300])
+        else:
+            url = {
+                "dashboard": "/",
+                # one page of the list (a server without paging sends all)
+                "participant list": f"/api/participants?limit=100&offset={100 * rng.randrange(50)}",
+                "participant page": f"/participants/{pid}",
+                "follow-up GET": f"/participants/{pid}/followup",
+            }[kind]
+            async with client.get(url) as resp:
+                await resp.read()
+        latencies.append((kind, time.perf_counter() - t0, resp.status))
+
+
 async def load(
     base_url: str,
     ids: list[int],
@@ -235,6 +325,7 @@ async def load(
     requests: int,
     max_seconds: float,
     think_s: float = 0.0,
+    mix: str = "api",
 ):
     """Concurrent users, each an aiohttp session with its own cookies (aiohttp rather than
     httpx: the load generator shares the 2-core machine with the server, and aiohttp needs
@@ -253,12 +344,13 @@ async def load(
     ]
     try:
         # log every user in first (argon2 hashing is deliberately slow), then time the data entry
-        headers = await asyncio.gather(*(_login(c) for c in clients))
+        login, user = (_page_login, _page_user) if mix == "pages" else (_login, _user)
+        headers = await asyncio.gather(*(login(c) for c in clients))
         deadline = time.monotonic() + max_seconds
         t0 = time.perf_counter()
         await asyncio.gather(
             *(
-                _user(c, h, ids, budget, latencies, deadline, errors, think_s, n)
+                user(c, h, ids, budget, latencies, deadline, errors, think_s, n)
                 for n, (c, h) in enumerate(zip(clients, headers, strict=True))
             )
         )
@@ -286,8 +378,15 @@ def main(argv: list[str] | None = None) -> int:
         default=2.0,
         help="mean think time between a user's requests (0 = back to back: a saturation test)",
     )
+    parser.add_argument(
+        "--mix",
+        choices=("api", "pages"),
+        default="api",
+        help="api: 90 %% follow-up API posts, 10 %% dashboard API; pages: the page cycle",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "registry_load.json")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()  # the machine is shared: say how busy it was
 
     stop = None
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -334,7 +433,15 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 time.sleep(0.2)
         lat, wall = asyncio.run(
-            load(base, ids["RBH"], args.users, args.requests, args.max_seconds, args.think_s)
+            load(
+                base,
+                ids["RBH"],
+                args.users,
+                args.requests,
+                args.max_seconds,
+                args.think_s,
+                args.mix,
+            )
         )
     finally:
         if server is not None:
@@ -346,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     codes = [x[2] for x in lat]
     report = {
         "participants": args.participants,
+        "mix": args.mix,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "users": args.users,
         "server_workers": args.workers,
         "think_s": args.think_s,

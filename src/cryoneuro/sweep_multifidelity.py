@@ -70,6 +70,22 @@ class MultiFidelityEstimate:
     n_high: int
     n_low: int
     degenerate: bool  #: the pairs carried no variation (see the module docstring)
+    high_sd: float = math.nan  #: σ_h, the SD of the n 0.5 mm values (ddof 1)
+
+    def plain_standard_errors(self) -> dict[str, float]:
+        """The stated error beside plain Monte Carlo's: ``σ_h/√n`` (a plain 0.5 mm sweep of
+        the same n high-fidelity runs), ``σ_h/√N`` (all N samples at 0.5 mm, the cost the
+        estimator avoids) and the plain 0.5 mm sample count with the estimator's variance,
+        ``σ_h²/SE²`` (nan when SE is 0 or σ_h unknown)."""
+        sd = self.high_sd
+        se = self.standard_error
+        # no variation among the 0.5 mm runs (SE 0): nothing to compare, nan
+        equivalent = sd * sd / (se * se) if se > 0 else math.nan
+        return {
+            "plain_mc_standard_error_same_hifi": sd / math.sqrt(self.n_high),
+            "plain_mc_standard_error_all_hifi": sd / math.sqrt(self.n_low),
+            "equivalent_plain_hifi_samples": equivalent,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +100,8 @@ class MultiFidelityEstimate:
             "n_high": self.n_high,
             "n_low": self.n_low,
             "degenerate": self.degenerate,
+            "high_sd": self.high_sd,
+            **self.plain_standard_errors(),
         }
 
 
@@ -159,6 +177,7 @@ def estimate(
         n_high=n,
         n_low=n_all,
         degenerate=sh == 0.0,
+        high_sd=sh,
     )
 
 
@@ -201,15 +220,17 @@ def run_plan_sweep_multifidelity(
     workers: int = 2,
     scheduler: str | None = None,
     client: Any = None,
+    out_dir: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, MultiFidelityEstimate]]:
     """All ``samples`` at 1 mm, a random ``high_samples`` of them (chosen from ``seed``) also at
-    0.5 mm, on one Dask client; returns (1 mm table, 0.5 mm table, estimates)."""
+    0.5 mm, on one Dask client; returns (1 mm table, 0.5 mm table, estimates). With
+    ``out_dir`` the 1 mm rows are appended to ``out_dir/partial.csv`` as they finish."""
     from cryoneuro import sweep
 
     if not (3 <= high_samples <= samples):
         raise InputError(
-            f"--high-samples must be between 3 and --samples ({samples}) (got {high_samples})"
+            f"--hifi-samples must be between 3 and --samples ({samples}) (got {high_samples})"
         )
     if client is None:
         with sweep.dask_client(scheduler, workers) as own:
@@ -220,6 +241,7 @@ def run_plan_sweep_multifidelity(
                 high_samples=high_samples,
                 seed=seed,
                 client=own,
+                out_dir=out_dir,
                 progress=progress,
             )
     total = samples + high_samples
@@ -231,7 +253,14 @@ def run_plan_sweep_multifidelity(
             progress(done[0], total)
 
     low = sweep.run_plan_sweep(
-        plan, spec, samples=samples, seed=seed, voxel_mm=1.0, client=client, progress=tick
+        plan,
+        spec,
+        samples=samples,
+        seed=seed,
+        voxel_mm=1.0,
+        client=client,
+        out_dir=out_dir,
+        progress=tick,
     )
     pick = np.sort(np.random.default_rng(seed + 1).choice(samples, high_samples, replace=False))
     inputs = sweep.plan_samples(spec, samples, seed).iloc[pick]
