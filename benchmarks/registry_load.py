@@ -111,6 +111,64 @@ def start_postgres() -> tuple[str, callable]:
 KEY_FILE = Path(tempfile.mkdtemp(prefix="cryoneuro-load-keys-")) / "registry-keys.json"
 
 
+def _pg_tool(name: str) -> str:
+    return str(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))[-1])
+
+
+def _ids_by_site(url: str) -> dict[str, list[int]]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    ids: dict[str, list[int]] = {"RBH": [], "LTH": []}
+    with engine.connect() as conn:
+        for pid, code in conn.execute(
+            text(
+                "SELECT p.id, s.code FROM participant p JOIN site s ON s.id = p.site_id "
+                "ORDER BY p.id"
+            )
+        ):
+            ids.setdefault(code, []).append(pid)
+    engine.dispose()
+    return ids
+
+
+def seed_or_restore(url: str, participants: int, snapshot: Path | None) -> dict[str, list[int]]:
+    """:func:`seed`, or with ``snapshot`` (a folder) the same registry restored from an earlier
+    run's seeding: the first run seeds through the services and saves ``pg_dump -Fc`` plus its
+    key file there; later runs with the same ``--participants`` restore it (``pg_restore``,
+    seconds instead of minutes) and migrate it to the current head. The rows are the ones the
+    services wrote, audit chain included; procedure dates are relative to the seeding day, so
+    a snapshot is for the day it was made (older ones are refused)."""
+    import datetime as dt
+
+    if snapshot is None:
+        return seed(url, participants)
+    meta_path = snapshot / "meta.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta["participants"] != participants or meta["date"] != dt.date.today().isoformat():
+            raise SystemExit(f"{snapshot}: made for {meta}; remove it or use another folder")
+        shutil.copyfile(snapshot / "registry-keys.json", KEY_FILE)
+        KEY_FILE.chmod(0o600)  # the server refuses a key file others can read
+        with open(snapshot / "registry.pgc", "rb") as dump:
+            subprocess.run(
+                [_pg_tool("pg_restore"), "--no-owner", "-d", url], stdin=dump, check=True
+            )
+        from cryoneuro.registry.migrate import upgrade
+
+        upgrade(url)  # a snapshot from an older schema gains the newer migrations
+        return _ids_by_site(url)
+    ids = seed(url, participants)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    with open(snapshot / "registry.pgc", "wb") as dump:
+        subprocess.run([_pg_tool("pg_dump"), "-Fc", "-d", url], stdout=dump, check=True)
+    shutil.copyfile(KEY_FILE, snapshot / "registry-keys.json")
+    (snapshot / "registry-keys.json").chmod(0o600)
+    meta = {"participants": participants, "date": dt.date.today().isoformat()}
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    return ids
+
+
 def seed(url: str, participants: int) -> dict[str, list[int]]:
     """Migrate, create the demo studies/users and enrol ``participants`` (half per site)."""
     import datetime as dt
@@ -379,6 +437,11 @@ def main(argv: list[str] | None = None) -> int:
         help="mean think time between a user's requests (0 = back to back: a saturation test)",
     )
     parser.add_argument(
+        "--snapshot",
+        type=Path,
+        help="folder: save the seeded registry there (first run) or restore it (later runs)",
+    )
+    parser.add_argument(
         "--mix",
         choices=("api", "pages"),
         default="api",
@@ -396,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         t0 = time.perf_counter()
-        ids = seed(url, args.participants)
+        ids = seed_or_restore(url, args.participants, args.snapshot)
         seed_s = time.perf_counter() - t0
         port = _free_port()
         env = {
@@ -426,12 +489,14 @@ def main(argv: list[str] | None = None) -> int:
             stderr=open(args.out.with_suffix(".server.log"), "w"),  # noqa: SIM115
         )
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        ready = time.monotonic() + 180  # a busy shared machine starts the workers slowly
+        while time.monotonic() < ready:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     break
             except OSError:
                 time.sleep(0.2)
+        time.sleep(2.0)  # the port opens with the first worker; let the second start too
         lat, wall = asyncio.run(
             load(
                 base,
@@ -446,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.terminate()
-            server.wait(timeout=20)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # a busy machine: do not leave it running
+                server.kill()
+                server.wait()
         if stop is not None:
             stop()
     ms = np.array([x[1] for x in lat]) * 1e3

@@ -2,7 +2,7 @@
 participant list, participant page and follow-up form paths on a seeded registry.
 
     PYTHONPATH=src .venv/bin/python benchmarks/registry_profile.py [--participants 10000]
-        [--repeat 20] [--top 25] [--db postgresql://…]
+        [--repeat 20] [--top 25] [--db postgresql://…] [--snapshot DIR]
 
 Seeds the registry as benchmarks/registry_load.py does (the same function: the service layer,
 audit trail included; PostgreSQL started in a temp dir unless ``--db``), logs in as the
@@ -42,12 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--db")
+    ap.add_argument("--snapshot", type=Path, help="as registry_load.py --snapshot")
     ap.add_argument("--only", help="profile only this kind (e.g. dashboard)")
     args = ap.parse_args(argv)
     url, stop = (args.db, None) if args.db else registry_load.start_postgres()
     try:
         t0 = time.perf_counter()
-        ids = registry_load.seed(url, args.participants)["RBH"]
+        ids = registry_load.seed_or_restore(url, args.participants, args.snapshot)["RBH"]
         print(f"seeded {args.participants} participants in {time.perf_counter() - t0:.0f} s")
         settings = RegistrySettings(
             db_url=url, key_file=registry_load.KEY_FILE, secure_cookies=False

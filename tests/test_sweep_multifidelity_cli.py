@@ -104,3 +104,26 @@ def test_bad_multifidelity_options_are_one_line_errors(tmp_path, args, needle):
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
+def test_agreeing_half_millimetre_runs_do_not_claim_zero_error():
+    """When every 0.5 mm run gives the same verdict the control variate has nothing to work
+    with; the stated error must then still cover the truth (it was 0 before: the CLI test above
+    found P(skin safe) stated as 1.0 ± 0 from 4 safe runs while 10 plain runs gave 0.8).
+    Truth p = 0.8, n = 4 paired runs with a 1 mm model that flips 10 % of verdicts, N = 10."""
+    from cryoneuro.sweep_multifidelity import estimate
+
+    rng = np.random.default_rng(11)
+    covered = degenerate = 0
+    for r in range(400):
+        h = (rng.random(10) < 0.8).astype(float)
+        lo = np.where(rng.random(10) < 0.1, 1.0 - h, h)
+        if h[:4].std() > 0:
+            continue
+        e = estimate(h[:4], lo[:4], lo[4:], probability=True, bootstrap=200, seed=r)
+        degenerate += 1
+        assert e.degenerate
+        assert e.standard_error > 0
+        covered += e.ci95[0] <= 0.8 <= e.ci95[1]
+    assert degenerate > 100  # P(all 4 agree) = 0.8^4 + 0.2^4 = 0.41
+    assert covered / degenerate >= 0.95

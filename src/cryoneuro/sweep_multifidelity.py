@@ -20,9 +20,13 @@ about 85 samples. The interval is a 95 % percentile bootstrap (2,000 resamples o
 separately, of the 1 mm-only samples), clipped to [0, 1] for probabilities; the plain normal
 standard error is reported beside it.
 
-The estimator needs the pairs to vary (if every 0.5 mm value is equal, α is 0 and μ̂ is that
-value with no spread: the interval then comes from the 1 mm samples' disagreement only and is
-reported as such by ``degenerate``).
+The estimator needs the pairs to vary. If every 0.5 mm value is equal, α is 0, μ̂ is that
+value, and both the formula and the bootstrap say "no error" — which is false: 4 safe runs of
+4 do not make P(skin safe) = 1 (the CLI test found exactly that against a plain 10-sample
+0.5 mm sweep: 0.8). Such an estimate is flagged ``degenerate`` and, for a probability, states
+the error of the n 0.5 mm runs alone: the Wilson 95 % interval of k of n
+(statsmodels ``proportion_confint``) and the Agresti–Coull standard error
+``√(p̃(1 − p̃)/(n + 4))``, ``p̃ = (k + 2)/(n + 4)`` (Agresti & Coull 1998, Am Stat 52:119).
 """
 
 from __future__ import annotations
@@ -165,6 +169,14 @@ def estimate(
         mu_c = min(max(mu, 0.0), 1.0)
         lo, hi = max(0.0, min(lo, mu_c)), min(1.0, max(hi, mu_c))
         mu = mu_c
+        if sh == 0.0:  # no variation among the 0.5 mm runs: their own binomial error
+            from statsmodels.stats.proportion import proportion_confint
+
+            k = round(float(h.sum()))
+            w_lo, w_hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+            lo, hi = min(lo, float(w_lo), mu), max(hi, float(w_hi), mu)
+            p_tilde = (k + 2) / (n + 4)
+            se = math.sqrt(p_tilde * (1 - p_tilde) / (n + 4))
     return MultiFidelityEstimate(
         metric=metric,
         estimate=mu,
