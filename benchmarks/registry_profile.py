@@ -83,6 +83,39 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "follow-up POST": followup_post,
             }
+            # the pages run in the TestClient's server thread, which cProfile does not see:
+            # the dashboard's service calls are also profiled here, in this thread
+            from cryoneuro.registry.auth import Actor
+            from cryoneuro.registry.models import User
+            from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
+            from cryoneuro.registry.services.participants import participant_rows
+
+            factory = client.app.state.session_factory
+            with factory() as session:
+                nurse = session.query(User).filter_by(username="nurse").one()
+                actor = Actor.from_user(nurse)
+                services = {
+                    "dashboard()": lambda: dashboard(session, actor),
+                    "outcome_summary()": lambda: outcome_summary(session, actor),
+                    "participant_rows(page)": lambda: participant_rows(
+                        session, actor, limit=100, offset=2000
+                    ),
+                }
+                for name, call in services.items():
+                    if args.only and args.only not in ("services", name):
+                        continue
+                    call()
+                    prof = cProfile.Profile()
+                    t = time.perf_counter()
+                    prof.enable()
+                    for _ in range(args.repeat):
+                        call()
+                    prof.disable()
+                    ms = (time.perf_counter() - t) / args.repeat * 1e3
+                    print(f"\n## service {name}: {ms:.1f} ms per call (profiled)")
+                    text = io.StringIO()
+                    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(args.top)
+                    print(text.getvalue())
             for kind, call in kinds.items():
                 if args.only and kind != args.only:
                     continue
