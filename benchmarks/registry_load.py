@@ -15,6 +15,15 @@ users (each its own login session; exponential think time between requests, mean
 It reports throughput and latency percentiles to stdout (Markdown) and
 benchmarks/results/registry_load.json. Traffic never leaves the loopback interface, and the
 run stops by itself after ``--requests`` requests or ``--max-seconds``.
+
+``--mix pages`` (issue 17 item 7) drives the server-rendered pages instead, as a data-entry
+user clicks through them, logged in through the login form: each client repeats the cycle
+dashboard page (``/``) → participant list (``/api/participants``, one page of it) →
+participant page → follow-up form GET → follow-up form POST, so each kind is a fifth of the
+requests; latency percentiles are reported per kind.
+
+    .venv/bin/python benchmarks/registry_load.py --mix pages --users 20 --think-s 0 \
+        --requests 3000 --out benchmarks/results/registry_saturation_pages.json
 """
 
 from __future__ import annotations
@@ -100,6 +109,64 @@ def start_postgres() -> tuple[str, callable]:
 
 #: Fresh random keys for this run (no built-in secret, issue 13).
 KEY_FILE = Path(tempfile.mkdtemp(prefix="cryoneuro-load-keys-")) / "registry-keys.json"
+
+
+def _pg_tool(name: str) -> str:
+    return str(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))[-1])
+
+
+def _ids_by_site(url: str) -> dict[str, list[int]]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    ids: dict[str, list[int]] = {"RBH": [], "LTH": []}
+    with engine.connect() as conn:
+        for pid, code in conn.execute(
+            text(
+                "SELECT p.id, s.code FROM participant p JOIN site s ON s.id = p.site_id "
+                "ORDER BY p.id"
+            )
+        ):
+            ids.setdefault(code, []).append(pid)
+    engine.dispose()
+    return ids
+
+
+def seed_or_restore(url: str, participants: int, snapshot: Path | None) -> dict[str, list[int]]:
+    """:func:`seed`, or with ``snapshot`` (a folder) the same registry restored from an earlier
+    run's seeding: the first run seeds through the services and saves ``pg_dump -Fc`` plus its
+    key file there; later runs with the same ``--participants`` restore it (``pg_restore``,
+    seconds instead of minutes) and migrate it to the current head. The rows are the ones the
+    services wrote, audit chain included; procedure dates are relative to the seeding day, so
+    a snapshot is for the day it was made (older ones are refused)."""
+    import datetime as dt
+
+    if snapshot is None:
+        return seed(url, participants)
+    meta_path = snapshot / "meta.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta["participants"] != participants or meta["date"] != dt.date.today().isoformat():
+            raise SystemExit(f"{snapshot}: made for {meta}; remove it or use another folder")
+        shutil.copyfile(snapshot / "registry-keys.json", KEY_FILE)
+        KEY_FILE.chmod(0o600)  # the server refuses a key file others can read
+        with open(snapshot / "registry.pgc", "rb") as dump:
+            subprocess.run(
+                [_pg_tool("pg_restore"), "--no-owner", "-d", url], stdin=dump, check=True
+            )
+        from cryoneuro.registry.migrate import upgrade
+
+        upgrade(url)  # a snapshot from an older schema gains the newer migrations
+        return _ids_by_site(url)
+    ids = seed(url, participants)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    with open(snapshot / "registry.pgc", "wb") as dump:
+        subprocess.run([_pg_tool("pg_dump"), "-Fc", "-d", url], stdout=dump, check=True)
+    shutil.copyfile(KEY_FILE, snapshot / "registry-keys.json")
+    (snapshot / "registry-keys.json").chmod(0o600)
+    meta = {"participants": participants, "date": dt.date.today().isoformat()}
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    return ids
 
 
 def seed(url: str, participants: int) -> dict[str, list[int]]:
@@ -230,6 +297,87 @@ async def _user(
         latencies.append((kind, time.perf_counter() - t0, resp.status))
 
 
+TOKEN_MARK = 'name="csrf_token" value="'
+
+
+def _token(html: str) -> str:
+    start = html.index(TOKEN_MARK) + len(TOKEN_MARK)
+    return html[start : html.index('"', start)]
+
+
+async def _page_login(client) -> dict[str, str]:
+    """Log in through the HTML form (GET /login for the CSRF token, then POST); returns the
+    token for later form posts (the session keeps it, deps.start_session)."""
+    async with client.get("/login") as r:
+        token = _token(await r.text())
+    form = {"username": "nurse", "password": PASSWORD, "csrf_token": token}
+    async with client.post("/login", data=form, allow_redirects=False) as r:
+        if r.status != 303:
+            raise SystemExit(f"page login failed: HTTP {r.status}")
+    return {"csrf_token": token}
+
+
+#: The page cycle of ``--mix pages``: every kind is a fifth of the requests.
+PAGE_CYCLE = (
+    "dashboard",
+    "participant list",
+    "participant page",
+    "follow-up GET",
+    "follow-up POST",
+)
+
+
+async def _page_user(
+    client,
+    form_token,
+    ids: list[int],
+    budget: list[int],
+    latencies: list[tuple[str, float, int]],
+    deadline: float,
+    errors: list[str],
+    think_s: float,
+    seed: int,
+):
+    import datetime as dt
+
+    rng = random.Random(seed)
+    step = seed % len(PAGE_CYCLE)  # clients start at different points of the cycle
+    pid = rng.choice(ids)
+    while budget[0] > 0 and time.monotonic() < deadline:
+        budget[0] -= 1
+        if think_s > 0:
+            await asyncio.sleep(rng.expovariate(1.0 / think_s))
+        kind = PAGE_CYCLE[step]
+        step = (step + 1) % len(PAGE_CYCLE)
+        if kind == "participant page":
+            pid = rng.choice(ids)
+        t0 = time.perf_counter()
+        if kind == "follow-up POST":
+            form = {
+                **form_token,
+                "visit_code": rng.choice(VISITS),
+                "visit_date": (dt.date.today() - dt.timedelta(days=3)).isoformat(),
+                "answers.nrs.pain": str(rng.randint(0, 10)),
+            }
+            async with client.post(
+                f"/participants/{pid}/followup", data=form, allow_redirects=False
+            ) as resp:
+                text = await resp.text()
+            if resp.status == 422 and len(errors) < 3:
+                errors.append(text[:300])
+        else:
+            url = {
+                "dashboard": "/",
+                # one page of the list (a server without paging sends all)
+                "participant list": f"/api/participants?limit=100&offset={100 * rng.randrange(50)}",
+                "participant page": f"/participants/{pid}",
+                "follow-up GET": f"/participants/{pid}/followup",
+            }[kind]
+            async with client.get(url) as resp:
+                await resp.read()
+        latencies.append((kind, time.perf_counter() - t0, resp.status))
+
+
 async def load(
     base_url: str,
     ids: list[int],
@@ -237,6 +385,7 @@ async def load(
     requests: int,
     max_seconds: float,
     think_s: float = 0.0,
+    mix: str = "api",
 ):
     """Concurrent users, each an aiohttp session with its own cookies (aiohttp rather than
     httpx: the load generator shares the 2-core machine with the server, and aiohttp needs
@@ -255,12 +404,13 @@ async def load(
     ]
     try:
         # log every user in first (argon2 hashing is deliberately slow), then time the data entry
-        headers = await asyncio.gather(*(_login(c) for c in clients))
+        login, user = (_page_login, _page_user) if mix == "pages" else (_login, _user)
+        headers = await asyncio.gather(*(login(c) for c in clients))
         deadline = time.monotonic() + max_seconds
         t0 = time.perf_counter()
         await asyncio.gather(
             *(
-                _user(c, h, ids, budget, latencies, deadline, errors, think_s, n)
+                user(c, h, ids, budget, latencies, deadline, errors, think_s, n)
                 for n, (c, h) in enumerate(zip(clients, headers, strict=True))
             )
         )
@@ -288,8 +438,20 @@ def main(argv: list[str] | None = None) -> int:
         default=2.0,
         help="mean think time between a user's requests (0 = back to back: a saturation test)",
     )
+    parser.add_argument(
+        "--snapshot",
+        type=Path,
+        help="folder: save the seeded registry there (first run) or restore it (later runs)",
+    )
+    parser.add_argument(
+        "--mix",
+        choices=("api", "pages"),
+        default="api",
+        help="api: 90 %% follow-up API posts, 10 %% dashboard API; pages: the page cycle",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "registry_load.json")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()  # the machine is shared: say how busy it was
 
     stop = None
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -299,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         t0 = time.perf_counter()
-        ids = seed(url, args.participants)
+        ids = seed_or_restore(url, args.participants, args.snapshot)
         seed_s = time.perf_counter() - t0
         port = _free_port()
         env = {
@@ -329,25 +491,42 @@ def main(argv: list[str] | None = None) -> int:
             stderr=open(args.out.with_suffix(".server.log"), "w"),  # noqa: SIM115
         )
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        ready = time.monotonic() + 180  # a busy shared machine starts the workers slowly
+        while time.monotonic() < ready:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     break
             except OSError:
                 time.sleep(0.2)
+        time.sleep(2.0)  # the port opens with the first worker; let the second start too
         lat, wall = asyncio.run(
-            load(base, ids["RBH"], args.users, args.requests, args.max_seconds, args.think_s)
+            load(
+                base,
+                ids["RBH"],
+                args.users,
+                args.requests,
+                args.max_seconds,
+                args.think_s,
+                args.mix,
+            )
         )
     finally:
         if server is not None:
             server.terminate()
-            server.wait(timeout=20)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # a busy machine: do not leave it running
+                server.kill()
+                server.wait()
         if stop is not None:
             stop()
     ms = np.array([x[1] for x in lat]) * 1e3
     codes = [x[2] for x in lat]
     report = {
         "participants": args.participants,
+        "mix": args.mix,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "users": args.users,
         "server_workers": args.workers,
         "think_s": args.think_s,

@@ -20,9 +20,13 @@ about 85 samples. The interval is a 95 % percentile bootstrap (2,000 resamples o
 separately, of the 1 mm-only samples), clipped to [0, 1] for probabilities; the plain normal
 standard error is reported beside it.
 
-The estimator needs the pairs to vary (if every 0.5 mm value is equal, α is 0 and μ̂ is that
-value with no spread: the interval then comes from the 1 mm samples' disagreement only and is
-reported as such by ``degenerate``).
+The estimator needs the pairs to vary. If every 0.5 mm value is equal, α is 0, μ̂ is that
+value, and both the formula and the bootstrap say "no error" — which is false: 4 safe runs of
+4 do not make P(skin safe) = 1 (the CLI test found exactly that against a plain 10-sample
+0.5 mm sweep: 0.8). Such an estimate is flagged ``degenerate`` and, for a probability, states
+the error of the n 0.5 mm runs alone: the Wilson 95 % interval of k of n
+(statsmodels ``proportion_confint``) and the Agresti–Coull standard error
+``√(p̃(1 − p̃)/(n + 4))``, ``p̃ = (k + 2)/(n + 4)`` (Agresti & Coull 1998, Am Stat 52:119).
 """
 
 from __future__ import annotations
@@ -70,6 +74,22 @@ class MultiFidelityEstimate:
     n_high: int
     n_low: int
     degenerate: bool  #: the pairs carried no variation (see the module docstring)
+    high_sd: float = math.nan  #: σ_h, the SD of the n 0.5 mm values (ddof 1)
+
+    def plain_standard_errors(self) -> dict[str, float]:
+        """The stated error beside plain Monte Carlo's: ``σ_h/√n`` (a plain 0.5 mm sweep of
+        the same n high-fidelity runs), ``σ_h/√N`` (all N samples at 0.5 mm, the cost the
+        estimator avoids) and the plain 0.5 mm sample count with the estimator's variance,
+        ``σ_h²/SE²`` (nan when SE is 0 or σ_h unknown)."""
+        sd = self.high_sd
+        se = self.standard_error
+        # no variation among the 0.5 mm runs (SE 0): nothing to compare, nan
+        equivalent = sd * sd / (se * se) if se > 0 else math.nan
+        return {
+            "plain_mc_standard_error_same_hifi": sd / math.sqrt(self.n_high),
+            "plain_mc_standard_error_all_hifi": sd / math.sqrt(self.n_low),
+            "equivalent_plain_hifi_samples": equivalent,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +104,8 @@ class MultiFidelityEstimate:
             "n_high": self.n_high,
             "n_low": self.n_low,
             "degenerate": self.degenerate,
+            "high_sd": self.high_sd,
+            **self.plain_standard_errors(),
         }
 
 
@@ -147,6 +169,14 @@ def estimate(
         mu_c = min(max(mu, 0.0), 1.0)
         lo, hi = max(0.0, min(lo, mu_c)), min(1.0, max(hi, mu_c))
         mu = mu_c
+        if sh == 0.0:  # no variation among the 0.5 mm runs: their own binomial error
+            from statsmodels.stats.proportion import proportion_confint
+
+            k = round(float(h.sum()))
+            w_lo, w_hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+            lo, hi = min(lo, float(w_lo), mu), max(hi, float(w_hi), mu)
+            p_tilde = (k + 2) / (n + 4)
+            se = math.sqrt(p_tilde * (1 - p_tilde) / (n + 4))
     return MultiFidelityEstimate(
         metric=metric,
         estimate=mu,
@@ -159,6 +189,7 @@ def estimate(
         n_high=n,
         n_low=n_all,
         degenerate=sh == 0.0,
+        high_sd=sh,
     )
 
 
@@ -201,15 +232,17 @@ def run_plan_sweep_multifidelity(
     workers: int = 2,
     scheduler: str | None = None,
     client: Any = None,
+    out_dir: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, MultiFidelityEstimate]]:
     """All ``samples`` at 1 mm, a random ``high_samples`` of them (chosen from ``seed``) also at
-    0.5 mm, on one Dask client; returns (1 mm table, 0.5 mm table, estimates)."""
+    0.5 mm, on one Dask client; returns (1 mm table, 0.5 mm table, estimates). With
+    ``out_dir`` the 1 mm rows are appended to ``out_dir/partial.csv`` as they finish."""
     from cryoneuro import sweep
 
     if not (3 <= high_samples <= samples):
         raise InputError(
-            f"--high-samples must be between 3 and --samples ({samples}) (got {high_samples})"
+            f"--hifi-samples must be between 3 and --samples ({samples}) (got {high_samples})"
         )
     if client is None:
         with sweep.dask_client(scheduler, workers) as own:
@@ -220,6 +253,7 @@ def run_plan_sweep_multifidelity(
                 high_samples=high_samples,
                 seed=seed,
                 client=own,
+                out_dir=out_dir,
                 progress=progress,
             )
     total = samples + high_samples
@@ -231,7 +265,14 @@ def run_plan_sweep_multifidelity(
             progress(done[0], total)
 
     low = sweep.run_plan_sweep(
-        plan, spec, samples=samples, seed=seed, voxel_mm=1.0, client=client, progress=tick
+        plan,
+        spec,
+        samples=samples,
+        seed=seed,
+        voxel_mm=1.0,
+        client=client,
+        out_dir=out_dir,
+        progress=tick,
     )
     pick = np.sort(np.random.default_rng(seed + 1).choice(samples, high_samples, replace=False))
     inputs = sweep.plan_samples(spec, samples, seed).iloc[pick]

@@ -78,10 +78,20 @@ def logout(request: Request, actor: ApiActor) -> dict:
 
 
 @router.get("/participants")
-def list_all(session: SessionDep, actor: ApiActor) -> list:
+def list_all(
+    response: Response,
+    session: SessionDep,
+    actor: ApiActor,
+    limit: Annotated[int | None, Query(ge=1, le=participants.PAGE_MAX)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list:
+    """Participants at the actor's sites in id order; ``limit``/``offset`` page the list (all
+    of it without ``limit``). The header ``X-Total-Count`` says how many there are."""
+    rows, total = participants.participant_rows(session, actor, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(total)
     return [
-        {"id": p.id, "study_number": p.study_number, "status": p.status, "site_id": p.site_id}
-        for p in participants.list_participants(session, actor)
+        {"id": r.id, "study_number": r.study_number, "status": r.status, "site_id": r.site_id}
+        for r in rows
     ]
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
@@ -117,14 +117,21 @@ def logout(request: Request, data: FormDep) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: SessionDep, actor: PageActor) -> HTMLResponse:
+def home(
+    request: Request, session: SessionDep, actor: PageActor, page: Annotated[int, Query(ge=1)] = 1
+) -> HTMLResponse:
     outcomes = outcome_summary(session, actor)
+    size = participants.PAGE_SIZE  # a page of the list, not thousands of rows (issue 17)
+    rows, total = participants.participant_rows(
+        session, actor, limit=size, offset=(page - 1) * size
+    )
     return render(
         request,
         "dashboard.html",
         actor=actor,
         board=dashboard(session, actor),
-        participants=participants.list_participants(session, actor),
+        participants=rows,
+        pages={"page": page, "of": max(1, -(-total // size)), "total": total},
         can_write=actor.role in WRITE_ROLES,
         outcomes=outcomes,
         charts=charts,

@@ -47,6 +47,8 @@ class Participant(CreatedMixin, Base):
         CheckConstraint(check_in("sex", Sex), name="sex"),
         # the dashboard and site-scoped lists filter by site and status
         Index("ix_participant_site_status", "site_id", "status"),
+        # the participant list, a page at a time in id order (migration 0009)
+        Index("ix_participant_site_id_id", "site_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -201,6 +201,39 @@ def list_participants(
     return list(session.scalars(query))
 
 
+#: Rows per page of the participant list (dashboard page; API ``limit`` at most PAGE_MAX).
+PAGE_SIZE = 100
+PAGE_MAX = 1000
+
+
+def participant_rows(
+    session: Session, actor: Actor, *, limit: int | None = None, offset: int = 0
+) -> tuple[list[Any], int]:
+    """One page of the participants the actor may see, in id order, as light rows (``id``,
+    ``study_number``, ``status``, ``site_id``; no ORM objects), and how many there are in all.
+
+    Why: the dashboard and ``GET /api/participants`` built a :class:`Participant` object for
+    each of thousands of participants per request (benchmarks/registry_load.py --mix pages);
+    a page of rows and one COUNT cost the same at any registry size. ``limit=None`` returns
+    every row (the API's unpaged default).
+    """
+    query = select(
+        Participant.id, Participant.study_number, Participant.status, Participant.site_id
+    ).order_by(Participant.id)
+    total = select(func.count()).select_from(Participant)
+    if not actor.all_sites:
+        query = query.where(Participant.site_id.in_(actor.site_ids or {-1}))
+        total = total.where(Participant.site_id.in_(actor.site_ids or {-1}))
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = list(session.execute(query))
+    if limit is None and not offset:
+        return rows, len(rows)
+    return rows, int(session.scalar(total) or 0)
+
+
 def nhs_number(
     session: Session, settings: RegistrySettings, actor: Actor, participant: Participant
 ) -> str | None:
