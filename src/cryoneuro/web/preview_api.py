@@ -227,6 +227,7 @@ def _case_of(session: Any, actor: Any, procedure_id: int) -> tuple[tuple, Callab
         row.segmentation_sha256,
         tuple(sorted(row.accepted_roles.items())),
         neuroma,
+        None if not row.centreline_mm else tuple(map(tuple, row.centreline_mm)),
     )
 
     def build() -> Any:  # the bytes are read only when the preview is not cached yet

@@ -155,6 +155,22 @@ def accept_structures(
     return RedirectResponse(f"/procedures/{procedure_id}/plan#probe", status_code=303)
 
 
+@router.post("/procedures/{procedure_id}/plan/centreline", response_class=HTMLResponse)
+def correct_centreline(
+    procedure_id: int, request: Request, form: FormDep, session: SessionDep, actor: PageActor
+) -> Response:
+    """Store the nerve centreline as the user corrected it (blank: back to the extracted one)."""
+    try:
+        case_images.correct_centreline(session, actor, procedure_id, form.get("centreline", ""))
+        session.commit()
+    except RegistryInputError as exc:
+        session.rollback()
+        return render_workspace(
+            request, session, actor, procedure_id, status=422, errors={"centreline": str(exc)}
+        )
+    return RedirectResponse(f"/procedures/{procedure_id}/plan#centreline", status_code=303)
+
+
 @router.post("/procedures/{procedure_id}/plan/run", response_class=HTMLResponse)
 def run_full_plan(
     procedure_id: int, request: Request, form: FormDep, session: SessionDep, actor: PageActor

@@ -53,6 +53,10 @@ class CaseImages(Base):
     #: The roles a user accepted (segment name → role, tissue or "ignore"); None until then.
     accepted_roles: Mapped[dict | None] = mapped_column(JSON)
     accepted_by: Mapped[str | None] = mapped_column(String(80))
+    #: A nerve centreline corrected by a user (LPS mm, proximal → distal); None: the one
+    #: extracted from the nerve segment is used.
+    centreline_mm: Mapped[list | None] = mapped_column(JSON)
+    centreline_by: Mapped[str | None] = mapped_column(String(80))
     #: DICOM attributes removed from the upload (keywords), empty for non-DICOM uploads.
     deidentified: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -565,6 +565,83 @@ def accept_roles(
     return row
 
 
+#: Most points a corrected centreline may have (a hand-drawn line needs tens, not thousands).
+MAX_CENTRELINE_POINTS = 500
+
+
+def parse_centreline(text: str, geometry: dict) -> list[list[float]] | None:
+    """A corrected centreline from text: one ``x, y, z`` point (LPS mm) per line, proximal to
+    distal; None for blank text (go back to the extracted line). Each point must lie within
+    the image (one voxel of margin) and differ from the one before; refused with one line
+    naming the point otherwise."""
+    lines = [ln.strip() for ln in str(text or "").splitlines() if ln.strip()]
+    if not lines:
+        return None
+    if len(lines) > MAX_CENTRELINE_POINTS:
+        raise _fail(
+            f"centreline: {len(lines)} points; at most {MAX_CENTRELINE_POINTS}", "centreline"
+        )
+    points = []
+    for n, ln in enumerate(lines, start=1):
+        parts = [p for p in ln.replace(",", " ").replace(";", " ").split() if p]
+        try:
+            xyz = [float(p) for p in parts]
+        except ValueError:
+            xyz = []
+        if len(xyz) != 3 or not all(np.isfinite(xyz)):
+            raise _fail(
+                f"centreline: point {n} ('{ln[:40]}') is not three finite numbers x, y, z (mm)",
+                "centreline",
+            )
+        points.append(xyz)
+    if len(points) < 2:
+        raise _fail("centreline: give at least two points, proximal to distal", "centreline")
+    shape = np.asarray(geometry["shape"], float)
+    spacing = np.asarray(geometry["spacing_mm"], float)
+    origin = np.asarray(geometry["origin_mm"], float)
+    direction = np.asarray(geometry["direction"], float).reshape(3, 3)
+    corners = np.array(
+        [[i, j, k] for i in (-1, shape[0]) for j in (-1, shape[1]) for k in (-1, shape[2])]
+    )
+    world = origin + (direction @ (corners * spacing).T).T
+    lo, hi = world.min(axis=0), world.max(axis=0)
+    for n, xyz in enumerate(points, start=1):
+        if np.any(np.asarray(xyz) < lo) or np.any(np.asarray(xyz) > hi):
+            raise _fail(
+                f"centreline: point {n} {_triple(xyz, 2)} mm lies outside the image "
+                f"({_triple(lo, 1)} to {_triple(hi, 1)} mm)",
+                "centreline",
+            )
+        if n > 1 and np.linalg.norm(np.subtract(xyz, points[n - 2])) < 0.01:
+            raise _fail(f"centreline: point {n} repeats point {n - 1}", "centreline")
+    return points
+
+
+def correct_centreline(session: Session, actor: Actor, procedure_id: int, text: str) -> CaseImages:
+    """Store a user-corrected nerve centreline (or, with blank text, go back to the extracted
+    one), checked by :func:`parse_centreline` and by building the case with it; audited."""
+    _, participant = plan_files.get_procedure(session, actor, procedure_id)
+    actor.require_write(participant.site_id)
+    row = get_case(session, actor, procedure_id)
+    if row is None:
+        raise NotFoundError("this procedure has no images: upload them first")
+    if not row.accepted_roles:
+        raise _fail("centreline: accept the planning structures first", "centreline")
+    points = parse_centreline(text, row.geometry)
+    if points is not None:
+        try:
+            patient_case(
+                row, neuroma_type=neuroma_type_of(session, procedure_id), centreline_mm=points
+            )
+        except InputError as exc:
+            raise _fail(f"centreline: {_after_path(str(exc))}", "centreline") from None
+    reason = "nerve centreline corrected" if points else "nerve centreline reset to extracted"
+    with acting(session, actor, reason=reason):
+        row.centreline_mm = points
+        row.centreline_by = actor.username if points else None
+    return row
+
+
 def neuroma_type_of(session: Session, procedure_id: int) -> str:
     """``stump`` for a stump neuroma of the participant, else ``morton`` (the planner's two
     kinds: where the block must lie, :mod:`cryoneuro.anatomy.patient`)."""
@@ -578,12 +655,17 @@ def neuroma_type_of(session: Session, procedure_id: int) -> str:
 
 
 def patient_case(
-    row: CaseImages, roles: dict[str, str] | None = None, neuroma_type: str = "morton"
+    row: CaseImages,
+    roles: dict[str, str] | None = None,
+    neuroma_type: str = "morton",
+    centreline_mm: list | None = None,
 ):
     """The plannable case (:class:`cryoneuro.anatomy.patient.PatientCase`) from the stored
-    files and the accepted (or given) roles."""
+    files and the accepted (or given) roles; the nerve centreline is the given one, else the
+    user-corrected one stored with the images, else the one extracted from the nerve segment."""
     from cryoneuro.anatomy.patient import load_patient_case
 
+    line = centreline_mm if centreline_mm is not None else row.centreline_mm
     roles = roles if roles is not None else row.accepted_roles
     if not roles:
         raise _fail("roles: accept the planning structures first", "roles")
@@ -598,6 +680,7 @@ def patient_case(
             image=image,
             segment_map=dict(roles),
             neuroma_type=neuroma_type,
+            centreline_mm=None if not line else np.asarray(line, float),
         )
     case.record["segmentation"] = (
         f"procedure {row.procedure_id} images ({row.segmentation_sha256[:12]})"

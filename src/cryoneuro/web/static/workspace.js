@@ -194,6 +194,12 @@
       document.getElementById(id).addEventListener("change", function () { fillRun(); schedule(); });
     });
     drawCentreline(caseInfo.centreline_mm);
+    var points = document.getElementById("centreline-points");
+    if (points && !points.value.trim() && !points.closest(".has-error")) {  // the extracted line
+      points.value = caseInfo.centreline_mm.map(function (p) {
+        return p.map(function (v) { return v.toFixed(2); }).join(", ");
+      }).join("\n");
+    }
     placement.dataset.state = "ready";
   }
 
