@@ -171,6 +171,56 @@ def correct_centreline(
     return RedirectResponse(f"/procedures/{procedure_id}/plan#centreline", status_code=303)
 
 
+@router.post("/procedures/{procedure_id}/plan/search", response_class=HTMLResponse)
+def run_search(
+    procedure_id: int, request: Request, form: FormDep, session: SessionDep, actor: PageActor
+) -> Response:
+    """Queue the planner's search on the uploaded images (its probe becomes the proposal)."""
+    raw = {k: form.get(k, "") for k in ("protocol", "voxel_mm", "n_sobol", "n_local")}
+    raw.update(mode="search", source="case")
+    _, participant = plan_files.get_procedure(session, actor, procedure_id)
+    actor.require_write(participant.site_id)  # rights before the form's content
+    try:
+        row = case_images.get_case(session, actor, procedure_id)
+        if row is None or not row.accepted_roles:
+            raise RegistryInputError("accept the planning structures first", "roles")
+        job_service.enqueue_plan(session, actor, procedure_id, raw, form.get("reason", ""))
+        session.commit()
+    except RegistryInputError as exc:
+        session.rollback()
+        return render_workspace(
+            request, session, actor, procedure_id, status=422, errors={"search": str(exc)}
+        )
+    return RedirectResponse(f"/procedures/{procedure_id}#plan-jobs", status_code=303)
+
+
+def searched_proposal(session: Any, actor: Actor, procedure_id: int, row: Any) -> dict | None:
+    """The probe of the procedure's stored plan when it is a search of these very images
+    (their hash in the plan's case record), as the workspace's proposal; else None."""
+    import json
+
+    try:
+        stored = plan_files.get_file(session, actor, procedure_id, "plan.json")
+        plan = json.loads(stored.content)
+    except (RegistryError, ValueError):
+        return None
+    inputs = plan.get("inputs") or {}
+    source = str((inputs.get("case") or {}).get("segmentation", ""))
+    if f"({row.segmentation_sha256[:12]})" not in source or not plan.get("probes"):
+        return None
+    if (inputs.get("search") or {}).get("method") != "continuous":
+        return None
+    probe = plan["probes"][0]
+    verdict = "feasible" if plan.get("feasible") else "not feasible: " + "; ".join(plan["reasons"])
+    return {
+        "tip_mm": [round(float(v), 3) for v in probe["tip_mm"]],
+        "direction": [float(v) for v in probe["direction"]],
+        "rule": f"the planner's search on these images ({verdict}; "
+        f"{probe.get('gas')}, {len(plan.get('protocol', []))} phases)",
+        "source": "search",
+    }
+
+
 @router.post("/procedures/{procedure_id}/plan/run", response_class=HTMLResponse)
 def run_full_plan(
     procedure_id: int, request: Request, form: FormDep, session: SessionDep, actor: PageActor
@@ -245,6 +295,15 @@ def case_json(
     direction = np.array([0.0, 0.0, 1.0])  # the planner's "top" approach: target → skin
     half = 0.5 * preview.table.active_length_mm
     tip = target - half * direction  # active length centred on the target
+    row = case_images.get_case(session, actor, procedure_id)
+    proposal = {
+        "tip_mm": np.round(tip, 3).tolist(),
+        "direction": direction.tolist(),
+        "rule": "vertical needle from the top (the planner's 'top' approach), its "
+        "active length centred on the target's centroid; run a search for the planner's own",
+        "source": "default",
+    }
+    proposal = searched_proposal(session, actor, procedure_id, row) or proposal
     grid = preview.grid
     lo = [float(v) for v in grid.origin_mm]
     hi = [o + s for o, s in zip(grid.origin_mm, grid.size_mm, strict=True)]
@@ -253,12 +312,7 @@ def case_json(
             {
                 "centreline_mm": np.round(phantom.centreline_mm, 3).tolist(),
                 "target_mm": np.round(target, 3).tolist(),
-                "proposal": {
-                    "tip_mm": np.round(tip, 3).tolist(),
-                    "direction": direction.tolist(),
-                    "rule": "vertical needle from the top (the planner's 'top' approach), its "
-                    "active length centred on the target's centroid",
-                },
+                "proposal": proposal,
                 "grid_lo_mm": lo,
                 "grid_hi_mm": hi,
                 "tissue": preview.tissue_name,

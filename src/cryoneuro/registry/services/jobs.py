@@ -150,6 +150,8 @@ def plan_parameters(raw: dict[str, Any]) -> dict[str, Any]:
 
     if str(raw.get("mode") or "") == "placement":
         return placement_parameters(raw)
+    if str(raw.get("mode") or "") == "search":
+        return search_parameters(raw)
     phantom = str(raw.get("phantom") or "").strip()
     if phantom not in PHANTOMS:
         raise RegistryInputError(
@@ -264,6 +266,46 @@ def placement_parameters(raw: dict[str, Any]) -> dict[str, Any]:
         "gas": gas,
         "freeze_s": freeze,
         "protocol": protocol,
+        "voxel_mm": voxel,
+        "drive": drive,
+    }
+
+
+#: Search budgets a workspace search job may ask for (Sobol points, Nelder–Mead evaluations).
+SEARCH_BUDGET_LIMITS = (1, 64)
+
+
+def search_parameters(raw: dict[str, Any]) -> dict[str, Any]:
+    """Checked parameters of a workspace search job: the planner's continuous search
+    (:func:`cryoneuro.planning.pipeline.plan`) on the procedure's uploaded images, with an
+    optional protocol preset, the search budget and the confirmation grid; its plan's probe
+    becomes the workspace's proposal."""
+    from cryoneuro.planning import pipeline, search
+    from cryoneuro.planning import protocols as presets
+
+    protocol = str(raw.get("protocol") or "").strip() or None
+    if protocol is not None and protocol not in presets.PRESETS:
+        raise RegistryInputError(
+            f"protocol: choose one of {', '.join(presets.PRESETS)}", "protocol"
+        )
+    lo, hi = SEARCH_BUDGET_LIMITS
+    budget = {}
+    for field, default in (("n_sobol", search.N_SOBOL), ("n_local", search.N_LOCAL)):
+        value = _numbers([raw.get(field) or default], field, lo, hi)[0]
+        if value != int(value):
+            raise RegistryInputError(f"{field}: a whole number from {lo} to {hi}", field)
+        budget[field] = int(value)
+    voxel = _numbers([raw.get("voxel_mm") or 0.5], "voxel_mm", 0.5, 1.0)[0]
+    if voxel not in PLACEMENT_VOXELS_MM:
+        raise RegistryInputError("voxel_mm: 0.5 or 1", "voxel_mm")
+    drive = str(raw.get("drive") or pipeline.DRIVE)
+    if drive not in ("device", "held"):
+        raise RegistryInputError("drive: 'device' or 'held'", "drive")
+    return {
+        "mode": "search",
+        "source": "case",
+        "protocol": protocol,
+        **budget,
         "voxel_mm": voxel,
         "drive": drive,
     }
@@ -537,6 +579,9 @@ def run_plan(factory: sessionmaker[Session], job_id: int) -> None:
     if params.get("mode") == "placement":
         _run_placement(factory, job_id, params, procedure_date)
         return
+    if params.get("mode") == "search":
+        _run_search(factory, job_id, params, procedure_date)
+        return
 
     def progress(fraction: float, message: str) -> None:
         # the planner's fraction covers the simulations; building the phantom and storing
@@ -568,25 +613,14 @@ def _run_placement(
     """The full 3D plan of the workspace's placement, on the uploaded case or a phantom."""
     from cryoneuro.planning.placement import plan_placement
     from cryoneuro.planning.volumes import BUNDLE_NAME
-    from cryoneuro.registry.models.images import CaseImages
-    from cryoneuro.registry.services import case_images
 
     def progress(fraction: float, message: str) -> None:
         report_progress(factory, job_id, 0.05 + 0.9 * fraction, message)
 
     if params["source"] == "case":
         report_progress(factory, job_id, 0.0, "reading the uploaded images")
-        with factory() as session:
-            job = session.get(Job, job_id)
-            row = session.scalar(
-                select(CaseImages).where(CaseImages.procedure_id == job.procedure_id)
-            )
-            if row is None or not row.accepted_roles:
-                raise CryoneuroError("the procedure's images or accepted structures are gone")
-            phantom = case_images.patient_case(
-                row, neuroma_type=case_images.neuroma_type_of(session, job.procedure_id)
-            ).phantom
-            what = f"placement plan of the uploaded images ({row.image_sha256[:12]})"
+        phantom, sha = _uploaded_case(factory, job_id)
+        what = f"placement plan of the uploaded images ({sha[:12]})"
     else:
         report_progress(factory, job_id, 0.0, f"building the {params['source']} phantom")
         phantom = _phantom(params["source"])
@@ -608,6 +642,53 @@ def _run_placement(
         report_progress(factory, job_id, 0.97, "storing the plan bundle")
         content = (Path(out) / BUNDLE_NAME).read_bytes()
     _store(factory, job_id, content, what)
+
+
+def _uploaded_case(factory: sessionmaker[Session], job_id: int) -> tuple[Any, str]:
+    """The plannable anatomy of the job's procedure images (with their accepted structures and
+    any corrected centreline), and the images' hash."""
+    from cryoneuro.registry.models.images import CaseImages
+    from cryoneuro.registry.services import case_images
+
+    with factory() as session:
+        job = session.get(Job, job_id)
+        row = session.scalar(select(CaseImages).where(CaseImages.procedure_id == job.procedure_id))
+        if row is None or not row.accepted_roles:
+            raise CryoneuroError("the procedure's images or accepted structures are gone")
+        phantom = case_images.patient_case(
+            row, neuroma_type=case_images.neuroma_type_of(session, job.procedure_id)
+        ).phantom
+        return phantom, row.image_sha256
+
+
+def _run_search(
+    factory: sessionmaker[Session], job_id: int, params: dict[str, Any], procedure_date: Any
+) -> None:
+    """The planner's continuous search on the uploaded case; the plan is stored as the
+    procedure's bundle (and its probe is the workspace's proposal)."""
+    from cryoneuro.planning.pipeline import plan_phantom
+    from cryoneuro.planning.volumes import BUNDLE_NAME
+
+    def progress(fraction: float, message: str) -> None:
+        report_progress(factory, job_id, 0.05 + 0.9 * fraction, message)
+
+    report_progress(factory, job_id, 0.0, "reading the uploaded images")
+    phantom, sha = _uploaded_case(factory, job_id)
+    with tempfile.TemporaryDirectory(prefix="cryoneuro-job-") as out:
+        plan_phantom(
+            phantom,
+            out,
+            protocol=params.get("protocol"),
+            n_sobol=params["n_sobol"],
+            n_local=params["n_local"],
+            confirm_voxel_mm=params["voxel_mm"],
+            drive=params["drive"],
+            procedure_date=procedure_date,
+            progress=progress,
+        )
+        report_progress(factory, job_id, 0.97, "storing the plan bundle")
+        content = (Path(out) / BUNDLE_NAME).read_bytes()
+    _store(factory, job_id, content, f"search plan of the uploaded images ({sha[:12]})")
 
 
 def _store(factory: sessionmaker[Session], job_id: int, content: bytes, what: str) -> None:
