@@ -178,8 +178,14 @@ def run_search(
     """Queue the planner's search on the uploaded images (its probe becomes the proposal)."""
     raw = {k: form.get(k, "") for k in ("protocol", "voxel_mm", "n_sobol", "n_local")}
     raw.update(mode="search", source="case")
+    return _queue_case_job(request, form, session, actor, procedure_id, raw, "search")
+
+
+def _queue_case_job(request, form, session, actor, procedure_id: int, raw: dict, field: str):
+    """Queue a job on the uploaded images (write rights checked before the form's content);
+    a refusal re-renders the workspace with the error beside ``field``."""
     _, participant = plan_files.get_procedure(session, actor, procedure_id)
-    actor.require_write(participant.site_id)  # rights before the form's content
+    actor.require_write(participant.site_id)
     try:
         row = case_images.get_case(session, actor, procedure_id)
         if row is None or not row.accepted_roles:
@@ -189,7 +195,7 @@ def run_search(
     except RegistryInputError as exc:
         session.rollback()
         return render_workspace(
-            request, session, actor, procedure_id, status=422, errors={"search": str(exc)}
+            request, session, actor, procedure_id, status=422, errors={field: str(exc)}
         )
     return RedirectResponse(f"/procedures/{procedure_id}#plan-jobs", status_code=303)
 
@@ -227,20 +233,7 @@ def run_full_plan(
 ) -> Response:
     raw = {k: form.get(k, "") for k in RUN_FIELDS}
     raw.update(mode="placement", source="case")
-    _, participant = plan_files.get_procedure(session, actor, procedure_id)
-    actor.require_write(participant.site_id)  # rights before the form's content
-    try:
-        row = case_images.get_case(session, actor, procedure_id)
-        if row is None or not row.accepted_roles:
-            raise RegistryInputError("accept the planning structures first", "roles")
-        job_service.enqueue_plan(session, actor, procedure_id, raw, form.get("reason", ""))
-        session.commit()
-    except RegistryInputError as exc:
-        session.rollback()
-        return render_workspace(
-            request, session, actor, procedure_id, status=422, errors={"run": str(exc)}
-        )
-    return RedirectResponse(f"/procedures/{procedure_id}#plan-jobs", status_code=303)
+    return _queue_case_job(request, form, session, actor, procedure_id, raw, "run")
 
 
 def _case_file(row: Any, name: str) -> Response:

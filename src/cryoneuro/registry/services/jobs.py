@@ -216,6 +216,20 @@ def _vector3(value: Any, field: str) -> list[float]:
     return out
 
 
+def _grid_and_drive(raw: dict[str, Any]) -> tuple[float, str]:
+    """The simulation grid (one of :data:`PLACEMENT_VOXELS_MM`) and the probe drive of a
+    workspace job, checked."""
+    from cryoneuro.planning import pipeline
+
+    voxel = _numbers([raw.get("voxel_mm") or 0.5], "voxel_mm", 0.5, 1.0)[0]
+    if voxel not in PLACEMENT_VOXELS_MM:
+        raise RegistryInputError("voxel_mm: 0.5 or 1", "voxel_mm")
+    drive = str(raw.get("drive") or pipeline.DRIVE)
+    if drive not in ("device", "held"):
+        raise RegistryInputError("drive: 'device' or 'held'", "drive")
+    return voxel, drive
+
+
 def placement_parameters(raw: dict[str, Any]) -> dict[str, Any]:
     """Checked parameters of a workspace placement plan (planning/placement.py): the source
     (``case``: the procedure's uploaded images, or a bundled phantom), tip and direction (LPS
@@ -252,12 +266,7 @@ def placement_parameters(raw: dict[str, Any]) -> dict[str, Any]:
                 + f"; not {gas} {freeze:g} s",
                 "protocol",
             )
-    voxel = _numbers([raw.get("voxel_mm") or 0.5], "voxel_mm", 0.5, 1.0)[0]
-    if voxel not in PLACEMENT_VOXELS_MM:
-        raise RegistryInputError("voxel_mm: 0.5 or 1", "voxel_mm")
-    drive = str(raw.get("drive") or pipeline.DRIVE)
-    if drive not in ("device", "held"):
-        raise RegistryInputError("drive: 'device' or 'held'", "drive")
+    voxel, drive = _grid_and_drive(raw)
     return {
         "mode": "placement",
         "source": source,
@@ -280,8 +289,8 @@ def search_parameters(raw: dict[str, Any]) -> dict[str, Any]:
     (:func:`cryoneuro.planning.pipeline.plan`) on the procedure's uploaded images, with an
     optional protocol preset, the search budget and the confirmation grid; its plan's probe
     becomes the workspace's proposal."""
-    from cryoneuro.planning import pipeline, search
     from cryoneuro.planning import protocols as presets
+    from cryoneuro.planning import search
 
     protocol = str(raw.get("protocol") or "").strip() or None
     if protocol is not None and protocol not in presets.PRESETS:
@@ -295,12 +304,7 @@ def search_parameters(raw: dict[str, Any]) -> dict[str, Any]:
         if value != int(value):
             raise RegistryInputError(f"{field}: a whole number from {lo} to {hi}", field)
         budget[field] = int(value)
-    voxel = _numbers([raw.get("voxel_mm") or 0.5], "voxel_mm", 0.5, 1.0)[0]
-    if voxel not in PLACEMENT_VOXELS_MM:
-        raise RegistryInputError("voxel_mm: 0.5 or 1", "voxel_mm")
-    drive = str(raw.get("drive") or pipeline.DRIVE)
-    if drive not in ("device", "held"):
-        raise RegistryInputError("drive: 'device' or 'held'", "drive")
+    voxel, drive = _grid_and_drive(raw)
     return {
         "mode": "search",
         "source": "case",
