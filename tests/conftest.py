@@ -2,11 +2,11 @@
 
 ``make test`` (CI) runs every test; ``make test-fast`` (outside tests/registry) and ``make
 test-fast-registry`` run ``-m "not slow"`` for feedback in under a minute each (28 s and 59 s on
-2 idle cores, 2026-12-01). Whole slow files carry ``pytestmark = pytest.mark.slow``; the single slow tests
-of otherwise fast files are listed here, chosen from ``--durations`` of the fast tier (2 workers;
-each took more than about 8 s on a shared, heavily loaded 2-core machine, about 1 s or more on
-an idle one). Tests against PostgreSQL are slow as a rule: they need a server cluster started.
-Nothing is skipped: the slow tier still runs in CI.
+2 idle cores, 2026-12-01). Whole slow files carry ``pytestmark = pytest.mark.slow``; the single
+slow tests of otherwise fast files are listed here, chosen from ``--durations`` of the fast tier
+(2 workers; each took more than about 8 s on a shared, heavily loaded 2-core machine, about 1 s
+or more on an idle one). Tests against PostgreSQL are slow as a rule: they need a server
+cluster started. Nothing is skipped: the slow tier still runs in CI.
 """
 
 from __future__ import annotations
