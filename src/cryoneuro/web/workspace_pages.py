@@ -217,7 +217,11 @@ def searched_proposal(session: Any, actor: Actor, procedure_id: int, row: Any) -
     if (inputs.get("search") or {}).get("method") != "continuous":
         return None
     probe = plan["probes"][0]
-    verdict = "feasible" if plan.get("feasible") else "not feasible: " + "; ".join(plan["reasons"])
+    verdict = (
+        "feasible"
+        if plan.get("feasible")
+        else "not feasible: " + "; ".join(plan.get("reasons") or [])
+    )
     return {
         "tip_mm": [round(float(v), 3) for v in probe["tip_mm"]],
         "direction": [float(v) for v in probe["direction"]],
