@@ -110,14 +110,14 @@ def count_evaluations(model, protocol) -> int:
     """Operator evaluations ``simulate`` will do (RKL2), from the same schedule functions."""
     from cryoneuro.thermal import rkl
     from cryoneuro.thermal.geometry import rasterise_probes
-    from cryoneuro.thermal.solver import DEFAULT_TIME_STEP_S, stable_time_step
+    from cryoneuro.thermal.solver import stable_time_step
 
     raster = rasterise_probes(model.grid, model.probes, insulated_shaft=model.insulated_shaft)
     dt = stable_time_step(model, raster)
     return sum(
         rkl.stages_for(s, dt)
         for p in protocol
-        for s in rkl.step_schedule(p.duration_s, DEFAULT_TIME_STEP_S, dt)
+        for s in rkl.step_schedule(p.duration_s, 0.5, dt)  # at most this many (front control)
     )
 
 

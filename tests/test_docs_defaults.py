@@ -18,6 +18,7 @@ def test_solver_defaults_in_the_case_file_table_are_the_codes() -> None:
     assert rows["insulated_shaft"] == str(SolverSpec().insulated_shaft).lower()
     assert rows["scheme"] == f'"{SolverSpec().scheme}"'
     assert float(rows["time_step_s"]) == SolverSpec().time_step_s
+    assert rows["step_control"] == f'"{SolverSpec().step_control}"'
 
 
 def test_no_page_calls_the_default_shaft_transparent() -> None:

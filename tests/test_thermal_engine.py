@@ -145,6 +145,7 @@ def test_time_below_threshold_and_point_history_agree():
         [Phase("freeze", 30), Phase("thaw-passive", 20)],
         points_mm={"p": point},
         sample_interval_s=0.25,
+        time_step_s=0.25,  # records come every step when steps are longer than the interval
     )
     i, j, k = (int(c / 0.5) for c in point)
     trace = res.point_temperatures_c[:, 0]

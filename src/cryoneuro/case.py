@@ -185,6 +185,8 @@ class OutputSpec(_Strict):
 class SolverSpec(_Strict):
     scheme: Literal["rkl2", "euler"] = "rkl2"
     time_step_s: Annotated[float, Field(gt=0, le=10)] = DEFAULT_TIME_STEP_S
+    #: front = steps sized by the latent-heat front up to time_step_s; fixed = ramp to it
+    step_control: Literal["front", "fixed"] = "front"
     insulated_shaft: bool = True
     #: auto = a GPU through CuPy when present, else Numba on the CPU (thermal/backends.py)
     backend: Literal["auto", "numba", "array", "cupy"] = "auto"
@@ -209,6 +211,7 @@ class Case(_Strict):
             "sample_interval_s": self.output.sample_interval_s,
             "scheme": self.solver.scheme,
             "time_step_s": self.solver.time_step_s,
+            "step_control": self.solver.step_control,
             "backend": self.solver.backend,
         }
 

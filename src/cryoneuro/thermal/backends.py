@@ -63,6 +63,7 @@ class NumbaKernels:
     probe_rates = staticmethod(nk.probe_rates)
     add_probe_rates = staticmethod(nk.add_probe_rates)
     record = staticmethod(nk.record)
+    liquid_change = staticmethod(nk.liquid_change)
 
     @staticmethod
     def to_device(a: Any) -> Any:
@@ -229,6 +230,15 @@ class ArrayKernels:
         tn = self._temperature(hn, c)
         t[idx] = tn
         k[idx] = self._conductivity(tn, c)
+
+    def liquid_change(self, t_a, t_b, lab, mat) -> float:
+        """Largest change of liquid fraction (see :func:`kernels.liquid_change`)."""
+        xp = self.xp
+        inner = (slice(1, -1),) * 3
+        c = self._sub(self._cols(lab, mat), inner)
+        fa = xp.clip((t_a[inner] - c[nk.TS]) * c[nk.INV_DT], 0.0, 1.0)
+        fb = xp.clip((t_b[inner] - c[nk.TS]) * c[nk.INV_DT], 0.0, 1.0)
+        return float(xp.abs(fb - fa).max())
 
     def record(self, t, t_prev, kind, t_min, below, thresholds, dt_since) -> None:
         """Running minimum and time below each threshold (see :func:`kernels.record`)."""

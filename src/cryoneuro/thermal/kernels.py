@@ -262,6 +262,25 @@ def add_probe_rates(h, t, k, lab, mat, cells, rates, coef, m0, store):
 
 
 @njit(parallel=True, cache=True)
+def liquid_change(t_a, t_b, lab, mat):
+    """Largest change of liquid fraction between two temperature fields (interior cells).
+
+    The step-size control of ``solver.simulate`` uses it: a step in which some cell crosses
+    much of its mushy range has resolved the latent-heat front poorly."""
+    nx, ny, nz = t_a.shape
+    best = np.zeros(nx)
+    for i in prange(1, nx - 1):
+        worst = 0.0
+        for j in range(1, ny - 1):
+            for k in range(1, nz - 1):
+                m = lab[i, j, k]
+                d = abs(liquid_fraction(t_b[i, j, k], mat, m) - liquid_fraction(t_a[i, j, k], mat, m))
+                worst = max(worst, d)
+        best[i] = worst
+    return best.max()
+
+
+@njit(parallel=True, cache=True)
 def record(t, t_prev, kind, t_min, below, thresholds, dt_since):
     """Update the running minimum and the time spent at or below each threshold.
 

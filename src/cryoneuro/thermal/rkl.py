@@ -47,6 +47,64 @@ def step_schedule(duration_s: float, max_step_s: float, dt_euler: float) -> list
     return steps
 
 
+class StepControl:
+    """Step lengths for one phase, chosen as the phase goes.
+
+    Steps start at ``RAMP_FIRST_STEPS`` explicit limits and grow by at most ``growth`` per
+    step up to ``max_step_s``. With ``front_target`` set, each step is also sized from the
+    one before by the latent-heat front: ``observe(d)`` takes the largest change of liquid
+    fraction any cell had in that step, and the next step is scaled by ``front_target / d``
+    (the change is roughly proportional to the step while the front moves steadily), so no
+    cell crosses more than about ``front_target`` of its mushy range in one step. A narrow
+    mushy range (a water-like gel) therefore gets short steps and a broad one (tissue) long
+    ones. The last step is stretched rather than left tiny.
+    """
+
+    def __init__(
+        self,
+        duration_s: float,
+        max_step_s: float,
+        dt_euler: float,
+        *,
+        front_target: float | None = None,
+        growth: float = RAMP_GROWTH,
+    ) -> None:
+        self.remaining = duration_s
+        self.max_step_s = max_step_s
+        self.front_target = front_target
+        self.growth = growth
+        self.tau = min(RAMP_FIRST_STEPS * dt_euler, max_step_s)
+        self.min_step_s = min(RAMP_FIRST_STEPS * dt_euler, max_step_s)
+        self._last = 0.0
+
+    @classmethod
+    def uniform(cls, duration_s: float, n_steps: int) -> StepControl:
+        """``n_steps`` equal steps (forward Euler)."""
+        step = duration_s / n_steps
+        control = cls(duration_s, step, step)
+        control.tau = control.min_step_s = step
+        return control
+
+    @property
+    def done(self) -> bool:
+        return self.remaining <= 1e-12
+
+    def next(self) -> float:
+        step = min(self.tau, self.max_step_s, self.remaining)
+        if self.remaining - step < 0.25 * step:
+            step = self.remaining
+        self._last = step
+        return step
+
+    def observe(self, liquid_change: float | None = None) -> None:
+        """Account for the step just taken and size the next one."""
+        self.remaining -= self._last
+        grow = self.growth
+        if self.front_target is not None and liquid_change is not None and liquid_change > 0:
+            grow = min(grow, self.front_target / liquid_change)
+        self.tau = min(max(self.tau * grow, self.min_step_s), self.max_step_s)
+
+
 def stages_for(tau: float, dt_euler: float) -> int:
     """Fewest stages that keep a step of ``tau`` stable (at least 2)."""
     ratio = tau / dt_euler
