@@ -81,7 +81,7 @@ def compare_with_peer(quick: bool = False, voxel_mm: float = 1.0) -> dict:
     }
 
     rows = {
-        "cryoneuro (rkl2, 0.5 s)": {
+        "cryoneuro (rkl2, default steps)": {
             "wall_time_s": ours.wall_time_s,
             "max_error_mm": _errors(ours_iso, ref_iso),
             "isotherms": ours_iso,

@@ -73,6 +73,9 @@ PROTOCOL = [Phase("freeze", 180.0), Phase("thaw-passive", 60.0), Phase("freeze",
 
 
 def run_engine(model, protocol, **kw) -> dict:
+    from cryoneuro.thermal import threads as thr
+
+    chosen = thr.choose_threads()  # cached: the run uses the same count
     res = simulate(model, protocol, **kw)
     n = model.grid.n_cells
     evals = res.operator_evaluations
@@ -86,13 +89,57 @@ def run_engine(model, protocol, **kw) -> dict:
         "cell_updates_per_s": rate,
         "traffic_gb_s": rate * per / 1e9,
         "isotherms": isotherms(res, [0, -20, -40]),
+        "threads": chosen,
     }
+
+
+def isotherm_error_mm(got: dict, ref: dict) -> float:
+    """Largest difference of any isotherm diameter or length (0, −20, −40 °C), mm."""
+    return max(
+        abs(got[lv][key] - ref[lv][key]) for lv in ref for key in ("diameter_mm", "length_mm")
+    )
+
+
+def _spin(stop) -> None:  # another process keeping one core busy (a Dask worker, CI, a browser)
+    while not stop.is_set():
+        pass
+
+
+def run_with_threads(model, protocol, threads: str, busy: bool) -> dict:
+    """The default scheme with ``CRYONEURO_THREADS=threads`` (``auto``: the engine's choice
+    from the cores free now, thermal/threads.py), optionally beside a busy process."""
+    import multiprocessing as mp
+
+    from cryoneuro.thermal import threads as thr
+
+    if threads == "auto":
+        os.environ.pop("CRYONEURO_THREADS", None)
+    else:
+        os.environ["CRYONEURO_THREADS"] = threads
+    stop = mp.Event()
+    spinner = mp.Process(target=_spin, args=(stop,), daemon=True) if busy else None
+    try:
+        if spinner is not None:
+            spinner.start()
+            time.sleep(1.0)
+        thr._cached = None  # decide from the load now
+        row = run_engine(model, protocol, backend="numba")
+    finally:
+        stop.set()
+        if spinner is not None:
+            spinner.join(5)
+        os.environ.pop("CRYONEURO_THREADS", None)
+        thr._cached = None
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 mm voxels (smoke run)")
     parser.add_argument("--no-peer", action="store_true", help="skip the FiPy peer")
+    parser.add_argument(
+        "--array", action="store_true", help="also time the GPU code on NumPy (slow)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "thermal.json")
     args = parser.parse_args(argv)
 
@@ -106,19 +153,37 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     from cryoneuro.thermal.backends import gpu_available
 
+    reference = "cryoneuro forward Euler (reference: time-converged on this grid)"
     configs = [
-        ("cryoneuro rkl2 (default, 0.5 s)", {"scheme": "rkl2", "backend": "numba"}),
-        ("cryoneuro forward Euler", {"scheme": "euler", "backend": "numba"}),
-        # the GPU code run through NumPy on the CPU: what the GPU backend computes
-        ("cryoneuro rkl2, array backend on CPU (NumPy)", {"scheme": "rkl2", "backend": "array"}),
+        (reference, {"scheme": "euler", "backend": "numba"}),
+        (
+            "cryoneuro rkl2, steps sized by the front, <= 8 s (default)",
+            {"scheme": "rkl2", "backend": "numba"},
+        ),
+        (
+            "cryoneuro rkl2, fixed 0.5 s steps (the default before issue 17)",
+            {"scheme": "rkl2", "backend": "numba", "time_step_s": 0.5, "step_control": "fixed"},
+        ),
     ]
+    if args.array:  # the GPU code run through NumPy on the CPU: what the GPU backend computes
+        configs.append(("cryoneuro default, array backend on CPU (NumPy)", {"backend": "array"}))
     if gpu_available():
         simulate(small, [Phase("freeze", 2.0)], backend="cupy")  # warm CuPy's kernels
-        configs.append(("cryoneuro rkl2, GPU (CuPy)", {"scheme": "rkl2", "backend": "cupy"}))
+        configs.append(("cryoneuro default, GPU (CuPy)", {"backend": "cupy"}))
     for label, kw in configs:
         rows[label] = run_engine(model, PROTOCOL, **kw)
-        rows[label]["bandwidth_fraction"] = rows[label]["traffic_gb_s"] / bandwidth
         print(f"{label}: {rows[label]['wall_time_s']:.1f} s", file=sys.stderr)
+    # shared cores (issue 17 item 2): one thread, and the engine's choice beside a busy process
+    for label, threads, busy in (
+        ("cryoneuro default, 1 thread", "1", False),
+        ("cryoneuro default, one core busy with another process (engine's choice)", "auto", True),
+        ("cryoneuro default, one core busy, 2 threads forced", str(os.cpu_count()), True),
+    ):
+        rows[label] = run_with_threads(model, PROTOCOL, threads, busy)
+        print(f"{label}: {rows[label]['wall_time_s']:.1f} s", file=sys.stderr)
+    for r in rows.values():
+        r["bandwidth_fraction"] = r["traffic_gb_s"] / bandwidth
+        r["isotherm_error_mm"] = isotherm_error_mm(r["isotherms"], rows[reference]["isotherms"])
 
     peer = None
     if not args.no_peer:
@@ -132,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": numba.get_num_threads(),
             "cores": os.cpu_count(),
             "memory_bandwidth_gb_s": bandwidth,
+            "load_average_at_end": os.getloadavg(),
         },
         "case": {
             "grid": list(model.grid.shape),
@@ -155,13 +221,15 @@ def markdown(report: dict) -> str:
         f"Case: {report['case']['grid']} voxels of {report['case']['voxel_mm']} mm, 2 probes, "
         "freeze 180 s / passive thaw 60 s / freeze 180 s",
         "",
-        "| solver | wall (s) | operator evals | cell updates/s | bandwidth used |",
-        "|---|---|---|---|---|",
+        "| solver | wall (s) | threads | operator evals | cell updates/s | bandwidth used | "
+        "isotherm error vs reference (mm) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, r in report["engine"].items():
         lines.append(
-            f"| {label} | {r['wall_time_s']:.1f} | {r['operator_evaluations']} | "
-            f"{r['cell_updates_per_s'] / 1e6:.0f} M | {100 * r['bandwidth_fraction']:.0f} % |"
+            f"| {label} | {r['wall_time_s']:.1f} | {r['threads']} | {r['operator_evaluations']} | "
+            f"{r['cell_updates_per_s'] / 1e6:.0f} M | {100 * r['bandwidth_fraction']:.0f} % | "
+            f"{r['isotherm_error_mm']:.4f} |"
         )
     if report.get("peer"):
         lines += ["", report["peer"]["markdown"]]

@@ -274,8 +274,8 @@ def liquid_change(t_a, t_b, lab, mat):
         for j in range(1, ny - 1):
             for k in range(1, nz - 1):
                 m = lab[i, j, k]
-                d = abs(liquid_fraction(t_b[i, j, k], mat, m) - liquid_fraction(t_a[i, j, k], mat, m))
-                worst = max(worst, d)
+                fa = liquid_fraction(t_a[i, j, k], mat, m)
+                worst = max(worst, abs(liquid_fraction(t_b[i, j, k], mat, m) - fa))
         best[i] = worst
     return best.max()
 
