@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ def main() -> int:
     from cryoneuro.sweep_multifidelity import METRICS, run_plan_sweep_multifidelity
 
     record: dict = {"samples": args.samples, "high_samples": args.high_samples, "seed": args.seed}
+    record["load_average_start"] = os.getloadavg()
     if args.plan is None:
         from cryoneuro.anatomy.phantoms import morton_forefoot
         from cryoneuro.planning.pipeline import plan_phantom
@@ -89,6 +91,7 @@ def main() -> int:
             ref[name] = r
         record["plain_0.5mm"] = ref
         record["speedup"] = record["plain_0.5mm_s"] / record["multifidelity_s"]
+    record["load_average_end"] = os.getloadavg()
     args.out.write_text(json.dumps(record, indent=1, default=float), encoding="utf-8")
     print("| metric | multi-fidelity (95 % CI) | plain 0.5 mm | in CI |\n|---|---|---|---|")
     for name, _ in METRICS:

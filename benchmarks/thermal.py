@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     voxel = 1.0 if args.quick else 0.5
+    load_at_start = os.getloadavg()
     bandwidth = memory_bandwidth_gb_s(10_000_000 if args.quick else 40_000_000)
     model = benchmark_model(voxel)
     # warm the JIT so compile time is not counted
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     # shared cores (issue 17 item 2): one thread, and the engine's choice beside a busy process
     for label, threads, busy in (
         ("cryoneuro default, 1 thread", "1", False),
+        ("cryoneuro default, one core busy, 1 thread forced", "1", True),
         ("cryoneuro default, one core busy with another process (engine's choice)", "auto", True),
         ("cryoneuro default, one core busy, 2 threads forced", str(os.cpu_count()), True),
     ):
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": numba.get_num_threads(),
             "cores": os.cpu_count(),
             "memory_bandwidth_gb_s": bandwidth,
+            "load_average_at_start": load_at_start,
             "load_average_at_end": os.getloadavg(),
         },
         "case": {

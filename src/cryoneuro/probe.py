@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from cryoneuro.errors import InputError, PhysicsError
@@ -412,6 +412,9 @@ def single_pass_cooling(
     return (_h(g, t + _K, p_e * 1e5) - h_s) / 1e3
 
 
+# Cached: the planner asks for the same steady state once per candidate (32 calls in the demo,
+# ~0.1 s of CoolProp each); arguments are scalars and ProbeState is frozen, so sharing is safe.
+@lru_cache(maxsize=256)
 def tip_state(
     gas: str,
     supply_bar: float | None = None,
