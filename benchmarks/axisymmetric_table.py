@@ -8,42 +8,18 @@ the engine's defaults: the cases of tests/test_thermal_validation.py (AXI_CASES)
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def main() -> int:
-    from test_thermal_validation import AXI_CASES
-
-    from cryoneuro.thermal import Grid, Phase, ProbeGeometry, ThermalModel, constant, simulate
-    from cryoneuro.thermal.axisymmetric import solve_axisymmetric
-    from cryoneuro.thermal.summary import isotherms
-    from cryoneuro.tissue import get_tissue
+    from test_thermal_validation import AXI_CASES, axisymmetric_and_3d
 
     print("| case | isotherm | axisymmetric d / l / V | 3D d / l / V | Δd | Δl | ΔV |")
     print("|---|---|---|---|---|---|---|")
-    for name, (overrides, tip_c, active_mm, protocol) in AXI_CASES.items():
-        tissue = replace(get_tissue("muscle"), **overrides)
-        tip_z = 15.0 if active_mm <= 10 else 10.0
-        ref = solve_axisymmetric(
-            tissue,
-            probe_diameter_mm=1.5,
-            active_length_mm=active_mm,
-            tip_temperature_c=tip_c,
-            protocol=tuple(protocol),
-            radius_mm=20.0,
-            z_extent_mm=(0.0, 50.0),
-            tip_z_mm=tip_z,
-        )
-        grid = Grid.from_size((40, 40, 50), 0.5)
-        probe = ProbeGeometry((20.0, 20.0, tip_z), (0, 0, 1), 1.5, active_mm)
-        labels = np.zeros(grid.shape, np.uint8)
-        model = ThermalModel(grid, labels, [tissue], [probe], [constant(tip_c)])
-        got = isotherms(simulate(model, [Phase(k, d) for k, d in protocol]), [0, -20, -40])
+    for name in AXI_CASES:
+        ref, got = axisymmetric_and_3d(name)
         for level, e in ref.isotherms_minimum.items():
             g = got[level]
             print(

@@ -154,6 +154,34 @@ AXI_CASES = {
 }
 
 
+def axisymmetric_and_3d(name: str) -> tuple:
+    """One AXI_CASES case in both solvers: the r-z reference (0.2 mm cells, 2 s steps) and the
+    3D engine at 0.5 mm with its defaults; returns (reference result, 3D isotherms). Shared
+    with benchmarks/axisymmetric_table.py, which regenerates the table of docs/validation.md."""
+    from dataclasses import replace
+
+    from cryoneuro.thermal.axisymmetric import solve_axisymmetric
+
+    overrides, tip_c, active_mm, protocol = AXI_CASES[name]
+    tissue = replace(get_tissue("muscle"), **overrides)
+    tip_z = 15.0 if active_mm <= 10 else 10.0
+    ref = solve_axisymmetric(
+        tissue,
+        probe_diameter_mm=1.5,
+        active_length_mm=active_mm,
+        tip_temperature_c=tip_c,
+        protocol=tuple(protocol),
+        radius_mm=20.0,
+        z_extent_mm=(0.0, 50.0),
+        tip_z_mm=tip_z,
+    )
+    grid = Grid.from_size((40, 40, 50), 0.5)
+    probe = ProbeGeometry((20.0, 20.0, tip_z), (0, 0, 1), 1.5, active_mm)
+    model = ThermalModel(grid, np.zeros(grid.shape, np.uint8), [tissue], [probe], [constant(tip_c)])
+    res = simulate(model, [Phase(k, d) for k, d in protocol])
+    return ref, isotherms(res, [0, -20, -40])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(AXI_CASES))
 def test_agrees_with_independent_axisymmetric_solver(name):
@@ -166,29 +194,7 @@ def test_agrees_with_independent_axisymmetric_solver(name):
     0.16 mm in diameter, 0.35 mm in length and 4.8 % in volume over the 15 rows, so the bars
     are 1.9×, 1.7× and 1.7× the measured worst case (issue 16: the former 0.75/1.5 mm bars
     were 4-5× the error and would have passed a 0.5 mm regression)."""
-    from dataclasses import replace
-
-    from cryoneuro.thermal.axisymmetric import solve_axisymmetric
-
-    overrides, tip_c, active_mm, protocol = AXI_CASES[name]
-    tissue = replace(get_tissue("muscle"), **overrides)
-    ref = solve_axisymmetric(
-        tissue,
-        probe_diameter_mm=1.5,
-        active_length_mm=active_mm,
-        tip_temperature_c=tip_c,
-        protocol=tuple(protocol),
-        radius_mm=20.0,
-        z_extent_mm=(0.0, 50.0),
-        tip_z_mm=15.0 if active_mm <= 10 else 10.0,
-    )
-    grid = Grid.from_size((40, 40, 50), 0.5)
-    probe = ProbeGeometry(
-        (20.0, 20.0, 15.0 if active_mm <= 10 else 10.0), (0, 0, 1), 1.5, active_mm
-    )
-    model = ThermalModel(grid, np.zeros(grid.shape, np.uint8), [tissue], [probe], [constant(tip_c)])
-    res = simulate(model, [Phase(k, d) for k, d in protocol])
-    got = isotherms(res, [0, -20, -40])
+    ref, got = axisymmetric_and_3d(name)
     for level, expected in ref.isotherms_minimum.items():
         assert got[level]["diameter_mm"] == pytest.approx(expected["diameter_mm"], abs=0.3), level
         assert got[level]["length_mm"] == pytest.approx(expected["length_mm"], abs=0.6), level
