@@ -41,6 +41,10 @@ import pandas as pd
 
 from cryoneuro.errors import InputError
 
+#: The two grids (mm): the planner's screening grid and the grid its plans are confirmed on.
+LOW_VOXEL_MM = 1.0
+HIGH_VOXEL_MM = 0.5
+
 __all__ = [
     "METRICS",
     "MultiFidelityEstimate",
@@ -237,7 +241,8 @@ def run_plan_sweep_multifidelity(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, MultiFidelityEstimate]]:
     """All ``samples`` at 1 mm, a random ``high_samples`` of them (chosen from ``seed``) also at
     0.5 mm, on one Dask client; returns (1 mm table, 0.5 mm table, estimates). With
-    ``out_dir`` the 1 mm rows are appended to ``out_dir/partial.csv`` as they finish."""
+    ``out_dir`` every finished row is appended to ``out_dir/partial.csv`` with its
+    ``voxel_mm``."""
     from cryoneuro import sweep
 
     if not (3 <= high_samples <= samples):
@@ -256,34 +261,34 @@ def run_plan_sweep_multifidelity(
                 out_dir=out_dir,
                 progress=progress,
             )
-    total = samples + high_samples
-    done = [0]
+    from cryoneuro.planning.replay import context_for
 
-    def tick(_k: int, _n: int) -> None:
-        done[0] += 1
-        if progress:
-            progress(done[0], total)
-
-    low = sweep.run_plan_sweep(
-        plan,
-        spec,
-        samples=samples,
-        seed=seed,
-        voxel_mm=1.0,
-        client=client,
-        out_dir=out_dir,
-        progress=tick,
-    )
+    inputs = sweep.plan_samples(spec, samples, seed)
     pick = np.sort(np.random.default_rng(seed + 1).choice(samples, high_samples, replace=False))
-    inputs = sweep.plan_samples(spec, samples, seed).iloc[pick]
-    records = inputs.to_dict("records")
+    low_records = inputs.to_dict("records")
+    high_records = inputs.iloc[pick].to_dict("records")
     text = plan.to_json()
+    for voxel_mm in (LOW_VOXEL_MM, HIGH_VOXEL_MM):
+        context_for(text, voxel_mm)  # a plan that cannot be replayed fails here, once
+    # One submission, the 0.5 mm samples first: they cost ~10x a 1 mm sample, so started first
+    # (longest-processing-time order) the 1 mm samples fill the workers to the end instead of
+    # one worker finishing a 0.5 mm sample alone after a barrier between two batches.
+    levels = [(HIGH_VOXEL_MM, r) for r in high_records] + [(LOW_VOXEL_MM, r) for r in low_records]
+
+    def row(i: int, result: dict[str, Any]) -> dict[str, Any]:
+        voxel_mm, record = levels[i]
+        return {"voxel_mm": voxel_mm, **record, **result}
+
     results = sweep.run_tasks(
         sweep.run_plan_sample,
-        [(text, 0.5, {k: float(v) for k, v in r.items()}) for r in records],
-        name=f"plan-hi-{seed}",
+        [(text, v, {k: float(x) for k, x in r.items()}) for v, r in levels],
+        name=f"plan-mf-{seed}",
         client=client,
-        progress=tick,
+        row=row,
+        partial=out_dir / "partial.csv" if out_dir else None,
+        progress=progress,
     )
-    high = pd.DataFrame([{**r, **res} for r, res in zip(records, results, strict=True)])
+    rows = [{**r, **res} for (_v, r), res in zip(levels, results, strict=True)]
+    high = pd.DataFrame(rows[:high_samples])
+    low = pd.DataFrame(rows[high_samples:])
     return low, high, summarise(low, high, seed=seed)
