@@ -305,27 +305,38 @@ def nerve_profile(
     section, sampled_frac = np.zeros(n), np.zeros(n)
     lo = np.asarray(grid.origin_mm)
     shape = np.asarray(grid.shape)
-    for i, (p, t) in enumerate(zip(pos, tang, strict=True)):
-        u = np.cross(t, [1.0, 0, 0] if abs(t[0]) < 0.9 else [0, 1.0, 0])
-        u /= np.linalg.norm(u)
-        v = np.cross(t, u)
-        pts = p + disc[0][:, None] * u + disc[1][:, None] * v
+    # Every station's disc at once (blocks of stations, to bound the memory): a Python loop
+    # over stations, with one interpolation call each, cost more than the judging around it.
+    # Unit vectors spanning each station's plane: u ⟂ the tangent, v = t × u.
+    helper = np.where((np.abs(tang[:, 0]) < 0.9)[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    u = np.cross(tang, helper)
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    v = np.cross(tang, u)
+    block = max(1, 250_000 // len(disc[0]))
+    for start in range(0, n, block):
+        sl = slice(start, min(start + block, n))
+        pts = (
+            pos[sl, None, :]
+            + disc[0][None, :, None] * u[sl, None, :]
+            + disc[1][None, :, None] * v[sl, None, :]
+        )  # (stations, disc points, 3)
         raw = np.floor((pts - lo) / h).astype(int)
-        in_grid = np.all((raw >= 0) & (raw < shape), axis=1)
+        in_grid = np.all((raw >= 0) & (raw < shape), axis=2)
         ijk = np.clip(raw, 0, shape - 1)
-        inside = nerve_mask[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
-        is_tissue = (
-            tissue[ijk[:, 0], ijk[:, 1], ijk[:, 2]] | ~in_grid
-        )  # beyond the grid: tissue, unsampled
+        inside = nerve_mask[ijk[..., 0], ijk[..., 1], ijk[..., 2]]
+        # beyond the grid counts as tissue, unsampled
+        is_tissue = tissue[ijk[..., 0], ijk[..., 1], ijk[..., 2]] | ~in_grid
         nerve_tissue = inside & is_tissue
         sampled = nerve_tissue & in_grid
-        section[i] = inside.sum() * ds * ds
-        sampled_frac[i] = sampled.sum() / nerve_tissue.sum() if nerve_tissue.any() else 0.0
-        if sampled.any():
-            vals = _interp(min_temperature_c, grid, pts[sampled])
-            vals = vals[np.isfinite(vals)]
-            if vals.size:
-                warm[i], cold[i] = vals.max(), vals.min()
+        section[sl] = inside.sum(axis=1) * ds * ds
+        n_nerve = nerve_tissue.sum(axis=1)
+        sampled_frac[sl] = np.where(n_nerve > 0, sampled.sum(axis=1) / np.maximum(n_nerve, 1), 0.0)
+        vals = np.full(sampled.shape, np.nan)
+        vals[sampled] = _interp(min_temperature_c, grid, pts[sampled])
+        has = np.isfinite(vals).any(axis=1)
+        with np.errstate(invalid="ignore"):
+            warm[sl] = np.where(has, np.nanmax(np.where(has[:, None], vals, 0.0), axis=1), np.nan)
+            cold[sl] = np.where(has, np.nanmin(np.where(has[:, None], vals, 0.0), axis=1), np.nan)
     typical = float(np.median(section[section > 0])) if (section > 0).any() else 0.0
     eligible = (
         (section > 0)
