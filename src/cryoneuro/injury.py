@@ -333,7 +333,7 @@ def nerve_profile(
         sampled_frac[sl] = np.where(n_nerve > 0, sampled.sum(axis=1) / np.maximum(n_nerve, 1), 0.0)
         vals = np.full(sampled.shape, np.nan)
         vals[sampled] = _interp(min_temperature_c, grid, pts[sampled])
-        has = np.isfinite(vals).any(axis=1)
+        has = np.asarray(np.isfinite(vals).any(axis=1))
         with np.errstate(invalid="ignore"):
             warm[sl] = np.where(has, np.nanmax(np.where(has[:, None], vals, 0.0), axis=1), np.nan)
             cold[sl] = np.where(has, np.nanmin(np.where(has[:, None], vals, 0.0), axis=1), np.nan)
