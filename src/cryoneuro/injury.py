@@ -234,6 +234,15 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
 
 
+def disc_radius_mm(nerve_mask: np.ndarray, voxel_mm: float) -> float:
+    """The default radius of :func:`nerve_profile`'s discs: 3× the nerve's largest half-width
+    (distance transform) plus a voxel. A caller judging many fields on one nerve computes it
+    once (a distance transform of the whole grid per call was a fifth of the judging)."""
+    return 3.0 * float(ndimage.distance_transform_edt(nerve_mask, sampling=voxel_mm).max()) + (
+        voxel_mm
+    )
+
+
 def nerve_profile(
     min_temperature_c: np.ndarray,
     grid: Grid,
@@ -253,7 +262,8 @@ def nerve_profile(
 
     The centreline runs **proximal → distal** (its first point is the proximal end). At each
     station a disc of points (spacing ``sample_mm``, default voxel/2) in the plane normal to the
-    local tangent, out to ``radius_mm`` (default: 3× the largest nerve-mask distance transform),
+    local tangent, out to ``radius_mm`` (default :func:`disc_radius_mm`: 3× the largest
+    nerve-mask distance transform),
     is tested against ``nerve_mask`` (nearest voxel; points beyond the grid take the nearest edge
     voxel). The nerve points split into
 
@@ -293,7 +303,7 @@ def nerve_profile(
         else (tissue_mask & np.isfinite(min_temperature_c))
     )
     if radius_mm is None:
-        radius_mm = 3.0 * float(ndimage.distance_transform_edt(nerve_mask, sampling=h).max()) + h
+        radius_mm = disc_radius_mm(nerve_mask, h)
     ds = sample_mm or h / 2
     pos, s, tang = resample_polyline(centreline_mm, step_mm)
     r = np.arange(-radius_mm, radius_mm + 1e-9, ds)

@@ -258,6 +258,7 @@ class Level:
         lab = anat.labels
         self.lab = lab
         self.nerve = np.isin(lab, [phantom.nerve_label, phantom.neuroma_label])
+        self.nerve_disc_mm = injury.disc_radius_mm(self.nerve, self.grid.voxel_mm)
         self.target = lab == phantom.neuroma_label
         self.body = lab != 0
         self.boundaries = boundaries or LEGACY_BOUNDARIES
@@ -333,6 +334,7 @@ class Level:
             self.grid,
             self.nerve,
             centreline_mm,
+            radius_mm=self.nerve_disc_mm,
             tissue_mask=tissue,
             block_proximal_to_mm=block_proximal_to_mm,
         )
