@@ -41,7 +41,7 @@ from cryoneuro.web.deps import (
     end_session,
     start_session,
 )
-from cryoneuro.web.forms import fill, input_error, nest, validate
+from cryoneuro.web.forms import FormField, fill, input_error, nest, validate
 
 router = APIRouter(include_in_schema=False)
 HERE = Path(__file__).parent  # this package; not imported from app.py, which imports pages
@@ -52,6 +52,32 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     context.setdefault("actor", None)
     context["csrf_token"] = csrf_token(request)
     return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def form_page(
+    request: Request,
+    actor: Actor,
+    *,
+    title: str,
+    fields: list[FormField],
+    flat: dict[str, Any],
+    errors: dict[str, str],
+    submit: str,
+    action: str | None = None,
+) -> HTMLResponse:
+    """The one form page every data-entry route shows: 422 while errors remain, else 200."""
+    general = fill(fields, flat, errors)
+    return render(
+        request,
+        "form.html",
+        status=422 if errors else 200,
+        actor=actor,
+        title=title,
+        fields=fields,
+        general=general,
+        action=str(request.url.path) if action is None else action,
+        submit=submit,
+    )
 
 
 def error_page(request: Request, status: int, message: str, field: str | None) -> HTMLResponse:
@@ -157,17 +183,15 @@ def enrol(
                 return RedirectResponse(f"/participants/{participant.id}", status_code=303)
             except RegistryInputError as exc:
                 errors = input_error(exc)
-    general = fill(fields, flat, errors)
-    return render(
+    return form_page(
         request,
-        "form.html",
-        status=422 if errors else 200,
-        actor=actor,
+        actor,
         title=f"Enrol a participant ({study_code})",
         fields=fields,
-        general=general,
-        action=f"/enrol?study={study_code}",
+        flat=flat,
+        errors=errors,
         submit="Enrol",
+        action=f"/enrol?study={study_code}",
     )
 
 
@@ -233,16 +257,13 @@ def _clinical_form(
                 return RedirectResponse(spec.next_url(p, row), status_code=303)
             except RegistryInputError as exc:
                 errors = input_error(exc)
-    general = fill(fields, flat, errors)
-    return render(
+    return form_page(
         request,
-        "form.html",
-        status=422 if errors else 200,
-        actor=actor,
+        actor,
         title=f"{spec.title} — {p.study_number}",
         fields=fields,
-        general=general,
-        action=str(request.url.path),
+        flat=flat,
+        errors=errors,
         submit=spec.submit,
     )
 

@@ -28,7 +28,7 @@ from cryoneuro.registry.services.queries import AnswerIn, CloseIn, QueryIn, Reop
 from cryoneuro.registry.services.visit_status import DeviationIn, RetractIn, VisitNotDoneIn
 from cryoneuro.web.deps import ApiActor, FormDep, PageActor, SessionDep
 from cryoneuro.web.forms import FormField, choices, fill, input_error, nest, validate
-from cryoneuro.web.pages import render
+from cryoneuro.web.pages import form_page, render
 
 api = APIRouter(prefix="/api", tags=["queries and visit status"])
 pages = APIRouter(include_in_schema=False)
@@ -319,16 +319,13 @@ def _simple_form(
             except RegistryInputError as exc:
                 session.rollback()
                 errors = input_error(exc)
-    general = fill(fields, flat, errors)
-    return _render(
+    return form_page(
         request,
-        "form.html",
-        status=422 if errors else 200,
-        actor=actor,
+        actor,
         title=f"{title} — {p.study_number}",
         fields=fields,
-        general=general,
-        action=str(request.url.path),
+        flat=flat,
+        errors=errors,
         submit=submit,
     )
 
