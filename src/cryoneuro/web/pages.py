@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -268,44 +270,28 @@ def _clinical_form(
     )
 
 
-@router.api_route(
-    "/participants/{participant_id}/procedure", methods=["GET", "POST"], response_class=HTMLResponse
-)
-def procedure_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    return _clinical_form(request, flat, session, actor, participant_id, "procedure")
+def participant_form_route(
+    target: APIRouter, path: str, name: str, form: Callable[..., Response]
+) -> None:
+    """Register a GET/POST participant form page; such routes differ only in path and form."""
+
+    def page(
+        participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
+    ) -> Response:
+        return form(request, flat, session, actor, participant_id)
+
+    target.add_api_route(
+        path, page, methods=["GET", "POST"], response_class=HTMLResponse, name=name
+    )
 
 
-@router.api_route(
-    "/participants/{participant_id}/followup", methods=["GET", "POST"], response_class=HTMLResponse
-)
-def followup_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    return _clinical_form(request, flat, session, actor, participant_id, "followup")
-
-
-@router.api_route(
-    "/participants/{participant_id}/adverse-event",
-    methods=["GET", "POST"],
-    response_class=HTMLResponse,
-)
-def adverse_event_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    return _clinical_form(request, flat, session, actor, participant_id, "adverse_event")
-
-
-@router.api_route(
-    "/participants/{participant_id}/reintervention",
-    methods=["GET", "POST"],
-    response_class=HTMLResponse,
-)
-def reintervention_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    return _clinical_form(request, flat, session, actor, participant_id, "reintervention")
+for _path, _kind in (
+    ("/participants/{participant_id}/procedure", "procedure"),
+    ("/participants/{participant_id}/followup", "followup"),
+    ("/participants/{participant_id}/adverse-event", "adverse_event"),
+    ("/participants/{participant_id}/reintervention", "reintervention"),
+):
+    participant_form_route(router, _path, f"{_kind}_page", partial(_clinical_form, kind=_kind))
 
 
 @router.get("/adverse-events/{event_id}", response_class=HTMLResponse)
