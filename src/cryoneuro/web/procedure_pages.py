@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cryoneuro.registry.auth import WRITE_ROLES, Actor
 from cryoneuro.registry.errors import RegistryInputError
-from cryoneuro.registry.models import Procedure
+from cryoneuro.registry.models import Participant, Procedure
 from cryoneuro.registry.models.jobs import FINAL_STATES, Job
 from cryoneuro.registry.services import jobs as job_service
 from cryoneuro.registry.services import plan_files
@@ -71,6 +71,24 @@ def _viewer(procedure: Procedure, names: set[str]) -> dict[str, Any] | None:
     }
 
 
+def procedure_context(
+    session: Any, actor: Actor, procedure_id: int, errors: dict[str, str] | None
+) -> tuple[Procedure, Participant, dict[str, Any]]:
+    """The procedure (read access checked), its participant and what every page of it shows."""
+    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    return (
+        procedure,
+        participant,
+        {
+            "actor": actor,
+            "x": procedure,
+            "p": participant,
+            "errors": errors or {},
+            "can_write": actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
+        },
+    )
+
+
 def render_procedure(
     request: Request,
     session: Any,
@@ -79,7 +97,7 @@ def render_procedure(
     status: int = 200,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    procedure, participant, common = procedure_context(session, actor, procedure_id, errors)
     files = plan_files.list_files(session, actor, procedure.id)
     names = {f.name for f in files}
     plan = procedure.plan or {}
@@ -92,16 +110,12 @@ def render_procedure(
         request,
         "procedure.html",
         status=status,
-        actor=actor,
-        x=procedure,
-        p=participant,
+        **common,
         files=files,
         names=names,
         plan=plan,
         relief=relief,
         viewer=_viewer(procedure, names),
-        errors=errors or {},
-        can_write=actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
         max_mb=plan_files.MAX_BUNDLE_BYTES // 2**20,
         plan_jobs=plan_jobs,
         phantoms=job_service.PHANTOMS,

@@ -20,7 +20,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from cryoneuro.registry.auth import WRITE_ROLES, Actor
+from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import NotFoundError, RegistryError, RegistryInputError
 from cryoneuro.registry.services import case_images, plan_files
 from cryoneuro.registry.services import jobs as job_service
@@ -72,22 +72,19 @@ def render_workspace(
     from cryoneuro.planning import pipeline
     from cryoneuro.planning import protocols as presets
     from cryoneuro.web.pages import render
+    from cryoneuro.web.procedure_pages import procedure_context
 
-    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    procedure, _, common = procedure_context(session, actor, procedure_id, errors)
     row = case_images.get_case(session, actor, procedure.id)
     roles = (row.accepted_roles or row.proposed_roles) if row is not None else {}
     return render(
         request,
         "workspace.html",
         status=status,
-        actor=actor,
-        x=procedure,
-        p=participant,
+        **common,
         case=row,
         roles=roles,
         choices=_choices(),
-        errors=errors or {},
-        can_write=actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
         max_mb=case_images.MAX_UPLOAD_BYTES // 2**20,
         gases=pipeline.GASES,
         presets=presets.PRESETS,
