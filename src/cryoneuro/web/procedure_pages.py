@@ -9,6 +9,7 @@ and cannot be framed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -141,27 +142,52 @@ def procedure_page(
     return render_procedure(request, session, actor, procedure_id)
 
 
-@router.post("/procedures/{procedure_id}/plan-bundle", response_class=HTMLResponse)
-def upload_bundle(
-    procedure_id: int, request: Request, form: UploadFormDep, session: SessionDep, actor: PageActor
+def upload_to_procedure(
+    request: Request,
+    session: Any,
+    actor: Actor,
+    procedure_id: int,
+    *,
+    attach: Callable[[], Any],
+    rerender: Callable[..., HTMLResponse],
+    field: str,
+    target: str,
 ) -> Response:
-    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    """Both uploads: write rights first, then ``attach`` and commit; a refusal re-renders."""
+    _, participant = plan_files.get_procedure(session, actor, procedure_id)
     actor.require_write(participant.site_id)
-    content, reason = form["bundle"], form["reason"]
     try:
-        plan_files.attach_bundle(session, actor, procedure.id, content, reason)
+        attach()
         session.commit()
     except RegistryInputError as exc:
         session.rollback()
-        return render_procedure(
+        return rerender(
             request,
             session,
             actor,
             procedure_id,
             status=422,
-            errors={exc.field or "bundle": str(exc)},
+            errors={exc.field or field: str(exc)},
         )
-    return RedirectResponse(f"/procedures/{procedure.id}", status_code=303)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/procedures/{procedure_id}/plan-bundle", response_class=HTMLResponse)
+def upload_bundle(
+    procedure_id: int, request: Request, form: UploadFormDep, session: SessionDep, actor: PageActor
+) -> Response:
+    return upload_to_procedure(
+        request,
+        session,
+        actor,
+        procedure_id,
+        attach=lambda: plan_files.attach_bundle(
+            session, actor, procedure_id, form["bundle"], form["reason"]
+        ),
+        rerender=render_procedure,
+        field="bundle",
+        target=f"/procedures/{procedure_id}",
+    )
 
 
 @router.get("/procedures/{procedure_id}/files/{name}")

@@ -25,6 +25,7 @@ from cryoneuro.registry.errors import NotFoundError, RegistryError, RegistryInpu
 from cryoneuro.registry.services import case_images, plan_files
 from cryoneuro.registry.services import jobs as job_service
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep, check_csrf
+from cryoneuro.web.procedure_pages import procedure_context, upload_to_procedure
 
 router = APIRouter(include_in_schema=False)
 
@@ -72,7 +73,6 @@ def render_workspace(
     from cryoneuro.planning import pipeline
     from cryoneuro.planning import protocols as presets
     from cryoneuro.web.pages import render
-    from cryoneuro.web.procedure_pages import procedure_context
 
     procedure, _, common = procedure_context(session, actor, procedure_id, errors)
     row = case_images.get_case(session, actor, procedure.id)
@@ -107,10 +107,12 @@ def workspace(
 def upload_images(
     procedure_id: int, request: Request, form: ImagesFormDep, session: SessionDep, actor: PageActor
 ) -> Response:
-    _, participant = plan_files.get_procedure(session, actor, procedure_id)
-    actor.require_write(participant.site_id)
-    try:
-        case_images.attach_images(
+    return upload_to_procedure(
+        request,
+        session,
+        actor,
+        procedure_id,
+        attach=lambda: case_images.attach_images(
             session,
             actor,
             procedure_id,
@@ -118,19 +120,11 @@ def upload_images(
             form["segmentation"],
             form["label_names"],
             form["reason"],
-        )
-        session.commit()
-    except RegistryInputError as exc:
-        session.rollback()
-        return render_workspace(
-            request,
-            session,
-            actor,
-            procedure_id,
-            status=422,
-            errors={exc.field or "image": str(exc)},
-        )
-    return RedirectResponse(f"/procedures/{procedure_id}/plan#structures", status_code=303)
+        ),
+        rerender=render_workspace,
+        field="image",
+        target=f"/procedures/{procedure_id}/plan#structures",
+    )
 
 
 @router.post("/procedures/{procedure_id}/plan/structures", response_class=HTMLResponse)
