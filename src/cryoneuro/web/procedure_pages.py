@@ -147,7 +147,6 @@ def upload_to_procedure(
     session: Any,
     actor: Actor,
     procedure_id: int,
-    *,
     attach: Callable[[], Any],
     rerender: Callable[..., HTMLResponse],
     field: str,
@@ -176,17 +175,12 @@ def upload_to_procedure(
 def upload_bundle(
     procedure_id: int, request: Request, form: UploadFormDep, session: SessionDep, actor: PageActor
 ) -> Response:
+    def attach() -> None:
+        plan_files.attach_bundle(session, actor, procedure_id, form["bundle"], form["reason"])
+
+    target = f"/procedures/{procedure_id}"
     return upload_to_procedure(
-        request,
-        session,
-        actor,
-        procedure_id,
-        attach=lambda: plan_files.attach_bundle(
-            session, actor, procedure_id, form["bundle"], form["reason"]
-        ),
-        rerender=render_procedure,
-        field="bundle",
-        target=f"/procedures/{procedure_id}",
+        request, session, actor, procedure_id, attach, render_procedure, "bundle", target
     )
 
 

@@ -107,12 +107,8 @@ def workspace(
 def upload_images(
     procedure_id: int, request: Request, form: ImagesFormDep, session: SessionDep, actor: PageActor
 ) -> Response:
-    return upload_to_procedure(
-        request,
-        session,
-        actor,
-        procedure_id,
-        attach=lambda: case_images.attach_images(
+    def attach() -> None:
+        case_images.attach_images(
             session,
             actor,
             procedure_id,
@@ -120,10 +116,11 @@ def upload_images(
             form["segmentation"],
             form["label_names"],
             form["reason"],
-        ),
-        rerender=render_workspace,
-        field="image",
-        target=f"/procedures/{procedure_id}/plan#structures",
+        )
+
+    target = f"/procedures/{procedure_id}/plan#structures"
+    return upload_to_procedure(
+        request, session, actor, procedure_id, attach, render_workspace, "image", target
     )
 
 
