@@ -29,9 +29,9 @@ from cryoneuro.registry.schemas import WithdrawalIn
 from cryoneuro.registry.services import clinical, participants
 from cryoneuro.registry.services.participants import valid_id
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep
-from cryoneuro.web.forms import FormField, choices, fill, nest, validate
+from cryoneuro.web.forms import FormField, choices, nest, validate
 from cryoneuro.web.page_forms import FORM_INSTRUMENTS, answer_fields
-from cryoneuro.web.pages import render
+from cryoneuro.web.pages import form_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -189,16 +189,13 @@ def edit_page(
             errors = {field: str(exc)}
     else:
         flat = _current(row, fields[:-1])
-    general = fill(fields, flat, errors)
-    return render(
+    return form_page(
         request,
-        "form.html",
-        status=422 if errors else 200,
-        actor=actor,
+        actor,
         title=f"{TITLES[table]} — {participant.study_number}",
         fields=fields,
-        general=general,
-        action=str(request.url.path),
+        flat=flat,
+        errors=errors,
         submit="Save changes",
     )
 
@@ -241,15 +238,12 @@ def withdraw_page(
             except RegistryInputError as exc:
                 session.rollback()
                 errors = {exc.field or "form": str(exc)}
-    general = fill(fields, flat, errors)
-    return render(
+    return form_page(
         request,
-        "form.html",
-        status=422 if errors else 200,
-        actor=actor,
+        actor,
         title=f"Withdraw {participant.study_number}",
         fields=fields,
-        general=general,
-        action=str(request.url.path),
+        flat=flat,
+        errors=errors,
         submit="Withdraw participant",
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +43,7 @@ from cryoneuro.web.deps import (
     end_session,
     start_session,
 )
-from cryoneuro.web.forms import fill, input_error, nest, validate
+from cryoneuro.web.forms import FormField, fill, input_error, nest, validate
 
 router = APIRouter(include_in_schema=False)
 HERE = Path(__file__).parent  # this package; not imported from app.py, which imports pages
@@ -52,6 +54,32 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     context.setdefault("actor", None)
     context["csrf_token"] = csrf_token(request)
     return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def form_page(
+    request: Request,
+    actor: Actor,
+    *,
+    title: str,
+    fields: list[FormField],
+    flat: dict[str, Any],
+    errors: dict[str, str],
+    submit: str,
+    action: str | None = None,
+) -> HTMLResponse:
+    """The one form page every data-entry route shows: 422 while errors remain, else 200."""
+    general = fill(fields, flat, errors)
+    return render(
+        request,
+        "form.html",
+        status=422 if errors else 200,
+        actor=actor,
+        title=title,
+        fields=fields,
+        general=general,
+        action=str(request.url.path) if action is None else action,
+        submit=submit,
+    )
 
 
 def error_page(request: Request, status: int, message: str, field: str | None) -> HTMLResponse:
@@ -157,17 +185,15 @@ def enrol(
                 return RedirectResponse(f"/participants/{participant.id}", status_code=303)
             except RegistryInputError as exc:
                 errors = input_error(exc)
-    general = fill(fields, flat, errors)
-    return render(
+    return form_page(
         request,
-        "form.html",
-        status=422 if errors else 200,
-        actor=actor,
+        actor,
         title=f"Enrol a participant ({study_code})",
         fields=fields,
-        general=general,
-        action=f"/enrol?study={study_code}",
+        flat=flat,
+        errors=errors,
         submit="Enrol",
+        action=f"/enrol?study={study_code}",
     )
 
 
@@ -233,58 +259,39 @@ def _clinical_form(
                 return RedirectResponse(spec.next_url(p, row), status_code=303)
             except RegistryInputError as exc:
                 errors = input_error(exc)
-    general = fill(fields, flat, errors)
-    return render(
+    return form_page(
         request,
-        "form.html",
-        status=422 if errors else 200,
-        actor=actor,
+        actor,
         title=f"{spec.title} — {p.study_number}",
         fields=fields,
-        general=general,
-        action=str(request.url.path),
+        flat=flat,
+        errors=errors,
         submit=spec.submit,
     )
 
 
-@router.api_route(
-    "/participants/{participant_id}/procedure", methods=["GET", "POST"], response_class=HTMLResponse
-)
-def procedure_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    return _clinical_form(request, flat, session, actor, participant_id, "procedure")
+def participant_form_route(
+    target: APIRouter, path: str, name: str, form: Callable[..., Response]
+) -> None:
+    """Register a GET/POST participant form page; such routes differ only in path and form."""
+
+    def page(
+        participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
+    ) -> Response:
+        return form(request, flat, session, actor, participant_id)
+
+    target.add_api_route(
+        path, page, methods=["GET", "POST"], response_class=HTMLResponse, name=name
+    )
 
 
-@router.api_route(
-    "/participants/{participant_id}/followup", methods=["GET", "POST"], response_class=HTMLResponse
-)
-def followup_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    return _clinical_form(request, flat, session, actor, participant_id, "followup")
-
-
-@router.api_route(
-    "/participants/{participant_id}/adverse-event",
-    methods=["GET", "POST"],
-    response_class=HTMLResponse,
-)
-def adverse_event_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    return _clinical_form(request, flat, session, actor, participant_id, "adverse_event")
-
-
-@router.api_route(
-    "/participants/{participant_id}/reintervention",
-    methods=["GET", "POST"],
-    response_class=HTMLResponse,
-)
-def reintervention_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    return _clinical_form(request, flat, session, actor, participant_id, "reintervention")
+for _path, _kind in (
+    ("/participants/{participant_id}/procedure", "procedure"),
+    ("/participants/{participant_id}/followup", "followup"),
+    ("/participants/{participant_id}/adverse-event", "adverse_event"),
+    ("/participants/{participant_id}/reintervention", "reintervention"),
+):
+    participant_form_route(router, _path, f"{_kind}_page", partial(_clinical_form, kind=_kind))
 
 
 @router.get("/adverse-events/{event_id}", response_class=HTMLResponse)

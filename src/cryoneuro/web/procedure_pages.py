@@ -9,6 +9,7 @@ and cannot be framed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cryoneuro.registry.auth import WRITE_ROLES, Actor
 from cryoneuro.registry.errors import RegistryInputError
-from cryoneuro.registry.models import Procedure
+from cryoneuro.registry.models import Participant, Procedure
 from cryoneuro.registry.models.jobs import FINAL_STATES, Job
 from cryoneuro.registry.services import jobs as job_service
 from cryoneuro.registry.services import plan_files
@@ -71,6 +72,24 @@ def _viewer(procedure: Procedure, names: set[str]) -> dict[str, Any] | None:
     }
 
 
+def procedure_context(
+    session: Any, actor: Actor, procedure_id: int, errors: dict[str, str] | None
+) -> tuple[Procedure, Participant, dict[str, Any]]:
+    """The procedure (read access checked), its participant and what every page of it shows."""
+    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    return (
+        procedure,
+        participant,
+        {
+            "actor": actor,
+            "x": procedure,
+            "p": participant,
+            "errors": errors or {},
+            "can_write": actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
+        },
+    )
+
+
 def render_procedure(
     request: Request,
     session: Any,
@@ -79,7 +98,7 @@ def render_procedure(
     status: int = 200,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    procedure, participant, common = procedure_context(session, actor, procedure_id, errors)
     files = plan_files.list_files(session, actor, procedure.id)
     names = {f.name for f in files}
     plan = procedure.plan or {}
@@ -92,16 +111,12 @@ def render_procedure(
         request,
         "procedure.html",
         status=status,
-        actor=actor,
-        x=procedure,
-        p=participant,
+        **common,
         files=files,
         names=names,
         plan=plan,
         relief=relief,
         viewer=_viewer(procedure, names),
-        errors=errors or {},
-        can_write=actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
         max_mb=plan_files.MAX_BUNDLE_BYTES // 2**20,
         plan_jobs=plan_jobs,
         phantoms=job_service.PHANTOMS,
@@ -127,27 +142,46 @@ def procedure_page(
     return render_procedure(request, session, actor, procedure_id)
 
 
-@router.post("/procedures/{procedure_id}/plan-bundle", response_class=HTMLResponse)
-def upload_bundle(
-    procedure_id: int, request: Request, form: UploadFormDep, session: SessionDep, actor: PageActor
+def upload_to_procedure(
+    request: Request,
+    session: Any,
+    actor: Actor,
+    procedure_id: int,
+    attach: Callable[[], Any],
+    rerender: Callable[..., HTMLResponse],
+    field: str,
+    target: str,
 ) -> Response:
-    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    """Both uploads: write rights first, then ``attach`` and commit; a refusal re-renders."""
+    _, participant = plan_files.get_procedure(session, actor, procedure_id)
     actor.require_write(participant.site_id)
-    content, reason = form["bundle"], form["reason"]
     try:
-        plan_files.attach_bundle(session, actor, procedure.id, content, reason)
+        attach()
         session.commit()
     except RegistryInputError as exc:
         session.rollback()
-        return render_procedure(
+        return rerender(
             request,
             session,
             actor,
             procedure_id,
             status=422,
-            errors={exc.field or "bundle": str(exc)},
+            errors={exc.field or field: str(exc)},
         )
-    return RedirectResponse(f"/procedures/{procedure.id}", status_code=303)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/procedures/{procedure_id}/plan-bundle", response_class=HTMLResponse)
+def upload_bundle(
+    procedure_id: int, request: Request, form: UploadFormDep, session: SessionDep, actor: PageActor
+) -> Response:
+    def attach() -> None:
+        plan_files.attach_bundle(session, actor, procedure_id, form["bundle"], form["reason"])
+
+    target = f"/procedures/{procedure_id}"
+    return upload_to_procedure(
+        request, session, actor, procedure_id, attach, render_procedure, "bundle", target
+    )
 
 
 @router.get("/procedures/{procedure_id}/files/{name}")

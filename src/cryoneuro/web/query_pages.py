@@ -13,6 +13,8 @@ queries). JSON under ``/api`` (writes need the X-CSRF-Token header), pages besid
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -28,7 +30,7 @@ from cryoneuro.registry.services.queries import AnswerIn, CloseIn, QueryIn, Reop
 from cryoneuro.registry.services.visit_status import DeviationIn, RetractIn, VisitNotDoneIn
 from cryoneuro.web.deps import ApiActor, FormDep, PageActor, SessionDep
 from cryoneuro.web.forms import FormField, choices, fill, input_error, nest, validate
-from cryoneuro.web.pages import render
+from cryoneuro.web.pages import form_page, participant_form_route, render
 
 api = APIRouter(prefix="/api", tags=["queries and visit status"])
 pages = APIRouter(include_in_schema=False)
@@ -293,6 +295,36 @@ def _visit_choices(session: Session, study_id: int) -> list[tuple[str, str]]:
     ]
 
 
+def _not_done_fields(session: Session, study_id: int) -> list[FormField]:
+    return [
+        FormField("visit_code", "Visit", "select", _visit_choices(session, study_id)),
+        FormField("reason", "Reason", "select", choices(NotDoneReason.codes())),
+        FormField("reason_text", "Details", "textarea", required=False, hint="required for other"),
+        FormField(
+            "recorded_date",
+            "Date established",
+            "date",
+            value=dt.date.today().isoformat(),
+            hint="e.g. date of death or of the last contact attempt",
+        ),
+    ]
+
+
+def _deviation_fields(session: Session, study_id: int) -> list[FormField]:
+    return [
+        FormField("deviation_date", "Date", "date", value=dt.date.today().isoformat()),
+        FormField("category", "Category", "select", choices(DeviationCategory.codes())),
+        FormField(
+            "visit_code",
+            "Visit concerned",
+            "select",
+            _visit_choices(session, study_id),
+            required=False,
+        ),
+        FormField("description", "What happened", "textarea"),
+    ]
+
+
 def _simple_form(
     request: Request,
     flat: dict[str, Any],
@@ -301,7 +333,7 @@ def _simple_form(
     participant_id: int,
     *,
     title: str,
-    fields: list[FormField],
+    fields: Callable[[Session, int], list[FormField]],
     schema: type,
     save: Any,
     submit: str,
@@ -319,81 +351,40 @@ def _simple_form(
             except RegistryInputError as exc:
                 session.rollback()
                 errors = input_error(exc)
-    general = fill(fields, flat, errors)
-    return _render(
+    return form_page(
         request,
-        "form.html",
-        status=422 if errors else 200,
-        actor=actor,
+        actor,
         title=f"{title} — {p.study_number}",
-        fields=fields,
-        general=general,
-        action=str(request.url.path),
+        fields=fields(session, p.study_id),
+        flat=flat,
+        errors=errors,
         submit=submit,
     )
 
 
-@pages.api_route(
-    "/participants/{participant_id}/not-done", methods=["GET", "POST"], response_class=HTMLResponse
-)
-def not_done_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    p = participants.get_participant(session, actor, participant_id)
-    fields = [
-        FormField("visit_code", "Visit", "select", _visit_choices(session, p.study_id)),
-        FormField("reason", "Reason", "select", choices(NotDoneReason.codes())),
-        FormField("reason_text", "Details", "textarea", required=False, hint="required for other"),
-        FormField(
-            "recorded_date",
-            "Date established",
-            "date",
-            value=dt.date.today().isoformat(),
-            hint="e.g. date of death or of the last contact attempt",
-        ),
-    ]
-    return _simple_form(
-        request,
-        flat,
-        session,
-        actor,
-        participant_id,
+participant_form_route(
+    pages,
+    "/participants/{participant_id}/not-done",
+    "not_done_page",
+    partial(
+        _simple_form,
         title="Visit not done",
-        fields=fields,
+        fields=_not_done_fields,
         schema=VisitNotDoneIn,
         save=visit_status.mark_not_done,
         submit="Record visit not done",
-    )
-
-
-@pages.api_route(
-    "/participants/{participant_id}/deviation", methods=["GET", "POST"], response_class=HTMLResponse
+    ),
 )
-def deviation_page(
-    participant_id: int, request: Request, flat: FormDep, session: SessionDep, actor: PageActor
-) -> Response:
-    p = participants.get_participant(session, actor, participant_id)
-    fields = [
-        FormField("deviation_date", "Date", "date", value=dt.date.today().isoformat()),
-        FormField("category", "Category", "select", choices(DeviationCategory.codes())),
-        FormField(
-            "visit_code",
-            "Visit concerned",
-            "select",
-            _visit_choices(session, p.study_id),
-            required=False,
-        ),
-        FormField("description", "What happened", "textarea"),
-    ]
-    return _simple_form(
-        request,
-        flat,
-        session,
-        actor,
-        participant_id,
+participant_form_route(
+    pages,
+    "/participants/{participant_id}/deviation",
+    "deviation_page",
+    partial(
+        _simple_form,
         title="Protocol deviation",
-        fields=fields,
+        fields=_deviation_fields,
         schema=DeviationIn,
         save=visit_status.record_deviation,
         submit="Record deviation",
-    )
+    ),
+)

@@ -20,11 +20,12 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from cryoneuro.registry.auth import WRITE_ROLES, Actor
+from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.errors import NotFoundError, RegistryError, RegistryInputError
 from cryoneuro.registry.services import case_images, plan_files
 from cryoneuro.registry.services import jobs as job_service
 from cryoneuro.web.deps import FormDep, PageActor, SessionDep, check_csrf
+from cryoneuro.web.procedure_pages import procedure_context, upload_to_procedure
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,21 +74,17 @@ def render_workspace(
     from cryoneuro.planning import protocols as presets
     from cryoneuro.web.pages import render
 
-    procedure, participant = plan_files.get_procedure(session, actor, procedure_id)
+    procedure, _, common = procedure_context(session, actor, procedure_id, errors)
     row = case_images.get_case(session, actor, procedure.id)
     roles = (row.accepted_roles or row.proposed_roles) if row is not None else {}
     return render(
         request,
         "workspace.html",
         status=status,
-        actor=actor,
-        x=procedure,
-        p=participant,
+        **common,
         case=row,
         roles=roles,
         choices=_choices(),
-        errors=errors or {},
-        can_write=actor.role in WRITE_ROLES and actor.can_access_site(participant.site_id),
         max_mb=case_images.MAX_UPLOAD_BYTES // 2**20,
         gases=pipeline.GASES,
         presets=presets.PRESETS,
@@ -110,9 +107,7 @@ def workspace(
 def upload_images(
     procedure_id: int, request: Request, form: ImagesFormDep, session: SessionDep, actor: PageActor
 ) -> Response:
-    _, participant = plan_files.get_procedure(session, actor, procedure_id)
-    actor.require_write(participant.site_id)
-    try:
+    def attach() -> None:
         case_images.attach_images(
             session,
             actor,
@@ -122,18 +117,11 @@ def upload_images(
             form["label_names"],
             form["reason"],
         )
-        session.commit()
-    except RegistryInputError as exc:
-        session.rollback()
-        return render_workspace(
-            request,
-            session,
-            actor,
-            procedure_id,
-            status=422,
-            errors={exc.field or "image": str(exc)},
-        )
-    return RedirectResponse(f"/procedures/{procedure_id}/plan#structures", status_code=303)
+
+    target = f"/procedures/{procedure_id}/plan#structures"
+    return upload_to_procedure(
+        request, session, actor, procedure_id, attach, render_workspace, "image", target
+    )
 
 
 @router.post("/procedures/{procedure_id}/plan/structures", response_class=HTMLResponse)
