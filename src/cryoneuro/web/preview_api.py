@@ -39,6 +39,7 @@ from fastapi.responses import JSONResponse
 from cryoneuro._json import json_safe
 from cryoneuro.registry.errors import RegistryError, RegistryInputError
 from cryoneuro.registry.services import plan_files
+from cryoneuro.registry.services.jobs import vector3
 from cryoneuro.web.deps import ApiActor, PageActor, SessionDep
 
 router = APIRouter(include_in_schema=False)
@@ -85,23 +86,6 @@ def case_preview(key: tuple, build_phantom: Callable[[], Any], gas: str, freeze_
         while len(_case_cache) > CACHE_SIZE:
             _case_cache.popitem(last=False)
         return preview
-
-
-def _vector(value: Any, field: str) -> list[float]:
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",")]
-    if not isinstance(value, list | tuple) or len(value) != 3:
-        raise RegistryInputError(f"{field}: give three numbers x, y, z (mm)", field)
-    out = []
-    for v in value:
-        try:
-            x = math.nan if isinstance(v, bool) else float(v)
-        except (TypeError, ValueError):
-            raise RegistryInputError(f"{field}: '{str(v)[:20]}' is not a number", field) from None
-        if not math.isfinite(x):
-            raise RegistryInputError(f"{field}: every component must be a finite number", field)
-        out.append(x)
-    return out
 
 
 def _settings_for(
@@ -159,8 +143,8 @@ def preview_readout(
     ``case``: (cache key, phantom builder) of the procedure's accepted images, if any."""
     import time
 
-    tip = _vector(raw.get("tip"), "tip")
-    direction = _vector(raw.get("direction"), "direction")
+    tip = vector3(raw.get("tip"), "tip")
+    direction = vector3(raw.get("direction"), "direction")
     if math.hypot(*direction) < 1e-9:
         raise RegistryInputError("direction: must be a non-zero vector (tip → handle)", "direction")
     phantom, gas, freeze_s = _settings_for(plan, raw, has_case=case is not None)

@@ -198,8 +198,9 @@ def plan_parameters(raw: dict[str, Any]) -> dict[str, Any]:
 PLACEMENT_VOXELS_MM = (0.5, 1.0)
 
 
-def _vector3(value: Any, field: str) -> list[float]:
-    """Three finite numbers (a point or a direction, LPS mm): "x,y,z" or a list."""
+def vector3(value: Any, field: str) -> list[float]:
+    """Three finite numbers (a point or a direction, LPS mm): "x,y,z" or a list. Shared by the
+    plan jobs and the live preview API, so both refuse the same input with the same words."""
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",")]
     if not isinstance(value, list | tuple) or len(value) != 3:
@@ -243,8 +244,8 @@ def placement_parameters(raw: dict[str, Any]) -> dict[str, Any]:
         raise RegistryInputError(
             f"source: 'case' (the uploaded images) or one of {', '.join(PHANTOMS)}", "source"
         )
-    tip = _vector3(raw.get("tip_mm"), "tip_mm")
-    direction = _vector3(raw.get("direction"), "direction")
+    tip = vector3(raw.get("tip_mm"), "tip_mm")
+    direction = vector3(raw.get("direction"), "direction")
     if math.hypot(*direction) < 1e-9:
         raise RegistryInputError("direction: a non-zero vector (tip → handle)", "direction")
     gas = str(raw.get("gas") or "argon")
