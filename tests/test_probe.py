@@ -180,6 +180,18 @@ def test_bad_input_names_the_parameter(kwargs: dict, needle: str) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_the_cache_neither_answers_a_bool_nor_fails_on_a_list() -> None:
+    """tip_state is cached per argument set (issue 17): a valid call with exhaust_bar=1 must not
+    make exhaust_bar=True (equal as a dict key) answer from the cache, and a list or an array is
+    refused by name, not with "unhashable type"."""
+    first = probe.tip_state("argon", exhaust_bar=1)
+    assert probe.tip_state("argon", exhaust_bar=1) is first  # served from the cache
+    with pytest.raises(InputError, match="exhaust_bar"):
+        probe.tip_state("argon", exhaust_bar=True)
+    with pytest.raises(InputError, match="supply_bar"):
+        probe.tip_state("argon", supply_bar=[200.0])
+
+
 def test_states_outside_the_model_raise_physics_error() -> None:
     with pytest.raises(PhysicsError, match="freeze"):  # N2O triple point 0.878 bar
         probe.tip_state("nitrous-oxide", exhaust_bar=0.5)

@@ -412,9 +412,6 @@ def single_pass_cooling(
     return (_h(g, t + _K, p_e * 1e5) - h_s) / 1e3
 
 
-# Cached: the planner asks for the same steady state once per candidate (32 calls in the demo,
-# ~0.1 s of CoolProp each); arguments are scalars and ProbeState is frozen, so sharing is safe.
-@lru_cache(maxsize=256)
 def tip_state(
     gas: str,
     supply_bar: float | None = None,
@@ -453,6 +450,26 @@ def tip_state(
     PhysicsError
         Where the model does not apply.
     """
+    args = (gas, supply_bar, exhaust_bar, supply_temperature_c, precooled, supply_phase)
+    try:
+        hash(args)
+    except TypeError:  # a list or an array: not cacheable; validated (and refused) uncached
+        return _tip_state.__wrapped__(*args)
+    return _tip_state(*args)
+
+
+# Cached: the planner asks for the same steady state once per candidate (32 calls in the demo,
+# ~0.1 s of CoolProp each); ProbeState is frozen, so sharing is safe. typed=True keeps True and 1
+# apart, so a bool is still refused by the validation instead of answered from the cache.
+@lru_cache(maxsize=256, typed=True)
+def _tip_state(
+    gas: str,
+    supply_bar: float | None,
+    exhaust_bar: float,
+    supply_temperature_c: float,
+    precooled: bool,
+    supply_phase: str,
+) -> ProbeState:
     g, p_s, p_e, t_s, h_s, supply_label = _resolve(
         gas, supply_bar, exhaust_bar, supply_temperature_c, supply_phase
     )
