@@ -84,7 +84,8 @@ def simulate_cmd(
     out.print(table)
     out.print(
         f"minimum tissue temperature {summary['min_temperature_c']:.1f} °C; "
-        f"{result.steps} steps of {result.time_step_s * 1e3:.1f} ms in {result.wall_time_s:.1f} s"
+        f"{result.steps} steps of up to {result.time_step_s * 1e3:.1f} ms in "
+        f"{result.wall_time_s:.1f} s"
     )
     for p in summary["probes"]:
         if p["wall_temperature_end_of_freeze_c"] is not None:

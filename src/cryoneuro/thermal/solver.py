@@ -163,7 +163,7 @@ class ThermalResult:
     point_temperatures_c: np.ndarray  # (n_times, n_points)
     probe_heat_j: np.ndarray  # heat drawn by each probe over the protocol
     enthalpy_change_j: float
-    time_step_s: float
+    time_step_s: float  # the longest step taken (steps vary under the front step control)
     steps: int
     wall_time_s: float
     operator_evaluations: int = 0
