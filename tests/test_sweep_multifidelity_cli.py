@@ -129,3 +129,38 @@ def test_agreeing_half_millimetre_runs_do_not_claim_zero_error():
         covered += e.ci95[0] <= 0.8 <= e.ci95[1]
     assert degenerate > 100  # P(all 4 agree) = 0.8^4 + 0.2^4 = 0.41
     assert covered / degenerate >= 0.95
+
+
+def test_only_the_one_millimetre_samples_loosen_the_step_control(tmp_path, monkeypatch):
+    """The low-fidelity model is the 1 mm grid with ``LOW_FRONT_TARGET``; the 0.5 mm samples,
+    whose mean is the estimate, must run with the solver's default (None), so that they equal
+    the plain 0.5 mm sweep row for row (the slow test above). Read off the tasks submitted."""
+    from cryoneuro import sweep
+    from cryoneuro.sweep import PlanUncertainty
+    from cryoneuro.sweep_multifidelity import (
+        HIGH_VOXEL_MM,
+        LOW_FRONT_TARGET,
+        LOW_VOXEL_MM,
+        run_plan_sweep_multifidelity,
+    )
+    from cryoneuro.thermal.solver import FRONT_TARGET
+
+    plan = plan_phantom(morton_forefoot(), tmp_path / "plan", **DEMO_CHOICE)
+    seen: list[tuple] = []
+
+    class Submitted(Exception):
+        pass
+
+    def capture(fn, args, **_kw):
+        seen.extend(args)
+        raise Submitted
+
+    monkeypatch.setattr(sweep, "run_tasks", capture)
+    with pytest.raises(Submitted):
+        run_plan_sweep_multifidelity(
+            plan, PlanUncertainty(), samples=6, high_samples=3, client=object()
+        )
+    by_voxel = {(a[1], a[3]) for a in seen}
+    assert by_voxel == {(HIGH_VOXEL_MM, None), (LOW_VOXEL_MM, LOW_FRONT_TARGET)}
+    assert sum(a[1] == LOW_VOXEL_MM for a in seen) == 6
+    assert LOW_FRONT_TARGET > FRONT_TARGET

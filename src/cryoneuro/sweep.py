@@ -310,16 +310,21 @@ def _perturbation(values: dict[str, float]):
     )
 
 
-def run_plan_sample(plan_json: str, voxel_mm: float, values: dict[str, float]) -> dict[str, Any]:
+def run_plan_sample(
+    plan_json: str, voxel_mm: float, values: dict[str, float], front_target: float | None = None
+) -> dict[str, Any]:
     """One plan-uncertainty sample on a worker: one Numba thread (one core per worker); the
     phantom and grid are cached per worker process
-    (:func:`cryoneuro.planning.replay.context_for`)."""
+    (:func:`cryoneuro.planning.replay.context_for`). ``front_target``: see
+    :func:`cryoneuro.planning.replay.replay` (None: the solver's accurate default)."""
     import numba
 
     from cryoneuro.planning.replay import replay
 
     numba.set_num_threads(1)
-    return replay(plan_json, _perturbation(values), voxel_mm=voxel_mm).as_dict()
+    return replay(
+        plan_json, _perturbation(values), voxel_mm=voxel_mm, front_target=front_target
+    ).as_dict()
 
 
 def run_plan_sweep(

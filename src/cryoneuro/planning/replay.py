@@ -193,8 +193,12 @@ def replay(
     *,
     voxel_mm: float = 1.0,
     context: ReplayContext | None = None,
+    front_target: float | None = None,
 ) -> ReplayMetrics:
-    """Simulate a saved plan (perturbed) on the 0.5 or 1.0 mm grid and judge the result."""
+    """Simulate a saved plan (perturbed) on the 0.5 or 1.0 mm grid and judge the result.
+
+    ``front_target``: the solver's step control (``simulate``); None is its accurate default.
+    Only a low-fidelity model whose bias is corrected elsewhere should loosen it."""
     from cryoneuro.planning.pipeline import relief_for
     from cryoneuro.thermal import Phase, ProbeGeometry, ThermalModel, constant, simulate
 
@@ -242,7 +246,11 @@ def replay(
         probe_devices=devices if any(d is not None for d in devices) else None,
         surfaces=level.surfaces([np.asarray(t.entry_mm) + offset for t in ctx.plan.trajectories]),
     )
-    res = simulate(model, phases)
+    res = (
+        simulate(model, phases)
+        if front_target is None
+        else simulate(model, phases, front_target=front_target)
+    )
     prof, safety, _ = level.judge(
         res, phantom.centreline_mm, getattr(phantom, "block_proximal_to_mm", None)
     )
