@@ -157,6 +157,9 @@ def seed_or_restore(url: str, participants: int, snapshot: Path | None) -> dict[
         from cryoneuro.registry.migrate import upgrade
 
         upgrade(url)  # a snapshot from an older schema gains the newer migrations
+        # pg_restore leaves the planner without statistics (a live registry has them from
+        # autovacuum, which would otherwise gather them in the middle of the timed run)
+        subprocess.run([_pg_tool("vacuumdb"), "--analyze-only", "-q", "-d", url], check=True)
         return _ids_by_site(url)
     ids = seed(url, participants)
     snapshot.mkdir(parents=True, exist_ok=True)
@@ -311,10 +314,16 @@ async def _page_login(client) -> dict[str, str]:
     async with client.get("/login") as r:
         token = _token(await r.text())
     form = {"username": "nurse", "password": PASSWORD, "csrf_token": token}
-    async with client.post("/login", data=form, allow_redirects=False) as r:
-        if r.status != 303:
-            raise SystemExit(f"page login failed: HTTP {r.status}")
-    return {"csrf_token": token}
+    for _ in range(5):
+        async with client.post("/login", data=form, allow_redirects=False) as r:
+            if r.status == 303:
+                return {"csrf_token": token}
+            if r.status != 503:
+                break
+            # 20 log-ins at once (argon2, deliberately slow) can find the database busy: the
+            # server says so with 503 and Retry-After, and a browser's user would retry
+            await asyncio.sleep(float(r.headers.get("Retry-After", "2")))
+    raise SystemExit(f"page login failed: HTTP {r.status}")
 
 
 #: The page cycle of ``--mix pages``: every kind is a fifth of the requests.

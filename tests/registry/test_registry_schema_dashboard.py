@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from registry_helpers import enrolment, procedure
+from registry_helpers import enrolment, followup, nhs_numbers, procedure
 
 from cryoneuro.registry.db import transaction
-from cryoneuro.registry.models import Base, VisitDefinition
-from cryoneuro.registry.schemas import EnrolmentIn, ProcedureIn
+from cryoneuro.registry.models import Base, VisitDefinition, VisitNotDone
+from cryoneuro.registry.schemas import EnrolmentIn, FollowUpIn, ProcedureIn
 from cryoneuro.registry.services import clinical, participants
 from cryoneuro.registry.services.dashboard import dashboard, visit_status
 
@@ -60,51 +61,97 @@ def test_dashboard_lists_due_and_overdue_visits(registry) -> None:
         assert [v["visit_code"] for v in short["visits_overdue"]] == ["baseline", "w2"]
 
 
-def test_vectorised_windows_equal_visit_status_for_every_participant() -> None:
-    # the dashboard evaluates windows with NumPy; visit_status is the rule written out per visit
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sql_windows_equal_visit_status_for_every_participant(request, backend) -> None:
+    # the dashboard evaluates the windows in SQL; visit_status is the rule written out per visit
     import random
-    from types import SimpleNamespace
 
-    from cryoneuro.registry.services.dashboard import _open_windows
+    from sqlalchemy import select
 
+    from cryoneuro.registry.models import Participant, Study
+    from cryoneuro.registry.services import visit_status as not_done_service
+
+    reg = request.getfixturevalue("registry" if backend == "sqlite" else "pg_registry")
+    nurse = reg.actor("nurse")
     rng = random.Random(3)
-    visits = [
-        VisitDefinition(code=c, label=c, day=d, window_before_days=b, window_after_days=a)
-        for c, d, b, a in (
-            ("baseline", 0, 60, 0),
-            ("w2", 14, 3, 7),
-            ("m1", 30, 7, 14),
-            ("m3", 91, 14, 21),
-            ("m12", 365, 30, 30),
-        )
-    ]
-    studies = {1: SimpleNamespace(visits=visits), 2: SimpleNamespace(visits=visits[1:3])}
-    today = dt.date(2026, 11, 25)
-    followed, done = [], {}
-    for pid in range(1, 400):
-        day0 = today - dt.timedelta(days=rng.randint(-20, 500))
-        followed.append((pid, rng.choice([1, 2]), f"P{pid}", day0))
-        done[pid] = {v.code for v in visits if rng.random() < 0.3}
-    expected = {"due": set(), "overdue": set()}
-    for pid, study_id, _, day0 in followed:
-        for v in studies[study_id].visits:
-            state, opens, closes = visit_status(v, day0, v.code in done[pid], today)
-            if state in expected:
-                expected[state].add((pid, v.code, opens.isoformat(), closes.isoformat()))
-    due, overdue, n_due, n_overdue = _open_windows(followed, studies, done, today, limit=10_000)
+    today = dt.date.today()
+    with transaction(reg.factory) as session:
+        visits = {s.id: list(s.visits) for s in session.scalars(select(Study))}
+        for n, nhs in enumerate(nhs_numbers(40, start=500)):
+            study = rng.choice(["MORTON", "STUMP"])
+            site = "LTH" if n % 7 == 0 else "RBH"  # another site's participants are not counted
+            body = enrolment(
+                nhs,
+                study=study,
+                site=site,
+                enrolment_date=(today - dt.timedelta(days=700)).isoformat(),
+                consent_date=(today - dt.timedelta(days=701)).isoformat(),
+            )
+            if study == "STUMP":
+                body["neuroma"] = {**body["neuroma"], "neuroma_type": "stump"}
+            actor = reg.actor("admin")
+            p = participants.enrol(session, reg.settings, actor, EnrolmentIn.model_validate(body))
+            if n % 9 == 4:
+                continue  # no procedure: no day 0, no visits due
+            for _ in range(1 + (n % 5 == 0)):  # some have two procedures: day 0 is the first
+                day0 = today - dt.timedelta(days=rng.randint(-20, 500))
+                clinical.record_procedure(
+                    session,
+                    actor,
+                    p.id,
+                    ProcedureIn.model_validate(procedure(procedure_date=day0.isoformat())),
+                )
+            for visit in visits[p.study_id]:
+                roll = rng.random()
+                if roll < 0.25:
+                    clinical.record_followup(
+                        session,
+                        actor,
+                        p.id,
+                        FollowUpIn.model_validate(followup(visit_code=visit.code)),
+                    )
+                elif roll < 0.35:
+                    not_done_service.mark_not_done(
+                        session,
+                        actor,
+                        p.id,
+                        not_done_service.VisitNotDoneIn(
+                            visit_code=visit.code, reason="lost_to_follow_up", recorded_date=today
+                        ),
+                    )
+            if n % 11 == 3:
+                participants.withdraw(session, actor, p.id, today, "moved away")
+    expected: dict[str, set] = {"due": set(), "overdue": set()}
+    with reg.factory() as session:
+        for p in session.scalars(select(Participant)):
+            if p.status != "enrolled" or not p.procedures or p.site_id not in nurse.site_ids:
+                continue
+            day0 = min(x.procedure_date for x in p.procedures)
+            done = {v.visit_code for v in p.visits} | {
+                r.visit_code
+                for r in session.scalars(
+                    select(VisitNotDone).where(VisitNotDone.participant_id == p.id)
+                )
+            }
+            for v in visits[p.study_id]:
+                state, opens, closes = visit_status(v, day0, v.code in done, today)
+                if state in expected:
+                    expected[state].add((p.id, v.code, opens.isoformat(), closes.isoformat()))
+        board = dashboard(session, nurse, today=today, limit=10_000)
+        short = dashboard(session, nurse, today=today, limit=5)
     got = {
-        "due": {
+        kind: {
             (x["participant_id"], x["visit_code"], x["window_opens"], x["window_closes"])
-            for x in due
-        },
-        "overdue": {
-            (x["participant_id"], x["visit_code"], x["window_opens"], x["window_closes"])
-            for x in overdue
-        },
+            for x in board[f"visits_{kind}"]
+        }
+        for kind in ("due", "overdue")
     }
     assert got == expected
-    assert (n_due, n_overdue) == (len(expected["due"]), len(expected["overdue"]))
-    assert len(expected["due"]) > 10
-    assert len(expected["overdue"]) > 100
-    # the most urgent first: overdue sorted by the date the window closed
-    assert [x["window_closes"] for x in overdue] == sorted(x["window_closes"] for x in overdue)
+    assert board["totals"]["visits_due"] == len(expected["due"]) > 3
+    assert board["totals"]["visits_overdue"] == len(expected["overdue"]) > 50
+    # the most urgent first: sorted by the date the window closes, then participant
+    for kind in ("due", "overdue"):
+        order = sorted(expected[kind], key=lambda x: (x[3], x[0]))
+        listed = [(x["participant_id"], x["visit_code"]) for x in short[f"visits_{kind}"]]
+        assert listed == [(x[0], x[1]) for x in order[:5]]
+        assert short["totals"][f"visits_{kind}"] == len(expected[kind])

@@ -322,11 +322,24 @@ def start_chain(session: Session, key: bytes) -> None:
     )
 
 
+#: ``session.info`` flag: audit entries were appended in the session's open transaction (set
+#: by :func:`append_entries`, cleared when the transaction ends). Caches validated by audit
+#: ids (services/dashboard.py) stay out of such a session: its view may yet be rolled back.
+AUDIT_PENDING = "audit_pending"
+
+
+@event.listens_for(RegistrySession, "after_transaction_end")
+def _transaction_ended(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction: committed or rolled back
+        session.info.pop(AUDIT_PENDING, None)
+
+
 def append_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert audit rows as the next links of the chain (ids and hashes assigned here)."""
     key = session.info.get("audit_key")
     if key is None:
         raise AuditKeyMissingError("audited changes need the registry key file (audit key)")
+    session.info[AUDIT_PENDING] = True
     head = _setting(session, CHAIN_HEAD, lock=True)
     if head is None:
         start_chain(session, key)

@@ -24,6 +24,8 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_entry_table_row", "table_name", "row_id"),
         Index("ix_audit_entry_occurred_at", "occurred_at"),
+        # the newest entry of a table: the dashboard cache's stamps (migration 0011)
+        Index("ix_audit_entry_table_id", "table_name", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,21 +1,55 @@
-"""Recruitment counts and visits due/overdue (the study dashboard)."""
+"""Recruitment counts and visits due/overdue (the study dashboard), and the outcome summary.
+
+**Cache** (issue 17 item 7). The dashboard page is read far more often than the counts
+change, and computing it means touching every followed participant (at 10,000 participants,
+30,000 visit windows). So its parts are kept per process in :data:`CACHE`, each under a
+*stamp*: the ids of the newest audit entries of the tables the part is computed from, read in
+one statement (:func:`stamps`; an index probe per table, migration 0011). Every write to a
+registry table goes through the audit trail (audit.py: no service can skip it), the audit
+ids follow commit order (appends are serialised by the chain head's lock), and entries are
+never deleted — so a part whose stamp is unchanged is exactly what a fresh computation would
+give, in every server process, and any write that could change it (a follow-up, a visit
+recorded as not done, a procedure, an enrolment or withdrawal, an adverse event, a change to
+the study set-up) changes its stamp. The stamp is read before the data, so a part computed
+while a write commits is stored under the older stamp and never served again. A session with
+audited changes not yet committed neither reads nor fills the cache (its view may be rolled
+back).
+
+The parts, and the tables that stamp them:
+
+* structure — recruitment, procedures, every followed participant's open visit windows
+  before subtracting visits done, enrolment series, study set-up: participant, procedure,
+  study, study_arm, visit_definition, site (changes rarely: enrolment, withdrawal, procedures);
+* visits — the visits done or not done, follow-up count, pain sums: the structure's tables
+  plus followup_visit, visit_not_done (changes with every follow-up entry: only this part is
+  recomputed then, a query of the site's visits instead of the windows of every participant);
+* events — adverse event counts: participant, adverse_event.
+"""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, true
+from sqlalchemy.orm import Session, selectinload
 
+from cryoneuro.registry.audit import AUDIT_PENDING, CHAIN_START
 from cryoneuro.registry.auth import Actor
 from cryoneuro.registry.models import (
     AdverseEvent,
+    AuditEntry,
     FollowUpVisit,
     Participant,
     Procedure,
+    RegistrySetting,
     Site,
     Study,
     VisitDefinition,
@@ -43,27 +77,164 @@ def visit_status(
 #: open window; the totals say how many there are, the lists start with the most urgent.
 LIST_LIMIT = 100
 
+# --- the cache --------------------------------------------------------------------------------
 
-def dashboard(
-    session: Session, actor: Actor, today: dt.date | None = None, limit: int = LIST_LIMIT
-) -> dict[str, Any]:
-    """Counts per study and site plus the list of visits due or overdue at the actor's sites.
+#: The tables each cached part is computed from (module docstring).
+STRUCTURE_TABLES = ("participant", "procedure", "study", "study_arm", "visit_definition", "site")
+VISIT_TABLES = (*STRUCTURE_TABLES, "followup_visit", "visit_not_done")
+EVENT_TABLES = ("participant", "adverse_event")
+STAMPED_TABLES = tuple(dict.fromkeys((*VISIT_TABLES, *EVENT_TABLES)))
 
-    Built from a handful of aggregate queries (participants, first procedure dates, visit codes
-    done, event counts) rather than loading every participant's records: at 10,000
-    participants the per-object version took seconds (benchmarks/registry_load.py).
-    """
-    today = today or dt.date.today()
-    scope_ids = _scope_ids(actor)
-    studies = {s.id: s for s in session.query(Study)}
-    sites = {s.id: s for s in session.query(Site)}
-    # recruitment and totals are GROUP BY counts; only participants who are enrolled and have
-    # had a procedure (day 0) can have visits due, so only they are fetched row by row
-    recruitment_rows = session.execute(
-        select(Participant.study_id, Participant.site_id, func.count())
-        .where(Participant.id.in_(scope_ids))
-        .group_by(Participant.study_id, Participant.site_id)
-    ).all()
+
+class AggregateCache:
+    """Values under (key, stamp), least recently used dropped beyond ``size`` keys; a value
+    is returned only while its stamp equals the current one. Thread-safe (the web app's
+    routes run in a threadpool); two threads missing at once both compute, harmlessly."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._values: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable, stamp: Hashable | None, compute: Callable[[], Any]) -> Any:
+        """The value for ``key`` at ``stamp``, computed (and kept) when missing or stale;
+        ``stamp`` None computes without the cache."""
+        if stamp is None:
+            return compute()
+        with self._lock:
+            held = self._values.get(key)
+            if held is not None and held[0] == stamp:
+                self._values.move_to_end(key)
+                self.hits += 1
+                return held[1]
+        value = compute()
+        with self._lock:
+            self.misses += 1
+            self._values[key] = (stamp, value)
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self.hits = self.misses = 0
+
+
+#: This process's cache of dashboard parts.
+CACHE = AggregateCache()
+
+
+def stamps(session: Session) -> dict[str, Any] | None:
+    """The id of the newest audit entry of each table in :data:`STAMPED_TABLES` (0: none),
+    in one statement; None when the session has audited changes not yet committed (its
+    view may be rolled back, so it must neither fill nor read the cache)."""
+    if session.info.get(AUDIT_PENDING) or session.new or session.dirty or session.deleted:
+        return None
+    row = session.execute(_stamps_statement()).one()
+    ids = {table: int(value or 0) for table, value in zip(STAMPED_TABLES, row[1:], strict=True)}
+    return {"": str(session.get_bind().url), "chain": row[0] or "", **ids}
+
+
+@lru_cache(maxsize=1)
+def _stamps_statement() -> Any:
+    """The statement of :func:`stamps`, built once (building it cost more than running it)."""
+    newest = [
+        select(AuditEntry.id)
+        .where(AuditEntry.table_name == table)
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        for table in STAMPED_TABLES
+    ]
+    # the chain's start record (HMAC under this database's audit key) names the database, so
+    # two registries served from one process (tests) never share entries
+    start = select(RegistrySetting.value).where(RegistrySetting.name == CHAIN_START)
+    return select(start.scalar_subquery(), *newest)
+
+
+def _stamp(current: dict[str, Any] | None, tables: tuple[str, ...]) -> tuple[Any, ...] | None:
+    return None if current is None else tuple(current[t] for t in ("", "chain", *tables))
+
+
+def _scope_key(actor: Actor) -> tuple[bool, tuple[int, ...]]:
+    return actor.all_sites, tuple(sorted(actor.site_ids))
+
+
+def _in_scope(actor: Actor) -> Any:
+    """The condition on :class:`Participant` for the actor's sites (true for all sites)."""
+    if actor.all_sites:
+        return true()
+    return Participant.site_id.in_(sorted(actor.site_ids) or [-1])
+
+
+# --- the parts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Window:
+    closes: int  # ordinal
+    participant_id: int
+    visit_code: str
+    label: str
+    opens: int  # ordinal
+    study_number: str
+
+
+@dataclass(frozen=True)
+class _Structure:
+    recruitment: list[tuple[str, str, int]]
+    procedures: int
+    #: kind (1 due, 2 overdue) → every open window of that kind, most urgent first
+    windows: dict[int, list[_Window]]
+    #: (participant id, visit code) → kind, for the windows above
+    kind_of: dict[tuple[int, str], int]
+    #: (study id, site code, enrolment date, participants), in date order
+    enrolments: list[tuple[int, str, dt.date, int]]
+    #: JSON-ready study set-up for the outcome summary, in study code order
+    studies: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Visits:
+    done: frozenset[tuple[int, str]]
+    #: kind → how many of its windows are done (or recorded as not done)
+    done_by_kind: dict[int, int]
+    followup_visits: int
+    #: (study id, arm, visit code, n, sum, sum of squares) of the NRS pain score
+    pain: list[tuple[int, str | None, str, int, float, float]]
+
+
+def _structure(session: Session, actor: Actor, today: dt.date) -> _Structure:
+    scope = _in_scope(actor)
+    studies = list(
+        session.scalars(
+            select(Study)
+            .order_by(Study.code)
+            .options(selectinload(Study.arms), selectinload(Study.visits))
+        )
+    )
+    site_codes = dict(session.execute(select(Site.id, Site.code)).all())
+    by_id = {s.id: s for s in studies}
+    recruitment = [
+        (by_id[study_id].code, site_codes[site_id], int(n))
+        for study_id, site_id, n in session.execute(
+            select(Participant.study_id, Participant.site_id, func.count())
+            .where(scope)
+            .group_by(Participant.study_id, Participant.site_id)
+        )
+    ]
+    recruitment.sort()
+    procedures = session.scalar(
+        select(func.count())
+        .select_from(Procedure)
+        .join(Participant, Participant.id == Procedure.participant_id)
+        .where(scope)
+    )
+    # only participants who are enrolled and have had a procedure (day 0) have visits due
     followed = session.execute(
         select(
             Participant.id,
@@ -72,87 +243,60 @@ def dashboard(
             func.min(Procedure.procedure_date),
         )
         .join(Procedure, Procedure.participant_id == Participant.id)
-        .where(Participant.id.in_(scope_ids), Participant.status == "enrolled")
+        .where(scope, Participant.status == "enrolled")
         .group_by(Participant.id, Participant.study_id, Participant.study_number)
         .order_by(Participant.id)
     ).all()
-    done: dict[int, set[str]] = {}
-    if followed:
-        enrolled_ids = (
-            select(Procedure.participant_id)
-            .join(Participant, Participant.id == Procedure.participant_id)
-            .where(Participant.id.in_(scope_ids), Participant.status == "enrolled")
+    windows = _open_windows(followed, by_id, today)
+    enrolments = [
+        (study_id, site_codes[site_id], day, int(n))
+        for study_id, site_id, day, n in session.execute(
+            select(
+                Participant.study_id, Participant.site_id, Participant.enrolment_date, func.count()
+            )
+            .where(scope)
+            .group_by(Participant.study_id, Participant.site_id, Participant.enrolment_date)
+            .order_by(Participant.enrolment_date)
         )
-        for pid, code in session.execute(
-            select(FollowUpVisit.participant_id, FollowUpVisit.visit_code).where(
-                FollowUpVisit.participant_id.in_(enrolled_ids)
-            )
-        ):
-            done.setdefault(pid, set()).add(code)
-        # a visit recorded as not done (with its reason) is neither due nor overdue (issue 14)
-        for pid, code in session.execute(
-            select(VisitNotDone.participant_id, VisitNotDone.visit_code).where(
-                VisitNotDone.participant_id.in_(enrolled_ids)
-            )
-        ):
-            done.setdefault(pid, set()).add(code)
-
-    def count(model, *where) -> int:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(model)
-                .where(model.participant_id.in_(scope_ids), *where)
-            )
-            or 0
-        )
-
-    totals = {
-        "participants": int(sum(n for _, _, n in recruitment_rows)),
-        "procedures": count(Procedure),
-        "followup_visits": count(FollowUpVisit),
-        "adverse_events": count(AdverseEvent),
-        "serious_adverse_events": count(AdverseEvent, AdverseEvent.serious.is_(True)),
-    }
-    recruitment: Counter[tuple[str, str]] = Counter()
-    for study_id, site_id, n in recruitment_rows:
-        recruitment[(studies[study_id].code, sites[site_id].code)] += int(n)
-    due, overdue, n_due, n_overdue = _open_windows(followed, studies, done, today, limit)
-    return {
-        "totals": {**totals, "visits_due": n_due, "visits_overdue": n_overdue},
-        "recruitment": [
-            {"study": s, "site": site, "participants": n}
-            for (s, site), n in sorted(recruitment.items())
+    ]
+    return _Structure(
+        recruitment=recruitment,
+        procedures=int(procedures or 0),
+        windows=windows,
+        kind_of={(w.participant_id, w.visit_code): k for k, ws in windows.items() for w in ws},
+        enrolments=enrolments,
+        studies=[
+            {
+                "id": s.id,
+                "study": s.code,
+                "title": s.title,
+                "design": s.design,
+                "blinded_roles": list(s.blinded_roles or []),
+                "visits": [{"code": v.code, "label": v.label, "day": v.day} for v in s.visits],
+                "arms": {a.code: a.label for a in s.arms},
+            }
+            for s in studies
         ],
-        "visits_due": due,
-        "visits_overdue": overdue,
-    }
+    )
 
 
 def _open_windows(
-    followed: list, studies: dict[int, Study], done: dict[int, set[str]], today: dt.date, limit: int
-) -> tuple[list, list, int, int]:
-    """Due and overdue visit windows of every followed participant, as arrays.
+    followed: list, studies: dict[int, Study], today: dt.date
+) -> dict[int, list[_Window]]:
+    """Every open window (due: 1, overdue: 2) of the followed participants, visits done not
+    yet subtracted, most urgent first (closing date, then participant).
 
-    The same rule as :func:`visit_status`, evaluated for all participants × visit definitions
-    at once with NumPy (a Python loop over 10,000 participants × 6 visits dominated the
-    dashboard's time under load); dictionaries are built only for the ``limit`` most urgent
-    of each kind. Returns (due, overdue, number due, number overdue).
+    The rule of :func:`visit_status`, evaluated for all participants × visit definitions at
+    once with NumPy (a Python loop over 10,000 participants × 6 visits took seconds).
     """
+    out: dict[int, list[_Window]] = {1: [], 2: []}
     if not followed:
-        return [], [], 0, 0
+        return out
     pids = np.array([row[0] for row in followed], dtype=np.int64)
     study_ids = np.array([row[1] for row in followed], dtype=np.int64)
     day0 = np.array([row[3].toordinal() for row in followed], dtype=np.int64)
-    number = {row[0]: row[2] for row in followed}
+    number = [row[2] for row in followed]
     now = today.toordinal()
-    # visits done, as one sorted id array per visit code (a vectorised membership test)
-    by_code: dict[str, list[int]] = {}
-    for pid, codes in done.items():
-        for code in codes:
-            by_code.setdefault(code, []).append(pid)
-    done_by_code = {code: np.array(ids, dtype=np.int64) for code, ids in by_code.items()}
-    empty = np.zeros(0, dtype=np.int64)
     kinds, rows, defs, opens_all, closes_all = [], [], [], [], []
     for study_id in np.unique(study_ids):
         in_study = np.flatnonzero(study_ids == study_id)
@@ -160,8 +304,7 @@ def _open_windows(
             target = day0[in_study] + definition.day
             opens = target - definition.window_before_days
             closes = target + definition.window_after_days
-            have = np.isin(pids[in_study], done_by_code.get(definition.code, empty))
-            state = np.where(have, 0, np.where(now > closes, 2, np.where(now >= opens, 1, 0)))
+            state = np.where(now > closes, 2, np.where(now >= opens, 1, 0))
             keep = state > 0
             kinds.append(state[keep])
             rows.append(in_study[keep])
@@ -172,32 +315,184 @@ def _open_windows(
     row = np.concatenate(rows)
     opens = np.concatenate(opens_all)
     closes = np.concatenate(closes_all)
-    out: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for code in (1, 2):
         sel = np.flatnonzero(kind == code)
-        order = sel[np.lexsort((pids[row[sel]], closes[sel]))][:limit]
-        for i in order:
-            pid = int(pids[row[i]])
+        for i in sel[np.lexsort((pids[row[sel]], closes[sel]))].tolist():
             definition = defs[i]
             out[code].append(
+                _Window(
+                    int(closes[i]),
+                    int(pids[row[i]]),
+                    definition.code,
+                    definition.label,
+                    int(opens[i]),
+                    number[row[i]],
+                )
+            )
+    return out
+
+
+def _visits(session: Session, actor: Actor, structure: _Structure) -> _Visits:
+    scope = _in_scope(actor)
+    done: set[tuple[int, str]] = set()
+    followups = 0
+    for model in (FollowUpVisit, VisitNotDone):
+        pairs = session.execute(
+            select(model.participant_id, model.visit_code)
+            .join(Participant, Participant.id == model.participant_id)
+            .where(scope)
+        ).all()
+        if model is FollowUpVisit:
+            followups = len(pairs)
+        done.update((int(pid), code) for pid, code in pairs)
+    kind_of = structure.kind_of
+    done_by_kind = Counter(kind_of[pair] for pair in done if pair in kind_of)
+    pain = FollowUpVisit.scores["nrs"]["pain"].as_float()
+    pain_rows = [
+        (int(study_id), arm, code, int(n), float(total or 0.0), float(total_sq or 0.0))
+        for study_id, arm, code, n, total, total_sq in session.execute(
+            select(
+                Participant.study_id,
+                Participant.arm_code,
+                FollowUpVisit.visit_code,
+                func.count(pain),
+                func.sum(pain),
+                func.sum(pain * pain),
+            )
+            .join(Participant, Participant.id == FollowUpVisit.participant_id)
+            .where(scope)
+            .group_by(Participant.study_id, Participant.arm_code, FollowUpVisit.visit_code)
+        )
+    ]
+    return _Visits(frozenset(done), dict(done_by_kind), followups, pain_rows)
+
+
+def _events(session: Session, actor: Actor) -> tuple[int, int]:
+    scope = _in_scope(actor)
+    total, serious = session.execute(
+        select(
+            func.count(AdverseEvent.id),
+            func.count(AdverseEvent.id).filter(AdverseEvent.serious.is_(True)),
+        )
+        .join(Participant, Participant.id == AdverseEvent.participant_id)
+        .where(scope)
+    ).one()
+    return int(total or 0), int(serious or 0)
+
+
+def _parts(
+    session: Session,
+    actor: Actor,
+    today: dt.date,
+    cache: AggregateCache | None,
+    *,
+    events: bool = True,
+) -> tuple[_Structure, _Visits, tuple[int, int] | None, AggregateCache, dict[str, Any] | None]:
+    """The cached parts, the cache used (a throwaway one when ``cache`` is None) and the
+    stamps they were checked against (None: not cached)."""
+    if cache is None:
+        cache = AggregateCache(size=0)  # computes every part, keeps nothing
+        current = None
+    else:
+        current = stamps(session)
+    scope = _scope_key(actor)
+    structure = cache.get(
+        ("structure", scope, today),
+        _stamp(current, STRUCTURE_TABLES),
+        lambda: _structure(session, actor, today),
+    )
+    visits = cache.get(
+        ("visits", scope, today),
+        _stamp(current, VISIT_TABLES),
+        lambda: _visits(session, actor, structure),
+    )
+    counts = (
+        cache.get(("events", scope), _stamp(current, EVENT_TABLES), lambda: _events(session, actor))
+        if events
+        else None
+    )
+    return structure, visits, counts, cache, current
+
+
+# --- the views --------------------------------------------------------------------------------
+
+
+def dashboard(
+    session: Session,
+    actor: Actor,
+    today: dt.date | None = None,
+    limit: int = LIST_LIMIT,
+    cache: AggregateCache | None = CACHE,
+) -> dict[str, Any]:
+    """Counts per study and site plus the list of visits due or overdue at the actor's sites.
+
+    Built from aggregate queries and cached in parts (module docstring; ``cache`` None:
+    computed afresh): a page view after a follow-up entry re-reads the site's visits done,
+    not every participant's windows.
+    """
+    today = today or dt.date.today()
+    structure, visits, counts, used, current = _parts(session, actor, today, cache)
+    assert counts is not None
+    board = used.get(
+        ("board", _scope_key(actor), today, limit),
+        _stamp(current, STAMPED_TABLES),
+        lambda: _board(structure, visits, counts, limit),
+    )
+    # copies: the cached board stays as computed whatever the caller does with its result
+    return {
+        "totals": dict(board["totals"]),
+        "recruitment": [dict(r) for r in board["recruitment"]],
+        "visits_due": [dict(v) for v in board["visits_due"]],
+        "visits_overdue": [dict(v) for v in board["visits_overdue"]],
+    }
+
+
+def _board(
+    structure: _Structure, visits: _Visits, counts: tuple[int, int], limit: int
+) -> dict[str, Any]:
+    lists: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    for kind, listed in lists.items():
+        for w in structure.windows[kind]:
+            if len(listed) >= limit:
+                break
+            if (w.participant_id, w.visit_code) in visits.done:
+                continue
+            listed.append(
                 {
-                    "participant_id": pid,
-                    "study_number": number[pid],
-                    "visit_code": definition.code,
-                    "label": definition.label,
-                    "status": "due" if code == 1 else "overdue",
-                    "window_opens": dt.date.fromordinal(int(opens[i])).isoformat(),
-                    "window_closes": dt.date.fromordinal(int(closes[i])).isoformat(),
+                    "participant_id": w.participant_id,
+                    "study_number": w.study_number,
+                    "visit_code": w.visit_code,
+                    "label": w.label,
+                    "status": "due" if kind == 1 else "overdue",
+                    "window_opens": dt.date.fromordinal(w.opens).isoformat(),
+                    "window_closes": dt.date.fromordinal(w.closes).isoformat(),
                 }
             )
-    return out[1], out[2], int((kind == 1).sum()), int((kind == 2).sum())
+    n_open = {k: len(structure.windows[k]) - visits.done_by_kind.get(k, 0) for k in (1, 2)}
+    return {
+        "totals": {
+            "participants": sum(n for _, _, n in structure.recruitment),
+            "procedures": structure.procedures,
+            "followup_visits": visits.followup_visits,
+            "adverse_events": counts[0],
+            "serious_adverse_events": counts[1],
+            "visits_due": n_open[1],
+            "visits_overdue": n_open[2],
+        },
+        "recruitment": [
+            {"study": study, "site": site, "participants": n}
+            for study, site, n in structure.recruitment
+        ],
+        "visits_due": lists[1],
+        "visits_overdue": lists[2],
+    }
 
 
-def _scope_ids(actor: Actor) -> Any:
-    scope = select(Participant.id)
-    if not actor.all_sites:
-        scope = scope.where(Participant.site_id.in_(actor.site_ids or {-1}))
-    return scope.scalar_subquery()
+@lru_cache(maxsize=4096)
+def _t_quantile(p: float, df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
 
 
 def mean_ci(
@@ -207,69 +502,56 @@ def mean_ci(
     mean = total / n
     if n < 2:
         return mean, None, None
-    from scipy.stats import t
-
     variance = max((total_sq - n * mean * mean) / (n - 1), 0.0)
-    half = float(t.ppf(0.5 + level / 2, n - 1)) * (variance / n) ** 0.5
+    half = _t_quantile(0.5 + level / 2, n - 1) * (variance / n) ** 0.5
     return mean, mean - half, mean + half
 
 
 BLINDED_ARM = "blinded"
 
 
-def outcome_summary(session: Session, actor: Actor) -> list[dict[str, Any]]:
+def outcome_summary(
+    session: Session,
+    actor: Actor,
+    today: dt.date | None = None,
+    cache: AggregateCache | None = CACHE,
+) -> list[dict[str, Any]]:
     """Per study: mean pain (NRS 0–10) by visit with 95 % CI per arm, and cumulative
     recruitment over time per site — at the actor's sites.
 
     Pain is the stored score ``scores.nrs.pain`` (from :mod:`cryoneuro.instruments` via the
     bridge). Both come from GROUP BY queries (count, sum, sum of squares per study × arm ×
     visit; participants per study × site × enrolment date): no participant objects are loaded,
-    so the cost grows with the number of groups, not of participants.
+    so the cost grows with the number of groups, not of participants. They are the cached
+    parts of :func:`dashboard` (module docstring); blinding is applied per actor here.
     """
-    scope_ids = _scope_ids(actor)
-    pain = FollowUpVisit.scores["nrs"]["pain"].as_float()
-    pain_rows = session.execute(
-        select(
-            Participant.study_id,
-            Participant.arm_code,
-            FollowUpVisit.visit_code,
-            func.count(pain),
-            func.sum(pain),
-            func.sum(pain * pain),
-        )
-        .join(Participant, Participant.id == FollowUpVisit.participant_id)
-        .where(FollowUpVisit.participant_id.in_(scope_ids))
-        .group_by(Participant.study_id, Participant.arm_code, FollowUpVisit.visit_code)
-    ).all()
-    enrol_rows = session.execute(
-        select(Participant.study_id, Participant.site_id, Participant.enrolment_date, func.count())
-        .where(Participant.id.in_(scope_ids))
-        .group_by(Participant.study_id, Participant.site_id, Participant.enrolment_date)
-        .order_by(Participant.enrolment_date)
-    ).all()
-    studies = {s.id: s for s in session.scalars(select(Study).order_by(Study.code))}
-    sites = {s.id: s.code for s in session.scalars(select(Site))}
-    result: dict[int, dict[str, Any]] = {}
-    for study in studies.values():
-        arms = {a.code: a.label for a in study.arms}
-        result[study.id] = {
-            "study": study.code,
-            "title": study.title,
-            "design": study.design,
-            "visits": [{"code": v.code, "label": v.label, "day": v.day} for v in study.visits],
-            "arms": arms,
+    structure, visits, *_ = _parts(session, actor, today or dt.date.today(), cache, events=False)
+    studies = {s["id"]: s for s in structure.studies}
+    result: dict[int, dict[str, Any]] = {
+        s["id"]: {
+            "study": s["study"],
+            "title": s["title"],
+            "design": s["design"],
+            "visits": copy.deepcopy(s["visits"]),
+            "arms": dict(s["arms"]),
             "pain": [],
             "recruitment": {},
         }
+        for s in structure.studies
+    }
+
+    def blinded(study_id: int) -> bool:
+        return actor.role in studies[study_id]["blinded_roles"]
+
     pooled: dict[tuple[int, str], list[float]] = {}
-    for study_id, _arm, visit_code, n, total, total_sq in pain_rows:
-        if n and study_id in studies and actor.blinded(studies[study_id]):
+    for study_id, _arm, visit_code, n, total, total_sq in visits.pain:
+        if n and study_id in studies and blinded(study_id):
             # a blinded role sees pain pooled over the arms (sums of n, x and x² add up)
             acc = pooled.setdefault((study_id, visit_code), [0, 0.0, 0.0])
             acc[0] += int(n)
             acc[1] += float(total)
             acc[2] += float(total_sq)
-    pain_rows = [r for r in pain_rows if not (r[0] in studies and actor.blinded(studies[r[0]]))]
+    pain_rows = [r for r in visits.pain if not (r[0] in studies and blinded(r[0]))]
     pain_rows += [
         (sid, BLINDED_ARM, visit, n, total, sq) for (sid, visit), (n, total, sq) in pooled.items()
     ]
@@ -296,8 +578,8 @@ def outcome_summary(session: Session, actor: Actor) -> list[dict[str, Any]]:
                 "ci_high": hi,
             }
         )
-    for study_id, site_id, day, n in enrol_rows:
-        series = result[study_id]["recruitment"].setdefault(sites[site_id], [])
+    for study_id, site, day, n in structure.enrolments:
+        series = result[study_id]["recruitment"].setdefault(site, [])
         previous = series[-1][1] if series else 0
         series.append(
             (day.isoformat() if hasattr(day, "isoformat") else str(day), previous + int(n))
