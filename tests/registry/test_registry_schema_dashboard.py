@@ -62,8 +62,9 @@ def test_dashboard_lists_due_and_overdue_visits(registry) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_sql_windows_equal_visit_status_for_every_participant(request, backend) -> None:
-    # the dashboard evaluates the windows in SQL; visit_status is the rule written out per visit
+def test_dashboard_windows_equal_visit_status_for_every_participant(request, backend) -> None:
+    # the dashboard evaluates the windows with NumPy and subtracts the visits done (a cached
+    # part each); visit_status is the rule written out per visit
     import random
 
     from sqlalchemy import select
