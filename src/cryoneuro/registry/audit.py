@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import Engine, event, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 from cryoneuro.registry.auth import AUDIT_ROLES, Actor
 from cryoneuro.registry.csvsafe import safe_row
@@ -194,6 +195,11 @@ def _site_of(session: Session, obj: Base, cache: dict[tuple[str, int], int | Non
     ):
         value = getattr(obj, attr, None)
         if isinstance(value, int):
+            if (attr, value) not in cache and attr == "participant_id":
+                # the participant is usually loaded already (the service checked its site)
+                loaded = session.identity_map.get(identity_key(Participant, value))
+                if isinstance(loaded, Participant) and "site_id" in loaded.__dict__:
+                    cache[(attr, value)] = loaded.site_id
             if (attr, value) not in cache:
                 cache[(attr, value)] = session.connection().execute(query).scalar()
             return cache[(attr, value)]

@@ -17,7 +17,7 @@ import hashlib
 import secrets
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from cryoneuro.registry.errors import AuthenticationError
 from cryoneuro.registry.models import User, UserSession, utcnow
@@ -61,7 +61,19 @@ def check_session(
     old, or its user deactivated."""
     if not isinstance(token, str) or not 20 <= len(token) <= 100:
         raise AuthenticationError("log in first")
-    row = session.get(UserSession, token_hash(token))
+    # one statement for the session, its user and the user's sites (every request makes this
+    # check: three round trips were a measurable share of a page, benchmarks/registry_load.py)
+    found = (
+        session.execute(
+            select(UserSession, User)
+            .outerjoin(User, User.id == UserSession.user_id)
+            .where(UserSession.token_hash == token_hash(token))
+            .options(joinedload(User.sites))
+        )
+        .unique()
+        .first()
+    )
+    row, user = found if found is not None else (None, None)
     now = now or utcnow()
     if row is None or row.revoked_at is not None:
         raise AuthenticationError("your session has ended: log in again")
@@ -70,7 +82,6 @@ def check_session(
     idle_s = (now - _aware(row.last_seen_at)).total_seconds()
     if idle_s > settings.session_idle_s:
         raise AuthenticationError("your session timed out after inactivity: log in again")
-    user = session.get(User, row.user_id)
     if user is None or not user.active:
         raise AuthenticationError("log in first")
     return user, idle_s > TOUCH_EVERY_S

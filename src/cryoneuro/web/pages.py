@@ -245,7 +245,6 @@ def _clinical_form(
     p = participants.get_participant(session, actor, participant_id)
     actor.require_write(p.site_id)
     spec = page_forms.CLINICAL_FORMS[kind]
-    fields = spec.fields(session, p, flat)
     errors: dict[str, str] = {}
     if request.method == "POST":
         prepared_errors: dict[str, str] = {}
@@ -263,7 +262,8 @@ def _clinical_form(
         request,
         actor,
         title=f"{spec.title} — {p.study_number}",
-        fields=fields,
+        # built only for a page to show: a saved form redirects without them
+        fields=spec.fields(session, p, flat),
         flat=flat,
         errors=errors,
         submit=spec.submit,

@@ -121,7 +121,7 @@ def record_followup(
     with acting(session, actor):
         session.add(visit)
         session.flush()
-        visit_status.sync_missing(session, visit, missing)
+        visit_status.sync_missing(session, visit, missing, new=True)
     return visit
 
 

@@ -181,13 +181,20 @@ def missing_of(session: Session, visit_id: int) -> Missing:
     return out
 
 
-def sync_missing(session: Session, visit: FollowUpVisit, missing: Missing) -> None:
+def sync_missing(
+    session: Session, visit: FollowUpVisit, missing: Missing, *, new: bool = False
+) -> None:
     """Make the visit's ``missing_item`` rows equal ``missing`` (inside the caller's ``acting``:
-    additions, code changes and removals are audited with its reason)."""
-    existing = {
-        (r.instrument, r.item): r
-        for r in session.scalars(select(MissingItem).where(MissingItem.visit_id == visit.id))
-    }
+    additions, code changes and removals are audited with its reason). ``new``: the visit was
+    inserted in this transaction, so it has no rows yet (no query for them)."""
+    existing = (
+        {}
+        if new
+        else {
+            (r.instrument, r.item): r
+            for r in session.scalars(select(MissingItem).where(MissingItem.visit_id == visit.id))
+        }
+    )
     wanted = {(i, k): c for i, items in missing.items() for k, c in items.items()}
     for key, row in existing.items():
         if key not in wanted:
