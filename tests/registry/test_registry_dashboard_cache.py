@@ -17,7 +17,12 @@ from cryoneuro.registry.models import VisitNotDone
 from cryoneuro.registry.schemas import AdverseEventIn, EnrolmentIn, FollowUpIn, ProcedureIn
 from cryoneuro.registry.services import clinical, participants
 from cryoneuro.registry.services import visit_status as not_done
-from cryoneuro.registry.services.dashboard import AggregateCache, dashboard, outcome_summary
+from cryoneuro.registry.services.dashboard import (
+    AggregateCache,
+    dashboard,
+    dashboard_page,
+    outcome_summary,
+)
 
 TODAY = dt.date.today()
 
@@ -150,6 +155,9 @@ def test_every_write_kind_invalidates_the_other_instances_cache(request, backend
     # the follow-up's pain score reached the outcome summary too
     pain = [r for s in reader.board(nurse)[1] for r in s["pain"] if r["visit_code"] == "m3"]
     assert [(r["n"], r["mean"]) for r in pain] == [(1, 3.0)]
+    # the page's combined call gives the same as the two views
+    with reader.factory() as session:
+        assert dashboard_page(session, nurse, cache=reader.cache) == reader.fresh(nurse)
     for instance in (reader, writer):
         instance.engine.dispose()
 

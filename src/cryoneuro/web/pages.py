@@ -30,7 +30,7 @@ from cryoneuro.registry.errors import AuthenticationError, RegistryInputError
 from cryoneuro.registry.exports.tidy import TABLES
 from cryoneuro.registry.services import clinical, participants
 from cryoneuro.registry.services.allocation import randomise
-from cryoneuro.registry.services.dashboard import dashboard, outcome_summary
+from cryoneuro.registry.services.dashboard import dashboard_page
 from cryoneuro.registry.services.yellow_card import yellow_card_summary, yellow_card_text
 from cryoneuro.web import charts, page_forms
 from cryoneuro.web.deps import (
@@ -148,16 +148,19 @@ def logout(request: Request, data: FormDep) -> Response:
 def home(
     request: Request, session: SessionDep, actor: PageActor, page: Annotated[int, Query(ge=1)] = 1
 ) -> HTMLResponse:
-    outcomes = outcome_summary(session, actor)
+    board, outcomes = dashboard_page(session, actor)  # cached (services/dashboard.py)
     size = participants.PAGE_SIZE  # a page of the list, not thousands of rows (issue 17)
-    rows, total = participants.participant_rows(
-        session, actor, limit=size, offset=(page - 1) * size
+    # the board's participant count is the list's total (the same participants: the actor's
+    # sites), so the page needs no COUNT of its own
+    total = board["totals"]["participants"]
+    rows, _ = participants.participant_rows(
+        session, actor, limit=size, offset=(page - 1) * size, total=total
     )
     return render(
         request,
         "dashboard.html",
         actor=actor,
-        board=dashboard(session, actor),
+        board=board,
         participants=rows,
         pages={"page": page, "of": max(1, -(-total // size)), "total": total},
         can_write=actor.role in WRITE_ROLES,

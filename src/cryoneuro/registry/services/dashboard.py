@@ -38,7 +38,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, true
+from sqlalchemy import func, literal, select, true, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from cryoneuro.registry.audit import AUDIT_PENDING, CHAIN_START
@@ -336,15 +336,17 @@ def _visits(session: Session, actor: Actor, structure: _Structure) -> _Visits:
     scope = _in_scope(actor)
     done: set[tuple[int, str]] = set()
     followups = 0
-    for model in (FollowUpVisit, VisitNotDone):
-        pairs = session.execute(
-            select(model.participant_id, model.visit_code)
+    pairs = union_all(
+        *(
+            select(literal(n).label("kind"), model.participant_id, model.visit_code)
             .join(Participant, Participant.id == model.participant_id)
             .where(scope)
-        ).all()
-        if model is FollowUpVisit:
-            followups = len(pairs)
-        done.update((int(pid), code) for pid, code in pairs)
+            for n, model in enumerate((FollowUpVisit, VisitNotDone))
+        )
+    )
+    for kind, pid, code in session.execute(pairs):
+        followups += kind == 0
+        done.add((int(pid), code))
     kind_of = structure.kind_of
     done_by_kind = Counter(kind_of[pair] for pair in done if pair in kind_of)
     pain = FollowUpVisit.scores["nrs"]["pain"].as_float()
@@ -431,7 +433,19 @@ def dashboard(
     not every participant's windows.
     """
     today = today or dt.date.today()
-    structure, visits, counts, used, current = _parts(session, actor, today, cache)
+    return _dashboard_from(actor, today, limit, *_parts(session, actor, today, cache))
+
+
+def _dashboard_from(
+    actor: Actor,
+    today: dt.date,
+    limit: int,
+    structure: _Structure,
+    visits: _Visits,
+    counts: tuple[int, int] | None,
+    used: AggregateCache,
+    current: dict[str, Any] | None,
+) -> dict[str, Any]:
     assert counts is not None
     board = used.get(
         ("board", _scope_key(actor), today, limit),
@@ -526,6 +540,25 @@ def outcome_summary(
     parts of :func:`dashboard` (module docstring); blinding is applied per actor here.
     """
     structure, visits, *_ = _parts(session, actor, today or dt.date.today(), cache, events=False)
+    return _outcomes_from(actor, structure, visits)
+
+
+def dashboard_page(
+    session: Session,
+    actor: Actor,
+    today: dt.date | None = None,
+    cache: AggregateCache | None = CACHE,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`dashboard` and :func:`outcome_summary` together, as the dashboard page shows
+    them: one check of the cache's stamps for both."""
+    today = today or dt.date.today()
+    parts = _parts(session, actor, today, cache)
+    return _dashboard_from(actor, today, LIST_LIMIT, *parts), _outcomes_from(
+        actor, parts[0], parts[1]
+    )
+
+
+def _outcomes_from(actor: Actor, structure: _Structure, visits: _Visits) -> list[dict[str, Any]]:
     studies = {s["id"]: s for s in structure.studies}
     result: dict[int, dict[str, Any]] = {
         s["id"]: {

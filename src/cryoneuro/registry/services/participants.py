@@ -207,7 +207,12 @@ PAGE_MAX = 1000
 
 
 def participant_rows(
-    session: Session, actor: Actor, *, limit: int | None = None, offset: int = 0
+    session: Session,
+    actor: Actor,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    total: int | None = None,
 ) -> tuple[list[Any], int]:
     """One page of the participants the actor may see, in id order, as light rows (``id``,
     ``study_number``, ``status``, ``site_id``; no ORM objects), and how many there are in all.
@@ -215,15 +220,16 @@ def participant_rows(
     Why: the dashboard and ``GET /api/participants`` built a :class:`Participant` object for
     each of thousands of participants per request (benchmarks/registry_load.py --mix pages);
     a page of rows and one COUNT cost the same at any registry size. ``limit=None`` returns
-    every row (the API's unpaged default).
+    every row (the API's unpaged default). ``total``: the count, when the caller has it
+    already (the dashboard's cached participant total); not counted again.
     """
     query = select(
         Participant.id, Participant.study_number, Participant.status, Participant.site_id
     ).order_by(Participant.id)
-    total = select(func.count()).select_from(Participant)
+    count = select(func.count()).select_from(Participant)
     if not actor.all_sites:
         query = query.where(Participant.site_id.in_(actor.site_ids or {-1}))
-        total = total.where(Participant.site_id.in_(actor.site_ids or {-1}))
+        count = count.where(Participant.site_id.in_(actor.site_ids or {-1}))
     if offset:
         query = query.offset(offset)
     if limit is not None:
@@ -231,7 +237,9 @@ def participant_rows(
     rows = list(session.execute(query))
     if limit is None and not offset:
         return rows, len(rows)
-    return rows, int(session.scalar(total) or 0)
+    if total is not None:
+        return rows, total
+    return rows, int(session.scalar(count) or 0)
 
 
 def nhs_number(
