@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import UploadFile
@@ -21,11 +22,12 @@ from cryoneuro.registry.sessions import check_session, open_session, revoke, tou
 from cryoneuro.registry.settings import RegistrySettings
 
 
-def get_settings(request: Request) -> RegistrySettings:
+async def get_settings(request: Request) -> RegistrySettings:
+    # async: no I/O, so no hop to the threadpool (each hop waits for the GIL under load)
     return request.app.state.settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session per request; for writing methods its transaction is ``BEGIN IMMEDIATE``.
 
     The transaction (and so the SQLite write lock) starts at the route's first statement,
@@ -33,6 +35,11 @@ def get_session(request: Request) -> Iterator[Session]:
     waits for a threadpool thread, and with every thread waiting for the lock nothing could
     finish (the 100-writer test in test_registry_availability.py stalled exactly so).
     Routes commit explicitly after the service call; anything else is rolled back.
+
+    Async: making the session object does no I/O (its connection is taken at the first
+    statement, in the route's thread), so only the clean-up (rollback, connection back to the
+    pool) goes to a worker thread — one threadpool hop per request fewer than a sync generator
+    dependency (benchmarks/registry_load.py --mix pages).
     """
     state = request.app.state
     writing = request.method not in ("GET", "HEAD")
@@ -42,7 +49,16 @@ def get_session(request: Request) -> Iterator[Session]:
     try:
         yield session
     finally:
+        # shielded, with its own limiter (as FastAPI does for a sync dependency's exit): the
+        # connection goes back even if the request was cancelled or the threadpool is full
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_end_session, session, limiter=anyio.CapacityLimiter(1))
+
+
+def _end_session(session: Session) -> None:
+    try:
         session.rollback()
+    finally:
         session.close()
 
 
@@ -126,7 +142,7 @@ def end_session(request: Request) -> None:
     request.session.clear()
 
 
-def api_actor(request: Request, actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+async def api_actor(request: Request, actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
     """The actor for JSON routes; state-changing methods need the X-CSRF-Token header."""
     if request.method not in ("GET", "HEAD"):
         check_csrf(request, request.headers.get("x-csrf-token"))
