@@ -46,8 +46,6 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     session = state.session_factory(bind=state.write_engine) if writing else state.session_factory()
     if not writing:
         session.info[READ_ONLY] = True  # audit events from it commit on their own (audit.py)
-        # the log-in check (current_actor) may read through it: one connection per request
-        request.state.read_session = session
     try:
         yield session
     finally:
@@ -94,28 +92,19 @@ def check_csrf(request: Request, supplied: str | None) -> None:
 
 def current_actor(request: Request) -> Actor:
     """The user of the request's live server-side session (registry/sessions.py), read in
-    its own short read-only session, or in a GET's read-only request session (never the
-    request's write transaction, see :func:`get_session`)."""
+    its own short read-only session (never the request's write transaction, see
+    :func:`get_session`)."""
     token = request.session.get("sid")
     if not isinstance(token, str):
         raise AuthenticationError("log in first")
     state = request.app.state
-    # a GET's own read-only session when the route has one (made before this check when the
-    # route lists it first): one pooled connection, BEGIN and ROLLBACK per request, not two
-    shared = (
-        getattr(request.state, "read_session", None) if request.method in ("GET", "HEAD") else None
-    )
-    session = shared if shared is not None else state.session_factory()
-    try:
+    with state.session_factory() as session:
         try:
             user, due = check_session(session, state.settings, token)
         except AuthenticationError:
             request.session.clear()
             raise
         actor = Actor.from_user(user)
-    finally:
-        if shared is None:
-            session.close()
     if due:
         writer = sessionmaker_for_writes(request)
         with transaction(writer) as session:
