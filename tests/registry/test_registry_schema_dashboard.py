@@ -156,3 +156,30 @@ def test_dashboard_windows_equal_visit_status_for_every_participant(request, bac
         listed = [(x["participant_id"], x["visit_code"]) for x in short[f"visits_{kind}"]]
         assert listed == [(x[0], x[1]) for x in order[:5]]
         assert short["totals"][f"visits_{kind}"] == len(expected[kind])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0011_adds_and_removes_the_audit_index(request, backend) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from cryoneuro.registry.db import make_engine
+    from cryoneuro.registry.migrate import alembic_config, current_revision, upgrade
+
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
+
+    def audit_indexes() -> set[str]:
+        engine = make_engine(url)
+        try:
+            return {ix["name"] for ix in inspect(engine).get_indexes("audit_entry")}
+        finally:
+            engine.dispose()
+
+    upgrade(url, "0010")
+    assert "ix_audit_entry_table_id" not in audit_indexes()
+    upgrade(url, "0011")
+    assert current_revision(url) == "0011"
+    assert "ix_audit_entry_table_id" in audit_indexes()
+    command.downgrade(alembic_config(url), "0010")
+    assert "ix_audit_entry_table_id" not in audit_indexes()
+    assert current_revision(url) == "0010"
