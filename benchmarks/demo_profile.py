@@ -78,7 +78,7 @@ def stages(phantom: str) -> dict:
 
     pipeline.simulate = simulate
     pipeline.Level.judge = timed("judge", pipeline.Level.judge)
-    probe.tip_state.cache_clear()
+    probe._tip_state.cache_clear()
     pipeline.probe_physics.tip_state = timed("tip_state (CoolProp)", probe.tip_state)
     pipeline.write_plan = timed("write plan and report", pipeline.write_plan)
     report.write_report = timed("of which the HTML/PDF report", report.write_report)

@@ -47,9 +47,14 @@ extrapolated from CoolProp at 216.7 K with the constant ``c_p`` there (≈0.78 k
 
 from __future__ import annotations
 
+import atexit
+import json
 import math
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache, lru_cache
+from pathlib import Path
 from typing import Any
 
 from cryoneuro.errors import InputError, PhysicsError
@@ -131,13 +136,108 @@ def canonical_gas(name: str) -> Gas:
 
 
 # --- CoolProp access (the only place that calls it) ----------------------------------------
+class _PropertyMemo:
+    """A per-user file of CoolProp's answers, so a warm run need not import CoolProp at all.
+
+    Why: importing CoolProp takes 1.2–1.7 s on the 2-core reference machine (it loads every
+    fluid's data), as long as the planner's whole screening on the 1 mm grid, while a plan asks
+    it the same few hundred questions every time (the same gases, pressures and root-finding
+    iterates). The answers are pure functions of the arguments and CoolProp's version, so they
+    are kept in ``$CRYONEURO_CACHE_DIR/coolprop`` (default ``~/.cache/cryoneuro/coolprop``), one
+    JSON file per CoolProp version (read from the package metadata, which does not import it).
+    JSON floats round-trip exactly, so a remembered answer is bit-identical to CoolProp's; a
+    call that raised is never remembered (it is asked again, and raises again). The file is
+    written at exit, merged with what is there, to a temporary name then renamed, so a reader
+    never sees half a file; one that cannot be read is ignored and rewritten. It is only a
+    cache: ``CRYONEURO_COOLPROP_CACHE=0`` turns it off, and an unwritable directory is skipped.
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] | None = None
+        self._new: dict[str, Any] = {}
+        self._hooked = False
+
+    @staticmethod
+    def enabled() -> bool:
+        return os.environ.get("CRYONEURO_COOLPROP_CACHE", "1") != "0"
+
+    @staticmethod
+    def path() -> Path:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            cp_version = version("CoolProp")
+        except PackageNotFoundError:  # pragma: no cover - CoolProp is a hard dependency
+            cp_version = "unknown"
+        env = os.environ.get("CRYONEURO_CACHE_DIR")
+        base = (
+            Path(env)
+            if env
+            else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cryoneuro"
+        )
+        return base / "coolprop" / f"coolprop-{cp_version}.json"
+
+    def _load(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = {}
+            if self.enabled():
+                try:
+                    data = json.loads(self.path().read_text(encoding="utf-8"))
+                    if isinstance(data, dict):
+                        self._data = data
+                except (OSError, ValueError):
+                    pass  # no file yet, or an unreadable one: start afresh
+        return self._data
+
+    def get(self, key: str, compute: Callable[[], Any]) -> Any:
+        data = self._load()
+        if key in data:
+            return data[key]
+        value = compute()
+        data[key] = self._new[key] = value
+        if self.enabled() and not self._hooked:
+            atexit.register(self.flush)
+            self._hooked = True
+        return value
+
+    def flush(self) -> None:
+        """Merge this process's new answers into the file (atomically); errors are ignored."""
+        if not self._new or not self.enabled():
+            return
+        path = self.path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                on_disk = json.loads(path.read_text(encoding="utf-8"))
+                merged = on_disk if isinstance(on_disk, dict) else {}
+            except (OSError, ValueError):
+                merged = {}
+            merged.update(self._new)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(merged), encoding="utf-8")
+            os.replace(tmp, path)
+            self._new = {}
+        except OSError:
+            pass  # a read-only home or a full disk: the cache is an optimisation only
+
+
+_MEMO = _PropertyMemo()
+
+
+def _props_si(*args: Any) -> float:
+    """``CoolProp.PropsSI(*args)`` through the memo (raises ValueError as PropsSI does)."""
+
+    def ask() -> float:
+        from CoolProp.CoolProp import PropsSI
+
+        return float(PropsSI(*args))
+
+    return float(_MEMO.get(json.dumps(["PropsSI", *args]), ask))
 
 
 def _cp(out: str, k1: str, v1: float, k2: str, v2: float, fluid: str) -> float:
-    from CoolProp.CoolProp import PropsSI
-
     try:
-        value = float(PropsSI(out, k1, v1, k2, v2, fluid))
+        value = _props_si(out, k1, v1, k2, v2, fluid)
     except ValueError as exc:
         raise PhysicsError(
             f"{fluid}: property {out} at {k1}={v1:g}, {k2}={v2:g} is outside the "
@@ -150,11 +250,8 @@ def _cp(out: str, k1: str, v1: float, k2: str, v2: float, fluid: str) -> float:
 
 @cache
 def _limits(fluid: str) -> dict[str, float]:
-    from CoolProp.CoolProp import PropsSI
-
     return {
-        k: float(PropsSI(k, fluid))
-        for k in ("Ttriple", "ptriple", "Tcrit", "pcrit", "Tmax", "pmax")
+        k: _props_si(k, fluid) for k in ("Ttriple", "ptriple", "Tcrit", "pcrit", "Tmax", "pmax")
     }
 
 
@@ -208,16 +305,21 @@ def _melting_k(g: Gas, p_pa: float) -> float:
     """Melting temperature at ``p_pa`` (CoolProp's melting line; else the triple point)."""
     if g.name == "carbon-dioxide":
         return co2_melting_temperature_k(p_pa / 1e5)
-    import CoolProp
-    from CoolProp.CoolProp import AbstractState
 
-    state = AbstractState("HEOS", g.coolprop)
-    if not state.has_melting_line():
-        return _limits(g.coolprop)["Ttriple"]
-    try:
-        return float(state.melting_line(CoolProp.iT, CoolProp.iP, p_pa))
-    except ValueError:
-        return _limits(g.coolprop)["Ttriple"]
+    def ask() -> float | None:
+        import CoolProp
+        from CoolProp.CoolProp import AbstractState
+
+        state = AbstractState("HEOS", g.coolprop)
+        if not state.has_melting_line():
+            return None
+        try:
+            return float(state.melting_line(CoolProp.iT, CoolProp.iP, p_pa))
+        except ValueError:
+            return None
+
+    t_melt = _MEMO.get(json.dumps(["melting_line", g.coolprop, p_pa]), ask)
+    return _limits(g.coolprop)["Ttriple"] if t_melt is None else float(t_melt)
 
 
 def _co2_vapour(p_pa: float) -> tuple[float, float]:
@@ -592,7 +694,6 @@ def choked_mass_flux(
     (Moody 1965 / Henry & Fauske 1971 discuss its limits for short nozzles). Real-fluid
     properties from CoolProp, as for :func:`tip_state`.
     """
-    from CoolProp.CoolProp import PropsSI
     from scipy.optimize import minimize_scalar
 
     g, p_s, p_e, t_s, h0, label = _resolve(
@@ -605,8 +706,8 @@ def choked_mass_flux(
         s0 = _cp("S", "T", t_s + _K, "P", p_s * 1e5, fluid)
 
     def flux(p_pa: float) -> float:
-        h = PropsSI("H", "P", p_pa, "S", s0, fluid)
-        rho = PropsSI("D", "P", p_pa, "S", s0, fluid)
+        h = _props_si("H", "P", p_pa, "S", s0, fluid)
+        rho = _props_si("D", "P", p_pa, "S", s0, fluid)
         return rho * math.sqrt(max(2.0 * (h0 - h), 0.0))
 
     lo = max(p_e * 1e5, 1.05 * _limits(fluid)["ptriple"])

@@ -53,6 +53,7 @@ from cryoneuro.planning.plan import (
 from cryoneuro.planning.trajectory import assess_trajectory, tip_for_target
 from cryoneuro.thermal import Phase, ProbeGeometry, ThermalModel, constant, simulate
 from cryoneuro.thermal import boundaries as bd
+from cryoneuro.thermal.solver import LOW_FIDELITY_FRONT_TARGET
 from cryoneuro.thermal.summary import isotherms
 
 #: 17G argon probe class (docs/domain-facts.md: 17G ≈ 1.47 mm) with a 10 mm active zone (sphere
@@ -184,9 +185,10 @@ def protocol(freeze_s: float, thaw_s: float = THAW_S) -> list[Phase]:
 SKIN_OPTIONS = ("convective", "warm-saline", "adiabatic")
 ARTERY_OPTIONS = ("flowing", "perfused")
 SALINE_RADIUS_MM = 25.0
-#: When the best blocking plan freezes the convective skin: "if-needed" re-confirms the top
-#: candidates with warm saline on the skin and takes the protected plan when it is feasible,
-#: saying so in the plan, the report and a warning; "never" keeps the unprotected verdict.
+#: When the best blocking plan freezes the convective skin: "if-needed" re-confirms the
+#: confirmed candidates with warm saline on the skin, best first, until one is feasible, and
+#: takes that protected plan, saying so in the plan, the report and a warning (none feasible:
+#: the unprotected verdict stands); "never" keeps the unprotected verdict.
 #: Source: "External skin warming is a critical technique for cutaneous protection when
 #: performing cryoablation of superficial tumors. Existing techniques for cutaneous protection
 #: include hydrodissection, pneumodissection, and application of warm, fluid-filled gloves"
@@ -246,12 +248,15 @@ class Level:
         voxel_mm: float,
         bounds,
         boundaries: Boundaries | None = None,
+        front_target: float | None = None,
     ):
         if (
             tuple(anat.spacing_mm) != (voxel_mm,) * 3
         ):  # the region of interest may already be on this grid
             anat = anat.resample_to(voxel_mm, bounds)
         self.anat = anat
+        # the step control's front target (simulate(front_target=)); None: the engine default
+        self.front_target = front_target
         self.grid, self.labels, self.materials = anat.to_model_inputs(
             {**phantom.tissue_map, "background": "air"}
         )
@@ -353,6 +358,7 @@ class Level:
         res = simulate(
             self.model(spec.geometries, spec.tip_c, device=spec.devices, entries=spec.entries),
             spec.phases,
+            **({} if self.front_target is None else {"front_target": self.front_target}),
         )
         prof, safety, margin = self.judge(
             res, phantom.centreline_mm, getattr(phantom, "block_proximal_to_mm", None)
@@ -494,6 +500,11 @@ def _screen(
 SCREEN_VOXEL_MM = 1.0
 CONFIRM_VOXEL_MM = 0.5
 CONFIRM_TOP = 3
+#: Step control of the screening runs: the looser front target of the low-fidelity runs
+#: (thermal.solver.LOW_FIDELITY_FRONT_TARGET; docs/thermal.md "Step control": isotherms within
+#: 0.02 mm of the default's, the minimum field up to ~12 K colder right at the front). Screening
+#: only ranks candidates; every verdict comes from the confirmation at the default target.
+SCREEN_FRONT_TARGET = LOW_FIDELITY_FRONT_TARGET
 #: Default ranking policy (search.POLICIES).
 POLICY = "reversible-block"
 SEARCHES = ("continuous", "grid")
@@ -624,9 +635,9 @@ def plan(
     planner). ``n_probes``: 1 or 2 (parallel needles). ``policy``: "reversible-block" or
     "neuroma-ablation". ``boundaries``: skin and artery treatment (:class:`Boundaries`; default
     convective skin, flowing arteries). ``skin_protection``: "if-needed" (default) re-confirms
-    the top candidates with warm saline on the skin when the best blocking plan freezes the
-    convective skin, and keeps the protected plan when it is feasible (``inputs
-    ["skin_protection"]`` records what was tried and why); "never" does not.
+    the confirmed candidates, best first, with warm saline on the skin when the best blocking
+    plan freezes the convective skin, and keeps the first that is feasible (``inputs
+    ["skin_protection"]`` records what was tried, how many and why); "never" does not.
 
     Every candidate is screened on a ``screen_voxel_mm`` grid, the best ``confirm_top`` are
     re-simulated at ``confirm_voxel_mm``, and the choice is made on the confirmed results only.
@@ -698,7 +709,9 @@ def plan(
     anat, target = region_of_interest(phantom)
     bounds = anat.bounds_mm()
     fine = Level(phantom, anat, confirm_voxel_mm, bounds, boundaries)
-    coarse = Level(phantom, anat, screen_voxel_mm, bounds, boundaries)
+    coarse = Level(
+        phantom, anat, screen_voxel_mm, bounds, boundaries, front_target=SCREEN_FRONT_TARGET
+    )
     builder = _Builder(phantom, anat, target, preset, drive, n_probes)
     refused: list[str] = []
     if search_method == "grid":
@@ -804,17 +817,28 @@ def plan(
         fine_saline = Level(phantom, anat, confirm_voxel_mm, bounds, saline)
         if progress:
             progress(0.99, "skin protection: re-confirming with warm saline")
-        protected = [fine_saline.evaluate(phantom, c.spec, c.paths, policy) for c in confirmed]
-        best_saline = max(protected, key=Candidate.score)
+        # in the order of the unprotected ranking, until one is feasible with saline: the
+        # first feasible is the plan (each re-confirmation costs a 0.5 mm run, ~1.6 s; the
+        # demo's best is protected by the first one — issue 17 item 4)
+        protected = []
+        for c in sorted(confirmed, key=Candidate.score, reverse=True):
+            protected.append(fine_saline.evaluate(phantom, c.spec, c.paths, policy))
+            if protected[-1].feasible:
+                break
+        best_saline = (
+            protected[-1] if protected[-1].feasible else max(protected, key=Candidate.score)
+        )
         protection.update(
             tried="warm-saline",
             unprotected_skin_min_c=round(float(best.skin_margin_c), 2),
             protected_skin_min_c=round(float(best_saline.skin_margin_c), 2),
             protected_block=bool(best_saline.profile.complete_block),
+            re_confirmed=len(protected),
+            protected_scores=[round(c.score(), 3) for c in protected],
         )
         if best_saline.feasible:
             protection["applied"] = True
-            best, fine, boundaries, confirmed = best_saline, fine_saline, saline, protected
+            best, fine, boundaries = best_saline, fine_saline, saline
     context = {
         "protocol_preset": preset.describe(),
         "search": {
