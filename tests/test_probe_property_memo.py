@@ -108,3 +108,17 @@ def test_non_finite_answers_round_trip(value, tmp_path, monkeypatch):
     fresh = probe._PropertyMemo()
     got = fresh.get("k", lambda: pytest.fail("answered from the file, not recomputed"))
     assert (got != got) if value != value else got == value
+
+
+def test_numpy_scalars_are_keys_like_floats(tmp_path, monkeypatch):
+    """A NumPy scalar argument (float32 has no JSON form of its own) is asked and remembered
+    like the float it stands for, not refused with a serialisation error."""
+    import numpy as np
+
+    from cryoneuro import probe
+
+    monkeypatch.setenv("CRYONEURO_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CRYONEURO_COOLPROP_CACHE", raising=False)
+    monkeypatch.setattr(probe, "_MEMO", probe._PropertyMemo())
+    as_float = probe._cp("H", "T", 300.0, "P", 1e5, "Argon")
+    assert probe._cp("H", "T", np.float32(300.0), "P", np.float64(1e5), "Argon") == as_float

@@ -232,7 +232,7 @@ def _props_si(*args: Any) -> float:
 
         return float(PropsSI(*args))
 
-    return float(_MEMO.get(json.dumps(["PropsSI", *args]), ask))
+    return float(_MEMO.get(json.dumps(["PropsSI", *args], default=float), ask))
 
 
 def _cp(out: str, k1: str, v1: float, k2: str, v2: float, fluid: str) -> float:
@@ -318,7 +318,7 @@ def _melting_k(g: Gas, p_pa: float) -> float:
         except ValueError:
             return None
 
-    t_melt = _MEMO.get(json.dumps(["melting_line", g.coolprop, p_pa]), ask)
+    t_melt = _MEMO.get(json.dumps(["melting_line", g.coolprop, p_pa], default=float), ask)
     return _limits(g.coolprop)["Ttriple"] if t_melt is None else float(t_melt)
 
 
