@@ -122,3 +122,21 @@ def test_numpy_scalars_are_keys_like_floats(tmp_path, monkeypatch):
     monkeypatch.setattr(probe, "_MEMO", probe._PropertyMemo())
     as_float = probe._cp("H", "T", 300.0, "P", 1e5, "Argon")
     assert probe._cp("H", "T", np.float32(300.0), "P", np.float64(1e5), "Argon") == as_float
+
+
+def test_an_entry_that_is_not_a_number_is_asked_again(tmp_path, monkeypatch):
+    """A hand-edited file with a string where a number belongs: the entry is ignored and
+    CoolProp is asked, instead of failing (or answering) with the edited value."""
+    from cryoneuro import probe
+
+    monkeypatch.setenv("CRYONEURO_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CRYONEURO_COOLPROP_CACHE", raising=False)
+    key = json.dumps(["PropsSI", "H", "T", 300.0, "P", 1e5, "Argon"])
+    path = probe._PropertyMemo.path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({key: "not a number", "other": True}), encoding="utf-8")
+    monkeypatch.setattr(probe, "_MEMO", probe._PropertyMemo())
+    value = probe._cp("H", "T", 300.0, "P", 1e5, "Argon")
+    monkeypatch.setenv("CRYONEURO_COOLPROP_CACHE", "0")
+    monkeypatch.setattr(probe, "_MEMO", probe._PropertyMemo())
+    assert value == probe._cp("H", "T", 300.0, "P", 1e5, "Argon")  # straight from CoolProp

@@ -184,7 +184,13 @@ class _PropertyMemo:
                 try:
                     data = json.loads(self.path().read_text(encoding="utf-8"))
                     if isinstance(data, dict):
-                        self._data = data
+                        # only numbers (and None, "no melting line") are answers; anything
+                        # else in a hand-edited file is dropped and asked of CoolProp again
+                        self._data = {
+                            k: v
+                            for k, v in data.items()
+                            if v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+                        }
                 except (OSError, ValueError):
                     pass  # no file yet, or an unreadable one: start afresh
         return self._data
